@@ -1,0 +1,1 @@
+"""Async runner for Flujo specs (imports `flujo.spec`, never `flujo.bot`)."""

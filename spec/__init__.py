@@ -1,0 +1,1 @@
+"""The Flujo pipeline spec: schema, loading with source positions, registry."""

@@ -1,0 +1,202 @@
+"""Checks beyond the schema: names, references, expressions, skill parameters."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flujo.spec import expressions, paths
+from flujo.spec.errors import Diagnostic, Severity
+from flujo.spec.model import (
+    AgentStep,
+    ConditionalStep,
+    LoopStep,
+    MapStep,
+    Pipeline,
+    ValidatorRef,
+)
+from flujo.spec.registry import StepRegistry
+
+AGENT_PREFIX = "agents."
+
+
+class _Reporter:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.document = pipeline.source
+        self.found: list[Diagnostic] = []
+
+    def add(
+        self, path: str, message: str, code: str, severity: Severity = "error", offset: int = -1
+    ) -> None:
+        document = self.document
+        if document is None:
+            self.found.append(Diagnostic(message, code, "<model>", 1, 1, path, severity))
+            return
+        diagnostic = document.diagnostic(path, message, code, severity=severity)
+        if offset >= 0:
+            line, col = document.value_position(path, offset)
+            diagnostic = Diagnostic(message, code, document.file, line, col, path, severity)
+        self.found.append(diagnostic)
+
+    def line_of(self, path: str) -> int | None:
+        if self.document is None:
+            return None
+        return self.document.locate(path)[0]
+
+
+def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> list[Diagnostic]:
+    """Every problem the schema alone cannot see."""
+    registry = registry or StepRegistry()
+    report = _Reporter(pipeline)
+    steps = list(pipeline.walk())
+
+    names: dict[str, str] = {}
+    for path, step in steps:
+        first = names.setdefault(step.name, path)
+        if first != path:
+            line = report.line_of(paths.child(first, "name"))
+            where = f" (first used at line {line})" if line else f" (first used at {first})"
+            report.add(paths.child(path, "name"), f"duplicate step name '{step.name}'{where}",
+                       "duplicate-name")
+
+    known = list(names)
+    check_expr = _expression_checker(report, known)
+    used_agents: set[str] = set()
+    for path, step in steps:
+        if isinstance(step, AgentStep):
+            _check_agent_step(report, registry, pipeline, path, step, used_agents)
+            if isinstance(step.input, str):
+                for ref in expressions.template_step_references(step.input):
+                    _check_step_ref(report, known, paths.child(path, "input"), ref)
+        elif isinstance(step, ConditionalStep):
+            check_expr(paths.child(path, "condition_expression"), step.condition_expression)
+        elif isinstance(step, LoopStep) and step.exit_expression is not None:
+            check_expr(paths.child(path, "exit_expression"), step.exit_expression)
+        elif isinstance(step, MapStep):
+            check_expr(paths.child(path, "over"), step.over)
+
+    _unique(report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)),
+            "test name")
+    for i, test in enumerate(pipeline.tests):
+        for j, assertion in enumerate(test.assertions):
+            check_expr(f"tests[{i}].assertions[{j}]", assertion)
+    _unique(report, ((f"policies[{i}]", "id", p.id) for i, p in enumerate(pipeline.policies)),
+            "policy id")
+    for i, policy in enumerate(pipeline.policies):
+        if policy.when is not None:
+            check_expr(f"policies[{i}].when", policy.when)
+        check_expr(f"policies[{i}].assert", policy.assert_)
+
+    for name, agent in pipeline.agents.items():
+        path = paths.child("agents", name)
+        if agent.output_schema is not None:
+            for problem in _schema_problems(agent.output_schema):
+                report.add(paths.child(path, "output_schema"), problem, "invalid-schema")
+        if name not in used_agents:
+            report.add(path, f"agent '{name}' is not used by any step", "unused-agent", "warning")
+    return report.found
+
+
+def _check_agent_step(
+    report: _Reporter,
+    registry: StepRegistry,
+    pipeline: Pipeline,
+    path: str,
+    step: AgentStep,
+    used_agents: set[str],
+) -> None:
+    uses = step.uses
+    if uses is not None and uses.startswith(AGENT_PREFIX):
+        agent = uses[len(AGENT_PREFIX) :]
+        used_agents.add(agent)
+        if agent not in pipeline.agents:
+            hint = _did_you_mean(agent, list(pipeline.agents))
+            report.add(paths.child(path, "uses"), f"unknown agent '{agent}'{hint}",
+                       "unknown-agent")
+        if step.with_:
+            report.add(paths.child(path, "with"),
+                       "`with:` passes parameters to skills; an agent step takes `input:`",
+                       "schema")
+    elif uses is not None:
+        _check_skill(report, registry, paths.child(path, "uses"), uses, step.with_, "transform")
+    for i, validator in enumerate(step.validators):
+        _check_validator(report, registry, f"{path}.validators[{i}]", validator)
+
+
+def _check_validator(
+    report: _Reporter, registry: StepRegistry, path: str, validator: ValidatorRef
+) -> None:
+    where = paths.child(path, "uses") if validator.with_ else path
+    _check_skill(report, registry, where, validator.uses, validator.with_, "validator", path)
+
+
+def _check_skill(
+    report: _Reporter,
+    registry: StepRegistry,
+    uses_path: str,
+    reference: str,
+    params: dict[str, Any],
+    wanted: str,
+    node_path: str | None = None,
+) -> None:
+    problem = registry.problem(reference)
+    if problem is not None:
+        report.add(uses_path, problem, "unknown-skill")
+        return
+    info = registry.info(reference)
+    if info is None:  # a plugin or allow-listed path: its metadata is read when it runs
+        return
+    if info.kind != wanted:
+        report.add(uses_path, f"'{reference}' is a {info.kind} skill, not a {wanted}",
+                   "wrong-skill-kind")
+        return
+    params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
+    for message in info.check_params(params):
+        report.add(params_path, message, "skill-params")
+
+
+def _expression_checker(report: _Reporter, known: list[str]) -> Callable[[str, str], None]:
+    def check(path: str, source: str) -> None:
+        tree = expressions.parse(source)
+        if isinstance(tree, expressions.ExpressionProblem):
+            report.add(path, tree.message, "expression-syntax", offset=tree.offset)
+            return
+        for ref in expressions.step_references(tree, source):
+            _check_step_ref(report, known, path, ref)
+
+    return check
+
+
+def _check_step_ref(
+    report: _Reporter, known: list[str], path: str, ref: expressions.StepReference
+) -> None:
+    if ref.name not in known:
+        message = f"unknown step '{ref.name}'{_did_you_mean(ref.name, known)}"
+        report.add(path, message, "unknown-step", offset=ref.offset)
+
+
+def _unique(report: _Reporter, items: Iterable[tuple[str, str, str]], what: str) -> None:
+    seen: set[str] = set()
+    for path, key, value in items:
+        if value in seen:
+            report.add(paths.child(path, key), f"duplicate {what} '{value}'", "duplicate-name")
+        seen.add(value)
+
+
+def _schema_problems(schema: dict[str, Any]) -> list[str]:
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path)
+        return [f"output_schema is not a valid JSON Schema: {exc.message}"
+                + (f" (at /{where})" if where else "")]
+    return []
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,67 @@
+"""Static checks of expressions in a spec: syntax and the steps they refer to.
+
+The sandboxed evaluator (which also decides what an expression may do) compiles these
+at run time; here they are only parsed with Python's `ast`, never evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+MAX_EXPRESSION_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionProblem:
+    """A problem in an expression; `offset` is the 0-based character it points at."""
+
+    message: str
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepReference:
+    name: str
+    offset: int
+
+
+def parse(source: str) -> ast.Expression | ExpressionProblem:
+    """The expression's syntax tree, or the problem that stops it from parsing."""
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        return ExpressionProblem(f"expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    try:
+        return ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        offset = max((exc.offset or 1) - 1, 0) + (len(source) - len(source.lstrip()))
+        return ExpressionProblem(f"invalid expression: {exc.msg}", offset)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return ExpressionProblem(f"invalid expression: {exc}")
+
+
+def step_references(tree: ast.Expression, source: str) -> list[StepReference]:
+    """`steps.NAME` and `steps['NAME']` uses, with where NAME starts."""
+    lead = len(source) - len(source.lstrip())
+    found: list[StepReference] = []
+    for node in ast.walk(tree):
+        base = node.value if isinstance(node, ast.Attribute | ast.Subscript) else None
+        if not (isinstance(base, ast.Name) and base.id == "steps"):
+            continue
+        if isinstance(node, ast.Attribute):
+            found.append(StepReference(node.attr, lead + base.end_col_offset + 1))  # type: ignore[operator]
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            if isinstance(node.slice.value, str):
+                found.append(StepReference(node.slice.value, lead + node.slice.col_offset))
+    return sorted(found, key=lambda ref: ref.offset)
+
+
+def template_step_references(template: str) -> list[StepReference]:
+    """`steps.NAME` uses inside the `{{ … }}` and `{% … %}` tags of a template string."""
+    import re
+
+    found: list[StepReference] = []
+    for tag in re.finditer(r"\{\{(.*?)\}\}|\{%(.*?)%\}", template, re.S):
+        inner_start = tag.start() + 2
+        for match in re.finditer(r"\bsteps\.([A-Za-z_][A-Za-z0-9_-]*)", tag.group(0)[2:-2]):
+            found.append(StepReference(match.group(1), inner_start + match.start(1)))
+    return found

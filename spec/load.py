@@ -1,0 +1,277 @@
+"""YAML text or file -> `Pipeline`, with every problem reported at its place."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from flujo.spec import paths
+from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
+from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
+from flujo.spec.source import SourceDocument, parse, read_bytes
+
+
+def load_pipeline(text_or_path: str | Path, *, registry: Any = None) -> Pipeline:
+    """Load and check a spec; raise SpecError carrying every error (warnings are dropped)."""
+    pipeline, diagnostics = check(text_or_path, registry=registry)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors or pipeline is None:
+        raise SpecError(errors)
+    return pipeline
+
+
+def check(
+    text_or_path: str | Path, *, registry: Any = None
+) -> tuple[Pipeline | None, list[Diagnostic]]:
+    """Load a spec and run every check; return the pipeline (if its schema is valid) and
+    all diagnostics, sorted by position.
+
+    Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
+    """
+    document = read_document(text_or_path)
+    pipeline, diagnostics = validate_document(document)
+    if pipeline is not None:
+        from flujo.spec.checks import check_pipeline
+
+        diagnostics.extend(check_pipeline(pipeline, registry=registry))
+    return pipeline, sort_diagnostics(diagnostics)
+
+
+def read_document(text_or_path: str | Path) -> SourceDocument:
+    """Parse YAML from a path or from text (see `Pipeline.from_yaml` for the rule)."""
+    if isinstance(text_or_path, Path) or _looks_like_path(text_or_path):
+        path = Path(text_or_path)
+        return parse(read_bytes(path), display_name(path))
+    return parse(text_or_path)
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or len(text) > 4096:
+        return False
+    return text.endswith((".yml", ".yaml")) or os.path.isfile(text)
+
+
+def display_name(path: Path) -> str:
+    """Path as shown in messages: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def validate_document(document: SourceDocument) -> tuple[Pipeline | None, list[Diagnostic]]:
+    """Schema-validate parsed data; the model gets its source and node locations."""
+    if not isinstance(document.data, dict):
+        kind = _type_name(document.data)
+        return None, [document.diagnostic("", f"a spec must be a mapping, not {kind}", "schema")]
+    try:
+        pipeline = Pipeline.model_validate(document.data)
+    except ValidationError as exc:
+        return None, pydantic_diagnostics(document, exc, Pipeline)
+    pipeline._source = document
+    attach_locations(pipeline, document)
+    return pipeline, []
+
+
+def attach_locations(pipeline: Pipeline, document: SourceDocument | None = None) -> None:
+    """Give every node of the model its yaml_path (and line/col when a document is known)."""
+    positions = document.positions if document is not None else {}
+    stack: list[tuple[SpecNode, str]] = [(pipeline, "")]
+    while stack:
+        node, path = stack.pop()
+        node._yaml_path = path
+        position = positions.get(path)
+        if position is not None:
+            node._line, node._col = position[0], position[1]
+        for name, field in type(node).model_fields.items():
+            value = node.__dict__[name]
+            key = field.alias or name
+            if isinstance(value, SpecNode):
+                stack.append((value, paths.child(path, key)))
+            elif isinstance(value, list) and value and isinstance(value[0], SpecNode):
+                base = paths.child(path, key)
+                stack.extend((item, f"{base}[{i}]") for i, item in enumerate(value))
+            elif isinstance(value, dict) and value:
+                first = next(iter(value.values()))
+                if isinstance(first, SpecNode):
+                    base = paths.child(path, key)
+                    stack.extend((item, paths.child(base, k)) for k, item in value.items())
+
+
+# -- Pydantic errors -> diagnostics ------------------------------------------------------
+
+
+def pydantic_diagnostics(
+    document: SourceDocument, exc: ValidationError, root: type[BaseModel]
+) -> list[Diagnostic]:
+    """Every error of a failed validation, located in the document."""
+    return [_diagnostic(document, error, root) for error in exc.errors(include_url=False)]
+
+
+def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> Diagnostic:
+    loc: tuple[Any, ...] = error["loc"]
+    kind: str = error["type"]
+    segments, node = _data_path(document.data, loc)
+    path = paths.join(segments)
+    field = next((s for s in reversed(segments) if isinstance(s, str)), "spec")
+
+    if kind == "missing":
+        missing = loc[-1]
+        where = _describe(document.data, segments)
+        return document.diagnostic(path, f"{where} is missing required key '{missing}'", "missing")
+    if kind == "extra_forbidden":
+        parent_model = _model_at(root, loc[:-1])
+        allowed = _keys_of(parent_model, node_data=_get(document.data, segments[:-1]))
+        message = f"unknown key '{segments[-1]}'"
+        message += _suggest(str(segments[-1]), allowed)
+        return document.diagnostic(path, message, "unknown-key")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        kinds = list(STEP_KINDS)
+        value = node.get("kind") if isinstance(node, dict) else None
+        if isinstance(value, str):
+            message = f"unknown step kind '{value}'" + _suggest(value, kinds)
+            return document.diagnostic(paths.child(path, "kind"), message, "unknown-kind")
+        if not isinstance(node, dict):
+            message = f"a step must be a mapping, not {_type_name(node)}"
+            return document.diagnostic(path, message, "schema")
+        message = "step `kind` must be one of: " + ", ".join(kinds)
+        return document.diagnostic(paths.child(path, "kind"), message, "unknown-kind")
+    if kind == "string_pattern_mismatch" and field in ("name", "id") or _is_name_key(loc, kind):
+        message = (
+            f"'{error['input']}' is not a valid name: use letters, digits, '_' and '-', "
+            "starting with a letter or '_' (at most 64 characters)"
+        )
+        return document.diagnostic(path, message, "invalid-name")
+    message = _reword(error["msg"])
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"expected a mapping, not {_type_name(error['input'])}"
+    elif kind == "list_type":
+        message = f"expected a list, not {_type_name(error['input'])}"
+    elif kind == "string_type":
+        message = f"expected a string, not {_type_name(error['input'])}"
+    elif kind.startswith("value_error"):
+        message = str(error.get("ctx", {}).get("error", message))
+    elif "input" in error and not isinstance(error["input"], dict | list):
+        message += f" (got {error['input']!r})"
+    return document.diagnostic(path, f"{field}: {message}", "schema")
+
+
+def _is_name_key(loc: tuple[Any, ...], kind: str) -> bool:
+    # Errors on dict keys (agent or branch names) end with `[key]` in pydantic's loc.
+    return kind == "string_pattern_mismatch" and len(loc) >= 2 and loc[-1] == "[key]"
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[list[paths.Segment], Any]:
+    """Follow a pydantic `loc` through the raw data, skipping union tags and the like."""
+    segments: list[paths.Segment] = []
+    node = data
+    for element in loc:
+        if isinstance(node, dict) and isinstance(element, str) and element in node:
+            segments.append(element)
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+            segments.append(element)
+            node = node[element]
+        elif isinstance(node, dict) and element == "with_" and "with" in node:
+            segments.append("with")
+            node = node["with"]
+        elif isinstance(node, dict) and element == "assert_" and "assert" in node:
+            segments.append("assert")
+            node = node["assert"]
+    return segments, node
+
+
+def _get(data: Any, segments: list[paths.Segment]) -> Any:
+    for segment in segments:
+        data = data[segment]
+    return data
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class a pydantic `loc` points into, following fields and union tags."""
+    annotation: Any = root
+    for element in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = annotation.model_fields
+            field = fields.get(element) or next(
+                (f for f in fields.values() if f.alias == element), None
+            )
+            if field is None:
+                return None
+            annotation = field.annotation
+            continue
+        origin = get_origin(annotation)
+        if origin is list:
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+        elif origin in (Union, types.UnionType) and element in STEP_KINDS:
+            annotation = STEP_KINDS[element]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _keys_of(model: type[BaseModel] | None, node_data: Any) -> list[str]:
+    if model is None and isinstance(node_data, dict):
+        kind = node_data.get("kind", "step")
+        model = STEP_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if choices:
+        return "; expected one of: " + ", ".join(choices)
+    return ""
+
+
+def _describe(data: Any, segments: list[paths.Segment]) -> str:
+    node = _get(data, segments) if segments else data
+    if isinstance(node, dict) and isinstance(node.get("name"), str):
+        return f"'{node['name']}'"
+    return paths.join(segments) or "spec"
+
+
+def _reword(message: str) -> str:
+    for prefix, replacement in (("Input should be ", "must be "), ("Value error, ", "")):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix) :]
+    return message[:1].lower() + message[1:]
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "empty (null)"
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "a number" if isinstance(value, int | float) else type(value).__name__

@@ -1,0 +1,443 @@
+"""The pipeline spec as frozen Pydantic models.
+
+Every node knows where it came from (`yaml_path`, `line`, `col`) once loaded from a
+file; those locations are not part of equality, so a spec written back and read again
+compares equal to the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from flujo.spec.source import SourceDocument
+
+FORMAT_VERSION = "1"
+SUPPORTED_VERSIONS = ("0.1", "1")
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"),
+    Field(description="A name: letters, digits, `_` and `-`, starting with a letter or `_`."),
+]
+Expression = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096),
+    Field(description="An expression in Flujo's sandboxed expression language."),
+]
+
+
+class SpecNode(BaseModel):
+    """Base of every spec node: frozen, strict about unknown keys, aware of its place."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    _yaml_path: str = PrivateAttr(default="")
+    _line: int | None = PrivateAttr(default=None)
+    _col: int | None = PrivateAttr(default=None)
+
+    @property
+    def yaml_path(self) -> str:
+        """Where this node sits in the document, e.g. `steps[2].branches.main.steps[0]`."""
+        return self._yaml_path
+
+    @property
+    def line(self) -> int | None:
+        """1-based line of this node in its file (None when not loaded from a file)."""
+        return self._line
+
+    @property
+    def col(self) -> int | None:
+        """1-based column of this node in its file (None when not loaded from a file)."""
+        return self._col
+
+    def __eq__(self, other: object) -> bool:
+        # Locations are deliberately excluded: equal specs are equal wherever they came from.
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Backoff(SpecNode):
+    """Delay between retries: `initial_s * multiplier**attempt`, capped at `max_s`."""
+
+    initial_s: float = Field(1.0, ge=0, le=3600, description="Delay before the first retry.")
+    multiplier: float = Field(2.0, ge=1, le=10, description="Factor applied to each next delay.")
+    max_s: float = Field(30.0, ge=0, le=3600, description="Longest delay between two attempts.")
+    jitter: bool = Field(True, description="Randomise each delay by up to ±50% to spread load.")
+
+
+class StepConfig(SpecNode):
+    """How a step is executed."""
+
+    max_retries: int = Field(0, ge=0, le=100, description="Retries after the first attempt.")
+    timeout_s: float | None = Field(
+        None, gt=0, le=86400, description="Seconds one attempt may take (no limit when unset)."
+    )
+    backoff: Backoff = Field(default_factory=Backoff, description="Delay between retries.")
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Overrides the agent's sampling temperature for this step."
+    )
+    top_p: float | None = Field(
+        None, gt=0, le=1, description="Overrides the agent's nucleus sampling for this step."
+    )
+
+
+class ValidatorRef(SpecNode):
+    """A validator skill applied to a step's output; `uses: name` or just `name`."""
+
+    uses: str = Field(min_length=1, description="Validator skill name or allowed `module:attr`.")
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="Parameters passed to the validator."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"uses": value} if isinstance(value, str) else value
+
+    @model_serializer(mode="wrap")
+    def _short_form(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if info.exclude_defaults and not self.with_:
+            return self.uses
+        return data
+
+
+class Agent(SpecNode):
+    """An LLM agent that steps can use as `uses: agents.NAME`."""
+
+    model: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+:\S+$",
+        description="Provider and model, e.g. `openai:gpt-4o-mini`.",
+    )
+    system_prompt: str = Field("", description="Instructions sent as the system message.")
+    output_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema the agent's output must satisfy (structured output)."
+    )
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int | None = Field(None, gt=0, description="Most tokens the agent may generate.")
+
+
+class StepList(SpecNode):
+    """A nested sequence of steps, written as `steps: [...]`."""
+
+    steps: list[Step] = Field(description="Steps run in order.")
+
+
+class StepBase(SpecNode):
+    """Fields every kind of step has."""
+
+    name: Name = Field(description="Unique name of the step across the whole pipeline.")
+    kind: str = Field(description="Kind of step.")
+    description: str | None = Field(None, description="What the step is for (for people).")
+
+    @model_serializer(mode="wrap")
+    def _kind_first(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        head = {"name": data.pop("name", self.name)}
+        kind = data.pop("kind", None)
+        if self.kind != "step":
+            head["kind"] = self.kind
+        elif kind is not None:
+            head["kind"] = kind
+        return head | data
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        """Nested step lists with their field path relative to this step."""
+        return iter(())
+
+
+class AgentStep(StepBase):
+    """`kind: step` (the default): run an agent or a skill once."""
+
+    kind: Literal["step"] = Field("step", description="Kind of step (`step` is the default).")
+    uses: str | None = Field(
+        None,
+        min_length=1,
+        description="`agents.NAME`, a registry skill name, or an allowed `module:attr`; "
+        "a step without `uses` passes its input through.",
+    )
+    input: Any = Field(
+        None,
+        description="Input of the step: a template string such as `{{ steps.fetch.output }}`, "
+        "or data. Defaults to the previous step's output.",
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="Parameters passed to the skill."
+    )
+    config: StepConfig = Field(default_factory=StepConfig, description="Retries and timeouts.")
+    validators: list[ValidatorRef] = Field(
+        default_factory=list, description="Checks on the output; a failure triggers a retry."
+    )
+    fallback: AgentStep | None = Field(
+        None, description="Step run instead when this one fails after its retries."
+    )
+
+
+class ParallelStep(StepBase):
+    """`kind: parallel`: run named branches concurrently and merge their outputs."""
+
+    kind: Literal["parallel"] = Field("parallel", description="Kind of step.")
+    branches: dict[Name, StepList] = Field(
+        min_length=1, description="Branches run concurrently, by name."
+    )
+    merge: Literal["dict", "list"] = Field(
+        "dict", description="`dict`: output maps branch name to output; `list`: in branch order."
+    )
+    on_branch_failure: Literal["fail", "ignore"] = Field(
+        "fail", description="`fail` the step when a branch fails, or `ignore` the branch."
+    )
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        from flujo.spec.paths import child
+
+        for branch, steps in self.branches.items():
+            yield child("branches", branch), steps
+
+
+class ConditionalStep(StepBase):
+    """`kind: conditional`: run the branch whose name equals the condition's value."""
+
+    kind: Literal["conditional"] = Field("conditional", description="Kind of step.")
+    condition_expression: Expression = Field(
+        description="Expression whose value (as text) picks the branch."
+    )
+    branches: dict[str, StepList] = Field(min_length=1, description="Branches by value.")
+    default: StepList | None = Field(None, description="Branch run when no other matches.")
+
+    @field_validator("branches", mode="before")
+    @classmethod
+    def _yaml11_keys(cls, value: Any) -> Any:
+        # `true:` / `false:` branch keys come from YAML as booleans.
+        if isinstance(value, dict):
+            return {(str(k).lower() if isinstance(k, bool) else k): v for k, v in value.items()}
+        return value
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        from flujo.spec.paths import child
+
+        for branch, steps in self.branches.items():
+            yield child("branches", branch), steps
+        if self.default is not None:
+            yield "default", self.default
+
+
+class LoopStep(StepBase):
+    """`kind: loop`: run `body` until `exit_expression` is true or `max_loops` is reached."""
+
+    kind: Literal["loop"] = Field("loop", description="Kind of step.")
+    body: StepList = Field(description="Steps run on each iteration.")
+    max_loops: int = Field(5, ge=1, le=10_000, description="Most iterations.")
+    exit_expression: Expression | None = Field(
+        None, description="Checked after each iteration; the loop ends when it is true."
+    )
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        yield "body", self.body
+
+
+class MapStep(StepBase):
+    """`kind: map`: run `body` once per item of the list that `over` evaluates to."""
+
+    kind: Literal["map"] = Field("map", description="Kind of step.")
+    over: Expression = Field(description="Expression giving the list to map over.")
+    body: StepList = Field(description="Steps run for each item (the item is `input`).")
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        yield "body", self.body
+
+
+STEP_KINDS: dict[str, type[StepBase]] = {
+    "step": AgentStep,
+    "parallel": ParallelStep,
+    "conditional": ConditionalStep,
+    "loop": LoopStep,
+    "map": MapStep,
+}
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("kind", "step")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "kind", None)
+
+
+Step = Annotated[
+    Annotated[AgentStep, Tag("step")]
+    | Annotated[ParallelStep, Tag("parallel")]
+    | Annotated[ConditionalStep, Tag("conditional")]
+    | Annotated[LoopStep, Tag("loop")]
+    | Annotated[MapStep, Tag("map")],
+    Discriminator(_step_kind),
+]
+
+
+class SpecTest(SpecNode):
+    """An embedded test: run the pipeline on `input` and check `assertions`."""
+
+    name: str = Field(min_length=1, max_length=200, description="Name of the test.")
+    description: str | None = Field(None, description="What the test checks (for people).")
+    input: Any = Field(None, description="Input given to the pipeline.")
+    assertions: list[Expression] = Field(
+        min_length=1, description="Expressions over `result` that must all be true."
+    )
+
+
+class Policy(SpecNode):
+    """A rule checked before merge and at run time: if `when`, then `assert`."""
+
+    id: Name = Field(description="Unique id of the policy.")
+    description: str | None = Field(None, description="Why the policy exists (for people).")
+    when: Expression | None = Field(None, description="The policy applies only when this holds.")
+    assert_: Expression = Field(alias="assert", description="What must hold.")
+    action: Literal["FAIL_RUN", "WARN"] = Field(
+        "FAIL_RUN", description="`FAIL_RUN` fails the run (and blocks merges); `WARN` reports."
+    )
+
+
+class UsageLimits(SpecNode):
+    """Caps that stop a run cleanly when crossed."""
+
+    total_cost_usd: float | None = Field(None, gt=0, description="Most a run may cost, in USD.")
+    total_tokens: int | None = Field(None, gt=0, description="Most tokens a run may use.")
+
+
+class Pipeline(SpecNode):
+    """A Flujo pipeline spec (the root of the document)."""
+
+    model_config = ConfigDict(title="Flujo pipeline")
+
+    version: str = Field(
+        FORMAT_VERSION, description=f"Format version; `{FORMAT_VERSION}` (or `0.1` blueprints)."
+    )
+    name: str | None = Field(None, max_length=200, description="Name of the pipeline.")
+    description: str | None = Field(None, description="What the pipeline does (for people).")
+    agents: dict[Name, Agent] = Field(default_factory=dict, description="Agents by name.")
+    steps: list[Step] = Field(description="Steps run in order.")
+    tests: list[SpecTest] = Field(default_factory=list, description="Embedded tests.")
+    policies: list[Policy] = Field(default_factory=list, description="Policies.")
+    usage_limits: UsageLimits | None = Field(None, description="Cost and token caps per run.")
+
+    _source: SourceDocument | None = PrivateAttr(default=None)
+    _sha256: str | None = PrivateAttr(default=None)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value not in SUPPORTED_VERSIONS:
+            supported = ", ".join(f"'{v}'" for v in SUPPORTED_VERSIONS)
+            raise ValueError(f"unsupported version '{value}'; this Flujo reads {supported}")
+        return value
+
+    # -- loading and writing -------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path, *, registry: Any = None) -> Pipeline:
+        """Load a spec from YAML text or a file path; raises SpecError with every problem.
+
+        A `Path` (or a one-line string naming an existing file or ending in `.yml`/`.yaml`)
+        is read as a file; anything else is YAML text.
+        """
+        from flujo.spec.load import load_pipeline
+
+        return load_pipeline(text_or_path, registry=registry)
+
+    def to_yaml(self) -> str:
+        """The canonical YAML text of this spec (defaults left out)."""
+        from flujo.spec.dump import dump_pipeline
+
+        return dump_pipeline(self)
+
+    # -- source ----------------------------------------------------------------------
+
+    @property
+    def spec_sha256(self) -> str:
+        """SHA-256 of the file's bytes with LF line endings (of `to_yaml()` if built in code)."""
+        if self._source is not None:
+            return self._source.sha256
+        if self._sha256 is None:
+            from flujo.spec.source import spec_sha256
+
+            self._sha256 = spec_sha256(self.to_yaml().encode("utf-8"))
+        return self._sha256
+
+    @property
+    def source(self) -> SourceDocument | None:
+        """The parsed file this spec was loaded from, if any."""
+        return self._source
+
+    @property
+    def file(self) -> str | None:
+        return self._source.file if self._source is not None else None
+
+    def locate(self, yaml_path: str) -> tuple[int, int]:
+        """1-based (line, col) of `yaml_path` in the source file."""
+        if self._source is None:
+            raise LookupError("this pipeline was not loaded from YAML")
+        return self._source.locate(yaml_path)
+
+    def path_at(self, line: int) -> str:
+        """yaml_path of the most specific node at (or just before) a 1-based line."""
+        if self._source is None:
+            raise LookupError("this pipeline was not loaded from YAML")
+        return self._source.path_at(line)
+
+    # -- traversal -------------------------------------------------------------------
+
+    def walk(self) -> Iterator[tuple[str, StepBase]]:
+        """Every step (fallbacks included), depth first in document order, with its path."""
+        stack: list[tuple[str, StepBase]] = [
+            (f"steps[{i}]", s) for i, s in reversed(list(enumerate(self.steps)))
+        ]
+        while stack:
+            path, step = stack.pop()
+            yield path, step
+            nested: list[tuple[str, StepBase]] = []
+            for field_path, step_list in step.children():
+                base = f"{path}.{field_path}.steps"
+                nested.extend((f"{base}[{i}]", s) for i, s in enumerate(step_list.steps))
+            if isinstance(step, AgentStep) and step.fallback is not None:
+                nested.append((f"{path}.fallback", step.fallback))
+            stack.extend(reversed(nested))
+
+    def step(self, name: str) -> StepBase:
+        """The step called `name` (KeyError if there is none)."""
+        for _, step in self.walk():
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+StepList.model_rebuild()
+AgentStep.model_rebuild()
+Pipeline.model_rebuild()

@@ -1,0 +1,331 @@
+"""Read YAML safely and keep where every node came from.
+
+The parse is ruamel.yaml round-trip mode (it keeps node positions). Everything that
+can make a hostile file expensive is bounded here: file size, nesting depth, and the
+size a document expands to through aliases.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flujo.spec import paths
+from flujo.spec.errors import Diagnostic, SpecError
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+
+MAX_BYTES = 10 * 1024 * 1024
+"""Largest spec file accepted (10 MiB)."""
+MAX_DEPTH = 100
+"""Deepest nesting of YAML mappings and sequences accepted."""
+MAX_NODES = 1_000_000
+"""Most nodes a document may expand to, counting every use of an alias."""
+
+# (key line, key col, value line, value col), all 1-based; equal pairs for list items.
+Position = tuple[int, int, int, int]
+
+
+def spec_sha256(data: bytes) -> str:
+    """SHA-256 of the file's bytes with CRLF and lone CR line endings turned into LF."""
+    return hashlib.sha256(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
+
+
+def make_yaml() -> YAML:
+    """A round-trip parser/emitter configured the way Flujo reads and writes specs."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.allow_duplicate_keys = False
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+@dataclass
+class SourceDocument:
+    """A parsed YAML file: plain data plus the position of every node."""
+
+    file: str
+    text: str
+    sha256: str
+    data: Any
+    positions: dict[str, Position] = field(default_factory=dict)
+    _lines: list[int] = field(default_factory=list, repr=False)
+    _line_paths: list[str] = field(default_factory=list, repr=False)
+
+    def locate(self, yaml_path: str) -> tuple[int, int]:
+        """1-based (line, col) of the node at `yaml_path`.
+
+        Mapping values point at their key; nodes without a recorded position (values
+        reached through an alias or merge key) point at their nearest located ancestor.
+        Raises KeyError when the path is not in the document.
+        """
+        segments = paths.split(yaml_path)
+        node: Any = self.data
+        for segment in segments:
+            try:
+                node = node[segment]
+            except (KeyError, IndexError, TypeError):
+                raise KeyError(yaml_path) from None
+        while True:
+            position = self.positions.get(paths.join(segments))
+            if position is not None:
+                return position[0], position[1]
+            segments.pop()
+
+    def path_at(self, line: int) -> str:
+        """yaml_path of the most specific node that starts on or before `line`."""
+        if not self._lines:
+            order = sorted(self.positions.items(), key=lambda item: (item[1][0], item[1][1]))
+            self._lines = [pos[0] for _, pos in order]
+            self._line_paths = [path for path, _ in order]
+        index = bisect.bisect_right(self._lines, line) - 1
+        return self._line_paths[index] if index >= 0 else ""
+
+    def value_position(self, yaml_path: str, offset: int = 0) -> tuple[int, int]:
+        """1-based (line, col) of character `offset` inside the scalar at `yaml_path`
+        (exact for one-line plain, quoted and block scalars without escapes)."""
+        position = self.positions.get(yaml_path)
+        if position is None:
+            return self.locate(yaml_path)
+        line, col = position[2], position[3]
+        lines = self.text.splitlines()
+        text = lines[line - 1] if line <= len(lines) else ""
+        indicator = text[col - 1 : col]
+        if indicator in ("'", '"'):
+            return line, col + 1 + offset
+        if indicator in ("|", ">") and line < len(lines):
+            following = lines[line]
+            return line + 1, len(following) - len(following.lstrip(" ")) + 1 + offset
+        return line, col + offset
+
+    def diagnostic(self, yaml_path: str, message: str, code: str, **kw: Any) -> Diagnostic:
+        """A diagnostic at the node `yaml_path` (or the closest existing ancestor)."""
+        segments = paths.split(yaml_path)
+        while segments and paths.join(segments) not in self.positions:
+            segments.pop()
+        line, col, *_ = self.positions.get(paths.join(segments), (1, 1, 1, 1))
+        return Diagnostic(message, code, self.file, line, col, yaml_path, **kw)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read a spec file, refusing one larger than MAX_BYTES before reading it whole.
+
+    OSError (missing, unreadable) propagates: it is a usage error, not a spec error.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        size = path.stat().st_size
+        raise SpecError.single(
+            Diagnostic(
+                f"file is {size / 1_048_576:.1f} MiB; specs are limited to "
+                f"{MAX_BYTES // 1_048_576} MiB",
+                "too-large",
+                str(path),
+            )
+        )
+    return data
+
+
+def decode(data: bytes, file: str) -> str:
+    """UTF-8 text with a leading BOM removed; an invalid byte is reported at its place."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError.single(
+            Diagnostic(
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})", "encoding", file, line, col
+            )
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def parse(data: bytes | str, file: str = "<string>") -> SourceDocument:
+    """Parse one YAML document into plain data (dicts, lists, scalars) and positions."""
+    if isinstance(data, str):
+        raw = data.encode("utf-8")
+        text = data
+    else:
+        raw = data
+        if len(raw) > MAX_BYTES:
+            raise SpecError.single(
+                Diagnostic(f"spec is larger than {MAX_BYTES // 1_048_576} MiB", "too-large", file)
+            )
+        text = decode(raw, file)
+    tree = load_tree(text, file)
+    document = SourceDocument(file=file, text=text, sha256=spec_sha256(raw), data=None)
+    document.data = _Converter(document).convert(tree)
+    return document
+
+
+def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
+    """ruamel round-trip tree of `text`; YAML problems become one located Diagnostic."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = yaml or make_yaml()
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        raise SpecError.single(_yaml_diagnostic(exc, file)) from None
+    except RecursionError:
+        raise SpecError.single(
+            Diagnostic(f"nesting is deeper than {MAX_DEPTH} levels", "too-deep", file)
+        ) from None
+    except YAMLError as exc:
+        raise SpecError.single(Diagnostic(f"invalid YAML: {exc}", "yaml-syntax", file)) from None
+    if tree is None:
+        raise SpecError.single(Diagnostic("spec is empty", "empty", file))
+    return tree
+
+
+def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    code = "yaml-syntax"
+    name = type(exc).__name__
+    if name == "DuplicateKeyError":
+        code = "duplicate-key"
+        key = exc.problem.split('"')[1] if exc.problem and '"' in exc.problem else ""
+        first = exc.context_mark
+        problem = f"duplicate key '{key}'" if key else "duplicate key"
+        if first is not None:
+            problem += f" (first defined at line {first.line + 1})"
+    elif "'\\t'" in problem or "\t" in problem or "tab" in problem.lower():
+        code = "tab"
+        problem = "tab character found; YAML indentation must use spaces"
+    elif name == "ComposerError" and "single document" in (exc.problem or exc.context or ""):
+        code = "multiple-documents"
+        problem = "expected one YAML document, found more than one"
+    elif exc.context and exc.problem:
+        problem = f"{exc.context.strip()}: {exc.problem.strip()}"
+    return Diagnostic(problem, code, file, line, col)
+
+
+class _Converter:
+    """Turns a ruamel round-trip tree into plain data and records positions."""
+
+    def __init__(self, document: SourceDocument) -> None:
+        self.document = document
+        self.positions = document.positions
+        self.nodes = 0
+        self.done: dict[int, tuple[Any, int]] = {}  # id(container) -> (plain, expanded size)
+        self.active: set[int] = set()
+
+    def convert(self, tree: Any) -> Any:
+        self.positions[""] = (1, 1, 1, 1)
+        return self._node(tree, "", 0)
+
+    def _fail(self, path: str, message: str, code: str) -> SpecError:
+        return SpecError.single(self.document.diagnostic(path, message, code))
+
+    def _node(self, node: Any, path: str, depth: int) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+
+        if isinstance(node, CommentedMap | CommentedSeq):
+            key = id(node)
+            if key in self.active:
+                raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
+            if key in self.done:  # an alias: reuse the copy, but count its expanded size
+                plain, size = self.done[key]
+                self._count(size, path)
+                return plain
+            if depth >= MAX_DEPTH:
+                raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+            self.active.add(key)
+            start = self.nodes
+            if isinstance(node, CommentedMap):
+                plain = self._mapping(node, path, depth)
+            else:
+                plain = self._sequence(node, path, depth)
+            self.active.discard(key)
+            self.done[key] = (plain, self.nodes - start)
+            return plain
+        self._count(1, path)
+        if isinstance(node, TaggedScalar) or getattr(node, "tag", None) is not None and getattr(
+            node.tag, "value", None
+        ):
+            raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
+        return _scalar(node)
+
+    def _count(self, size: int, path: str) -> None:
+        self.nodes += size
+        if self.nodes > MAX_NODES:
+            raise self._fail(
+                path,
+                f"document expands to more than {MAX_NODES:,} nodes (aliases used as a bomb?)",
+                "too-many-nodes",
+            )
+
+    def _mapping(self, node: Any, path: str, depth: int) -> dict[str, Any]:
+        self._count(1, path)
+        self._reject_tag(node, path)
+        positions = node.lc.data
+        out: dict[str, Any] = {}
+        for raw_key, value in node.items():
+            key = _key(raw_key)
+            child = paths.child(path, key)
+            pos = positions.get(raw_key)
+            if pos is not None:
+                self.positions[child] = (pos[0] + 1, pos[1] + 1, pos[2] + 1, pos[3] + 1)
+            if key is None:
+                raise self._fail(child, "mapping keys must be plain scalars", "complex-key")
+            if key in out:
+                raise self._fail(child, f"duplicate key '{key}'", "duplicate-key")
+            out[key] = self._node(value, child, depth + 1)
+        return out
+
+    def _sequence(self, node: Any, path: str, depth: int) -> list[Any]:
+        self._count(1, path)
+        self._reject_tag(node, path)
+        positions = node.lc.data
+        out: list[Any] = []
+        for index, value in enumerate(node):
+            child = f"{path}[{index}]"
+            if index < len(positions):
+                line, col = positions[index]
+                self.positions[child] = (line + 1, col + 1, line + 1, col + 1)
+            out.append(self._node(value, child, depth + 1))
+        return out
+
+    def _reject_tag(self, node: Any, path: str) -> None:
+        tag = getattr(node, "tag", None)
+        if tag is not None and getattr(tag, "value", None):
+            raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
+
+
+def _key(key: Any) -> str | None:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, str | int | float):
+        return str(key)
+    return None
+
+
+def _scalar(value: Any) -> Any:
+    """Plain Python value of a ruamel scalar (its subclasses carry formatting)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
