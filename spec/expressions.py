@@ -45,14 +45,27 @@ def step_references(tree: ast.Expression, source: str) -> list[StepReference]:
     found: list[StepReference] = []
     for node in ast.walk(tree):
         base = node.value if isinstance(node, ast.Attribute | ast.Subscript) else None
-        if not (isinstance(base, ast.Name) and base.id == "steps"):
+        if not _is_steps(base):
             continue
         if isinstance(node, ast.Attribute):
-            found.append(StepReference(node.attr, lead + base.end_col_offset + 1))  # type: ignore[operator]
+            end = base.end_col_offset or 0  # type: ignore[union-attr]
+            found.append(StepReference(node.attr, lead + end + 1))
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             if isinstance(node.slice.value, str):
                 found.append(StepReference(node.slice.value, lead + node.slice.col_offset))
     return sorted(found, key=lambda ref: ref.offset)
+
+
+def _is_steps(node: ast.expr | None) -> bool:
+    """`steps`, or `result.steps` (the per-step results of a finished run)."""
+    if isinstance(node, ast.Name):
+        return node.id == "steps"
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "steps"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "result"
+    )
 
 
 def template_step_references(template: str) -> list[StepReference]:

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ValidationError
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
+from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
 
 
-def load_pipeline(text_or_path: str | Path, *, registry: Any = None) -> Pipeline:
+def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = None) -> Pipeline:
     """Load and check a spec; raise SpecError carrying every error (warnings are dropped)."""
     pipeline, diagnostics = check(text_or_path, registry=registry)
     errors = [d for d in diagnostics if d.severity == "error"]
@@ -26,7 +27,7 @@ def load_pipeline(text_or_path: str | Path, *, registry: Any = None) -> Pipeline
 
 
 def check(
-    text_or_path: str | Path, *, registry: Any = None
+    text_or_path: str | Path, *, registry: StepRegistry | None = None
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
     all diagnostics, sorted by position.
@@ -38,8 +39,19 @@ def check(
     if pipeline is not None:
         from flujo.spec.checks import check_pipeline
 
+        if registry is None:
+            is_file = isinstance(text_or_path, Path) or document.file != "<string>"
+            registry = registry_for(Path(text_or_path) if is_file else None)
         diagnostics.extend(check_pipeline(pipeline, registry=registry))
     return pipeline, sort_diagnostics(diagnostics)
+
+
+def registry_for(spec_path: Path | None) -> StepRegistry:
+    """The registry a spec file sees: built-ins, plugins, and its repository's allow-list."""
+    from flujo.spec.config import find_config, load_config
+
+    config = load_config(find_config(spec_path)) if spec_path is not None else None
+    return StepRegistry(allow=config.skills.allow if config else ())
 
 
 def read_document(text_or_path: str | Path) -> SourceDocument:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 if TYPE_CHECKING:
+    from flujo.spec.registry import StepRegistry
     from flujo.spec.source import SourceDocument
 
 FORMAT_VERSION = "1"
@@ -362,7 +363,9 @@ class Pipeline(SpecNode):
     # -- loading and writing -------------------------------------------------------
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | Path, *, registry: Any = None) -> Pipeline:
+    def from_yaml(
+        cls, text_or_path: str | Path, *, registry: StepRegistry | None = None
+    ) -> Pipeline:
         """Load a spec from YAML text or a file path; raises SpecError with every problem.
 
         A `Path` (or a one-line string naming an existing file or ending in `.yml`/`.yaml`)
