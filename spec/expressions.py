@@ -33,8 +33,11 @@ def parse(source: str) -> ast.Expression | ExpressionProblem:
     try:
         return ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        offset = max((exc.offset or 1) - 1, 0) + (len(source) - len(source.lstrip()))
-        return ExpressionProblem(f"invalid expression: {exc.msg}", offset)
+        lead = len(source) - len(source.lstrip())
+        body = source.strip()
+        if not exc.offset or exc.offset > len(body):  # Python says 0 at the end of input
+            return ExpressionProblem("invalid expression: unexpected end", lead + len(body))
+        return ExpressionProblem(f"invalid expression: {exc.msg}", lead + exc.offset - 1)
     except (ValueError, RecursionError, MemoryError) as exc:
         return ExpressionProblem(f"invalid expression: {exc}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -36,13 +37,20 @@ def check(
     """
     document = read_document(text_or_path)
     pipeline, diagnostics = validate_document(document)
-    if pipeline is not None:
+    # With schema errors, the other checks still run on a copy in which the broken
+    # nodes are neutralised, so one run reports every problem (minus those nodes').
+    checked, repaired = (pipeline, []) if pipeline is not None else _salvage(document)
+    if checked is not None:
         from flujo.spec.checks import check_pipeline
 
         if registry is None:
             is_file = isinstance(text_or_path, Path) or document.file != "<string>"
             registry = registry_for(Path(text_or_path) if is_file else None)
-        diagnostics.extend(check_pipeline(pipeline, registry=registry))
+        diagnostics.extend(
+            d
+            for d in check_pipeline(checked, registry=registry)
+            if not any(_within(d.yaml_path, path) for path in repaired)
+        )
     return pipeline, sort_diagnostics(diagnostics)
 
 
@@ -88,6 +96,66 @@ def validate_document(document: SourceDocument) -> tuple[Pipeline | None, list[D
     pipeline._source = document
     attach_locations(pipeline, document)
     return pipeline, []
+
+
+def _salvage(document: SourceDocument) -> tuple[Pipeline | None, list[str]]:
+    """A schema-valid copy of an invalid spec, and the paths that were changed to get it:
+    offending keys are dropped, and a step, agent, test or policy that still fails is
+    replaced by a minimal placeholder. None when the damage is outside those nodes."""
+    import copy
+
+    data = copy.deepcopy(document.data)
+    repaired: list[str] = []
+    for _ in range(4):
+        try:
+            pipeline = Pipeline.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                segments, _ = _data_path(data, error["loc"])
+                path = _repair(data, segments, error["type"])
+                if path is None:
+                    return None, []
+                repaired.append(path)
+            continue
+        pipeline._source = document
+        attach_locations(pipeline, document)
+        return pipeline, repaired
+    return None, []
+
+
+def _repair(data: Any, segments: list[paths.Segment], kind: str) -> str | None:
+    """Neutralise the node an error points at; return the path changed (None: cannot)."""
+    parent = _get(data, segments[:-1]) if segments else None
+    node_kinds = ("steps", "fallback", "agents", "tests", "policies")
+    leaf_of_node = len(segments) >= 2 and any(s in node_kinds for s in segments[:-1])
+    if (
+        kind == "extra_forbidden" or (leaf_of_node and segments[-1] not in ("name", "kind"))
+    ) and isinstance(parent, dict):
+        parent.pop(segments[-1], None)
+        return paths.join(segments)
+    for end in range(len(segments), 0, -1):
+        head, container = segments[:end], segments[end - 2] if end >= 2 else None
+        holder = _get(data, head[:-1])
+        placeholder: dict[str, Any] | None = None
+        if container == "steps" or head[-1] == "fallback":
+            old = _get(data, head)
+            name = old.get("name") if isinstance(old, dict) else None
+            valid = isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", name)
+            placeholder = {"name": name if valid else f"_invalid_{id(old)}"}
+        elif container == "agents" and len(head) == 2:
+            placeholder = {"model": "invalid:placeholder"}
+        elif container == "tests" and len(head) == 2:
+            placeholder = {"name": f"_invalid_{head[-1]}", "assertions": ["True"]}
+        elif container == "policies" and len(head) == 2:
+            placeholder = {"id": f"_invalid_{head[-1]}", "assert": "True"}
+        if placeholder is not None:
+            holder[head[-1]] = placeholder
+            return paths.join(head)
+    return None
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
 
 
 def attach_locations(pipeline: Pipeline, document: SourceDocument | None = None) -> None:
@@ -166,6 +234,10 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
         message = f"expected a list, not {_type_name(error['input'])}"
     elif kind == "string_type":
         message = f"expected a string, not {_type_name(error['input'])}"
+    elif kind in ("too_short", "too_long"):
+        bound = error.get("ctx", {}).get("min_length" if kind == "too_short" else "max_length")
+        word = "at least" if kind == "too_short" else "at most"
+        message = f"needs {word} {bound} item{'s' * (bound != 1)} (got {len(error['input'])})"
     elif kind.startswith("value_error"):
         message = str(error.get("ctx", {}).get("error", message))
     elif "input" in error and not isinstance(error["input"], dict | list):

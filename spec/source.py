@@ -175,19 +175,73 @@ def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = yaml or make_yaml()
+    too_deep = _flow_nesting_beyond(text, MAX_DEPTH)
+    if too_deep is not None:
+        line, col = too_deep
+        message = f"nesting is deeper than {MAX_DEPTH} levels"
+        raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
     try:
         tree = yaml.load(text)
     except MarkedYAMLError as exc:
         raise SpecError.single(_yaml_diagnostic(exc, file)) from None
     except RecursionError:
-        raise SpecError.single(
-            Diagnostic(f"nesting is deeper than {MAX_DEPTH} levels", "too-deep", file)
-        ) from None
+        # Block nesting beyond Python's recursion limit: point at the deepest line.
+        lines = text.splitlines() or [""]
+        deepest = max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip()))
+        col = len(lines[deepest]) - len(lines[deepest].lstrip()) + 1
+        message = f"nesting is deeper than {MAX_DEPTH} levels"
+        raise SpecError.single(Diagnostic(message, "too-deep", file, deepest + 1, col)) from None
     except YAMLError as exc:
         raise SpecError.single(Diagnostic(f"invalid YAML: {exc}", "yaml-syntax", file)) from None
     if tree is None:
         raise SpecError.single(Diagnostic("spec is empty", "empty", file))
     return tree
+
+
+def _flow_nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
+    """(line, col) where `[`/`{` flow collections nest deeper than `limit`, else None.
+
+    ruamel's scanner is quadratic in flow depth, so a hostile `[[[[…` must be refused
+    before it is parsed. Brackets inside quotes, comments and block-context plain
+    scalars (`pattern: a[bc]`) are not counted.
+    """
+    if "[" not in text and "{" not in text:
+        return None
+    depth = 0
+    quote = ""
+    line, line_start = 1, 0
+    previous = "\n"  # last significant character outside a flow collection
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line, line_start = line + 1, i + 1
+            if depth == 0:
+                previous = "\n"
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote:
+                if quote == "'" and text[i + 1 : i + 2] == "'":
+                    i += 1
+                else:
+                    quote = ""
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif ch in "'\"" and (depth > 0 or previous in ":-?\n"):
+            quote = ch
+        elif ch in "[{" and (depth > 0 or previous in ":-?\n"):
+            depth += 1
+            if depth > limit:
+                return line, i - line_start + 1
+        elif ch in "]}" and depth > 0:
+            depth -= 1
+        elif depth == 0 and ch not in " \t\r\n":
+            previous = ch
+        i += 1
+    return None
 
 
 def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
@@ -206,7 +260,7 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
     elif "'\\t'" in problem or "\t" in problem or "tab" in problem.lower():
         code = "tab"
         problem = "tab character found; YAML indentation must use spaces"
-    elif name == "ComposerError" and "single document" in (exc.problem or exc.context or ""):
+    elif name == "ComposerError" and "single document" in f"{exc.problem} {exc.context}":
         code = "multiple-documents"
         problem = "expected one YAML document, found more than one"
     elif exc.context and exc.problem:
