@@ -23,16 +23,30 @@ def dump_pipeline(pipeline: Pipeline) -> str:
     return stream.getvalue()
 
 
+# Line breaks to ruamel's reader that its emitter may still write raw inside a
+# single-quoted or plain scalar, where they are read back folded into a space.
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 def _styled(value: Any) -> Any:
-    """Plain data with multi-line strings marked for `|` block style where that is exact."""
+    """Plain data with multi-line strings marked for `|` block style where that is exact,
+    and strings holding a Unicode line break forced into (escaped) double quotes."""
     from ruamel.yaml.scalarstring import LiteralScalarString
 
     if isinstance(value, dict):
-        return {key: _styled(item) for key, item in value.items()}
+        return {_quoted_if_breaks(key): _styled(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_styled(item) for item in value]
     if isinstance(value, str) and _literal_safe(value):
         return LiteralScalarString(value)
+    return _quoted_if_breaks(value)
+
+
+def _quoted_if_breaks(value: Any) -> Any:
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    if isinstance(value, str) and any(brk in value for brk in _UNICODE_BREAKS):
+        return DoubleQuotedScalarString(value)
     return value
 
 

@@ -150,8 +150,18 @@ class StepList(SpecNode):
     steps: list[Step] = Field(description="Steps run in order.")
 
 
+def _kind_is_required(schema: dict[str, Any]) -> None:
+    # In a file, only `kind: step` may be left out; the schema must say so, or editors
+    # could not tell the kinds apart.
+    kind = schema["properties"]["kind"]
+    if kind.get("default") != "step":
+        schema["required"] = ["kind", *schema.get("required", [])]
+
+
 class StepBase(SpecNode):
     """Fields every kind of step has."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_is_required)
 
     name: Name = Field(description="Unique name of the step across the whole pipeline.")
     kind: str = Field(description="Kind of step.")

@@ -13,6 +13,12 @@ def pipeline_schema() -> dict[str, Any]:
     from flujo.spec.model import Pipeline
 
     schema = Pipeline.model_json_schema(by_alias=True, mode="validation")
+    # A validator may be written as just its name; pydantic's schema only knows the
+    # mapping form (the string is expanded by a before-validator).
+    items = schema["$defs"]["AgentStep"]["properties"]["validators"]["items"]
+    schema["$defs"]["AgentStep"]["properties"]["validators"]["items"] = {
+        "anyOf": [{"type": "string", "minLength": 1, "description": "Validator skill name."}, items]
+    }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 
