@@ -200,7 +200,12 @@ class Generator:
 
     def parallel(self) -> list[str]:
         name = self._name("fanout")
-        lines = [f"- name: {name}", "  kind: parallel", "  on_branch_failure: ignore", "  branches:"]
+        lines = [
+            f"- name: {name}",
+            "  kind: parallel",
+            "  on_branch_failure: ignore",
+            "  branches:",
+        ]
         for branch in ("logs", "product", "history"):
             lines += _indent(self.steps_block(branch, 2), 4)
         return lines

@@ -57,8 +57,11 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
         if first != path:
             line = report.line_of(paths.child(first, "name"))
             where = f" (first used at line {line})" if line else f" (first used at {first})"
-            report.add(paths.child(path, "name"), f"duplicate step name '{step.name}'{where}",
-                       "duplicate-name")
+            report.add(
+                paths.child(path, "name"),
+                f"duplicate step name '{step.name}'{where}",
+                "duplicate-name",
+            )
 
     known = list(names)
     check_expr = _expression_checker(report, known)
@@ -76,13 +79,17 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
         elif isinstance(step, MapStep):
             check_expr(paths.child(path, "over"), step.over)
 
-    _unique(report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)),
-            "test name")
+    _unique(
+        report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)), "test name"
+    )
     for i, test in enumerate(pipeline.tests):
         for j, assertion in enumerate(test.assertions):
             check_expr(f"tests[{i}].assertions[{j}]", assertion)
-    _unique(report, ((f"policies[{i}]", "id", p.id) for i, p in enumerate(pipeline.policies)),
-            "policy id")
+    _unique(
+        report,
+        ((f"policies[{i}]", "id", p.id) for i, p in enumerate(pipeline.policies)),
+        "policy id",
+    )
     for i, policy in enumerate(pipeline.policies):
         if policy.when is not None:
             check_expr(f"policies[{i}].when", policy.when)
@@ -112,12 +119,13 @@ def _check_agent_step(
         used_agents.add(agent)
         if agent not in pipeline.agents:
             hint = _did_you_mean(agent, list(pipeline.agents))
-            report.add(paths.child(path, "uses"), f"unknown agent '{agent}'{hint}",
-                       "unknown-agent")
+            report.add(paths.child(path, "uses"), f"unknown agent '{agent}'{hint}", "unknown-agent")
         if step.with_:
-            report.add(paths.child(path, "with"),
-                       "`with:` passes parameters to skills; an agent step takes `input:`",
-                       "schema")
+            report.add(
+                paths.child(path, "with"),
+                "`with:` passes parameters to skills; an agent step takes `input:`",
+                "schema",
+            )
     elif uses is not None:
         _check_skill(report, registry, paths.child(path, "uses"), uses, step.with_, "transform")
     for i, validator in enumerate(step.validators):
@@ -148,8 +156,9 @@ def _check_skill(
     if info is None:  # a plugin or allow-listed path: its metadata is read when it runs
         return
     if info.kind != wanted:
-        report.add(uses_path, f"'{reference}' is a {info.kind} skill, not a {wanted}",
-                   "wrong-skill-kind")
+        report.add(
+            uses_path, f"'{reference}' is a {info.kind} skill, not a {wanted}", "wrong-skill-kind"
+        )
         return
     params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
     for message in info.check_params(params):
@@ -192,8 +201,10 @@ def _schema_problems(schema: dict[str, Any]) -> list[str]:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
-        return [f"output_schema is not a valid JSON Schema: {exc.message}"
-                + (f" (at /{where})" if where else "")]
+        return [
+            f"output_schema is not a valid JSON Schema: {exc.message}"
+            + (f" (at /{where})" if where else "")
+        ]
     return []
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,8 +99,11 @@ def _apply(jsonpatch: Any, operations: list[dict[str, Any]], document: Any) -> A
 
 
 def _describe_path(operation: dict[str, Any]) -> str:
-    pointer = str(operation.get("from") if operation.get("op") in ("move", "copy") else
-                  operation.get("path", ""))
+    pointer = str(
+        operation.get("from")
+        if operation.get("op") in ("move", "copy")
+        else operation.get("path", "")
+    )
     try:
         return f"'{pointer}' ({paths.from_pointer(pointer) or 'document root'})"
     except ValueError:
@@ -169,7 +173,9 @@ def _merge(base: str, original: str, theirs: str) -> str:
     return text
 
 
-def _resolve_conflict(base: list[str], original: list[str], theirs: list[str]) -> list[str]:
+def _resolve_conflict(
+    base: Sequence[str], original: Sequence[str], theirs: Sequence[str]
+) -> list[str]:
     """Lines the patch changed come from `theirs`; when the three regions line up one to
     one, every other line keeps the original's formatting."""
     if len(base) == len(original) == len(theirs):

@@ -53,9 +53,12 @@ def step_references(tree: ast.Expression, source: str) -> list[StepReference]:
         if isinstance(node, ast.Attribute):
             end = base.end_col_offset or 0  # type: ignore[union-attr]
             found.append(StepReference(node.attr, lead + end + 1))
-        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
-            if isinstance(node.slice.value, str):
-                found.append(StepReference(node.slice.value, lead + node.slice.col_offset))
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            found.append(StepReference(node.slice.value, lead + node.slice.col_offset))
     return sorted(found, key=lambda ref: ref.offset)
 
 

@@ -9,13 +9,12 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
-
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
+from pydantic import BaseModel, ValidationError
 
 
 def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = None) -> Pipeline:
@@ -221,7 +220,7 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
             return document.diagnostic(path, message, "schema")
         message = "step `kind` must be one of: " + ", ".join(kinds)
         return document.diagnostic(paths.child(path, "kind"), message, "unknown-kind")
-    if kind == "string_pattern_mismatch" and field in ("name", "id") or _is_name_key(loc, kind):
+    if (kind == "string_pattern_mismatch" and field in ("name", "id")) or _is_name_key(loc, kind):
         message = (
             f"'{error['input']}' is not a valid name: use letters, digits, '_' and '-', "
             "starting with a letter or '_' (at most 64 characters)"
@@ -252,21 +251,17 @@ def _is_name_key(loc: tuple[Any, ...], kind: str) -> bool:
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[list[paths.Segment], Any]:
     """Follow a pydantic `loc` through the raw data, skipping union tags and the like."""
+    aliases = {"with_": "with", "assert_": "assert"}
     segments: list[paths.Segment] = []
     node = data
     for element in loc:
-        if isinstance(node, dict) and isinstance(element, str) and element in node:
-            segments.append(element)
-            node = node[element]
-        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
-            segments.append(element)
-            node = node[element]
-        elif isinstance(node, dict) and element == "with_" and "with" in node:
-            segments.append("with")
-            node = node["with"]
-        elif isinstance(node, dict) and element == "assert_" and "assert" in node:
-            segments.append("assert")
-            node = node["assert"]
+        key = aliases.get(element, element) if isinstance(element, str) else element
+        found = (isinstance(node, dict) and isinstance(key, str) and key in node) or (
+            isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        )
+        if found:
+            segments.append(key)
+            node = node[key]
     return segments, node
 
 

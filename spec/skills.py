@@ -212,8 +212,11 @@ def template_render(value: Any, template: str) -> str:
 # -- validators ---------------------------------------------------------------------------
 
 
-@skill("non_empty", "Fail when the output is empty (blank text, empty list or mapping, null).",
-       kind="validator")
+@skill(
+    "non_empty",
+    "Fail when the output is empty (blank text, empty list or mapping, null).",
+    kind="validator",
+)
 def non_empty(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return "output is empty"

@@ -146,7 +146,11 @@ def decode(data: bytes, file: str) -> str:
         col = exc.start - (before.rfind(b"\n") + 1) + 1
         raise SpecError.single(
             Diagnostic(
-                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})", "encoding", file, line, col
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                "encoding",
+                file,
+                line,
+                col,
             )
         ) from None
     return text.removeprefix("\ufeff")
@@ -308,8 +312,8 @@ class _Converter:
             self.done[key] = (plain, self.nodes - start)
             return plain
         self._count(1, path)
-        if isinstance(node, TaggedScalar) or getattr(node, "tag", None) is not None and getattr(
-            node.tag, "value", None
+        if isinstance(node, TaggedScalar) or (
+            getattr(node, "tag", None) is not None and getattr(node.tag, "value", None)
         ):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         return _scalar(node)
@@ -330,12 +334,12 @@ class _Converter:
         out: dict[str, Any] = {}
         for raw_key, value in node.items():
             key = _key(raw_key)
+            if key is None:
+                raise self._fail(path, "mapping keys must be plain scalars", "complex-key")
             child = paths.child(path, key)
             pos = positions.get(raw_key)
             if pos is not None:
                 self.positions[child] = (pos[0] + 1, pos[1] + 1, pos[2] + 1, pos[3] + 1)
-            if key is None:
-                raise self._fail(child, "mapping keys must be plain scalars", "complex-key")
             if key in out:
                 raise self._fail(child, f"duplicate key '{key}'", "duplicate-key")
             out[key] = self._node(value, child, depth + 1)

@@ -16,10 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import strategies as st
-
 from flujo.spec.expressions import template_step_references
 from flujo.spec.model import Pipeline
+from hypothesis import strategies as st
 
 NAME_PATTERN = r"\A[A-Za-z_][A-Za-z0-9_-]{0,63}\Z"
 
@@ -258,7 +257,9 @@ def _expression(draw: st.DrawFn, draft: _Draft) -> str:
     if not draft.checked:
         return draw(awkward_text.filter(lambda s: 0 < len(s) <= 4096))
     known = sorted(draft.step_names)
-    kind = draw(st.sampled_from(_EXPRESSION_KINDS if known else _EXPRESSION_KINDS[:1] + ("literal",)))
+    kind = draw(
+        st.sampled_from(_EXPRESSION_KINDS if known else _EXPRESSION_KINDS[:1] + ("literal",))
+    )
     if kind == "step":
         ref = step_ref(draw(st.sampled_from(known)))
         return draw(st.sampled_from([f"{ref}.output", f"{ref}.output.ok == True", ref]))
@@ -337,7 +338,9 @@ def _uses_and_with(draw: st.DrawFn, draft: _Draft, step: dict[str, Any]) -> None
     elif uses == "regex_extract":
         step["uses"] = uses
         params: dict[str, Any] = {"pattern": re.escape(draw(awkward_text))}
-        params |= draw(st.fixed_dictionaries({}, optional={"group": json_data, "all": st.booleans()}))
+        params |= draw(
+            st.fixed_dictionaries({}, optional={"group": json_data, "all": st.booleans()})
+        )
         step["with"] = params
     elif uses == "template_render":
         step["uses"] = uses

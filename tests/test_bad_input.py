@@ -8,45 +8,90 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from flujo.spec.errors import SpecError
 from flujo.spec.load import check
 from flujo.spec.source import MAX_BYTES
 
-BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
-) + "steps: []\n"
+BILLION_LAUGHS = (
+    "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "steps: []\n"
+)
 
 # name -> (file content, expected code, line, col, words the message must contain)
 BAD_FILES: dict[str, tuple[str | bytes, str, int, int, str]] = {
     "malformed": ("steps: [a, b\n", "yaml-syntax", 2, 1, "expected ',' or ']'"),
     "tabs": ("name: x\nsteps:\n\t- name: a\n", "tab", 3, 1, "tab character"),
-    "duplicate_key": ("name: a\nsteps: []\nname: b\n", "duplicate-key", 3, 1,
-                      "duplicate key 'name' (first defined at line 1)"),
+    "duplicate_key": (
+        "name: a\nsteps: []\nname: b\n",
+        "duplicate-key",
+        3,
+        1,
+        "duplicate key 'name' (first defined at line 1)",
+    ),
     "billion_laughs": (BILLION_LAUGHS, "too-many-nodes", 6, 4, "expands to more than"),
     "deep_flow": ("steps: " + "[" * 5000 + "]" * 5000 + "\n", "too-deep", 1, 108, "deeper than"),
-    "deep_block": ("".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v\n",
-                   "too-deep", 301, 601, "deeper than"),
+    "deep_block": (
+        "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v\n",
+        "too-deep",
+        301,
+        601,
+        "deeper than",
+    ),
     "not_utf8": (b"name: caf\xe9\nsteps: []\n", "encoding", 1, 10, "not valid UTF-8"),
+    "complex_key": ("steps: []\nextra:\n  ? [a, b]\n  : 1\n", "complex-key", 2, 1, "plain scalars"),
     "empty": ("# nothing here\n", "empty", 1, 1, "empty"),
     "two_documents": ("steps: []\n---\nsteps: []\n", "multiple-documents", 2, 1, "one YAML"),
     "top_level_list": ("- a\n- b\n", "schema", 1, 1, "must be a mapping, not a list"),
-    "python_tag": ('name: !!python/object/apply:os.system ["echo hacked"]\nsteps: []\n',
-                   "yaml-tag", 1, 1, "tags"),
-    "unknown_key": ("steps:\n  - name: a\n    config: {max_retry: 2}\n", "unknown-key", 3, 14,
-                    "unknown key 'max_retry'; did you mean 'max_retries'?"),
-    "unknown_kind": ("steps:\n  - name: a\n    kind: lop\n", "unknown-kind", 3, 5,
-                     "unknown step kind 'lop'; did you mean 'loop'?"),
+    "python_tag": (
+        'name: !!python/object/apply:os.system ["echo hacked"]\nsteps: []\n',
+        "yaml-tag",
+        1,
+        1,
+        "tags",
+    ),
+    "unknown_key": (
+        "steps:\n  - name: a\n    config: {max_retry: 2}\n",
+        "unknown-key",
+        3,
+        14,
+        "unknown key 'max_retry'; did you mean 'max_retries'?",
+    ),
+    "unknown_kind": (
+        "steps:\n  - name: a\n    kind: lop\n",
+        "unknown-kind",
+        3,
+        5,
+        "unknown step kind 'lop'; did you mean 'loop'?",
+    ),
     "missing_steps": ("name: x\n", "missing", 1, 1, "missing required key 'steps'"),
     "bad_version": ("version: 7\nsteps: []\n", "schema", 1, 1, "unsupported version '7'"),
     "unknown_step_in_expression": (
         "steps:\n  - name: a\n    kind: loop\n    exit_expression: steps.b.done\n"
-        "    body: {steps: [{name: c}]}\n", "unknown-step", 4, 28, "unknown step 'b'"),
-    "unsafe_import": ("steps:\n  - name: a\n    uses: os:system\n", "unknown-skill", 3, 5,
-                      "not in the skill allow-list"),
-    "bad_expression": ("steps:\n  - name: m\n    kind: map\n    over: 'input.items['\n"
-                       "    body: {steps: [{name: b}]}\n", "expression-syntax", 4, 23,
-                       "invalid expression"),
+        "    body: {steps: [{name: c}]}\n",
+        "unknown-step",
+        4,
+        28,
+        "unknown step 'b'",
+    ),
+    "unsafe_import": (
+        "steps:\n  - name: a\n    uses: os:system\n",
+        "unknown-skill",
+        3,
+        5,
+        "not in the skill allow-list",
+    ),
+    "bad_expression": (
+        "steps:\n  - name: m\n    kind: map\n    over: 'input.items['\n"
+        "    body: {steps: [{name: b}]}\n",
+        "expression-syntax",
+        4,
+        23,
+        "invalid expression",
+    ),
 }
 
 
@@ -93,13 +138,17 @@ def test_cli_reports_every_bad_file_in_one_line_each_and_exits_1(tmp_path: Path)
     env = {**os.environ, "NO_COLOR": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "flujo", "validate", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == len(BAD_FILES) + 1
-    for name, (_, code, line, col, _words) in BAD_FILES.items():
+    for name, (_, _code, line, col, _words) in BAD_FILES.items():
         assert any(entry.startswith(f"{name}.yaml:{line}:{col}: error: ") for entry in lines), name
     assert "huge.yaml:1:1: error: file is 50.0 MiB" in done.stdout
     assert f"{len(BAD_FILES) + 1} files checked" in done.stderr
@@ -113,7 +162,10 @@ def test_cli_usage_errors_exit_2_and_still_check_the_other_files(tmp_path: Path)
     unreadable.chmod(0)
     done = subprocess.run(
         [sys.executable, "-m", "flujo", "validate", "missing.yaml", str(good), str(unreadable)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     readable_as_root = os.access(unreadable, os.R_OK)
     assert done.returncode == 2

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import EXAMPLES, errors, problems, spec
 from flujo.spec.load import check
+
+from tests.conftest import EXAMPLES, errors, problems, spec
 
 
 def messages(text: str) -> list[tuple[int, int, str]]:
@@ -183,7 +184,11 @@ def test_schema_errors_and_reference_errors_are_reported_together() -> None:
         (5, 14, "max_retries: must be greater than or equal to 0 (got -1)"),
         (8, 5, "max_loops: must be greater than or equal to 1 (got 0)"),
         (9, 21, "duplicate step name 'a' (first used at line 2)"),
-        (11, 5, "unknown step kind 'whatever'; expected one of: step, parallel, conditional, loop, map"),
+        (
+            11,
+            5,
+            "unknown step kind 'whatever'; expected one of: step, parallel, conditional, loop, map",
+        ),
         (14, 15, "assertions: needs at least 1 item (got 0)"),
         (15, 35, "unknown step 'nope'"),
     ]

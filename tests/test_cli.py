@@ -86,7 +86,9 @@ def test_a_directory_without_specs_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_an_internal_error_is_one_line_and_exit_3(
-    write, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+    write,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     import flujo.spec.load
 
@@ -116,9 +118,10 @@ steps:
 
 def test_patch_prints_a_diff_of_only_the_patched_line(write) -> None:  # type: ignore[no-untyped-def]
     spec = write("p.yaml", SPEC)
-    patch = write("fix.json", json.dumps(
-        [{"op": "replace", "path": "/steps/0/config/max_retries", "value": 3}]
-    ))
+    patch = write(
+        "fix.json",
+        json.dumps([{"op": "replace", "path": "/steps/0/config/max_retries", "value": 3}]),
+    )
     code, out, _ = run("patch", str(spec), str(patch))
     assert code == 0
     changed = [line for line in out.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]

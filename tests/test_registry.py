@@ -9,14 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-
 from flujo.spec import skills
 from flujo.spec.load import check
 from flujo.spec.registry import RegistryError, StepRegistry
 
 BUILTIN_NAMES = [
-    "passthrough", "json_parse", "regex_extract", "template_render",
-    "non_empty", "json_schema", "max_length",
+    "passthrough",
+    "json_parse",
+    "regex_extract",
+    "template_render",
+    "non_empty",
+    "json_schema",
+    "max_length",
 ]
 
 
@@ -31,7 +35,7 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for module in ("fake_plugin_mod", "repo_skills", "evil_mod"):
         (tmp_path / f"{module}.py").write_text(
             "from pathlib import Path\n"
-            f"Path(__file__).with_suffix('.imported').touch()\n"
+            "Path(__file__).with_suffix('.imported').touch()\n"
             "def shout(value):\n    '''Upper-case the text.'''\n    return str(value).upper()\n"
             "run = shout\n"
         )
@@ -77,7 +81,9 @@ def test_the_repository_config_allows_listed_paths_without_importing_them(
     (repo / ".github" / "flujo.yml").write_text("skills:\n  allow:\n    - repo_skills:shout\n")
     spec = repo / "pipelines" / "p.yaml"
     spec.parent.mkdir()
-    spec.write_text("steps:\n  - {name: a, uses: 'repo_skills:shout'}\n  - {name: b, uses: 'evil_mod:run'}\n")
+    spec.write_text(
+        "steps:\n  - {name: a, uses: 'repo_skills:shout'}\n  - {name: b, uses: 'evil_mod:run'}\n"
+    )
     _, diagnostics = check(spec)
     assert [d.yaml_path for d in diagnostics] == ["steps[1].uses"]
     assert not imported(plugin_dir, "repo_skills") and not imported(plugin_dir, "evil_mod")
@@ -109,7 +115,10 @@ def test_entry_point_skills_are_allowed_by_name_and_loaded_only_when_used(
 def test_registry_list_prints_the_manifest_as_json(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "flujo", "registry", "list", "--json"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     names = [entry["name"] for entry in json.loads(done.stdout)]

@@ -8,20 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, find, given, settings
-
 from flujo.spec.checks import check_pipeline
 from flujo.spec.load import attach_locations, validate_document
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.paths import child
 from flujo.spec.source import parse
+from hypothesis import HealthCheck, example, find, given, settings
+
 from tests.strategies import pipelines, step_depth
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.y*ml"))
 
-PROPERTY = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Every step kind, four step lists deep: a loop inside a parallel branch inside a
 # conditional branch, map bodies, fallbacks of fallbacks, validators with and without

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
-
 from flujo.spec.schema import pipeline_schema, schema_text
 from flujo.spec.source import parse
+from jsonschema import Draft202012Validator
+
 from tests.conftest import EXAMPLES, ROOT
 
 
@@ -23,8 +23,9 @@ def properties(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_every_field_has_a_description() -> None:
     schema = pipeline_schema()
-    missing = [f"{model}.{name}" for model, name, prop in properties(schema)
-               if not prop.get("description")]
+    missing = [
+        f"{model}.{name}" for model, name, prop in properties(schema) if not prop.get("description")
+    ]
     assert missing == []
     assert all(d.get("description") for d in schema["$defs"].values())
 
@@ -50,5 +51,6 @@ def test_the_schema_rejects_what_the_loader_rejects() -> None:
     ]
     for data in bad:
         assert not validator.is_valid(data), json.dumps(data)
-    assert validator.is_valid({"steps": [{"name": "a", "kind": "map", "over": "x",
-                                          "body": {"steps": [{"name": "b"}]}}]})
+    assert validator.is_valid(
+        {"steps": [{"name": "a", "kind": "map", "over": "x", "body": {"steps": [{"name": "b"}]}}]}
+    )

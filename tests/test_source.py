@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from flujo.spec import paths
 from flujo.spec.model import ConditionalStep, ParallelStep, Pipeline
+
 from tests.conftest import EXAMPLES, ROOT, spec
 
 NESTED = spec(
@@ -174,7 +174,12 @@ def test_yaml_path_round_trips_through_json_pointer() -> None:
         assert paths.from_pointer(paths.to_pointer(path)) == path
     assert paths.to_pointer('steps[0].branches["a/b"]') == "/steps/0/branches/a~1b"
     assert paths.split('steps[1].branches["x.y"].steps[0]') == [
-        "steps", 1, "branches", "x.y", "steps", 0,
+        "steps",
+        1,
+        "branches",
+        "x.y",
+        "steps",
+        0,
     ]
     with pytest.raises(ValueError):
         paths.split("steps[1]..x")

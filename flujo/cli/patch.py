@@ -12,10 +12,15 @@ from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("patch_file", metavar="PATCH.json", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument(
+    "patch_file", metavar="PATCH.json", type=click.Path(dir_okay=False, allow_dash=True)
+)
 @click.option("--in-place", "-i", is_flag=True, help="Write the patched spec back to SPEC.")
-@click.option("--check", is_flag=True, help="Only check that the patch applies and the result "
-              "is valid; print nothing on success.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only check that the patch applies and the result is valid; print nothing on success.",
+)
 def patch(spec: Path, patch_file: str, in_place: bool, check: bool) -> None:
     """Apply an RFC 6902 JSON Patch to SPEC so that only the patched lines change.
 

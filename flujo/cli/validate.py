@@ -27,7 +27,9 @@ SPEC_SUFFIXES = (".yml", ".yaml")
     help="Repository config to use instead of the .github/flujo.yml found above each spec.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool) -> None:
+def validate(
+    paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool
+) -> None:
     """Check spec files (or every .yml/.yaml file under a directory) and report every
     problem found: YAML syntax, schema, references, names and expressions.
 
