@@ -85,6 +85,14 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
     for i, test in enumerate(pipeline.tests):
         for j, assertion in enumerate(test.assertions):
             check_expr(f"tests[{i}].assertions[{j}]", assertion)
+        for step_name in test.mocks:
+            if step_name not in names:
+                hint = _did_you_mean(step_name, known)
+                report.add(
+                    f"tests[{i}].mocks.{step_name}",
+                    f"unknown step '{step_name}'{hint}",
+                    "unknown-step",
+                )
     _unique(
         report,
         ((f"policies[{i}]", "id", p.id) for i, p in enumerate(pipeline.policies)),

@@ -320,6 +320,11 @@ class SpecTest(SpecNode):
     assertions: list[Expression] = Field(
         min_length=1, description="Expressions over `result` that must all be true."
     )
+    mocks: dict[Name, Any] = Field(
+        default_factory=dict,
+        description="Fixed outputs by step name: those steps are not run in this test.",
+    )
+    tags: list[Name] = Field(default_factory=list, description="Labels for selecting tests.")
 
 
 class Policy(SpecNode):
@@ -329,8 +334,10 @@ class Policy(SpecNode):
     description: str | None = Field(None, description="Why the policy exists (for people).")
     when: Expression | None = Field(None, description="The policy applies only when this holds.")
     assert_: Expression = Field(alias="assert", description="What must hold.")
-    action: Literal["FAIL_RUN", "WARN"] = Field(
-        "FAIL_RUN", description="`FAIL_RUN` fails the run (and blocks merges); `WARN` reports."
+    action: Literal["FAIL_RUN", "REQUIRE_APPROVAL", "WARN"] = Field(
+        "FAIL_RUN",
+        description="`FAIL_RUN` fails the run and blocks merges; `REQUIRE_APPROVAL` blocks "
+        "merges unless a maintainer overrides it; `WARN` only reports.",
     )
 
 

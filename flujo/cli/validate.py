@@ -27,8 +27,9 @@ SPEC_SUFFIXES = (".yml", ".yaml")
     help="Repository config to use instead of the .github/flujo.yml found above each spec.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--verbose", "-v", is_flag=True, help="Also name each valid file (text format).")
 def validate(
-    paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool
+    paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool, verbose: bool
 ) -> None:
     """Check spec files (or every .yml/.yaml file under a directory) and report every
     problem found: YAML syntax, schema, references, names and expressions.
@@ -68,6 +69,9 @@ def validate(
             diagnostics = [replace(d, severity="error") for d in diagnostics]
         sha = pipeline.spec_sha256 if pipeline is not None else None
         reports.append(FileReport(display_name(file), diagnostics, sha))
+        if verbose and output_format == "text" and pipeline is not None and reports[-1].valid:
+            steps = sum(1 for _ in pipeline.walk())
+            click.echo(f"{display_name(file)}: ok ({steps} steps, spec_sha256 {sha[:12]}…)")
 
     click.echo(FORMATS[output_format](reports), nl=False)
     for problem in problems:
