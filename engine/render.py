@@ -1,0 +1,55 @@
+"""Step inputs: `{{ … }}` templates rendered in a Jinja2 sandbox.
+
+A string that is exactly one `{{ expression }}` yields the expression's value with its
+type (a dict stays a dict); any other string renders to text. Mappings and lists are
+rendered item by item. Templates are compiled once per process.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> Any:
+    env = _environment()
+    single = _SINGLE.match(text)
+    if single is not None and "{%" not in text:
+        return ("value", env.compile_expression(single.group("expr"), undefined_to_none=False))
+    return ("text", env.from_string(text))
+
+
+def has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_template(v) for v in value)
+    return False
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """`value` with every template in it rendered against `context`."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        kind, compiled = _compile(value)
+        return compiled(**context) if kind == "value" else compiled.render(context)
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    return value

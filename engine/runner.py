@@ -1,0 +1,498 @@
+"""The async runner: executes a loaded spec, step by step, with telemetry.
+
+A run works on the `Pipeline` object it was given, read from its file once before the
+run started; a file changed during a run only affects later runs (apply-on-next-run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flujo.engine import telemetry as tm
+from flujo.engine.render import render
+from flujo.engine.results import PipelineResult, StepResult
+from flujo.engine.store import new_run_id
+from flujo.engine.telemetry import RunTelemetry, SpanRecord
+from flujo.spec.model import (
+    AgentStep,
+    ConditionalStep,
+    LoopStep,
+    MapStep,
+    ParallelStep,
+    Pipeline,
+    StepBase,
+)
+from flujo.spec.registry import StepRegistry
+
+if TYPE_CHECKING:
+    from flujo.engine.agents import ModelClient
+    from flujo.engine.store import RunStore
+    from flujo.engine.telemetry import OTelExport
+
+AGENT_PREFIX = "agents."
+FLUSH_EVERY_S = 5.0
+"""Spans of a long run are written to the store at least this often."""
+
+
+class StepFailed(Exception):
+    """A step failed after its retries (and its fallback, if any)."""
+
+    def __init__(self, step: StepBase, message: str) -> None:
+        super().__init__(f"step '{step.name}' failed: {message}")
+        self.step = step
+        self.reason = message
+
+
+class UsageLimitExceeded(Exception):
+    """A usage limit was crossed; the run stops at the step that crossed it."""
+
+    def __init__(self, step: StepBase, limit: str, value: float, cap: float) -> None:
+        super().__init__(
+            f"usage limit {limit} = {cap:g} crossed at step '{step.name}' (reached {value:g})"
+        )
+        self.step = step
+
+
+class ValidationFailed(Exception):
+    """A validator rejected a step's output (the reason is fed back on retry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a model call returned."""
+
+    output: Any
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+class Runner:
+    """Runs one spec; reusable for many runs (concurrently too)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        models: ModelClient | None = None,
+        registry: StepRegistry | None = None,
+        store: RunStore | None = None,
+        export: OTelExport | None = None,
+        evaluate: Callable[[str, dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.models = models
+        self.registry = registry or StepRegistry()
+        self.store = store
+        self.export = export
+        self.evaluate = evaluate or _default_evaluate
+        self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._attrs: dict[int, dict[str, Any]] = {}
+        for _, step in pipeline.walk():
+            self._attrs[id(step)] = {
+                tm.YAML_PATH: step.yaml_path,
+                tm.YAML_LINE: step.line,
+                tm.STEP_NAME: step.name,
+                tm.STEP_KIND: step.kind,
+            }
+
+    async def run(self, input: Any = None, *, run_id: str | None = None) -> PipelineResult:
+        """Run the pipeline on `input`; never raises for a failing step (see `status`)."""
+        return await _Run(self, input, run_id or new_run_id()).execute()
+
+    def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
+        """The callable behind an allowed `uses:` (cached) and whether it is async."""
+        entry = self._skills.get(reference)
+        if entry is None:
+            fn = self.registry.resolve(reference)
+            entry = (fn, inspect.iscoroutinefunction(fn))
+            self._skills[reference] = entry
+        return entry
+
+
+def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:
+    from flujo.spec.expressions import evaluate
+
+    return evaluate(source, bindings)
+
+
+class _Run:
+    """State of one run."""
+
+    def __init__(self, runner: Runner, input: Any, run_id: str) -> None:
+        pipeline = runner.pipeline
+        self.runner = runner
+        self.pipeline = pipeline
+        self.result = PipelineResult(run_id, pipeline.spec_sha256, input=input)
+        self.telemetry = RunTelemetry(run_id, pipeline.spec_sha256)
+        self.limits = pipeline.usage_limits
+        self.cost = 0.0
+        self.cost_known = True
+        self.tokens = 0
+        self.last_flush = time.monotonic()
+        self.flushed = 0
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def execute(self) -> PipelineResult:
+        runner, result = self.runner, self.result
+        source = self.pipeline.source
+        if runner.store is not None:
+            runner.store.begin_run(
+                run_id=result.run_id,
+                spec_sha256=result.spec_sha256,
+                spec_text=source.text if source is not None else self.pipeline.to_yaml(),
+                spec_path=source.file if source is not None else None,
+                pipeline=self.pipeline.name,
+                trace_id=self.telemetry.trace_id,
+            )
+        span = self.telemetry.start(
+            f"flujo.run {self.pipeline.name or 'pipeline'}", None, {tm.YAML_LINE: 1}
+        )
+        started = time.perf_counter()
+        try:
+            result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
+            result.status = "succeeded"
+        except (StepFailed, UsageLimitExceeded) as exc:
+            result.status, result.error = "failed", str(exc)
+            result.error_path = exc.step.yaml_path
+        except asyncio.CancelledError:
+            result.status, result.error = "cancelled", "the run was cancelled"
+            await self._finish(span, started)
+            raise
+        except Exception as exc:  # a bug in Flujo: record it, then let it surface
+            result.status, result.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            await self._finish(span, started)
+            raise
+        await self._finish(span, started)
+        return result
+
+    async def _finish(self, span: SpanRecord, started: float) -> None:
+        result = self.result
+        result.latency_s = time.perf_counter() - started
+        result.total_cost_usd = self.cost if self.cost_known else None
+        result.total_tokens = self.tokens
+        span.attributes[tm.COST] = result.total_cost_usd
+        if result.error:
+            span.event("flujo.run.failed", message=result.error, path=result.error_path or "")
+        span.end(result.status == "succeeded", result.error)
+        store, export = self.runner.store, self.runner.export
+        if store is not None:
+            # shielded: a cancelled run is still recorded whole
+            await asyncio.shield(
+                asyncio.to_thread(store.finish_run, result, self.telemetry.spans)
+            )
+        if export is not None and export.enabled:
+            await asyncio.to_thread(export.export, self.telemetry)
+
+    async def _maybe_flush(self) -> None:
+        store = self.runner.store
+        if store is None or time.monotonic() - self.last_flush < FLUSH_EVERY_S:
+            return
+        self.last_flush = time.monotonic()
+        await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
+
+    # -- step lists and kinds ---------------------------------------------------------------
+
+    async def steps(
+        self, steps: list[Any], scope_input: Any, previous: Any, parent: SpanRecord
+    ) -> Any:
+        for step in steps:
+            previous = await self.step(step, scope_input, previous, parent)
+            if self.runner.store is not None:
+                await self._maybe_flush()
+        return previous
+
+    async def step(self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord) -> Any:
+        if isinstance(step, AgentStep):
+            return await self.agent_step(step, scope_input, previous, parent)
+        record = self._record(step)
+        span = self._span(step, parent, record)
+        started = time.perf_counter()
+        try:
+            if isinstance(step, ParallelStep):
+                output = await self.parallel(step, scope_input, previous, span)
+            elif isinstance(step, ConditionalStep):
+                output = await self.conditional(step, scope_input, previous, span)
+            elif isinstance(step, LoopStep):
+                output = await self.loop(step, scope_input, previous, span, record)
+            elif isinstance(step, MapStep):
+                output = await self.map(step, scope_input, previous, span)
+            else:  # pragma: no cover - the schema admits no other kinds
+                raise StepFailed(step, f"unknown kind {step.kind}")
+        except BaseException as exc:
+            record.success, record.error = False, _reason(exc)
+            span.end(False, record.error)
+            raise
+        finally:
+            record.latency_s += time.perf_counter() - started
+        record.success, record.error, record.output = True, None, output
+        span.end(True)
+        return output
+
+    async def parallel(
+        self, step: ParallelStep, scope_input: Any, previous: Any, span: SpanRecord
+    ) -> Any:
+        names = list(step.branches)
+        ignore = step.on_branch_failure == "ignore"
+
+        async def branch(name: str) -> Any:
+            try:
+                return await self.steps(step.branches[name].steps, scope_input, previous, span)
+            except StepFailed as exc:
+                if not ignore:
+                    raise
+                span.event("flujo.branch.failed", branch=name, message=str(exc))
+                return _FAILED
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(branch(name)) for name in names]
+        except* (StepFailed, UsageLimitExceeded) as failures:
+            raise failures.exceptions[0] from None
+        outputs = {name: task.result() for name, task in zip(names, tasks, strict=True)}
+        outputs = {name: out for name, out in outputs.items() if out is not _FAILED}
+        return outputs if step.merge == "dict" else list(outputs.values())
+
+    async def conditional(
+        self, step: ConditionalStep, scope_input: Any, previous: Any, span: SpanRecord
+    ) -> Any:
+        value = self._expression(step, step.condition_expression, scope_input, previous)
+        key = str(value).lower() if isinstance(value, bool) else str(value)
+        chosen = step.branches.get(key)
+        span.event("flujo.branch.chosen", branch=key if chosen is not None else "default")
+        if chosen is None:
+            chosen = step.default
+        if chosen is None:
+            return previous
+        return await self.steps(chosen.steps, scope_input, previous, span)
+
+    async def loop(
+        self,
+        step: LoopStep,
+        scope_input: Any,
+        previous: Any,
+        span: SpanRecord,
+        record: StepResult,
+    ) -> Any:
+        output = previous
+        for iteration in range(1, step.max_loops + 1):
+            record.attempts = iteration
+            output = await self.steps(step.body.steps, scope_input, output, span)
+            if step.exit_expression is not None:
+                extra = {"output": output, "iteration": iteration}
+                done = self._expression(step, step.exit_expression, scope_input, output, extra)
+                if done:
+                    span.event("flujo.loop.exit", iteration=iteration)
+                    return output
+        span.event("flujo.loop.max_loops", iteration=step.max_loops)
+        return output
+
+    async def map(self, step: MapStep, scope_input: Any, previous: Any, span: SpanRecord) -> Any:
+        items = self._expression(step, step.over, scope_input, previous)
+        if not isinstance(items, list | tuple):
+            raise StepFailed(step, f"`over` must give a list, got {type(items).__name__}")
+        outputs = []
+        for item in items:
+            outputs.append(await self.steps(step.body.steps, item, item, span))
+        return outputs
+
+    # -- plain steps: agents and skills -----------------------------------------------------
+
+    async def agent_step(
+        self, step: AgentStep, scope_input: Any, previous: Any, parent: SpanRecord
+    ) -> Any:
+        record = self._record(step)
+        value = previous
+        if step.input is not None:
+            try:
+                value = render(step.input, self._context(scope_input, previous))
+            except Exception as exc:
+                record.success, record.error = False, f"input template: {_reason(exc)}"
+                raise StepFailed(step, record.error) from None
+        config = step.config
+        feedback: str | None = None
+        error = "no attempt was made"
+        for attempt in range(1, config.max_retries + 2):
+            span = self._span(step, parent, record, attempt)
+            started = time.perf_counter()
+            try:
+                if config.timeout_s is not None:
+                    async with asyncio.timeout(config.timeout_s):
+                        output = await self.call(step, value, feedback, span, record)
+                else:
+                    output = await self.call(step, value, feedback, span, record)
+                feedback = self._validate(step, output)
+                if feedback is not None:
+                    raise ValidationFailed(feedback)
+            except (UsageLimitExceeded, asyncio.CancelledError) as exc:
+                record.latency_s += time.perf_counter() - started
+                record.success, record.error = False, _reason(exc)
+                span.end(False, record.error)
+                raise
+            except Exception as exc:
+                record.latency_s += time.perf_counter() - started
+                error = _reason(exc, config.timeout_s)
+                if isinstance(exc, ValidationFailed):
+                    span.event("flujo.validator.failed", message=error)
+                    error = f"validator failed: {error}"
+                else:
+                    span.event("exception", **{"exception.type": type(exc).__name__,
+                                                "exception.message": error})
+                span.end(False, error)
+                if attempt <= config.max_retries:
+                    delay = _backoff(config.backoff, attempt)
+                    span.event("flujo.retry", attempt=attempt + 1, delay_s=delay)
+                    await asyncio.sleep(delay)
+                continue
+            record.latency_s += time.perf_counter() - started
+            record.success, record.error, record.output = True, None, output
+            span.end(True)
+            return output
+        record.success, record.error = False, error
+        if step.fallback is not None:
+            parent.event("flujo.fallback", step=step.name, fallback=step.fallback.name)
+            try:
+                output = await self.agent_step(step.fallback, scope_input, previous, parent)
+            except StepFailed as exc:
+                raise StepFailed(step, f"{error}; fallback: {exc.reason}") from None
+            record.output = output
+            return output
+        raise StepFailed(step, error)
+
+    async def call(
+        self,
+        step: AgentStep,
+        value: Any,
+        feedback: str | None,
+        span: SpanRecord,
+        record: StepResult,
+    ) -> Any:
+        uses = step.uses
+        if uses is None:
+            return value
+        if uses.startswith(AGENT_PREFIX):
+            return await self._model_call(step, uses[len(AGENT_PREFIX) :], value, feedback,
+                                          span, record)
+        fn, is_async = self.runner.skill(uses)
+        output = fn(value, **step.with_)
+        return await output if is_async else output
+
+    async def _model_call(
+        self,
+        step: AgentStep,
+        agent_name: str,
+        value: Any,
+        feedback: str | None,
+        span: SpanRecord,
+        record: StepResult,
+    ) -> Any:
+        models = self.runner.models
+        if models is None:
+            raise RuntimeError(
+                "no model server configured: set OPENAI_BASE_URL (and OPENAI_API_KEY), "
+                "or run with --replay DIR or --fake"
+            )
+        agent = self.pipeline.agents[agent_name]
+        completion = await models.complete(agent, step, value, feedback)
+        record.model = completion.model
+        record.input_tokens += completion.input_tokens
+        record.output_tokens += completion.output_tokens
+        attributes = span.attributes
+        attributes[tm.GEN_AI_SYSTEM] = agent.model.split(":", 1)[0]
+        attributes[tm.GEN_AI_MODEL] = completion.model
+        attributes[tm.GEN_AI_INPUT_TOKENS] = completion.input_tokens
+        attributes[tm.GEN_AI_OUTPUT_TOKENS] = completion.output_tokens
+        attributes[tm.COST] = completion.cost_usd
+        self.tokens += completion.input_tokens + completion.output_tokens
+        if completion.cost_usd is None:
+            self.cost_known = False
+            record.cost_usd = None
+        else:
+            self.cost += completion.cost_usd
+            if record.cost_usd is not None:
+                record.cost_usd += completion.cost_usd
+        self._check_limits(step)
+        return completion.output
+
+    def _check_limits(self, step: StepBase) -> None:
+        limits = self.limits
+        if limits is None:
+            return
+        if limits.total_cost_usd is not None and self.cost > limits.total_cost_usd:
+            raise UsageLimitExceeded(step, "total_cost_usd", self.cost, limits.total_cost_usd)
+        if limits.total_tokens is not None and self.tokens > limits.total_tokens:
+            raise UsageLimitExceeded(step, "total_tokens", self.tokens, limits.total_tokens)
+
+    def _validate(self, step: AgentStep, output: Any) -> str | None:
+        for validator in step.validators:
+            fn, _ = self.runner.skill(validator.uses)
+            problem = fn(output, **validator.with_)
+            if problem:
+                return f"{validator.uses}: {problem}"
+        return None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _record(self, step: StepBase) -> StepResult:
+        steps = self.result.steps
+        record = steps.get(step.name)
+        if record is None:
+            record = StepResult(step.name, step.kind, step.yaml_path)
+            steps[step.name] = record
+        return record
+
+    def _span(
+        self, step: StepBase, parent: SpanRecord, record: StepResult, attempt: int = 1
+    ) -> SpanRecord:
+        if step.kind != "loop":
+            record.attempts += 1
+        attributes = self.runner._attrs[id(step)] | {tm.ATTEMPT: attempt}
+        return self.telemetry.start(step.name, parent, attributes)
+
+    def _context(self, scope_input: Any, previous: Any) -> dict[str, Any]:
+        return {"input": scope_input, "previous": previous, "steps": self.result.steps}
+
+    def _expression(
+        self,
+        step: StepBase,
+        source: str,
+        scope_input: Any,
+        previous: Any,
+        extra: dict[str, Any] | None = None,
+    ) -> Any:
+        bindings = self._context(scope_input, previous)
+        if extra:
+            bindings.update(extra)
+        try:
+            return self.runner.evaluate(source, bindings)
+        except Exception as exc:
+            raise StepFailed(step, f"expression {source!r}: {_reason(exc)}") from None
+
+
+_FAILED = object()
+
+
+def _reason(exc: BaseException, timeout: float | None = None) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout:g}s" if timeout else "timed out"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, StepFailed):
+        return exc.reason
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ValidationFailed | UsageLimitExceeded) else (
+        f"{type(exc).__name__}: {text}"
+    )
+
+
+def _backoff(backoff: Any, attempt: int) -> float:
+    delay = min(backoff.max_s, backoff.initial_s * backoff.multiplier ** (attempt - 1))
+    return delay * random.uniform(0.5, 1.5) if backoff.jitter else delay

@@ -1,0 +1,106 @@
+"""Everything a run needs around the runner: models, store, exporters.
+
+Used by `flujo run`, the demo and (later) `flujo test` and the bot, so that all of them
+reach models, cassettes and the store the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flujo.engine.results import PipelineResult
+from flujo.engine.runner import Runner
+from flujo.spec.model import Pipeline
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Where model calls go and where runs are kept."""
+
+    base_url: str | None = None
+    record: Path | None = None
+    replay: Path | None = None
+    fake: bool = False
+    store: Path | None = None
+    use_store: bool = True
+    console_telemetry: bool = False
+    prices: dict[str, Any] | None = None
+
+    @classmethod
+    def from_cli(cls, options: dict[str, Any]) -> SessionOptions:
+        known = {k: v for k, v in options.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@contextlib.asynccontextmanager
+async def session(
+    pipeline: Pipeline, options: SessionOptions, registry: Any = None
+) -> AsyncIterator[Runner]:
+    """A ready Runner; closes clients, the fake server and exporters on exit."""
+    from flujo.engine.store import RunStore
+    from flujo.engine.telemetry import OTelExport
+
+    async with contextlib.AsyncExitStack() as stack:
+        models = await _models(pipeline, options, stack)
+        store = RunStore(options.store) if options.use_store else None
+        if store is not None:
+            stack.callback(store.close)
+        export = OTelExport.from_environment(console=options.console_telemetry)
+        if export.enabled:
+            stack.callback(export.shutdown)
+        yield Runner(pipeline, models=models, registry=registry, store=store, export=export)
+
+
+async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> Any:
+    if not pipeline.agents:
+        return None
+    from flujo.engine.agents import OpenAIModels
+
+    if options.replay is not None:
+        from flujo.engine.cassette import Cassette
+
+        models = OpenAIModels(
+            base_url="http://cassette.invalid/v1",
+            transport=Cassette(options.replay, mode="replay"),
+            prices=options.prices,
+            max_retries=0,
+        )
+    else:
+        base_url = options.base_url
+        if options.fake:
+            from flujo.engine.fake_openai import FakeOpenAI
+
+            server = await stack.enter_async_context(FakeOpenAI())
+            base_url = server.base_url
+        transport = None
+        if options.record is not None:
+            from flujo.engine.cassette import Cassette
+
+            transport = Cassette(options.record, mode="record")
+        try:
+            models = OpenAIModels(base_url=base_url, transport=transport, prices=options.prices)
+        except RuntimeError:
+            return None  # model steps fail with the explanation when they run
+    stack.push_async_callback(models.close)
+    return models
+
+
+async def run_many(
+    pipeline: Pipeline,
+    inputs: Sequence[Any],
+    options: SessionOptions,
+    on_result: Callable[[PipelineResult], None] | None = None,
+) -> list[PipelineResult]:
+    """Run the pipeline once per input, in order, in one session."""
+    results = []
+    async with session(pipeline, options) as runner:
+        for value in inputs:
+            result = await runner.run(value)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results

@@ -1,0 +1,255 @@
+"""The run store: runs, spans and spec versions in one SQLite file (WAL).
+
+Each spec version is stored once, by spec_sha256, so any span can be mapped back to
+the exact YAML line it ran. A run's row is written when it starts and again when it
+ends; its spans are written in one transaction at the end (and in batches during long
+runs), so the hot path never waits for the disk. Several processes may write at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flujo.engine import telemetry as tm
+
+if TYPE_CHECKING:
+    from flujo.engine.results import PipelineResult
+    from flujo.engine.telemetry import SpanRecord
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path(".flujo") / "flujo.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS specs (
+    sha256 TEXT PRIMARY KEY,
+    path TEXT,
+    name TEXT,
+    text TEXT NOT NULL,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    spec_sha256 TEXT NOT NULL REFERENCES specs(sha256),
+    spec_path TEXT,
+    pipeline TEXT,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    latency_s REAL,
+    total_cost_usd REAL,
+    total_tokens INTEGER,
+    error TEXT,
+    error_path TEXT,
+    trace_id TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
+CREATE TABLE IF NOT EXISTS spans (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    step_name TEXT,
+    kind TEXT,
+    yaml_path TEXT,
+    line INTEGER,
+    attempt INTEGER,
+    status TEXT NOT NULL,
+    error TEXT,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    cost_usd REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    model TEXT,
+    attributes TEXT NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (run_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_by_path ON spans (yaml_path);
+"""
+
+
+def default_path() -> Path:
+    """FLUJO_STORE, or .flujo/flujo.db under the current directory."""
+    return Path(os.environ.get("FLUJO_STORE") or DEFAULT_PATH)
+
+
+def new_run_id() -> str:
+    """Sortable by start time: milliseconds in hex, then 40 random bits."""
+    return f"{time.time_ns() // 1_000_000:012x}{int.from_bytes(os.urandom(5), 'big'):010x}"
+
+
+class RunStore:
+    """SQLite-backed store; safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        with self._transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        run_id: str,
+        spec_sha256: str,
+        spec_text: str,
+        spec_path: str | None,
+        pipeline: str | None,
+        trace_id: int,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?, ?)",
+                (spec_sha256, spec_path, pipeline, spec_text, now),
+            )
+            db.execute(
+                "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
+                " trace_id) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (run_id, spec_sha256, spec_path, pipeline, now, f"{trace_id:032x}"),
+            )
+
+    def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:
+        """Insert or update spans (a span may be written open, then again when it ends)."""
+        if not spans:
+            return
+        rows = [_span_row(run_id, span) for span in spans]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO spans VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def finish_run(self, result: PipelineResult, spans: list[SpanRecord]) -> None:
+        """Record the outcome and every span of a run in one transaction."""
+        rows = [_span_row(result.run_id, span) for span in spans]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO spans VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
+                " total_tokens = ?, error = ?, error_path = ? WHERE run_id = ?",
+                (
+                    result.status,
+                    time.time(),
+                    result.latency_s,
+                    result.total_cost_usd,
+                    result.total_tokens,
+                    result.error,
+                    result.error_path,
+                    result.run_id,
+                ),
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_runs(self, limit: int = 20, spec_sha256: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT * FROM runs"
+        args: tuple[Any, ...] = ()
+        if spec_sha256:
+            query += " WHERE spec_sha256 = ?"
+            args = (spec_sha256,)
+        query += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        return self._rows(query, (*args, limit))
+
+    def find_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run whose id is `run_id` or starts with it (None if none, or ambiguous)."""
+        rows = self._rows(
+            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id LIMIT 2",
+            (run_id.replace("%", "").replace("_", "") + "%",),
+        )
+        return rows[0] if len(rows) == 1 else None
+
+    def spans(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
+        for row in rows:
+            row["attributes"] = json.loads(row["attributes"])
+            row["events"] = json.loads(row["events"])
+        return rows
+
+    def spec_text(self, spec_sha256: str) -> str | None:
+        rows = self._rows("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
+        return rows[0]["text"] if rows else None
+
+    def _rows(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._db.execute(query, args)
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.db = db
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
+
+
+def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
+    a = span.attributes
+    return (
+        run_id,
+        f"{span.span_id:016x}",
+        f"{span.parent_id:016x}" if span.parent_id is not None else None,
+        span.name,
+        a.get(tm.STEP_NAME),
+        a.get(tm.STEP_KIND),
+        a.get(tm.YAML_PATH),
+        a.get(tm.YAML_LINE),
+        a.get(tm.ATTEMPT),
+        span.status,
+        span.status_message,
+        span.start_ns,
+        span.end_ns or None,
+        a.get(tm.COST),
+        a.get(tm.GEN_AI_INPUT_TOKENS),
+        a.get(tm.GEN_AI_OUTPUT_TOKENS),
+        a.get(tm.GEN_AI_MODEL),
+        json.dumps(a, default=str, separators=(",", ":")),
+        json.dumps(span.events, default=str, separators=(",", ":")),
+    )

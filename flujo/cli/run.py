@@ -1,0 +1,75 @@
+"""`flujo run SPEC`"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli.options import model_options, store_options
+
+
+def parse_input(value: str | None) -> Any:
+    """`--input` as JSON text, `@file` holding JSON, or (when not JSON) a plain string."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "-i", "input_text", help="Input: JSON, @file.json, or plain text.")
+@model_options
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> None:
+    """Run a pipeline once and print its result.
+
+    The spec is read once, when the run starts: editing the file during a run changes
+    only later runs. Models are reached through an OpenAI-compatible server
+    (OPENAI_BASE_URL, OPENAI_API_KEY), recorded cassettes (--replay), or the built-in
+    fake server (--fake). Exit codes: 0 the run succeeded, 1 it failed or the spec is
+    invalid, 2 usage error, 130 interrupted (the run is recorded as cancelled).
+    """
+    from flujo.cli.session import load_spec_or_exit, run_session
+
+    pipeline = load_spec_or_exit(spec)
+    value = parse_input(input_text)
+    results = run_session(pipeline, [value], options)
+    result = results[0]
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
+    else:
+        click.echo(format_result(result))
+    raise SystemExit(EXIT_OK if result.success else EXIT_INVALID)
+
+
+def format_result(result: Any) -> str:
+    cost = "unknown" if result.total_cost_usd is None else f"${result.total_cost_usd:.6f}"
+    lines = [
+        f"run {result.run_id}: {result.status} in {result.latency_s:.3f}s, "
+        f"{result.total_tokens} tokens, {cost}",
+    ]
+    if result.error:
+        where = f" ({result.error_path})" if result.error_path else ""
+        lines.append(f"error: {result.error}{where}")
+    if result.output is not None:
+        output = result.output if isinstance(result.output, str) else json.dumps(
+            result.output, indent=2, default=str, ensure_ascii=False
+        )
+        lines.append(output)
+    return "\n".join(lines)
+
+
+__all__ = ["EXIT_USAGE", "run"]

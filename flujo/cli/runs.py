@@ -1,0 +1,105 @@
+"""`flujo runs list` and `flujo runs show RUN_ID`"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flujo.cli import EXIT_USAGE
+from flujo.cli.options import store_options
+
+
+@click.group()
+def runs() -> None:
+    """Inspect recorded runs (the run store)."""
+
+
+def _store(path: Path | None) -> Any:
+    from flujo.engine.store import RunStore, default_path
+
+    target = path or default_path()
+    if not target.exists():
+        click.echo(f"flujo runs: no run store at {target} (run a pipeline first)", err=True)
+        raise SystemExit(EXIT_USAGE)
+    return RunStore(target)
+
+
+@runs.command("list")
+@store_options
+@click.option("--limit", "-n", default=20, show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
+    """The most recent runs, newest first."""
+    rows = _store(store).list_runs(limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        started = datetime.fromtimestamp(row["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        cost = row["total_cost_usd"]
+        cost_text = "cost unknown" if cost is None else f"${cost:.6f}"
+        latency = row["latency_s"] or 0.0
+        click.echo(
+            f"{row['run_id']}  {started}  {row['status']:<9}  {row['pipeline'] or '-':<20}  "
+            f"{latency:7.3f}s  {row['total_tokens'] or 0:>6} tok  {cost_text}"
+        )
+
+
+@runs.command("show")
+@click.argument("run_id")
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
+    """A run as a tree of step attempts, each with its yaml_path and file:line."""
+    db = _store(store)
+    run = db.find_run(run_id)
+    if run is None:
+        click.echo(f"flujo runs: no single run matches '{run_id}'", err=True)
+        raise SystemExit(EXIT_USAGE)
+    spans = db.spans(run["run_id"])
+    if as_json:
+        click.echo(json.dumps({"run": run, "spans": spans}, indent=2, default=str))
+        return
+    cost = run["total_cost_usd"]
+    click.echo(
+        f"run {run['run_id']}  {run['status']}  spec {run['spec_path']} "
+        f"(sha256 {run['spec_sha256'][:12]}…)  {run['latency_s'] or 0:.3f}s  "
+        f"{run['total_tokens'] or 0} tokens  "
+        + ("cost unknown" if cost is None else f"${cost:.6f}")
+    )
+    if run["error"]:
+        click.echo(f"error: {run['error']}")
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:
+        children.setdefault(span["parent_id"], []).append(span)
+    roots = children.get(None, [])
+    for root in roots:
+        _print_tree(children, root["span_id"], run["spec_path"], "")
+
+
+def _print_tree(
+    children: dict[str | None, list[dict[str, Any]]], parent: str, file: str, indent: str
+) -> None:
+    for span in children.get(parent, []):
+        latency = ((span["end_ns"] or span["start_ns"]) - span["start_ns"]) / 1e9
+        mark = {"OK": "✓", "ERROR": "✗"}.get(span["status"], "…")
+        details = [f"{latency * 1000:.1f} ms"]
+        if span["input_tokens"] is not None:
+            details.append(f"{span['input_tokens']}+{span['output_tokens']} tok")
+        if span["cost_usd"] is not None:
+            details.append(f"${span['cost_usd']:.6f}")
+        elif span["model"] is not None:
+            details.append("cost unknown")
+        if (span["attempt"] or 1) > 1:
+            details.append(f"attempt {span['attempt']}")
+        click.echo(
+            f"{indent}{mark} {span['step_name']}  {span['yaml_path']}  {file}:{span['line']}  "
+            + "  ".join(details)
+        )
+        if span["error"]:
+            click.echo(f"{indent}    {span['error']}")
+        _print_tree(children, span["span_id"], file, indent + "  ")
