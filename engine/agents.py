@@ -90,13 +90,20 @@ class OpenAIModels:
         structured = schema is not None and model not in self._no_structured_output
         request = self._request(agent, step, model, prompt, feedback, structured)
         try:
-            response = await self.client.chat.completions.create(**request)
-        except openai.BadRequestError as exc:
-            if not structured or "response_format" not in str(exc):
-                raise
-            self._no_structured_output.add(model)
-            request = self._request(agent, step, model, prompt, feedback, False)
-            response = await self.client.chat.completions.create(**request)
+            try:
+                response = await self.client.chat.completions.create(**request)
+            except openai.BadRequestError as exc:
+                if not structured or "response_format" not in str(exc):
+                    raise
+                self._no_structured_output.add(model)
+                request = self._request(agent, step, model, prompt, feedback, False)
+                response = await self.client.chat.completions.create(**request)
+        except openai.APIConnectionError as exc:
+            from flujo.engine.cassette import CassetteMiss
+
+            if isinstance(exc.__cause__, CassetteMiss):  # not a connection problem
+                raise exc.__cause__ from None
+            raise
         text = response.choices[0].message.content or ""
         usage = response.usage
         input_tokens = usage.prompt_tokens if usage else 0

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.cassette import CassetteMiss
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id
-from flujo.engine.telemetry import RunTelemetry, SpanRecord
+from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
@@ -86,8 +87,10 @@ class Runner:
         store: RunStore | None = None,
         export: OTelExport | None = None,
         evaluate: Callable[[str, dict[str, Any]], Any] | None = None,
+        trace: bool = True,
     ) -> None:
         self.pipeline = pipeline
+        self.trace = trace
         self.models = models
         self.registry = registry or StepRegistry()
         self.store = store
@@ -131,7 +134,8 @@ class _Run:
         self.runner = runner
         self.pipeline = pipeline
         self.result = PipelineResult(run_id, pipeline.spec_sha256, input=input)
-        self.telemetry = RunTelemetry(run_id, pipeline.spec_sha256)
+        telemetry = RunTelemetry if runner.trace else NullTelemetry
+        self.telemetry = telemetry(run_id, pipeline.spec_sha256)
         self.limits = pipeline.usage_limits
         self.cost = 0.0
         self.cost_known = True
@@ -329,18 +333,24 @@ class _Run:
                         output = await self.call(step, value, feedback, span, record)
                 else:
                     output = await self.call(step, value, feedback, span, record)
-                feedback = self._validate(step, output)
-                if feedback is not None:
-                    raise ValidationFailed(feedback)
+                problem = self._validate(step, output)
+                if problem is not None:
+                    raise ValidationFailed(problem)
             except (UsageLimitExceeded, asyncio.CancelledError) as exc:
                 record.latency_s += time.perf_counter() - started
                 record.success, record.error = False, _reason(exc)
                 span.end(False, record.error)
                 raise
+            except CassetteMiss as exc:  # retrying cannot help: the recording is missing
+                record.latency_s += time.perf_counter() - started
+                record.success, record.error = False, str(exc.for_step(step.name))
+                span.end(False, record.error)
+                raise StepFailed(step, record.error) from None
             except Exception as exc:
                 record.latency_s += time.perf_counter() - started
                 error = _reason(exc, config.timeout_s)
-                if isinstance(exc, ValidationFailed):
+                if isinstance(exc, ValidationFailed):  # fed back to the agent on retry
+                    feedback = error
                     span.event("flujo.validator.failed", message=error)
                     error = f"validator failed: {error}"
                 else:
@@ -445,7 +455,8 @@ class _Run:
         steps = self.result.steps
         record = steps.get(step.name)
         if record is None:
-            record = StepResult(step.name, step.kind, step.yaml_path)
+            path = self.runner._attrs[id(step)][tm.YAML_PATH]
+            record = StepResult(step.name, step.kind, path)
             steps[step.name] = record
         return record
 

@@ -72,7 +72,6 @@ CREATE TABLE IF NOT EXISTS spans (
     events TEXT NOT NULL,
     PRIMARY KEY (run_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_by_path ON spans (yaml_path);
 """
 
 
@@ -230,8 +229,16 @@ class _Transaction:
             self.lock.release()
 
 
+_TYPED = frozenset(
+    {tm.STEP_NAME, tm.STEP_KIND, tm.YAML_PATH, tm.YAML_LINE, tm.ATTEMPT, tm.COST,
+     tm.GEN_AI_INPUT_TOKENS, tm.GEN_AI_OUTPUT_TOKENS, tm.GEN_AI_MODEL, tm.RUN_ID, tm.SPEC_SHA}
+)
+
+
 def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
+    """A spans row; attributes with a column of their own are not repeated in JSON."""
     a = span.attributes
+    extra = {k: v for k, v in a.items() if k not in _TYPED}
     return (
         run_id,
         f"{span.span_id:016x}",
@@ -250,6 +257,17 @@ def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
         a.get(tm.GEN_AI_INPUT_TOKENS),
         a.get(tm.GEN_AI_OUTPUT_TOKENS),
         a.get(tm.GEN_AI_MODEL),
-        json.dumps(a, default=str, separators=(",", ":")),
-        json.dumps(span.events, default=str, separators=(",", ":")),
+        json.dumps(extra, default=str, separators=(",", ":")) if extra else "{}",
+        json.dumps(span.events, default=str, separators=(",", ":")) if span.events else "[]",
     )
+
+
+def attributes_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored span's full attribute set (typed columns merged back)."""
+    columns = {
+        tm.STEP_NAME: row["step_name"], tm.STEP_KIND: row["kind"], tm.YAML_PATH: row["yaml_path"],
+        tm.YAML_LINE: row["line"], tm.ATTEMPT: row["attempt"], tm.COST: row["cost_usd"],
+        tm.GEN_AI_INPUT_TOKENS: row["input_tokens"], tm.GEN_AI_OUTPUT_TOKENS: row["output_tokens"],
+        tm.GEN_AI_MODEL: row["model"], tm.RUN_ID: row["run_id"],
+    }
+    return {k: v for k, v in columns.items() if v is not None} | row["attributes"]

@@ -36,7 +36,7 @@ GEN_AI_MODEL = "gen_ai.request.model"
 GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
-_ids = random.SystemRandom()
+_ids = random.Random()  # span ids need uniqueness, not secrecy (as in the OTel SDK)
 
 
 @dataclass(slots=True)
@@ -85,6 +85,17 @@ class RunTelemetry:
         )
         self.spans.append(span)
         return span
+
+
+class NullTelemetry(RunTelemetry):
+    """Records nothing (tracing switched off); spans handed out are throwaways."""
+
+    __slots__ = ()
+
+    def start(
+        self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]
+    ) -> SpanRecord:
+        return SpanRecord(0, None, name, 0, attributes)
 
 
 # -- export through the OpenTelemetry SDK --------------------------------------------------

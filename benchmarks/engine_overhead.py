@@ -1,0 +1,145 @@
+"""Engine overhead per step: Flujo (spans + SQLite store on / off) vs plain asyncio vs
+LangGraph, on the same 200-step chain whose agent answers instantly (in-process).
+
+Run: .venv/bin/python benchmarks/engine_overhead.py   (LangGraph comes from the `bench`
+dependency group: .tools/bin/uv sync --group bench). Prints µs per step and ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flujo.engine.runner import Completion, Runner
+from flujo.engine.store import RunStore
+from flujo.spec.model import Pipeline
+
+STEPS = 200
+REPEATS = 15
+
+
+async def agent(value: Any) -> Any:
+    """The work every contender does per step: an instant async 'model call'."""
+    return value
+
+
+class InstantModels:
+    async def complete(self, agent_: Any, step: Any, prompt: Any, feedback: Any) -> Completion:
+        return Completion(await agent(prompt), "fake-model", 10, 5, 0.000_01)
+
+
+def chain_spec(steps: int) -> Pipeline:
+    lines = ["name: chain", "agents:", "  fast: {model: 'openai:gpt-4o-mini'}", "steps:"]
+    lines += [f"  - {{name: s{i}, uses: agents.fast}}" for i in range(steps)]
+    return Pipeline.from_yaml("\n".join(lines) + "\n")
+
+
+async def plain_asyncio(steps: int) -> float:
+    started = time.perf_counter()
+    value: Any = "x"
+    for _ in range(steps):
+        value = await agent(value)
+    return time.perf_counter() - started
+
+
+def best(samples: list[float]) -> float:
+    return min(samples)
+
+
+async def flujo_runs(runner: Runner) -> float:
+    started = time.perf_counter()
+    result = await runner.run("x")
+    assert result.success, result.error
+    return time.perf_counter() - started
+
+
+def langgraph_app(steps: int) -> Any:
+    try:
+        from langgraph.graph import END, START, StateGraph
+    except ImportError:
+        return None
+    from typing import TypedDict
+
+    class State(TypedDict):
+        value: Any
+
+    graph = StateGraph(State)
+
+    async def node(state: State) -> State:
+        return {"value": await agent(state["value"])}
+
+    for i in range(steps):
+        graph.add_node(f"s{i}", node)
+    graph.add_edge(START, "s0")
+    for i in range(steps - 1):
+        graph.add_edge(f"s{i}", f"s{i + 1}")
+    graph.add_edge(f"s{steps - 1}", END)
+    return graph.compile()
+
+
+async def measure() -> None:
+    spec = chain_spec(STEPS)
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(Path(folder) / "bench.db")
+        contenders = {
+            "flujo, spans + SQLite store": Runner(spec, models=InstantModels(), store=store),
+            "flujo, spans, no store": Runner(spec, models=InstantModels()),
+            "flujo, no spans, no store": Runner(spec, models=InstantModels(), trace=False),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        samples["plain asyncio"] = []
+        app = langgraph_app(STEPS)
+        if app is not None:
+            samples["langgraph (no tracing, no store)"] = []
+        for _ in range(3):  # warm up
+            for runner in contenders.values():
+                await flujo_runs(runner)
+        gc.collect()
+        for _ in range(REPEATS):
+            for name, runner in contenders.items():
+                samples[name].append(await flujo_runs(runner))
+            samples["plain asyncio"].append(await plain_asyncio(STEPS))
+            if app is not None:
+                started = time.perf_counter()
+                await app.ainvoke({"value": "x"}, {"recursion_limit": STEPS + 10})
+                samples["langgraph (no tracing, no store)"].append(time.perf_counter() - started)
+        store.close()
+
+    baseline = best(samples["plain asyncio"]) / STEPS
+    print(f"{STEPS}-step chain, instant in-process agent; best of {REPEATS} runs")
+    print(f"{'contender':<36} {'µs/step':>9} {'overhead µs/step':>17} {'median µs/step':>15}")
+    for name, values in samples.items():
+        per_step = best(values) / STEPS
+        median = statistics.median(values) / STEPS
+        print(
+            f"{name:<36} {per_step * 1e6:9.1f} {(per_step - baseline) * 1e6:17.1f} "
+            f"{median * 1e6:15.1f}"
+        )
+    flujo = best(samples["flujo, spans + SQLite store"]) / STEPS - baseline
+    print(
+        f"\nbudget: ≤ 40 µs/step overhead with spans and store: {flujo * 1e6:.1f} µs "
+        f"({'met' if flujo * 1e6 <= 40 else 'NOT met'})"
+    )
+    if app is not None:
+        lang = best(samples["langgraph (no tracing, no store)"]) / STEPS - baseline
+        print(f"flujo (spans + store) / langgraph (neither): {flujo / lang:.2f}x")
+
+    # flat as pipelines grow
+    print("\nflujo, spans + store, by pipeline size (µs/step):")
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(Path(folder) / "grow.db")
+        for size in (50, 200, 1000, 3000):
+            runner = Runner(chain_spec(size), models=InstantModels(), store=store)
+            await flujo_runs(runner)
+            timings = [await flujo_runs(runner) for _ in range(5)]
+            print(f"  {size:>5} steps: {best(timings) / size * 1e6:7.1f}")
+        store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(measure())
