@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from flujo.engine.runner import Completion, ValidationFailed
 
@@ -63,7 +63,8 @@ class OpenAIModels:
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
-            http_client=http_client,
+            # openai types this as its own httpx fork's client; httpx's works the same
+            http_client=cast(Any, http_client),
             max_retries=max_retries,
             timeout=timeout_s,
         )
@@ -139,12 +140,15 @@ class OpenAIModels:
         messages.append({"role": "user", "content": content})
         if feedback:
             messages.append(
-                {"role": "user", "content": f"Your previous answer was rejected: {feedback}. "
-                 "Answer again, fixing that."}
+                {
+                    "role": "user",
+                    "content": f"Your previous answer was rejected: {feedback}. "
+                    "Answer again, fixing that.",
+                }
             )
         request: dict[str, Any] = {"model": model, "messages": messages}
-        temperature = step.config.temperature if step.config.temperature is not None else (
-            agent.temperature
+        temperature = (
+            step.config.temperature if step.config.temperature is not None else (agent.temperature)
         )
         if temperature is not None:
             request["temperature"] = temperature

@@ -13,8 +13,21 @@ class StepResult:
     """The outcome of one step (over all its attempts, loop iterations or map items)."""
 
     __expr_fields__ = frozenset(
-        {"name", "kind", "yaml_path", "output", "success", "error", "attempts", "cost_usd",
-         "tokens", "input_tokens", "output_tokens", "latency_s", "model"}
+        {
+            "name",
+            "kind",
+            "yaml_path",
+            "output",
+            "success",
+            "error",
+            "attempts",
+            "cost_usd",
+            "tokens",
+            "input_tokens",
+            "output_tokens",
+            "latency_s",
+            "model",
+        }
     )
 
     name: str
@@ -67,8 +80,20 @@ class PipelineResult:
     """The outcome of a run."""
 
     __expr_fields__ = frozenset(
-        {"run_id", "spec_sha256", "output", "success", "status", "error", "error_path",
-         "total_cost_usd", "total_tokens", "latency_s", "steps", "input"}
+        {
+            "run_id",
+            "spec_sha256",
+            "output",
+            "success",
+            "status",
+            "error",
+            "error_path",
+            "total_cost_usd",
+            "total_tokens",
+            "latency_s",
+            "steps",
+            "input",
+        }
     )
 
     run_id: str

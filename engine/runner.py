@@ -190,9 +190,7 @@ class _Run:
         store, export = self.runner.store, self.runner.export
         if store is not None:
             # shielded: a cancelled run is still recorded whole
-            await asyncio.shield(
-                asyncio.to_thread(store.finish_run, result, self.telemetry.spans)
-            )
+            await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
         if export is not None and export.enabled:
             await asyncio.to_thread(export.export, self.telemetry)
 
@@ -214,7 +212,9 @@ class _Run:
                 await self._maybe_flush()
         return previous
 
-    async def step(self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord) -> Any:
+    async def step(
+        self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord
+    ) -> Any:
         if isinstance(step, AgentStep):
             return await self.agent_step(step, scope_input, previous, parent)
         record = self._record(step)
@@ -354,8 +354,10 @@ class _Run:
                     span.event("flujo.validator.failed", message=error)
                     error = f"validator failed: {error}"
                 else:
-                    span.event("exception", **{"exception.type": type(exc).__name__,
-                                                "exception.message": error})
+                    span.event(
+                        "exception",
+                        **{"exception.type": type(exc).__name__, "exception.message": error},
+                    )
                 span.end(False, error)
                 if attempt <= config.max_retries:
                     delay = _backoff(config.backoff, attempt)
@@ -389,8 +391,9 @@ class _Run:
         if uses is None:
             return value
         if uses.startswith(AGENT_PREFIX):
-            return await self._model_call(step, uses[len(AGENT_PREFIX) :], value, feedback,
-                                          span, record)
+            return await self._model_call(
+                step, uses[len(AGENT_PREFIX) :], value, feedback, span, record
+            )
         fn, is_async = self.runner.skill(uses)
         output = fn(value, **step.with_)
         return await output if is_async else output
@@ -499,11 +502,13 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
     if isinstance(exc, StepFailed):
         return exc.reason
     text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, ValidationFailed | UsageLimitExceeded) else (
-        f"{type(exc).__name__}: {text}"
+    return (
+        text
+        if isinstance(exc, ValidationFailed | UsageLimitExceeded)
+        else (f"{type(exc).__name__}: {text}")
     )
 
 
 def _backoff(backoff: Any, attempt: int) -> float:
     delay = min(backoff.max_s, backoff.initial_s * backoff.multiplier ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.5) if backoff.jitter else delay
+    return float(delay * random.uniform(0.5, 1.5) if backoff.jitter else delay)

@@ -198,6 +198,7 @@ class RunStore:
         rows = self._rows("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
         for row in rows:
             row["attributes"] = json.loads(row["attributes"])
+            row["attributes"] = attributes_of(row)
             row["events"] = json.loads(row["events"])
         return rows
 
@@ -230,8 +231,19 @@ class _Transaction:
 
 
 _TYPED = frozenset(
-    {tm.STEP_NAME, tm.STEP_KIND, tm.YAML_PATH, tm.YAML_LINE, tm.ATTEMPT, tm.COST,
-     tm.GEN_AI_INPUT_TOKENS, tm.GEN_AI_OUTPUT_TOKENS, tm.GEN_AI_MODEL, tm.RUN_ID, tm.SPEC_SHA}
+    {
+        tm.STEP_NAME,
+        tm.STEP_KIND,
+        tm.YAML_PATH,
+        tm.YAML_LINE,
+        tm.ATTEMPT,
+        tm.COST,
+        tm.GEN_AI_INPUT_TOKENS,
+        tm.GEN_AI_OUTPUT_TOKENS,
+        tm.GEN_AI_MODEL,
+        tm.RUN_ID,
+        tm.SPEC_SHA,
+    }
 )
 
 
@@ -265,9 +277,16 @@ def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
 def attributes_of(row: dict[str, Any]) -> dict[str, Any]:
     """A stored span's full attribute set (typed columns merged back)."""
     columns = {
-        tm.STEP_NAME: row["step_name"], tm.STEP_KIND: row["kind"], tm.YAML_PATH: row["yaml_path"],
-        tm.YAML_LINE: row["line"], tm.ATTEMPT: row["attempt"], tm.COST: row["cost_usd"],
-        tm.GEN_AI_INPUT_TOKENS: row["input_tokens"], tm.GEN_AI_OUTPUT_TOKENS: row["output_tokens"],
-        tm.GEN_AI_MODEL: row["model"], tm.RUN_ID: row["run_id"],
+        tm.STEP_NAME: row["step_name"],
+        tm.STEP_KIND: row["kind"],
+        tm.YAML_PATH: row["yaml_path"],
+        tm.YAML_LINE: row["line"],
+        tm.ATTEMPT: row["attempt"],
+        tm.COST: row["cost_usd"],
+        tm.GEN_AI_INPUT_TOKENS: row["input_tokens"],
+        tm.GEN_AI_OUTPUT_TOKENS: row["output_tokens"],
+        tm.GEN_AI_MODEL: row["model"],
+        tm.RUN_ID: row["run_id"],
     }
-    return {k: v for k, v in columns.items() if v is not None} | row["attributes"]
+    extra: dict[str, Any] = row["attributes"]
+    return {k: v for k, v in columns.items() if v is not None} | extra

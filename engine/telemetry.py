@@ -73,9 +73,7 @@ class RunTelemetry:
         self.base = {RUN_ID: run_id, SPEC_SHA: spec_sha256}
         self.spans: list[SpanRecord] = []
 
-    def start(
-        self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]
-    ) -> SpanRecord:
+    def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
         span = SpanRecord(
             _ids.getrandbits(64) or 1,
             parent.span_id if parent is not None else None,
@@ -92,9 +90,7 @@ class NullTelemetry(RunTelemetry):
 
     __slots__ = ()
 
-    def start(
-        self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]
-    ) -> SpanRecord:
+    def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
         return SpanRecord(0, None, name, 0, attributes)
 
 

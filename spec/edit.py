@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
-from flujo.spec.source import load_tree, make_yaml, parse
+from flujo.spec.source import make_yaml, parse, parse_with_tree
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -55,9 +55,9 @@ def patch_text(
     newline = "\r\n" if "\r\n" in text else "\n"
     original = text.replace("\r\n", "\n")
 
-    expected = _apply(jsonpatch, operations, copy.deepcopy(parse(original, file).data))
     yaml = _styled_yaml(original)
-    tree = load_tree(original, file, yaml)
+    document, tree = parse_with_tree(original, file, yaml)
+    expected = _apply(jsonpatch, operations, copy.deepcopy(document.data))
     base = _dump(yaml, tree)
     _apply(jsonpatch, operations, tree)
     theirs = _dump(yaml, tree)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import datetime
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,13 @@ def decode(data: bytes, file: str) -> str:
 
 def parse(data: bytes | str, file: str = "<string>") -> SourceDocument:
     """Parse one YAML document into plain data (dicts, lists, scalars) and positions."""
+    return parse_with_tree(data, file)[0]
+
+
+def parse_with_tree(
+    data: bytes | str, file: str = "<string>", yaml: YAML | None = None
+) -> tuple[SourceDocument, Any]:
+    """`parse`, also returning ruamel's round-trip tree (for edits that keep formatting)."""
     if isinstance(data, str):
         raw = data.encode("utf-8")
         text = data
@@ -168,10 +176,10 @@ def parse(data: bytes | str, file: str = "<string>") -> SourceDocument:
                 Diagnostic(f"spec is larger than {MAX_BYTES // 1_048_576} MiB", "too-large", file)
             )
         text = decode(raw, file)
-    tree = load_tree(text, file)
+    tree = load_tree(text, file, yaml)
     document = SourceDocument(file=file, text=text, sha256=spec_sha256(raw), data=None)
     document.data = _Converter(document).convert(tree)
-    return document
+    return document, tree
 
 
 def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
@@ -202,50 +210,66 @@ def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
     return tree
 
 
+_FLOW_TOKENS = re.compile(r"[\[\]{}'\"#\n]")
+
+
 def _flow_nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
     """(line, col) where `[`/`{` flow collections nest deeper than `limit`, else None.
 
     ruamel's scanner is quadratic in flow depth, so a hostile `[[[[…` must be refused
     before it is parsed. Brackets inside quotes, comments and block-context plain
-    scalars (`pattern: a[bc]`) are not counted.
+    scalars (`pattern: a[bc]`) are not counted. Only the characters that matter are
+    visited (a regex finds them), so this costs little on ordinary files.
     """
-    if "[" not in text and "{" not in text:
+    if text.count("[") + text.count("{") <= limit:
         return None
     depth = 0
     quote = ""
-    line, line_start = 1, 0
-    previous = "\n"  # last significant character outside a flow collection
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\n":
-            line, line_start = line + 1, i + 1
-            if depth == 0:
-                previous = "\n"
-        if quote:
-            if ch == "\\" and quote == '"':
-                i += 1
-            elif ch == quote:
-                if quote == "'" and text[i + 1 : i + 2] == "'":
-                    i += 1
-                else:
-                    quote = ""
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
+    skip_to = 0
+    for match in _FLOW_TOKENS.finditer(text):
+        i = match.start()
+        if i < skip_to:
             continue
-        elif ch in "'\"" and (depth > 0 or previous in ":-?\n"):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                if quote == '"':
+                    j = i
+                    while j > 0 and text[j - 1] == "\\":
+                        j -= 1
+                    if (i - j) % 2:  # an escaped quote
+                        continue
+                elif text[i + 1 : i + 2] == "'":
+                    skip_to = i + 2
+                    continue
+                quote = ""
+            continue
+        if ch == "#":
+            if i == 0 or text[i - 1] in " \t\n":
+                end = text.find("\n", i)
+                skip_to = len(text) if end < 0 else end
+            continue
+        if ch == "\n":
+            continue
+        opens_value = depth > 0 or _starts_value(text, i)
+        if ch in "'\"" and opens_value:
             quote = ch
-        elif ch in "[{" and (depth > 0 or previous in ":-?\n"):
+        elif ch in "[{" and opens_value:
             depth += 1
             if depth > limit:
-                return line, i - line_start + 1
+                line = text.count("\n", 0, i) + 1
+                return line, i - (text.rfind("\n", 0, i) + 1) + 1
         elif ch in "]}" and depth > 0:
             depth -= 1
-        elif depth == 0 and ch not in " \t\r\n":
-            previous = ch
-        i += 1
     return None
+
+
+def _starts_value(text: str, i: int) -> bool:
+    """Whether position `i` (outside flow collections) begins a YAML value or item."""
+    j = i - 1
+    while j >= 0 and text[j] in " \t":
+        j -= 1
+    return j < 0 or text[j] in ":-?\n"
 
 
 def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:

@@ -65,8 +65,10 @@ def format_result(result: Any) -> str:
         where = f" ({result.error_path})" if result.error_path else ""
         lines.append(f"error: {result.error}{where}")
     if result.output is not None:
-        output = result.output if isinstance(result.output, str) else json.dumps(
-            result.output, indent=2, default=str, ensure_ascii=False
+        output = (
+            result.output
+            if isinstance(result.output, str)
+            else json.dumps(result.output, indent=2, default=str, ensure_ascii=False)
         )
         lines.append(output)
     return "\n".join(lines)

@@ -69,7 +69,7 @@ def validate(
             diagnostics = [replace(d, severity="error") for d in diagnostics]
         sha = pipeline.spec_sha256 if pipeline is not None else None
         reports.append(FileReport(display_name(file), diagnostics, sha))
-        if verbose and output_format == "text" and pipeline is not None and reports[-1].valid:
+        if verbose and output_format == "text" and sha is not None and reports[-1].valid:
             steps = sum(1 for _ in pipeline.walk())
             click.echo(f"{display_name(file)}: ok ({steps} steps, spec_sha256 {sha[:12]}…)")
 

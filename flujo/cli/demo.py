@@ -1,0 +1,67 @@
+"""`flujo demo`: run the example pipelines offline and show where telemetry went."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli.options import store_options
+
+
+@click.command()
+@click.option(
+    "--examples",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path("examples"),
+    show_default=True,
+    help="Folder of specs, each with inputs in inputs/<name>.jsonl.",
+)
+@click.option("--repeat", default=2, show_default=True, help="Runs per input.")
+@store_options
+def demo(examples: Path, repeat: int, store: Path | None) -> None:
+    """Run every example pipeline on its sample inputs against the built-in fake model
+    server (no key, no network), recording runs and spans in the run store."""
+    from flujo.cli.session import load_spec_or_exit, run_session
+    from flujo.engine.store import RunStore, default_path
+
+    plans: list[tuple[Path, list[Any]]] = []
+    for spec in sorted(examples.glob("*.y*ml")):
+        inputs_file = examples / "inputs" / f"{spec.stem}.jsonl"
+        if inputs_file.is_file():
+            inputs = [json.loads(line) for line in inputs_file.read_text().splitlines() if line]
+            plans.append((spec, inputs * repeat))
+    if not plans:
+        click.echo(f"flujo demo: no specs with inputs under {examples}", err=True)
+        raise SystemExit(EXIT_USAGE)
+
+    total = sum(len(inputs) for _, inputs in plans)
+    target = store or default_path()
+    failed = 0
+    click.echo(f"Running {total} pipeline runs on the fake model server, recording to {target}")
+    with click.progressbar(length=total, label="runs", show_pos=True, file=None) as bar:
+        for spec, inputs in plans:
+            pipeline = load_spec_or_exit(spec)
+            results = run_session(
+                pipeline, inputs, {"fake": True, "store": target}, on_result=lambda _: bar.update(1)
+            )
+            spec_failed = sum(not r.success for r in results)
+            failed += spec_failed
+            cost = sum(r.total_cost_usd or 0.0 for r in results)
+            mean = sum(r.latency_s for r in results) / len(results)
+            bar.label = spec.stem
+            click.echo(
+                f"\n  {spec.name}: {len(results) - spec_failed} ok, {spec_failed} failed, "
+                f"${cost:.4f} in all, {mean * 1000:.0f} ms per run"
+            )
+    db = RunStore(target)
+    newest = db.list_runs(1)[0]["run_id"]
+    db.close()
+    click.echo(
+        f"\nTelemetry: runs and spans (tagged with flujo.yaml.path and spec_sha256) are in "
+        f"{target}.\nNext: flujo runs list   |   flujo runs show {newest}"
+    )
+    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
