@@ -9,12 +9,13 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
+from pydantic import BaseModel, ValidationError
+
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
-from pydantic import BaseModel, ValidationError
 
 
 def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = None) -> Pipeline:

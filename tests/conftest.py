@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from flujo.spec.errors import Diagnostic, SpecError
 from flujo.spec.load import check
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from flujo.spec.errors import SpecError
 from flujo.spec.load import check
 from flujo.spec.source import MAX_BYTES

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flujo.spec.load import check
-
 from tests.conftest import EXAMPLES, errors, problems, spec
 
 

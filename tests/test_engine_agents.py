@@ -116,8 +116,9 @@ async def test_malformed_output_gets_a_repair_retry_with_the_reason() -> None:
 
 
 async def test_rate_limits_and_server_errors_are_retried_by_the_client() -> None:
-    behaviour = FakeBehaviour(failures=[Failure(429, times=1, retry_after_s=0.01),
-                                        Failure(503, times=2)])
+    behaviour = FakeBehaviour(
+        failures=[Failure(429, times=1, retry_after_s=0.01), Failure(503, times=2)]
+    )
     async with FakeOpenAI(behaviour) as server:
         result = await run_with(server, WRITER, "x")
         assert server.count() == 3
@@ -141,14 +142,19 @@ async def test_an_unreachable_server_fails_the_step_clearly() -> None:
 
 
 async def test_usage_limits_stop_the_run_at_the_step_that_crossed_them() -> None:
-    text = WRITER + """
+    text = (
+        WRITER
+        + """
   - name: again
     uses: agents.writer
 usage_limits:
   total_tokens: 40
 """
+    )
     async with FakeOpenAI() as server:
-        unlimited = await run_with(server, text.replace("total_tokens: 40", "total_tokens: 9999"), "t")
+        unlimited = await run_with(
+            server, text.replace("total_tokens: 40", "total_tokens: 9999"), "t"
+        )
         first = unlimited.steps.write.tokens
         limited = text.replace("total_tokens: 40", f"total_tokens: {first + 1}")
         result = await run_with(server, limited, "t")
@@ -165,7 +171,8 @@ async def test_record_then_replay_without_the_server(tmp_path: Path) -> None:
     pipeline = Pipeline.from_yaml(spec(CLASSIFIER))
     async with FakeOpenAI() as server:
         recorder = OpenAIModels(
-            base_url=server.base_url, api_key="sk-secret-key-1234567890",
+            base_url=server.base_url,
+            api_key="sk-secret-key-1234567890",
             transport=Cassette(cassette, mode="record"),
         )
         recorded = await Runner(pipeline, models=recorder).run("ticket one")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from flujo.spec import skills
 from flujo.spec.load import check
 from flujo.spec.registry import RegistryError, StepRegistry

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flujo.spec.schema import pipeline_schema, schema_text
-from flujo.spec.source import parse
 from jsonschema import Draft202012Validator
 
+from flujo.spec.schema import pipeline_schema, schema_text
+from flujo.spec.source import parse
 from tests.conftest import EXAMPLES, ROOT
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from flujo.spec import paths
 from flujo.spec.model import ConditionalStep, ParallelStep, Pipeline
-
 from tests.conftest import EXAMPLES, ROOT, spec
 
 NESTED = spec(
