@@ -52,10 +52,11 @@ def load_config(path: Path | None) -> RepoConfig:
     """Read a config file; an absent file gives the defaults. Raises SpecError."""
     if path is None:
         return RepoConfig()
+    from pydantic import ValidationError
+
     from flujo.spec.errors import SpecError
     from flujo.spec.load import display_name, pydantic_diagnostics
     from flujo.spec.source import parse, read_bytes
-    from pydantic import ValidationError
 
     document = parse(read_bytes(path), display_name(path))
     try:

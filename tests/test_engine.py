@@ -50,7 +50,10 @@ async def test_context_passes_input_previous_and_named_outputs() -> None:
             input: "{{ steps.parse.output.word }}"
           - name: both
             uses: passthrough
-            input: {first: "{{ previous }}", original: "{{ input }}", parsed: "{{ steps.parse.output }}"}
+            input:
+              first: "{{ previous }}"
+              original: "{{ input }}"
+              parsed: "{{ steps.parse.output }}"
         """,
         '{"word": "roses"}',
     )
