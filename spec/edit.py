@@ -59,7 +59,7 @@ def patch_text(
     document, tree = parse_with_tree(original, file, yaml)
     expected = _apply(jsonpatch, operations, copy.deepcopy(document.data))
     base = _dump(yaml, tree)
-    _apply(jsonpatch, operations, tree)
+    _apply(jsonpatch, [_quoted_for_ruamel(op) for op in operations], tree)
     theirs = _dump(yaml, tree)
 
     merged = _merge(base, original, theirs)
@@ -90,12 +90,35 @@ def _apply(jsonpatch: Any, operations: list[dict[str, Any]], document: Any) -> A
             document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
         except jsonpatch.JsonPatchTestFailed as exc:
             raise PatchError(f"{where}: test failed: {exc}") from None
-        except (jsonpatch.JsonPatchConflict, JsonPointerException) as exc:
+        except (jsonpatch.JsonPatchConflict, JsonPointerException):
+            # (their messages quote the whole document)
             target = _describe_path(operation)
-            raise PatchError(f"{where}: path {target} does not exist ({exc})") from None
+            raise PatchError(f"{where}: path {target} does not exist") from None
         except jsonpatch.InvalidJsonPatch as exc:
             raise PatchError(f"{where}: invalid operation: {exc}") from None
     return document
+
+
+_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _quoted_for_ruamel(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation with strings holding NEL/LS/PS marked for double quotes: ruamel
+    writes them raw in plain or single-quoted style, and reads them back as spaces."""
+    if "value" not in operation:
+        return operation
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, str) and any(ch in value for ch in _LINE_BREAKS):
+            return DoubleQuotedScalarString(value)
+        if isinstance(value, dict):
+            return {mark(k): mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(item) for item in value]
+        return value
+
+    return {**operation, "value": mark(operation["value"])}
 
 
 def _describe_path(operation: dict[str, Any]) -> str:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import keyword
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from flujo.spec.expressions import template_step_references
-from flujo.spec.model import Pipeline
 from hypothesis import strategies as st
 
-NAME_PATTERN = r"\A[A-Za-z_][A-Za-z0-9_-]{0,63}\Z"
+from flujo.spec.expressions import template_step_references
+from flujo.spec.model import Pipeline
 
 # Strings YAML likes to turn into something else, or that need quoting, escaping or a
 # block style to survive.
@@ -158,18 +158,27 @@ TRANSFORM_SKILLS = ("passthrough", "json_parse", "regex_extract", "template_rend
 
 awkward_text: st.SearchStrategy[str] = st.one_of(
     st.sampled_from(AWKWARD_TEXT),
-    st.text(max_size=20),
-    # Longer than the emitter's line width (4096), with spaces it could fold at.
-    st.integers(820, 900).map(lambda n: "word " * n),
+    st.text(st.characters(codec="utf-8"), max_size=12),
     st.lists(st.sampled_from(AWKWARD_TEXT), min_size=2, max_size=3).map("".join),
     st.lists(
-        st.text(st.characters(blacklist_characters="\n"), max_size=12), min_size=2, max_size=4
+        st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=8),
+        min_size=2,
+        max_size=3,
     ).map("\n".join),
 )
 """Any text, biased towards strings YAML would misread without care."""
 
+long_text: st.SearchStrategy[str] = st.integers(820, 900).map(lambda n: "word " * n)
+"""Longer than the emitter's line width (4096), with spaces it could fold the line at."""
+
 names: st.SearchStrategy[str] = st.one_of(
-    st.sampled_from(AWKWARD_NAMES), st.from_regex(NAME_PATTERN, fullmatch=True)
+    st.sampled_from(AWKWARD_NAMES),
+    # `^[A-Za-z_][A-Za-z0-9_-]{0,63}$`, spelled out: much faster than `st.from_regex`.
+    st.builds(
+        str.__add__,
+        st.sampled_from(string.ascii_letters + "_"),
+        st.text(string.ascii_letters + string.digits + "_-", max_size=63),
+    ),
 )
 """Strings that satisfy the `Name` pattern."""
 
@@ -187,7 +196,7 @@ json_data: st.SearchStrategy[Any] = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=3), st.dictionaries(awkward_text, children, max_size=3)
     ),
-    max_leaves=8,
+    max_leaves=4,
 )
 """JSON-compatible data (what `input:`, `with:` and test inputs may hold)."""
 
@@ -197,11 +206,8 @@ json_schemas: st.SearchStrategy[dict[str, Any]] = st.recursive(
         {"type": st.sampled_from(["string", "integer", "number", "boolean", "null"])},
         optional={
             "description": awkward_text,
-            "title": awkward_text,
-            "const": json_scalars,
-            "enum": st.lists(json_scalars, min_size=1, max_size=3),
+            "enum": st.lists(json_scalars, min_size=1, max_size=2),
             "minLength": st.integers(0, 100),
-            "default": json_data,
         },
     ),
     lambda children: st.one_of(
@@ -211,13 +217,71 @@ json_schemas: st.SearchStrategy[dict[str, Any]] = st.recursive(
                 "properties": props,
                 "required": sorted(set(required) & set(props)),
             },
-            st.dictionaries(awkward_text, children, max_size=3),
-            st.lists(awkward_text, max_size=3),
+            st.dictionaries(awkward_text, children, max_size=2),
+            st.lists(awkward_text, max_size=2),
         ),
         st.builds(lambda items: {"type": "array", "items": items}, children),
     ),
-    max_leaves=6,
+    max_leaves=3,
 )
+
+
+# Strategies used inside `pipeline_data`, built once (building them per draw is slow).
+nonempty_text = awkward_text.filter(bool)
+short_text = awkward_text.filter(lambda s: len(s) <= 200)
+_test_names = awkward_text.filter(lambda s: 0 < len(s) <= 200)
+_unchecked_expressions = awkward_text.filter(lambda s: 0 < len(s) <= 4096)
+_literals = awkward_text.filter(lambda s: len(s) < 1000)
+_brace_free_text = awkward_text.filter(lambda s: "{" not in s and "}" not in s)
+# Text a template check will not read as a reference to a step.
+_free_text = awkward_text.filter(lambda s: not template_step_references(s))
+_params = st.dictionaries(awkward_text, json_data, max_size=3)
+_unchecked_validators = st.one_of(
+    nonempty_text,
+    st.fixed_dictionaries(
+        {"uses": nonempty_text},
+        optional={"with": st.dictionaries(awkward_text, json_data, max_size=2)},
+    ),
+)
+_regex_options = st.fixed_dictionaries({}, optional={"group": json_data, "all": st.booleans()})
+_configs = st.fixed_dictionaries(
+    {},
+    optional={
+        "max_retries": st.integers(0, 100),
+        "timeout_s": st.floats(0, 86400, exclude_min=True),
+        "backoff": st.fixed_dictionaries(
+            {},
+            optional={
+                "initial_s": st.floats(0, 3600),
+                "multiplier": st.floats(1, 10),
+                "max_s": st.floats(0, 3600),
+                "jitter": st.booleans(),
+            },
+        ),
+        "temperature": st.floats(0, 2),
+        "top_p": st.floats(0, 1, exclude_min=True),
+    },
+)
+_parallel_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "merge": st.sampled_from(["dict", "list"]),
+        "on_branch_failure": st.sampled_from(["fail", "ignore"]),
+    },
+)
+_models = st.sampled_from(MODELS) | st.from_regex(r"\A[A-Za-z0-9_.-]+:\S+\Z", fullmatch=True)
+_agent_options = st.fixed_dictionaries(
+    {}, optional={"temperature": st.floats(0, 2), "max_tokens": st.integers(1, 10**9)}
+)
+_usage_limits = st.fixed_dictionaries(
+    {},
+    optional={
+        "total_cost_usd": st.floats(0, 1e6, exclude_min=True),
+        "total_tokens": st.integers(1, 10**12),
+    },
+)
+_unchecked_schemas = st.dictionaries(awkward_text, json_data, max_size=3)
+_branch_keys = st.lists(awkward_text, min_size=1, max_size=2, unique=True)
 
 
 def _identifier_like(name: str) -> bool:
@@ -237,6 +301,7 @@ class _Draft:
     budget: int
     step_names: set[str] = field(default_factory=set)
     agents: list[str] = field(default_factory=list)
+    # (node, key, what): fields filled once every step name is known.
     pending: list[tuple[dict[str, Any], str, str]] = field(default_factory=list)
 
     def unique_name(self, draw: st.DrawFn, taken: set[str]) -> str:
@@ -249,47 +314,28 @@ class _Draft:
         return name
 
 
-_EXPRESSION_KINDS = ("input", "step", "literal", "number", "spaced", "multiline")
-
-
 def _expression(draw: st.DrawFn, draft: _Draft) -> str:
     """An expression that parses and refers only to steps that exist (when checked)."""
     if not draft.checked:
-        return draw(awkward_text.filter(lambda s: 0 < len(s) <= 4096))
-    known = sorted(draft.step_names)
-    kind = draw(
-        st.sampled_from(_EXPRESSION_KINDS if known else _EXPRESSION_KINDS[:1] + ("literal",))
-    )
-    if kind == "step":
-        ref = step_ref(draw(st.sampled_from(known)))
+        return draw(_unchecked_expressions)
+    kind = draw(st.integers(0, 5))
+    if kind == 0 and draft.step_names:
+        ref = step_ref(draw(st.sampled_from(sorted(draft.step_names))))
         return draw(st.sampled_from([f"{ref}.output", f"{ref}.output.ok == True", ref]))
-    if kind == "literal":
-        return f"input == {draw(awkward_text.filter(lambda s: len(s) < 1000))!r}"
-    if kind == "number":
+    if kind == 1:
+        return f"input == {draw(_literals)!r}"
+    if kind == 2:
         return f"len(input) > {draw(st.integers(0, 10**6))}"
-    if kind == "spaced":
+    if kind == 3:
         return "  result.output  "
-    if kind == "multiline":
+    if kind == 4:
         return "(input.a\n and not input.b)\n"
     return draw(st.sampled_from(["input", "input.category", "True", "result.total_cost_usd < 0.5"]))
 
 
-def _free_text(draw: st.DrawFn, draft: _Draft) -> str:
-    """Awkward text that a template check will not read as a step reference."""
-    return draw(awkward_text.filter(lambda s: not template_step_references(s)))
-
-
 def _validator(draw: st.DrawFn, draft: _Draft) -> Any:
     if not draft.checked:
-        return draw(
-            st.one_of(
-                awkward_text.filter(bool),
-                st.fixed_dictionaries(
-                    {"uses": awkward_text.filter(bool)},
-                    optional={"with": st.dictionaries(awkward_text, json_data, max_size=2)},
-                ),
-            )
-        )
+        return draw(_unchecked_validators)
     skill = draw(st.sampled_from(VALIDATOR_SKILLS))
     if skill == "non_empty":
         return draw(st.sampled_from(["non_empty", {"uses": "non_empty"}]))
@@ -298,55 +344,25 @@ def _validator(draw: st.DrawFn, draft: _Draft) -> Any:
     return {"uses": "max_length", "with": {"max": draw(st.integers(0, 10**9))}}
 
 
-def _config(draw: st.DrawFn) -> dict[str, Any]:
-    backoff = st.fixed_dictionaries(
-        {},
-        optional={
-            "initial_s": st.floats(0, 3600),
-            "multiplier": st.floats(1, 10),
-            "max_s": st.floats(0, 3600),
-            "jitter": st.booleans(),
-        },
-    )
-    return draw(
-        st.fixed_dictionaries(
-            {},
-            optional={
-                "max_retries": st.integers(0, 100),
-                "timeout_s": st.floats(0, 86400, exclude_min=True),
-                "backoff": backoff,
-                "temperature": st.floats(0, 2),
-                "top_p": st.floats(0, 1, exclude_min=True),
-            },
-        )
-    )
-
-
 def _uses_and_with(draw: st.DrawFn, draft: _Draft, step: dict[str, Any]) -> None:
     if not draft.checked:
-        uses = draw(st.none() | awkward_text.filter(bool))
-        if uses is not None:
-            step["uses"] = uses
-        params = draw(st.dictionaries(awkward_text, json_data, max_size=3))
+        if draw(st.booleans()):
+            step["uses"] = draw(nonempty_text)
+        params = draw(_params)
         if params:
             step["with"] = params
         return
-    choices = [None, *TRANSFORM_SKILLS] + (["agents"] * 2 if draft.agents else [])
-    uses = draw(st.sampled_from(choices))
-    if uses == "agents":
+    uses = draw(st.sampled_from([None, *TRANSFORM_SKILLS, "agents", "agents"]))
+    if uses == "agents" and draft.agents:
         step["uses"] = f"agents.{draw(st.sampled_from(draft.agents))}"
     elif uses == "regex_extract":
         step["uses"] = uses
-        params: dict[str, Any] = {"pattern": re.escape(draw(awkward_text))}
-        params |= draw(
-            st.fixed_dictionaries({}, optional={"group": json_data, "all": st.booleans()})
-        )
-        step["with"] = params
+        step["with"] = {"pattern": re.escape(draw(awkward_text))} | draw(_regex_options)
     elif uses == "template_render":
         step["uses"] = uses
-        text = draw(awkward_text.filter(lambda s: "{" not in s and "}" not in s))
-        step["with"] = {"template": text + draw(st.sampled_from(["", "{{ input }}"]))}
-    elif uses is not None:
+        text = draw(_brace_free_text) + draw(st.sampled_from(["", "{{ input }}"]))
+        step["with"] = {"template": text}
+    elif uses in TRANSFORM_SKILLS:
         step["uses"] = uses
 
 
@@ -357,70 +373,86 @@ def _agent_step(draw: st.DrawFn, draft: _Draft, *, fallback_depth: int = 0) -> d
     if draw(st.booleans()):
         step["description"] = draw(awkward_text)
     _uses_and_with(draw, draft, step)
-    input_kind = draw(st.sampled_from(["none", "text", "data", "template"]))
-    if input_kind == "text":
-        step["input"] = _free_text(draw, draft)
-    elif input_kind == "data":
+    input_kind = draw(st.integers(0, 3))
+    if input_kind == 1:
+        step["input"] = draw(_free_text)
+    elif input_kind == 2:
         step["input"] = draw(json_data)
-    elif input_kind == "template":
-        # Filled in once every step name is known (a template may name any step).
+    elif input_kind == 3:  # a template, which may name any step
         draft.pending.append((step, "input", "template"))
     if draw(st.booleans()):
-        step["config"] = _config(draw)
+        step["config"] = draw(_configs)
     if draw(st.booleans()):
-        step["validators"] = [_validator(draw, draft) for _ in range(draw(st.integers(0, 3)))]
+        step["validators"] = [_validator(draw, draft) for _ in range(draw(st.integers(0, 2)))]
     if fallback_depth < 2 and draw(st.integers(0, 3)) == 0:
         step["fallback"] = _agent_step(draw, draft, fallback_depth=fallback_depth + 1)
     return step
 
 
-def _step_list(draw: st.DrawFn, draft: _Draft, depth: int, min_size: int = 0) -> dict[str, Any]:
-    count = draw(st.integers(min_size, 3))
-    return {"steps": [_step(draw, draft, depth) for _ in range(count)]}
+def _step_list(
+    draw: st.DrawFn,
+    draft: _Draft,
+    depth: int,
+    min_size: int = 0,
+    spine: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """`{"steps": [...]}`; with a `spine`, one of the steps continues it."""
+    count = draw(st.integers(min_size, 2 if draft.budget > 0 else max(min_size, 1)))
+    if spine is not None:
+        count = max(count - 1, 0)
+    steps = [_step(draw, draft, depth) for _ in range(count)]
+    if spine is not None:
+        steps.insert(draw(st.integers(0, len(steps))), _step(draw, draft, depth, spine=spine))
+    return {"steps": steps}
 
 
-def _step(draw: st.DrawFn, draft: _Draft, depth: int) -> dict[str, Any]:
+_CONTAINERS = ("parallel", "conditional", "loop", "map")
+
+
+def _step(
+    draw: st.DrawFn, draft: _Draft, depth: int, *, spine: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A random step. With a `spine` of container kinds it is a container of the first
+    kind, holding the rest of the spine: deep nesting of every kind is then common without
+    making every pipeline big."""
     draft.budget -= 1
-    kinds = ["step"]
-    if depth < 4 and draft.budget > 0:
-        kinds += ["parallel", "conditional", "loop", "map"]
-    kind = draw(st.sampled_from(kinds))
+    can_nest = depth < 4 and draft.budget > 0
+    if spine:
+        kind = spine[0]
+    else:
+        kind = draw(st.sampled_from(("step", *_CONTAINERS) if can_nest else ("step",)))
     if kind == "step":
         return _agent_step(draw, draft)
     step: dict[str, Any] = {"name": draft.unique_name(draw, draft.step_names), "kind": kind}
     if draw(st.booleans()):
         step["description"] = draw(awkward_text)
+    inner = spine[1:] if spine else None  # the first step list carries the spine on
+
+    def steps(min_size: int = 0, carry: bool = False) -> dict[str, Any]:
+        return _step_list(draw, draft, depth + 1, min_size, inner if carry else None)
+
     if kind == "parallel":
         branch_names: set[str] = set()
-        count = draw(st.integers(1, 3))
+        count = draw(st.integers(1, 2))
         step["branches"] = {
-            draft.unique_name(draw, branch_names): _step_list(draw, draft, depth + 1)
-            for _ in range(count)
+            draft.unique_name(draw, branch_names): steps(carry=i == 0) for i in range(count)
         }
-        step |= draw(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "merge": st.sampled_from(["dict", "list"]),
-                    "on_branch_failure": st.sampled_from(["fail", "ignore"]),
-                },
-            )
-        )
+        step |= draw(_parallel_options)
     elif kind == "conditional":
         draft.pending.append((step, "condition_expression", "expression"))
-        keys = draw(st.lists(awkward_text, min_size=1, max_size=3, unique=True))
-        step["branches"] = {key: _step_list(draw, draft, depth + 1) for key in keys}
+        keys = draw(_branch_keys)
+        step["branches"] = {key: steps(carry=i == 0) for i, key in enumerate(keys)}
         if draw(st.booleans()):
-            step["default"] = _step_list(draw, draft, depth + 1)
+            step["default"] = steps()
     elif kind == "loop":
-        step["body"] = _step_list(draw, draft, depth + 1, min_size=1)
+        step["body"] = steps(min_size=1, carry=True)
         if draw(st.booleans()):
             step["max_loops"] = draw(st.integers(1, 10_000))
         if draw(st.booleans()):
             draft.pending.append((step, "exit_expression", "expression"))
     else:
         draft.pending.append((step, "over", "expression"))
-        step["body"] = _step_list(draw, draft, depth + 1, min_size=1)
+        step["body"] = steps(min_size=1, carry=True)
     return step
 
 
@@ -431,37 +463,30 @@ def _template(draw: st.DrawFn, draft: _Draft) -> str:
 
 
 def _agent(draw: st.DrawFn, draft: _Draft) -> dict[str, Any]:
-    agent: dict[str, Any] = {
-        "model": draw(
-            st.sampled_from(MODELS) | st.from_regex(r"\A[A-Za-z0-9_.-]+:\S+\Z", fullmatch=True)
-        )
-    }
+    agent: dict[str, Any] = {"model": draw(_models)}
     if draw(st.booleans()):
         agent["system_prompt"] = draw(awkward_text)
     if draw(st.booleans()):
-        agent["output_schema"] = draw(
-            json_schemas if draft.checked else st.dictionaries(awkward_text, json_data)
-        )
-    agent |= draw(
-        st.fixed_dictionaries(
-            {}, optional={"temperature": st.floats(0, 2), "max_tokens": st.integers(1, 10**9)}
-        )
-    )
-    return agent
+        agent["output_schema"] = draw(json_schemas if draft.checked else _unchecked_schemas)
+    return agent | draw(_agent_options)
 
 
 @st.composite
-def pipeline_data(draw: st.DrawFn, *, checked: bool = True, max_steps: int = 14) -> dict[str, Any]:
+def pipeline_data(draw: st.DrawFn, *, checked: bool = True, max_steps: int = 4) -> dict[str, Any]:
     """The plain data of a valid pipeline (what `Pipeline.model_validate` takes)."""
-    draft = _Draft(checked=checked, budget=draw(st.integers(1, max_steps)))
+    draft = _Draft(checked=checked, budget=draw(st.integers(0, max_steps)))  # 0: `steps: []`
     agent_names: set[str] = set()
     agents = {
         draft.unique_name(draw, agent_names): _agent(draw, draft)
-        for _ in range(draw(st.integers(0, 3)))
+        for _ in range(draw(st.integers(0, 2)))
     }
     draft.agents = list(agents)
     data: dict[str, Any] = {"steps": []}
-    while draft.budget > 0 and len(data["steps"]) < 4:
+    # Containers of distinct kinds stacked in the first step.
+    spine = draw(st.permutations(_CONTAINERS))[: draw(st.integers(0, 4))]
+    if spine:
+        data["steps"].append(_step(draw, draft, depth=0, spine=tuple(spine)))
+    while draft.budget > 0 and len(data["steps"]) < 3:
         data["steps"].append(_step(draw, draft, depth=0))
     for node, key, what in draft.pending:
         node[key] = _template(draw, draft) if what == "template" else _expression(draw, draft)
@@ -469,24 +494,26 @@ def pipeline_data(draw: st.DrawFn, *, checked: bool = True, max_steps: int = 14)
     if draw(st.booleans()):
         data["version"] = draw(st.sampled_from(["1", "0.1"]))
     if draw(st.booleans()):
-        data["name"] = draw(awkward_text.filter(lambda s: len(s) <= 200))
+        data["name"] = draw(short_text)
     if draw(st.booleans()):
-        data["description"] = draw(awkward_text)
+        data["description"] = draw(awkward_text | long_text)
     if agents:
         data["agents"] = agents
-    test_names: set[str] = set()
     tests = []
     for _ in range(draw(st.integers(0, 2))):
-        name = draw(awkward_text.filter(lambda s: 0 < len(s) <= 200 and s not in test_names))
-        test_names.add(name)
         test: dict[str, Any] = {
-            "name": name,
-            "assertions": [_expression(draw, draft) for _ in range(draw(st.integers(1, 3)))],
+            "name": draw(_test_names.filter(lambda s: all(s != t["name"] for t in tests))),
+            "assertions": [_expression(draw, draft) for _ in range(draw(st.integers(1, 2)))],
         }
         if draw(st.booleans()):
             test["input"] = draw(json_data)
         if draw(st.booleans()):
             test["description"] = draw(awkward_text)
+        if draft.step_names and draw(st.booleans()):
+            mocked = st.sampled_from(sorted(draft.step_names)) if checked else names
+            test["mocks"] = draw(st.dictionaries(mocked, json_data, max_size=2))
+        if draw(st.booleans()):
+            test["tags"] = draw(st.lists(names, max_size=2))
         tests.append(test)
     if tests:
         data["tests"] = tests
@@ -502,20 +529,12 @@ def pipeline_data(draw: st.DrawFn, *, checked: bool = True, max_steps: int = 14)
         if draw(st.booleans()):
             policy["description"] = draw(awkward_text)
         if draw(st.booleans()):
-            policy["action"] = draw(st.sampled_from(["FAIL_RUN", "WARN"]))
+            policy["action"] = draw(st.sampled_from(["FAIL_RUN", "REQUIRE_APPROVAL", "WARN"]))
         policies.append(policy)
     if policies:
         data["policies"] = policies
     if draw(st.booleans()):
-        data["usage_limits"] = draw(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "total_cost_usd": st.floats(0, 1e6, exclude_min=True),
-                    "total_tokens": st.integers(1, 10**12),
-                },
-            )
-        )
+        data["usage_limits"] = draw(_usage_limits)
     return data
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai import AsyncOpenAI
+
 from flujo.engine.cassette import Cassette, CassetteMiss, request_key
 from flujo.engine.fake_openai import Failure, FakeBehaviour, FakeOpenAI
-from openai import AsyncOpenAI
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 UNREACHABLE = "http://127.0.0.1:9/v1"  # nothing listens here: replay must not need it

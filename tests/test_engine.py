@@ -295,3 +295,10 @@ async def test_a_changed_spec_applies_on_the_next_run_only(tmp_path: Path, store
     rerun = await Runner(second, registry=ALLOW, store=store).run("new")
     assert rerun.output == "new" and rerun.spec_sha256 != first.spec_sha256
     assert store.spec_text(first.spec_sha256) != store.spec_text(second.spec_sha256)
+
+
+async def test_pipeline_run_is_the_short_way_to_run_a_spec() -> None:
+    result = await load("steps: [{name: up, uses: 'tests.engine_skills:shout'}]").run(
+        "hello", registry=ALLOW
+    )
+    assert result.success and result.output == "HELLO"

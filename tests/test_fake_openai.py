@@ -16,6 +16,9 @@ import jsonschema
 import openai
 import pytest
 import pytest_asyncio
+from openai import AsyncOpenAI
+from pydantic import BaseModel
+
 from flujo.engine.fake_openai import (
     ChatRequest,
     Failure,
@@ -24,8 +27,6 @@ from flujo.engine.fake_openai import (
     SchemaFaker,
     count_tokens,
 )
-from openai import AsyncOpenAI
-from pydantic import BaseModel
 
 MODEL = "gpt-4o-mini"
 

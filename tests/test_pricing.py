@@ -7,6 +7,7 @@ import json
 from importlib import resources
 
 import pytest
+
 from flujo.engine.pricing import (
     Price,
     PriceLike,
