@@ -19,33 +19,29 @@ def dump_pipeline(pipeline: Pipeline) -> str:
     ordered = {"version": data.pop("version"), **data}
     yaml = make_yaml()
     stream = io.StringIO()
-    yaml.dump(_styled(ordered), stream)
+    yaml.dump(styled(ordered), stream)
     return stream.getvalue()
 
 
-# Line breaks to ruamel's reader that its emitter may still write raw inside a
-# single-quoted or plain scalar, where they are read back folded into a space.
-_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
-
-
-def _styled(value: Any) -> Any:
-    """Plain data with multi-line strings marked for `|` block style where that is exact,
-    and strings holding a Unicode line break forced into (escaped) double quotes."""
+def styled(value: Any) -> Any:
+    """Plain data marked up for ruamel so that it reads back exactly: multi-line strings
+    as `|` blocks where that is exact, and strings with control characters or Unicode
+    line breaks (which ruamel may write raw, and read back as spaces) double-quoted."""
     from ruamel.yaml.scalarstring import LiteralScalarString
 
     if isinstance(value, dict):
-        return {_quoted_if_breaks(key): _styled(item) for key, item in value.items()}
+        return {_quoted_if_needed(key): styled(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_styled(item) for item in value]
+        return [styled(item) for item in value]
     if isinstance(value, str) and _literal_safe(value):
         return LiteralScalarString(value)
-    return _quoted_if_breaks(value)
+    return _quoted_if_needed(value)
 
 
-def _quoted_if_breaks(value: Any) -> Any:
+def _quoted_if_needed(value: Any) -> Any:
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-    if isinstance(value, str) and any(brk in value for brk in _UNICODE_BREAKS):
+    if isinstance(value, str) and not value.isprintable():
         return DoubleQuotedScalarString(value)
     return value
 

@@ -99,26 +99,13 @@ def _apply(jsonpatch: Any, operations: list[dict[str, Any]], document: Any) -> A
     return document
 
 
-_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
-
-
 def _quoted_for_ruamel(operation: dict[str, Any]) -> dict[str, Any]:
-    """The operation with strings holding NEL/LS/PS marked for double quotes: ruamel
-    writes them raw in plain or single-quoted style, and reads them back as spaces."""
+    """The operation with its value marked up so that ruamel writes it back exactly."""
     if "value" not in operation:
         return operation
-    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+    from flujo.spec.dump import styled
 
-    def mark(value: Any) -> Any:
-        if isinstance(value, str) and any(ch in value for ch in _LINE_BREAKS):
-            return DoubleQuotedScalarString(value)
-        if isinstance(value, dict):
-            return {mark(k): mark(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [mark(item) for item in value]
-        return value
-
-    return {**operation, "value": mark(operation["value"])}
+    return {**operation, "value": styled(operation["value"])}
 
 
 def _describe_path(operation: dict[str, Any]) -> str:

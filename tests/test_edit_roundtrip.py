@@ -449,7 +449,7 @@ def test_removing_the_step_before_a_comment_loses_the_comment() -> None:
 def test_a_value_containing_nel_is_written_back_faithfully() -> None:
     """ruamel's emitter writes U+0085 raw inside a single-quoted scalar and its reader
     folds it into a space; edits (like `Pipeline.to_yaml()`) double-quote such strings."""
-    for value in ("x\x85y", "x\u2028y", {"k\u2029": ["a\x85"]}):
+    for value in ("x\x85y", "x\u2028y", {"k\u2029": ["a\x85"]}, "\x1f", "tab\there"):
         out = apply_patch("a: 1\n", [{"op": "replace", "path": "/a", "value": value}])
         assert parse(out).data == {"a": value}
 
