@@ -8,7 +8,6 @@ size a document expands to through aliases.
 from __future__ import annotations
 
 import bisect
-import datetime
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -158,44 +157,60 @@ def decode(data: bytes, file: str) -> str:
 
 
 def parse(data: bytes | str, file: str = "<string>") -> SourceDocument:
-    """Parse one YAML document into plain data (dicts, lists, scalars) and positions."""
-    return parse_with_tree(data, file)[0]
+    """Parse one YAML document into plain data (dicts, lists, scalars) and positions.
+
+    This uses ruamel.yaml's composer with its C extension (YAML 1.2 rules, node
+    positions), many times faster than the round-trip loader; the round-trip tree is
+    built only for edits (`parse_with_tree`).
+    """
+    raw, text = _text_of(data, file)
+    node = _compose(text, file)
+    document = SourceDocument(file=file, text=text, sha256=spec_sha256(raw), data=None)
+    document.data = _Converter(document).convert(node)
+    return document
 
 
 def parse_with_tree(
     data: bytes | str, file: str = "<string>", yaml: YAML | None = None
 ) -> tuple[SourceDocument, Any]:
     """`parse`, also returning ruamel's round-trip tree (for edits that keep formatting)."""
+    document = parse(data, file)
+    return document, load_tree(document.text, file, yaml)
+
+
+def _text_of(data: bytes | str, file: str) -> tuple[bytes, str]:
     if isinstance(data, str):
-        raw = data.encode("utf-8")
-        text = data
-    else:
-        raw = data
-        if len(raw) > MAX_BYTES:
-            raise SpecError.single(
-                Diagnostic(f"spec is larger than {MAX_BYTES // 1_048_576} MiB", "too-large", file)
-            )
-        text = decode(raw, file)
-    tree = load_tree(text, file, yaml)
-    document = SourceDocument(file=file, text=text, sha256=spec_sha256(raw), data=None)
-    document.data = _Converter(document).convert(tree)
-    return document, tree
+        return data.encode("utf-8"), data
+    if len(data) > MAX_BYTES:
+        message = f"spec is larger than {MAX_BYTES // 1_048_576} MiB"
+        raise SpecError.single(Diagnostic(message, "too-large", file))
+    return data, decode(data, file)
+
+
+def _compose(text: str, file: str) -> Any:
+    """ruamel's node graph of `text` (C parser when available); errors are located."""
+    from ruamel.yaml import YAML
+
+    return _guarded(lambda: YAML(typ="safe", pure=False).compose(text), text, file)
 
 
 def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
     """ruamel round-trip tree of `text`; YAML problems become one located Diagnostic."""
+    return _guarded((yaml or make_yaml()).load, text, file, with_text=True)
+
+
+def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    yaml = yaml or make_yaml()
     too_deep = _flow_nesting_beyond(text, MAX_DEPTH)
     if too_deep is not None:
         line, col = too_deep
         message = f"nesting is deeper than {MAX_DEPTH} levels"
         raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
     try:
-        tree = yaml.load(text)
+        tree = load(text) if with_text else load()
     except MarkedYAMLError as exc:
-        raise SpecError.single(_yaml_diagnostic(exc, file)) from None
+        raise SpecError.single(_yaml_diagnostic(exc, text, file)) from None
     except RecursionError:
         # Block nesting beyond Python's recursion limit: point at the deepest line.
         lines = text.splitlines() or [""]
@@ -272,9 +287,11 @@ def _starts_value(text: str, i: int) -> bool:
     return j < 0 or text[j] in ":-?\n"
 
 
-def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
+def _yaml_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    lines = text.split("\n")
+    at = lines[line - 1][col - 1 : col] if line <= len(lines) else ""
     problem = (exc.problem or exc.context or "invalid YAML").strip()
     code = "yaml-syntax"
     name = type(exc).__name__
@@ -285,7 +302,7 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
         problem = f"duplicate key '{key}'" if key else "duplicate key"
         if first is not None:
             problem += f" (first defined at line {first.line + 1})"
-    elif "'\\t'" in problem or "\t" in problem or "tab" in problem.lower():
+    elif at == "\t" or "'\\t'" in problem or "tab" in problem.lower():
         code = "tab"
         problem = "tab character found; YAML indentation must use spaces"
     elif name == "ComposerError" and "single document" in f"{exc.problem} {exc.context}":
@@ -296,51 +313,122 @@ def _yaml_diagnostic(exc: Any, file: str) -> Diagnostic:
     return Diagnostic(problem, code, file, line, col)
 
 
+_CORE_TAGS = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(
+    _CORE_TAGS + t for t in ("str", "int", "float", "bool", "null", "timestamp", "merge")
+)
+
+
 class _Converter:
-    """Turns a ruamel round-trip tree into plain data and records positions."""
+    """Turns ruamel's composed nodes into plain data and records positions."""
 
     def __init__(self, document: SourceDocument) -> None:
+        from ruamel.yaml import YAML
+
         self.document = document
         self.positions = document.positions
         self.nodes = 0
-        self.done: dict[int, tuple[Any, int]] = {}  # id(container) -> (plain, expanded size)
+        self.done: dict[int, tuple[Any, int]] = {}  # id(node) -> (plain, expanded size)
         self.active: set[int] = set()
+        self.constructor = YAML(typ="safe", pure=False).constructor
 
-    def convert(self, tree: Any) -> Any:
+    def convert(self, node: Any) -> Any:
         self.positions[""] = (1, 1, 1, 1)
-        return self._node(tree, "", 0)
+        return self._node(node, "", 0)
 
     def _fail(self, path: str, message: str, code: str) -> SpecError:
         return SpecError.single(self.document.diagnostic(path, message, code))
 
     def _node(self, node: Any, path: str, depth: int) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-
-        if isinstance(node, CommentedMap | CommentedSeq):
-            key = id(node)
-            if key in self.active:
-                raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
-            if key in self.done:  # an alias: reuse the copy, but count its expanded size
-                plain, size = self.done[key]
-                self._count(size, path)
-                return plain
-            if depth >= MAX_DEPTH:
-                raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
-            self.active.add(key)
-            start = self.nodes
-            if isinstance(node, CommentedMap):
-                plain = self._mapping(node, path, depth)
-            else:
-                plain = self._sequence(node, path, depth)
-            self.active.discard(key)
-            self.done[key] = (plain, self.nodes - start)
+        kind = node.id
+        if kind == "scalar":
+            self._count(1, path)
+            return self._scalar(node, path)
+        key = id(node)
+        if key in self.active:
+            raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
+        if key in self.done:  # an alias: reuse the copy, but count its expanded size
+            plain, size = self.done[key]
+            self._count(size, path)
             return plain
-        self._count(1, path)
-        if isinstance(node, TaggedScalar) or (
-            getattr(node, "tag", None) is not None and getattr(node.tag, "value", None)
+        if depth >= MAX_DEPTH:
+            raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+        if not node.tag.startswith(_CORE_TAGS) or node.tag[len(_CORE_TAGS) :] not in (
+            "map",
+            "seq",
+            "omap",
         ):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
-        return _scalar(node)
+        self.active.add(key)
+        start = self.nodes
+        self._count(1, path)
+        if kind == "mapping":
+            plain: Any = self._mapping(node, path, depth)
+        else:
+            plain = [
+                self._item(item, f"{path}[{index}]", depth) for index, item in enumerate(node.value)
+            ]
+        self.active.discard(key)
+        self.done[key] = (plain, self.nodes - start)
+        return plain
+
+    def _item(self, node: Any, path: str, depth: int) -> Any:
+        mark = node.start_mark
+        self.positions[path] = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
+        return self._node(node, path, depth + 1)
+
+    def _scalar(self, node: Any, path: str) -> Any:
+        tag = node.tag
+        if tag not in _SCALAR_TAGS:
+            raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
+        name = tag[len(_CORE_TAGS) :]
+        if name in ("str", "timestamp", "merge"):
+            return node.value
+        if name == "null":
+            return None
+        if name == "bool":
+            return node.value.lower() == "true"
+        if name == "int":
+            return self.constructor.construct_yaml_int(node)
+        return self.constructor.construct_yaml_float(node)
+
+    def _mapping(self, node: Any, path: str, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        merges: list[Any] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _CORE_TAGS + "merge":
+                merges.append(value_node)
+                continue
+            key = self._key(key_node, path)
+            child = paths.child(path, key)
+            if key in out:
+                message = f"duplicate key '{key}' (first defined at line {first_line[key]})"
+                kline, kcol = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                raise SpecError.single(
+                    Diagnostic(message, "duplicate-key", self.document.file, kline, kcol, child)
+                )
+            k, v = key_node.start_mark, value_node.start_mark
+            self.positions[child] = (k.line + 1, k.column + 1, v.line + 1, v.column + 1)
+            first_line[key] = k.line + 1
+            out[key] = self._node(value_node, child, depth + 1)
+        for merge in merges:  # `<<: *defaults`: merged keys never override explicit ones
+            sources = merge.value if merge.id == "sequence" else [merge]
+            for source in sources:
+                merged = self._node(source, path, depth + 1)
+                if not isinstance(merged, dict):
+                    raise self._fail(path, "`<<` must merge a mapping", "schema")
+                for key, value in merged.items():
+                    out.setdefault(key, value)
+        return out
+
+    def _key(self, node: Any, path: str) -> str:
+        if node.id != "scalar":
+            raise self._fail(path, "mapping keys must be plain scalars", "complex-key")
+        value = self._scalar(node, path)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
     def _count(self, size: int, path: str) -> None:
         self.nodes += size
@@ -350,64 +438,3 @@ class _Converter:
                 f"document expands to more than {MAX_NODES:,} nodes (aliases used as a bomb?)",
                 "too-many-nodes",
             )
-
-    def _mapping(self, node: Any, path: str, depth: int) -> dict[str, Any]:
-        self._count(1, path)
-        self._reject_tag(node, path)
-        positions = node.lc.data
-        out: dict[str, Any] = {}
-        for raw_key, value in node.items():
-            key = _key(raw_key)
-            if key is None:
-                raise self._fail(path, "mapping keys must be plain scalars", "complex-key")
-            child = paths.child(path, key)
-            pos = positions.get(raw_key)
-            if pos is not None:
-                self.positions[child] = (pos[0] + 1, pos[1] + 1, pos[2] + 1, pos[3] + 1)
-            if key in out:
-                raise self._fail(child, f"duplicate key '{key}'", "duplicate-key")
-            out[key] = self._node(value, child, depth + 1)
-        return out
-
-    def _sequence(self, node: Any, path: str, depth: int) -> list[Any]:
-        self._count(1, path)
-        self._reject_tag(node, path)
-        positions = node.lc.data
-        out: list[Any] = []
-        for index, value in enumerate(node):
-            child = f"{path}[{index}]"
-            if index < len(positions):
-                line, col = positions[index]
-                self.positions[child] = (line + 1, col + 1, line + 1, col + 1)
-            out.append(self._node(value, child, depth + 1))
-        return out
-
-    def _reject_tag(self, node: Any, path: str) -> None:
-        tag = getattr(node, "tag", None)
-        if tag is not None and getattr(tag, "value", None):
-            raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
-
-
-def _key(key: Any) -> str | None:
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if isinstance(key, str | int | float):
-        return str(key)
-    return None
-
-
-def _scalar(value: Any) -> Any:
-    """Plain Python value of a ruamel scalar (its subclasses carry formatting)."""
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bool) or type(value).__name__ == "ScalarBoolean":
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return str(value)
