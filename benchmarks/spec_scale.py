@@ -38,6 +38,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import VERSION as pydantic_version
+from ruamel.yaml import YAML
+from ruamel.yaml import __version__ as ruamel_version
+
 from flujo.spec import source
 from flujo.spec.checks import check_pipeline
 from flujo.spec.edit import apply_patch
@@ -46,9 +50,6 @@ from flujo.spec.load import attach_locations, check
 from flujo.spec.model import Pipeline
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import _compose, _Converter, parse
-from pydantic import VERSION as pydantic_version
-from ruamel.yaml import YAML
-from ruamel.yaml import __version__ as ruamel_version
 
 SIZES = (100, 1_000, 10_000)
 REPEATS = {100: 5, 1_000: 3, 10_000: 1}
