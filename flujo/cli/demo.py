@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +44,25 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
     target = store or default_path()
     failed = 0
     click.echo(f"Running {total} pipeline runs on the fake model server, recording to {target}")
-    with click.progressbar(length=total, label="runs", show_pos=True, file=None) as bar:
-        for spec, inputs in plans:
-            pipeline = load_spec_or_exit(spec)
+    for spec, inputs in plans:
+        pipeline = load_spec_or_exit(spec)
+        label = f"  {spec.name:<24}"
+        bar = click.progressbar(length=len(inputs), label=label) if _interactive() else None
+        with bar or contextlib.nullcontext():
             results = run_session(
-                pipeline, inputs, {"fake": True, "store": target}, on_result=lambda _: bar.update(1)
+                pipeline,
+                inputs,
+                {"fake": True, "store": target},
+                on_result=(lambda _: bar.update(1)) if bar is not None else None,
             )
-            spec_failed = sum(not r.success for r in results)
-            failed += spec_failed
-            cost = sum(r.total_cost_usd or 0.0 for r in results)
-            mean = sum(r.latency_s for r in results) / len(results)
-            bar.label = spec.stem
-            click.echo(
-                f"\n  {spec.name}: {len(results) - spec_failed} ok, {spec_failed} failed, "
-                f"${cost:.4f} in all, {mean * 1000:.0f} ms per run"
-            )
+        spec_failed = sum(not r.success for r in results)
+        failed += spec_failed
+        cost = sum(r.total_cost_usd or 0.0 for r in results)
+        mean = sum(r.latency_s for r in results) / len(results)
+        click.echo(
+            f"  {spec.name:<24} {len(results) - spec_failed} ok, {spec_failed} failed, "
+            f"${cost:.4f} in all, {mean * 1000:.0f} ms per run"
+        )
     db = RunStore(target)
     newest = db.list_runs(1)[0]["run_id"]
     db.close()
@@ -65,3 +71,7 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
         f"{target}.\nNext: flujo runs list   |   flujo runs show {newest}"
     )
     raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _interactive() -> bool:
+    return sys.stdout.isatty()
