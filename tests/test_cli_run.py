@@ -104,3 +104,21 @@ def test_a_replay_miss_names_the_step(tmp_path: Path) -> None:
 def test_runs_without_a_store_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = invoke("runs", "list", "--store", str(tmp_path / "none.db"))
     assert code == 2 and "no run store" in err
+
+
+def test_the_demo_runs_every_example_offline_and_records_it(tmp_path: Path) -> None:
+    from flujo.engine.store import RunStore
+    from tests.conftest import ROOT
+
+    store = tmp_path / "demo.db"
+    code, out, err = invoke(
+        "demo", "--examples", str(ROOT / "examples"), "--repeat", "1", "--store", str(store)
+    )
+    assert code == 0, out + err
+    for name in ("rag_answer.yaml", "sql_generation.yaml", "support_triage.yaml"):
+        assert re.search(rf"{name} +\d+ ok, 0 failed", out), out
+    db = RunStore(store)
+    runs = db.list_runs(limit=100)
+    assert len(runs) == 22 and {r["status"] for r in runs} == {"succeeded"}
+    assert f"flujo runs show {runs[0]['run_id']}" in out
+    db.close()
