@@ -174,11 +174,22 @@ def _check_skill(
 
 
 def _expression_checker(report: _Reporter, known: list[str]) -> Callable[[str, str], None]:
+    """Checks one expression: syntax, what the sandbox refuses, and the steps it names.
+
+    Every name an expression may bind is accepted wherever the expression is: which
+    ones a given field binds is the engine's business."""
+    codes = {"refused": "expression-not-allowed", "limit": "expression-too-large"}
+
     def check(path: str, source: str) -> None:
         tree = expressions.parse(source)
         if isinstance(tree, expressions.ExpressionProblem):
             report.add(path, tree.message, "expression-syntax", offset=tree.offset)
             return
+        try:
+            expressions.compile_expression(source, expressions.EXPRESSION_NAMES)
+        except expressions.ExpressionError as exc:
+            code = codes.get(exc.kind, "expression-syntax")
+            report.add(path, exc.message, code, offset=exc.offset)
         for ref in expressions.step_references(tree, source):
             _check_step_ref(report, known, path, ref)
 
