@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flujo.spec import expressions, paths
@@ -63,7 +63,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
                 "duplicate-name",
             )
 
-    known = list(names)
+    known = names  # a dict: O(1) membership, and its keys feed the did-you-mean
     check_expr = _expression_checker(report, known)
     used_agents: set[str] = set()
     for path, step in steps:
@@ -173,7 +173,7 @@ def _check_skill(
         report.add(params_path, message, "skill-params")
 
 
-def _expression_checker(report: _Reporter, known: list[str]) -> Callable[[str, str], None]:
+def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable[[str, str], None]:
     """Checks one expression: syntax, what the sandbox refuses, and the steps it names.
 
     Every name an expression may bind is accepted wherever the expression is: which
@@ -197,7 +197,7 @@ def _expression_checker(report: _Reporter, known: list[str]) -> Callable[[str, s
 
 
 def _check_step_ref(
-    report: _Reporter, known: list[str], path: str, ref: expressions.StepReference
+    report: _Reporter, known: Mapping[str, str], path: str, ref: expressions.StepReference
 ) -> None:
     if ref.name not in known:
         message = f"unknown step '{ref.name}'{_did_you_mean(ref.name, known)}"
@@ -227,6 +227,6 @@ def _schema_problems(schema: dict[str, Any]) -> list[str]:
     return []
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""

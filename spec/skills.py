@@ -150,9 +150,32 @@ REGEX_TIMEOUT_S = 0.5
 """Longest a regex_extract match may run before it is abandoned."""
 
 
+MAX_PATTERN_LENGTH = 1000
+MAX_REPETITION_PRODUCT = 100_000
+"""Counted repetitions (`{m,n}`) multiply when nested; compiling `(a{1000}){1000}` alone
+takes seconds, so patterns whose counts could multiply past this are refused."""
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a pattern from a spec may not be compiled (regex compilation is unbounded)."""
+    import re
+
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"'pattern' is longer than {MAX_PATTERN_LENGTH} characters"
+    product = 1
+    for low, high in re.findall(r"(?<!\\)\{(\d*)(?:,(\d*))?\}", pattern):
+        product *= max(int(low or 0), int(high or 0), 1)
+        if product > MAX_REPETITION_PRODUCT:
+            return "'pattern' repeats too much: its {m,n} counts multiply past 100,000"
+    return None
+
+
 def _check_pattern(params: dict[str, Any]) -> list[str]:
     import regex
 
+    problem = pattern_problem(params["pattern"])
+    if problem is not None:
+        return [problem]
     try:
         regex.compile(params["pattern"])
     except regex.error as exc:
@@ -175,6 +198,9 @@ def _check_pattern(params: dict[str, Any]) -> list[str]:
 def regex_extract(value: Any, pattern: str, group: int | str = 0, all: bool = False) -> Any:
     import regex
 
+    problem = pattern_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
     compiled = regex.compile(pattern)
     text = str(value)
     if all:

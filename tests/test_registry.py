@@ -159,3 +159,23 @@ def test_builtin_validators() -> None:
     assert skills.json_schema('{"a": 1}', schema=schema) is None
     assert skills.json_schema({"b": 1}, schema=schema) == "'a' is a required property"
     assert skills.json_schema("{oops", schema=schema).startswith("output is not JSON")
+
+
+def test_patterns_that_would_compile_for_ever_are_refused() -> None:
+    started = time.perf_counter()
+    assert skills.pattern_problem("(?:a{1000}){1000}") is not None
+    assert skills.pattern_problem("((a{100}){100}){100}") is not None
+    assert skills.pattern_problem("x" * 2000) is not None
+    assert skills.pattern_problem(r"\d{4}-\d{2}-\d{2}") is None
+    with pytest.raises(ValueError, match="repeats too much"):
+        skills.regex_extract("aaa", "(?:a{1000}){1000}")
+    assert time.perf_counter() - started < 1
+
+
+def test_validate_refuses_a_pattern_that_would_compile_for_ever() -> None:
+    text = (
+        "steps:\n  - name: a\n    uses: regex_extract\n    with: {pattern: '(?:a{1000}){1000}'}\n"
+    )
+    _, diagnostics = check(text)
+    assert [(d.line, d.code) for d in diagnostics] == [(4, "skill-params")]
+    assert "repeats too much" in diagnostics[0].message
