@@ -348,16 +348,12 @@ class _Converter:
         if key in self.active:
             raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
         if key in self.done:  # an alias: reuse the copy, but count its expanded size
-            plain, size = self.done[key]
+            copy, size = self.done[key]
             self._count(size, path)
-            return plain
+            return copy
         if depth >= MAX_DEPTH:
             raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
-        if not node.tag.startswith(_CORE_TAGS) or node.tag[len(_CORE_TAGS) :] not in (
-            "map",
-            "seq",
-            "omap",
-        ):
+        if node.tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         self.active.add(key)
         start = self.nodes

@@ -43,6 +43,7 @@ BAD_FILES: dict[str, tuple[str | bytes, str, int, int, str]] = {
         "deeper than",
     ),
     "not_utf8": (b"name: caf\xe9\nsteps: []\n", "encoding", 1, 10, "not valid UTF-8"),
+    "alias_cycle": ("a: &a {b: *a}\nsteps: []\n", "alias-cycle", 1, 8, "contains it"),
     "complex_key": ("steps: []\nextra:\n  ? [a, b]\n  : 1\n", "complex-key", 2, 1, "plain scalars"),
     "empty": ("# nothing here\n", "empty", 1, 1, "empty"),
     "two_documents": ("steps: []\n---\nsteps: []\n", "multiple-documents", 2, 1, "one YAML"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
                 pipeline,
                 inputs,
                 {"fake": True, "store": target},
-                on_result=(lambda _: bar.update(1)) if bar is not None else None,
+                on_result=_advance(bar),
             )
         spec_failed = sum(not r.success for r in results)
         failed += spec_failed
@@ -71,6 +72,12 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
         f"{target}.\nNext: flujo runs list   |   flujo runs show {newest}"
     )
     raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _advance(bar: Any) -> Callable[[Any], None] | None:
+    if bar is None:
+        return None
+    return lambda _result: bar.update(1)
 
 
 def _interactive() -> bool:

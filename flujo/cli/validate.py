@@ -69,9 +69,10 @@ def validate(
             diagnostics = [replace(d, severity="error") for d in diagnostics]
         sha = pipeline.spec_sha256 if pipeline is not None else None
         reports.append(FileReport(display_name(file), diagnostics, sha))
-        if verbose and output_format == "text" and sha is not None and reports[-1].valid:
-            steps = sum(1 for _ in pipeline.walk())
-            click.echo(f"{display_name(file)}: ok ({steps} steps, spec_sha256 {sha[:12]}…)")
+        if verbose and output_format == "text" and pipeline is not None and reports[-1].valid:
+            steps = len(list(pipeline.walk()))
+            sha_text = pipeline.spec_sha256[:12]
+            click.echo(f"{display_name(file)}: ok ({steps} steps, spec_sha256 {sha_text}…)")
 
     click.echo(FORMATS[output_format](reports), nl=False)
     for problem in problems:
