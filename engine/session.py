@@ -44,6 +44,11 @@ async def session(
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
 
+    if registry is None:  # the allow-list of the repository the spec lives in
+        from flujo.spec.load import registry_for
+
+        source = pipeline.source
+        registry = registry_for(Path(source.file)) if source and source.file != "<string>" else None
     async with contextlib.AsyncExitStack() as stack:
         models = await _models(pipeline, options, stack)
         store = RunStore(options.store) if options.use_store else None

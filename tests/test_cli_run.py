@@ -122,3 +122,45 @@ def test_the_demo_runs_every_example_offline_and_records_it(tmp_path: Path) -> N
     assert len(runs) == 22 and {r["status"] for r in runs} == {"succeeded"}
     assert f"flujo runs show {runs[0]['run_id']}" in out
     db.close()
+
+
+def test_ctrl_c_records_the_run_as_cancelled_and_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from flujo.engine.store import RunStore
+    from tests.conftest import ROOT
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "flujo.yml").write_text("skills:\n  allow: ['tests.engine_skills:*']\n")
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(
+        "steps:\n  - name: first\n    uses: passthrough\n"
+        "  - name: wait\n    uses: 'tests.engine_skills:slow'\n    with: {seconds: 60}\n"
+    )
+    store = tmp_path / "runs.db"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flujo", "run", str(spec), "--store", str(store)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the run has started
+        if store.exists() and RunStore(store).list_runs():
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    assert "interrupted; the run was recorded as cancelled" in err
+    assert "Traceback" not in err
+    (row,) = RunStore(store).list_runs()
+    assert row["status"] == "cancelled"
