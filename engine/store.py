@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # bump with a migration when the tables change after a release
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
 _SCHEMA = """
@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
 CREATE TABLE IF NOT EXISTS spans (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
-    span_id TEXT NOT NULL,
-    parent_id TEXT,
+    span_id INTEGER NOT NULL,
+    parent_id INTEGER,
     name TEXT NOT NULL,
     step_name TEXT,
     kind TEXT,
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS spans (
     input_tokens INTEGER,
     output_tokens INTEGER,
     model TEXT,
+    provider TEXT,
     attributes TEXT NOT NULL,
     events TEXT NOT NULL,
     PRIMARY KEY (run_id, span_id)
@@ -147,7 +148,7 @@ class RunStore:
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO spans VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -157,7 +158,7 @@ class RunStore:
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO spans VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             db.execute(
@@ -196,7 +197,10 @@ class RunStore:
 
     def spans(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
-        for row in rows:
+        for row in rows:  # ids as OpenTelemetry writes them: 16 hex digits
+            row["span_id"] = f"{row['span_id']:016x}"
+            if row["parent_id"] is not None:
+                row["parent_id"] = f"{row['parent_id']:016x}"
             row["attributes"] = json.loads(row["attributes"])
             row["attributes"] = attributes_of(row)
             row["events"] = json.loads(row["events"])
@@ -241,6 +245,7 @@ _TYPED = frozenset(
         tm.GEN_AI_INPUT_TOKENS,
         tm.GEN_AI_OUTPUT_TOKENS,
         tm.GEN_AI_MODEL,
+        tm.GEN_AI_SYSTEM,
         tm.RUN_ID,
         tm.SPEC_SHA,
     }
@@ -250,26 +255,32 @@ _TYPED = frozenset(
 def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
     """A spans row; attributes with a column of their own are not repeated in JSON."""
     a = span.attributes
-    extra = {k: v for k, v in a.items() if k not in _TYPED}
+    get = a.get
+    if a.keys() <= _TYPED:
+        extra = "{}"
+    else:
+        rest = {k: v for k, v in a.items() if k not in _TYPED}
+        extra = json.dumps(rest, default=str, separators=(",", ":"))
     return (
         run_id,
-        f"{span.span_id:016x}",
-        f"{span.parent_id:016x}" if span.parent_id is not None else None,
+        span.span_id,
+        span.parent_id,
         span.name,
-        a.get(tm.STEP_NAME),
-        a.get(tm.STEP_KIND),
-        a.get(tm.YAML_PATH),
-        a.get(tm.YAML_LINE),
-        a.get(tm.ATTEMPT),
+        get(tm.STEP_NAME),
+        get(tm.STEP_KIND),
+        get(tm.YAML_PATH),
+        get(tm.YAML_LINE),
+        get(tm.ATTEMPT),
         span.status,
         span.status_message,
         span.start_ns,
         span.end_ns or None,
-        a.get(tm.COST),
-        a.get(tm.GEN_AI_INPUT_TOKENS),
-        a.get(tm.GEN_AI_OUTPUT_TOKENS),
-        a.get(tm.GEN_AI_MODEL),
-        json.dumps(extra, default=str, separators=(",", ":")) if extra else "{}",
+        get(tm.COST),
+        get(tm.GEN_AI_INPUT_TOKENS),
+        get(tm.GEN_AI_OUTPUT_TOKENS),
+        get(tm.GEN_AI_MODEL),
+        get(tm.GEN_AI_SYSTEM),
+        extra,
         json.dumps(span.events, default=str, separators=(",", ":")) if span.events else "[]",
     )
 

@@ -75,7 +75,7 @@ class RunTelemetry:
 
     def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
         span = SpanRecord(
-            _ids.getrandbits(64) or 1,
+            _ids.getrandbits(63) or 1,  # 63 bits: fits SQLite's signed INTEGER
             parent.span_id if parent is not None else None,
             name,
             time.time_ns(),
