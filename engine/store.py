@@ -297,6 +297,7 @@ def attributes_of(row: dict[str, Any]) -> dict[str, Any]:
         tm.GEN_AI_INPUT_TOKENS: row["input_tokens"],
         tm.GEN_AI_OUTPUT_TOKENS: row["output_tokens"],
         tm.GEN_AI_MODEL: row["model"],
+        tm.GEN_AI_SYSTEM: row["provider"],
         tm.RUN_ID: row["run_id"],
     }
     extra: dict[str, Any] = row["attributes"]
