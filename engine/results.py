@@ -109,6 +109,8 @@ class PipelineResult:
     total_tokens: int = 0
     latency_s: float = 0.0
     steps: StepResults = field(default_factory=StepResults)
+    policies: list[Any] = field(default_factory=list)
+    """`PolicyResult`s of the spec's policies, judged at the end of a successful run."""
 
     @property
     def success(self) -> bool:
@@ -127,4 +129,5 @@ class PipelineResult:
             "total_tokens": self.total_tokens,
             "latency_s": self.latency_s,
             "steps": {name: step.to_dict() for name, step in self.steps.items()},
+            "policies": [policy.to_dict() for policy in self.policies],
         }

@@ -60,6 +60,10 @@ class UsageLimitExceeded(Exception):
         self.step = step
 
 
+class NoModel(Exception):
+    """A step needs a model and none is configured (retrying cannot help)."""
+
+
 class ValidationFailed(Exception):
     """A validator rejected a step's output (the reason is fed back on retry)."""
 
@@ -106,9 +110,18 @@ class Runner:
                 tm.STEP_KIND: step.kind,
             }
 
-    async def run(self, input: Any = None, *, run_id: str | None = None) -> PipelineResult:
-        """Run the pipeline on `input`; never raises for a failing step (see `status`)."""
-        return await _Run(self, input, run_id or new_run_id()).execute()
+    async def run(
+        self,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        mocks: dict[str, Any] | None = None,
+    ) -> PipelineResult:
+        """Run the pipeline on `input`; never raises for a failing step (see `status`).
+
+        `mocks` gives fixed outputs by step name: those steps are not executed.
+        """
+        return await _Run(self, input, run_id or new_run_id(), mocks or {}).execute()
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -129,9 +142,10 @@ def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:
 class _Run:
     """State of one run."""
 
-    def __init__(self, runner: Runner, input: Any, run_id: str) -> None:
+    def __init__(self, runner: Runner, input: Any, run_id: str, mocks: dict[str, Any]) -> None:
         pipeline = runner.pipeline
         self.runner = runner
+        self.mocks = mocks
         self.pipeline = pipeline
         self.result = PipelineResult(run_id, pipeline.spec_sha256, input=input)
         telemetry = RunTelemetry if runner.trace else NullTelemetry
@@ -164,6 +178,8 @@ class _Run:
         try:
             result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
             result.status = "succeeded"
+            if self.pipeline.policies:
+                self._judge_policies(span)
         except (StepFailed, UsageLimitExceeded) as exc:
             result.status, result.error = "failed", str(exc)
             result.error_path = exc.step.yaml_path
@@ -177,6 +193,29 @@ class _Run:
             raise
         await self._finish(span, started)
         return result
+
+    def _judge_policies(self, span: SpanRecord) -> None:
+        """Runtime guardrail: a failing FAIL_RUN policy fails the run."""
+        from flujo.engine.policies import evaluate_policies
+
+        result = self.result
+        result.total_cost_usd = self.cost if self.cost_known else None
+        result.total_tokens = self.tokens
+        result.policies = evaluate_policies(self.pipeline, result)
+        for judged in result.policies:
+            span.event(
+                "flujo.policy",
+                **{
+                    "flujo.policy.id": judged.id,
+                    "flujo.policy.action": judged.action,
+                    "flujo.policy.outcome": judged.outcome,
+                },
+            )
+            failing = judged.action == "FAIL_RUN" and judged.outcome in ("failed", "error")
+            if failing and result.status == "succeeded":
+                result.status = "failed"
+                result.error = f"policy '{judged.id}' failed: {judged.explanation}"
+                result.error_path = judged.yaml_path
 
     async def _finish(self, span: SpanRecord, started: float) -> None:
         result = self.result
@@ -215,6 +254,8 @@ class _Run:
     async def step(
         self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord
     ) -> Any:
+        if step.name in self.mocks:
+            return self._mocked(step, parent)
         if isinstance(step, AgentStep):
             return await self.agent_step(step, scope_input, previous, parent)
         record = self._record(step)
@@ -341,9 +382,10 @@ class _Run:
                 record.success, record.error = False, _reason(exc)
                 span.end(False, record.error)
                 raise
-            except CassetteMiss as exc:  # retrying cannot help: the recording is missing
+            except (CassetteMiss, NoModel) as exc:  # retrying cannot help
                 record.latency_s += time.perf_counter() - started
-                record.success, record.error = False, str(exc.for_step(step.name))
+                missing = exc.for_step(step.name) if isinstance(exc, CassetteMiss) else exc
+                record.success, record.error = False, str(missing)
                 span.end(False, record.error)
                 raise StepFailed(step, record.error) from None
             except Exception as exc:
@@ -409,9 +451,9 @@ class _Run:
     ) -> Any:
         models = self.runner.models
         if models is None:
-            raise RuntimeError(
-                "no model server configured: set OPENAI_BASE_URL (and OPENAI_API_KEY), "
-                "or run with --replay DIR or --fake"
+            raise NoModel(
+                "this step calls a model and none is configured: set OPENAI_BASE_URL (and "
+                "OPENAI_API_KEY), use --replay DIR or --fake, or give the step a mock in tests"
             )
         agent = self.pipeline.agents[agent_name]
         completion = await models.complete(agent, step, value, feedback)
@@ -451,6 +493,14 @@ class _Run:
             if problem:
                 return f"{validator.uses}: {problem}"
         return None
+
+    def _mocked(self, step: StepBase, parent: SpanRecord) -> Any:
+        record = self._record(step)
+        span = self._span(step, parent, record)
+        span.attributes["flujo.step.mocked"] = True
+        record.success, record.error, record.output = True, None, self.mocks[step.name]
+        span.end(True)
+        return record.output
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class SessionOptions:
     use_store: bool = True
     console_telemetry: bool = False
     prices: dict[str, Any] | None = None
+    offline: bool = False
+    """No model calls at all (tests with mocks only): model steps fail clearly."""
 
     @classmethod
     def from_cli(cls, options: dict[str, Any]) -> SessionOptions:
@@ -61,7 +63,7 @@ async def session(
 
 
 async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> Any:
-    if not pipeline.agents:
+    if not pipeline.agents or options.offline:
         return None
     from flujo.engine.agents import OpenAIModels
 

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     total_tokens INTEGER,
     error TEXT,
     error_path TEXT,
-    trace_id TEXT
+    trace_id TEXT,
+    policies TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
 CREATE TABLE IF NOT EXISTS spans (
@@ -163,7 +164,7 @@ class RunStore:
             )
             db.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
-                " total_tokens = ?, error = ?, error_path = ? WHERE run_id = ?",
+                " total_tokens = ?, error = ?, error_path = ?, policies = ? WHERE run_id = ?",
                 (
                     result.status,
                     time.time(),
@@ -172,6 +173,7 @@ class RunStore:
                     result.total_tokens,
                     result.error,
                     result.error_path,
+                    json.dumps([p.to_dict() for p in result.policies]) if result.policies else None,
                     result.run_id,
                 ),
             )

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
     "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show)."),
+    "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
 }
 
 

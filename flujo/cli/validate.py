@@ -43,7 +43,7 @@ def validate(
     from flujo.spec.load import check, display_name, registry_for
     from flujo.spec.report import FORMATS, FileReport, count
 
-    files, problems = _expand(paths)
+    files, problems = expand_paths(paths)
     registry = None
     reports: list[FileReport] = []
     if config is not None:
@@ -92,7 +92,7 @@ def validate(
     raise SystemExit(EXIT_INVALID if errors else EXIT_OK)
 
 
-def _expand(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:
+def expand_paths(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:
     """Spec files named or found under directories (hidden folders skipped)."""
     files: list[Path] = []
     problems: list[str] = []

@@ -1,0 +1,220 @@
+"""Embedded tests: run a spec's `tests:` and judge their assertions and policies.
+
+The JSON form (`TestReport.to_dict`) is a stable, documented format: the bot's checks and
+auto-rollback read it. Bump `REPORT_VERSION` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from flujo.engine.policies import PolicyResult, bindings_for
+from flujo.spec.expressions import ExpressionError, compile_expression
+
+if TYPE_CHECKING:
+    from flujo.engine.runner import Runner
+    from flujo.spec.model import Pipeline, SpecTest
+
+REPORT_VERSION = 1
+ASSERTION_NAMES = ("result", "input", "output", "steps")
+Outcome = Literal["passed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionResult:
+    expression: str
+    passed: bool
+    yaml_path: str
+    line: int | None
+    explanation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expression": self.expression,
+            "passed": self.passed,
+            "yaml_path": self.yaml_path,
+            "line": self.line,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class TestResult:
+    """One embedded test, run once."""
+
+    spec: str
+    name: str
+    yaml_path: str
+    line: int | None
+    outcome: Outcome = "passed"
+    duration_s: float = 0.0
+    cost_usd: float | None = 0.0
+    tokens: int = 0
+    run_id: str | None = None
+    error: str | None = None
+    assertions: list[AssertionResult] = field(default_factory=list)
+    policies: list[PolicyResult] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec}::{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "spec": self.spec,
+            "name": self.name,
+            "yaml_path": self.yaml_path,
+            "line": self.line,
+            "outcome": self.outcome,
+            "duration_s": round(self.duration_s, 6),
+            "cost_usd": self.cost_usd,
+            "tokens": self.tokens,
+            "run_id": self.run_id,
+            "error": self.error,
+            "assertions": [a.to_dict() for a in self.assertions],
+            "policies": [p.to_dict() for p in self.policies],
+        }
+
+
+def selected(spec: str, test: SpecTest, patterns: tuple[str, ...]) -> bool:
+    """`-k` patterns: a substring or glob of `spec::name`, or a tag."""
+    if not patterns:
+        return True
+    ident = f"{spec}::{test.name}"
+    return any(p in ident or fnmatch.fnmatch(ident, p) or p in test.tags for p in patterns)
+
+
+async def run_tests(
+    pipeline: Pipeline,
+    runner: Runner,
+    *,
+    spec: str,
+    patterns: tuple[str, ...] = (),
+    jobs: int = 4,
+    overrides: frozenset[str] = frozenset(),
+) -> list[TestResult]:
+    """Run the spec's selected tests (up to `jobs` at once), in spec order."""
+    limit = asyncio.Semaphore(max(1, jobs))
+
+    async def one(index: int, test: SpecTest) -> TestResult:
+        async with limit:
+            return await run_test(pipeline, runner, spec, index, test, overrides)
+
+    chosen = [(i, t) for i, t in enumerate(pipeline.tests) if selected(spec, t, patterns)]
+    return list(await asyncio.gather(*(one(i, t) for i, t in chosen)))
+
+
+async def run_test(
+    pipeline: Pipeline,
+    runner: Runner,
+    spec: str,
+    index: int,
+    test: SpecTest,
+    overrides: frozenset[str] = frozenset(),
+) -> TestResult:
+    path = f"tests[{index}]"
+    outcome = TestResult(spec, test.name, path, test.line)
+    started = time.perf_counter()
+    result = await runner.run(test.input, mocks=dict(test.mocks))
+    outcome.duration_s = time.perf_counter() - started
+    outcome.run_id = result.run_id
+    outcome.cost_usd = result.total_cost_usd
+    outcome.tokens = result.total_tokens
+    outcome.policies = list(result.policies)
+    if result.status != "succeeded":
+        outcome.outcome = "failed"
+        outcome.error = result.error
+    bindings = bindings_for(result)
+    for j, source in enumerate(test.assertions):
+        outcome.assertions.append(_judge(source, f"{path}.assertions[{j}]", pipeline, bindings))
+    # Only soft-mandatory policies can be overridden (as in Sentinel); FAIL_RUN cannot.
+    blocking = [
+        p
+        for p in outcome.policies
+        if p.blocks and not (p.action == "REQUIRE_APPROVAL" and p.id in overrides)
+    ]
+    if any(not a.passed for a in outcome.assertions) or blocking:
+        outcome.outcome = "failed"
+    return outcome
+
+
+def _judge(source: str, path: str, pipeline: Pipeline, bindings: dict[str, Any]) -> AssertionResult:
+    line = pipeline.locate(path)[0] if pipeline.source is not None else None
+    try:
+        compiled = compile_expression(source, ASSERTION_NAMES)
+        if compiled.evaluate(bindings):
+            return AssertionResult(source, True, path, line)
+        return AssertionResult(source, False, path, line, compiled.explain(bindings))
+    except ExpressionError as exc:
+        return AssertionResult(source, False, path, line, exc.message)
+
+
+def report(results: list[TestResult], errors: list[str]) -> dict[str, Any]:
+    """The stable JSON report of a `flujo test` session."""
+    passed = sum(r.outcome == "passed" for r in results)
+    return {
+        "version": REPORT_VERSION,
+        "summary": {
+            "passed": passed,
+            "failed": len(results) - passed,
+            "errors": len(errors),
+            "total": len(results),
+            "cost_usd": sum(r.cost_usd or 0.0 for r in results),
+        },
+        "errors": errors,
+        "tests": [r.to_dict() for r in results],
+    }
+
+
+def junit_xml(results: list[TestResult]) -> str:
+    """JUnit XML (one testsuite per spec), as CI systems read it."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", name="flujo")
+    by_spec: dict[str, list[TestResult]] = {}
+    for result in results:
+        by_spec.setdefault(result.spec, []).append(result)
+    for spec, tests in by_spec.items():
+        failures = sum(t.outcome == "failed" for t in tests)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=spec,
+            tests=str(len(tests)),
+            failures=str(failures),
+            errors="0",
+            skipped="0",
+            time=f"{sum(t.duration_s for t in tests):.6f}",
+        )
+        for test in tests:
+            case = ET.SubElement(
+                suite, "testcase", classname=spec, name=test.name, time=f"{test.duration_s:.6f}"
+            )
+            if test.outcome == "failed":
+                lines = failure_lines(test)
+                failure = ET.SubElement(case, "failure", message=lines[0], type="AssertionError")
+                failure.text = "\n".join(lines)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def failure_lines(test: TestResult) -> list[str]:
+    """Why a test failed, one line per reason, most direct first."""
+    lines = []
+    if test.error:
+        lines.append(f"run failed: {test.error}")
+    for assertion in test.assertions:
+        if not assertion.passed:
+            where = f" (line {assertion.line})" if assertion.line else ""
+            lines.append(f"assertion {assertion.expression}{where}: {assertion.explanation}")
+    for policy in test.policies:
+        if policy.blocks:
+            lines.append(
+                f"policy {policy.id} ({policy.action}) {policy.outcome}: {policy.explanation}"
+            )
+    return lines or ["failed"]

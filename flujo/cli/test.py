@@ -1,0 +1,168 @@
+"""`flujo test [SPEC…]`"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "-k",
+    "patterns",
+    multiple=True,
+    help="Only tests whose spec::name contains or "
+    "matches (glob) this, or that carry this tag. Repeatable.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cassette folder (default: cassettes/<spec name>/ beside each spec, if any).",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record model calls into each spec's cassette folder (with --live or --fake).",
+)
+@click.option("--mock", "mode", flag_value="mock", help="Only the tests' mocks; no model calls.")
+@click.option("--live", "mode", flag_value="live", help="Real model calls (OPENAI_* settings).")
+@click.option("--fake", "mode", flag_value="fake", help="The built-in fake model server.")
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="POLICY_ID",
+    help="Treat this REQUIRE_APPROVAL policy as approved. Repeatable.",
+)
+@click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report here.",
+)
+def test(
+    paths: tuple[Path, ...],
+    patterns: tuple[str, ...],
+    replay: Path | None,
+    record: bool,
+    mode: str | None,
+    overrides: tuple[str, ...],
+    jobs: int,
+    as_json: bool,
+    junit: Path | None,
+) -> None:
+    """Run the `tests:` embedded in specs: their assertions and the spec's policies.
+
+    Specs are the files given (or the .yml/.yaml files with tests under a folder; by
+    default the current one). Models are replayed from cassettes when a spec has them
+    (cassettes/<spec name>/ beside it), else only mocks are used, unless --live, --fake
+    or --replay says otherwise. Exit codes: 0 all passed, 1 a test failed, 2 a spec is
+    invalid or a path is wrong.
+    """
+    import asyncio
+
+    from flujo.engine import testing
+    from flujo.engine.session import session
+    from flujo.spec.errors import SpecError
+    from flujo.spec.model import Pipeline
+
+    files = _spec_files(paths or (Path("."),))
+    results: list[testing.TestResult] = []
+    errors: list[str] = []
+
+    async def main() -> None:
+        for file in files:
+            try:
+                pipeline = Pipeline.from_yaml(file)
+            except SpecError as exc:
+                errors.extend(str(d) for d in exc.errors)
+                continue
+            except OSError as exc:
+                errors.append(f"{file}: cannot read: {exc.strerror or exc}")
+                continue
+            if not pipeline.tests:
+                continue
+            options = _options(file, mode, replay, record)
+            async with session(pipeline, options) as runner:
+                results.extend(
+                    await testing.run_tests(
+                        pipeline,
+                        runner,
+                        spec=pipeline.file or str(file),
+                        patterns=patterns,
+                        jobs=jobs,
+                        overrides=frozenset(overrides),
+                    )
+                )
+
+    asyncio.run(main())
+    if junit is not None:
+        junit.write_text(testing.junit_xml(results), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(testing.report(results, errors), indent=2, default=str))
+    else:
+        _print_text(results, errors)
+    if errors or not files:
+        raise SystemExit(EXIT_USAGE)
+    failed = any(r.outcome == "failed" for r in results)
+    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
+    from flujo.engine.session import SessionOptions
+
+    cassette = replay or cassette_folder(file)
+    if mode is None and replay is None and not cassette.is_dir():
+        mode = "mock"
+    return SessionOptions(
+        replay=cassette if mode is None else None,
+        record=cassette_folder(file) if record else None,
+        fake=mode == "fake",
+        use_store=False,
+        offline=mode == "mock",
+    )
+
+
+def cassette_folder(spec: Path) -> Path:
+    """Where a spec's recorded model calls live: cassettes/<spec name>/ beside it."""
+    return spec.parent / "cassettes" / spec.stem
+
+
+def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
+    from flujo.cli.validate import expand_paths
+
+    files, problems = expand_paths(paths)
+    for problem in problems:
+        click.echo(f"flujo test: {problem}", err=True)
+    if problems:
+        raise SystemExit(EXIT_USAGE)
+    return files
+
+
+def _print_text(results: list[Any], errors: list[str]) -> None:
+    from flujo.engine.testing import failure_lines
+
+    for error in errors:
+        click.echo(error, err=True)
+    for result in results:
+        cost = "" if result.cost_usd in (None, 0.0) else f", ${result.cost_usd:.6f}"
+        mark = "PASS" if result.outcome == "passed" else "FAIL"
+        click.echo(f"{mark} {result.id}  ({result.duration_s:.2f}s{cost})")
+        if result.outcome == "failed":
+            for line in failure_lines(result):
+                click.echo(f"    {line}")
+        for policy in result.policies:
+            if policy.action == "WARN" and policy.outcome in ("failed", "error"):
+                click.echo(f"    warning: policy {policy.id}: {policy.explanation}")
+    passed = sum(r.outcome == "passed" for r in results)
+    summary = f"{passed} passed, {len(results) - passed} failed"
+    if errors:
+        summary += f", {len(errors)} spec error{'s' * (len(errors) != 1)}"
+    click.echo(summary)
