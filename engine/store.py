@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 1  # bump with a migration when the tables change after a release
+SCHEMA_VERSION = 2  # bump (with a migration, once released) when the tables change
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
 _SCHEMA = """
@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS spans (
 """
 
 
+class StoreError(Exception):
+    """The run store cannot be used (wrong schema version, unreadable file)."""
+
+
 def default_path() -> Path:
     """FLUJO_STORE, or .flujo/flujo.db under the current directory."""
     return Path(os.environ.get("FLUJO_STORE") or DEFAULT_PATH)
@@ -102,6 +106,14 @@ class RunStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
+        found = self._schema_version()
+        if found is not None and found != SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(
+                f"the run store {self.path} has schema version {found}, this Flujo needs "
+                f"{SCHEMA_VERSION}: move it aside (runs in it stay readable by the Flujo that "
+                "wrote them) and a new one is created"
+            )
         with self._transaction() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -109,6 +121,13 @@ class RunStore:
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    def _schema_version(self) -> int | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # a new, empty file
+            return None
+        return int(row[0]) if row else None
 
     def close(self) -> None:
         with self._lock:
@@ -187,18 +206,18 @@ class RunStore:
             query += " WHERE spec_sha256 = ?"
             args = (spec_sha256,)
         query += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
-        return self._rows(query, (*args, limit))
+        return self.query(query, (*args, limit))
 
     def find_run(self, run_id: str) -> dict[str, Any] | None:
         """The run whose id is `run_id` or starts with it (None if none, or ambiguous)."""
-        rows = self._rows(
+        rows = self.query(
             "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id LIMIT 2",
             (run_id.replace("%", "").replace("_", "") + "%",),
         )
         return rows[0] if len(rows) == 1 else None
 
     def spans(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
+        rows = self.query("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
         for row in rows:  # ids as OpenTelemetry writes them: 16 hex digits
             row["span_id"] = f"{row['span_id']:016x}"
             if row["parent_id"] is not None:
@@ -209,10 +228,10 @@ class RunStore:
         return rows
 
     def spec_text(self, spec_sha256: str) -> str | None:
-        rows = self._rows("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
+        rows = self.query("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
         return rows[0]["text"] if rows else None
 
-    def _rows(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def query(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self._lock:
             cursor = self._db.execute(query, args)
             names = [c[0] for c in cursor.description]

@@ -160,3 +160,35 @@ def test_an_invalid_spec_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = invoke("test", str(path))
     assert code == 2
     assert "p.yaml:3:5: error: unknown skill 'json_pase'" in err
+
+
+async def test_policy_check_judges_the_current_rules_on_recorded_runs(tmp_path: Path) -> None:
+    store_path = tmp_path / "runs.db"
+    path = tmp_path / "p.yaml"
+    path.write_text("steps:\n  - {name: parse, uses: json_parse}\n")
+    store = RunStore(store_path)
+    runner = Runner(Pipeline.from_yaml(path), store=store)
+    for value in ('{"a": 1}', "[1, 2, 3]", "oops"):
+        await runner.run(value)
+    store.close()
+    path.write_text(
+        "steps:\n  - {name: parse, uses: json_parse}\npolicies:\n"
+        "  - {id: ok_runs, assert: \"result.status == 'succeeded'\", action: REQUIRE_APPROVAL}\n"
+        "  - {id: fast, assert: 'result.latency_s < 60', action: FAIL_RUN}\n"
+    )
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code, out, _ = invoke("policy", "check", "p.yaml", "--store", str(store_path))
+    finally:
+        os.chdir(cwd)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "3 recorded runs of p.yaml (newest first)"
+    assert (
+        lines[1] == "ok_runs (REQUIRE_APPROVAL, p.yaml:4): 2 passed, 1 failed, 0 skipped, 0 error"
+    )
+    assert "'failed' == 'succeeded' is False" in lines[2]
+    assert lines[3] == "fast (FAIL_RUN, p.yaml:5): 3 passed, 0 failed, 0 skipped, 0 error"

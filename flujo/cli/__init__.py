@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
     "patch": ("flujo.cli.patch:patch", "Apply a JSON Patch to a spec, changing only its lines."),
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
+    "policy": ("flujo.cli.policy:policy", "Judge a spec's policies against recorded runs."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
     "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show)."),
     "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> Any:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so in one line, never a traceback
+        if type(exc).__name__ == "StoreError":  # a usable message, not a bug
+            click.echo(f"flujo: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
         click.echo(
             f"flujo: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in Flujo; please report it with the command you ran "

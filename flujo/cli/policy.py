@@ -1,0 +1,68 @@
+"""`flujo policy check SPEC`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli.options import store_options
+
+
+@click.group()
+def policy() -> None:
+    """Judge a spec's policies."""
+
+
+@policy.command("check")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--last", default=100, show_default=True, help="How many recorded runs to judge.")
+@store_options
+def check(spec: Path, last: int, store: Path | None) -> None:
+    """Judge the spec's policies (as they are in the file now) against its recorded runs,
+    so that a policy change can be weighed on real history before it merges.
+
+    Recorded runs keep costs, tokens, latencies and attempts but no outputs, so a rule
+    that reads outputs is reported as `error` (cannot be judged) for them. Exit codes: 0 no
+    blocking violation, 1 a FAIL_RUN or REQUIRE_APPROVAL policy fails on some run, 2 no
+    runs or no store.
+    """
+    from collections import Counter
+
+    from flujo.cli.session import load_spec_or_exit
+    from flujo.engine.history import recorded_results
+    from flujo.engine.policies import evaluate_policies
+    from flujo.engine.store import RunStore, default_path
+    from flujo.spec.load import display_name
+
+    pipeline = load_spec_or_exit(spec)
+    if not pipeline.policies:
+        click.echo(f"{display_name(spec)} has no policies")
+        raise SystemExit(EXIT_OK)
+    target = store or default_path()
+    if not target.exists():
+        click.echo(f"flujo policy: no run store at {target}", err=True)
+        raise SystemExit(EXIT_USAGE)
+    db = RunStore(target)
+    results = recorded_results(db, [display_name(spec), str(spec.resolve())], last)
+    db.close()
+    if not results:
+        click.echo(f"flujo policy: no recorded runs of {display_name(spec)} in {target}", err=True)
+        raise SystemExit(EXIT_USAGE)
+    judged = [(result, evaluate_policies(pipeline, result)) for result in results]
+    blocking = False
+    click.echo(f"{len(results)} recorded runs of {display_name(spec)} (newest first)")
+    for index, rule in enumerate(pipeline.policies):
+        outcomes = Counter(policies[index].outcome for _, policies in judged)
+        failures = [(r, p[index]) for r, p in judged if p[index].outcome in ("failed", "error")]
+        # An `error` means the run lacks what the rule reads (outputs are not recorded):
+        # it cannot be judged on history, which is reported but does not block.
+        violated = any(p[index].outcome == "failed" for _, p in judged)
+        blocking |= violated and rule.action != "WARN"
+        counts = ", ".join(f"{outcomes[o]} {o}" for o in ("passed", "failed", "skipped", "error"))
+        line = pipeline.locate(f"policies[{index}]")[0]
+        click.echo(f"{rule.id} ({rule.action}, {display_name(spec)}:{line}): {counts}")
+        for result, outcome in failures[:5]:
+            click.echo(f"    run {result.run_id}: {outcome.explanation}")
+    raise SystemExit(EXIT_INVALID if blocking else EXIT_OK)
