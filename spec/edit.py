@@ -64,6 +64,10 @@ def patch_text(
 
     merged = _merge(base, original, theirs)
     exact = _loads_to(merged, expected, file)
+    if exact:
+        attached = _reattach_gaps(original, merged)
+        if attached != merged and _loads_to(attached, expected, file):
+            merged = attached
     result = merged if exact else theirs
     if not exact and not _loads_to(theirs, expected, file):  # pragma: no cover - ruamel bug
         raise PatchError("the patched document could not be written back faithfully")
@@ -181,6 +185,57 @@ def _merge(base: str, original: str, theirs: str) -> str:
     if original.endswith("\n") != text.endswith("\n"):
         text = text + "\n" if original.endswith("\n") else text.rstrip("\n")
     return text
+
+
+def _is_gap(line: str) -> bool:
+    """A blank or comment-only line."""
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def _trailing_gaps(lines: Sequence[str]) -> int:
+    count = 0
+    for line in reversed(lines):
+        if not _is_gap(line):
+            break
+        count += 1
+    return count
+
+
+def _reattach_gaps(original: str, merged: str) -> str:
+    """Blank and comment lines belong to the content line that follows them.
+
+    ruamel attaches them to the node before, so a removed node takes the comment that
+    introduces its next sibling with it, and a node added at the end of a block lands
+    below that comment. This moves such lines back: gap lines that end a deleted run
+    stay when the line after them stays, and inserted lines go above the gap lines that
+    precede the line they were inserted before. (The caller checks the data is unchanged.)
+    """
+    import difflib
+
+    old = original.splitlines(keepends=True)
+    new = merged.splitlines(keepends=True)
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            out.extend(old[i1:i2])
+            continue
+        next_is_content = i2 < len(old) and not _is_gap(old[i2])
+        kept: list[str] = []
+        if tag in ("delete", "replace") and next_is_content:
+            gaps = _trailing_gaps(old[i1:i2])
+            inserted_gaps = _trailing_gaps(new[j1:j2]) if tag == "replace" else 0
+            if gaps and not inserted_gaps:
+                kept = old[i2 - gaps : i2]
+        if tag == "insert":
+            gaps = _trailing_gaps(out) if next_is_content else 0
+            at = len(out) - gaps
+            out[at:at] = new[j1:j2]
+        elif tag == "replace":
+            out.extend(new[j1 : j2 - _trailing_gaps(new[j1:j2])] if kept else new[j1:j2])
+        out.extend(kept)
+    return "".join(out)
 
 
 def _resolve_conflict(
