@@ -164,3 +164,31 @@ def test_ctrl_c_records_the_run_as_cancelled_and_exits_130(tmp_path: Path) -> No
     assert "Traceback" not in err
     (row,) = RunStore(store).list_runs()
     assert row["status"] == "cancelled"
+
+
+def test_console_telemetry_prints_spans_with_their_yaml_paths(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text("steps:\n  - name: parse\n    uses: json_parse\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flujo",
+            "run",
+            str(spec),
+            "--input",
+            '"[1]"',
+            "--console-telemetry",
+            "--store",
+            str(tmp_path / "db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"flujo.yaml.path": "steps[0]"' in done.stdout
+    assert '"name": "flujo.step.duration"' in done.stdout
