@@ -302,3 +302,33 @@ async def test_pipeline_run_is_the_short_way_to_run_a_spec() -> None:
         "hello", registry=ALLOW
     )
     assert result.success and result.output == "HELLO"
+
+
+async def test_a_long_run_writes_its_spans_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flujo.engine.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "FLUSH_EVERY_S", 0.0)
+    path = tmp_path / "runs.db"
+    store = RunStore(path)
+    runner = Runner(
+        load(
+            """
+            steps:
+              - {name: early, uses: passthrough}
+              - {name: wait, uses: "tests.engine_skills:slow", with: {seconds: 0.6}}
+            """
+        ),
+        registry=ALLOW,
+        store=store,
+    )
+    task = asyncio.create_task(runner.run("v", run_id="long-run"))
+    await asyncio.sleep(0.3)
+    reader = RunStore(path)
+    written = {s["step_name"]: s["status"] for s in reader.spans("long-run")}
+    assert written.get("early") == "OK"  # on disk before the run ends
+    assert (await task).success
+    assert {s["step_name"] for s in reader.spans("long-run")} == {None, "early", "wait"}
+    reader.close()
+    store.close()
