@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,17 +58,25 @@ def patch_text(
 
     yaml = _styled_yaml(original)
     document, tree = parse_with_tree(original, file, yaml)
-    expected = _apply(jsonpatch, operations, copy.deepcopy(document.data))
+    expected = _apply(jsonpatch, operations, _plain_copy(document.data))
     base = _dump(yaml, tree)
+    _unshare(tree, operations)
     _apply(jsonpatch, [_quoted_for_ruamel(op) for op in operations], tree)
+    _quote_new_strings(tree)
     theirs = _dump(yaml, tree)
 
     merged = _merge(base, original, theirs)
     exact = _loads_to(merged, expected, file)
+    if not exact:  # the original's indentation and flow spacing may not fit: plain merge
+        merged = _merge(base, original, theirs, adapt=False)
+        exact = _loads_to(merged, expected, file)
     if exact:
         attached = _reattach_gaps(original, merged)
         if attached != merged and _loads_to(attached, expected, file):
             merged = attached
+        restored = _restore_moved_lines(original, merged)
+        if restored != merged and _loads_to(restored, expected, file):
+            merged = restored
     result = merged if exact else theirs
     if not exact and not _loads_to(theirs, expected, file):  # pragma: no cover - ruamel bug
         raise PatchError("the patched document could not be written back faithfully")
@@ -112,6 +121,169 @@ def _quoted_for_ruamel(operation: dict[str, Any]) -> dict[str, Any]:
     return {**operation, "value": styled(operation["value"])}
 
 
+def _plain_copy(data: Any) -> Any:
+    """A copy of plain data in which nothing is shared: `parse` gives every use of an
+    alias the same object, and `copy.deepcopy` would keep that sharing, so a patch of
+    one place would show at the others too (JSON has no aliases)."""
+    if isinstance(data, dict):
+        return {key: _plain_copy(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_plain_copy(item) for item in data]
+    return data
+
+
+def _unshare(tree: Any, operations: list[dict[str, Any]]) -> None:
+    """Give the patch private copies of the containers it changes.
+
+    A node reached through an alias (`*defaults`) or a merge key (`<<: *base`) is one
+    object in ruamel's tree but a separate copy in the plain data, so changing it at one
+    place would change it everywhere. Every shared container on the way to a patched
+    node is replaced, at that place only, by a copy without anchors (it is written out
+    in full there; the other places keep the anchor or alias)."""
+    from collections import Counter
+
+    from ruamel.yaml.comments import merge_attrib
+
+    counts: Counter[int] = Counter()
+
+    def count(node: Any) -> None:
+        if not isinstance(node, dict | list):
+            return
+        counts[id(node)] += 1
+        if counts[id(node)] > 1:
+            return
+        for merged in getattr(node, merge_attrib, None) or []:
+            count(merged)
+        for child in node.values() if isinstance(node, dict) else node:
+            count(child)
+
+    count(tree)
+    if all(n == 1 for n in counts.values()):
+        return
+    for operation in operations:
+        for field in ("path", "from"):
+            pointer = operation.get(field)
+            if operation.get("op") == "test" or not isinstance(pointer, str):
+                continue
+            node = tree
+            tokens = pointer.split("/")[1:]
+            for raw in tokens[:-1]:
+                token: Any = raw.replace("~1", "/").replace("~0", "~")
+                if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                    token = int(token)
+                elif not isinstance(node, dict) or token not in node:
+                    break
+                child = node[token]
+                if isinstance(child, dict | list) and counts[id(child)] > 1:
+                    counts[id(child)] -= 1
+                    anchor = getattr(child, "anchor", None)
+                    if anchor is not None and anchor.value is not None:
+                        # keep the anchor on the remaining uses, even if only one is left
+                        child.yaml_set_anchor(anchor.value, always_dump=True)  # type: ignore[union-attr]
+                    child = _private_copy(child)
+                    node[token] = child
+                node = child
+            else:
+                removes = operation.get("op") == "remove" or (
+                    field == "from" and operation.get("op") == "move"
+                )
+                if removes and tokens and isinstance(node, dict):
+                    _unmerge(node, tokens[-1].replace("~1", "/").replace("~0", "~"))
+
+
+def _unmerge(mapping: Any, key: str) -> None:
+    """Write out the keys a merge (`<<: *base`) gives `mapping`, and drop the merge, when
+    `key` is about to be removed from it: else the merge would bring `key` back."""
+    from ruamel.yaml.comments import merge_attrib
+
+    sources = getattr(mapping, merge_attrib, None) or []
+    if not any(isinstance(source, dict) and key in source for source in sources):
+        return
+    mapping._ok.update(mapping.keys())
+    for source in sources:
+        refs = getattr(source, "_ref", [])
+        if mapping in refs:
+            refs.remove(mapping)
+        if getattr(source, "anchor", None) is not None and source.anchor.value is not None:
+            source.yaml_set_anchor(source.anchor.value, always_dump=True)
+    delattr(mapping, merge_attrib)
+
+
+def _private_copy(node: Any) -> Any:
+    from ruamel.yaml.comments import CommentedBase
+
+    # Scalars are immutable: the copy keeps the very objects, so `*alias` scalars stay
+    # aliases of their anchor.
+    memo: dict[int, Any] = {}
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict | list):
+            stack.extend(item.values() if isinstance(item, dict) else item)
+        else:
+            memo[id(item)] = item
+    duplicate = copy.deepcopy(node, memo)
+    stack = [duplicate]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, CommentedBase) and item.anchor.value is not None:
+            item.yaml_set_anchor(None)
+        if hasattr(item, "_ref"):
+            item._ref = []
+        if isinstance(item, dict | list):
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return duplicate
+
+
+_FLOW_RISKY = re.compile(r"[?:#,\[\]{}&*!|>'\"%@`]")
+
+
+def _quote_new_strings(tree: Any) -> None:
+    """Double-quote the new strings ruamel would write so that they do not read back:
+    keys with control characters or Unicode line breaks (a key comes from the path, not
+    the value, so `styled` never saw it), and in a flow collection, strings with `?`,
+    `:` or other indicators (`{a: b?}`, `[a:b]`), which ruamel writes plain and libyaml,
+    which `parse` uses, rejects."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
+
+    def needs_quotes(text: Any, flow: bool, key: bool) -> bool:
+        if not isinstance(text, str) or isinstance(text, ScalarString):
+            return False
+        return (key and not text.isprintable()) or (flow and _FLOW_RISKY.search(text) is not None)
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        node, flow = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        fa = getattr(node, "fa", None)
+        flow = flow or bool(fa is not None and fa.flow_style())
+        if isinstance(node, dict):
+            for index, key in enumerate(list(node)):
+                value = node[key]
+                if needs_quotes(value, flow, key=False):
+                    node[key] = value = DoubleQuotedScalarString(value)
+                if needs_quotes(key, flow, key=True):
+                    if hasattr(node, "insert"):  # a CommentedMap
+                        del node[key]
+                        node.insert(index, DoubleQuotedScalarString(key), value)
+                    else:  # a new dict: rebuild it in order
+                        items = [
+                            (DoubleQuotedScalarString(k) if k == key else k, v)
+                            for k, v in node.items()
+                        ]
+                        node.clear()
+                        node.update(items)
+            stack.extend((value, flow) for value in node.values())
+        else:
+            for index, item in enumerate(node):
+                if needs_quotes(item, flow, key=False):
+                    node[index] = DoubleQuotedScalarString(item)
+            stack.extend((item, flow) for item in node)
+
+
 def _describe_path(operation: dict[str, Any]) -> str:
     pointer = str(
         operation.get("from")
@@ -129,7 +301,8 @@ def _styled_yaml(text: str) -> YAML:
     yaml = make_yaml()
     mapping, sequence, offset = guess_indentation(text)
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-    if text.lstrip().startswith("---"):
+    content = (line for line in text.split("\n") if line.strip() and line[:1] != "#")
+    if next(content, "").startswith("---"):
         yaml.explicit_start = True
     return yaml
 
@@ -139,25 +312,25 @@ def guess_indentation(text: str) -> tuple[int, int, int]:
     from collections import Counter
 
     mappings: Counter[int] = Counter()
-    offsets: Counter[int] = Counter()
+    sequences: Counter[tuple[int, int]] = Counter()  # (dash offset, dash to content)
     previous: tuple[int, str] | None = None  # indent and text of the last `key:` line
     for raw in text.split("\n"):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         indent = len(raw) - len(raw.lstrip(" "))
-        if previous is not None and indent > previous[0]:
-            if stripped.startswith("- "):
-                offsets[indent - previous[0]] += 1
-            else:
-                mappings[indent - previous[0]] += 1
         body = stripped[2:].lstrip() if stripped.startswith("- ") else stripped
+        if previous is not None and stripped.startswith("- ") and indent >= previous[0]:
+            # (a dash at the key's own column starts the key's value too: offset 0)
+            sequences[indent - previous[0], len(stripped) - len(body)] += 1
+        elif previous is not None and indent > previous[0]:
+            mappings[indent - previous[0]] += 1
         column = indent + (len(stripped) - len(body))
         opens_block = body.endswith(":") or body.split(" #")[0].rstrip().endswith(":")
         previous = (column, body) if opens_block else None
     mapping = mappings.most_common(1)[0][0] if mappings else 2
-    offset = offsets.most_common(1)[0][0] if offsets else 2
-    return mapping, offset + 2, offset
+    offset, width = sequences.most_common(1)[0][0] if sequences else (2, 2)
+    return mapping, offset + width, offset
 
 
 def _dump(yaml: YAML, tree: Any) -> str:
@@ -166,25 +339,76 @@ def _dump(yaml: YAML, tree: Any) -> str:
     return stream.getvalue()
 
 
-def _merge(base: str, original: str, theirs: str) -> str:
-    """Three-way merge: the original's lines, plus base->theirs changes (theirs wins)."""
+def _merge(base: str, original: str, theirs: str, *, adapt: bool = True) -> str:
+    """Three-way merge: the original's lines, plus base->theirs changes (theirs wins).
+
+    With `adapt`, lines taken from `theirs` where the original is formatted differently
+    from ruamel's dump are re-indented and re-spaced like the original's lines."""
+    import difflib
+
     from merge3 import Merge3
 
+    base_lines, original_lines, their_lines = _lines(base), _lines(original), _lines(theirs)
+    aligned = _aligned(base_lines, original_lines)
     merged: list[str] = []
-    groups = Merge3(
-        base.splitlines(keepends=True),
-        original.splitlines(keepends=True),
-        theirs.splitlines(keepends=True),
-    ).merge_groups()
-    for group in groups:
-        if group[0] == "conflict":
-            merged.extend(_resolve_conflict(group[1], group[2], group[3]))
-        else:
-            merged.extend(group[1])
+    iz = ia = ib = 0  # as in Merge3.merge_regions, tracking the base position too
+    for zmatch, zend, amatch, aend, bmatch, bend in Merge3(
+        base_lines, original_lines, their_lines
+    ).find_sync_regions():
+        ours, mine, yours = (
+            base_lines[iz:zmatch],
+            original_lines[ia:amatch],
+            their_lines[ib:bmatch],
+        )
+        if mine == yours or yours == ours:
+            merged.extend(mine)
+        elif not adapt or len(mine) != len(ours):
+            merged.extend(_resolve_conflict(ours, mine, yours))
+        else:  # make the changed lines look like the original lines around them
+            aligned[iz:zmatch] = mine
+            matcher = difflib.SequenceMatcher(None, ours, yours, autojunk=False)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    merged.extend(mine[i1:i2])
+                elif tag == "replace" and i2 - i1 == j2 - j1:
+                    merged.extend(
+                        _like(yours[j], ours[i], mine[i])
+                        for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+                    )
+                else:
+                    merged.extend(_like_block(yours[j1:j2], base_lines, aligned, iz + i1))
+        merged.extend(original_lines[amatch:aend])
+        iz, ia, ib = zend, aend, bend
     text = "".join(merged)
     if original.endswith("\n") != text.endswith("\n"):
         text = text + "\n" if original.endswith("\n") else text.rstrip("\n")
     return text
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split on LF only, with their ends (`str.splitlines` also splits on NEL, LS...)."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    return [*out, lines[-1]] if lines[-1] else out
+
+
+def _normal(line: str) -> str:
+    """A line without indentation, dash width, flow and comment spacing."""
+    return _FLOW_SPACE.sub("", re.sub(r"^-\s+", "- ", line.strip()))
+
+
+def _aligned(base: list[str], original: list[str]) -> list[str]:
+    """For each base line, the original line it stands for (equal but for the spacing
+    `_normal` ignores), else the base line itself."""
+    import difflib
+
+    aligned = list(base)
+    matcher = difflib.SequenceMatcher(
+        None, [_normal(line) for line in base], [_normal(line) for line in original], autojunk=False
+    )
+    for i, j, size in matcher.get_matching_blocks():
+        aligned[i : i + size] = original[j : j + size]
+    return aligned
 
 
 def _is_gap(line: str) -> bool:
@@ -212,30 +436,93 @@ def _reattach_gaps(original: str, merged: str) -> str:
     precede the line they were inserted before. (The caller checks the data is unchanged.)
     """
     import difflib
+    from collections import Counter
 
-    old = original.splitlines(keepends=True)
-    new = merged.splitlines(keepends=True)
+    old = _lines(original)
+    new = _lines(merged)
     out: list[str] = []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            out.extend(old[i1:i2])
-            continue
+    opcodes = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    kept_at: dict[int, list[str]] = {}
+    for tag, i1, i2, j1, j2 in opcodes:
         next_is_content = i2 < len(old) and not _is_gap(old[i2])
-        kept: list[str] = []
         if tag in ("delete", "replace") and next_is_content:
             gaps = _trailing_gaps(old[i1:i2])
             inserted_gaps = _trailing_gaps(new[j1:j2]) if tag == "replace" else 0
             if gaps and not inserted_gaps:
-                kept = old[i2 - gaps : i2]
+                kept_at[i1] = old[i2 - gaps : i2]
+    # A moved node comes with the gap lines after it, which also stay where it was.
+    stayed = Counter(line for kept in kept_at.values() for line in kept)
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag == "equal":
+            out.extend(old[i1:i2])
+            continue
+        kept = kept_at.get(i1, [])
+        added = _reindent_comments(list(new[j1:j2]))
+        if not kept:
+            while added and _is_gap(added[-1]) and stayed[added[-1]] > 0:
+                stayed[added.pop()] -= 1
         if tag == "insert":
+            next_is_content = i2 < len(old) and not _is_gap(old[i2])
             gaps = _trailing_gaps(out) if next_is_content else 0
             at = len(out) - gaps
-            out[at:at] = new[j1:j2]
+            out[at:at] = added
         elif tag == "replace":
-            out.extend(new[j1 : j2 - _trailing_gaps(new[j1:j2])] if kept else new[j1:j2])
+            out.extend(added[: len(added) - _trailing_gaps(added)] if kept else added)
         out.extend(kept)
     return "".join(out)
+
+
+_FLOW_SPACE = re.compile(r"(?<=[{\[,])\s+|\s+(?=[}\],])|\s+(?=#)")
+
+
+def _restore_moved_lines(original: str, merged: str) -> str:
+    """A moved node's lines come from ruamel's dump: flow collections without inner
+    spaces, end-of-line comments at their old column. Each new line that is a removed
+    line of the original but for such spacing (and indentation) becomes that line again,
+    at the new indentation. (The caller checks the data is unchanged.)"""
+    import difflib
+
+    old = _lines(original)
+    new = _lines(merged)
+    opcodes = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    removed: dict[str, list[str]] = {}
+    for tag, i1, i2, _, _ in opcodes:
+        if tag in ("delete", "replace"):
+            for line in old[i1:i2]:
+                if not _is_gap(line):
+                    removed.setdefault(_FLOW_SPACE.sub("", line.strip()), []).append(line)
+    if not removed:
+        return merged
+    out = list(new)
+    for tag, _, _, j1, j2 in opcodes:
+        if tag not in ("insert", "replace"):
+            continue
+        for j in range(j1, j2):
+            line = new[j]
+            if _is_gap(line):
+                continue
+            candidates = removed.get(_FLOW_SPACE.sub("", line.strip()))
+            if candidates:
+                out[j] = " " * _indent(line) + candidates.pop(0).lstrip(" ")
+    return "".join(out)
+
+
+def _reindent_comments(lines: list[str]) -> list[str]:
+    """Own-line comments in new lines that are indented deeper than the content lines
+    on both sides of them (ruamel keeps a moved comment's old column) take the
+    indentation of the content line after them."""
+    content = [i for i, line in enumerate(lines) if not _is_gap(line)]
+    for i, line in enumerate(lines):
+        if not line.strip().startswith("#"):
+            continue
+        before = [j for j in content if j < i]
+        after = [j for j in content if j > i]
+        if not before or not after:
+            continue
+        width = _indent(lines[after[0]])
+        if _indent(line) > max(width, _indent(lines[before[-1]])):
+            lines[i] = " " * width + line.lstrip(" ")
+    return lines
 
 
 def _resolve_conflict(
@@ -246,6 +533,139 @@ def _resolve_conflict(
     if len(base) == len(original) == len(theirs):
         return [t if b != t else o for b, o, t in zip(base, original, theirs, strict=True)]
     return list(theirs)
+
+
+def _like_block(
+    lines: Sequence[str], base: Sequence[str], original: Sequence[str], at: int
+) -> list[str]:
+    """New lines (from ruamel's dump) inserted before base line `at`, shifted as the
+    original shifts the base line they line up with: a sibling at the same indentation
+    (the one they replace or precede first), else their parent. A list item also takes
+    its sibling's dash width, and its content moves with it."""
+    content = [line for line in lines if not _is_gap(line)]
+    if not content:
+        return list(lines)
+    top = min(_indent(line) for line in content)
+    first = next(line for line in content if _indent(line) == top)
+    ref = _counterpart(base, top, _ITEM.match(first) is not None, at)
+    if ref < 0:
+        return list(lines)
+    shift = _indent(original[ref]) - _indent(base[ref])
+    base_dash, original_dash = _DASH.match(base[ref]), _DASH.match(original[ref])
+    sibling = _indent(base[ref]) == top and base_dash is not None and original_dash is not None
+    extra = len(original_dash.group(2)) - len(base_dash.group(2)) if sibling else 0  # type: ignore[union-attr]
+    out = []
+    item = False  # inside a list item that starts at `top`
+    for line in lines:
+        if _is_gap(line):
+            out.append(line)
+            continue
+        width = _indent(line)
+        dash = _DASH.match(line)
+        if width == top:
+            item = _ITEM.match(line) is not None
+            if sibling and dash is not None and dash.group(2) == base_dash.group(2):  # type: ignore[union-attr]
+                line = dash.group(1) + original_dash.group(2) + line[dash.end() :]  # type: ignore[union-attr]
+        elif item and extra > 0:
+            line = " " * extra + line
+        elif item and extra < 0 and width >= -extra:
+            line = line[-extra:]
+        if shift > 0:
+            line = " " * shift + line
+        elif shift < 0 and _indent(line) >= -shift:
+            line = line[-shift:]
+        for opening, closing in ("{}", "[]"):
+            if f"{opening} " in original[ref]:
+                line = _spaced(line, opening, closing)
+        out.append(line)
+    return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _counterpart(base: Sequence[str], width: int, dash: bool, at: int) -> int:
+    """Index of the base line that new lines indented `width` (a list item if `dash`)
+    and inserted before line `at` line up with: a sibling (the line at `at`, else the
+    nearest one before, else after, within the same parent), else the parent; -1 when
+    there is none. (A list may start at its parent key's column: a key's siblings are
+    keys, an item's are items.)"""
+
+    def sibling(i: int) -> bool:
+        return _indent(base[i]) == width and (_ITEM.match(base[i]) is not None) == dash
+
+    if at < len(base) and not _is_gap(base[at]) and sibling(at):
+        return at
+    parent = -1
+    for i in range(min(at, len(base)) - 1, -1, -1):
+        if _is_gap(base[i]):
+            continue
+        if sibling(i):
+            return i
+        if _indent(base[i]) < width or (_indent(base[i]) == width and dash):
+            parent = i
+            break
+    for i in range(at, len(base)):
+        if _is_gap(base[i]):
+            continue
+        if sibling(i):
+            return i
+        if _indent(base[i]) < width:
+            break
+    return parent
+
+
+def _like(line: str, base: str, original: str) -> str:
+    """`line` (from ruamel's dump) shifted as `original` is from `base`, and with the
+    inner spaces of flow collections `{ a: 1 }` if `original` has them."""
+    if _is_gap(line):
+        return line
+    shift = _indent(original) - _indent(base)
+    if shift > 0:
+        line = " " * shift + line
+    elif shift < 0 and _indent(line) >= -shift:
+        line = line[-shift:]
+    new, old, kept = (_DASH.match(text) for text in (line, base, original))
+    if new is not None and old is not None and kept is not None and new[2] == old[2]:
+        # a list item: `-   key` in the original where ruamel writes `- key`
+        line = new[1] + kept[2] + line[new.end() :]
+    for opening, closing in ("{}", "[]"):
+        if f"{opening} " in original:
+            line = _spaced(line, opening, closing)
+    return line
+
+
+_DASH = re.compile(r"( *)(- +)(?=\S)")
+_ITEM = re.compile(r" *-(?: |\n|$)")  # a list item line, maybe an empty one
+
+
+def _spaced(line: str, opening: str, closing: str) -> str:
+    """`{a: 1}` -> `{ a: 1 }` outside quotes and comments."""
+    if opening not in line:
+        return line
+    out = []
+    quote = ""
+    for index, ch in enumerate(line):
+        after = line[index + 1 : index + 2]
+        before = line[index - 1 : index] if index else ""
+        if quote:
+            if ch == quote and (quote == "'" or before != "\\"):
+                quote = ""
+            out.append(ch)
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "#" and before in (" ", ""):
+            out.append(line[index:])
+            break
+        elif ch == opening and after not in (" ", closing, "\n", ""):
+            out.append(ch + " ")
+        elif ch == closing and before not in (" ", opening, ""):
+            out.append(" " + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _loads_to(text: str, expected: Any, file: str) -> bool:
