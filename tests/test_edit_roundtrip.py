@@ -5,7 +5,6 @@ and the result loads to exactly what RFC 6902 gives on the plain data."""
 from __future__ import annotations
 
 import copy
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from flujo.spec import paths
 from flujo.spec.edit import PatchError, apply_patch, patch_text
 from flujo.spec.model import AgentStep, Pipeline
 from flujo.spec.source import SourceDocument, parse
+from tests.patch_diff import Diff, diff, lines_of, within
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.y*ml"))
 EXAMPLE_BYTES = {path.name: path.read_bytes() for path in EXAMPLES}
@@ -26,46 +26,6 @@ TEXTS = {name: data.decode("utf-8") for name, data in EXAMPLE_BYTES.items()}
 DOCUMENTS = {name: parse(text) for name, text in TEXTS.items()}
 
 # -- line bookkeeping -------------------------------------------------------------------
-
-
-def lines_of(text: str) -> list[str]:
-    """Lines split on LF only (`str.splitlines` also splits on U+2028, FF, NEL...)."""
-    return text.split("\n")
-
-
-@dataclass(frozen=True)
-class Diff:
-    """How the patched text differs from the original, in the original's line numbers."""
-
-    changed: frozenset[int]
-    """1-based original lines that were deleted or rewritten."""
-    inserted_at: frozenset[int]
-    """1-based original lines before which only new lines were inserted."""
-
-    @property
-    def touched(self) -> frozenset[int]:
-        return self.changed | self.inserted_at
-
-
-def diff(original: str, patched: str) -> Diff:
-    matcher = difflib.SequenceMatcher(a=lines_of(original), b=lines_of(patched), autojunk=False)
-    changed: set[int] = set()
-    inserted: set[int] = set()
-    for tag, i1, i2, _, _ in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            changed.update(range(i1 + 1, i2 + 1))
-        elif tag == "insert":
-            inserted.add(i1 + 1)
-    return Diff(frozenset(changed), frozenset(inserted))
-
-
-def _within(path: str, ancestor: str) -> bool:
-    return (
-        ancestor == ""
-        or path == ancestor
-        or path.startswith(f"{ancestor}.")
-        or path.startswith(f"{ancestor}[")
-    )
 
 
 def _is_gap(line: str, column: int) -> bool:
@@ -86,7 +46,7 @@ def node_span(document: SourceDocument, path: str) -> tuple[int, int]:
     following = [
         position[0]
         for other, position in document.positions.items()
-        if not _within(other, path) and position[:2] > (line, column)
+        if not within(other, path) and position[:2] > (line, column)
     ]
     end = min(following, default=len(lines) + 1) - 1
     if end < line:  # a flow collection: the next node is on the same line

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from flujo.spec import paths
 from flujo.spec.edit import patch_text
 from flujo.spec.source import SourceDocument, parse
+from tests.patch_diff import diff, lines_of, within
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 FILES = sorted(CORPUS_DIR.glob("*.yaml"))
@@ -30,39 +31,6 @@ DOCUMENTS = {name: parse(text) for name, text in TEXTS.items()}
 CRLF = sorted(name for name, raw in RAW.items() if "\r\n" in raw)
 
 # -- line bookkeeping -------------------------------------------------------------------
-
-
-def lines_of(text: str) -> list[str]:
-    return text.split("\n")
-
-
-@dataclass(frozen=True)
-class Diff:
-    changed: frozenset[int]
-    """1-based original lines that were deleted or rewritten."""
-    inserted_at: frozenset[int]
-    """1-based original lines before which only new lines were inserted."""
-
-
-def diff(original: str, patched: str) -> Diff:
-    matcher = difflib.SequenceMatcher(a=lines_of(original), b=lines_of(patched), autojunk=False)
-    changed: set[int] = set()
-    inserted: set[int] = set()
-    for tag, i1, i2, _, _ in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            changed.update(range(i1 + 1, i2 + 1))
-        elif tag == "insert":
-            inserted.add(i1 + 1)
-    return Diff(frozenset(changed), frozenset(inserted))
-
-
-def _within(path: str, ancestor: str) -> bool:
-    return (
-        ancestor == ""
-        or path == ancestor
-        or path.startswith(f"{ancestor}.")
-        or path.startswith(f"{ancestor}[")
-    )
 
 
 def _is_gap(line: str, column: int) -> bool:
@@ -82,12 +50,12 @@ def node_span(document: SourceDocument, path: str) -> tuple[int, int]:
     following = [
         position[0]
         for other, position in document.positions.items()
-        if not _within(other, path) and position[:2] > (line, column)
+        if not within(other, path) and position[:2] > (line, column)
     ]
     end = min(following, default=len(lines) + 1) - 1
     if end < line:  # a flow collection: the next node is on the same line
         return line, line
-    inside = [p for p in document.positions if _within(p, path)]
+    inside = [p for p in document.positions if within(p, path)]
     last = max(inside, key=lambda p: document.positions[p][2:])
     value_line, value_col = document.positions[last][2:]
     keeps = _KEEP.match(lines[value_line - 1][value_col - 1 :])
