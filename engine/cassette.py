@@ -74,8 +74,9 @@ class CassetteMiss(Exception):
         return (
             f"no recording for {where}{what} in cassette {self.directory} "
             f"(request {self.key[:12]}, {self.method} {self.path}): the prompt, model or "
-            f"parameters differ from every recorded call. Record it again with "
-            f"`--record {self.directory}` (needs network access and an API key)."
+            f"parameters differ from every recorded call. Record it again: "
+            f"`flujo run --record {self.directory} …`, or for embedded tests "
+            f"`flujo test --live --record` (a live server and key) or `--fake --record`."
         )
 
     def for_step(self, step: str) -> CassetteMiss:
