@@ -7,7 +7,7 @@ maintainer overrides it), `WARN` is advisory (recorded and shown, never blocks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from flujo.spec.expressions import ExpressionError, compile_expression
@@ -33,13 +33,7 @@ class PolicyResult:
         return self.outcome in ("failed", "error") and self.action != "WARN"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "outcome": self.outcome,
-            "yaml_path": self.yaml_path,
-            "explanation": self.explanation,
-        }
+        return asdict(self)
 
 
 def bindings_for(result: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.engine.policies import PolicyResult, bindings_for
@@ -33,13 +33,7 @@ class AssertionResult:
     explanation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "expression": self.expression,
-            "passed": self.passed,
-            "yaml_path": self.yaml_path,
-            "line": self.line,
-            "explanation": self.explanation,
-        }
+        return asdict(self)
 
 
 @dataclass
