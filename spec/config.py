@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +34,47 @@ class RepoConfig(BaseModel):
         description="Glob patterns of the spec files in the repository.",
     )
     skills: SkillsConfig = Field(default_factory=SkillsConfig, description="Skill allow-list.")
+
+
+    def is_spec(self, path: str) -> bool:
+        """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""
+        return spec_matcher(tuple(self.specs))(path)
+
+
+@lru_cache(maxsize=64)
+def spec_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A predicate for glob patterns over `/` paths: `*` and `?` stay within a folder,
+    `**/` matches any number of folders (none included), as in `.gitignore`."""
+    regex = re.compile("|".join(f"(?:{_glob_regex(p)})" for p in patterns) or "(?!)")
+    return lambda path: regex.fullmatch(path) is not None
+
+
+def _glob_regex(pattern: str) -> str:
+    out, i = [], 0
+    pattern = pattern.lstrip("/")
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def matching(paths: Iterable[str], patterns: Iterable[str]) -> list[str]:
+    """The paths that match any of the patterns, sorted."""
+    match = spec_matcher(tuple(patterns))
+    return sorted(p for p in paths if match(p))
 
 
 def find_config(start: Path) -> Path | None:

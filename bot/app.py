@@ -1,0 +1,141 @@
+"""The bot's web application and the service behind it. No globals: everything is
+built from `BotSettings` by `create_app`, so tests build as many bots as they like."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from gidgethub.sansio import Event
+
+from flujo.bot.checks import Limits
+from flujo.bot.forge import Forge
+from flujo.bot.github import AppAuth
+from flujo.bot.routers import router
+from flujo.bot.routers.context import BotContext
+from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
+from flujo.bot.sqlite_queue import SQLiteQueue
+from flujo.bot.state import BotState
+from flujo.bot.webhook import WebhookHandler
+from flujo.bot.worker import Work, Workers
+
+log = logging.getLogger("flujo.bot")
+BOT: web.AppKey[Bot] = web.AppKey("bot", object)  # type: ignore[arg-type]
+
+
+class Bot:
+    """Queue, state, workers and the GitHub connection of one bot process."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        *,
+        forge_for: Callable[[int], Awaitable[Forge]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        from flujo.spec.registry import StepRegistry
+
+        self.settings = settings
+        self.queue = SQLiteQueue(settings.db)
+        self.state = BotState(settings.db)
+        self._session: aiohttp.ClientSession | None = None
+        self._forge_for = forge_for
+        self._sleep = sleep
+        self.context = BotContext(
+            forge_for=self._forge,
+            state=self.state,
+            registry=StepRegistry(allow=settings.skills_allow),
+            limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
+        )
+        self.workers = Workers(
+            self.queue,
+            self.handle,
+            concurrency=settings.workers,
+            max_attempts=settings.max_attempts,
+            retry_base_s=settings.retry_base_s,
+        )
+        self.auth: AppAuth | None = None
+
+    async def _forge(self, installation_id: int) -> Forge:
+        if self._forge_for is not None:
+            return await self._forge_for(installation_id)
+        if self.auth is None:
+            if self._session is None:
+                self._session = aiohttp.ClientSession()
+            kwargs: dict[str, Any] = {} if self._sleep is None else {"sleep": self._sleep}
+            self.auth = AppAuth(
+                self._session,
+                app_id=self.settings.app(),
+                private_key=self.settings.key(),
+                base_url=self.settings.github_url,
+                max_wait_s=self.settings.max_rate_limit_wait_s,
+                **kwargs,
+            )
+        return await self.auth.forge(installation_id)
+
+    async def handle(self, work: Work) -> None:
+        event = Event(work.data, event=work.event, delivery_id=work.job.delivery_id)
+        await router.dispatch(event, self.context)
+
+    async def start(self) -> None:
+        await self.workers.start()
+
+    async def stop(self) -> None:
+        await self.workers.stop()
+        await self.queue.close()
+        self.state.close()
+        if self._session is not None:
+            await self._session.close()
+
+
+def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application:
+    """The aiohttp application: `POST /webhooks`, `GET /healthz`, `GET /readyz`.
+
+    Raises SettingsError when no webhook secret is configured.
+    """
+    secret = settings.secret()
+    bot = bot or Bot(settings)
+    app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
+    app[BOT] = bot
+    app.router.add_post(
+        "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake)
+    )
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await bot.start()
+        yield
+        await bot.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    bot = request.app[BOT]
+    try:
+        queued = len(bot.queue.list_jobs(("queued", "running"), limit=10_000))
+    except Exception as exc:  # the store is unusable: not ready
+        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+    return web.json_response({"status": "ready", "pending_jobs": queued})
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # one line in the log, a plain answer to the caller
+        log.error("error on %s %s: %s", request.method, request.path, exc)
+        log.debug("details", exc_info=exc)
+        return web.json_response({"error": "internal error"}, status=500)

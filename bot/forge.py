@@ -1,0 +1,117 @@
+"""The forge: where repositories live and where checks are reported.
+
+The bot talks to one `Forge` interface with two implementations: GitHub (`github.py`,
+through gidgethub) and a local git repository on disk (`local.py`). Everything the bot
+decides is computed from data (`evaluate.py`) and reported through this interface, so
+the same pipeline runs with or without GitHub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Level = Literal["notice", "warning", "failure"]
+Conclusion = Literal["success", "failure", "neutral", "action_required", "skipped"]
+MAX_ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per create/update of a check run
+MAX_SUMMARY_CHARS = 65_535  # GitHub's limit for a check run's summary and text
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A message pinned to lines of a file in the commit."""
+
+    path: str
+    start_line: int
+    end_line: int
+    level: Level
+    message: str
+    title: str | None = None
+    start_column: int | None = None
+    end_column: int | None = None
+
+    def to_github(self) -> dict[str, object]:
+        payload: dict[str, object] = {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "annotation_level": self.level,
+            "message": self.message[:64_000],
+        }
+        if self.title:
+            payload["title"] = self.title[:255]
+        # GitHub accepts columns only on single-line annotations.
+        if self.start_column is not None and self.start_line == self.end_line:
+            payload["start_column"] = self.start_column
+            payload["end_column"] = self.end_column or self.start_column
+        return payload
+
+    @property
+    def fingerprint(self) -> tuple[str, int, str, str]:
+        return (self.path, self.start_line, self.level, self.message[:64_000])
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A button on a completed check run (`check_run` `requested_action`)."""
+
+    label: str
+    identifier: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutput:
+    """A check's result for one commit, as a person sees it."""
+
+    name: str
+    conclusion: Conclusion
+    title: str
+    summary: str
+    text: str | None = None
+    annotations: tuple[Annotation, ...] = ()
+    actions: tuple[Action, ...] = field(default=())
+
+    @property
+    def blocks_merge(self) -> bool:
+        return self.conclusion in ("failure", "action_required")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRef:
+    """A check run on the forge."""
+
+    id: str
+    name: str
+    sha: str
+    fresh: bool = True
+    """Created by this run (False: an earlier run of the check is being reused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepoFile:
+    path: str
+    size: int
+
+
+class Forge(Protocol):
+    """What the bot needs from a forge to check commits."""
+
+    async def list_files(self, repo: str, sha: str) -> list[RepoFile]:
+        """Every file of the commit (path relative to the repository root, size)."""
+
+    async def read_files(self, repo: str, sha: str, paths: list[str]) -> dict[str, bytes]:
+        """The content of these files at the commit."""
+
+    async def queue_check(self, repo: str, sha: str, name: str) -> CheckRef:
+        """Show the check as queued; reuse the commit's existing run of that name."""
+
+    async def start_check(self, repo: str, ref: CheckRef) -> None:
+        """Show the check as in progress."""
+
+    async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
+        """Show the result; annotations already shown on this run are not repeated."""
+
+    async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
+        """Policy ids approved by `flujo/override:<id>` labels on pull requests of `sha`,
+        with the pull request's number."""

@@ -1,0 +1,332 @@
+"""GitHub: the only module with GitHub's URLs and auth.
+
+`AppAuth` makes App JWTs and caches installation tokens until shortly before they
+expire; `GitHubClient` (gidgethub) waits out rate limits and retries 5xx with jittered
+backoff; `GitHubForge` implements the `Forge` interface for one installation and
+refreshes its token once on a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import aiohttp
+import gidgethub
+from gidgethub.aiohttp import GitHubAPI
+
+from flujo.bot.forge import (
+    MAX_ANNOTATIONS_PER_REQUEST,
+    CheckOutput,
+    CheckRef,
+    RepoFile,
+)
+from flujo.bot.worker import Permanent, RetryLater
+
+log = logging.getLogger("flujo.bot.github")
+T = TypeVar("T")
+USER_AGENT = "flujo-bot"
+TOKEN_MARGIN_S = 300  # refresh installation tokens this long before they expire
+
+
+class GitHubClient(GitHubAPI):
+    """gidgethub's client, patient with GitHub's limits."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        oauth_token: str | None = None,
+        max_wait_s: float = 60.0,
+        max_retries: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(session, USER_AGENT, oauth_token=oauth_token, base_url=base_url)
+        self._max_wait_s = max_wait_s
+        self._max_retries = max_retries
+        self._sleep = sleep
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+    async def handle_rate_limit_error(
+        self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
+    ) -> bool:
+        wait = retry_delay(exception, attempt)
+        if wait is None or attempt > self._max_retries:
+            return False
+        if wait > self._max_wait_s:
+            raise RetryLater(
+                f"GitHub rate limit on {method} {_path(url)}: retrying in {wait:.0f}s",
+                time.time() + wait,
+            )
+        log.warning(
+            "GitHub answered %d to %s %s; retrying in %.1fs (attempt %d)",
+            exception.status_code, method, _path(url), wait, attempt,
+        )
+        await self.sleep(wait)
+        return True
+
+
+def retry_delay(exception: gidgethub.HTTPException, attempt: int) -> float | None:
+    """How long to wait before retrying, or None when retrying cannot help.
+
+    Secondary rate limits send `Retry-After`; the primary limit sends
+    `x-ratelimit-remaining: 0` and the reset time; 5xx errors are retried with jittered
+    exponential backoff.
+    """
+    status = int(exception.status_code)
+    headers = exception.headers
+    if status in (403, 429):
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                return 60.0
+        if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
+            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time()) + 1.0
+        if status == 429:
+            return 60.0
+        return None
+    if status >= 500:
+        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+    return None
+
+
+class AppAuth:
+    """App JWTs and installation tokens (cached per installation)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        app_id: str,
+        private_key: str,
+        base_url: str,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._app_id = app_id
+        self._private_key = private_key
+        self.base_url = base_url
+        self._max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._tokens: dict[int, tuple[str, float]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AppAuth(app_id={self._app_id!r}, base_url={self.base_url!r})"
+
+    def client(self, token: str | None = None) -> GitHubClient:
+        return GitHubClient(
+            self._session,
+            base_url=self.base_url,
+            oauth_token=token,
+            max_wait_s=self._max_wait_s,
+            sleep=self._sleep,
+        )
+
+    async def token(self, installation_id: int) -> str:
+        lock = self._locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached is not None and cached[1] - TOKEN_MARGIN_S > time.time():
+                return cached[0]
+            from gidgethub.apps import get_installation_access_token
+
+            try:
+                answer = await get_installation_access_token(
+                    self.client(),
+                    installation_id=str(installation_id),
+                    app_id=self._app_id,
+                    private_key=self._private_key,
+                )
+            except gidgethub.BadRequest as exc:
+                if int(exc.status_code) in (401, 403, 404):
+                    raise Permanent(
+                        f"cannot get a token for installation {installation_id}: "
+                        f"GitHub answered {int(exc.status_code)} ({exc}); check the App id, "
+                        "its private key and that the App is still installed"
+                    ) from None
+                raise
+            expires = _parse_time(answer.get("expires_at")) or time.time() + 3600
+            self._tokens[installation_id] = (str(answer["token"]), expires)
+            return str(answer["token"])
+
+    def forget(self, installation_id: int) -> None:
+        """Drop a cached token (after GitHub refused it)."""
+        self._tokens.pop(installation_id, None)
+
+    async def forge(self, installation_id: int) -> GitHubForge:
+        return GitHubForge(self, installation_id)
+
+
+class GitHubForge:
+    """The `Forge` for one installation of the App."""
+
+    def __init__(self, auth: AppAuth, installation_id: int) -> None:
+        self._auth = auth
+        self.installation_id = installation_id
+        self._blobs: dict[tuple[str, str], dict[str, str]] = {}
+
+    async def _call(self, request: Callable[[GitHubClient], Awaitable[T]]) -> T:
+        """Run a request with the installation's token; once more with a new one on 401."""
+        for attempt in (1, 2):
+            client = self._auth.client(await self._auth.token(self.installation_id))
+            try:
+                return await request(client)
+            except gidgethub.BadRequest as exc:
+                if int(exc.status_code) == 401 and attempt == 1:
+                    log.info("installation %s token refused; getting a new one",
+                             self.installation_id)
+                    self._auth.forget(self.installation_id)
+                    continue
+                if int(exc.status_code) in (404, 422):
+                    log.warning("GitHub answered %d: %s", int(exc.status_code), exc)
+                raise
+        raise AssertionError("unreachable")
+
+    # -- reading a commit --------------------------------------------------------------
+
+    async def list_files(self, repo: str, sha: str) -> list[RepoFile]:
+        tree = await self._call(
+            lambda gh: gh.getitem(f"/repos/{repo}/git/trees/{sha}?recursive=1")
+        )
+        if tree.get("truncated"):
+            log.warning("the tree of %s@%s is too large for one request; some files are missing",
+                        repo, sha[:12])
+        blobs = {e["path"]: e["sha"] for e in tree["tree"] if e.get("type") == "blob"}
+        self._blobs[(repo, sha)] = blobs
+        return [
+            RepoFile(e["path"], int(e.get("size") or 0)) for e in tree["tree"]
+            if e.get("type") == "blob"
+        ]
+
+    async def read_files(self, repo: str, sha: str, paths: list[str]) -> dict[str, bytes]:
+        if (repo, sha) not in self._blobs:
+            await self.list_files(repo, sha)
+        blobs = self._blobs[(repo, sha)]
+        limit = asyncio.Semaphore(8)
+
+        async def one(path: str) -> tuple[str, bytes]:
+            async with limit:
+                blob = await self._call(
+                    lambda gh: gh.getitem(f"/repos/{repo}/git/blobs/{blobs[path]}")
+                )
+            return path, base64.b64decode(blob["content"])
+
+        return dict(await asyncio.gather(*(one(p) for p in paths if p in blobs)))
+
+    async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
+        """`flujo/override:<policy>` labels on open pull requests whose head is `sha`."""
+        pulls = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/commits/{sha}/pulls"))
+        found: dict[str, int] = {}
+        for pull in pulls:
+            if pull.get("state") != "open" or pull.get("head", {}).get("sha") != sha:
+                continue
+            for label in pull.get("labels") or ():
+                policy = override_policy(label.get("name", ""))
+                if policy:
+                    found.setdefault(policy, int(pull["number"]))
+        return found
+
+    # -- check runs --------------------------------------------------------------------
+
+    async def queue_check(self, repo: str, sha: str, name: str) -> CheckRef:
+        external_id = f"{name}@{sha}"
+        query = urlencode({"check_name": name, "filter": "all", "per_page": 100})
+        existing = await self._call(
+            lambda gh: gh.getitem(f"/repos/{repo}/commits/{sha}/check-runs?{query}")
+        )
+        for run in existing.get("check_runs", ()):
+            if run.get("external_id") == external_id:
+                ref = CheckRef(str(run["id"]), name, sha, fresh=False)
+                await self._patch(repo, ref, {"status": "queued"})
+                return ref
+        created = await self._call(
+            lambda gh: gh.post(
+                f"/repos/{repo}/check-runs",
+                data={"name": name, "head_sha": sha, "status": "queued",
+                      "external_id": external_id},
+            )
+        )
+        return CheckRef(str(created["id"]), name, sha)
+
+    async def start_check(self, repo: str, ref: CheckRef) -> None:
+        await self._patch(repo, ref, {"status": "in_progress", "started_at": _now()})
+
+    async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
+        shown: set[tuple[str, int, str, str]] = set()
+        if not ref.fresh:
+            async def existing(gh: GitHubClient) -> list[dict[str, Any]]:
+                return [a async for a in gh.getiter(
+                    f"/repos/{repo}/check-runs/{ref.id}/annotations?per_page=100")]
+
+            shown = {
+                (a["path"], a["start_line"], a["annotation_level"], a["message"])
+                for a in await self._call(existing)
+            }
+        new = [a.to_github() for a in output.annotations if a.fingerprint not in shown]
+        chunks = [new[i : i + MAX_ANNOTATIONS_PER_REQUEST]
+                  for i in range(0, len(new), MAX_ANNOTATIONS_PER_REQUEST)] or [[]]
+        body: dict[str, Any] = {
+            "status": "completed",
+            "conclusion": output.conclusion,
+            "completed_at": _now(),
+            "output": _output(output, chunks[0]),
+        }
+        if output.actions:
+            body["actions"] = [
+                {"label": a.label[:20], "identifier": a.identifier[:20],
+                 "description": a.description[:40]}
+                for a in output.actions[:3]
+            ]
+        await self._patch(repo, ref, body)
+        for chunk in chunks[1:]:  # GitHub appends annotations across updates
+            await self._patch(repo, ref, {"output": _output(output, chunk)})
+
+    async def _patch(self, repo: str, ref: CheckRef, body: dict[str, Any]) -> None:
+        await self._call(lambda gh: gh.patch(f"/repos/{repo}/check-runs/{ref.id}", data=body))
+
+
+def override_policy(label: str) -> str | None:
+    """The policy id of an override label (`flujo/override:<policy-id>`), else None."""
+    prefix = "flujo/override:"
+    return label[len(prefix):].strip() or None if label.startswith(prefix) else None
+
+
+def _output(output: CheckOutput, annotations: list[dict[str, Any]]) -> dict[str, Any]:
+    payload: dict[str, Any] = {"title": output.title[:255], "summary": output.summary}
+    if output.text:
+        payload["text"] = output.text
+    if annotations:
+        payload["annotations"] = annotations
+    return payload
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _path(url: str) -> str:
+    """A URL without its query (tokens never travel in URLs, but keep logs short)."""
+    return url.split("?", 1)[0]

@@ -1,0 +1,131 @@
+"""A local git repository as a forge: no GitHub, same checks.
+
+Files are read from the commit with git (not from the working tree); check runs are
+written as JSON and Markdown under `.git/flujo/checks/<sha>/` and announced through a
+callback (the CLI prints them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from flujo.bot.forge import CheckOutput, CheckRef, RepoFile
+
+
+class GitError(Exception):
+    """A git command failed; the message is git's."""
+
+
+async def git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        "git", "-C", str(repo), *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(stdin)
+    if process.returncode != 0:
+        message = err.decode(errors="replace").strip() or f"git {args[0]} failed"
+        raise GitError(message)
+    return out
+
+
+class LocalForge:
+    """The `Forge` for a git repository on disk."""
+
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        overrides: Mapping[str, int] | None = None,
+        on_check: Callable[[CheckRef, str, CheckOutput | None], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self._overrides = dict(overrides or {})
+        self._on_check = on_check
+        self._checks_root: Path | None = None
+
+    async def resolve(self, rev: str) -> str:
+        """The commit SHA a revision names (GitError when it names none)."""
+        out = await git(self.repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        return out.decode().strip()
+
+    async def checks_dir(self, sha: str) -> Path:
+        if self._checks_root is None:
+            git_dir = (await git(self.repo, "rev-parse", "--absolute-git-dir")).decode().strip()
+            self._checks_root = Path(git_dir) / "flujo" / "checks"
+        return self._checks_root / sha
+
+    async def list_files(self, repo: str, sha: str) -> list[RepoFile]:
+        out = await git(self.repo, "ls-tree", "-r", "-l", "-z", "--full-tree", sha)
+        files = []
+        for entry in out.split(b"\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition(b"\t")
+            parts = meta.split()
+            if len(parts) >= 4 and parts[1] == b"blob":
+                size = int(parts[3]) if parts[3].isdigit() else 0
+                files.append(RepoFile(path.decode("utf-8", "surrogateescape"), size))
+        return files
+
+    async def read_files(self, repo: str, sha: str, paths: list[str]) -> dict[str, bytes]:
+        if not paths:
+            return {}
+        request = "".join(f"{sha}:{p}\n" for p in paths).encode()
+        out = await git(self.repo, "cat-file", "--batch", stdin=request)
+        files, position = {}, 0
+        for path in paths:
+            header_end = out.index(b"\n", position)
+            header = out[position:header_end].split()
+            position = header_end + 1
+            if len(header) < 3 or header[1] != b"blob":
+                continue
+            size = int(header[2])
+            files[path] = out[position : position + size]
+            position += size + 1
+        return files
+
+    async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
+        return dict(self._overrides)
+
+    async def queue_check(self, repo: str, sha: str, name: str) -> CheckRef:
+        ref = CheckRef(_slug(name), name, sha)
+        await self._record(ref, "queued")
+        return ref
+
+    async def start_check(self, repo: str, ref: CheckRef) -> None:
+        await self._record(ref, "in_progress")
+
+    async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
+        await self._record(ref, "completed", output)
+
+    async def _record(self, ref: CheckRef, status: str, output: CheckOutput | None = None) -> None:
+        folder = await self.checks_dir(ref.sha)
+        folder.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {"name": ref.name, "head_sha": ref.sha, "status": status,
+                                  "updated_at": time.time()}
+        if output is not None:
+            record.update(
+                conclusion=output.conclusion,
+                output={"title": output.title, "summary": output.summary, "text": output.text},
+                annotations=[asdict(a) for a in output.annotations],
+            )
+            (folder / f"{ref.id}.md").write_text(
+                f"# {output.name}: {output.conclusion}\n\n**{output.title}**\n\n{output.summary}",
+                encoding="utf-8",
+            )
+        (folder / f"{ref.id}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        if self._on_check is not None:
+            self._on_check(ref, status, output)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name.removeprefix("flujo/"))

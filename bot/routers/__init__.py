@@ -1,0 +1,13 @@
+"""Webhook routing: one gidgethub Router per concern, composed once.
+
+Handlers receive the event and a `BotContext`; they decide with pure functions
+(`evaluate.py`, `verdicts.py`) and act only through the context's forge and state.
+"""
+
+from __future__ import annotations
+
+from gidgethub.routing import Router
+
+from flujo.bot.routers import checks, installations, overrides
+
+router = Router(checks.router, overrides.router, installations.router)

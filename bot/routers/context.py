@@ -1,0 +1,57 @@
+"""What every handler receives besides the event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flujo.bot.checks import Limits, check_commit
+from flujo.bot.forge import CheckOutput, Forge
+from flujo.bot.state import BotState
+from flujo.bot.worker import Permanent
+
+if TYPE_CHECKING:
+    from flujo.spec.registry import StepRegistry
+
+
+@dataclass
+class BotContext:
+    forge_for: Callable[[int], Awaitable[Forge]]
+    state: BotState
+    registry: StepRegistry
+    limits: Limits = field(default_factory=Limits)
+
+    async def check(self, data: dict[str, Any], sha: str, *, force: bool) -> list[CheckOutput]:
+        """Check `sha` of the event's repository (skipped when already checked, unless
+        `force`: GitHub sends push, pull_request and check_suite for the same commit)."""
+        repo = repository(data)
+        forge = await self.forge_for(installation(data))
+        labels = await forge.override_labels(repo, sha)
+        key = ",".join(sorted(labels))
+        if not force and await self.state.was_checked(repo, sha, key):
+            return []
+        outputs = await check_commit(
+            forge,
+            repo,
+            sha,
+            registry=self.registry,
+            overrides=self.state.overrides(repo, labels),
+            limits=self.limits,
+        )
+        await self.state.mark_checked(repo, sha, key)
+        return outputs
+
+
+def repository(data: dict[str, Any]) -> str:
+    try:
+        return str(data["repository"]["full_name"])
+    except (KeyError, TypeError):
+        raise Permanent("the event names no repository") from None
+
+
+def installation(data: dict[str, Any]) -> int:
+    try:
+        return int(data["installation"]["id"])
+    except (KeyError, TypeError, ValueError):
+        raise Permanent("the event names no installation of the App") from None

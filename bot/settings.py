@@ -1,0 +1,87 @@
+"""The bot's settings, from `FLUJO_BOT_*` environment variables (or a `.env` file).
+
+Secrets are `SecretStr`: they print as `**********` in reprs, logs and error messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+
+
+class SettingsError(ValueError):
+    """The bot cannot start with these settings; the message says what to set."""
+
+
+class BotSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLUJO_BOT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    webhook_secret: SecretStr | None = Field(
+        None, description="The App's webhook secret; the server refuses to start without it."
+    )
+    app_id: str | None = Field(None, description="The GitHub App's id.")
+    private_key: SecretStr | None = Field(None, description="The App's private key (PEM).")
+    private_key_file: Path | None = Field(None, description="A file holding the private key.")
+    github_url: str = Field("https://api.github.com", description="GitHub's REST API root.")
+    db: Path = Field(Path(".flujo") / "bot.db", description="Queue and bot state (SQLite).")
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = Field(4, ge=1, description="Repositories worked on at once.")
+    max_attempts: int = Field(5, ge=1, description="Tries before a job is dead-lettered.")
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles each time.")
+    max_rate_limit_wait_s: float = Field(
+        60.0, ge=0, description="Wait this long inline for a rate limit; longer waits re-queue."
+    )
+    skills_allow: list[str] = Field(
+        default_factory=list,
+        description="Import paths specs may use beyond built-ins and plugins. A repository's "
+        "own `.github/flujo.yml` cannot widen this: the bot runs strangers' YAML.",
+    )
+    max_snapshot_files: int = Field(500, ge=1, description="Files fetched per commit at most.")
+    max_snapshot_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Bytes per commit at most.")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> BotSettings:
+        if self.private_key is not None and self.private_key_file is not None:
+            raise ValueError("set FLUJO_BOT_PRIVATE_KEY or FLUJO_BOT_PRIVATE_KEY_FILE, not both")
+        return self
+
+    def secret(self) -> str:
+        """The webhook secret; SettingsError when none is configured."""
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise SettingsError(
+                "no webhook secret: set FLUJO_BOT_WEBHOOK_SECRET to the secret of your GitHub "
+                "App (the bot never accepts unsigned deliveries)"
+            )
+        return self.webhook_secret.get_secret_value()
+
+    def key(self) -> str:
+        """The App's private key; SettingsError when missing or unreadable."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_file is None:
+            raise SettingsError(
+                "no App private key: set FLUJO_BOT_PRIVATE_KEY_FILE (or FLUJO_BOT_PRIVATE_KEY)"
+            )
+        try:
+            return self.private_key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot read the App private key {self.private_key_file}: {exc.strerror or exc}"
+            ) from None
+
+    def app(self) -> str:
+        if not self.app_id:
+            raise SettingsError("no App id: set FLUJO_BOT_APP_ID")
+        return self.app_id
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = [self.webhook_secret, self.private_key]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]

@@ -1,0 +1,315 @@
+"""From a commit's report to the three check runs a person sees (pure).
+
+`flujo/validate` fails on any spec error, `flujo/test` on any failed test, and
+`flujo/policy` on a failed `FAIL_RUN` or un-overridden `REQUIRE_APPROVAL` policy, so a
+branch protection rule that requires these checks blocks the merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from flujo.bot.evaluate import CommitReport, PolicyVerdict, SpecReport
+from flujo.bot.forge import (
+    MAX_SUMMARY_CHARS,
+    Action,
+    Annotation,
+    CheckOutput,
+    Conclusion,
+)
+from flujo.spec.errors import Diagnostic
+
+VALIDATE, TEST, POLICY = "flujo/validate", "flujo/test", "flujo/policy"
+CHECK_NAMES = (VALIDATE, TEST, POLICY)
+LIVE_ACTION = Action("Re-run live", "rerun-live", "Run the tests again with real model calls.")
+_ROWS = 200
+
+
+def check_outputs(report: CommitReport, *, live_action: bool = False) -> list[CheckOutput]:
+    """The three checks for a commit, in `CHECK_NAMES` order."""
+    return [validate_output(report), test_output(report, live_action), policy_output(report)]
+
+
+def validate_output(report: CommitReport) -> CheckOutput:
+    diagnostics = [d for s in report.specs for d in s.diagnostics] + report.config_problems
+    errors = [d for d in diagnostics if d.severity == "error"]
+    invalid = [s for s in report.specs if not s.valid]
+    rows = [
+        {
+            "path": s.path,
+            "name": s.name,
+            "valid": s.valid,
+            "errors": sum(d.severity == "error" for d in s.diagnostics),
+            "warnings": sum(d.severity == "warning" for d in s.diagnostics),
+        }
+        for s in report.specs
+    ]
+    summary = _render(
+        "check_validate.md.j2",
+        specs=rows,
+        problems=diagnostics,
+        patterns=report.patterns,
+        config_path=report.config_path,
+        config_problems=report.config_problems,
+    )
+    if not report.specs:
+        return CheckOutput(VALIDATE, "neutral", "No Flujo specs found", summary)
+    total = len(report.specs)
+    if invalid:
+        title = f"{len(invalid)} of {total} spec{_s(total)} invalid: {_n(len(errors), 'error')}"
+    else:
+        warnings = len(diagnostics) - len(errors)
+        title = f"{_n(total, 'spec')} valid" + (f", {_n(warnings, 'warning')}" if warnings else "")
+    return CheckOutput(
+        VALIDATE,
+        "failure" if errors and invalid else "success",
+        title,
+        summary,
+        annotations=tuple(_diagnostic_annotation(d) for d in diagnostics),
+    )
+
+
+def test_output(report: CommitReport, live_action: bool = False) -> CheckOutput:
+    specs, failures, annotations = [], [], []
+    passed = failed = 0
+    total_cost = 0.0
+    for spec in report.specs:
+        ok = sum(t.outcome == "passed" for t in spec.tests)
+        bad = len(spec.tests) - ok
+        passed, failed = passed + ok, failed + bad
+        cost = sum(t.cost_usd or 0.0 for t in spec.tests)
+        total_cost += cost
+        specs.append(
+            {
+                "path": spec.path,
+                "passed": ok,
+                "failed": bad,
+                "cost": f"${cost:.4f}",
+                "duration": f"{sum(t.duration_s for t in spec.tests):.2f}s",
+                "skipped": _skip_reason(spec),
+            }
+        )
+        if spec.test_error:
+            failures.append({"spec": spec.path, "name": "(setup)", "line": None,
+                             "lines": [spec.test_error]})
+        for test in spec.tests:
+            if test.outcome == "passed":
+                continue
+            failures.append(_failure(spec.path, test))
+            annotations.extend(_test_annotations(spec, test))
+    summary = _render(
+        "check_test.md.j2",
+        specs=specs,
+        failures=failures,
+        total_cost=f"${total_cost:.4f}",
+        patterns=report.patterns,
+    )
+    actions = (LIVE_ACTION,) if live_action else ()
+    if not report.specs:
+        return CheckOutput(TEST, "neutral", "No Flujo specs found", summary)
+    if passed + failed == 0 and not any(s.test_error for s in report.specs):
+        invalid = any(not s.valid for s in report.specs)
+        conclusion: Conclusion = "failure" if invalid else "neutral"
+        title = "Not run: a spec is invalid" if invalid else "No tests: add `tests:` to a spec"
+        return CheckOutput(TEST, conclusion, title, summary, actions=actions)
+    broken = any(not s.valid or s.test_error for s in report.specs)
+    title = f"{passed} passed, {failed} failed" + (", a spec could not be tested" if broken else "")
+    return CheckOutput(
+        TEST,
+        "failure" if failed or broken else "success",
+        title,
+        summary,
+        annotations=tuple(annotations),
+        actions=actions,
+    )
+
+
+def policy_output(report: CommitReport) -> CheckOutput:
+    rows, annotations = [], []
+    blocking = 0
+    for spec in report.specs:
+        for verdict in spec.policies:
+            rows.append(_policy_row(spec, verdict))
+            blocking += verdict.blocks
+            annotation = _policy_annotation(spec, verdict)
+            if annotation is not None:
+                annotations.append(annotation)
+    summary = _render("check_policy.md.j2", specs=report.specs, rows=rows,
+                      patterns=report.patterns)
+    if not report.specs:
+        return CheckOutput(POLICY, "neutral", "No Flujo specs found", summary)
+    if not rows:
+        return CheckOutput(POLICY, "neutral", "No policies", summary)
+    invalid = [s for s in report.specs if not s.valid]
+    judged = sum(r["verdict"] not in ("unjudged",) for r in rows)
+    if blocking:
+        title = f"{_n(blocking, 'policy', 'policies')} block{'s' * (blocking == 1)} the merge"
+    else:
+        title = f"{judged} of {_n(len(rows), 'policy', 'policies')} judged, none blocks"
+    if invalid:
+        title += f"; {len(invalid)} invalid spec{_s(len(invalid))} not judged"
+    return CheckOutput(
+        POLICY,
+        "failure" if blocking or invalid else "success",
+        title,
+        summary,
+        annotations=tuple(annotations),
+    )
+
+
+# -- pieces --------------------------------------------------------------------------------
+
+
+def _diagnostic_annotation(d: Diagnostic) -> Annotation:
+    where = f" ({d.yaml_path})" if d.yaml_path else ""
+    return Annotation(
+        path=d.file,
+        start_line=max(1, d.line),
+        end_line=max(1, d.line),
+        level="failure" if d.severity == "error" else "warning",
+        message=f"{d.message}{where}",
+        title=f"flujo validate: {d.code}",
+        start_column=max(1, d.col),
+    )
+
+
+def _failure(path: str, test: Any) -> dict[str, Any]:
+    from flujo.engine.testing import failure_lines
+
+    return {"spec": path, "name": test.name, "line": test.line, "lines": failure_lines(test)}
+
+
+def _test_annotations(spec: SpecReport, test: Any) -> list[Annotation]:
+    title = f"Test failed: {test.name}"
+    found = [
+        Annotation(spec.path, a.line, a.line, "failure",
+                   f"{a.expression}\n{a.explanation or 'is False'}", title)
+        for a in test.assertions
+        if not a.passed and a.line
+    ]
+    if test.error or not found:
+        line = test.line or 1
+        reason = test.error or "; ".join(
+            f"policy {p.id} {p.outcome}" for p in test.policies if p.blocks
+        )
+        found.insert(0, Annotation(spec.path, line, line, "failure", reason or "failed", title))
+    return found
+
+
+def _policy_row(spec: SpecReport, verdict: PolicyVerdict) -> dict[str, Any]:
+    texts = {
+        "passed": "✅ passed",
+        "failed": "❌ failed" if verdict.action != "WARN" else "⚠️ failed (warning)",
+        "error": "❌ error" if verdict.action != "WARN" else "⚠️ error (warning)",
+        "skipped": "➖ not applicable",
+        "overridden": "✅ approved",
+        "unjudged": "➖ not judged (no tests)",
+    }
+    why = verdict.explanation or ""
+    if verdict.tests:
+        why = f"{why} (in {', '.join(verdict.tests[:3])}{'…' if len(verdict.tests) > 3 else ''})"
+    if verdict.override is not None:
+        why = f"approved by @{verdict.override.by} at {verdict.override.at}; was: {why}"
+    elif verdict.blocks and verdict.action == "REQUIRE_APPROVAL":
+        why = f"{why}; approve with the label `flujo/override:{verdict.id}`"
+    return {
+        "id": verdict.id,
+        "spec": spec.path,
+        "line": verdict.line,
+        "action": verdict.action,
+        "verdict": verdict.verdict,
+        "verdict_text": texts[verdict.verdict],
+        "why": why.strip("; ") or (verdict.description or ""),
+    }
+
+
+def _policy_annotation(spec: SpecReport, verdict: PolicyVerdict) -> Annotation | None:
+    line = verdict.line or 1
+    if verdict.verdict == "overridden" and verdict.override is not None:
+        message = f"approved by @{verdict.override.by} at {verdict.override.at}"
+        return Annotation(spec.path, line, line, "notice", message, f"Policy {verdict.id}")
+    if verdict.verdict not in ("failed", "error"):
+        return None
+    level = "warning" if verdict.action == "WARN" else "failure"
+    message = verdict.explanation or verdict.verdict
+    if verdict.action == "REQUIRE_APPROVAL":
+        message += f"\nA maintainer can approve it with the label flujo/override:{verdict.id}"
+    return Annotation(spec.path, line, line, level, message,
+                      f"Policy {verdict.id} ({verdict.action})")
+
+
+def _skip_reason(spec: SpecReport) -> str | None:
+    if not spec.valid:
+        return "not run: the spec is invalid"
+    if spec.test_error:
+        return spec.test_error
+    if spec.pipeline is not None and not spec.pipeline.tests:
+        return "no tests"
+    return None
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    import flujo.templates
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(flujo.templates.__file__).parent),
+        autoescape=False,  # Markdown; user text goes through the filters below
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["cell"] = _cell
+    env.filters["text"] = _text
+    env.filters["fence"] = lambda s: str(s).replace("```", "`\u200b``")
+    return env
+
+
+def _cell(value: object) -> str:
+    """Safe inside a Markdown table cell (and inline code)."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace(
+        "`", "'"
+    )
+
+
+def _text(value: object) -> str:
+    return str(value).replace("\n", " ")
+
+
+def _render(template: str, **context: Any) -> str:
+    """Render within GitHub's limit: fewer rows until it fits, then cut at a line."""
+    render: Callable[[int], str] = lambda rows: _environment().get_template(template).render(
+        max_rows=rows, **context
+    )
+    rows = _ROWS
+    text = render(rows)
+    while len(text) > MAX_SUMMARY_CHARS and rows > 1:
+        rows //= 2
+        text = render(rows)
+    return truncate(text)
+
+
+def truncate(text: str, limit: int = MAX_SUMMARY_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    note = "\n\n_…truncated: the full report is in the annotations and `flujo test`._\n"
+    cut = text.rfind("\n", 0, limit - len(note))
+    body = text[: cut if cut > 0 else limit - len(note)]
+    if body.count("```") % 2:
+        body += "\n```"
+    return body[: limit - len(note)] + note

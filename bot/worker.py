@@ -1,0 +1,205 @@
+"""Workers: take stored deliveries, parse them, and handle them in order per repository.
+
+Each repository (the ordering key) has a lane: its jobs run one at a time, oldest
+first, while different repositories run in parallel up to `concurrency`. A failed job
+is retried with jittered exponential backoff in its lane (later jobs of the same
+repository wait for it) and is dead-lettered after `max_attempts`. Jobs left running
+by a crash go back to the queue at start, so every delivery is handled; handlers are
+idempotent, so handling one twice changes nothing (exactly once in effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flujo.bot.queue import DeliveryQueue, Job
+
+log = logging.getLogger("flujo.bot.worker")
+
+
+class RetryLater(Exception):
+    """Raised by a handler that cannot go on before `at` (e.g. a long rate limit)."""
+
+    def __init__(self, reason: str, at: float) -> None:
+        super().__init__(reason)
+        self.at = at
+
+
+class Permanent(Exception):
+    """Raised by a handler for a failure that retrying cannot fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A parsed delivery handed to the handler."""
+
+    job: Job
+    event: str
+    data: dict[str, Any]
+    key: str
+
+
+Handler = Callable[[Work], Awaitable[None]]
+
+
+def ordering_key(data: dict[str, Any]) -> str:
+    """Jobs with the same key run in order: the repository, else the installation."""
+    repository = data.get("repository")
+    if isinstance(repository, dict) and isinstance(repository.get("full_name"), str):
+        return str(repository["full_name"])
+    installation = data.get("installation")
+    if isinstance(installation, dict) and installation.get("id") is not None:
+        return f"installation:{installation['id']}"
+    return "-"
+
+
+class Workers:
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        handler: Handler,
+        *,
+        concurrency: int = 4,
+        max_attempts: int = 5,
+        retry_base_s: float = 2.0,
+        max_retry_s: float = 3600.0,
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._retry_base_s = retry_base_s
+        self._max_retry_s = max_retry_s
+        self._lanes: dict[str, deque[Work]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_id = 0
+        self._loop_task: asyncio.Task[None] | None = None
+        self.handled = 0
+
+    def wake(self) -> None:
+        """Something was enqueued: look for it."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def start(self) -> None:
+        recovered = await self._queue.recover()
+        if recovered:
+            log.info("resuming %d job(s) interrupted by a stop", recovered)
+        self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")
+        self.wake()
+
+    async def stop(self) -> None:
+        """Stop taking work; running handlers are cancelled and re-run after a restart."""
+        tasks = [t for t in (self._loop_task, *self._lane_tasks.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until every stored job has been handled (or dead-lettered)."""
+        self.wake()
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(0)
+            if self._idle.is_set() and not self._wake.is_set():
+                return
+
+    async def _intake(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for job in await self._queue.pending(self._last_id):
+                self._last_id = max(self._last_id, job.id)
+                self._admit(job)
+            if not self._lanes:
+                self._idle.set()
+
+    def _admit(self, job: Job) -> None:
+        try:
+            data = json.loads(job.body)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            log.warning("delivery %s is not valid JSON (%s): dead-lettered", job.delivery_id, exc)
+            task = asyncio.create_task(
+                self._queue.failed(job, f"malformed JSON: {exc}", retry_at=None)
+            )
+            task.add_done_callback(lambda _t: None)
+            return
+        work = Work(job, job.event, data, ordering_key(data))
+        self._lanes.setdefault(work.key, deque()).append(work)
+        if work.key not in self._lane_tasks:
+            self._lane_tasks[work.key] = asyncio.create_task(
+                self._run_lane(work.key), name=f"flujo-lane:{work.key}"
+            )
+
+    async def _run_lane(self, key: str) -> None:
+        lane = self._lanes[key]
+        try:
+            while lane:
+                await self._run(lane[0])
+                lane.popleft()
+        finally:
+            del self._lanes[key]
+            del self._lane_tasks[key]
+            if not self._lanes and not self._wake.is_set():
+                self._idle.set()
+
+    async def _run(self, work: Work) -> None:
+        job = work.job
+        attempts = job.attempts
+        delay = job.run_after - time.time()
+        while True:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            async with self._slots:
+                await self._queue.started(job, work.key)
+                attempts += 1
+                try:
+                    await self._handler(work)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a handler failure must not stop the lane
+                    retry_at = self._retry_at(exc, attempts)
+                    reason = _describe(exc)
+                    await self._queue.failed(job, reason, retry_at=retry_at)
+                    if retry_at is None:
+                        log.error(
+                            "%s delivery %s dead-lettered after %d attempt(s): %s",
+                            work.event, job.delivery_id, attempts, reason,
+                        )
+                        log.debug("details", exc_info=exc)
+                        return
+                    log.warning(
+                        "%s delivery %s failed (attempt %d), retrying in %.1fs: %s",
+                        work.event, job.delivery_id, attempts, retry_at - time.time(), reason,
+                    )
+                    delay = retry_at - time.time()
+                    continue
+                await self._queue.finished(job)
+                self.handled += 1
+                return
+
+    def _retry_at(self, exc: Exception, attempts: int) -> float | None:
+        if isinstance(exc, Permanent) or attempts >= self._max_attempts:
+            return None
+        if isinstance(exc, RetryLater):
+            return exc.at
+        backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
+        return time.time() + backoff * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
