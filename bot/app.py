@@ -101,7 +101,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
     app[BOT] = bot
     app.router.add_post(
-        "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake)
+        "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
     )
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

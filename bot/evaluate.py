@@ -181,7 +181,7 @@ def judge_policies(
             policy.id,
             policy.action,
             path,
-            policy.line,
+            _line(pipeline, f"{path}.assert", policy.line),
             "unjudged" if not tests else "skipped",
             description=policy.description,
         )
@@ -203,6 +203,13 @@ def judge_policies(
             verdict.override = override
         verdicts.append(verdict)
     return verdicts
+
+
+def _line(pipeline: Pipeline, yaml_path: str, default: int | None) -> int | None:
+    try:
+        return pipeline.locate(yaml_path)[0]
+    except (KeyError, LookupError, ValueError):
+        return default
 
 
 def _relocated(diagnostic: Diagnostic, path: str) -> Diagnostic:

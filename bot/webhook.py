@@ -59,7 +59,7 @@ class WebhookHandler:
         self._notify = on_enqueued
         self._max_body = max_body
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         headers = request.headers
         signature = headers.get(SIGNATURE_HEADER)
         if signature is None:

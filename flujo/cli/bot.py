@@ -84,7 +84,11 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     """
     import asyncio
 
+    import os
+    from datetime import UTC, datetime
+
     from flujo.bot.checks import check_commit
+    from flujo.bot.evaluate import Override
     from flujo.bot.forge import CheckOutput, CheckRef
     from flujo.bot.local import GitError, LocalForge
     from flujo.spec.registry import StepRegistry
@@ -100,10 +104,16 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
             click.echo(f"    {a.path}:{a.start_line}: {a.level}: {a.message.splitlines()[0]}")
 
     async def main() -> tuple[str, list[CheckOutput], Path]:
-        forge = LocalForge(path, overrides={o: 0 for o in overrides}, on_check=show)
+        forge = LocalForge(path, on_check=show)
         sha = await forge.resolve(rev)
+        by = os.environ.get("USER") or "you"
+        at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         outputs = await check_commit(
-            forge, path.name, sha, registry=StepRegistry(allow=settings.skills_allow)
+            forge,
+            path.name,
+            sha,
+            registry=StepRegistry(allow=settings.skills_allow),
+            overrides={o: Override(o, f"{by} (--override)", at) for o in overrides},
         )
         return sha, outputs, await forge.checks_dir(sha)
 

@@ -1,0 +1,169 @@
+"""The durable delivery queue and its workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from flujo.bot.queue import Delivery
+from flujo.bot.sqlite_queue import SQLiteQueue
+from flujo.bot.worker import Permanent, RetryLater, Work, Workers, ordering_key
+
+
+def delivery(n: int, repo: str = "o/r", event: str = "push") -> Delivery:
+    body = f'{{"n": {n}, "repository": {{"full_name": "{repo}"}}}}'.encode()
+    return Delivery(f"d-{n}", event, body, time.time())
+
+
+@pytest.fixture
+async def queue(tmp_path: Path):  # type: ignore[no-untyped-def]
+    q = SQLiteQueue(tmp_path / "bot.db")
+    yield q
+    await q.close()
+
+
+async def test_a_redelivery_is_recognised_and_not_queued_twice(queue: SQLiteQueue) -> None:
+    assert await queue.enqueue(delivery(1)) is True
+    assert await queue.enqueue(delivery(1)) is False
+    assert [j.delivery_id for j in queue.list_jobs()] == ["d-1"]
+
+
+async def test_a_burst_is_committed_in_groups(queue: SQLiteQueue) -> None:
+    before = queue.commits
+    stored = await asyncio.gather(*(queue.enqueue(delivery(n)) for n in range(200)))
+    assert all(stored)
+    assert len(queue.list_jobs(limit=1000)) == 200
+    assert queue.commits - before < 100  # far fewer commits than deliveries
+
+
+async def test_deliveries_survive_a_restart(tmp_path: Path) -> None:
+    first = SQLiteQueue(tmp_path / "bot.db")
+    await first.enqueue(delivery(1))
+    await first.close()
+    second = SQLiteQueue(tmp_path / "bot.db")
+    try:
+        pending = await second.pending(0)
+        assert [(j.delivery_id, j.body) for j in pending] == [("d-1", delivery(1).body)]
+        assert await second.enqueue(delivery(1)) is False  # still deduplicated
+    finally:
+        await second.close()
+
+
+class Recorder:
+    def __init__(self, fail: dict[str, list[Exception]] | None = None, delay: float = 0) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.running: dict[str, int] = {}
+        self.max_parallel = 0
+        self.fail = fail or {}
+        self.delay = delay
+
+    async def __call__(self, work: Work) -> None:
+        self.calls.append((work.key, work.data["n"]))
+        self.running[work.key] = self.running.get(work.key, 0) + 1
+        assert self.running[work.key] == 1, "two jobs of one repository ran at once"
+        self.max_parallel = max(self.max_parallel, sum(self.running.values()))
+        try:
+            await asyncio.sleep(self.delay)
+            errors = self.fail.get(work.job.delivery_id)
+            if errors:
+                raise errors.pop(0)
+        finally:
+            self.running[work.key] -= 1
+
+
+async def test_jobs_of_one_repository_run_in_order_and_repositories_in_parallel(
+    queue: SQLiteQueue,
+) -> None:
+    handler = Recorder(delay=0.01)
+    workers = Workers(queue, handler, concurrency=4)
+    for n in range(12):
+        await queue.enqueue(delivery(n, repo=f"o/r{n % 3}"))
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    for repo in ("o/r0", "o/r1", "o/r2"):
+        numbers = [n for key, n in handler.calls if key == repo]
+        assert numbers == sorted(numbers) and len(numbers) == 4
+    assert handler.max_parallel > 1
+    assert {j.state for j in queue.list_jobs()} == {"done"}
+
+
+async def test_a_failing_job_is_retried_then_dead_lettered(queue: SQLiteQueue) -> None:
+    handler = Recorder(
+        fail={"d-1": [RuntimeError("GitHub is down")] * 5, "d-2": [RuntimeError("blip")]}
+    )
+    workers = Workers(queue, handler, max_attempts=3, retry_base_s=0.01)
+    await queue.enqueue(delivery(1))
+    await queue.enqueue(delivery(2))
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    assert [n for _, n in handler.calls] == [1, 1, 1, 2, 2]  # order kept through retries
+    jobs = {j.delivery_id: j for j in queue.list_jobs()}
+    assert jobs["d-1"].state == "dead" and jobs["d-1"].attempts == 3
+    assert jobs["d-1"].last_error == "GitHub is down"
+    assert jobs["d-2"].state == "done" and jobs["d-2"].attempts == 2
+    assert [j.delivery_id for j in queue.list_jobs(("dead",))] == ["d-1"]
+
+
+async def test_permanent_failures_and_malformed_bodies_are_not_retried(
+    queue: SQLiteQueue,
+) -> None:
+    handler = Recorder(fail={"d-1": [Permanent("no installation")]})
+    workers = Workers(queue, handler, max_attempts=5, retry_base_s=0.01)
+    await queue.enqueue(delivery(1))
+    await queue.enqueue(Delivery("bad", "push", b"{not json", time.time()))
+    await workers.start()
+    await workers.drain()
+    await asyncio.sleep(0.05)
+    await workers.stop()
+    jobs = {j.delivery_id: j for j in queue.list_jobs()}
+    assert jobs["d-1"].state == "dead" and jobs["d-1"].attempts == 1
+    assert jobs["bad"].state == "dead" and "malformed JSON" in (jobs["bad"].last_error or "")
+
+
+async def test_retry_later_waits_until_the_time_given(queue: SQLiteQueue) -> None:
+    at = time.time() + 0.2
+    handler = Recorder(fail={"d-1": [RetryLater("rate limited", at)]})
+    workers = Workers(queue, handler, retry_base_s=10)
+    await queue.enqueue(delivery(1))
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    assert len(handler.calls) == 2 and time.time() >= at
+
+
+async def test_a_job_interrupted_by_a_crash_completes_once_after_restart(tmp_path: Path) -> None:
+    queue = SQLiteQueue(tmp_path / "bot.db")
+    started = asyncio.Event()
+
+    async def hangs(work: Work) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    workers = Workers(queue, hangs)
+    await queue.enqueue(delivery(1))
+    await workers.start()
+    await started.wait()
+    await workers.stop()  # the process dies mid-job
+    await queue.close()
+
+    queue = SQLiteQueue(tmp_path / "bot.db")
+    assert [j.state for j in queue.list_jobs()] == ["running"]
+    handler = Recorder()
+    workers = Workers(queue, handler)
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    assert handler.calls == [("o/r", 1)]
+    assert [j.state for j in queue.list_jobs()] == ["done"]
+    await queue.close()
+
+
+def test_ordering_key_prefers_the_repository() -> None:
+    assert ordering_key({"repository": {"full_name": "a/b"}, "installation": {"id": 3}}) == "a/b"
+    assert ordering_key({"installation": {"id": 3}}) == "installation:3"
+    assert ordering_key({}) == "-"
