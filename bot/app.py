@@ -39,7 +39,7 @@ class Bot:
         from flujo.spec.registry import StepRegistry
 
         self.settings = settings
-        self.queue = SQLiteQueue(settings.db)
+        self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         self.state = BotState(settings.db)
         self._session: aiohttp.ClientSession | None = None
         self._forge_for = forge_for

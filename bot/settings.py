@@ -6,6 +6,7 @@ Secrets are `SecretStr`: they print as `**********` in reprs, logs and error mes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,11 @@ class BotSettings(BaseSettings):
     private_key_file: Path | None = Field(None, description="A file holding the private key.")
     github_url: str = Field("https://api.github.com", description="GitHub's REST API root.")
     db: Path = Field(Path(".flujo") / "bot.db", description="Queue and bot state (SQLite).")
+    db_sync: Literal["normal", "full"] = Field(
+        "normal",
+        description="`normal`: acknowledged deliveries survive a crash of the bot; `full`: "
+        "also a power failure (an fsync per grouped commit).",
+    )
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = Field(4, ge=1, description="Repositories worked on at once.")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flujo.bot.queue import Delivery, Job, JobState
 
@@ -43,23 +43,31 @@ CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state, id);
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection with the queue's settings (WAL; full sync: an ack is a promise)."""
+Sync = Literal["normal", "full"]
+
+
+def connect(path: Path, synchronous: Sync = "normal") -> sqlite3.Connection:
+    """A connection in WAL mode.
+
+    `normal` (the default): a committed delivery survives a crash or kill of the bot
+    (SQLite's WAL is written before the commit returns); a power failure may lose the
+    last ones. `full` also fsyncs every commit (grouped, so a burst pays for one fsync).
+    """
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
+    db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
     return db
 
 
 class _Writer(threading.Thread):
     """Runs queued operations in grouped transactions."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: Sync) -> None:
         super().__init__(name="flujo-queue-writer", daemon=True)
-        self._db = connect(path)
+        self._db = connect(path, synchronous)
         self._db.executescript(SCHEMA)
         self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.commits = 0
@@ -130,9 +138,9 @@ def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]])
 class SQLiteQueue:
     """`DeliveryQueue` on one SQLite file; one bot process per file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, synchronous: Sync = "normal") -> None:
         self.path = Path(path)
-        self._writer = _Writer(self.path)
+        self._writer = _Writer(self.path, synchronous)
         self._writer.start()
         self._reader = connect(self.path)
         self._read_lock = threading.Lock()

@@ -1,0 +1,191 @@
+"""Webhook acknowledgement: Flujo's durable `/webhooks` vs a bare aiohttp handler.
+
+Both servers run in their own process on loopback; this process sends the same burst of
+signed, real GitHub `push` payloads (from ../shared/github/webhooks/push/) to each, with
+a fixed number of requests in flight, and prints requests/s, p50/p99 latency and the ratio.
+The bare handler only verifies the signature; Flujo's also stores every delivery durably
+(SQLite, grouped commits) before answering 202. Workers are not started, so the figure is
+the acknowledgement path alone.
+
+    .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "benchmark-secret"
+
+BARE = """
+import hashlib, hmac, sys
+from aiohttp import web
+key = sys.argv[2].encode()
+async def handle(request):
+    body = await request.read()
+    expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
+        return web.json_response({"error": "bad signature"}, status=401)
+    return web.json_response({"ok": True}, status=202)
+app = web.Application(client_max_size=25 * 1024 * 1024 + 1)
+app.router.add_post("/webhooks", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+FLUJO = """
+import sys
+from pathlib import Path
+from aiohttp import web
+from flujo.bot.app import Bot, create_app
+from flujo.bot.settings import BotSettings
+
+class NoWorkers(Bot):
+    async def start(self):  # measure the acknowledgement path alone
+        pass
+
+settings = BotSettings(webhook_secret=sys.argv[2], db=Path(sys.argv[3]))
+app = create_app(settings, NoWorkers(settings))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def payloads() -> list[bytes]:
+    folder = ROOT.parent / "shared" / "github" / "webhooks" / "push"
+    return [p.read_bytes() for p in sorted(folder.glob("*.json"))]
+
+
+def sign(body: bytes) -> str:
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def wait_ready(port: int) -> None:
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+async def burst(port: int, bodies: list[bytes], total: int, concurrency: int) -> tuple[float, list[float]]:
+    url = f"http://127.0.0.1:{port}/webhooks"
+    signed = [(b, sign(b)) for b in bodies]
+    latencies: list[float] = []
+    counter = iter(range(total))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for n in counter:
+                body, signature = signed[n % len(signed)]
+                headers = {
+                    "X-GitHub-Event": "push",
+                    "X-GitHub-Delivery": str(uuid.uuid4()),
+                    "X-Hub-Signature-256": signature,
+                    "Content-Type": "application/json",
+                }
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 202:
+                        raise RuntimeError(f"unexpected {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return total / elapsed, latencies
+
+
+class Server:
+    def __init__(self, script: str, extra: list[str]) -> None:
+        self.port = free_port()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, str(self.port), SECRET, *extra],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.rates: list[float] = []
+        self.latencies: list[float] = []
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+    def figures(self) -> dict[str, float]:
+        latencies = sorted(self.latencies)
+        return {
+            "rps": statistics.median(self.rates),
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    bodies = payloads()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bot.db"
+        servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db)])}
+        try:
+            for server in servers.values():
+                await wait_ready(server.port)
+                await burst(server.port, bodies, min(500, args.requests), args.concurrency)
+            # Alternate rounds so that noise from other processes hits both alike.
+            for _ in range(args.rounds):
+                for server in servers.values():
+                    rate, latencies = await burst(
+                        server.port, bodies, args.requests, args.concurrency
+                    )
+                    server.rates.append(rate)
+                    server.latencies.extend(latencies)
+        finally:
+            for server in servers.values():
+                server.stop()
+        import sqlite3
+
+        with sqlite3.connect(db) as connection:
+            stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
+    sizes = [len(b) for b in bodies]
+    print(
+        f"{args.rounds} alternating rounds x {args.requests} signed push deliveries "
+        f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback"
+    )
+    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, row in (("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)):
+        print(f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+    print(f"deliveries stored durably by flujo: {stored}")
+    print(f"ratio flujo/bare throughput: {flujo['rps'] / bare['rps']:.2f}x (aim >= 0.8x)")
+    print(json.dumps({"bare": bare, "flujo": flujo}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
