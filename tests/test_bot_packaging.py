@@ -1,0 +1,58 @@
+"""The App manifest and the container image description stay true to the code."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from flujo.bot.routers import router
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manifest() -> dict:  # type: ignore[type-arg]
+    return dict(YAML(typ="safe").load((ROOT / "app.yml").read_text(encoding="utf-8")))
+
+
+def routed_events() -> set[str]:
+    return set(router._shallow_routes) | set(router._deep_routes)
+
+
+def test_the_manifest_asks_for_the_permissions_the_bot_uses() -> None:
+    permissions = manifest()["default_permissions"]
+    assert permissions == {
+        "checks": "write",
+        "contents": "write",
+        "pull_requests": "write",
+        "metadata": "read",
+        "issues": "read",
+    }
+
+
+def test_every_routed_event_is_subscribed_in_the_manifest() -> None:
+    subscribed = set(manifest()["default_events"]) | {"installation"}  # always sent
+    assert routed_events() <= subscribed
+    assert subscribed <= routed_events()  # and nothing is subscribed for nothing
+
+
+def test_the_manifest_points_webhooks_at_the_bots_route() -> None:
+    assert manifest()["hook_attributes"]["url"].endswith("/webhooks")
+
+
+def test_the_dockerfile_runs_the_locked_bot_as_a_non_root_user() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert "uv sync --frozen --no-dev" in text  # the lock file, nothing else
+    assert re.search(r"^USER flujo$", text, re.M)
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert 'ENTRYPOINT ["flujo", "bot", "serve"]' in text
+    uv = re.search(r"uv==([\d.]+)", text)
+    assert uv and f"UV_VERSION={uv.group(1)}" in (ROOT / "dev").read_text()
+    # Every package folder is copied into the image.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = {p.split("/")[0] for p in config["tool"]["setuptools"]["package-dir"].values()}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", text, re.M))
+    assert folders <= copied
