@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from flujo.bot.evaluate import CommitReport, Override, evaluate, read_config, wanted_files
+from flujo.bot.evaluate import (
+    CONFIG_PATHS,
+    CommitReport,
+    Override,
+    evaluate,
+    read_config,
+    wanted_files,
+)
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.verdicts import CHECK_NAMES, check_outputs
 
@@ -58,9 +65,7 @@ async def check_commit(
         ]
     for output in outputs:
         await forge.complete_check(repo, refs[output.name], output)
-    log.info(
-        "%s@%s: %s", repo, sha[:12], ", ".join(f"{o.name} {o.conclusion}" for o in outputs)
-    )
+    log.info("%s@%s: %s", repo, sha[:12], ", ".join(f"{o.name} {o.conclusion}" for o in outputs))
     return outputs
 
 
@@ -75,7 +80,7 @@ async def _evaluate(
     listing = {f.path: f.size for f in await forge.list_files(repo, sha)}
     with tempfile.TemporaryDirectory(prefix="flujo-check-") as tmp:
         root = Path(tmp)
-        config_files = [p for p in (".github/flujo.yml", ".github/flujo.yaml") if p in listing]
+        config_files: list[str] = [p for p in CONFIG_PATHS if p in listing]
         _write(root, await forge.read_files(repo, sha, config_files))
         config, _, _ = read_config(root, config_files)
         wanted = wanted_files(list(listing), config)

@@ -70,7 +70,11 @@ class GitHubClient(GitHubAPI):
             )
         log.warning(
             "GitHub answered %d to %s %s; retrying in %.1fs (attempt %d)",
-            exception.status_code, method, _path(url), wait, attempt,
+            exception.status_code,
+            method,
+            _path(url),
+            wait,
+            attempt,
         )
         await self.sleep(wait)
         return True
@@ -98,7 +102,7 @@ def retry_delay(exception: gidgethub.HTTPException, attempt: int) -> float | Non
             return 60.0
         return None
     if status >= 500:
-        return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return float(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
     return None
 
 
@@ -187,8 +191,9 @@ class GitHubForge:
                 return await request(client)
             except gidgethub.BadRequest as exc:
                 if int(exc.status_code) == 401 and attempt == 1:
-                    log.info("installation %s token refused; getting a new one",
-                             self.installation_id)
+                    log.info(
+                        "installation %s token refused; getting a new one", self.installation_id
+                    )
                     self._auth.forget(self.installation_id)
                     continue
                 if int(exc.status_code) in (404, 422):
@@ -199,16 +204,18 @@ class GitHubForge:
     # -- reading a commit --------------------------------------------------------------
 
     async def list_files(self, repo: str, sha: str) -> list[RepoFile]:
-        tree = await self._call(
-            lambda gh: gh.getitem(f"/repos/{repo}/git/trees/{sha}?recursive=1")
-        )
+        tree = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/trees/{sha}?recursive=1"))
         if tree.get("truncated"):
-            log.warning("the tree of %s@%s is too large for one request; some files are missing",
-                        repo, sha[:12])
+            log.warning(
+                "the tree of %s@%s is too large for one request; some files are missing",
+                repo,
+                sha[:12],
+            )
         blobs = {e["path"]: e["sha"] for e in tree["tree"] if e.get("type") == "blob"}
         self._blobs[(repo, sha)] = blobs
         return [
-            RepoFile(e["path"], int(e.get("size") or 0)) for e in tree["tree"]
+            RepoFile(e["path"], int(e.get("size") or 0))
+            for e in tree["tree"]
             if e.get("type") == "blob"
         ]
 
@@ -256,8 +263,12 @@ class GitHubForge:
         created = await self._call(
             lambda gh: gh.post(
                 f"/repos/{repo}/check-runs",
-                data={"name": name, "head_sha": sha, "status": "queued",
-                      "external_id": external_id},
+                data={
+                    "name": name,
+                    "head_sha": sha,
+                    "status": "queued",
+                    "external_id": external_id,
+                },
             )
         )
         return CheckRef(str(created["id"]), name, sha)
@@ -268,17 +279,24 @@ class GitHubForge:
     async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
         shown: set[tuple[str, int, str, str]] = set()
         if not ref.fresh:
+
             async def existing(gh: GitHubClient) -> list[dict[str, Any]]:
-                return [a async for a in gh.getiter(
-                    f"/repos/{repo}/check-runs/{ref.id}/annotations?per_page=100")]
+                return [
+                    a
+                    async for a in gh.getiter(
+                        f"/repos/{repo}/check-runs/{ref.id}/annotations?per_page=100"
+                    )
+                ]
 
             shown = {
                 (a["path"], a["start_line"], a["annotation_level"], a["message"])
                 for a in await self._call(existing)
             }
         new = [a.to_github() for a in output.annotations if a.fingerprint not in shown]
-        chunks = [new[i : i + MAX_ANNOTATIONS_PER_REQUEST]
-                  for i in range(0, len(new), MAX_ANNOTATIONS_PER_REQUEST)] or [[]]
+        chunks = [
+            new[i : i + MAX_ANNOTATIONS_PER_REQUEST]
+            for i in range(0, len(new), MAX_ANNOTATIONS_PER_REQUEST)
+        ] or [[]]
         body: dict[str, Any] = {
             "status": "completed",
             "conclusion": output.conclusion,
@@ -287,8 +305,11 @@ class GitHubForge:
         }
         if output.actions:
             body["actions"] = [
-                {"label": a.label[:20], "identifier": a.identifier[:20],
-                 "description": a.description[:40]}
+                {
+                    "label": a.label[:20],
+                    "identifier": a.identifier[:20],
+                    "description": a.description[:40],
+                }
                 for a in output.actions[:3]
             ]
         await self._patch(repo, ref, body)
@@ -302,7 +323,7 @@ class GitHubForge:
 def override_policy(label: str) -> str | None:
     """The policy id of an override label (`flujo/override:<policy-id>`), else None."""
     prefix = "flujo/override:"
-    return label[len(prefix):].strip() or None if label.startswith(prefix) else None
+    return label[len(prefix) :].strip() or None if label.startswith(prefix) else None
 
 
 def _output(output: CheckOutput, annotations: list[dict[str, Any]]) -> dict[str, Any]:

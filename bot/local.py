@@ -25,7 +25,10 @@ class GitError(Exception):
 
 async def git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     process = await asyncio.create_subprocess_exec(
-        "git", "-C", str(repo), *args,
+        "git",
+        "-C",
+        str(repo),
+        *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -110,8 +113,12 @@ class LocalForge:
     async def _record(self, ref: CheckRef, status: str, output: CheckOutput | None = None) -> None:
         folder = await self.checks_dir(ref.sha)
         folder.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"name": ref.name, "head_sha": ref.sha, "status": status,
-                                  "updated_at": time.time()}
+        record: dict[str, Any] = {
+            "name": ref.name,
+            "head_sha": ref.sha,
+            "status": status,
+            "updated_at": time.time(),
+        }
         if output is not None:
             record.update(
                 conclusion=output.conclusion,

@@ -9,6 +9,7 @@ operation's future: the event loop never blocks on the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -119,10 +120,8 @@ class _Writer(threading.Thread):
         for (_op, _future, loop), outcome in zip(group, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, items in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
 
 
 def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -70,8 +69,13 @@ class BotState:
             " ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = 0,"
             " repositories = CASE WHEN ? THEN excluded.repositories ELSE repositories END,"
             " updated_at = excluded.updated_at",
-            (installation_id, account, json.dumps(sorted(repositories or [])), time.time(),
-             repositories is not None),
+            (
+                installation_id,
+                account,
+                json.dumps(sorted(repositories or [])),
+                time.time(),
+                repositories is not None,
+            ),
         )
 
     async def remove_installation(self, installation_id: int) -> None:
@@ -107,8 +111,7 @@ class BotState:
             "SELECT id, account, suspended, repositories FROM installations ORDER BY id"
         )
         return [
-            {"id": r[0], "account": r[1], "suspended": bool(r[2]),
-             "repositories": json.loads(r[3])}
+            {"id": r[0], "account": r[1], "suspended": bool(r[2]), "repositories": json.loads(r[3])}
             for r in rows
         ]
 
@@ -124,7 +127,8 @@ class BotState:
 
     async def mark_checked(self, repo: str, sha: str, overrides: str) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO checked VALUES (?, ?, ?, ?)", (repo, sha, overrides, time.time())
+            "INSERT OR REPLACE INTO checked VALUES (?, ?, ?, ?)",
+            (repo, sha, overrides, time.time()),
         )
 
     # -- overrides -----------------------------------------------------------------------

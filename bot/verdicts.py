@@ -7,7 +7,6 @@ branch protection rule that requires these checks blocks the merge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from flujo.bot.forge import (
     Annotation,
     CheckOutput,
     Conclusion,
+    Level,
 )
 from flujo.spec.errors import Diagnostic
 
@@ -95,8 +95,9 @@ def test_output(report: CommitReport, live_action: bool = False) -> CheckOutput:
             }
         )
         if spec.test_error:
-            failures.append({"spec": spec.path, "name": "(setup)", "line": None,
-                             "lines": [spec.test_error]})
+            failures.append(
+                {"spec": spec.path, "name": "(setup)", "line": None, "lines": [spec.test_error]}
+            )
         for test in spec.tests:
             if test.outcome == "passed":
                 continue
@@ -139,8 +140,7 @@ def policy_output(report: CommitReport) -> CheckOutput:
             annotation = _policy_annotation(spec, verdict)
             if annotation is not None:
                 annotations.append(annotation)
-    summary = _render("check_policy.md.j2", specs=report.specs, rows=rows,
-                      patterns=report.patterns)
+    summary = _render("check_policy.md.j2", specs=report.specs, rows=rows, patterns=report.patterns)
     if not report.specs:
         return CheckOutput(POLICY, "neutral", "No Flujo specs found", summary)
     if not rows:
@@ -187,8 +187,14 @@ def _failure(path: str, test: Any) -> dict[str, Any]:
 def _test_annotations(spec: SpecReport, test: Any) -> list[Annotation]:
     title = f"Test failed: {test.name}"
     found = [
-        Annotation(spec.path, a.line, a.line, "failure",
-                   f"{a.expression}\n{a.explanation or 'is False'}", title)
+        Annotation(
+            spec.path,
+            a.line,
+            a.line,
+            "failure",
+            f"{a.expression}\n{a.explanation or 'is False'}",
+            title,
+        )
         for a in test.assertions
         if not a.passed and a.line
     ]
@@ -235,12 +241,13 @@ def _policy_annotation(spec: SpecReport, verdict: PolicyVerdict) -> Annotation |
         return Annotation(spec.path, line, line, "notice", message, f"Policy {verdict.id}")
     if verdict.verdict not in ("failed", "error"):
         return None
-    level = "warning" if verdict.action == "WARN" else "failure"
+    level: Level = "warning" if verdict.action == "WARN" else "failure"
     message = verdict.explanation or verdict.verdict
     if verdict.action == "REQUIRE_APPROVAL":
         message += f"\nA maintainer can approve it with the label flujo/override:{verdict.id}"
-    return Annotation(spec.path, line, line, level, message,
-                      f"Policy {verdict.id} ({verdict.action})")
+    return Annotation(
+        spec.path, line, line, level, message, f"Policy {verdict.id} ({verdict.action})"
+    )
 
 
 def _skip_reason(spec: SpecReport) -> str | None:
@@ -282,9 +289,7 @@ def _environment() -> jinja2.Environment:
 
 def _cell(value: object) -> str:
     """Safe inside a Markdown table cell (and inline code)."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace(
-        "`", "'"
-    )
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
 def _text(value: object) -> str:
@@ -293,9 +298,10 @@ def _text(value: object) -> str:
 
 def _render(template: str, **context: Any) -> str:
     """Render within GitHub's limit: fewer rows until it fits, then cut at a line."""
-    render: Callable[[int], str] = lambda rows: _environment().get_template(template).render(
-        max_rows=rows, **context
-    )
+
+    def render(rows: int) -> str:
+        return _environment().get_template(template).render(max_rows=rows, **context)
+
     rows = _ROWS
     text = render(rows)
     while len(text) > MAX_SUMMARY_CHARS and rows > 1:

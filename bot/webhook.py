@@ -81,9 +81,9 @@ class WebhookHandler:
             return _refuse(400, "missing or malformed X-GitHub-Event header", request)
         if not _DELIVERY_ID.fullmatch(delivery_id):
             return _refuse(400, "missing or malformed X-GitHub-Delivery header", request)
-        if not request.content_type == "application/json":
+        if request.content_type != "application/json":
             return _refuse(415, "content type must be application/json", request)
-        if not body.lstrip()[:1] == b"{":
+        if body.lstrip()[:1] != b"{":
             return _refuse(400, "body is not a JSON object", request)
         if event == "ping":
             return web.json_response({"pong": True})

@@ -177,13 +177,20 @@ class Workers:
                     if retry_at is None:
                         log.error(
                             "%s delivery %s dead-lettered after %d attempt(s): %s",
-                            work.event, job.delivery_id, attempts, reason,
+                            work.event,
+                            job.delivery_id,
+                            attempts,
+                            reason,
                         )
                         log.debug("details", exc_info=exc)
                         return
                     log.warning(
                         "%s delivery %s failed (attempt %d), retrying in %.1fs: %s",
-                        work.event, job.delivery_id, attempts, retry_at - time.time(), reason,
+                        work.event,
+                        job.delivery_id,
+                        attempts,
+                        retry_at - time.time(),
+                        reason,
                     )
                     delay = retry_at - time.time()
                     continue
@@ -195,9 +202,9 @@ class Workers:
         if isinstance(exc, Permanent) or attempts >= self._max_attempts:
             return None
         if isinstance(exc, RetryLater):
-            return exc.at
+            return float(exc.at)
         backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
-        return time.time() + backoff * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
+        return time.time() + backoff * random.uniform(0.5, 1.0)
 
 
 def _describe(exc: BaseException) -> str:

@@ -43,10 +43,10 @@ SECRET_QUERY_PARAMS = frozenset(
 _MIN_SECRET_LENGTH = 16  # shorter values (e.g. "test") are too likely to occur by chance
 
 
-
 def cassette_folder(spec: Path) -> Path:
     """Where a spec's recorded model calls live: cassettes/<spec name>/ beside it."""
     return spec.parent / "cassettes" / spec.stem
+
 
 class CassetteMiss(Exception):
     """A replayed request has no recording.

@@ -65,7 +65,9 @@ async def test_an_invalid_spec_fails_validate_with_an_annotation_at_its_line(
     assert validate.conclusion == "failure"
     (annotation,) = validate.annotations
     assert (annotation.path, annotation.start_line, annotation.level) == (
-        "flujo/greeter.yml", 5, "failure"
+        "flujo/greeter.yml",
+        5,
+        "failure",
     )
     assert "template_render" in annotation.message  # the did-you-mean
     assert checks["flujo/test"].conclusion == "failure"
@@ -130,8 +132,11 @@ async def test_a_repository_without_specs_gets_neutral_checks_saying_how_to_star
 async def test_the_repository_config_chooses_the_specs(tmp_path: Path) -> None:
     checks = await outputs(
         tmp_path,
-        {".github/flujo.yml": "specs: ['pipelines/*.yaml']\n", "pipelines/g.yaml": GOOD,
-         "flujo/ignored.yml": "not: [a, spec"},
+        {
+            ".github/flujo.yml": "specs: ['pipelines/*.yaml']\n",
+            "pipelines/g.yaml": GOOD,
+            "flujo/ignored.yml": "not: [a, spec",
+        },
     )
     assert checks["flujo/validate"].title == "1 spec valid"
 
@@ -169,7 +174,8 @@ def test_truncation_keeps_code_fences_closed() -> None:
 def git(repo: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -197,11 +203,17 @@ def test_bot_local_checks_the_commit_not_the_working_tree(repo: Path) -> None:
     result = CliRunner().invoke(cli, ["bot", "local", str(repo), "--override", "needs_review"])
     assert result.exit_code == 0, result.output
     assert "✓ flujo/policy: success" in result.output
-    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     written = repo / ".git" / "flujo" / "checks" / sha
     assert sorted(p.name for p in written.iterdir()) == [
-        "policy.json", "policy.md", "test.json", "test.md", "validate.json", "validate.md"
+        "policy.json",
+        "policy.md",
+        "test.json",
+        "test.md",
+        "validate.json",
+        "validate.md",
     ]
 
 

@@ -16,10 +16,7 @@ from tests.bot_support import SECRET, real_payload, signed
 
 
 class NoForge:
-    calls: list[int] = []
-
     async def __call__(self, installation_id: int) -> Forge:
-        self.calls.append(installation_id)
         raise RuntimeError("no forge in this test")
 
 
@@ -57,8 +54,11 @@ async def test_a_redelivery_is_acknowledged_but_not_queued_again(client: TestCli
         (lambda h, b: b.replace(b'"ref"', b'"REF"', 1), 401, "does not match"),
         (lambda h, b: (h.pop("X-GitHub-Event"), b)[1], 400, "X-GitHub-Event"),
         (lambda h, b: (h.pop("X-GitHub-Delivery"), b)[1], 400, "X-GitHub-Delivery"),
-        (lambda h, b: (h.update({"Content-Type": "application/x-www-form-urlencoded"}), b)[1],
-         415, "content type"),
+        (
+            lambda h, b: (h.update({"Content-Type": "application/x-www-form-urlencoded"}), b)[1],
+            415,
+            "content type",
+        ),
     ],
     ids=["unsigned", "sha1", "trailing-byte", "tampered", "no-event", "no-delivery", "form"],
 )
