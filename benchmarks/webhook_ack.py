@@ -90,7 +90,9 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
-async def burst(port: int, bodies: list[bytes], total: int, concurrency: int) -> tuple[float, list[float]]:
+async def burst(
+    port: int, bodies: list[bytes], total: int, concurrency: int
+) -> tuple[float, list[float]]:
     url = f"http://127.0.0.1:{port}/webhooks"
     signed = [(b, sign(b)) for b in bodies]
     latencies: list[float] = []
@@ -126,7 +128,9 @@ class Server:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.process = subprocess.Popen(
             [sys.executable, "-c", script, str(self.port), SECRET, *extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self.rates: list[float] = []
         self.latencies: list[float] = []

@@ -204,7 +204,7 @@ class Workers:
         if isinstance(exc, RetryLater):
             return float(exc.at)
         backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
-        return time.time() + backoff * random.uniform(0.5, 1.0)
+        return float(time.time() + backoff * random.uniform(0.5, 1.0))  # jittered
 
 
 def _describe(exc: BaseException) -> str:

@@ -35,7 +35,6 @@ class RepoConfig(BaseModel):
     )
     skills: SkillsConfig = Field(default_factory=SkillsConfig, description="Skill allow-list.")
 
-
     def is_spec(self, path: str) -> bool:
         """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""
         return spec_matcher(tuple(self.specs))(path)

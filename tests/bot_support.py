@@ -22,7 +22,11 @@ def real_payload(event: str, name: str = "payload") -> dict[str, Any]:
 
 
 def signed(
-    event: str, payload: dict[str, Any] | bytes, *, secret: str = SECRET, delivery: str | None = None
+    event: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    secret: str = SECRET,
+    delivery: str | None = None,
 ) -> tuple[dict[str, str], bytes]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {

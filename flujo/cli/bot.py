@@ -37,8 +37,12 @@ def _settings() -> Any:
 @bot.command()
 @click.option("--host", help="Interface to listen on (FLUJO_BOT_HOST, default 0.0.0.0).")
 @click.option("--port", type=int, help="Port to listen on (FLUJO_BOT_PORT, default 8080).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def serve(host: str | None, port: int | None, log_level: str) -> None:
     """Serve webhooks: POST /webhooks, GET /healthz, GET /readyz.
 
@@ -72,8 +76,13 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 @bot.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--rev", default="HEAD", show_default=True, help="The commit to check.")
-@click.option("--override", "overrides", multiple=True, metavar="POLICY_ID",
-              help="Approve this REQUIRE_APPROVAL policy, as the PR label would. Repeatable.")
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="POLICY_ID",
+    help="Approve this REQUIRE_APPROVAL policy, as the PR label would. Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Run the bot's checks on a local git repository's commit, with no GitHub.
@@ -83,7 +92,6 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     no such commit.
     """
     import asyncio
-
     import os
     from datetime import UTC, datetime
 
@@ -139,9 +147,13 @@ def _as_dict(output: Any) -> dict[str, Any]:
 
 
 @bot.command()
-@click.option("--state", "states", multiple=True,
-              type=click.Choice(["queued", "running", "done", "dead"]),
-              help="Only jobs in this state (repeatable). Default: all.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["queued", "running", "done", "dead"]),
+    help="Only jobs in this state (repeatable). Default: all.",
+)
 @click.option("--limit", default=50, show_default=True, help="Most jobs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
