@@ -1,0 +1,1 @@
+"""A fake GitHub for the bot's tests (placeholder; full guide below once written)."""
