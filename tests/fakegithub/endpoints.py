@@ -375,7 +375,7 @@ def pull_json(fake: FakeGitHub, repo: Repo, pull: Pull, schema: str = "pull-requ
         "title": pull.title,
         "user": user_json(fake, pull.user, "Bot" if pull.user.endswith("[bot]") else "User"),
         "body": pull.body,
-        "labels": [label_json(fake, repo, repo.labels[name]) for name in pull.labels],
+        "labels": [_pull_label(fake, repo, name, schema) for name in pull.labels],
         "milestone": None,
         "active_lock_reason": None,
         "created_at": pull.created_at,
@@ -426,6 +426,13 @@ def pull_json(fake: FakeGitHub, repo: Repo, pull: Pull, schema: str = "pull-requ
             }
         )
     return fake.spec.fill(schema, body)
+
+
+def _pull_label(fake: FakeGitHub, repo: Repo, name: str, schema: str) -> Json:
+    label = label_json(fake, repo, repo.labels[name])
+    if schema == "pull-request-simple":  # this listing documents description as a string
+        label["description"] = label["description"] or ""
+    return label
 
 
 def pull_head_sha(repo: Repo, pull: Pull) -> str:
@@ -674,7 +681,7 @@ def rate_limit(fake: FakeGitHub, call: Call) -> Reply:
         "reset": int(time.time()) + 3600,
         "used": RATE_LIMIT - fake.rate_remaining,
     }
-    return ok({"resources": {"core": core}, "rate": core})
+    return ok(fake.spec.fill("rate-limit-overview", {"resources": {"core": core}, "rate": core}))
 
 
 # --- repository and contents ------------------------------------------------------------

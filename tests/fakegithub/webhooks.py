@@ -45,12 +45,23 @@ def schema_key(event: str, payload: Json) -> str:
 
 
 @cache
+def _definitions() -> dict[str, Json]:
+    path = reference_dir() / "webhooks" / "schema.json"
+    definitions: dict[str, Json] = json.loads(path.read_text(encoding="utf-8"))["definitions"]
+    return definitions
+
+
+@cache
 def _validator(key: str) -> jsonschema.protocols.Validator:
-    schema = json.loads((reference_dir() / "webhooks" / "schema.json").read_text(encoding="utf-8"))
-    if key not in schema["definitions"]:
+    if key not in _definitions():
         raise KeyError(f"webhooks/schema.json has no definition {key!r}")
-    root = {"$ref": f"#/definitions/{key}", "definitions": schema["definitions"]}
+    root = {"$ref": f"#/definitions/{key}", "definitions": _definitions()}
     return jsonschema.Draft7Validator(root)
+
+
+def _allows(event: str, payload: Json, key: str) -> bool:
+    definition = _definitions().get(schema_key(event, payload), {})
+    return key in definition.get("properties", {})
 
 
 def validate(event: str, payload: Json) -> list[str]:
@@ -113,9 +124,13 @@ def payload(
     """
     data: dict[str, Json] = copy.deepcopy(_load(_file(event, name)))
     _set_repo(data.get("repository"), repo, repo_id, default_branch)
-    if installation_id is not None:
-        node = f"MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u{installation_id}"
-        data["installation"] = {"id": installation_id, "node_id": node}
+    if installation_id is not None and _allows(event, data, "installation"):
+        found = data.get("installation")
+        if isinstance(found, dict) and "account" in found:  # installation events: full object
+            found["id"] = installation_id
+        else:
+            node = f"MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u{installation_id}"
+            data["installation"] = {"id": installation_id, "node_id": node}
     if sender is not None and isinstance(data.get("sender"), dict):
         data["sender"]["login"] = sender
         data["sender"]["html_url"] = f"https://github.com/{sender}"
