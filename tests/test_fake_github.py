@@ -65,7 +65,9 @@ async def test_app_jwt_gives_an_installation_token_for_repo_calls(
     fake_github: FakeGitHub, world: str, session: aiohttp.ClientSession
 ) -> None:
     gh = GitHubAPI(session, "flujo-test", base_url=fake_github.base_url)
-    app_jwt = gidgethub.apps.get_jwt(app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem)
+    app_jwt = gidgethub.apps.get_jwt(
+        app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem
+    )
     app = await gh.getitem("/app", jwt=app_jwt)
     assert app["id"] == fake_github.app_id and app["slug"] == "flujo-test"
     installation = await gh.getitem(f"/repos/{REPO}/installation", jwt=app_jwt)
@@ -114,7 +116,11 @@ async def test_jwt_signed_with_another_key_or_expired_is_refused(
         serialization.NoEncryption(),
     )
     forged = jwt.encode(
-        {"iat": int(time.time()) - 60, "exp": int(time.time()) + 500, "iss": str(fake_github.app_id)},
+        {
+            "iat": int(time.time()) - 60,
+            "exp": int(time.time()) + 500,
+            "iss": str(fake_github.app_id),
+        },
         other,
         algorithm="RS256",
     )
@@ -122,7 +128,11 @@ async def test_jwt_signed_with_another_key_or_expired_is_refused(
         await gh.post(f"/app/installations/{INSTALLATION}/access_tokens", data=b"", jwt=forged)
     assert refused.value.status_code == 401
     stale = jwt.encode(
-        {"iat": int(time.time()) - 1400, "exp": int(time.time()) - 800, "iss": str(fake_github.app_id)},
+        {
+            "iat": int(time.time()) - 1400,
+            "exp": int(time.time()) - 800,
+            "iss": str(fake_github.app_id),
+        },
         fake_github.private_key_pem,
         algorithm="RS256",
     )
@@ -214,7 +224,9 @@ async def test_git_database_writes_make_a_branch_and_pull_request(
         f"/repos/{REPO}/pulls?head=acme:flujo/improve&state=open", oauth_token=token
     )
     assert [p["number"] for p in found] == [pull["number"]]
-    assert fake_github.files(REPO, "flujo/improve") == {"flows/triage.yaml": "name: triage\nsteps: [a]\n"}
+    assert fake_github.files(REPO, "flujo/improve") == {
+        "flows/triage.yaml": "name: triage\nsteps: [a]\n"
+    }
     merged = await client.put(
         f"/repos/{REPO}/pulls/{pull['number']}/merge",
         data={"merge_method": "squash", "sha": commit["sha"]},
@@ -445,7 +457,7 @@ async def test_every_endpoint_answers_within_githubs_schemas(
     sha = fake_github.commit(REPO, {"flows/new.yaml": "name: new\n"}, branch="feature")
     number = fake_github.open_pull(REPO, "feature", title="Add new flow", labels=["bot"])
     r = f"/repos/{REPO}"
-    kw = {"oauth_token": token}
+    kw: dict[str, Any] = {"oauth_token": token}
     await client.getitem(f"{r}/branches/main", **kw)
     await client.getitem(f"{r}/commits/{sha}", **kw)
     await client.getitem(f"{r}/contents/flows", **kw)
@@ -521,13 +533,27 @@ ADJUSTMENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("push", "with-installation", {"sha": "a" * 40, "before": "b" * 40, "branch": "main"}),
     ("push", "payload", {"sha": "a" * 40, "branch": "feature/x"}),
     ("ping", "with-app_id", {}),
-    ("pull_request", "opened", {"number": 7, "sha": "c" * 40, "branch": "flujo/fix", "base_branch": "main", "base_sha": "d" * 40}),
+    (
+        "pull_request",
+        "opened",
+        {
+            "number": 7,
+            "sha": "c" * 40,
+            "branch": "flujo/fix",
+            "base_branch": "main",
+            "base_sha": "d" * 40,
+        },
+    ),
     ("pull_request", "synchronize", {"number": 7, "sha": "c" * 40, "before": "e" * 40}),
     ("pull_request", "labeled", {"number": 7, "label": "flujo:approve", "sender": "alice"}),
     ("pull_request", "closed", {"number": 7, "branch": "flujo/fix"}),
     ("check_suite", "requested", {"sha": "c" * 40, "branch": "main", "before": "e" * 40}),
     ("check_suite", "rerequested", {"sha": "c" * 40, "check_suite_id": 99}),
-    ("check_run", "rerequested", {"sha": "c" * 40, "check_name": "flujo/validate", "external_id": "r1", "check_run_id": 5}),
+    (
+        "check_run",
+        "rerequested",
+        {"sha": "c" * 40, "check_name": "flujo/validate", "external_id": "r1", "check_run_id": 5},
+    ),
     ("check_run", "requested_action", {"sha": "c" * 40, "check_name": "flujo/validate"}),
     ("check_run", "created", {"sha": "c" * 40}),
     ("issue_comment", "created", {"number": 7, "comment": "/flujo retry", "sender": "bob"}),
@@ -577,7 +603,9 @@ async def test_deliver_posts_a_signed_webhook(fake_github: FakeGitHub) -> None:
 
     async def hook(request: web.Request) -> web.Response:
         seen.append(
-            Event.from_http(request.headers, await request.read(), secret=fake_github.webhook_secret)
+            Event.from_http(
+                request.headers, await request.read(), secret=fake_github.webhook_secret
+            )
         )
         return web.Response(status=202)
 

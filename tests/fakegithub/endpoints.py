@@ -298,7 +298,11 @@ def commit_json(fake: FakeGitHub, repo: Repo, sha: str, *, files: bool = True) -
         "author": None,
         "committer": None,
         "parents": [
-            {"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{HTML}/{repo.full_name}/commit/{p}"}
+            {
+                "sha": p,
+                "url": f"{api}/commits/{p}",
+                "html_url": f"{HTML}/{repo.full_name}/commit/{p}",
+            }
             for p in info.parents
         ],
     }
@@ -308,7 +312,11 @@ def commit_json(fake: FakeGitHub, repo: Repo, sha: str, *, files: bool = True) -
         body["files"] = entries
         additions = sum(e["additions"] for e in entries)
         deletions = sum(e["deletions"] for e in entries)
-        body["stats"] = {"additions": additions, "deletions": deletions, "total": additions + deletions}
+        body["stats"] = {
+            "additions": additions,
+            "deletions": deletions,
+            "total": additions + deletions,
+        }
     return fake.spec.fill("commit", body)
 
 
@@ -416,7 +424,9 @@ def pull_json(fake: FakeGitHub, repo: Repo, pull: Pull, schema: str = "pull-requ
                 "rebaseable": merge_tree is not None,
                 "mergeable_state": "clean" if merge_tree is not None else "dirty",
                 "merged_by": user_json(fake, pull.merged_by) if pull.merged_by else None,
-                "comments": len([c for c in repo.comments.values() if c.issue_number == pull.number]),
+                "comments": len(
+                    [c for c in repo.comments.values() if c.issue_number == pull.number]
+                ),
                 "review_comments": 0,
                 "maintainer_can_modify": False,
                 "commits": len(pull_commits(repo, pull)),
@@ -448,7 +458,7 @@ def pull_commits(repo: Repo, pull: Pull) -> list[str]:
     base = repo.git.ref(f"refs/heads/{pull.base}")
     if not head or not base:
         return []
-    return repo.git.rev_list(f"{base}..{head}")
+    return repo.git.rev_list(base, head)
 
 
 def pull_changes(repo: Repo, pull: Pull) -> list[Any]:
@@ -468,7 +478,9 @@ def comment_json(fake: FakeGitHub, repo: Repo, comment: Comment) -> Json:
             "id": comment.id,
             "node_id": _node_id("IssueComment", comment.id),
             "url": f"{api}/issues/comments/{comment.id}",
-            "html_url": f"{HTML}/{repo.full_name}/pull/{comment.issue_number}#issuecomment-{comment.id}",
+            "html_url": (
+                f"{HTML}/{repo.full_name}/pull/{comment.issue_number}#issuecomment-{comment.id}"
+            ),
             "issue_url": f"{api}/issues/{comment.issue_number}",
             "body": comment.body,
             "user": user_json(
@@ -544,7 +556,15 @@ def suite_state(fake: FakeGitHub, suite: CheckSuite) -> tuple[str, str | None]:
     if any(r.status != "completed" for r in runs):
         status = "in_progress" if any(r.status != "queued" for r in runs) else "queued"
         return status, None
-    order = ["action_required", "cancelled", "timed_out", "failure", "neutral", "skipped", "success"]
+    order = [
+        "action_required",
+        "cancelled",
+        "timed_out",
+        "failure",
+        "neutral",
+        "skipped",
+        "success",
+    ]
     conclusions = [r.conclusion or "neutral" for r in runs]
     worst = min(conclusions, key=lambda c: order.index(c) if c in order else len(order))
     return "completed", worst
@@ -671,9 +691,9 @@ def installation_repositories(fake: FakeGitHub, call: Call) -> Reply:
 
 @route("GET", "/rate_limit")
 def rate_limit(fake: FakeGitHub, call: Call) -> Reply:
-    from tests.fakegithub.server import RATE_LIMIT
-
     import time
+
+    from tests.fakegithub.server import RATE_LIMIT
 
     core = {
         "limit": RATE_LIMIT,
@@ -722,7 +742,10 @@ def get_branch(fake: FakeGitHub, call: Call) -> Reply:
             {
                 "name": name,
                 "commit": commit_json(fake, repo, sha, files=False),
-                "_links": {"html": f"{HTML}/{repo.full_name}/tree/{name}", "self": f"{api}/branches/{name}"},
+                "_links": {
+                    "html": f"{HTML}/{repo.full_name}/tree/{name}",
+                    "self": f"{api}/branches/{name}",
+                },
                 "protected": False,
                 "protection": {"enabled": False},
                 "protection_url": f"{api}/branches/{name}/protection",
@@ -800,9 +823,7 @@ def get_contents(fake: FakeGitHub, call: Call) -> Reply:
         raise not_found()
     if entry.type == "tree":
         children = repo.git.ls_tree(f"{commit}:{path}")
-        listing = [
-            content_json(fake, repo, f"{path}/{c.path}", c, ref) for c in children
-        ]
+        listing = [content_json(fake, repo, f"{path}/{c.path}", c, ref) for c in children]
         return ok(listing)
     body = content_json(fake, repo, path, entry, ref)
     if entry.type == "blob":
@@ -863,9 +884,7 @@ def matching_refs(fake: FakeGitHub, call: Call) -> Reply:
     repo = _repo(call)
     prefix = full_ref(call.params["ref"])
     found = [
-        ref_json(fake, repo, name, sha)
-        for name, sha in repo.git.refs()
-        if name.startswith(prefix)
+        ref_json(fake, repo, name, sha) for name, sha in repo.git.refs() if name.startswith(prefix)
     ]
     return ok(found)
 
@@ -875,13 +894,17 @@ def create_ref(fake: FakeGitHub, call: Call) -> Reply:
     repo = _repo(call)
     name, sha = call.body["ref"], call.body["sha"]
     if not name.startswith("refs/") or name.count("/") < 2:
-        raise GitHubError(422, "Reference name must start with 'refs/' and have at least two slashes.")
+        raise GitHubError(
+            422, "Reference name must start with 'refs/' and have at least two slashes."
+        )
     if repo.git.object_type(sha) is None:
         raise GitHubError(422, "Object does not exist")
     if repo.git.ref(name) is not None:
         raise GitHubError(422, "Reference already exists")
     repo.git.set_ref(name, sha)
-    return ok(ref_json(fake, repo, name, sha), 201, {"Location": f"{fake.base_url}{call.path}/{name[5:]}"})
+    return ok(
+        ref_json(fake, repo, name, sha), 201, {"Location": f"{fake.base_url}{call.path}/{name[5:]}"}
+    )
 
 
 @route("PATCH", R + "/git/refs/{ref}")
@@ -956,7 +979,9 @@ def create_tree(fake: FakeGitHub, call: Call) -> Reply:
             for name in [p for p in files if p.startswith(path + "/")]:
                 del files[name]
             for sub in repo.git.flat_files(sha).values():
-                files[f"{path}/{sub.path}"] = Entry(sub.mode, sub.type, sub.sha, f"{path}/{sub.path}")
+                files[f"{path}/{sub.path}"] = Entry(
+                    sub.mode, sub.type, sub.sha, f"{path}/{sub.path}"
+                )
         else:
             files[path] = Entry(item.get("mode", "100644"), kind, sha, path)
     tree = repo.git.write_tree(files)
@@ -976,7 +1001,9 @@ def create_tree(fake: FakeGitHub, call: Call) -> Reply:
         if entry["size"] is None:
             del entry["size"]
     url = f"{api}/trees/{tree}"
-    return ok({"sha": tree, "url": url, "tree": entries, "truncated": False}, 201, {"Location": url})
+    return ok(
+        {"sha": tree, "url": url, "tree": entries, "truncated": False}, 201, {"Location": url}
+    )
 
 
 @route("POST", R + "/git/commits")
@@ -1006,8 +1033,8 @@ def compare(fake: FakeGitHub, call: Call) -> Reply:
     merge_base = repo.git.merge_base(base, head)
     if merge_base is None:
         raise not_found()
-    ahead = repo.git.rev_list(f"{merge_base}..{head}")
-    behind = repo.git.rev_list(f"{merge_base}..{base}")
+    ahead = repo.git.rev_list(merge_base, head)
+    behind = repo.git.rev_list(merge_base, base)
     status = (
         "identical"
         if not ahead and not behind
@@ -1085,7 +1112,9 @@ def _apply_check_fields(run: CheckRun, body: Json) -> None:
         status = "completed"
     if status == "completed" and conclusion is None:
         raise invalid(
-            "conclusion is required when status is completed", field_name="conclusion", code="missing"
+            "conclusion is required when status is completed",
+            field_name="conclusion",
+            code="missing",
         )
     for key in ("name", "external_id", "details_url", "started_at"):
         if key in body:
@@ -1233,7 +1262,9 @@ def get_check_suite(fake: FakeGitHub, call: Call) -> Reply:
 @route("GET", R + "/check-suites/{check_suite_id}/check-runs")
 def list_suite_runs(fake: FakeGitHub, call: Call) -> Reply:
     suite = _suite(fake, call)
-    return _runs_listing(fake, call, [r for r in fake.check_runs.values() if r.suite_id == suite.id])
+    return _runs_listing(
+        fake, call, [r for r in fake.check_runs.values() if r.suite_id == suite.id]
+    )
 
 
 @route("POST", R + "/check-suites/{check_suite_id}/rerequest")
@@ -1293,7 +1324,7 @@ def create_pull(fake: FakeGitHub, call: Call) -> Reply:
                 }
             ],
         )
-    if not repo.git.rev_list(f"refs/heads/{base}..refs/heads/{head}"):
+    if not repo.git.rev_list(f"refs/heads/{base}", f"refs/heads/{head}"):
         raise GitHubError(
             422,
             "Validation Failed",
@@ -1429,7 +1460,9 @@ def _issue(call: Call) -> Pull:
 @route("GET", R + "/issues/{issue_number}/labels")
 def issue_labels(fake: FakeGitHub, call: Call) -> Reply:
     repo, pull = _repo(call), _issue(call)
-    page, headers = paginate(fake, call, [label_json(fake, repo, repo.labels[n]) for n in pull.labels])
+    page, headers = paginate(
+        fake, call, [label_json(fake, repo, repo.labels[n]) for n in pull.labels]
+    )
     return ok(page, headers=headers)
 
 

@@ -106,7 +106,7 @@ class OpenAPI:
         request_schema = None
         if body is not None:
             content = body.get("content", {})
-            json_part = content.get("application/json") or next(iter(content.values()), {})
+            json_part: Json = content.get("application/json") or next(iter(content.values()), {})
             request_schema = json_part.get("schema")
         responses: dict[str, Json | None] = {}
         for status, response in raw.get("responses", {}).items():
@@ -166,11 +166,10 @@ class OpenAPI:
         """Violations of the operation's parameters and request body."""
         where = f"{op.method} {op.template}"
         problems: list[str] = []
-        given: dict[str, str] = {}
-        for key, value in query:
-            given[key] = value
+        given: dict[str, str] = dict(query)
         known = {p.name: p for p in op.parameters}
         for param in op.parameters:
+            value: str | None
             if param.location == "path":
                 value = path_values.get(param.name)
             elif param.location == "query":
@@ -265,7 +264,7 @@ def _placeholder(spec: OpenAPI, schema: Json) -> Json:
     schema = spec._resolve(schema)
     kind = schema.get("type")
     types = kind if isinstance(kind, list) else [kind]
-    if "null" in types or "anyOf" in schema and {"type": "null"} in schema["anyOf"]:
+    if "null" in types or ("anyOf" in schema and {"type": "null"} in schema["anyOf"]):
         return None
     if "enum" in schema:
         return schema["enum"][0]

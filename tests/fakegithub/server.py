@@ -225,7 +225,9 @@ class FakeGitHub:
             git=git,
             private=private,
         )
-        return self.commit(full_name, dict(files or {}), branch=default_branch, message="Initial commit")
+        return self.commit(
+            full_name, dict(files or {}), branch=default_branch, message="Initial commit"
+        )
 
     def repo(self, full_name: str) -> Repo:
         try:
@@ -270,7 +272,7 @@ class FakeGitHub:
         draft: bool = False,
         labels: list[str] | None = None,
     ) -> int:
-        """Open a pull request from branch `head` into `base` (default branch); returns its number."""
+        """Open a pull request from `head` into `base` (default branch); returns its number."""
         repo = self.repo(full_name)
         for branch in (head, base or repo.default_branch):
             if repo.git.ref(f"refs/heads/{branch}") is None:
@@ -569,7 +571,9 @@ class FakeGitHub:
             else:
                 installation = self._authenticate(request.headers.get("Authorization"), op.template)
                 self.rate_remaining = max(0, self.rate_remaining - 1)
-                problems = self.spec.check_request(op, params, query.items(), body, has_body=has_body)
+                problems = self.spec.check_request(
+                    op, params, query.items(), body, has_body=has_body
+                )
                 if problems:
                     self.violations.extend(problems)
                     if any("request body" in p or "a JSON request body" in p for p in problems):
@@ -591,7 +595,9 @@ class FakeGitHub:
                     self.violations.extend(self.spec.check_response(op, status, payload))
         except GitHubError as error:
             if error.violation:
-                self.violations.append(f"{method} {template or path}: {error.errors or error.message}")
+                self.violations.append(
+                    f"{method} {template or path}: {error.errors or error.message}"
+                )
             status, payload, headers = error.status, error.body(), {}
         self.requests.append(Request(method, path, query, body, status, template))
         text = None if payload is None else json.dumps(payload)

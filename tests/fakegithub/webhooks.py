@@ -137,7 +137,9 @@ def payload(
     if event == "push":
         _adjust_push(data, sha, before, branch, repo)
     if event == "pull_request" or "pull_request" in data:
-        _adjust_pull(data, repo, repo_id, default_branch, sha, branch, base_branch, base_sha, number)
+        _adjust_pull(
+            data, repo, repo_id, default_branch, sha, branch, base_branch, base_sha, number
+        )
     if event in ("issue_comment",) and number is not None:
         data["issue"]["number"] = number
         if repo:
@@ -192,7 +194,9 @@ def _adjust_push(
         else:
             data["commits"] = [dict(data["head_commit"])]
     if repo:
-        data["compare"] = f"https://github.com/{repo}/compare/{data['before'][:12]}...{data['after'][:12]}"
+        data["compare"] = (
+            f"https://github.com/{repo}/compare/{data['before'][:12]}...{data['after'][:12]}"
+        )
         for commit in [*data["commits"], data.get("head_commit")]:
             if isinstance(commit, dict):
                 commit["url"] = f"https://github.com/{repo}/commit/{commit['id']}"
