@@ -312,7 +312,7 @@ def _template_regex(template: str, multi: set[str]) -> re.Pattern[str]:
         pattern += re.escape(template[last : found.start()])
         name = found.group(1)
         group = re.sub(r"\W", "_", name)
-        pattern += f"(?P<{group}>.+)" if name in multi else f"(?P<{group}>[^/]+)"
+        pattern += f"(?P<{group}>.*)" if name in multi else f"(?P<{group}>[^/]+)"
         last = found.end()
     pattern += re.escape(template[last:])
     return re.compile(pattern)
