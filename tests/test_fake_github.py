@@ -443,8 +443,118 @@ async def test_faults_secondary_rate_limit_server_error_and_primary_rate_limit(
     with pytest.raises(gidgethub.RateLimitExceeded) as exhausted:
         await client.getitem(f"/repos/{REPO}/pulls", oauth_token=token)
     assert exhausted.value.rate_limit.remaining == 0
-    statuses = [r.status for r in fake_github.requests[-5:]]
-    assert statuses == [502, 502, 200, 403, 200][: len(statuses)] or 403 in statuses
+    await client.getitem(f"/repos/{REPO}/pulls", oauth_token=token)  # each fault fires once
+    statuses = [r.status for r in fake_github.requests if r.method == "GET"]
+    assert statuses == [502, 502, 200, 403, 200]
+
+
+async def test_a_fault_can_last_until_cleared_and_match_any_method(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    fake_github.fail("*", f"/repos/{REPO}/*", 404, times=None)
+    for _ in range(3):
+        with pytest.raises(gidgethub.BadRequest) as missing:
+            await client.getitem(f"/repos/{REPO}/branches/main", oauth_token=token)
+        assert missing.value.status_code == 404
+    fake_github.clear_faults()
+    branch = await client.getitem(f"/repos/{REPO}/branches/main", oauth_token=token)
+    assert branch["commit"]["sha"] == world
+
+
+async def test_list_check_runs_defaults_to_the_latest_run_per_name(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    for conclusion in ("failure", "success"):
+        await client.post(
+            f"/repos/{REPO}/check-runs",
+            data={"name": "flujo/test", "head_sha": world, "conclusion": conclusion},
+            oauth_token=token,
+        )
+    latest = await client.getitem(f"/repos/{REPO}/commits/main/check-runs", oauth_token=token)
+    assert [r["conclusion"] for r in latest["check_runs"]] == ["success"]
+    every = [
+        r["conclusion"]
+        async for r in client.getiter(
+            f"/repos/{REPO}/commits/main/check-runs?filter=all&per_page=1",
+            oauth_token=token,
+            iterable_key="check_runs",
+        )
+    ]
+    assert every == ["success", "failure"]
+    suite = (await client.getitem(f"/repos/{REPO}/commits/main/check-suites", oauth_token=token))[
+        "check_suites"
+    ][0]
+    assert (suite["status"], suite["conclusion"]) == ("completed", "failure")
+
+
+async def test_repos_outside_the_installation_and_jwt_on_repo_calls_are_refused(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    fake_github.add_installation(7, "other")
+    fake_github.create_repo("other/secret", {"a": "b"}, installation_id=7)
+    with pytest.raises(gidgethub.BadRequest) as hidden:
+        await client.getitem("/repos/other/secret", oauth_token=token)
+    assert hidden.value.status_code == 404
+    app_jwt = gidgethub.apps.get_jwt(
+        app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem
+    )
+    with pytest.raises(gidgethub.BadRequest) as refused:
+        await client.getitem(f"/repos/{REPO}", jwt=app_jwt)
+    assert refused.value.status_code == 403
+    with pytest.raises(gidgethub.BadRequest) as not_jwt:
+        await client.getitem("/app", oauth_token=token)
+    assert not_jwt.value.status_code == 401
+
+
+async def test_unknown_paths_and_query_parameters_are_violations(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    with pytest.raises(gidgethub.BadRequest):
+        await client.getitem(f"/repos/{REPO}/issues", oauth_token=token)
+    await client.getitem(f"/repos/{REPO}/commits/main/check-runs?check-name=x", oauth_token=token)
+    await client.getitem(f"/repos/{REPO}/pulls?state=merged", oauth_token=token)
+    found = fake_github.take_violations()
+    assert len(found) == 3
+    assert "not in GitHub's REST API description" in found[0]
+    assert "unknown query parameter 'check-name'" in found[1]
+    assert "'state' must be one of" in found[2]
+    assert fake_github.violations == []
+
+
+async def test_merge_conflicts_and_stale_heads_are_refused(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    fake_github.commit(REPO, {"README.md": "feature\n"}, branch="feature")
+    number = fake_github.open_pull(REPO, "feature", title="Change readme")
+    with pytest.raises(gidgethub.BadRequest) as stale:
+        await client.put(
+            f"/repos/{REPO}/pulls/{number}/merge", data={"sha": world}, oauth_token=token
+        )
+    assert stale.value.status_code == 409
+    fake_github.commit(REPO, {"README.md": "main\n"})
+    pull = await client.getitem(f"/repos/{REPO}/pulls/{number}", oauth_token=token)
+    assert pull["mergeable"] is False
+    with pytest.raises(gidgethub.BadRequest) as conflict:
+        await client.put(f"/repos/{REPO}/pulls/{number}/merge", data={}, oauth_token=token)
+    assert conflict.value.status_code == 405
+
+
+def test_commit_helper_adds_changes_and_deletes_files(fake_github: FakeGitHub, world: str) -> None:
+    sha = fake_github.commit(
+        REPO, {"README.md": None, "docs/a.md": "A\n"}, branch="docs", message="Docs"
+    )
+    assert fake_github.branch_sha(REPO, "docs") == sha
+    assert fake_github.files(REPO, "docs") == {
+        "flows/triage.yaml": FILES["flows/triage.yaml"],
+        "docs/a.md": "A\n",
+    }
+    assert fake_github.files(REPO, world) == FILES
+    assert fake_github.refs(REPO) == {"refs/heads/docs": sha, "refs/heads/main": world}
 
 
 # --- every endpoint validates -----------------------------------------------------------
@@ -514,6 +624,43 @@ async def test_responses_resemble_the_recorded_fixtures(
         url, json={"name": "test-label", "color": "663399"}, headers=headers
     ) as response:
         assert set(await response.json()) == set(created["response"])
+
+
+def _key_paths(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        found = set()
+        for key, item in value.items():
+            found |= {prefix + key} | _key_paths(item, f"{prefix}{key}.")
+        return found
+    if isinstance(value, list) and value:
+        return _key_paths(value[0], prefix + "[].")
+    return set()
+
+
+async def test_bodies_have_every_field_of_the_recorded_responses(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str], github_reference: Path
+) -> None:
+    client, token = gh
+    r = f"/repos/{REPO}"
+    ours = {
+        ("get-repository", "get"): await client.getitem(r, oauth_token=token),
+        ("create-file", "put"): await client.put(
+            f"{r}/contents/test.txt",
+            data={"message": "create test.txt", "content": "VGVzdCBjb250ZW50"},
+            oauth_token=token,
+        ),
+        ("get-content", "get"): await client.getitem(f"{r}/contents/", oauth_token=token),
+        ("git-refs", "post"): await client.post(
+            f"{r}/git/refs", data={"ref": "refs/heads/test", "sha": world}, oauth_token=token
+        ),
+        ("labels", "post"): await client.post(
+            f"{r}/labels", data={"name": "test-label", "color": "663399"}, oauth_token=token
+        ),
+    }
+    for (fixture, method), body in ours.items():
+        recorded = json.loads((github_reference / "fixtures" / f"{fixture}.json").read_text())
+        sample = next(x for x in recorded if x["method"] == method and x["status"] < 300)
+        assert _key_paths(sample["response"]) <= _key_paths(body), fixture
 
 
 # --- webhooks ---------------------------------------------------------------------------
@@ -594,6 +741,14 @@ def test_signed_deliveries_verify_with_gidgethub() -> None:
     assert headers["User-Agent"].startswith("GitHub-Hookshot/")
     with pytest.raises(gidgethub.ValidationFailure):
         Event.from_http({k.lower(): v for k, v in headers.items()}, body, secret="wrong")
+
+
+def test_webhook_helper_uses_the_fakes_repository(fake_github: FakeGitHub, world: str) -> None:
+    data = fake_github.webhook("check_suite", "requested", repo=REPO, sha=world, branch="main")
+    assert webhooks.validate("check_suite", data) == []
+    assert data["repository"]["id"] == fake_github.repo(REPO).id
+    assert data["installation"]["id"] == INSTALLATION
+    assert data["check_suite"]["head_sha"] == world
 
 
 async def test_deliver_posts_a_signed_webhook(fake_github: FakeGitHub) -> None:

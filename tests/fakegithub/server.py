@@ -439,6 +439,10 @@ class FakeGitHub:
             times=times,
         )
 
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()
+
     def expire_tokens(self) -> None:
         """Every installation token issued so far is expired: its next use gets 401."""
         self.tokens = {token: (inst, 0.0) for token, (inst, _) in self.tokens.items()}
@@ -454,6 +458,20 @@ class FakeGitHub:
         return None
 
     # --- webhooks -----------------------------------------------------------------------
+
+    def webhook(self, event: str, name: str, *, repo: str, **adjust: Any) -> dict[str, Json]:
+        """A real payload (`webhooks.payload`) adjusted to `repo` as this fake knows it: its id,
+        default branch and installation are filled in; `adjust` passes the rest (sha, branch,
+        number, check_name, label, sender, …)."""
+        known = self.repo(repo)
+        filled: dict[str, Any] = {
+            "repo": repo,
+            "repo_id": known.id,
+            "default_branch": known.default_branch,
+            "installation_id": known.installation_id,
+            **adjust,
+        }
+        return webhooks.payload(event, name, **filled)
 
     async def deliver(
         self, url: str, event: str, payload: dict[str, Json], *, delivery_id: str | None = None
