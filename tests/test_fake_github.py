@@ -41,13 +41,13 @@ def world(fake_github: FakeGitHub) -> str:
 async def installation_client(
     fake: FakeGitHub, session: aiohttp.ClientSession
 ) -> tuple[GitHubAPI, str]:
+    """A client and an installation token. Signs the JWT with the key object: PyJWT re-parses a
+    PEM on every call (~120 ms); `test_app_jwt_…` covers the PEM path gidgethub takes."""
     gh = GitHubAPI(session, "flujo-test", base_url=fake.base_url)
-    token = await gidgethub.apps.get_installation_access_token(
-        gh,
-        installation_id=str(INSTALLATION),
-        app_id=str(fake.app_id),
-        private_key=fake.private_key_pem,
-    )
+    now = int(time.time())
+    claims = {"iat": now - 60, "exp": now + 540, "iss": str(fake.app_id)}
+    app_jwt = jwt.encode(claims, fake.private_key, algorithm="RS256")
+    token = await gh.post(f"/app/installations/{INSTALLATION}/access_tokens", data=b"", jwt=app_jwt)
     return gh, token["token"]
 
 
@@ -133,7 +133,7 @@ async def test_jwt_signed_with_another_key_or_expired_is_refused(
             "exp": int(time.time()) - 800,
             "iss": str(fake_github.app_id),
         },
-        fake_github.private_key_pem,
+        fake_github.private_key,
         algorithm="RS256",
     )
     with pytest.raises(gidgethub.BadRequest) as expired:
@@ -498,9 +498,9 @@ async def test_repos_outside_the_installation_and_jwt_on_repo_calls_are_refused(
     with pytest.raises(gidgethub.BadRequest) as hidden:
         await client.getitem("/repos/other/secret", oauth_token=token)
     assert hidden.value.status_code == 404
-    app_jwt = gidgethub.apps.get_jwt(
-        app_id=str(fake_github.app_id), private_key=fake_github.private_key_pem
-    )
+    now = int(time.time())
+    claims = {"iat": now - 60, "exp": now + 540, "iss": str(fake_github.app_id)}
+    app_jwt = jwt.encode(claims, fake_github.private_key, algorithm="RS256")
     with pytest.raises(gidgethub.BadRequest) as refused:
         await client.getitem(f"/repos/{REPO}", jwt=app_jwt)
     assert refused.value.status_code == 403

@@ -77,7 +77,10 @@ class GitRepo:
         self._refs: dict[str, str] | None = None
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
-            self.run("init", "--bare", "--quiet", f"--initial-branch={default_branch}")
+            self.run(
+                "init", "--bare", "--quiet", "--template=", f"--initial-branch={default_branch}"
+            )
+            self._refs = {}
 
     def run(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(

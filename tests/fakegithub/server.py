@@ -45,19 +45,23 @@ RATE_LIMIT = 5000
 
 
 @cache
-def app_private_key_pem() -> str:
+def app_private_key() -> rsa.RSAPrivateKey:
     """One RSA key per test session (generating one takes ~50-100 ms)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @cache
-def _public_key(pem: str) -> Any:
-    return serialization.load_pem_private_key(pem.encode(), password=None).public_key()
+def app_private_key_pem() -> str:
+    """`app_private_key()` as PEM, as a GitHub App's settings hold it."""
+    return (
+        app_private_key()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class FakeGitHub:
         self.app_name = "Flujo Test"
         self.webhook_secret = webhook_secret
         self.private_key_pem = app_private_key_pem()
+        self.private_key = app_private_key()
         self.spec: OpenAPI = load_openapi()
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="fakegithub-"))
@@ -496,7 +501,7 @@ class FakeGitHub:
         try:
             claims = jwt.decode(
                 token,
-                _public_key(self.private_key_pem),
+                self.private_key.public_key(),
                 algorithms=["RS256"],
                 options={"require": ["iat", "exp", "iss"]},
                 leeway=60,
