@@ -599,6 +599,40 @@ async def test_every_endpoint_answers_within_githubs_schemas(
     assert fake_github.violations == []
 
 
+async def test_statuses_reviews_labels_and_comment_deletion(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    kw: dict[str, Any] = {"oauth_token": token}
+    r = f"/repos/{REPO}"
+    await client.post(f"{r}/statuses/{world}", data={"state": "pending", "context": "a"}, **kw)
+    await client.post(f"{r}/statuses/{world}", data={"state": "success", "context": "a"}, **kw)
+    await client.post(f"{r}/statuses/{world}", data={"state": "success", "context": "b"}, **kw)
+    combined = await client.getitem(f"{r}/commits/main/status", **kw)
+    assert (combined["state"], combined["total_count"]) == ("success", 2)
+    assert [s.state for s in fake_github.statuses(REPO, world)] == ["pending", "success", "success"]
+    fake_github.commit(REPO, {"x.txt": "x\n"}, branch="feature")
+    number = fake_github.open_pull(REPO, "feature", title="X")
+    fake_github.add_review(REPO, number, "APPROVED", user="alice")
+    await client.post(f"{r}/pulls/{number}/reviews", data={"event": "COMMENT", "body": "ok"}, **kw)
+    reviews = await client.getitem(f"{r}/pulls/{number}/reviews", **kw)
+    assert [(x["user"]["login"], x["state"]) for x in reviews] == [
+        ("alice", "APPROVED"),
+        ("flujo-test[bot]", "COMMENTED"),
+    ]
+    await client.put(f"{r}/issues/{number}/labels", data={"labels": ["a", "b"]}, **kw)
+    await client.patch(f"{r}/labels/a", data={"new_name": "flujo:a", "color": "123456"}, **kw)
+    await client.delete(f"{r}/labels/b", **kw)
+    assert fake_github.labels(REPO, number) == ["flujo:a"]
+    label = await client.getitem(f"{r}/labels/flujo:a", **kw)
+    assert label["color"] == "123456"
+    comment = await client.post(f"{r}/issues/{number}/comments", data={"body": "bye"}, **kw)
+    await client.delete(f"{r}/issues/comments/{comment['id']}", **kw)
+    assert fake_github.comments(REPO, number) == []
+    suite = await client.post(f"{r}/check-suites", data={"head_sha": world}, **kw)
+    assert suite["head_sha"] == world and suite["status"] == "queued"
+
+
 async def test_responses_resemble_the_recorded_fixtures(
     fake_github: FakeGitHub,
     world: str,

@@ -19,6 +19,7 @@ from tests.fakegithub.shapes import (
     bot_login,
     check_run_json,
     check_suite_json,
+    combined_state,
     comment_json,
     commit_json,
     content_json,
@@ -32,6 +33,8 @@ from tests.fakegithub.shapes import (
     pull_json,
     ref_json,
     repo_json,
+    review_json,
+    status_json,
 )
 from tests.fakegithub.state import (
     CheckRun,
@@ -40,6 +43,8 @@ from tests.fakegithub.state import (
     GitHubError,
     Pull,
     Repo,
+    Review,
+    Status,
     invalid,
     not_found,
     now_iso,
@@ -1016,3 +1021,155 @@ def get_comment(fake: FakeGitHub, call: Call) -> Reply:
     if comment is None:
         raise not_found()
     return ok(comment_json(fake, repo, comment))
+
+
+@route("DELETE", R + "/issues/comments/{comment_id}")
+def delete_comment(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    if repo.comments.pop(call.int_param("comment_id"), None) is None:
+        raise not_found()
+    return ok(None, 204)
+
+
+def _label(call: Call) -> Json:
+    label = _repo(call).labels.get(call.params["name"])
+    if label is None:
+        raise not_found()
+    return label
+
+
+@route("GET", R + "/labels/{name}")
+def get_label(fake: FakeGitHub, call: Call) -> Reply:
+    return ok(label_json(fake, _repo(call), _label(call)))
+
+
+@route("PATCH", R + "/labels/{name}")
+def update_label(fake: FakeGitHub, call: Call) -> Reply:
+    repo, label = _repo(call), _label(call)
+    if "new_name" in call.body and call.body["new_name"] != label["name"]:
+        del repo.labels[label["name"]]
+        for pull in repo.pulls.values():
+            pull.labels = [call.body["new_name"] if n == label["name"] else n for n in pull.labels]
+        label["name"] = call.body["new_name"]
+        repo.labels[label["name"]] = label
+    for key in ("color", "description"):
+        if key in call.body:
+            label[key] = call.body[key]
+    return ok(label_json(fake, repo, label))
+
+
+@route("DELETE", R + "/labels/{name}")
+def delete_label(fake: FakeGitHub, call: Call) -> Reply:
+    repo, label = _repo(call), _label(call)
+    del repo.labels[label["name"]]
+    for pull in repo.pulls.values():
+        pull.labels = [n for n in pull.labels if n != label["name"]]
+    return ok(None, 204)
+
+
+@route("PUT", R + "/issues/{issue_number}/labels")
+def set_issue_labels(fake: FakeGitHub, call: Call) -> Reply:
+    _issue(call).labels.clear()
+    return add_issue_labels(fake, call)
+
+
+@route("DELETE", R + "/issues/{issue_number}/labels")
+def clear_issue_labels(fake: FakeGitHub, call: Call) -> Reply:
+    _issue(call).labels.clear()
+    return ok(None, 204)
+
+
+# --- commit statuses and reviews --------------------------------------------------------
+
+
+@route("POST", R + "/statuses/{sha}")
+def create_status(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    sha = call.params["sha"]
+    if repo.git.object_type(sha) != "commit":
+        raise GitHubError(422, f"No commit found for SHA: {sha}")
+    status = Status(
+        fake.new_id(),
+        sha,
+        call.body["state"],
+        call.body.get("context") or "default",
+        call.body.get("description"),
+        call.body.get("target_url"),
+        bot_login(fake),
+    )
+    repo.statuses.append(status)
+    body = status_json(fake, repo, status)
+    return ok(body, 201, {"Location": body["url"]})
+
+
+@route("GET", R + "/commits/{ref}/status")
+def combined_status(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    sha = resolve_commit(repo, call.params["ref"])
+    latest: dict[str, Status] = {}
+    for status in repo.statuses:
+        if status.sha == sha:
+            latest[status.context] = status
+    statuses = sorted(latest.values(), key=lambda s: s.id, reverse=True)
+    api = f"{fake.base_url}/repos/{repo.full_name}"
+    listed = [status_json(fake, repo, s) for s in statuses]
+    for item in listed:
+        item.pop("creator")
+    minimal = fake.spec.fill("minimal-repository", repo_json(fake, repo))
+    return ok(
+        {
+            "state": combined_state(statuses),
+            "sha": sha,
+            "total_count": len(statuses),
+            "statuses": listed,
+            "repository": minimal,
+            "commit_url": f"{api}/commits/{sha}",
+            "url": f"{api}/commits/{sha}/status",
+        }
+    )
+
+
+@route("POST", R + "/check-suites")
+def create_check_suite(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    sha = call.body["head_sha"]
+    if repo.git.object_type(sha) != "commit":
+        raise GitHubError(422, f"No commit found for SHA: {sha}")
+    existed = any(
+        s.repo == repo.full_name and s.head_sha == sha and s.app_id == fake.app_id
+        for s in fake.check_suites.values()
+    )
+    suite = _suite_for(fake, repo, sha)
+    return ok(check_suite_json(fake, suite), 200 if existed else 201)
+
+
+@route("GET", R + "/pulls/{pull_number}/reviews")
+def list_reviews(fake: FakeGitHub, call: Call) -> Reply:
+    repo, pull = _repo(call), _pull(call)
+    page, headers = paginate(fake, call, pull.reviews)
+    return ok([review_json(fake, repo, pull, r) for r in page], headers=headers)
+
+
+@route("POST", R + "/pulls/{pull_number}/reviews")
+def create_review(fake: FakeGitHub, call: Call) -> Reply:
+    repo, pull = _repo(call), _pull(call)
+    body = call.body or {}
+    event = body.get("event")
+    state = {
+        "APPROVE": "APPROVED",
+        "REQUEST_CHANGES": "CHANGES_REQUESTED",
+        "COMMENT": "COMMENTED",
+    }.get(event or "", "PENDING")
+    if state in ("CHANGES_REQUESTED", "COMMENTED") and not body.get("body"):
+        raise invalid(f"body is required for event {event}", field_name="body", code="missing")
+    head = repo.git.ref(f"refs/heads/{pull.head}") or ""
+    review = Review(
+        fake.new_id(),
+        bot_login(fake),
+        state,
+        body.get("body", ""),
+        body.get("commit_id") or head,
+        None if state == "PENDING" else now_iso(),
+    )
+    pull.reviews.append(review)
+    return ok(review_json(fake, repo, pull, review))

@@ -37,6 +37,8 @@ from tests.fakegithub.state import (
     Installation,
     Pull,
     Repo,
+    Review,
+    Status,
 )
 
 Json = Any
@@ -298,6 +300,27 @@ class FakeGitHub:
             self.ensure_label(repo, label)
         repo.pulls[number] = pull
         return number
+
+    def add_review(
+        self,
+        full_name: str,
+        number: int,
+        state: str = "APPROVED",
+        *,
+        user: str = "alice",
+        body: str = "",
+    ) -> int:
+        """A submitted review (APPROVED, CHANGES_REQUESTED, COMMENTED) on the pull's head."""
+        repo = self.repo(full_name)
+        pull = repo.pulls[number]
+        head = repo.git.ref(f"refs/heads/{pull.head}") or ""
+        review = Review(self.new_id(), user, state, body, head)
+        pull.reviews.append(review)
+        return review.id
+
+    def statuses(self, full_name: str, sha: str) -> list[Status]:
+        """Commit statuses posted for `sha`, oldest first."""
+        return [s for s in self.repo(full_name).statuses if s.sha == sha]
 
     def add_comment(self, full_name: str, number: int, body: str, *, user: str = "octocat") -> int:
         """A comment on issue/pull `number` written by `user`; returns its id."""

@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.fakegithub.git import EMPTY_TREE, Change, CommitInfo, Entry
-from tests.fakegithub.state import CheckRun, CheckSuite, Comment, Pull, Repo, not_found
+from tests.fakegithub.state import (
+    CheckRun,
+    CheckSuite,
+    Comment,
+    Pull,
+    Repo,
+    Review,
+    Status,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from tests.fakegithub.server import FakeGitHub
@@ -566,3 +575,49 @@ def content_json(fake: FakeGitHub, repo: Repo, path: str, entry: Entry, ref: str
         "_links": {"self": self_url, "git": git_url, "html": html_url},
     }
     return body
+
+
+def review_json(fake: FakeGitHub, repo: Repo, pull: Pull, review: Review) -> Json:
+    api = f"{fake.base_url}/repos/{repo.full_name}/pulls/{pull.number}"
+    html = f"{HTML}/{repo.full_name}/pull/{pull.number}"
+    body: dict[str, Json] = {
+        "id": review.id,
+        "node_id": node_id("PullRequestReview", review.id),
+        "user": user_json(fake, review.user, "Bot" if review.user.endswith("[bot]") else "User"),
+        "body": review.body,
+        "state": review.state,
+        "commit_id": review.commit_id,
+        "html_url": f"{html}#pullrequestreview-{review.id}",
+        "pull_request_url": api,
+        "_links": {"html": {"href": html}, "pull_request": {"href": api}},
+        "author_association": "MEMBER",
+    }
+    if review.submitted_at:
+        body["submitted_at"] = review.submitted_at
+    return body
+
+
+def status_json(fake: FakeGitHub, repo: Repo, status: Status) -> Json:
+    return {
+        "url": f"{fake.base_url}/repos/{repo.full_name}/statuses/{status.sha}",
+        "avatar_url": None,
+        "id": status.id,
+        "node_id": node_id("StatusContext", status.id),
+        "state": status.state,
+        "description": status.description,
+        "target_url": status.target_url,
+        "context": status.context,
+        "created_at": status.created_at,
+        "updated_at": status.created_at,
+        "creator": user_json(fake, status.creator, "Bot"),
+    }
+
+
+def combined_state(statuses: list[Status]) -> str:
+    """GitHub's rule: failure if any error/failure, pending if any pending or none, else success."""
+    states = {s.state for s in statuses}
+    if states & {"error", "failure"}:
+        return "failure"
+    if not states or "pending" in states:
+        return "pending"
+    return "success"

@@ -82,6 +82,29 @@ class Pull:
     updated_at: str = field(default_factory=now_iso)
     closed_at: str | None = None
     merged_at: str | None = None
+    reviews: list[Review] = field(default_factory=list)
+
+
+@dataclass
+class Review:
+    id: int
+    user: str
+    state: str
+    body: str
+    commit_id: str
+    submitted_at: str | None = field(default_factory=now_iso)
+
+
+@dataclass
+class Status:
+    id: int
+    sha: str
+    state: str
+    context: str
+    description: str | None
+    target_url: str | None
+    creator: str
+    created_at: str = field(default_factory=now_iso)
 
 
 @dataclass
@@ -139,6 +162,7 @@ class Repo:
     labels: dict[str, dict[str, Json]] = field(default_factory=dict)
     pulls: dict[int, Pull] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
+    statuses: list[Status] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
 
     @property

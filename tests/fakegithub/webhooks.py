@@ -258,7 +258,7 @@ def signed(
     event: str, payload: Json, secret: str, delivery_id: str | None = None
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body of a delivery exactly as GitHub sends it (HMAC-SHA256 signed)."""
-    body = json.dumps(payload).encode()
+    body = json.dumps(payload, separators=(",", ":")).encode()
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     legacy = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
     headers = {
