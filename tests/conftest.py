@@ -10,6 +10,8 @@ import pytest
 from flujo.spec.errors import Diagnostic, SpecError
 from flujo.spec.load import check
 
+pytest_plugins = ["tests.fakegithub.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
