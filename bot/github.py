@@ -121,7 +121,7 @@ class AppAuth:
     ) -> None:
         self._session = session
         self._app_id = app_id
-        self._private_key = private_key
+        self._private_key = load_private_key(private_key)
         self.base_url = base_url
         self._max_wait_s = max_wait_s
         self._sleep = sleep
@@ -173,6 +173,24 @@ class AppAuth:
 
     async def forge(self, installation_id: int) -> GitHubForge:
         return GitHubForge(self, installation_id)
+
+
+def load_private_key(pem: str) -> Any:
+    """Parse the App's PEM key once (PyJWT would parse it, slowly, for every JWT).
+
+    Raises SettingsError when it is not a PEM private key; the message never shows it.
+    """
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from flujo.bot.settings import SettingsError
+
+    try:
+        return load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(
+            "the App private key is not a PEM private key (download a new one from the App's "
+            "settings page)"
+        ) from None
 
 
 class GitHubForge:

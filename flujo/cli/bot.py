@@ -55,9 +55,11 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     from flujo.bot.settings import SettingsError
 
     settings = _settings()
+    from flujo.bot.github import load_private_key
+
     try:
         settings.app()
-        settings.key()
+        load_private_key(settings.key())
         app = create_app(settings)
     except SettingsError as exc:
         click.echo(f"flujo bot serve: {exc}", err=True)
