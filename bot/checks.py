@@ -49,7 +49,6 @@ async def check_commit(
     registry: StepRegistry,
     overrides: Mapping[str, Override] | None = None,
     limits: Limits = Limits(),
-    live_action: bool = False,
 ) -> list[CheckOutput]:
     """Run the three checks on `repo@sha` and report them; returns what was reported."""
     refs = {name: await forge.queue_check(repo, sha, name) for name in CHECK_NAMES}
@@ -57,7 +56,7 @@ async def check_commit(
         await forge.start_check(repo, ref)
     try:
         report = await _evaluate(forge, repo, sha, registry, overrides or {}, limits)
-        outputs = check_outputs(report, live_action=live_action)
+        outputs = check_outputs(report)
     except TooLarge as exc:
         outputs = [
             CheckOutput(name, "neutral", "Commit too large to check", str(exc))

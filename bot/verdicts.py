@@ -16,7 +16,6 @@ import jinja2
 from flujo.bot.evaluate import CommitReport, PolicyVerdict, SpecReport
 from flujo.bot.forge import (
     MAX_SUMMARY_CHARS,
-    Action,
     Annotation,
     CheckOutput,
     Conclusion,
@@ -26,13 +25,12 @@ from flujo.spec.errors import Diagnostic
 
 VALIDATE, TEST, POLICY = "flujo/validate", "flujo/test", "flujo/policy"
 CHECK_NAMES = (VALIDATE, TEST, POLICY)
-LIVE_ACTION = Action("Re-run live", "rerun-live", "Run the tests again with real model calls.")
 _ROWS = 200
 
 
-def check_outputs(report: CommitReport, *, live_action: bool = False) -> list[CheckOutput]:
+def check_outputs(report: CommitReport) -> list[CheckOutput]:
     """The three checks for a commit, in `CHECK_NAMES` order."""
-    return [validate_output(report), test_output(report, live_action), policy_output(report)]
+    return [validate_output(report), test_output(report), policy_output(report)]
 
 
 def validate_output(report: CommitReport) -> CheckOutput:
@@ -74,7 +72,7 @@ def validate_output(report: CommitReport) -> CheckOutput:
     )
 
 
-def test_output(report: CommitReport, live_action: bool = False) -> CheckOutput:
+def test_output(report: CommitReport) -> CheckOutput:
     specs, failures, annotations = [], [], []
     passed = failed = 0
     total_cost = 0.0
@@ -110,14 +108,13 @@ def test_output(report: CommitReport, live_action: bool = False) -> CheckOutput:
         total_cost=f"${total_cost:.4f}",
         patterns=report.patterns,
     )
-    actions = (LIVE_ACTION,) if live_action else ()
     if not report.specs:
         return CheckOutput(TEST, "neutral", "No Flujo specs found", summary)
     if passed + failed == 0 and not any(s.test_error for s in report.specs):
         invalid = any(not s.valid for s in report.specs)
         conclusion: Conclusion = "failure" if invalid else "neutral"
         title = "Not run: a spec is invalid" if invalid else "No tests: add `tests:` to a spec"
-        return CheckOutput(TEST, conclusion, title, summary, actions=actions)
+        return CheckOutput(TEST, conclusion, title, summary)
     broken = any(not s.valid or s.test_error for s in report.specs)
     title = f"{passed} passed, {failed} failed" + (", a spec could not be tested" if broken else "")
     return CheckOutput(
@@ -126,7 +123,6 @@ def test_output(report: CommitReport, live_action: bool = False) -> CheckOutput:
         title,
         summary,
         annotations=tuple(annotations),
-        actions=actions,
     )
 
 

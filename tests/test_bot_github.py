@@ -327,3 +327,33 @@ async def test_installations_and_their_repositories_are_remembered(world: World)
     await world.settle()
     installations = bot.state.installations()
     assert installations and installations[0]["repositories"]
+
+
+ROUTED = ("push", "pull_request", "check_suite", "check_run", "installation",
+          "installation_repositories")
+
+
+async def test_every_real_payload_of_a_routed_event_is_handled(world: World) -> None:
+    """Each real delivery GitHub could send for these events, adjusted to the test's
+    repository, is acknowledged and handled (or ignored) without a failure."""
+    from tests.fakegithub.webhooks import webhook_files
+
+    fake = world.fake
+    fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
+    sha = fake.commit(REPO, {SPEC: GOOD}, branch="feature")
+    number = fake.open_pull(REPO, "feature")
+    bot = await world.start()
+    delivered = 0
+    for path in webhook_files():
+        event = path.parent.name
+        if event not in ROUTED:
+            continue
+        name = path.name.removesuffix(".json").removesuffix(".payload")
+        assert await world.deliver(event, name, sha=sha, number=number, branch="feature") == 202
+        delivered += 1
+    await world.settle()
+    jobs = bot.queue.list_jobs(limit=1000)
+    assert len(jobs) == delivered >= 40
+    assert [(j.event, j.last_error) for j in jobs if j.state != "done"] == []
+    for check in NAMES:
+        assert len(fake.check_runs_for(REPO, sha, check)) == 1
