@@ -329,8 +329,14 @@ async def test_installations_and_their_repositories_are_remembered(world: World)
     assert installations and installations[0]["repositories"]
 
 
-ROUTED = ("push", "pull_request", "check_suite", "check_run", "installation",
-          "installation_repositories")
+ROUTED = (
+    "push",
+    "pull_request",
+    "check_suite",
+    "check_run",
+    "installation",
+    "installation_repositories",
+)
 
 
 async def test_every_real_payload_of_a_routed_event_is_handled(world: World) -> None:
@@ -357,3 +363,34 @@ async def test_every_real_payload_of_a_routed_event_is_handled(world: World) -> 
     assert [(j.event, j.last_error) for j in jobs if j.state != "done"] == []
     for check in NAMES:
         assert len(fake.check_runs_for(REPO, sha, check)) == 1
+
+
+async def test_tokens_and_keys_never_reach_the_logs(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    sha = world.fake.create_repo(REPO, {SPEC: GOOD}, installation_id=42)
+    world.fake.fail("GET", "/repos/{owner}/{repo}/git/trees/{tree_sha}", 502)
+    with caplog.at_level(logging.DEBUG):
+        await world.start()
+        await world.deliver("push", "payload", sha=sha)
+        await world.settle()
+    assert world.fake.tokens  # a token was issued and used ...
+    for token in world.fake.tokens:
+        assert token not in caplog.text  # ... and never logged
+    assert "PRIVATE KEY" not in caplog.text
+    assert world.fake.webhook_secret not in caplog.text
+
+
+def test_the_redactor_masks_secrets_tokens_and_keys() -> None:
+    from flujo.bot.logs import MASK, Redactor
+
+    redactor = Redactor(["hunter2-secret"])
+    text = (
+        "secret hunter2-secret token ghs_16C7e42F292c6912E7710c838347Ae178B4a jwt "
+        "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJlLXZhbHVl key "
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- end"
+    )
+    clean = redactor.redact(text)
+    assert clean.count(MASK) == 4 and clean.endswith(" end")
+    for leaked in ("hunter2", "ghs_", "eyJ", "MIIE"):
+        assert leaked not in clean
