@@ -94,6 +94,33 @@ class RepoFile:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A change offered for review: a branch with one commit on top of `base`, and a
+    pull request from it."""
+
+    branch: str
+    files: dict[str, bytes]
+    message: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+    base: str | None = None
+    """The target branch; None for the repository's default branch."""
+
+
+@dataclass(frozen=True, slots=True)
+class PullRef:
+    number: int
+    url: str
+    branch: str
+    state: str = "open"
+    created: bool = False
+    """True when this call opened it (False: an existing one was updated or kept)."""
+    changed: bool = False
+    """True when its commit or body changed in this call."""
+
+
 class Forge(Protocol):
     """What the bot needs from a forge to check commits."""
 
@@ -111,6 +138,12 @@ class Forge(Protocol):
 
     async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
         """Show the result; annotations already shown on this run are not repeated."""
+
+    async def propose(self, repo: str, proposal: Proposal) -> PullRef:
+        """Open (or update, never duplicate) the pull request of `proposal.branch`."""
+
+    async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
+        """Open pull requests whose branch starts with `prefix`."""
 
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """Policy ids approved by `flujo/override:<id>` labels on pull requests of `sha`,

@@ -26,6 +26,8 @@ from flujo.bot.forge import (
     MAX_ANNOTATIONS_PER_REQUEST,
     CheckOutput,
     CheckRef,
+    Proposal,
+    PullRef,
     RepoFile,
 )
 from flujo.bot.worker import Permanent, RetryLater
@@ -201,8 +203,13 @@ class GitHubForge:
         self.installation_id = installation_id
         self._blobs: dict[tuple[str, str], dict[str, str]] = {}
 
-    async def _call(self, request: Callable[[GitHubClient], Awaitable[T]]) -> T:
-        """Run a request with the installation's token; once more with a new one on 401."""
+    async def _call(
+        self, request: Callable[[GitHubClient], Awaitable[T]], *, missing_ok: bool = False
+    ) -> T:
+        """Run a request with the installation's token; once more with a new one on 401.
+
+        404 and 422 answers are logged (a 404 only when `missing_ok` is false) and raised.
+        """
         for attempt in (1, 2):
             client = self._auth.client(await self._auth.token(self.installation_id))
             try:
@@ -214,8 +221,14 @@ class GitHubForge:
                     )
                     self._auth.forget(self.installation_id)
                     continue
-                if int(exc.status_code) in (404, 422):
-                    log.warning("GitHub answered %d: %s", int(exc.status_code), exc)
+                status = int(exc.status_code)
+                if status == 422 or (status == 404 and not missing_ok):
+                    log.warning(
+                        "GitHub answered %d for installation %s: %s",
+                        status,
+                        self.installation_id,
+                        exc,
+                    )
                 raise
         raise AssertionError("unreachable")
 
@@ -251,6 +264,113 @@ class GitHubForge:
             return path, base64.b64decode(blob["content"])
 
         return dict(await asyncio.gather(*(one(p) for p in paths if p in blobs)))
+
+    # -- proposals (suggestion pull requests) -------------------------------------------
+
+    async def propose(self, repo: str, proposal: Proposal) -> PullRef:
+        base = (
+            proposal.base
+            or (await self._call(lambda gh: gh.getitem(f"/repos/{repo}")))["default_branch"]
+        )
+        base_sha = await self._ref_sha(repo, base)
+        if base_sha is None:
+            raise Permanent(f"{repo} has no branch {base!r} to propose changes to")
+        base_tree = (
+            await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/commits/{base_sha}"))
+        )["tree"]["sha"]
+        entries = [
+            {"path": path, "mode": "100644", "type": "blob", "content": content.decode()}
+            for path, content in sorted(proposal.files.items())
+        ]
+        tree = await self._call(
+            lambda gh: gh.post(
+                f"/repos/{repo}/git/trees", data={"base_tree": base_tree, "tree": entries}
+            )
+        )
+        head_sha = await self._ref_sha(repo, proposal.branch)
+        changed = True
+        if head_sha is not None:
+            head = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/commits/{head_sha}"))
+            same_parent = [p["sha"] for p in head.get("parents", ())] == [base_sha]
+            changed = not (head["tree"]["sha"] == tree["sha"] and same_parent)
+        if changed:
+            commit = await self._call(
+                lambda gh: gh.post(
+                    f"/repos/{repo}/git/commits",
+                    data={"message": proposal.message, "tree": tree["sha"], "parents": [base_sha]},
+                )
+            )
+            if head_sha is None:
+                await self._call(
+                    lambda gh: gh.post(
+                        f"/repos/{repo}/git/refs",
+                        data={"ref": f"refs/heads/{proposal.branch}", "sha": commit["sha"]},
+                    )
+                )
+            else:
+                await self._call(
+                    lambda gh: gh.patch(
+                        f"/repos/{repo}/git/refs/heads/{proposal.branch}",
+                        data={"sha": commit["sha"], "force": True},
+                    )
+                )
+        owner = repo.split("/", 1)[0]
+        query = urlencode({"head": f"{owner}:{proposal.branch}", "state": "open"})
+        existing = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/pulls?{query}"))
+        if existing:
+            pull = existing[0]
+            if pull.get("body") != proposal.body or pull.get("title") != proposal.title:
+                changed = True
+                await self._call(
+                    lambda gh: gh.patch(
+                        f"/repos/{repo}/pulls/{pull['number']}",
+                        data={"title": proposal.title, "body": proposal.body},
+                    )
+                )
+            created = False
+        else:
+            pull = await self._call(
+                lambda gh: gh.post(
+                    f"/repos/{repo}/pulls",
+                    data={
+                        "title": proposal.title,
+                        "head": proposal.branch,
+                        "base": base,
+                        "body": proposal.body,
+                        "maintainer_can_modify": True,
+                    },
+                )
+            )
+            created = True
+        if proposal.labels:
+            await self._call(
+                lambda gh: gh.post(
+                    f"/repos/{repo}/issues/{pull['number']}/labels",
+                    data={"labels": list(proposal.labels)},
+                )
+            )
+        return PullRef(
+            int(pull["number"]), pull["html_url"], proposal.branch, "open", created, changed
+        )
+
+    async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
+        async def listing(gh: GitHubClient) -> list[dict[str, Any]]:
+            return [p async for p in gh.getiter(f"/repos/{repo}/pulls?state=open&per_page=100")]
+
+        return [
+            PullRef(int(p["number"]), p["html_url"], p["head"]["ref"])
+            for p in await self._call(listing)
+            if str(p["head"]["ref"]).startswith(prefix)
+        ]
+
+    async def _ref_sha(self, repo: str, branch: str) -> str | None:
+        try:
+            ref = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))
+        except gidgethub.BadRequest as exc:
+            if int(exc.status_code) == 404:
+                return None
+            raise
+        return str(ref["object"]["sha"])
 
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """`flujo/override:<policy>` labels on open pull requests whose head is `sha`."""

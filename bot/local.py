@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from flujo.bot.forge import CheckOutput, CheckRef, RepoFile
+from flujo.bot.forge import CheckOutput, CheckRef, Proposal, PullRef, RepoFile
 
 
 class GitError(Exception):
     """A git command failed; the message is git's."""
 
 
-async def git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+async def git(
+    repo: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> bytes:
     process = await asyncio.create_subprocess_exec(
         "git",
         "-C",
@@ -32,6 +36,7 @@ async def git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=None if env is None else {**os.environ, **env},
     )
     out, err = await process.communicate(stdin)
     if process.returncode != 0:
@@ -95,6 +100,94 @@ class LocalForge:
             files[path] = out[position : position + size]
             position += size + 1
         return files
+
+    # -- proposals: a branch per proposal, its "pull request" a file beside the checks --
+
+    async def propose(self, repo: str, proposal: Proposal) -> PullRef:
+        base = (
+            proposal.base
+            or (await git(self.repo, "symbolic-ref", "--short", "HEAD")).decode().strip()
+        )
+        base_sha = await self.resolve(base)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            await git(self.repo, "read-tree", base_sha, env=env)
+            for path, content in sorted(proposal.files.items()):
+                blob = await git(self.repo, "hash-object", "-w", "--stdin", stdin=content)
+                await git(
+                    self.repo,
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    f"100644,{blob.decode().strip()},{path}",
+                    env=env,
+                )
+            tree = (await git(self.repo, "write-tree", env=env)).decode().strip()
+        ref = f"refs/heads/{proposal.branch}"
+        try:
+            head: str | None = await self.resolve(ref)
+        except GitError:
+            head = None
+        changed = True
+        if head is not None:
+            current = (await git(self.repo, "rev-parse", f"{head}^{{tree}}", f"{head}^@")).split()
+            changed = [c.decode() for c in current] != [tree, base_sha]
+        if changed:
+            commit = await git(
+                self.repo,
+                "commit-tree",
+                tree,
+                "-p",
+                base_sha,
+                "-m",
+                proposal.message,
+                env={
+                    "GIT_AUTHOR_NAME": "Flujo",
+                    "GIT_AUTHOR_EMAIL": "flujo@localhost",
+                    "GIT_COMMITTER_NAME": "Flujo",
+                    "GIT_COMMITTER_EMAIL": "flujo@localhost",
+                },
+            )
+            await git(self.repo, "update-ref", ref, commit.decode().strip())
+        pulls = await self._pulls_dir()
+        record = pulls / f"{_slug(proposal.branch)}.json"
+        previous = json.loads(record.read_text()) if record.exists() else None
+        if previous is not None and previous.get("body") != proposal.body:
+            changed = True
+        number = previous["number"] if previous else len(list(pulls.glob("*.json"))) + 1
+        record.write_text(
+            json.dumps(
+                {
+                    "number": number,
+                    "branch": proposal.branch,
+                    "base": base,
+                    "state": "open",
+                    "title": proposal.title,
+                    "body": proposal.body,
+                    "labels": list(proposal.labels),
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        (pulls / f"{_slug(proposal.branch)}.md").write_text(
+            f"# {proposal.title}\n\n{proposal.body}", encoding="utf-8"
+        )
+        return PullRef(number, str(record), proposal.branch, "open", previous is None, changed)
+
+    async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
+        pulls = await self._pulls_dir()
+        found = []
+        for record in sorted(pulls.glob("*.json")):
+            data = json.loads(record.read_text())
+            if data.get("state") == "open" and str(data["branch"]).startswith(prefix):
+                found.append(PullRef(int(data["number"]), str(record), data["branch"]))
+        return found
+
+    async def _pulls_dir(self) -> Path:
+        folder = (await self.checks_dir("x")).parent.parent / "pulls"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         return dict(self._overrides)
