@@ -210,13 +210,8 @@ class SQLiteQueue:
         await self._writer.submit(op)
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        where = f"WHERE state IN ({', '.join('?' * len(states))})" if states else ""
         with self._read_lock:
-            rows = self._reader.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ?",
-                (*states, limit),
-            ).fetchall()
-        return [_job(row) for row in rows]
+            return select_jobs(self._reader, states, limit)
 
     def get(self, delivery_id: str) -> Job | None:
         with self._read_lock:
@@ -229,6 +224,24 @@ class SQLiteQueue:
         await asyncio.to_thread(self._writer.stop)
         with self._read_lock:
             self._reader.close()
+
+
+def select_jobs(db: sqlite3.Connection, states: Sequence[str], limit: int) -> list[Job]:
+    """Jobs (without bodies), newest first; all states when `states` is empty."""
+    where = f"WHERE state IN ({', '.join('?' * len(states))})" if states else ""
+    rows = db.execute(
+        f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ?", (*states, limit)
+    ).fetchall()
+    return [_job(row) for row in rows]
+
+
+def read_jobs(path: Path, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
+    """`select_jobs` on a queue file, read-only (for `flujo bot jobs`)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return select_jobs(db, states, limit)
+    finally:
+        db.close()
 
 
 def _job(row: tuple[Any, ...]) -> Job:

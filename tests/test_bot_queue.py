@@ -167,3 +167,28 @@ def test_ordering_key_prefers_the_repository() -> None:
     assert ordering_key({"repository": {"full_name": "a/b"}, "installation": {"id": 3}}) == "a/b"
     assert ordering_key({"installation": {"id": 3}}) == "installation:3"
     assert ordering_key({}) == "-"
+
+
+async def test_flujo_bot_jobs_lists_dead_letters(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+
+    queue = SQLiteQueue(tmp_path / "bot.db")
+    handler = Recorder(fail={"d-1": [Permanent("no installation of the App")]})
+    workers = Workers(queue, handler)
+    await queue.enqueue(delivery(1))
+    await queue.enqueue(delivery(2, event="pull_request"))
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    await queue.close()
+    env = {"FLUJO_BOT_DB": str(tmp_path / "bot.db")}
+    dead = CliRunner().invoke(cli, ["bot", "jobs", "--state", "dead"], env=env)
+    assert dead.exit_code == 0, dead.output
+    (line,) = dead.output.splitlines()
+    assert "dead" in line and "push" in line and "no installation of the App" in line
+    every = CliRunner().invoke(cli, ["bot", "jobs", "--json"], env=env)
+    assert [j["state"] for j in __import__("json").loads(every.output)] == ["done", "dead"]
+    missing = CliRunner().invoke(cli, ["bot", "jobs"], env={"FLUJO_BOT_DB": str(tmp_path / "x")})
+    assert missing.exit_code == 2 and "no queue" in missing.output

@@ -160,20 +160,15 @@ def _as_dict(output: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """List webhook deliveries in the queue, newest first (dead letters with --state dead)."""
-    import asyncio
     import datetime
 
-    from flujo.bot.sqlite_queue import SQLiteQueue
+    from flujo.bot.sqlite_queue import read_jobs
 
     settings = _settings()
     if not settings.db.exists():
         click.echo(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)", err=True)
         raise SystemExit(EXIT_USAGE)
-    queue = SQLiteQueue(settings.db)
-    try:
-        found = queue.list_jobs(states, limit)  # type: ignore[arg-type]
-    finally:
-        asyncio.run(queue.close())
+    found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
         return
