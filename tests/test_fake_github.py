@@ -18,6 +18,7 @@ from gidgethub.aiohttp import GitHubAPI
 from gidgethub.sansio import Event
 
 from tests.fakegithub import webhooks
+from tests.fakegithub.openapi import load_openapi
 from tests.fakegithub.server import FakeGitHub
 
 REPO = "acme/pipelines"
@@ -385,6 +386,46 @@ async def test_invalid_conclusion_is_answered_422_and_recorded_as_violation(
     assert any("conclusion is required" in str(v) for v in found)
 
 
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"output": {"title": "t", "summary": "s" * 65536}}, "summary"),
+        (
+            {
+                "actions": [
+                    {"label": "l", "description": "d", "identifier": f"a{n}"} for n in range(4)
+                ]
+            },
+            "actions",
+        ),
+        ({"output": {"title": "t", "summary": "s", "annotations": [{"path": "a"}]}}, "start_line"),
+        (
+            {"output": {"title": "t", "summary": "s", "annotations": [annotation(1, "error")]}},
+            "annotation_level",
+        ),
+    ],
+    ids=["long-summary", "four-actions", "annotation-fields", "annotation-level"],
+)
+async def test_check_run_rules_github_enforces(
+    fake_github: FakeGitHub,
+    world: str,
+    gh: tuple[GitHubAPI, str],
+    body: dict[str, Any],
+    complaint: str,
+) -> None:
+    client, token = gh
+    with pytest.raises(gidgethub.BadRequest) as refused:
+        await client.post(
+            f"/repos/{REPO}/check-runs",
+            data={"name": "x", "head_sha": world, **body},
+            oauth_token=token,
+        )
+    assert refused.value.status_code == 422
+    found = fake_github.take_violations()
+    assert any(complaint in v for v in found), found
+    assert fake_github.check_runs_for(REPO, world) == []
+
+
 # --- pagination and faults --------------------------------------------------------------
 
 
@@ -695,6 +736,38 @@ async def test_bodies_have_every_field_of_the_recorded_responses(
         recorded = json.loads((github_reference / "fixtures" / f"{fixture}.json").read_text())
         sample = next(x for x in recorded if x["method"] == method and x["status"] < 300)
         assert _key_paths(sample["response"]) <= _key_paths(body), fixture
+
+
+# --- the OpenAPI layer ------------------------------------------------------------------
+
+
+def test_multi_segment_parameters_and_literal_paths_win() -> None:
+    spec = load_openapi()
+    found = spec.match("GET", "/repos/o/r/git/ref/heads/feature/x")
+    assert found is not None
+    assert found[0].template == "/repos/{owner}/{repo}/git/ref/{ref}"
+    assert found[1]["ref"] == "heads/feature/x"
+    runs = spec.match("GET", "/repos/o/r/commits/abc/check-runs")
+    assert runs is not None and runs[0].template.endswith("/commits/{ref}/check-runs")
+    label = spec.match("DELETE", "/repos/o/r/issues/3/labels/needs%20review")
+    assert label is not None and label[1]["name"] == "needs review"
+    assert spec.match("GET", "/repos/o/r/issues") is None
+    assert spec.match("POST", "/repos/o/r") is None
+
+
+def test_response_checks_know_nullable_refs_and_undocumented_statuses() -> None:
+    spec = load_openapi()
+    found = spec.match("GET", "/repos/o/r/pulls/1")
+    assert found is not None
+    op = found[0]
+    pull = spec.fill("pull-request", {"number": 1})
+    assert spec.check_response(op, 200, pull) == []
+    assert pull["milestone"] is None and pull["merged_by"] is None  # nullable $refs
+    broken = {**pull, "state": 3}
+    assert any("state" in v for v in spec.check_response(op, 200, broken))
+    del broken["state"]
+    assert any("'state' is a required property" in v for v in spec.check_response(op, 200, broken))
+    assert "not documented" in spec.check_response(op, 418, {})[0]
 
 
 # --- webhooks ---------------------------------------------------------------------------
