@@ -822,6 +822,8 @@ def test_adjusted_payloads_still_validate(event: str, name: str, adjust: dict[st
     )
     assert webhooks.validate(event, data) == []
     if "repository" in data:
+        original = webhooks.payload(event, name)["repository"]["full_name"]
+        assert f"/{original}" not in json.dumps(data)  # every URL names the test's repo
         assert data["repository"]["full_name"] == REPO
         assert data["repository"]["owner"]["login"] == "acme"
         assert data["repository"]["id"] == 1234
@@ -850,12 +852,57 @@ def test_signed_deliveries_verify_with_gidgethub() -> None:
         Event.from_http({k.lower(): v for k, v in headers.items()}, body, secret="wrong")
 
 
-def test_webhook_helper_uses_the_fakes_repository(fake_github: FakeGitHub, world: str) -> None:
-    data = fake_github.webhook("check_suite", "requested", repo=REPO, sha=world, branch="main")
-    assert webhooks.validate("check_suite", data) == []
-    assert data["repository"]["id"] == fake_github.repo(REPO).id
-    assert data["installation"]["id"] == INSTALLATION
-    assert data["check_suite"]["head_sha"] == world
+async def test_webhook_helper_fills_in_what_the_fake_knows(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    head = fake_github.commit(REPO, {"flows/x.yaml": "name: x\n"}, branch="flujo/x")
+    number = fake_github.open_pull(REPO, "flujo/x", title="Try x", labels=["flujo"])
+    comment = fake_github.add_comment(REPO, number, "/flujo approve", user="alice")
+    run = await client.post(
+        f"/repos/{REPO}/check-runs",
+        data={"name": "flujo/validate", "head_sha": head, "external_id": "e1"},
+        oauth_token=token,
+    )
+    cases = {
+        "pull_request": fake_github.webhook("pull_request", "opened", repo=REPO, number=number),
+        "issue_comment": fake_github.webhook(
+            "issue_comment", "created", repo=REPO, comment_id=comment
+        ),
+        "push": fake_github.webhook("push", "with-installation", repo=REPO, branch="flujo/x"),
+        "check_suite": fake_github.webhook("check_suite", "requested", repo=REPO, sha=world),
+        "check_run": fake_github.webhook(
+            "check_run", "rerequested", repo=REPO, check_run_id=run["id"]
+        ),
+    }
+    for event, data in cases.items():
+        assert webhooks.validate(event, data) == [], event
+        assert data["repository"]["id"] == fake_github.repo(REPO).id
+        assert data["installation"]["id"] == INSTALLATION
+    pull = cases["pull_request"]["pull_request"]
+    assert (pull["head"]["sha"], pull["head"]["ref"], pull["base"]["ref"]) == (
+        head,
+        "flujo/x",
+        "main",
+    )
+    assert pull["title"] == "Try x" and [x["name"] for x in pull["labels"]] == ["flujo"]
+    issue_comment = cases["issue_comment"]
+    assert issue_comment["issue"]["number"] == number and "pull_request" in issue_comment["issue"]
+    assert issue_comment["comment"]["body"] == "/flujo approve"
+    assert issue_comment["comment"]["user"]["login"] == "alice"
+    push = cases["push"]
+    assert (push["after"], push["before"], push["ref"]) == (head, world, "refs/heads/flujo/x")
+    suite = cases["check_suite"]["check_suite"]
+    assert fake_github.check_suites[suite["id"]].head_sha == world == suite["head_sha"]
+    assert suite["head_branch"] == "main"
+    rerun = cases["check_run"]["check_run"]
+    assert (rerun["id"], rerun["head_sha"], rerun["name"], rerun["external_id"]) == (
+        run["id"],
+        head,
+        "flujo/validate",
+        "e1",
+    )
+    assert rerun["check_suite"]["id"] == run["check_suite"]["id"]
 
 
 async def test_deliver_posts_a_signed_webhook(fake_github: FakeGitHub) -> None:

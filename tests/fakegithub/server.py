@@ -490,18 +490,10 @@ class FakeGitHub:
     # --- webhooks -----------------------------------------------------------------------
 
     def webhook(self, event: str, name: str, *, repo: str, **adjust: Any) -> dict[str, Json]:
-        """A real payload (`webhooks.payload`) adjusted to `repo` as this fake knows it: its id,
-        default branch and installation are filled in; `adjust` passes the rest (sha, branch,
-        number, check_name, label, sender, …)."""
-        known = self.repo(repo)
-        filled: dict[str, Any] = {
-            "repo": repo,
-            "repo_id": known.id,
-            "default_branch": known.default_branch,
-            "installation_id": known.installation_id,
-            **adjust,
-        }
-        return webhooks.payload(event, name, **filled)
+        """A real payload adjusted to `repo` as this fake knows it (see `webhooks.from_fake`):
+        ids, installation, and the SHAs/branches of the pull, check suite, check run or
+        comment named in `adjust` are filled in; explicit `adjust` values win."""
+        return webhooks.from_fake(self, event, name, repo=repo, **adjust)
 
     async def deliver(
         self, url: str, event: str, payload: dict[str, Json], *, delivery_id: str | None = None
