@@ -940,3 +940,55 @@ async def test_startup_is_fast(tmp_path: Path) -> None:
     async with FakeGitHub(root=tmp_path / "x") as fake:
         assert fake.base_url.startswith("http://127.0.0.1:")
     assert time.perf_counter() - started < 0.05
+
+
+async def test_end_to_end_a_signed_delivery_drives_a_handler_that_reports_a_check(
+    fake_github: FakeGitHub, world: str, session: aiohttp.ClientSession
+) -> None:
+    """The shape of a bot test: webhook in → the app calls the fake → assert the fake's state."""
+    from aiohttp import web
+    from gidgethub import routing
+
+    router = routing.Router()
+
+    @router.register("pull_request", action="opened")
+    async def report(event: Event, gh: GitHubAPI, token: str) -> None:
+        pull = event.data["pull_request"]
+        await gh.post(
+            f"/repos/{event.data['repository']['full_name']}/check-runs",
+            data={
+                "name": "flujo/validate",
+                "head_sha": pull["head"]["sha"],
+                "conclusion": "failure",
+                "output": {"title": "1 problem", "summary": "s", "annotations": [annotation(1)]},
+            },
+            oauth_token=token,
+        )
+
+    async def hook(request: web.Request) -> web.Response:
+        event = Event.from_http(
+            request.headers, await request.read(), secret=fake_github.webhook_secret
+        )
+        gh, token = await installation_client(fake_github, session)
+        await router.dispatch(event, gh, token)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/webhook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    head = fake_github.commit(REPO, {"flows/triage.yaml": "broken"}, branch="fix")
+    number = fake_github.open_pull(REPO, "fix", title="Fix triage")
+    try:
+        status, _ = await fake_github.deliver(
+            f"http://127.0.0.1:{runner.addresses[0][1]}/webhook",
+            "pull_request",
+            fake_github.webhook("pull_request", "opened", repo=REPO, number=number),
+        )
+    finally:
+        await runner.cleanup()
+    assert status == 200
+    run = fake_github.check_run(REPO, head, "flujo/validate")
+    assert run.conclusion == "failure" and [a["start_line"] for a in run.annotations] == [1]
