@@ -18,6 +18,7 @@ from gidgethub.aiohttp import GitHubAPI
 from gidgethub.sansio import Event
 
 from tests.fakegithub import webhooks
+from tests.fakegithub.openapi import load_openapi
 from tests.fakegithub.server import FakeGitHub
 
 REPO = "acme/pipelines"
@@ -385,6 +386,46 @@ async def test_invalid_conclusion_is_answered_422_and_recorded_as_violation(
     assert any("conclusion is required" in str(v) for v in found)
 
 
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"output": {"title": "t", "summary": "s" * 65536}}, "summary"),
+        (
+            {
+                "actions": [
+                    {"label": "l", "description": "d", "identifier": f"a{n}"} for n in range(4)
+                ]
+            },
+            "actions",
+        ),
+        ({"output": {"title": "t", "summary": "s", "annotations": [{"path": "a"}]}}, "start_line"),
+        (
+            {"output": {"title": "t", "summary": "s", "annotations": [annotation(1, "error")]}},
+            "annotation_level",
+        ),
+    ],
+    ids=["long-summary", "four-actions", "annotation-fields", "annotation-level"],
+)
+async def test_check_run_rules_github_enforces(
+    fake_github: FakeGitHub,
+    world: str,
+    gh: tuple[GitHubAPI, str],
+    body: dict[str, Any],
+    complaint: str,
+) -> None:
+    client, token = gh
+    with pytest.raises(gidgethub.BadRequest) as refused:
+        await client.post(
+            f"/repos/{REPO}/check-runs",
+            data={"name": "x", "head_sha": world, **body},
+            oauth_token=token,
+        )
+    assert refused.value.status_code == 422
+    found = fake_github.take_violations()
+    assert any(complaint in v for v in found), found
+    assert fake_github.check_runs_for(REPO, world) == []
+
+
 # --- pagination and faults --------------------------------------------------------------
 
 
@@ -697,6 +738,38 @@ async def test_bodies_have_every_field_of_the_recorded_responses(
         assert _key_paths(sample["response"]) <= _key_paths(body), fixture
 
 
+# --- the OpenAPI layer ------------------------------------------------------------------
+
+
+def test_multi_segment_parameters_and_literal_paths_win() -> None:
+    spec = load_openapi()
+    found = spec.match("GET", "/repos/o/r/git/ref/heads/feature/x")
+    assert found is not None
+    assert found[0].template == "/repos/{owner}/{repo}/git/ref/{ref}"
+    assert found[1]["ref"] == "heads/feature/x"
+    runs = spec.match("GET", "/repos/o/r/commits/abc/check-runs")
+    assert runs is not None and runs[0].template.endswith("/commits/{ref}/check-runs")
+    label = spec.match("DELETE", "/repos/o/r/issues/3/labels/needs%20review")
+    assert label is not None and label[1]["name"] == "needs review"
+    assert spec.match("GET", "/repos/o/r/issues") is None
+    assert spec.match("POST", "/repos/o/r") is None
+
+
+def test_response_checks_know_nullable_refs_and_undocumented_statuses() -> None:
+    spec = load_openapi()
+    found = spec.match("GET", "/repos/o/r/pulls/1")
+    assert found is not None
+    op = found[0]
+    pull = spec.fill("pull-request", {"number": 1})
+    assert spec.check_response(op, 200, pull) == []
+    assert pull["milestone"] is None and pull["merged_by"] is None  # nullable $refs
+    broken = {**pull, "state": 3}
+    assert any("state" in v for v in spec.check_response(op, 200, broken))
+    del broken["state"]
+    assert any("'state' is a required property" in v for v in spec.check_response(op, 200, broken))
+    assert "not documented" in spec.check_response(op, 418, {})[0]
+
+
 # --- webhooks ---------------------------------------------------------------------------
 
 
@@ -749,6 +822,8 @@ def test_adjusted_payloads_still_validate(event: str, name: str, adjust: dict[st
     )
     assert webhooks.validate(event, data) == []
     if "repository" in data:
+        original = webhooks.payload(event, name)["repository"]["full_name"]
+        assert f"/{original}" not in json.dumps(data)  # every URL names the test's repo
         assert data["repository"]["full_name"] == REPO
         assert data["repository"]["owner"]["login"] == "acme"
         assert data["repository"]["id"] == 1234
@@ -777,12 +852,57 @@ def test_signed_deliveries_verify_with_gidgethub() -> None:
         Event.from_http({k.lower(): v for k, v in headers.items()}, body, secret="wrong")
 
 
-def test_webhook_helper_uses_the_fakes_repository(fake_github: FakeGitHub, world: str) -> None:
-    data = fake_github.webhook("check_suite", "requested", repo=REPO, sha=world, branch="main")
-    assert webhooks.validate("check_suite", data) == []
-    assert data["repository"]["id"] == fake_github.repo(REPO).id
-    assert data["installation"]["id"] == INSTALLATION
-    assert data["check_suite"]["head_sha"] == world
+async def test_webhook_helper_fills_in_what_the_fake_knows(
+    fake_github: FakeGitHub, world: str, gh: tuple[GitHubAPI, str]
+) -> None:
+    client, token = gh
+    head = fake_github.commit(REPO, {"flows/x.yaml": "name: x\n"}, branch="flujo/x")
+    number = fake_github.open_pull(REPO, "flujo/x", title="Try x", labels=["flujo"])
+    comment = fake_github.add_comment(REPO, number, "/flujo approve", user="alice")
+    run = await client.post(
+        f"/repos/{REPO}/check-runs",
+        data={"name": "flujo/validate", "head_sha": head, "external_id": "e1"},
+        oauth_token=token,
+    )
+    cases = {
+        "pull_request": fake_github.webhook("pull_request", "opened", repo=REPO, number=number),
+        "issue_comment": fake_github.webhook(
+            "issue_comment", "created", repo=REPO, comment_id=comment
+        ),
+        "push": fake_github.webhook("push", "with-installation", repo=REPO, branch="flujo/x"),
+        "check_suite": fake_github.webhook("check_suite", "requested", repo=REPO, sha=world),
+        "check_run": fake_github.webhook(
+            "check_run", "rerequested", repo=REPO, check_run_id=run["id"]
+        ),
+    }
+    for event, data in cases.items():
+        assert webhooks.validate(event, data) == [], event
+        assert data["repository"]["id"] == fake_github.repo(REPO).id
+        assert data["installation"]["id"] == INSTALLATION
+    pull = cases["pull_request"]["pull_request"]
+    assert (pull["head"]["sha"], pull["head"]["ref"], pull["base"]["ref"]) == (
+        head,
+        "flujo/x",
+        "main",
+    )
+    assert pull["title"] == "Try x" and [x["name"] for x in pull["labels"]] == ["flujo"]
+    issue_comment = cases["issue_comment"]
+    assert issue_comment["issue"]["number"] == number and "pull_request" in issue_comment["issue"]
+    assert issue_comment["comment"]["body"] == "/flujo approve"
+    assert issue_comment["comment"]["user"]["login"] == "alice"
+    push = cases["push"]
+    assert (push["after"], push["before"], push["ref"]) == (head, world, "refs/heads/flujo/x")
+    suite = cases["check_suite"]["check_suite"]
+    assert fake_github.check_suites[suite["id"]].head_sha == world == suite["head_sha"]
+    assert suite["head_branch"] == "main"
+    rerun = cases["check_run"]["check_run"]
+    assert (rerun["id"], rerun["head_sha"], rerun["name"], rerun["external_id"]) == (
+        run["id"],
+        head,
+        "flujo/validate",
+        "e1",
+    )
+    assert rerun["check_suite"]["id"] == run["check_suite"]["id"]
 
 
 async def test_deliver_posts_a_signed_webhook(fake_github: FakeGitHub) -> None:
@@ -820,3 +940,55 @@ async def test_startup_is_fast(tmp_path: Path) -> None:
     async with FakeGitHub(root=tmp_path / "x") as fake:
         assert fake.base_url.startswith("http://127.0.0.1:")
     assert time.perf_counter() - started < 0.05
+
+
+async def test_end_to_end_a_signed_delivery_drives_a_handler_that_reports_a_check(
+    fake_github: FakeGitHub, world: str, session: aiohttp.ClientSession
+) -> None:
+    """The shape of a bot test: webhook in → the app calls the fake → assert the fake's state."""
+    from aiohttp import web
+    from gidgethub import routing
+
+    router = routing.Router()
+
+    @router.register("pull_request", action="opened")
+    async def report(event: Event, gh: GitHubAPI, token: str) -> None:
+        pull = event.data["pull_request"]
+        await gh.post(
+            f"/repos/{event.data['repository']['full_name']}/check-runs",
+            data={
+                "name": "flujo/validate",
+                "head_sha": pull["head"]["sha"],
+                "conclusion": "failure",
+                "output": {"title": "1 problem", "summary": "s", "annotations": [annotation(1)]},
+            },
+            oauth_token=token,
+        )
+
+    async def hook(request: web.Request) -> web.Response:
+        event = Event.from_http(
+            request.headers, await request.read(), secret=fake_github.webhook_secret
+        )
+        gh, token = await installation_client(fake_github, session)
+        await router.dispatch(event, gh, token)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/webhook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    head = fake_github.commit(REPO, {"flows/triage.yaml": "broken"}, branch="fix")
+    number = fake_github.open_pull(REPO, "fix", title="Fix triage")
+    try:
+        status, _ = await fake_github.deliver(
+            f"http://127.0.0.1:{runner.addresses[0][1]}/webhook",
+            "pull_request",
+            fake_github.webhook("pull_request", "opened", repo=REPO, number=number),
+        )
+    finally:
+        await runner.cleanup()
+    assert status == 200
+    run = fake_github.check_run(REPO, head, "flujo/validate")
+    assert run.conclusion == "failure" and [a["start_line"] for a in run.annotations] == [1]

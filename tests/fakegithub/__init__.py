@@ -34,12 +34,14 @@ files, default_branch="main", installation_id=None) -> sha` (a real bare git rep
 disk), `commit(full_name, {path: text | None}, branch="main", message=…) -> sha` (None
 deletes; a new branch starts from the default branch), `open_pull(full_name, head, base=None,
 title=…, body=None, user="octocat", draft=False, labels=None) -> number`,
-`add_comment(full_name, number, body, user="octocat") -> id`.
+`add_comment(full_name, number, body, user="octocat") -> id`, `add_review(full_name, number,
+state="APPROVED", user="alice", body="") -> id`.
 
 Read back: `check_run(full_name, sha, name)` (latest, with ALL annotations appended across
 PATCHes), `check_runs_for(full_name, sha, name=None)`, `check_suites`, `pull(full_name, n)`,
 `pulls(full_name)`, `labels(full_name, n=None)`, `comments(full_name, n)`, `refs(full_name)`,
-`branch_sha(full_name, branch)`, `files(full_name, ref=None)`, `requests` (every
+`branch_sha(full_name, branch)`, `files(full_name, ref=None)`, `statuses(full_name, sha)`,
+`check_runs` / `check_suites` (id → object), `requests` (every
 `Request(method, path, query, body, status, template)`), `calls(method, path_glob_or_template)`.
 
 Faults: `fail(method, path_pattern, status, headers=None, body=None, times=1)` (`times=None`:
@@ -48,17 +50,25 @@ until `clear_faults()`; pattern: glob on the path or an OpenAPI template; method
 `fail_rate_limit(method, pattern, reset_in=60)` (403 + x-ratelimit-remaining: 0 →
 `gidgethub.RateLimitExceeded`), `expire_tokens()` (next use of any issued token → 401).
 
-Webhooks: `fake.webhook(event, name, repo=…, sha=…, branch=…, number=…, …)` loads the real
-payload `webhooks/<event>/<name>.json` and adjusts it to the repository as the fake knows it
-(id, default branch, installation); `webhooks.payload(...)` does the same without a fake;
-`webhooks.validate(event, payload)` checks it against `webhooks/schema.json`;
-`webhooks.signed(event, payload, secret)` gives GitHub's headers and body (X-Hub-Signature-256);
-`await fake.deliver(url, event, payload)` POSTs it signed with `fake.webhook_secret`.
+Webhooks: `fake.webhook(event, name, repo=…, **adjust)` loads the real payload
+`webhooks/<event>/<name>.json` and fills in what the fake knows: repository id, default branch,
+installation; with `number=` the pull's head/base refs and SHAs, title, labels; with
+`comment_id=` the comment (issue_comment: marked as a pull request's); push with `branch=`: its
+head and parent; check_suite with `sha=`: the fake's suite; check_run with `check_run_id=`: that
+run. Other adjustments: sha, before, branch, base_branch, base_sha, check_name, external_id,
+check_suite_id, label, sender, comment. `webhooks.payload(...)` does the same without a fake,
+`webhooks.validate(event, payload)` checks against `webhooks/schema.json`,
+`webhooks.signed(event, payload, secret)` gives GitHub's headers and body (X-Hub-Signature-256),
+`await fake.deliver(url, event, payload)` POSTs it signed with `fake.webhook_secret`. See
+`test_end_to_end_…` in tests/test_fake_github.py for the shape of a bot test.
 
 GitHub rules the fake enforces (422 + violation): conclusion required when status is completed,
 ≤ 50 annotations per request, summary/text ≤ 65535 characters, ≤ 3 actions, annotation fields
 and levels, enums and types of every body. Check runs list with `filter=latest` by default (one
 run per name), as GitHub does. Pagination: `per_page` (30, max 100) and `page` with GitHub's
 `Link` header. Every response carries the x-ratelimit-* headers. Endpoints in the OpenAPI subset
-that the fake does not implement answer 404 and record a violation.
+that the fake does not implement answer 404 and record a violation (implemented: app and
+installation tokens, repos, contents, git blobs/trees/commits/refs, compare, branches, check
+runs/suites, statuses, pulls, files, merge, reviews, labels, issue comments, rate_limit).
+The fake sends no webhooks by itself.
 """

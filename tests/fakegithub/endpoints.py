@@ -630,7 +630,7 @@ def _apply_check_fields(run: CheckRun, body: Json) -> None:
         run.actions = list(body["actions"])
 
 
-def _suite_for(fake: FakeGitHub, repo: Repo, sha: str) -> CheckSuite:
+def suite_for(fake: FakeGitHub, repo: Repo, sha: str) -> CheckSuite:
     for suite in fake.check_suites.values():
         if suite.repo == repo.full_name and suite.head_sha == sha and suite.app_id == fake.app_id:
             return suite
@@ -646,7 +646,7 @@ def create_check_run(fake: FakeGitHub, call: Call) -> Reply:
     sha = call.body["head_sha"]
     if len(sha) != 40 or repo.git.object_type(sha) != "commit":
         raise GitHubError(422, f"No commit found for SHA: {sha}")
-    suite = _suite_for(fake, repo, sha)
+    suite = suite_for(fake, repo, sha)
     run = CheckRun(fake.new_id(), repo.full_name, suite.id, sha, call.body["name"])
     _apply_check_fields(run, call.body)
     fake.check_runs[run.id] = run
@@ -1139,7 +1139,7 @@ def create_check_suite(fake: FakeGitHub, call: Call) -> Reply:
         s.repo == repo.full_name and s.head_sha == sha and s.app_id == fake.app_id
         for s in fake.check_suites.values()
     )
-    suite = _suite_for(fake, repo, sha)
+    suite = suite_for(fake, repo, sha)
     return ok(check_suite_json(fake, suite), 200 if existed else 201)
 
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakegithub import webhooks
+from tests.fakegithub.endpoints import HANDLERS
 from tests.fakegithub.git import Entry, GitRepo
 from tests.fakegithub.openapi import OpenAPI, Operation, load_openapi
 from tests.fakegithub.state import (
@@ -141,6 +142,7 @@ class FakeGitHub:
         self.tokens: dict[str, tuple[int, float]] = {}
         self.rate_remaining = RATE_LIMIT
         self._faults: list[Fault] = []
+        self._valid_bodies: set[tuple[str, str, int, str]] = set()
         self._ids = itertools.count(1001)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -488,18 +490,10 @@ class FakeGitHub:
     # --- webhooks -----------------------------------------------------------------------
 
     def webhook(self, event: str, name: str, *, repo: str, **adjust: Any) -> dict[str, Json]:
-        """A real payload (`webhooks.payload`) adjusted to `repo` as this fake knows it: its id,
-        default branch and installation are filled in; `adjust` passes the rest (sha, branch,
-        number, check_name, label, sender, …)."""
-        known = self.repo(repo)
-        filled: dict[str, Any] = {
-            "repo": repo,
-            "repo_id": known.id,
-            "default_branch": known.default_branch,
-            "installation_id": known.installation_id,
-            **adjust,
-        }
-        return webhooks.payload(event, name, **filled)
+        """A real payload adjusted to `repo` as this fake knows it (see `webhooks.from_fake`):
+        ids, installation, and the SHAs/branches of the pull, check suite, check run or
+        comment named in `adjust` are filled in; explicit `adjust` values win."""
+        return webhooks.from_fake(self, event, name, repo=repo, **adjust)
 
     async def deliver(
         self, url: str, event: str, payload: dict[str, Json], *, delivery_id: str | None = None
@@ -589,56 +583,22 @@ class FakeGitHub:
         return headers
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        from tests.fakegithub.endpoints import HANDLERS
-
         method = request.method.upper()
         path = request.rel_url.raw_path
         query = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
         raw = await request.read()
-        body: Json = None
-        has_body = bool(raw.strip())
         matched = self.spec.match(method, path)
         template = matched[0].template if matched else None
-        status, payload, headers = 500, None, {}
+        body: Json = None
         try:
-            if has_body:
+            if raw.strip():
                 try:
                     body = json.loads(raw)
                 except ValueError:
                     raise GitHubError(400, "Problems parsing JSON") from None
-            if matched is None:
-                self.violations.append(f"{method} {path}: not in GitHub's REST API description")
-                raise GitHubError(404, "Not Found")
-            op, params = matched
-            fault = self._take_fault(method, path, template)
-            if fault is not None:
-                self.rate_remaining = max(0, self.rate_remaining - 1)
-                status, payload, headers = fault.status, fault.body, fault.headers
-            else:
-                installation = self._authenticate(request.headers.get("Authorization"), op.template)
-                self.rate_remaining = max(0, self.rate_remaining - 1)
-                problems = self.spec.check_request(
-                    op, params, query.items(), body, has_body=has_body
-                )
-                if problems:
-                    self.violations.extend(problems)
-                    if any("request body" in p or "a JSON request body" in p for p in problems):
-                        raise GitHubError(
-                            422,
-                            "Invalid request.\n\n" + "\n".join(problems),
-                            docs=_docs(op),
-                        )
-                handler = HANDLERS.get((method, op.template))
-                if handler is None:
-                    self.violations.append(f"{method} {op.template}: not implemented by the fake")
-                    raise GitHubError(404, "Not Found")
-                call = Call(op, params, query, body, installation, path=path)
-                if op.template.startswith("/repos/{owner}/{repo}"):
-                    call.repo = self._repo_for(params, installation)
-                status, payload, extra = handler(self, call)
-                headers = extra
-                if 200 <= status < 300:
-                    self.violations.extend(self.spec.check_response(op, status, payload))
+            status, payload, headers = self._answer(
+                method, path, matched, query, body, bool(raw.strip()), request.headers
+            )
         except GitHubError as error:
             if error.violation:
                 self.violations.append(
@@ -652,6 +612,56 @@ class FakeGitHub:
         self.requests.append(Request(method, path, query, body, status, template))
         text = None if payload is None else json.dumps(payload)
         return web.Response(status=status, text=text, headers=self._headers(headers))
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        matched: tuple[Operation, dict[str, str]] | None,
+        query: dict[str, str],
+        body: Json,
+        has_body: bool,
+        headers: Mapping[str, str],
+    ) -> tuple[int, Json, dict[str, str]]:
+        """Fault, authentication, request checks, the handler, then response checks."""
+        if matched is None:
+            self.violations.append(f"{method} {path}: not in GitHub's REST API description")
+            raise GitHubError(404, "Not Found")
+        op, params = matched
+        fault = self._take_fault(method, path, op.template)
+        if fault is not None:
+            self.rate_remaining = max(0, self.rate_remaining - 1)
+            return fault.status, fault.body, fault.headers
+        installation = self._authenticate(headers.get("Authorization"), op.template)
+        self.rate_remaining = max(0, self.rate_remaining - 1)
+        problems = self.spec.check_request(op, params, query.items(), body, has_body=has_body)
+        if problems:
+            self.violations.extend(problems)
+            if any("request body" in p for p in problems):
+                message = "Invalid request.\n\n" + "\n".join(problems)
+                raise GitHubError(422, message, docs=_docs(op))
+        handler = HANDLERS.get((method, op.template))
+        if handler is None:
+            self.violations.append(f"{method} {op.template}: not implemented by the fake")
+            raise GitHubError(404, "Not Found")
+        call = Call(op, params, query, body, installation, path=path)
+        if op.template.startswith("/repos/{owner}/{repo}"):
+            call.repo = self._repo_for(params, installation)
+        status, payload, extra = handler(self, call)
+        if 200 <= status < 300:
+            self._check_response(op, status, payload)
+        return status, payload, extra
+
+    def _check_response(self, op: Operation, status: int, payload: Json) -> None:
+        """Validate a success body; identical bodies (polling) are validated once."""
+        key = (op.method, op.template, status, json.dumps(payload, sort_keys=True))
+        if key in self._valid_bodies:
+            return
+        found = self.spec.check_response(op, status, payload)
+        if found:
+            self.violations.extend(found)
+        elif len(self._valid_bodies) < 10_000:
+            self._valid_bodies.add(key)
 
     def _repo_for(self, params: dict[str, str], installation: int | None) -> Repo:
         repo = self.repos.get(f"{params['owner']}/{params['repo']}")

@@ -9,11 +9,14 @@ import json
 import uuid
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from tests.fakegithub.reference import reference_dir
+
+if TYPE_CHECKING:
+    from tests.fakegithub.server import FakeGitHub
 
 Json = Any
 HOOKSHOT = "GitHub-Hookshot/5bf1d7b"
@@ -70,6 +73,17 @@ def validate(event: str, payload: Json) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:300]}" for e in errors]
 
 
+def _renamed(value: Json, old: str, new: str) -> Json:
+    """Every string with `old` (a repository's full name, as in URLs) naming `new` instead."""
+    if isinstance(value, str):
+        return value.replace(f"/{old}", f"/{new}")
+    if isinstance(value, dict):
+        return {key: _renamed(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, old, new) for item in value]
+    return value
+
+
 def _set_repo(
     target: Json, full_name: str | None, repo_id: int | None, default_branch: str | None
 ) -> None:
@@ -123,6 +137,9 @@ def payload(
     check_suite/check_run: head_sha), `branch` the head branch (push: `ref`).
     """
     data: dict[str, Json] = copy.deepcopy(_load(_file(event, name)))
+    original = (data.get("repository") or {}).get("full_name")
+    if repo and original and original != repo:
+        data = _renamed(data, original, repo)
     _set_repo(data.get("repository"), repo, repo_id, default_branch)
     if installation_id is not None and _allows(event, data, "installation"):
         found = data.get("installation")
@@ -273,3 +290,93 @@ def signed(
         "X-Hub-Signature-256": f"sha256={digest}",
     }
     return headers, body
+
+
+def from_fake(
+    fake: FakeGitHub, event: str, name: str, *, repo: str, **adjust: Any
+) -> dict[str, Json]:
+    """`payload()` with what `fake` knows filled in before `adjust` (explicit values win):
+
+    - always: repository id and default branch, installation id;
+    - `number` of a pull: head/base branches and SHAs, title, body, state, draft, labels
+      (issue_comment: the issue is marked as a pull request);
+    - `comment_id` of a comment: its id, body and author;
+    - push with `branch`: `sha` = the branch head, `before` = its parent;
+    - check_suite with `sha`: the fake's suite for it (created if needed) and its branch;
+    - check_run with `check_run_id`: that run's head SHA, name, external id and suite.
+    """
+    from tests.fakegithub.endpoints import suite_for
+
+    known = fake.repo(repo)
+    facts: dict[str, Any] = {
+        "repo": repo,
+        "repo_id": known.id,
+        "default_branch": known.default_branch,
+        "installation_id": known.installation_id,
+    }
+    comment = known.comments.get(adjust.pop("comment_id", -1))
+    if comment is not None:
+        facts.update(comment=comment.body, number=comment.issue_number)
+    pull = known.pulls.get(adjust.get("number", facts.get("number", -1)))
+    if pull is not None:
+        facts["sha"] = known.git.ref(f"refs/heads/{pull.head}")
+        facts["branch"] = pull.head
+        facts["base_branch"] = pull.base
+        facts["base_sha"] = known.git.ref(f"refs/heads/{pull.base}")
+    if event == "push" and "branch" in adjust and "sha" not in adjust:
+        head = known.git.ref(f"refs/heads/{adjust['branch']}")
+        if head:
+            facts["sha"] = head
+            parents = known.git.read_commit(head).parents
+            facts["before"] = parents[0] if parents else "0" * 40
+    if event == "check_suite" and "sha" in adjust and "check_suite_id" not in adjust:
+        suite = suite_for(fake, known, adjust["sha"])
+        facts["check_suite_id"] = suite.id
+        if suite.head_branch:
+            facts["branch"] = suite.head_branch
+    run = fake.check_runs.get(adjust.get("check_run_id", -1))
+    if event == "check_run" and run is not None:
+        facts.update(
+            sha=run.head_sha,
+            check_name=run.name,
+            external_id=run.external_id,
+            check_suite_id=run.suite_id,
+        )
+    facts = {k: v for k, v in facts.items() if v is not None}
+    data = payload(event, name, **{**facts, **adjust})
+    if pull is not None:
+        _pull_facts(fake, data, known, pull)
+    if comment is not None and isinstance(data.get("comment"), dict):
+        data["comment"]["id"] = comment.id
+        data["comment"]["user"]["login"] = comment.user
+        data["comment"]["user"]["type"] = "Bot" if comment.user.endswith("[bot]") else "User"
+    return data
+
+
+def _pull_facts(fake: FakeGitHub, data: Json, repo: Any, pull: Any) -> None:
+    from tests.fakegithub.shapes import label_json
+
+    labels = [label_json(fake, repo, repo.labels[n]) for n in pull.labels]
+    target = data.get("pull_request")
+    if isinstance(target, dict):
+        target.update(
+            title=pull.title,
+            body=pull.body,
+            state=pull.state,
+            draft=pull.draft,
+            labels=labels,
+        )
+        target["user"]["login"] = pull.user
+        if "merged" in target:
+            target["merged"] = pull.merged
+    issue = data.get("issue")
+    if isinstance(issue, dict):
+        html = f"https://github.com/{repo.full_name}/pull/{pull.number}"
+        api = f"https://api.github.com/repos/{repo.full_name}/pulls/{pull.number}"
+        issue.update(title=pull.title, body=pull.body, state=pull.state, labels=labels)
+        issue["pull_request"] = {
+            "url": api,
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+        }
