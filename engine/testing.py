@@ -10,6 +10,7 @@ import asyncio
 import fnmatch
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.engine.policies import PolicyResult, bindings_for
@@ -73,6 +74,11 @@ class TestResult:
             "assertions": [a.to_dict() for a in self.assertions],
             "policies": [p.to_dict() for p in self.policies],
         }
+
+
+def cassette_folder(spec: Path) -> Path:
+    """Where a spec's recorded model calls live: cassettes/<spec name>/ beside it."""
+    return spec.parent / "cassettes" / spec.stem
 
 
 def selected(spec: str, test: SpecTest, patterns: tuple[str, ...]) -> bool:

@@ -132,7 +132,9 @@ def _options(file: Path, mode: str | None, replay: Path | None, record: bool) ->
 
 def cassette_folder(spec: Path) -> Path:
     """Where a spec's recorded model calls live: cassettes/<spec name>/ beside it."""
-    return spec.parent / "cassettes" / spec.stem
+    from flujo.engine.testing import cassette_folder as folder
+
+    return folder(spec)
 
 
 def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
