@@ -111,8 +111,8 @@ def recipe(opportunity: Opportunity, data: Any) -> list[dict[str, Any]] | None:
     if kind in ("loose_timeout", "usage_limit_hits"):
         value = facts["timeout_s"] if kind == "loose_timeout" else facts["value"]
         return [_set(data, opportunity.scope[0], value)]
-    if kind == "unused_output":
-        return [{"op": "remove", "path": opportunity.scope[0]}]
+    if kind == "unused_output":  # mocks first: removing a step shifts no test index
+        return [{"op": "remove", "path": p} for p in (*opportunity.scope[1:], opportunity.scope[0])]
     if kind == "parallelizable":
         first, second = (_get(data, p) for p in opportunity.scope)
         merged = {

@@ -321,7 +321,10 @@ def _timeouts(
 def _structure(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
     out: list[Opportunity] = []
     text = pipeline.source.text if pipeline.source is not None else pipeline.to_yaml()
-    mocked = {name for test in pipeline.tests for name in test.mocks}
+    mocks: dict[str, list[str]] = {}
+    for t, test in enumerate(pipeline.tests):
+        for name in test.mocks:
+            mocks.setdefault(name, []).append(f"tests[{t}].mocks.{name}")
     for list_path, steps in _step_lists(pipeline):
         taken: set[int] = set()
         for i, step in enumerate(steps):
@@ -332,8 +335,8 @@ def _structure(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
             if stats is None or stats.runs < MIN_RUNS:
                 continue
             if not _reads_previous(follower) and not _referenced(step.name, text):
-                if _agent_of(step) is not None and step.name not in mocked:
-                    out.append(_unused(list_path, i, step, stats, view))
+                if _agent_of(step) is not None:
+                    out.append(_unused(list_path, i, step, stats, view, mocks.get(step.name, [])))
                 continue
             out += _parallel(pipeline, view, list_path, steps, i, taken, text)
     return out
@@ -370,8 +373,14 @@ def _refers_to(step: StepBase, name: str) -> bool:
 
 
 def _unused(
-    list_path: str, index: int, step: AgentStep, stats: StepStats, view: SpecTelemetry
+    list_path: str,
+    index: int,
+    step: AgentStep,
+    stats: StepStats,
+    view: SpecTelemetry,
+    mocks: list[str],
 ) -> Opportunity:
+    """Remove the step (and the tests' mocks of it, which would name a missing step)."""
     path = f"{list_path}[{index}]"
     why = (
         f"nothing reads the output of '{step.name}' (no later step, test or policy refers to "
@@ -384,8 +393,8 @@ def _unused(
         step.name,
         why,
         _evidence(stats, view),
-        (paths.to_pointer(path),),
-        max_ops=1,
+        (paths.to_pointer(path), *(paths.to_pointer(m) for m in mocks)),
+        max_ops=1 + len(mocks),
     )
 
 

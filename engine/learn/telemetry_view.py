@@ -180,7 +180,7 @@ def _add_spans(
     current = {step.name: (path, step) for path, step in pipeline.walk()}
     by_path = {path: step for path, step in current.values()}
     rows = store.query(
-        "SELECT s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt, s.status, s.error,"
+        "SELECT r.spec_sha256 AS sha, s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt, s.status, s.error,"
         " s.start_ns, s.end_ns, s.cost_usd, s.input_tokens, s.output_tokens, s.model"
         " FROM spans s JOIN runs r ON r.run_id = s.run_id"
         f" WHERE {where}"
@@ -188,9 +188,12 @@ def _add_spans(
         " ORDER BY s.run_id, s.start_ns",
         (*args, MOCKED),
     )
+    names_by_version: dict[str, set[str]] = {}
+    for row in rows:
+        names_by_version.setdefault(row["sha"], set()).add(row["step_name"])
     per_run: dict[tuple[str, str], list[bool]] = {}
     for row in rows:
-        name = _current_name(row, current, by_path)
+        name = _current_name(row, current, by_path, names_by_version[row["sha"]])
         if name is None:
             view.unmapped_spans += 1
             continue
@@ -226,11 +229,14 @@ def _current_name(
     row: dict[str, Any],
     current: dict[str, tuple[str, StepBase]],
     by_path: dict[str, StepBase],
+    old_names: set[str],
 ) -> str | None:
+    """The current step a span belongs to: the same name, or a renamed step at the same
+    yaml_path (same kind, and a name the span's version did not have)."""
     name: str = row["step_name"]
     if name in current:
         return name
     step = by_path.get(row["yaml_path"] or "")
-    if step is not None and step.kind == row["kind"]:
+    if step is not None and step.kind == row["kind"] and step.name not in old_names:
         return step.name
     return None
