@@ -151,9 +151,7 @@ def ingest_traces(store: RunStore, body: bytes, content_type: str) -> IngestResu
 
 
 def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) -> None:
-    root = next(
-        (s for s in spans if s.parent_id is None and s.name.startswith("flujo.run")), None
-    )
+    root = next((s for s in spans if s.parent_id is None and s.name.startswith("flujo.run")), None)
     pipeline = None
     if root is not None:
         name = root.name.removeprefix("flujo.run").strip()
@@ -172,7 +170,11 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
         return
     status = {"OK": "succeeded", "ERROR": "failed"}.get(root.status, "running")
     error_path = next(
-        (str(attrs.get("path") or "") or None for name, _, attrs in root.events if name == "flujo.run.failed"),
+        (
+            str(attrs.get("path") or "") or None
+            for name, _, attrs in root.events
+            if name == "flujo.run.failed"
+        ),
         None,
     )
     tokens = sum(

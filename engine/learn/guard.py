@@ -195,15 +195,15 @@ class PromptGuard:
         if len(patch) > opportunity.max_ops:
             detail = f"{len(patch)} operations; this opportunity allows {opportunity.max_ops}"
             return Verdict(patch, reason="out_of_scope", detail=detail)
+        try:
+            jsonpatch.apply_patch(copy.deepcopy(self.data), patch)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            return Verdict(patch, reason="path_not_found", detail=str(exc))
         for op in patch:
             for key in ("path", "from"):
                 if key in op and not opportunity.allows(op[key]):
                     detail = f"{op[key]} is outside {', '.join(opportunity.scope)}"
                     return Verdict(patch, reason="out_of_scope", detail=detail)
-        try:
-            jsonpatch.apply_patch(copy.deepcopy(self.data), patch)
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-            return Verdict(patch, reason="path_not_found", detail=str(exc))
         if patch_hash(patch) in self._rejected:
             return Verdict(patch, reason="previously_rejected", detail="a person rejected it")
         try:
@@ -216,12 +216,16 @@ class PromptGuard:
         if text == self.spec_text:
             return Verdict(patch, reason="no_change", detail="the spec is unchanged")
         errors = [d for d in diagnostics if d.severity == "error"]
-        for codes, reason in ((_REFERENCE_CODES, "unknown_reference"), (_SCHEMA_CODES, "schema")):
+        for codes, reason in ((_SCHEMA_CODES, "schema"), (_REFERENCE_CODES, "unknown_reference")):
             hit = next((d for d in errors if d.code in codes), None)
             if hit is not None:
                 return Verdict(patch, reason=reason, detail=f"{hit.message} ({hit.yaml_path})")  # type: ignore[arg-type]
         if errors:
             return Verdict(patch, reason="invalid", detail=f"{errors[0].message}")
+        unknown = _new_unpriced_models(self.data, jsonpatch.apply_patch(self.data, patch))
+        if unknown:
+            detail = f"model '{unknown}' is not in the price table nor used in the spec"
+            return Verdict(patch, reason="unknown_reference", detail=detail)
         return Verdict(patch, text=text)
 
     async def run(self, opportunity: Opportunity, ask: Ask) -> Outcome:
@@ -244,6 +248,22 @@ class PromptGuard:
                 },
             ]
         return Outcome(rejections[-1], self.max_attempts, rejections)
+
+
+def _new_unpriced_models(before: Any, after: Any) -> str | None:
+    """A model the patch introduces that Flujo knows nothing about (likely made up)."""
+    from flujo.engine.pricing import price_for
+
+    def models(data: Any) -> set[str]:
+        agents = data.get("agents") if isinstance(data, dict) else None
+        if not isinstance(agents, dict):
+            return set()
+        return {a["model"] for a in agents.values() if isinstance(a, dict) and "model" in a}
+
+    for model in sorted(models(after) - models(before)):
+        if price_for(model) is None:
+            return model
+    return None
 
 
 def _parse(reply: str) -> tuple[list[dict[str, Any]] | None, tuple[Reason, str]]:
