@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -80,10 +81,8 @@ def _hex_ids_to_base64(node: Any) -> Any:
     out = {}
     for key, value in node.items():
         if key in _HEX_IDS and isinstance(value, str) and value:
-            try:
+            with contextlib.suppress(ValueError):  # not hex: already base64
                 value = base64.b64encode(bytes.fromhex(value)).decode()
-            except ValueError:
-                pass  # already base64
         out[key] = _hex_ids_to_base64(value)
     return out
 

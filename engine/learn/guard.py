@@ -147,13 +147,14 @@ class PromptGuard:
         negatives = "\n".join(
             f"- {normalised_patch(n.patch)} (rejected: {n.reason})" for n in self.negatives
         )
+        schema = json.dumps(pipeline_schema(), separators=(",", ":"))
         system = (
             "You improve Flujo pipeline specs (YAML) with small, reviewable JSON Patches.\n"
             'Reply with ONLY a JSON object: {"patch": [RFC 6902 operations], "rationale": '
             '"one sentence"}.\nRules: paths are JSON Pointers into the spec document; change '
             "only what the opportunity allows; use only agents defined in the spec and skills "
             "listed below; the patched spec must satisfy the JSON Schema.\n\n"
-            f"JSON Schema of the spec format:\n{json.dumps(pipeline_schema(), separators=(',', ':'))}"
+            f"JSON Schema of the spec format:\n{schema}"
             f"\n\nSkills (registry manifest):\n{skills}\n\n"
             f"Examples of correct patches:\n\n{examples}"
         )

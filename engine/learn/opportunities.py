@@ -131,9 +131,9 @@ def _cheaper_models(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity
     out = []
     users: dict[str, list[tuple[str, AgentStep]]] = {}
     for path, step in pipeline.walk():
-        agent = _agent_of(step)
-        if agent is not None and isinstance(step, AgentStep):
-            users.setdefault(agent, []).append((path, step))
+        used = _agent_of(step)
+        if used is not None and isinstance(step, AgentStep):
+            users.setdefault(used, []).append((path, step))
     for name, agent in pipeline.agents.items():
         provider, _, model = agent.model.partition(":")
         cheaper = CHEAPER_MODEL.get(model.lower())

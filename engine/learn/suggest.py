@@ -290,7 +290,7 @@ class _Verifier:
         from flujo.spec.load import validate_document
         from flujo.spec.source import parse
 
-        pipeline, diagnostics = validate_document(parse(text, self.file))
+        pipeline, _ = validate_document(parse(text, self.file))
         if pipeline is None:
             return Verification(False, "none", 0, 0, ("the patched spec does not load",))
         if not pipeline.tests:

@@ -180,8 +180,9 @@ def _add_spans(
     current = {step.name: (path, step) for path, step in pipeline.walk()}
     by_path = {path: step for path, step in current.values()}
     rows = store.query(
-        "SELECT r.spec_sha256 AS sha, s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt, s.status, s.error,"
-        " s.start_ns, s.end_ns, s.cost_usd, s.input_tokens, s.output_tokens, s.model"
+        "SELECT r.spec_sha256 AS sha, s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt,"
+        " s.status, s.error, s.start_ns, s.end_ns, s.cost_usd, s.input_tokens,"
+        " s.output_tokens, s.model"
         " FROM spans s JOIN runs r ON r.run_id = s.run_id"
         f" WHERE {where}"
         "   AND s.step_name IS NOT NULL AND instr(s.attributes, ?) = 0"
