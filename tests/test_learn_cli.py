@@ -136,3 +136,17 @@ def test_the_demo_ends_with_the_planted_suggestion(tmp_path: Path) -> None:
     triage = out[out.index("examples/support_triage.yaml: 12 runs") :]
     assert "1. Saves ~$" in triage and "cheaper_model at agents.classifier.model" in triage
     assert "+    model: openai:gpt-4o-mini" in triage
+
+
+def test_an_unreachable_model_server_is_a_clear_usage_error(store: str) -> None:
+    code, _, err = invoke(
+        "suggest",
+        SPEC,
+        "--store",
+        store,
+        "--agent",
+        "openai:gpt-4.1",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
+    assert code == 2 and "the model server failed: Connection error" in err

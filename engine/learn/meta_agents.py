@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from flujo.engine.learn.opportunities import Opportunity
 
 
+class AgentUnavailable(RuntimeError):
+    """The agent cannot work here (no model server configured)."""
+
+
 class MetaAgent(Protocol):
     name: str
 
@@ -60,7 +64,7 @@ class OpenAIAgent:
             base_url = self.base_url or os.environ.get("OPENAI_BASE_URL")
             key = self.api_key or os.environ.get("OPENAI_API_KEY")
             if not key and not base_url:
-                raise RuntimeError(
+                raise AgentUnavailable(
                     "the openai agent needs OPENAI_API_KEY (or OPENAI_BASE_URL for another "
                     "OpenAI-compatible server); use --agent offline to work without one"
                 )

@@ -62,7 +62,7 @@ def suggest(
     """
     import asyncio
 
-    from flujo.engine.learn.meta_agents import make_agent
+    from flujo.engine.learn.meta_agents import AgentUnavailable, make_agent
     from flujo.engine.learn.suggest import suggest as run_suggest
     from flujo.engine.store import RunStore, default_path
     from flujo.spec.errors import SpecError
@@ -97,14 +97,16 @@ def suggest(
             click.echo(str(diagnostic), err=True)
         click.echo("flujo suggest: fix the spec first (flujo validate)", err=True)
         raise SystemExit(EXIT_USAGE) from None
-    except RuntimeError as exc:  # no model server for the openai agent
+    except AgentUnavailable as exc:
         click.echo(f"flujo suggest: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
     except Exception as exc:
-        if type(exc).__module__.startswith("openai"):
-            click.echo(f"flujo suggest: the model server failed: {exc}", err=True)
-            raise SystemExit(EXIT_USAGE) from None
-        raise
+        import openai
+
+        if not isinstance(exc, openai.OpenAIError):
+            raise
+        click.echo(f"flujo suggest: the model server failed: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     elif report.no_telemetry:
