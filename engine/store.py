@@ -231,6 +231,15 @@ class RunStore:
         rows = self.query("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
         return rows[0]["text"] if rows else None
 
+    def execute(self, statement: str, rows: list[tuple[Any, ...]] | None = None) -> None:
+        """Run a write statement once per row (once, without parameters, when no rows are
+        given) in one transaction: for importers and extensions with tables of their own."""
+        with self._transaction() as db:
+            if rows is None:
+                db.execute(statement)
+            else:
+                db.executemany(statement, rows)
+
     def query(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self._lock:
             cursor = self._db.execute(query, args)

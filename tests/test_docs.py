@@ -28,3 +28,14 @@ def test_the_readme_python_snippet_paths_are_right() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./dev test" in ci and "./dev test" in README
+
+
+def test_the_readme_documents_the_suggestions_json() -> None:
+    from flujo.engine.learn.suggest import SCHEMA_VERSION, SuggestReport
+
+    section = README[README.index("## Suggestions") : README.index("## Command line")]
+    assert f'"schema_version": {SCHEMA_VERSION}' in section
+    for key in SuggestReport("s", "offline").to_dict():
+        assert f'"{key}"' in section, key
+    for key in ("savings", "verification", "confidence_label", "diff", "attempts", "broken"):
+        assert f'"{key}"' in section, key

@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
     "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show)."),
     "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
+    "suggest": (
+        "flujo.cli.suggest:suggest",
+        "Suggest verified, ranked improvements from telemetry.",
+    ),
+    "telemetry": ("flujo.cli.telemetry:telemetry", "Bring in telemetry recorded elsewhere."),
 }
 
 

@@ -65,13 +65,32 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
             f"${cost:.4f} in all, {mean * 1000:.0f} ms per run"
         )
     db = RunStore(target)
-    newest = db.list_runs(1)[0]["run_id"]
-    db.close()
-    click.echo(
-        f"\nTelemetry: runs and spans (tagged with flujo.yaml.path and spec_sha256) are in "
-        f"{target}.\nNext: flujo runs list   |   flujo runs show {newest}"
-    )
+    try:
+        newest = db.list_runs(1)[0]["run_id"]
+        click.echo(
+            f"\nTelemetry: runs and spans (tagged with flujo.yaml.path and spec_sha256) are in "
+            f"{target}.\n\nWhat the runs suggest (flujo suggest SPEC, offline agent):\n"
+        )
+        _print_suggestions([spec for spec, _ in plans], db)
+    finally:
+        db.close()
+    click.echo(f"\nNext: flujo runs list   |   flujo runs show {newest}   |   flujo suggest SPEC")
     raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _print_suggestions(specs: list[Path], db: Any) -> None:
+    """The ranked suggestions for each example, from the runs just recorded."""
+    import asyncio
+
+    from flujo.cli.suggest import print_report
+    from flujo.engine.learn.suggest import suggest
+
+    async def reports() -> list[Any]:
+        return [await suggest(spec, db) for spec in specs]
+
+    for report in asyncio.run(reports()):
+        print_report(report)
+        click.echo("")
 
 
 def _advance(bar: Any) -> Callable[[Any], None] | None:

@@ -1,0 +1,1 @@
+"""The learning loop: telemetry in, verified and ranked suggestions out (`flujo suggest`)."""

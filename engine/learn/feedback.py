@@ -1,0 +1,128 @@
+"""What people said about suggestions: rejected and accepted patches, per spec.
+
+Kept in the run store's file, in a table of its own. Rejections are fed to the Prompt
+Guard as negative examples, and `suggest` never offers a rejected patch again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from flujo.engine.store import RunStore
+
+Verdict = Literal["rejected", "accepted"]
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS suggestion_feedback (
+    spec_path TEXT NOT NULL,
+    patch_hash TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL,
+    patch TEXT NOT NULL,
+    PRIMARY KEY (spec_path, patch_hash)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    spec_path: str
+    patch_hash: str
+    verdict: Verdict
+    reason: str
+    actor: str
+    at: float
+    patch: list[dict[str, Any]]
+
+
+def normalised_patch(patch: list[dict[str, Any]]) -> str:
+    """The patch as canonical JSON: same operations, same text (key order ignored)."""
+    return json.dumps(patch, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def patch_hash(patch: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(normalised_patch(patch).encode()).hexdigest()[:16]
+
+
+def _ensure(store: RunStore) -> None:
+    store.execute(_TABLE)
+
+
+def _record(
+    store: RunStore,
+    spec_path: str,
+    patch: list[dict[str, Any]],
+    verdict: Verdict,
+    reason: str,
+    actor: str,
+) -> None:
+    _ensure(store)
+    store.execute(
+        "INSERT OR REPLACE INTO suggestion_feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                spec_path,
+                patch_hash(patch),
+                verdict,
+                reason,
+                actor,
+                time.time(),
+                normalised_patch(patch),
+            )
+        ],
+    )
+
+
+def record_rejection(
+    store: RunStore, spec_path: str, patch: list[dict[str, Any]], reason: str, actor: str
+) -> None:
+    """A person (or check) rejected this patch for this spec; it is never suggested again."""
+    _record(store, spec_path, patch, "rejected", reason, actor)
+
+
+def record_acceptance(
+    store: RunStore, spec_path: str, patch: list[dict[str, Any]], actor: str, reason: str = ""
+) -> None:
+    """A person accepted (merged) this patch for this spec."""
+    _record(store, spec_path, patch, "accepted", reason, actor)
+
+
+def is_rejected(store: RunStore, spec_path: str, patch: list[dict[str, Any]]) -> bool:
+    _ensure(store)
+    rows = store.query(
+        "SELECT 1 FROM suggestion_feedback WHERE spec_path = ? AND patch_hash = ?"
+        " AND verdict = 'rejected'",
+        (spec_path, patch_hash(patch)),
+    )
+    return bool(rows)
+
+
+def feedback(
+    store: RunStore, spec_path: str, verdict: Verdict = "rejected", limit: int = 20
+) -> list[Feedback]:
+    """The newest feedback of one kind for a spec."""
+    _ensure(store)
+    rows = store.query(
+        "SELECT * FROM suggestion_feedback WHERE spec_path = ? AND verdict = ?"
+        " ORDER BY at DESC LIMIT ?",
+        (spec_path, verdict, limit),
+    )
+    return [
+        Feedback(
+            r["spec_path"],
+            r["patch_hash"],
+            r["verdict"],
+            r["reason"],
+            r["actor"],
+            r["at"],
+            json.loads(r["patch"]),
+        )
+        for r in rows
+    ]
