@@ -11,12 +11,12 @@ import aiohttp
 from aiohttp import web
 from gidgethub.sansio import Event
 
-from flujo.bot.checks import Limits
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
+from flujo.bot.snapshot import Limits
 from flujo.bot.sqlite_queue import SQLiteQueue
 from flujo.bot.state import BotState
 from flujo.bot.webhook import WebhookHandler

@@ -225,11 +225,13 @@ def ingest_metrics(store: RunStore, body: bytes, content_type: str) -> IngestRes
 
 def make_otlp_routes(
     store_for_token: Callable[[str], RunStore | None],
+    on_ingested: Callable[[str, IngestResult], None] | None = None,
 ) -> list[web.RouteDef]:
     """`POST /v1/traces` and `POST /v1/metrics` for an aiohttp app.
 
     Clients authenticate with `Authorization: Bearer TOKEN`; `store_for_token` maps a
-    token to the installation's run store (None: 401). Mount with
+    token to the installation's run store (None: 401). `on_ingested(token, result)` is
+    called after a body is stored (e.g. to schedule suggestions). Mount with
     `app.add_routes(make_otlp_routes(lookup))`.
     """
     from aiohttp import web
@@ -252,10 +254,12 @@ def make_otlp_routes(
             try:
                 media = _media_type(content_type)
                 body = await request.read()
-                await asyncio.to_thread(ingest, store, body, content_type)
+                result = await asyncio.to_thread(ingest, store, body, content_type)
             except IngestError as exc:
                 status = 415 if "content type" in str(exc) else 400
                 return web.json_response({"message": str(exc)}, status=status)
+            if on_ingested is not None:
+                on_ingested(token.strip(), result)
             if media == PROTOBUF:
                 return web.Response(body=response().SerializeToString(), content_type=PROTOBUF)
             return web.json_response({})

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.checks import Limits, check_commit
+from flujo.bot.checks import check_commit
 from flujo.bot.forge import CheckOutput, Forge
+from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.worker import Permanent
 

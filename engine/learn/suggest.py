@@ -162,8 +162,12 @@ async def suggest(
     limit: int | None = None,
     since_s: float | None = None,
     verify_tests: bool = True,
+    key: str | None = None,
 ) -> SuggestReport:
     """Ranked, verified suggestions for the spec file `spec` from the runs in `store`.
+
+    `key` names the spec in suggestions and feedback (default: its path as shown); the bot
+    passes the path in the repository, since it reads specs from a temporary snapshot.
 
     Raises SpecError when the spec itself is invalid and OSError when it cannot be read.
     """
@@ -171,7 +175,7 @@ async def suggest(
     from flujo.spec.model import Pipeline
 
     pipeline = Pipeline.from_yaml(spec)
-    key = pipeline.file or str(spec)
+    key = key or pipeline.file or str(spec)
     agent = agent or OfflineAgent()
     report = SuggestReport(key, agent.name)
     view = load_view(store, pipeline, since_s=since_s)
