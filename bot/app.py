@@ -3,7 +3,9 @@ built from `BotSettings` by `create_app`, so tests build as many bots as they li
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +21,12 @@ from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
 from flujo.bot.snapshot import Limits
 from flujo.bot.sqlite_queue import SQLiteQueue
 from flujo.bot.state import BotState
+from flujo.bot.suggestions import suggest_delivery
+from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.webhook import WebhookHandler
 from flujo.bot.worker import Work, Workers
+from flujo.engine.otlp_ingest import IngestResult, make_otlp_routes
+from flujo.engine.store import RunStore
 
 log = logging.getLogger("flujo.bot")
 BOT: web.AppKey[Bot] = web.AppKey("bot", object)  # type: ignore[arg-type]
@@ -41,6 +47,8 @@ class Bot:
         self.settings = settings
         self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         self.state = BotState(settings.db)
+        self.telemetry = TelemetryStores(settings.db.parent / "telemetry")
+        self._background: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._forge_for = forge_for
         self._sleep = sleep
@@ -48,7 +56,9 @@ class Bot:
             forge_for=self._forge,
             state=self.state,
             registry=StepRegistry(allow=settings.skills_allow),
+            telemetry=self.telemetry,
             limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
+            suggest_max_open=settings.suggest_max_open,
         )
         self.workers = Workers(
             self.queue,
@@ -76,6 +86,28 @@ class Bot:
             )
         return await self.auth.forge(installation_id)
 
+    def store_for_token(self, token: str) -> RunStore | None:
+        """The run store that telemetry sent with this bearer token goes to."""
+        owner = self.state.token_owner(token)
+        return self.telemetry.store(owner[1]) if owner is not None else None
+
+    def telemetry_arrived(self, token: str, result: IngestResult) -> None:
+        """Queue the repository's suggestion cycle (once per interval)."""
+        owner = self.state.token_owner(token)
+        if owner is None or not result.accepted:
+            return
+        delivery = suggest_delivery(
+            owner[1], owner[0], self.settings.suggest_interval_s, time.time()
+        )
+
+        async def enqueue() -> None:
+            if await self.queue.enqueue(delivery):
+                self.workers.wake()
+
+        task = asyncio.ensure_future(enqueue())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def handle(self, work: Work) -> None:
         event = Event(work.data, event=work.event, delivery_id=work.job.delivery_id)
         await router.dispatch(event, self.context)
@@ -85,14 +117,17 @@ class Bot:
 
     async def stop(self) -> None:
         await self.workers.stop()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.queue.close()
         self.state.close()
+        self.telemetry.close()
         if self._session is not None:
             await self._session.close()
 
 
 def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application:
-    """The aiohttp application: `POST /webhooks`, `GET /healthz`, `GET /readyz`.
+    """The aiohttp application: `POST /webhooks`, `POST /v1/traces` and `/v1/metrics`
+    (OTLP/HTTP telemetry, bearer token per repository), `GET /healthz`, `GET /readyz`.
 
     Raises SettingsError when no webhook secret is configured.
     """
@@ -103,6 +138,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     app.router.add_post(
         "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
     )
+    app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
 

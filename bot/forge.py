@@ -139,6 +139,12 @@ class Forge(Protocol):
     async def complete_check(self, repo: str, ref: CheckRef, output: CheckOutput) -> None:
         """Show the result; annotations already shown on this run are not repeated."""
 
+    async def default_head(self, repo: str) -> tuple[str, str]:
+        """The default branch and the SHA of its head."""
+
+    async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
+        """The last comment `author` left on pull request `number` (why it was closed)."""
+
     async def propose(self, repo: str, proposal: Proposal) -> PullRef:
         """Open (or update, never duplicate) the pull request of `proposal.branch`."""
 

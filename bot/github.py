@@ -353,6 +353,24 @@ class GitHubForge:
             int(pull["number"]), pull["html_url"], proposal.branch, "open", created, changed
         )
 
+    async def default_head(self, repo: str) -> tuple[str, str]:
+        branch = (await self._call(lambda gh: gh.getitem(f"/repos/{repo}")))["default_branch"]
+        sha = await self._ref_sha(repo, branch)
+        if sha is None:
+            raise Permanent(f"{repo} has no commit on its default branch {branch!r}")
+        return str(branch), sha
+
+    async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
+        async def comments(gh: GitHubClient) -> list[dict[str, Any]]:
+            return [
+                c async for c in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100")
+            ]
+
+        mine = [
+            c for c in await self._call(comments) if (c.get("user") or {}).get("login") == author
+        ]
+        return str(mine[-1].get("body") or "") or None if mine else None
+
     async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
         async def listing(gh: GitHubClient) -> list[dict[str, Any]]:
             return [p async for p in gh.getiter(f"/repos/{repo}/pulls?state=open&per_page=100")]

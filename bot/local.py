@@ -104,10 +104,7 @@ class LocalForge:
     # -- proposals: a branch per proposal, its "pull request" a file beside the checks --
 
     async def propose(self, repo: str, proposal: Proposal) -> PullRef:
-        base = (
-            proposal.base
-            or (await git(self.repo, "symbolic-ref", "--short", "HEAD")).decode().strip()
-        )
+        base = proposal.base or (await self.default_head(repo))[0]
         base_sha = await self.resolve(base)
         with tempfile.TemporaryDirectory() as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -174,6 +171,13 @@ class LocalForge:
             f"# {proposal.title}\n\n{proposal.body}", encoding="utf-8"
         )
         return PullRef(number, str(record), proposal.branch, "open", previous is None, changed)
+
+    async def default_head(self, repo: str) -> tuple[str, str]:
+        branch = (await git(self.repo, "symbolic-ref", "--short", "HEAD")).decode().strip()
+        return branch, await self.resolve(branch)
+
+    async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
+        return None  # local "pull requests" have no comments
 
     async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
         pulls = await self._pulls_dir()

@@ -49,6 +49,12 @@ class BotSettings(BaseSettings):
         description="Import paths specs may use beyond built-ins and plugins. A repository's "
         "own `.github/flujo.yml` cannot widen this: the bot runs strangers' YAML.",
     )
+    suggest_interval_s: float = Field(
+        3600.0, gt=0, description="At most one suggestion cycle per repository this often."
+    )
+    suggest_max_open: int = Field(
+        3, ge=0, description="Open suggestion pull requests per repository at most."
+    )
     max_snapshot_files: int = Field(500, ge=1, description="Files fetched per commit at most.")
     max_snapshot_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Bytes per commit at most.")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +29,23 @@ CREATE TABLE IF NOT EXISTS overrides (
     by TEXT NOT NULL,
     at TEXT NOT NULL,
     PRIMARY KEY (repo, pull, policy)
+);
+CREATE TABLE IF NOT EXISTS telemetry_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    installation INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proposals (
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    number INTEGER,
+    state TEXT NOT NULL DEFAULT 'open',
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (repo, branch)
 );
 CREATE TABLE IF NOT EXISTS checked (
     repo TEXT NOT NULL,
@@ -131,6 +150,60 @@ class BotState:
             (repo, sha, overrides, time.time()),
         )
 
+    # -- telemetry tokens (OTLP ingest) ---------------------------------------------------
+
+    def issue_token(self, installation: int, repo: str) -> str:
+        """A new bearer token for sending `repo`'s telemetry; only its hash is kept."""
+        token = "flujo_" + secrets.token_urlsafe(32)
+        self._run(
+            "INSERT INTO telemetry_tokens VALUES (?, ?, ?, ?)",
+            (_digest(token), installation, repo, time.time()),
+        )
+        return token
+
+    def token_owner(self, token: str) -> tuple[int, str] | None:
+        """(installation, repository) of a token, or None."""
+        if not token:
+            return None
+        rows = self._run(
+            "SELECT installation, repo FROM telemetry_tokens WHERE token_sha256 = ?",
+            (_digest(token),),
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    # -- proposals (suggestion pull requests) --------------------------------------------
+
+    async def record_proposal(
+        self, repo: str, branch: str, spec: str, suggestion: str, patch: list[Any], number: int
+    ) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+            (repo, branch, spec, suggestion, json.dumps(patch), number, time.time()),
+        )
+
+    def proposal(self, repo: str, branch: str) -> dict[str, Any] | None:
+        rows = self._run(
+            "SELECT spec, suggestion, patch, number, state FROM proposals"
+            " WHERE repo = ? AND branch = ?",
+            (repo, branch),
+        )
+        if not rows:
+            return None
+        spec, suggestion, patch, number, state = rows[0]
+        return {
+            "spec": spec,
+            "suggestion": suggestion,
+            "patch": json.loads(patch),
+            "number": number,
+            "state": state,
+        }
+
+    async def close_proposal(self, repo: str, branch: str, state: str) -> None:
+        await self._write(
+            "UPDATE proposals SET state = ?, updated_at = ? WHERE repo = ? AND branch = ?",
+            (state, time.time(), repo, branch),
+        )
+
     # -- overrides -----------------------------------------------------------------------
 
     async def record_override(self, repo: str, pull: int, policy: str, by: str, at: str) -> None:
@@ -155,3 +228,7 @@ class BotState:
             by, at = rows[0] if rows else ("a maintainer", "an unrecorded time")
             found[policy] = Override(policy, by, at)
         return found
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

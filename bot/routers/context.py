@@ -10,6 +10,7 @@ from flujo.bot.checks import check_commit
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
+from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.worker import Permanent
 
 if TYPE_CHECKING:
@@ -21,7 +22,9 @@ class BotContext:
     forge_for: Callable[[int], Awaitable[Forge]]
     state: BotState
     registry: StepRegistry
+    telemetry: TelemetryStores
     limits: Limits = field(default_factory=Limits)
+    suggest_max_open: int = 3
 
     async def check(self, data: dict[str, Any], sha: str, *, force: bool) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless

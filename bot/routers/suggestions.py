@@ -1,0 +1,59 @@
+"""Suggestion pull requests: the cycle after telemetry, and what people do with them."""
+
+from __future__ import annotations
+
+import logging
+
+from gidgethub.routing import Router
+from gidgethub.sansio import Event
+
+from flujo.bot.routers.context import BotContext, installation, repository
+from flujo.bot.suggestions import BRANCH_PREFIX, SUGGEST_EVENT, propose_suggestions, record_outcome
+
+log = logging.getLogger("flujo.bot.routers.suggestions")
+router = Router()
+
+
+@router.register(SUGGEST_EVENT)
+async def on_suggest(event: Event, ctx: BotContext) -> None:
+    repo = repository(event.data)
+    forge = await ctx.forge_for(installation(event.data))
+    proposed = await propose_suggestions(
+        forge,
+        repo,
+        store=ctx.telemetry.store(repo),
+        max_open=ctx.suggest_max_open,
+        limits=ctx.limits,
+    )
+    for item in proposed:
+        await ctx.state.record_proposal(
+            repo,
+            item.pull.branch,
+            item.suggestion.spec,
+            item.suggestion.id,
+            item.suggestion.patch,
+            item.pull.number,
+        )
+    log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(proposed))
+
+
+@router.register("pull_request", action="closed")
+async def on_closed(event: Event, ctx: BotContext) -> None:
+    pull = event.data["pull_request"]
+    branch = str(pull["head"]["ref"])
+    if not branch.startswith(BRANCH_PREFIX):
+        return
+    repo = repository(event.data)
+    proposal = ctx.state.proposal(repo, branch)
+    if proposal is None or proposal["state"] != "open":
+        return  # not one of ours, or already recorded (a redelivery)
+    merged = bool(pull.get("merged"))
+    actor = (event.data.get("sender") or {}).get("login", "unknown")
+    comment = None
+    if not merged:
+        forge = await ctx.forge_for(installation(event.data))
+        comment = await forge.closing_comment(repo, int(pull["number"]), actor)
+    await record_outcome(
+        ctx.telemetry.store(repo), proposal, merged=merged, actor=actor, comment=comment
+    )
+    await ctx.state.close_proposal(repo, branch, "merged" if merged else "rejected")

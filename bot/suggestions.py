@@ -1,0 +1,195 @@
+"""Suggestion pull requests: telemetry in, ranked suggestions out, one pull request each.
+
+After telemetry arrives for a repository, a `flujo_suggest` job is queued (at most one
+per repository per interval: the delivery id names the interval). The job reads the
+default branch's specs, asks `flujo.engine.learn.suggest` for verified suggestions, and
+proposes each as a branch `flujo/suggest/<id>` with one commit that changes only the
+patched lines, and a pull request whose body shows the change (bullets, before/after
+Mermaid, evidence, tests, the JSON Patch). Re-running never duplicates a pull request;
+at most `max_open` are open per repository. Closing one without merging records the
+patch as rejected (it is never proposed again and becomes a negative example for the
+Prompt Guard); merging records it as accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flujo.bot.forge import Forge, Proposal, PullRef
+from flujo.bot.queue import Delivery
+from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
+
+if TYPE_CHECKING:
+    from flujo.engine.learn.suggest import Suggestion
+    from flujo.engine.store import RunStore
+
+log = logging.getLogger("flujo.bot.suggestions")
+
+SUGGEST_EVENT = "flujo_suggest"
+BRANCH_PREFIX = "flujo/suggest/"
+LABEL = "flujo"
+
+
+def suggest_delivery(repo: str, installation: int, interval_s: float, now: float) -> Delivery:
+    """The queued job for a repository's suggestion cycle; one id per interval, so
+    telemetry arriving again within it is deduplicated (the rate limit)."""
+    bucket = int(now // max(1.0, interval_s))
+    body = json.dumps(
+        {"repository": {"full_name": repo}, "installation": {"id": installation}}
+    ).encode()
+    return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    suggestion: Suggestion
+    pull: PullRef
+
+
+async def propose_suggestions(
+    forge: Forge,
+    repo: str,
+    *,
+    store: RunStore,
+    max_open: int = 3,
+    limits: Limits = DEFAULT_LIMITS,
+    agent: Any = None,
+) -> list[Proposed]:
+    """Propose the default branch's verified suggestions, best first, as pull requests."""
+    from flujo.engine.learn.suggest import suggest
+    from flujo.spec.config import matching
+    from flujo.spec.edit import apply_patch
+    from flujo.spec.errors import SpecError
+
+    base, sha = await forge.default_head(repo)
+    done: list[Proposed] = []
+    async with snapshot(forge, repo, sha, limits) as snap:
+        specs = [p for p in matching(snap.files, snap.config.specs) if "/cassettes/" not in p]
+        open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
+        budget = max_open - len(open_now)
+        for path in specs:
+            try:
+                report = await suggest(snap.root / path, store, key=path, agent=agent)
+            except (SpecError, OSError) as exc:  # the checks report broken specs
+                log.info("%s: no suggestions for %s: %s", repo, path, str(exc).splitlines()[0])
+                continue
+            before = (snap.root / path).read_text(encoding="utf-8")
+            for suggestion in report.suggestions:
+                branch = BRANCH_PREFIX + suggestion.id
+                if branch not in open_now and budget <= 0:
+                    continue
+                after = apply_patch(before, suggestion.patch, file=path)
+                title, body = pull_request_text(suggestion, before, after)
+                pull = await forge.propose(
+                    repo,
+                    Proposal(
+                        branch=branch,
+                        files={path: after.encode("utf-8")},
+                        message=f"{title}\n\n{suggestion.headline}\n\n"
+                        f"Flujo-Suggestion: {suggestion.id}",
+                        title=title,
+                        body=body,
+                        labels=(LABEL,),
+                        base=base,
+                    ),
+                )
+                if branch not in open_now:
+                    open_now.add(branch)
+                    budget -= 1
+                done.append(Proposed(suggestion, pull))
+    return done
+
+
+def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[str, str]:
+    """Title and body of a suggestion's pull request."""
+    from flujo.spec.bullets import bullets
+    from flujo.spec.diff import diff_specs
+    from flujo.spec.mermaid import flowchart
+    from flujo.spec.model import Pipeline
+    from flujo.templates.pr_body import EmbeddedTest, Evidence, EvidenceRow, PRBody, render_pr_body
+
+    old, new = Pipeline.from_yaml(before), Pipeline.from_yaml(after)
+    change = diff_specs(old, new)
+    savings = _savings(suggestion)
+    lines = bullets(change)
+    title = "flujo: " + (_plain(lines[0]) if lines else suggestion.kind.replace("_", " "))
+    verification = suggestion.verification
+    tests = [
+        EmbeddedTest(
+            f"{verification.tests_passed} embedded test(s), {verification.tests_mode}",
+            passed=not verification.broken and verification.tests_failed == 0,
+            detail=", ".join(verification.broken),
+        )
+    ]
+    evidence = Evidence(
+        runs=int(suggestion.evidence.get("runs", 0) or 0),
+        rows=[
+            EvidenceRow(str(k).replace("_", " "), _fmt(v), "")
+            for k, v in suggestion.evidence.items()
+            if k != "runs" and not isinstance(v, (dict, list))
+        ],
+    )
+    body = render_pr_body(
+        PRBody(
+            headline=suggestion.headline,
+            risk=suggestion.risk,  # type: ignore[arg-type]
+            bullets=lines,
+            patch=suggestion.patch,
+            savings=savings,
+            before_diagram=flowchart(old, change.marks("old")),
+            after_diagram=flowchart(new, change.marks("new")),
+            evidence=evidence,
+            tests=tests,
+        )
+    )
+    return title[:200], body
+
+
+def _savings(suggestion: Suggestion) -> str | None:
+    per_run = suggestion.estimate.usd_per_run
+    return f"~${per_run:.4f}/run" if per_run > 0 else None
+
+
+def _plain(bullet: str) -> str:
+    """A bullet as plain text for a title: no emoji, bold or code marks."""
+    text = re.sub(r"[*`]", "", bullet)
+    return re.sub(r"^[^\w]+", "", text).strip()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+async def record_outcome(
+    store: RunStore,
+    proposal: dict[str, Any],
+    *,
+    merged: bool,
+    actor: str,
+    comment: str | None,
+) -> None:
+    """A suggestion pull request was closed: remember whether people wanted it."""
+    import asyncio
+
+    from flujo.engine.learn.feedback import record_acceptance, record_rejection
+
+    if merged:
+        await asyncio.to_thread(
+            record_acceptance, store, proposal["spec"], proposal["patch"], actor
+        )
+    else:
+        reason = comment or "closed without merging"
+        await asyncio.to_thread(
+            record_rejection, store, proposal["spec"], proposal["patch"], reason, actor
+        )
+
+
+def now() -> float:
+    return time.time()
