@@ -191,3 +191,27 @@ def _job_dict(job: Any) -> dict[str, Any]:
     data = asdict(job)
     data.pop("body", None)
     return data
+
+
+@bot.command()
+@click.argument("repository")
+@click.option("--installation", type=int, required=True, help="The App installation's id.")
+def token(repository: str, installation: int) -> None:
+    """Create a bearer token for sending REPOSITORY's telemetry to the bot (OTLP/HTTP).
+
+    Point the OpenTelemetry exporter of the pipelines' runtime at the bot:
+    OTEL_EXPORTER_OTLP_ENDPOINT=https://BOT and
+    OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20TOKEN. Only a hash is stored:
+    the token is shown once.
+    """
+    from flujo.bot.state import BotState
+
+    if repository.count("/") != 1 or not all(repository.split("/")):
+        click.echo(f"flujo bot token: {repository!r} is not OWNER/NAME", err=True)
+        raise SystemExit(EXIT_USAGE)
+    settings = _settings()
+    state = BotState(settings.db)
+    try:
+        click.echo(state.issue_token(installation, repository))
+    finally:
+        state.close()

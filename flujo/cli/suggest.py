@@ -43,6 +43,13 @@ def parse_duration(text: str) -> float:
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON report.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N suggestions.")
 @click.option("--since", help="Only runs started within this long (30m, 24h, 7d, 2w).")
+@click.option(
+    "--create-pr",
+    is_flag=True,
+    help="Propose each suggestion as a branch flujo/suggest/<id> in the spec's git repository "
+    "(one commit changing only the patched lines; the pull request body is written beside it).",
+)
+@click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
 @store_options
 def suggest(
     spec: Path,
@@ -51,6 +58,8 @@ def suggest(
     as_json: bool,
     limit: int | None,
     since: str | None,
+    create_pr: bool,
+    history: bool,
     store: Path | None,
 ) -> None:
     """Suggest improvements to SPEC from its recorded runs, ranked by risk-adjusted value.
@@ -76,6 +85,9 @@ def suggest(
         click.echo(f"flujo suggest: {spec}: no such file", err=True)
         raise SystemExit(EXIT_USAGE)
     target = store or default_path()
+    if history:
+        _history(spec, target, as_json)
+        raise SystemExit(EXIT_OK)
     if not target.exists():
         _no_telemetry(spec, target, as_json, agent)
         raise SystemExit(EXIT_OK)
@@ -107,6 +119,8 @@ def suggest(
             raise
         click.echo(f"flujo suggest: the model server failed: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
+    if create_pr and report.suggestions:
+        _create_prs(spec, report)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     elif report.no_telemetry:
@@ -114,6 +128,95 @@ def suggest(
     else:
         print_report(report)
     raise SystemExit(EXIT_OK)
+
+
+def _create_prs(spec: Path, report: SuggestReport) -> None:
+    """Each suggestion as a local proposal (a branch and a pull request body)."""
+    import asyncio
+    import subprocess
+
+    from flujo.bot.forge import Proposal
+    from flujo.bot.local import LocalForge
+    from flujo.bot.suggestions import BRANCH_PREFIX, LABEL, pull_request_text
+    from flujo.spec.edit import apply_patch
+
+    found = subprocess.run(
+        ["git", "-C", str(spec.resolve().parent), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        click.echo(f"flujo suggest: --create-pr needs {spec} to be in a git repository", err=True)
+        raise SystemExit(EXIT_USAGE)
+    root = Path(found.stdout.strip())
+    path = spec.resolve().relative_to(root).as_posix()
+    before = spec.read_text(encoding="utf-8")
+    forge = LocalForge(root)
+
+    async def main() -> None:
+        for suggestion in report.suggestions:
+            after = apply_patch(before, suggestion.patch, file=path)
+            title, body = pull_request_text(suggestion, before, after)
+            pull = await forge.propose(
+                root.name,
+                Proposal(
+                    BRANCH_PREFIX + suggestion.id,
+                    {path: after.encode()},
+                    title,
+                    title,
+                    body,
+                    (LABEL,),
+                ),
+            )
+            verb = "opened" if pull.created else ("updated" if pull.changed else "unchanged")
+            click.echo(
+                f"{verb}: branch {pull.branch} (pull request body: {pull.url[:-5]}.md)", err=True
+            )
+
+    asyncio.run(main())
+
+
+def _history(spec: Path, target: Path, as_json: bool) -> None:
+    import datetime
+
+    from flujo.engine.learn.feedback import feedback
+    from flujo.engine.store import RunStore
+    from flujo.spec.load import display_name
+
+    key = display_name(spec)
+    if not target.exists():
+        rows = []
+    else:
+        db = RunStore(target)
+        try:
+            rows = feedback(db, key, "accepted", limit=100) + feedback(db, key, "rejected", 100)
+        finally:
+            db.close()
+    rows.sort(key=lambda f: f.at, reverse=True)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "verdict": f.verdict,
+                        "patch": f.patch,
+                        "actor": f.actor,
+                        "reason": f.reason,
+                        "at": f.at,
+                    }
+                    for f in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo(f"No suggestion for {key} has been accepted or rejected yet.")
+    for f in rows:
+        when = datetime.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M")
+        reason = f" — {f.reason}" if f.reason else ""
+        click.echo(f"{when}  {f.verdict:<8}  by {f.actor}{reason}\n    {json.dumps(f.patch)}")
 
 
 def _no_telemetry(spec: Path, store: Path, as_json: bool, agent: str) -> None:
