@@ -714,7 +714,7 @@ class _Builder:
 
     def compare_agents(self) -> None:
         old, new = self.old.agents, self.new.agents
-        for name in old.keys() | new.keys():
+        for name in [*new, *(n for n in old if n not in new)]:
             path = paths.child("agents", name)
             if name not in new or name not in old:
                 added = name not in old

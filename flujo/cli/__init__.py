@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("flujo.cli.schema:schema", "Print the JSON Schema of the spec format."),
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
     "patch": ("flujo.cli.patch:patch", "Apply a JSON Patch to a spec, changing only its lines."),
+    "diff": ("flujo.cli.diff:diff", "Show what changed between two specs, step by step."),
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
     "policy": ("flujo.cli.policy:policy", "Judge a spec's policies against recorded runs."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
