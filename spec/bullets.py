@@ -194,7 +194,8 @@ def _value(value: Any) -> str:
 def _retries(c: Change) -> str:
     if c.field.endswith("backoff"):
         return f"🔁 **Change** the retry backoff of {code(c.name)}"
-    return f"🔁 **{_raise_lower(c.before, c.after)}** retries of {code(c.name)} from {c.before} to {c.after}"
+    verb = _raise_lower(c.before, c.after)
+    return f"🔁 **{verb}** retries of {code(c.name)} from {c.before} to {c.after}"
 
 
 def _timeout(c: Change) -> str:
@@ -203,7 +204,8 @@ def _timeout(c: Change) -> str:
     if c.after is None:
         return f"⏱️ **Remove** the timeout of {code(c.name)} (was {_seconds(c.before)})"
     verb = _raise_lower(c.before, c.after)
-    return f"⏱️ **{verb}** the timeout of {code(c.name)} from {_seconds(c.before)} to {_seconds(c.after)}"
+    span = f"from {_seconds(c.before)} to {_seconds(c.after)}"
+    return f"⏱️ **{verb}** the timeout of {code(c.name)} {span}"
 
 
 def _branches(c: Change) -> str:
@@ -215,7 +217,8 @@ def _branches(c: Change) -> str:
             return f"🔀 **Add** {label} to {code(c.name)}"
         if c.kind == "removed":
             return f"🔀 **Remove** {label} from {code(c.name)}"
-    return f"🔀 **Change** {code(_field(c))} of {code(c.name)} from {_value(c.before)} to {_value(c.after)}"
+    span = f"from {_value(c.before)} to {_value(c.after)}"
+    return f"🔀 **Change** {code(_field(c))} of {code(c.name)} {span}"
 
 
 def _loop(c: Change) -> str:

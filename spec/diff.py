@@ -10,9 +10,9 @@ DeepDiff. Locations are known only for specs loaded from YAML (`line` is None ot
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterator, Mapping
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -281,7 +281,9 @@ def _place(pipeline: Pipeline) -> dict[str, _Placed]:
             visit(step_list.steps, f"{path}.{field_path}.steps", f"{step.name}.{field_path}")
         if isinstance(step, AgentStep) and step.fallback is not None:
             fallback = step.fallback
-            placed[fallback.name] = _Placed(fallback, f"{path}.fallback", f"{step.name}.fallback", 0)
+            placed[fallback.name] = _Placed(
+                fallback, f"{path}.fallback", f"{step.name}.fallback", 0
+            )
             descend(fallback, f"{path}.fallback")
 
     visit(pipeline.steps, "", "")
@@ -292,7 +294,7 @@ def _own(step: StepBase) -> dict[str, Any]:
     """A step's own fields as data; nested steps are replaced by their names."""
     data: dict[str, Any] = step.model_dump(mode="json", by_alias=True)
     for field_path, step_list in step.children():
-        segments = paths.split(field_path)
+        segments = [str(segment) for segment in paths.split(field_path)]
         node = data
         for segment in segments[:-1]:
             node = node[segment]
@@ -515,7 +517,11 @@ class _Builder:
             new_order = sorted(names, key=lambda n: new[n].index)
             old_order = sorted(names, key=lambda n: old[pairs[n]].index)
             matcher = difflib.SequenceMatcher(a=old_order, b=new_order, autojunk=False)
-            kept = {n for block in matcher.get_matching_blocks() for n in new_order[block.b : block.b + block.size]}
+            kept = {
+                n
+                for block in matcher.get_matching_blocks()
+                for n in new_order[block.b : block.b + block.size]
+            }
             for name in new_order:
                 if name in kept:
                     continue

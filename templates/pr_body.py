@@ -155,8 +155,7 @@ class _Plan:
         self.patch_text = json.dumps(list(self.body.patch), indent=2, ensure_ascii=False)
         failed_first = sorted(self.body.tests, key=lambda t: t.passed)
         self.tests = [
-            replace(t, name=escape(t.name, 200), detail=escape(t.detail, 300))
-            for t in failed_first
+            replace(t, name=escape(t.name, 200), detail=escape(t.detail, 300)) for t in failed_first
         ]
 
     @property

@@ -76,7 +76,11 @@ def test_a_suggestion_on_support_triage_maps_to_steps_and_lines() -> None:
         "step:classify.config.timeout_s",
     ]
     model = changes["agent:classifier.model"]
-    assert (model.category, model.before, model.after) == ("model", "openai:gpt-4o-mini", "openai:gpt-4o")
+    assert (model.category, model.before, model.after) == (
+        "model",
+        "openai:gpt-4o-mini",
+        "openai:gpt-4o",
+    )
     assert model.steps == ("classify",) and model.line == line_of(new_text, "model: openai:gpt-4o")
     added = changes["step:classify.validators.tone_check"]
     assert added.kind == "added" and added.yaml_path == "steps[0].validators[1]"
@@ -179,7 +183,11 @@ def test_reordering_reports_only_the_step_that_moved() -> None:
 def test_moving_a_step_into_a_branch_is_a_reparenting() -> None:
     diff = edit(
         {"op": "remove", "path": "/steps/1"},
-        {"op": "add", "path": "/steps/1/branches/b/steps/0", "value": {"name": "clean", "uses": "json_parse"}},
+        {
+            "op": "add",
+            "path": "/steps/1/branches/b/steps/0",
+            "value": {"name": "clean", "uses": "json_parse"},
+        },
     )
     (change,) = diff.changes
     assert change.kind == "moved" and change.detail["reparented"]

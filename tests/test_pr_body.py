@@ -13,10 +13,10 @@ from flujo.spec.mermaid import flowchart
 from flujo.spec.model import Pipeline
 from flujo.templates.pr_body import (
     GITHUB_BODY_LIMIT,
+    EmbeddedTest,
     Evidence,
     EvidenceRow,
     PRBody,
-    EmbeddedTest,
     render_pr_body,
 )
 from tests.mermaid_parser import assert_mermaid
