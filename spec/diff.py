@@ -371,15 +371,16 @@ class _Builder:
         self.changes: list[Change] = []
         self.old_placed = _place(old)
         self.new_placed = _place(new)
+        # The data the paths are checked against: the files' own, or the models'.
+        self.old_data = old.source.data if old.source else old.model_dump(by_alias=True)
+        self.new_data = new.source.data if new.source else new.model_dump(by_alias=True)
 
     # -- locations -------------------------------------------------------------------
 
     def _where(self, old_path: str, new_path: str) -> dict[str, Any]:
         """Paths that exist in each file, with their lines."""
-        old_data = self.old.source.data if self.old.source else self.old.model_dump(by_alias=True)
-        new_data = self.new.source.data if self.new.source else self.new.model_dump(by_alias=True)
-        old_ok = bool(old_path) and _has(old_data, paths.split(old_path))
-        new_ok = bool(new_path) and _has(new_data, paths.split(new_path))
+        old_ok = bool(old_path) and _has(self.old_data, paths.split(old_path))
+        new_ok = bool(new_path) and _has(self.new_data, paths.split(new_path))
         if not old_ok and not new_ok:  # e.g. a default made explicit: point at the node
             new_ok = bool(new_path)
         return {
@@ -566,7 +567,9 @@ class _Builder:
 
     def _fields(self, before: _Placed, after: _Placed, name: str) -> None:
         old_data, new_data = _own(before.step), _own(after.step)
-        old_data.pop("name"), new_data.pop("name")
+        del old_data["name"], new_data["name"]
+        if old_data == new_data:
+            return
         if old_data.get("kind") != new_data.get("kind"):
             self.add(
                 old_path=before.path,
@@ -582,7 +585,8 @@ class _Builder:
             )
             return
         self._validators(before, after, name, old_data, new_data)
-        old_data.pop("validators", None), new_data.pop("validators", None)
+        old_data.pop("validators", None)
+        new_data.pop("validators", None)
         for group in _changed_groups(old_data, new_data):
             top = group[0]
             if top == "config":

@@ -392,3 +392,22 @@ def test_git_uses_it_as_a_diff_driver(tmp_path: Path) -> None:
     assert "a/p.yaml → b/p.yaml: 1 change" in out
     assert "b/p.yaml:6: 🔧 Make clean use json_dump instead of json_parse" in out
     assert "+just: [more text" in out  # not a spec: a plain line diff, and git goes on
+
+
+def test_the_readme_example_is_what_flujo_diff_prints(tmp_path: Path, monkeypatch: Any) -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = readme.split("$ flujo diff old/support_triage.yaml support_triage.yaml\n")[1]
+    expected = block.split("```")[0]
+    (tmp_path / "old").mkdir()
+    original = TRIAGE.read_text("utf-8")
+    (tmp_path / "old" / "support_triage.yaml").write_text(original)
+    (tmp_path / "support_triage.yaml").write_text(
+        original.replace("model: openai:gpt-4o-mini", "model: openai:gpt-4o").replace(
+            "max_retries: 2", "max_retries: 4"
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    code_, out, _ = run("diff", "old/support_triage.yaml", "support_triage.yaml")
+    assert (code_, out) == (1, expected)
