@@ -292,7 +292,7 @@ def test_code_spans_survive_backticks_and_long_values() -> None:
     assert code("") == "`(empty)`"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(old=pipelines(), new=pipelines())
 def test_any_two_specs_diff_consistently(old: Pipeline, new: Pipeline) -> None:
     assert not diff_specs(old, old)

@@ -87,7 +87,7 @@ def test_marks_colour_steps_and_the_legend_lists_only_used_classes() -> None:
     assert "#dafbe1" in chart  # green fill for added
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=pipeline_data(checked=False, max_steps=8), seed=st.randoms())
 def test_any_pipeline_draws_a_chart_mermaid_parses(data: dict[str, Any], seed: Any) -> None:
     pipeline = Pipeline.model_validate(data)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
+import cmarkgfm
+from cmarkgfm.cmark import Options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +42,16 @@ def fenced_blocks(markdown: str) -> list[tuple[str, str]]:
         blocks.append((language, "\n".join(lines[i + 1 : end])))
         i = end + 1
     return blocks
+
+
+def github_html(markdown: str) -> str:
+    """HTML as GitHub renders it (cmark-gfm; GitHub lets `<details>` through)."""
+    return cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
+
+
+def code_blocks(rendered: str, language: str) -> list[str]:
+    found = re.findall(rf'<pre lang="{language}"><code>(.*?)</code></pre>', rendered, re.S)
+    return [html.unescape(block) for block in found]
 
 
 def suggestion(**overrides: object) -> PRBody:
@@ -92,6 +106,24 @@ def test_a_typical_body_has_every_section_in_order() -> None:
     blocks = fenced_blocks(text)
     assert [lang for lang, _ in blocks] == ["mermaid", "mermaid", "json"]
     assert_mermaid(*(content for lang, content in blocks if lang == "mermaid"))
+
+
+def test_github_renders_every_section_as_intended() -> None:
+    body = suggestion(
+        headline="Use <b>gpt-4o-mini</b> | cheaper", tests=[EmbeddedTest("a|b", True)]
+    )
+    rendered = github_html(render_pr_body(body))
+    assert re.search(r"<h2>Use &lt;b&gt;gpt-4o-mini&lt;/b&gt; \| cheaper</h2>", rendered)
+    assert "<b>gpt" not in rendered
+    assert len(re.findall(r"<li>", rendered)) == 2 + 1  # two bullets, one test
+    assert "<code>gpt-4o-mini</code>" in rendered
+    before, after = code_blocks(rendered, "mermaid")
+    assert (before, after) == (body.before_diagram, body.after_diagram)
+    assert_mermaid(before, after)
+    (patch,) = code_blocks(rendered, "json")
+    assert json.loads(patch) == list(body.patch)
+    assert re.search(r"<td>p95 latency</td>\s*<td align=\"right\">2.1 s</td>", rendered)
+    assert "<details>" in rendered and "<summary>JSON Patch (1 operation)</summary>" in rendered
 
 
 def test_optional_sections_disappear_when_empty() -> None:
@@ -160,3 +192,6 @@ def test_any_body_fits_its_limit_with_fences_closed(
     assert len(rendered.encode("utf-16-le")) // 2 <= limit
     fenced_blocks(rendered)
     assert "Not convinced?" in rendered
+    shown = github_html(rendered)
+    assert "<h3>Not convinced?</h3>" in shown
+    assert all(block.startswith("flowchart") for block in code_blocks(shown, "mermaid"))
