@@ -16,8 +16,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deepdiff import DeepDiff
-
 from flujo.spec import paths
 from flujo.spec.model import AgentStep, Pipeline, StepBase
 
@@ -229,8 +227,22 @@ class SpecDiff:
                     result[name] = mark
         return result
 
+    def fingerprint(self) -> str:
+        """SHA-256 of what changed (keys, kinds, values), not of where or how it is
+        written: the same suggestion made again, on a reformatted file or with its
+        steps at other lines, has the same fingerprint."""
+        import hashlib
+        import json
+
+        facts = sorted(
+            json.dumps([c.key, c.kind, c.before, c.after], sort_keys=True, default=str)
+            for c in self.changes
+        )
+        return hashlib.sha256("\n".join(facts).encode("utf-8")).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "fingerprint": self.fingerprint(),
             "old": {"file": self.old.file, "sha256": self.old.spec_sha256},
             "new": {"file": self.new.file, "sha256": self.new.spec_sha256},
             "changes": [c.to_dict() for c in self.changes],
@@ -841,6 +853,8 @@ def _changed_groups(
 ) -> list[tuple[str | int, ...]]:
     """Paths (at most `depth` keys deep into `config`, `with` and `branches`) where the
     two dicts differ, in order of first appearance, found by DeepDiff."""
+    from deepdiff import DeepDiff  # slow to import (~0.5 s): only when something differs
+
     found = DeepDiff(old, new, ignore_order=False, verbose_level=0, view="tree")
     groups: list[tuple[str | int, ...]] = []
     for report in found.values():

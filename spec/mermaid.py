@@ -154,12 +154,10 @@ class _Chart:
             if quiet[i] and not (near and _size(step) == 1):
                 run.append(step)
                 continue
-            if run:
-                yield run
-                run = []
+            yield from _folded(run)
+            run = []
             yield step
-        if run:
-            yield run
+        yield from _folded(run)
 
     def _touched(self, step: StepBase) -> bool:
         return any(name in self.marks for name in _names(step))
@@ -242,6 +240,14 @@ class _Chart:
             members = [*dict.fromkeys(self.classes[name]), f"legend_{name}"]
             out.append(f"  class {','.join(members)} {name}")
         return "\n".join(out) + "\n"
+
+
+def _folded(run: list[StepBase]) -> Iterable[StepBase | list[StepBase]]:
+    """A run of unchanged steps as one folded group; a lone plain step stays itself."""
+    if len(run) == 1 and _size(run[0]) == 1:
+        yield run[0]
+    elif run:
+        yield run
 
 
 def _names(step: StepBase) -> list[str]:

@@ -411,3 +411,12 @@ def test_the_readme_example_is_what_flujo_diff_prints(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     code_, out, _ = run("diff", "old/support_triage.yaml", "support_triage.yaml")
     assert (code_, out) == (1, expected)
+
+
+def test_the_fingerprint_names_the_change_not_its_layout() -> None:
+    first = edit({"op": "replace", "path": "/steps/1/uses", "value": "json_dump"})
+    reformatted = load(BASE, "old.yaml").to_yaml().replace("uses: json_parse", "uses: json_dump", 1)
+    again = diff_specs(load(BASE, "old.yaml"), load("# moved around\n" + reformatted))
+    other = edit({"op": "replace", "path": "/steps/1/uses", "value": "json_path"})
+    assert first.fingerprint() == again.fingerprint() != other.fingerprint()
+    assert first.to_dict()["fingerprint"] == first.fingerprint()
