@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -205,7 +205,7 @@ class SpecDiff:
 
     def marks(self, side: Literal["old", "new"]) -> dict[str, Mark]:
         """Step name -> how it changed, for the diagram of the `old` or `new` version."""
-        names = {name for _, name in _step_names(self.old if side == "old" else self.new)}
+        names = {step.name for _, step in (self.old if side == "old" else self.new).walk()}
         result: dict[str, Mark] = {}
         strength = {"removed": 3, "added": 3, "changed": 2, "moved": 1}
         for change in self.changes:
@@ -274,11 +274,6 @@ def diff_specs(old: Pipeline, new: Pipeline) -> SpecDiff:
 # -- helpers -------------------------------------------------------------------------
 
 
-def _step_names(pipeline: Pipeline) -> Iterator[tuple[str, str]]:
-    for path, step in pipeline.walk():
-        yield path, step.name
-
-
 def _place(pipeline: Pipeline) -> dict[str, _Placed]:
     placed: dict[str, _Placed] = {}
 
@@ -314,17 +309,6 @@ def _own(step: StepBase) -> dict[str, Any]:
     if isinstance(step, AgentStep) and step.fallback is not None:
         data["fallback"] = step.fallback.name
     return data
-
-
-def _inside(step: StepBase) -> list[str]:
-    """Names of the step and every step nested in it (fallbacks included)."""
-    names = [step.name]
-    for _, step_list in step.children():
-        for inner in step_list.steps:
-            names.extend(_inside(inner))
-    if isinstance(step, AgentStep) and step.fallback is not None:
-        names.extend(_inside(step.fallback))
-    return names
 
 
 def _line(pipeline: Pipeline, yaml_path: str) -> int | None:
@@ -421,7 +405,7 @@ class _Builder:
             placed = old[name]
             if placed.parent.split(".")[0] in removed:
                 continue  # inside a removed container: reported with it
-            inner = [n for n in _inside(placed.step) if n in removed]
+            inner = [n for n in placed.step.step_names() if n in removed]
             self.add(
                 old_path=placed.path,
                 kind="removed",
@@ -436,7 +420,7 @@ class _Builder:
             placed = new[name]
             if placed.parent.split(".")[0] in added:
                 continue  # inside an added container: reported with it
-            inner = [n for n in _inside(placed.step) if n in added]
+            inner = [n for n in placed.step.step_names() if n in added]
             self.add(
                 new_path=placed.path,
                 kind="added",

@@ -160,7 +160,7 @@ class _Chart:
         yield from _folded(run)
 
     def _touched(self, step: StepBase) -> bool:
-        return any(name in self.marks for name in _names(step))
+        return any(name in self.marks for name in step.step_names())
 
     def step(self, step: StepBase, indent: str) -> tuple[str, list[tuple[str, str | None]]]:
         """Draw one step; returns its entry node and its exits (node, edge label)."""
@@ -250,15 +250,5 @@ def _folded(run: list[StepBase]) -> Iterable[StepBase | list[StepBase]]:
         yield run
 
 
-def _names(step: StepBase) -> list[str]:
-    names = [step.name]
-    for _, step_list in step.children():
-        for inner in step_list.steps:
-            names.extend(_names(inner))
-    if isinstance(step, AgentStep) and step.fallback is not None:
-        names.extend(_names(step.fallback))
-    return names
-
-
 def _size(step: StepBase) -> int:
-    return len(_names(step))
+    return len(step.step_names())

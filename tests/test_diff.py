@@ -420,3 +420,9 @@ def test_the_fingerprint_names_the_change_not_its_layout() -> None:
     other = edit({"op": "replace", "path": "/steps/1/uses", "value": "json_path"})
     assert first.fingerprint() == again.fingerprint() != other.fingerprint()
     assert first.to_dict()["fingerprint"] == first.fingerprint()
+
+
+def test_the_command_has_help_and_is_listed() -> None:
+    code_, out, _ = run("diff", "--help")
+    assert code_ == 0 and "Exit codes, like diff(1)" in out
+    assert "diff  " in run("--help")[1]

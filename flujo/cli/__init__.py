@@ -6,6 +6,7 @@ Exit codes, for every command:
   2  usage error (bad option, missing or unreadable file)
   3  internal error (a bug in Flujo: please report it)
   130 interrupted (Ctrl-C)
+except `diff`, which follows diff(1): 0 no change, 1 changes found, 2 trouble.
 """
 
 from __future__ import annotations
