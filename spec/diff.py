@@ -11,6 +11,8 @@ DeepDiff. Locations are known only for specs loaded from YAML (`line` is None ot
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -367,6 +369,7 @@ class _Builder:
         self.changes: list[Change] = []
         self.old_placed = _place(old)
         self.new_placed = _place(new)
+        self.renames: dict[str, str] = {}  # old name -> new name
         # The data the paths are checked against: the files' own, or the models'.
         self.old_data = old.source.data if old.source else old.model_dump(by_alias=True)
         self.new_data = new.source.data if new.source else new.model_dump(by_alias=True)
@@ -398,6 +401,7 @@ class _Builder:
         pairs = {n: n for n in old if n in new}  # new name -> old name
         renamed = self._renames(removed, added)
         pairs.update(renamed)
+        self.renames = {old_name: new_name for new_name, old_name in renamed.items()}
         removed = [n for n in removed if n not in renamed.values()]
         added = [n for n in added if n not in renamed]
 
@@ -562,7 +566,9 @@ class _Builder:
         return None
 
     def _fields(self, before: _Placed, after: _Placed, name: str) -> None:
-        old_data, new_data = _own(before.step), _own(after.step)
+        # References to renamed steps are compared under their new names: a rename
+        # is one change, not one more per step that mentions it.
+        old_data, new_data = _follow_renames(_own(before.step), self.renames), _own(after.step)
         del old_data["name"], new_data["name"]
         if old_data == new_data:
             return
@@ -779,6 +785,7 @@ class _Builder:
                 )
                 continue
             before = old_entry[1].model_dump(mode="json", by_alias=True)
+            before = _follow_renames(before, self.renames)
             after = new_entry[1].model_dump(mode="json", by_alias=True)
             fields = sorted({str(g[0]) for g in _changed_groups(before, after, depth=1)})
             if fields:
@@ -830,6 +837,45 @@ class _Builder:
                 before=before,
                 after=after,
             )
+
+
+def _follow_renames(data: Any, renames: Mapping[str, str], key: str = "") -> Any:
+    """`data` with references to renamed steps (`steps.OLD`, `steps['OLD']`, names in
+    a `mocks` mapping or a container's step list) spelled with the new names."""
+    if not renames:
+        return data
+    if isinstance(data, str):
+        return _reference_pattern(tuple(renames)).sub(lambda m: _renamed(m, renames), data)
+    if isinstance(data, list):
+        if key in ("body", "default") or key.startswith("branch:"):
+            return [renames.get(item, item) for item in data]
+        return [_follow_renames(item, renames) for item in data]
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            inner = f"branch:{k}" if key == "branches" else k
+            out[renames.get(k, k) if key == "mocks" else k] = _follow_renames(v, renames, inner)
+        if key == "" and isinstance(out.get("fallback"), str):
+            out["fallback"] = renames.get(out["fallback"], out["fallback"])
+        return out
+    return data
+
+
+@functools.cache
+def _reference_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(
+        rf"(?<![\w.])(?:result\.)?steps\s*(?:\.\s*(?P<dot>{alternatives})(?![\w-])"
+        rf"|\[\s*(?P<q>['\"])(?P<key>{alternatives})(?P=q)\s*\])"
+    )
+
+
+def _renamed(match: re.Match[str], renames: Mapping[str, str]) -> str:
+    group = "dot" if match.group("dot") is not None else "key"
+    start, end = match.span(group)
+    offset = match.start()
+    text = match.group(0)
+    return text[: start - offset] + renames[match.group(group)] + text[end - offset :]
 
 
 def _changed_groups(

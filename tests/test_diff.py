@@ -426,3 +426,33 @@ def test_the_command_has_help_and_is_listed() -> None:
     code_, out, _ = run("diff", "--help")
     assert code_ == 0 and "Exit codes, like diff(1)" in out
     assert "diff  " in run("--help")[1]
+
+
+def test_a_rename_is_one_change_even_where_the_step_is_referenced() -> None:
+    text = spec(
+        """
+        steps:
+          - name: fetch
+            uses: template_render
+            with: {template: "x"}
+          - name: use_it
+            input: "{{ steps.fetch.output }}"
+          - name: loop
+            kind: loop
+            exit_expression: "steps['fetch'].output == 1"
+            body:
+              steps:
+                - name: inner
+        tests:
+          - name: t
+            mocks: {fetch: 1}
+            assertions: ["result.steps.fetch.output == 1"]
+        """
+    )
+    renamed = text.replace("fetch", "download")
+    diff = diff_specs(load(text), load(renamed))
+    assert bullets(diff) == ["🏷️ **Rename** step `fetch` to `download`"]
+    renamed_inner = text.replace("- name: inner", "- name: inside")
+    assert bullets(diff_specs(load(text), load(renamed_inner))) == [
+        "🏷️ **Rename** step `inner` to `inside`"
+    ]
