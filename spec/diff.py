@@ -11,9 +11,9 @@ DeepDiff. Locations are known only for specs loaded from YAML (`line` is None ot
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
