@@ -204,3 +204,18 @@ def test_checked_pipelines_chart_every_step(pipeline: Pipeline) -> None:
     chart = flowchart(pipeline)
     for _, step in pipeline.walk():
         assert node_id(step.name) in chart
+
+
+def test_without_node_the_mermaid_tests_fail_unless_opted_out(monkeypatch: Any) -> None:
+    import tests.mermaid_parser as parser
+
+    monkeypatch.setattr(parser.shutil, "which", lambda _: None)
+    with pytest.raises(RuntimeError, match=r"Node\.js is not installed"):
+        parser.MermaidParser()
+    monkeypatch.setattr(parser, "_parser", lambda: "Node.js is not installed")
+    monkeypatch.delenv("FLUJO_SKIP_MERMAID", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="FLUJO_SKIP_MERMAID=1 skips"):
+        parser.mermaid_errors(["flowchart TD\n"])
+    monkeypatch.setenv("FLUJO_SKIP_MERMAID", "1")
+    with pytest.raises(pytest.skip.Exception):
+        parser.mermaid_errors(["flowchart TD\n"])
