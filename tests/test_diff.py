@@ -456,3 +456,16 @@ def test_a_rename_is_one_change_even_where_the_step_is_referenced() -> None:
     assert bullets(diff_specs(load(text), load(renamed_inner))) == [
         "🏷️ **Rename** step `inner` to `inside`"
     ]
+
+
+def test_git_calling_conventions_label_files_and_exit_0(write: Any) -> None:
+    old = write("old.yaml", BASE)
+    new = write("new.yaml", BASE.replace("name: clean", "name: tidy"))
+    hexes = ("1" * 40, "100644")
+    code_, out, _ = run("diff", "p.yaml", str(old), *hexes, str(new), *hexes)
+    assert code_ == 0 and out.startswith("a/p.yaml → b/p.yaml: 1 change\n")
+    renamed = ("q.yaml", "similarity index 90%\nrename from p.yaml\nrename to q.yaml\n")
+    code_, out, _ = run("diff", "p.yaml", str(old), *hexes, str(new), *hexes, *renamed)
+    assert code_ == 0 and out.startswith("a/p.yaml → b/q.yaml: 1 change\n")
+    code_, out, _ = run("diff", "p.yaml", str(old), *hexes, "/dev/null", *hexes)
+    assert code_ == 0 and "Remove step route" in out
