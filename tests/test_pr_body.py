@@ -195,3 +195,8 @@ def test_any_body_fits_its_limit_with_fences_closed(
     shown = github_html(rendered)
     assert "<h3>Not convinced?</h3>" in shown
     assert all(block.startswith("flowchart") for block in code_blocks(shown, "mermaid"))
+
+
+def test_a_body_without_bullets_says_there_is_no_semantic_change() -> None:
+    text = render_pr_body(suggestion(bullets=[]))
+    assert "### What changes\n_No semantic change (formatting or comments only)._\n" in text
