@@ -184,6 +184,18 @@ class StepBase(SpecNode):
         """Nested step lists with their field path relative to this step."""
         return iter(())
 
+    def step_names(self) -> list[str]:
+        """This step's name and those of every step nested in it (fallbacks included),
+        depth first in document order."""
+        names = [self.name]
+        for _, step_list in self.children():
+            for inner in step_list.steps:
+                names.extend(inner.step_names())
+        fallback: StepBase | None = getattr(self, "fallback", None)
+        if fallback is not None:
+            names.extend(fallback.step_names())
+        return names
+
 
 class AgentStep(StepBase):
     """`kind: step` (the default): run an agent or a skill once."""

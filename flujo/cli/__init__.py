@@ -6,6 +6,7 @@ Exit codes, for every command:
   2  usage error (bad option, missing or unreadable file)
   3  internal error (a bug in Flujo: please report it)
   130 interrupted (Ctrl-C)
+except `diff`, which follows diff(1): 0 no change, 1 changes found, 2 trouble.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
     "patch": ("flujo.cli.patch:patch", "Apply a JSON Patch to a spec, changing only its lines."),
     "bot": ("flujo.cli.bot:bot", "The GitHub App: serve it, or check a local repository."),
+    "diff": ("flujo.cli.diff:diff", "Show what changed between two specs, step by step."),
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
     "policy": ("flujo.cli.policy:policy", "Judge a spec's policies against recorded runs."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),

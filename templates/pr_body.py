@@ -1,0 +1,287 @@
+"""The body of a suggestion pull request, from `pr_body.md.j2`.
+
+`render_pr_body(PRBody(...))` gives GitHub Markdown: headline (what, savings, risk), the
+change bullets, before/after Mermaid charts, evidence, test results with the patch
+applied, the JSON Patch (collapsed) and how to reject. The result always fits GitHub's
+limit: the largest sections shrink first (diagrams, then the patch, tests, evidence,
+bullets), and every code fence stays closed. Free text is escaped as Markdown; `bullets`
+and diagrams are used as given (see `flujo.spec.bullets`, `flujo.spec.mermaid`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import jinja2
+
+GITHUB_BODY_LIMIT = 65_535
+Risk = Literal["low", "medium", "high"]
+REJECT = "Close this PR; Flujo will not suggest it again."
+_RISK_ICON: dict[str, str] = {"low": "🟢", "medium": "🟡", "high": "🔴"}
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~$])")
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One measured metric, e.g. `EvidenceRow("p95 latency", "2.1 s", "1.4 s")`."""
+
+    metric: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the suggestion is based on: `runs` recorded runs (the sample), their metrics."""
+
+    runs: int
+    rows: Sequence[EvidenceRow] = ()
+    window: str = ""  # e.g. "last 7 days"
+
+
+@dataclass(frozen=True)
+class EmbeddedTest:
+    """One embedded test run against the patched spec."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PRBody:
+    """Everything a suggestion PR body shows."""
+
+    headline: str
+    risk: Risk
+    bullets: Sequence[str]
+    patch: Sequence[Mapping[str, Any]]
+    savings: str | None = None  # e.g. "~$0.10/run"
+    before_diagram: str | None = None
+    after_diagram: str | None = None
+    evidence: Evidence | None = None
+    tests: Sequence[EmbeddedTest] = ()
+    reject: str = REJECT
+    details_url: str | None = None  # the full suggestion page, named when something is cut
+
+
+def render_pr_body(body: PRBody, *, limit: int = GITHUB_BODY_LIMIT) -> str:
+    """GitHub Markdown for `body`, at most `limit` characters (UTF-16 units, as GitHub counts)."""
+    plan = _Plan(body)
+    text = plan.render()
+    for shrink in (
+        plan.drop_diagram,
+        plan.cut_patch,
+        plan.cut_tests,
+        plan.cut_evidence,
+        plan.cut_bullets,
+    ):
+        while _size(text) > limit and shrink(_size(text) - limit):
+            text = plan.render()
+    if _size(text) <= limit:
+        return text
+    # Only huge free text (headline, reject) can get here: keep the essentials.
+    note = f"The full suggestion did not fit in a pull request body; see {plan.where}."
+    minimal = (
+        f"## {escape(body.headline, 200)}\n\n{note}\n\n"
+        f"### Not convinced?\n{escape(body.reject, 500)}\n"
+    )
+    return minimal if _size(minimal) <= limit else minimal[: max(limit, 0) // 2]
+
+
+def escape(text: str, limit: int = 500) -> str:
+    """Free text as one line of literal Markdown, at most `limit` characters."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def fence_for(text: str) -> str:
+    """A backtick fence longer than any backtick run inside `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@cache
+def _template() -> jinja2.Template:
+    source = resources.files("flujo.templates").joinpath("pr_body.md.j2").read_text("utf-8")
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.from_string(source)
+
+
+@dataclass
+class _Diagram:
+    text: str | None
+    note: str = ""
+
+    @property
+    def fence(self) -> str:
+        return fence_for(self.text or "")
+
+
+@dataclass
+class _Plan:
+    """What to show; shrunk step by step until the body fits."""
+
+    body: PRBody
+    diagrams: list[tuple[str, _Diagram]] = field(default_factory=list)
+    patch_lines: int | None = None  # None: the whole patch
+    tests_shown: int | None = None
+    evidence_shown: int | None = None
+    bullets_shown: int | None = None
+
+    def __post_init__(self) -> None:
+        pairs = [("Before", self.body.before_diagram), ("After", self.body.after_diagram)]
+        self.diagrams = [
+            (title, _Diagram(text.strip("\n"))) for title, text in pairs if text is not None
+        ]
+        self.patch_text = json.dumps(list(self.body.patch), indent=2, ensure_ascii=False)
+        failed_first = sorted(self.body.tests, key=lambda t: t.passed)
+        self.tests = [
+            replace(t, name=escape(t.name, 200), detail=escape(t.detail, 300)) for t in failed_first
+        ]
+
+    @property
+    def where(self) -> str:
+        return self.body.details_url or "the suggestion page"
+
+    # -- shrinking, largest first ------------------------------------------------------
+
+    def drop_diagram(self, excess: int) -> bool:
+        shown = [d for _, d in self.diagrams if d.text is not None]
+        if not shown:
+            return False
+        largest = max(shown, key=lambda d: len(d.text or ""))
+        largest.text = None
+        largest.note = f"Diagram too large for a pull request body; see {self.where}."
+        return True
+
+    def cut_patch(self, excess: int) -> bool:
+        lines = self.patch_text.splitlines()[: self.patch_lines]
+        if not lines:
+            return False
+        size = sum(_size(line) + 1 for line in lines)
+        keep_chars = max(size - excess - 200, 0)
+        kept, used = 0, 0
+        for line in lines:
+            used += _size(line) + 1
+            if used > keep_chars:
+                break
+            kept += 1
+        self.patch_lines = min(kept, len(lines) - 1)
+        return True
+
+    def cut_tests(self, excess: int) -> bool:
+        self.tests_shown, cut = _fewer(self.tests, self.tests_shown, excess)
+        return cut
+
+    def cut_evidence(self, excess: int) -> bool:
+        rows = self.body.evidence.rows if self.body.evidence else ()
+        self.evidence_shown, cut = _fewer(rows, self.evidence_shown, excess)
+        return cut
+
+    def cut_bullets(self, excess: int) -> bool:
+        self.bullets_shown, cut = _fewer(self.body.bullets, self.bullets_shown, excess)
+        return cut
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def render(self) -> str:
+        body = self.body
+        lines = self.patch_text.splitlines()
+        patch_text, patch_note = self.patch_text, ""
+        if self.patch_lines is not None and self.patch_lines < len(lines):
+            patch_text = "\n".join(lines[: self.patch_lines])
+            patch_note = (
+                f"Patch cut after {self.patch_lines} of {len(lines)} lines; "
+                f"the full patch is on {self.where}."
+            )
+        bullets = [_bullet(b) for b in body.bullets]
+        evidence = body.evidence
+        rows = [
+            EvidenceRow(escape(r.metric, 100), escape(r.before, 60), escape(r.after, 60))
+            for r in (evidence.rows if evidence else ())
+        ]
+        passed = sum(t.passed for t in self.tests)
+        summary = [f"**Risk: {_RISK_ICON[body.risk]} {body.risk}**"]
+        if body.savings:
+            summary.insert(0, f"**Saves {escape(body.savings, 100)}**")
+        count = len(body.bullets)
+        summary.append(f"{count} change{'s' * (count != 1)}")
+        if self.tests:
+            summary.append(f"tests {passed}/{len(self.tests)} passed")
+        context = {
+            "headline": escape(body.headline, 200),
+            "summary_line": " · ".join(summary),
+            "bullets": _take(bullets, self.bullets_shown),
+            "bullets_more": len(bullets) - len(_take(bullets, self.bullets_shown)),
+            "diagrams": self.diagrams,
+            "evidence_rows": _take(rows, self.evidence_shown),
+            "evidence_more": len(rows) - len(_take(rows, self.evidence_shown)),
+            "evidence_intro": _evidence_intro(evidence),
+            "tests_summary": (
+                f"{passed} of {len(self.tests)} tests pass with the patch applied."
+                if self.tests
+                else ""
+            ),
+            "tests_shown": _take(self.tests, self.tests_shown),
+            "tests_more": len(self.tests) - len(_take(self.tests, self.tests_shown)),
+            "patch_count": len(body.patch),
+            "patch_fence": fence_for(self.patch_text),
+            "patch_text": patch_text,
+            "patch_note": patch_note,
+            "reject": escape(body.reject, 1000),
+        }
+        return _template().render(context)
+
+
+def _evidence_intro(evidence: Evidence | None) -> str:
+    if evidence is None:
+        return ""
+    window = f" ({escape(evidence.window, 100)})" if evidence.window else ""
+    return f"Measured on {evidence.runs} recorded run{'s' * (evidence.runs != 1)}{window}."
+
+
+def _bullet(text: str) -> str:
+    """A bullet on one line; an over-long one is cut and loses its code spans."""
+    flat = " ".join(text.split())
+    if len(flat) <= 1000:
+        return flat
+    return flat[:999].replace("`", "") + "…"
+
+
+def _take(items: Sequence[Any], shown: int | None) -> list[Any]:
+    return list(items) if shown is None else list(items[:shown])
+
+
+def _fewer(items: Sequence[Any], shown: int | None, excess: int) -> tuple[int, bool]:
+    """How many items to keep to lose about `excess` characters (at least one fewer),
+    and whether that is fewer than now."""
+    current = len(items) if shown is None else shown
+    if current == 0:
+        return 0, False
+    kept = 0
+    budget = sum(len(str(item)) for item in items[:current]) - excess - 100
+    for item in items[:current]:
+        budget -= len(str(item))
+        if budget < 0:
+            break
+        kept += 1
+    return min(kept, current - 1), True
