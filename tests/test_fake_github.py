@@ -169,6 +169,12 @@ async def test_trees_and_blobs_hold_real_git_content(
         f"/repos/{REPO}/contents/flows/triage.yaml?ref=main", oauth_token=token
     )
     assert base64.b64decode(content["content"]).decode() == FILES["flows/triage.yaml"]
+    raw = await client.getitem(
+        f"/repos/{REPO}/contents/flows/triage.yaml",
+        accept="application/vnd.github.raw",
+        oauth_token=token,
+    )
+    assert raw == FILES["flows/triage.yaml"]
 
 
 async def test_git_database_writes_make_a_branch_and_pull_request(
@@ -219,6 +225,12 @@ async def test_git_database_writes_make_a_branch_and_pull_request(
         ("flows/triage.yaml", "modified"),
         ("README.md", "removed"),
     }
+    diff = await client.getitem(
+        f"/repos/{REPO}/pulls/{pull['number']}",
+        accept="application/vnd.github.diff",
+        oauth_token=token,
+    )
+    assert " name: triage\n-steps: []\n+steps: [a]\n" in diff and "+++ /dev/null" in diff
     compare = await client.getitem(f"/repos/{REPO}/compare/main...flujo/improve", oauth_token=token)
     assert compare["status"] == "ahead" and compare["ahead_by"] == 1
     found = await client.getitem(

@@ -42,6 +42,7 @@ from tests.fakegithub.state import (
     Comment,
     GitHubError,
     Pull,
+    RawBody,
     Repo,
     Review,
     Status,
@@ -320,6 +321,9 @@ def get_contents(fake: FakeGitHub, call: Call) -> Reply:
         children = repo.git.ls_tree(entry.sha)
         listing = [content_json(fake, repo, f"{path}/{c.path}", c, ref) for c in children]
         return ok(listing)
+    if entry.type == "blob" and "raw" in call.accept:
+        text = repo.git.read_blob(entry.sha).decode(errors="replace")
+        return ok(RawBody(text, "application/vnd.github.v3.raw; charset=utf-8"))
     body = content_json(fake, repo, path, entry, ref)
     if entry.type == "blob":
         data = repo.git.read_blob(entry.sha)
@@ -845,7 +849,14 @@ def create_pull(fake: FakeGitHub, call: Call) -> Reply:
 
 @route("GET", R + "/pulls/{pull_number}")
 def get_pull(fake: FakeGitHub, call: Call) -> Reply:
-    return ok(pull_json(fake, _repo(call), _pull(call)))
+    repo, pull = _repo(call), _pull(call)
+    if "diff" in call.accept:
+        head = repo.git.ref(f"refs/heads/{pull.head}")
+        base = repo.git.ref(f"refs/heads/{pull.base}")
+        merge_base = repo.git.merge_base(base, head) if head and base else None
+        text = repo.git.diff(merge_base, head) if merge_base and head else ""
+        return ok(RawBody(text, "application/vnd.github.v3.diff; charset=utf-8"))
+    return ok(pull_json(fake, repo, pull))
 
 
 @route("PATCH", R + "/pulls/{pull_number}")

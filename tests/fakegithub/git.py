@@ -337,6 +337,10 @@ class GitRepo:
             )
         return changes
 
+    def diff(self, old: str, new: str) -> str:
+        """`git diff` from `old` to `new`, as GitHub's diff media type shows it."""
+        return self.run("diff", "-M", old, new)
+
     def blob_sha(self, commit: str, path: str) -> str | None:
         found = self.ls_tree(commit, path=path)
         return found[0].sha if found and found[0].path == path else None

@@ -37,6 +37,7 @@ from tests.fakegithub.state import (
     GitHubError,
     Installation,
     Pull,
+    RawBody,
     Repo,
     Review,
     Status,
@@ -105,6 +106,7 @@ class Call:
     installation_id: int | None
     repo: Repo | None = None
     path: str = ""
+    accept: str = ""
 
     def int_param(self, name: str) -> int:
         try:
@@ -154,11 +156,8 @@ class FakeGitHub:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = int(self._runner.addresses[0][1])
         return self
 
     async def close(self) -> None:
@@ -610,8 +609,12 @@ class FakeGitHub:
             self.violations.append(f"{method} {path}: the fake crashed: {detail}")
             status, payload, headers = 500, {"message": "Server Error"}, {}
         self.requests.append(Request(method, path, query, body, status, template))
+        answer = self._headers(headers)
+        if isinstance(payload, RawBody):
+            answer["content-type"] = payload.content_type
+            return web.Response(status=status, body=payload.text.encode(), headers=answer)
         text = None if payload is None else json.dumps(payload)
-        return web.Response(status=status, text=text, headers=self._headers(headers))
+        return web.Response(status=status, text=text, headers=answer)
 
     def _answer(
         self,
@@ -644,11 +647,12 @@ class FakeGitHub:
         if handler is None:
             self.violations.append(f"{method} {op.template}: not implemented by the fake")
             raise GitHubError(404, "Not Found")
-        call = Call(op, params, query, body, installation, path=path)
+        accept = headers.get("Accept", "")
+        call = Call(op, params, query, body, installation, path=path, accept=accept)
         if op.template.startswith("/repos/{owner}/{repo}"):
             call.repo = self._repo_for(params, installation)
         status, payload, extra = handler(self, call)
-        if 200 <= status < 300:
+        if 200 <= status < 300 and not isinstance(payload, RawBody):
             self._check_response(op, status, payload)
         return status, payload, extra
 

@@ -54,6 +54,14 @@ def invalid(message: str, *, field_name: str | None = None, code: str = "invalid
     return GitHubError(422, "Validation Failed", errors=[error], violation=True)
 
 
+@dataclass(frozen=True)
+class RawBody:
+    """A non-JSON answer (`Accept: application/vnd.github.raw` or `.diff`)."""
+
+    text: str
+    content_type: str
+
+
 @dataclass
 class Installation:
     id: int
