@@ -97,7 +97,11 @@ class Bot:
         if owner is None or not result.accepted:
             return
         delivery = suggest_delivery(
-            owner[1], owner[0], self.settings.suggest_interval_s, time.time()
+            owner[1],
+            owner[0],
+            self.settings.suggest_interval_s,
+            time.time(),
+            self.settings.suggest_delay_s,
         )
 
         async def enqueue() -> None:
@@ -111,6 +115,12 @@ class Bot:
     async def handle(self, work: Work) -> None:
         event = Event(work.data, event=work.event, delivery_id=work.job.delivery_id)
         await router.dispatch(event, self.context)
+
+    async def drain(self) -> None:
+        """Wait until everything received so far has been handled (tests, local runs)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.workers.drain()
 
     async def start(self) -> None:
         await self.workers.start()

@@ -26,6 +26,8 @@ class Delivery:
     event: str
     body: bytes
     received_at: float
+    not_before: float = 0.0
+    """Do not handle before this time (scheduled jobs; webhooks run at once)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class BotSettings(BaseSettings):
     suggest_interval_s: float = Field(
         3600.0, gt=0, description="At most one suggestion cycle per repository this often."
     )
+    suggest_delay_s: float = Field(
+        120.0, ge=0, description="Wait this long after telemetry arrives before suggesting."
+    )
     suggest_max_open: int = Field(
         3, ge=0, description="Open suggestion pull requests per repository at most."
     )

@@ -152,9 +152,15 @@ class SQLiteQueue:
     async def enqueue(self, delivery: Delivery) -> bool:
         def op(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO jobs (delivery_id, event, body, received_at)"
-                " VALUES (?, ?, ?, ?)",
-                (delivery.delivery_id, delivery.event, delivery.body, delivery.received_at),
+                "INSERT OR IGNORE INTO jobs (delivery_id, event, body, received_at, run_after)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    delivery.delivery_id,
+                    delivery.event,
+                    delivery.body,
+                    delivery.received_at,
+                    delivery.not_before,
+                ),
             )
             return cursor.rowcount == 1
 

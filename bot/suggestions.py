@@ -35,14 +35,17 @@ BRANCH_PREFIX = "flujo/suggest/"
 LABEL = "flujo"
 
 
-def suggest_delivery(repo: str, installation: int, interval_s: float, now: float) -> Delivery:
+def suggest_delivery(
+    repo: str, installation: int, interval_s: float, now: float, delay_s: float = 0.0
+) -> Delivery:
     """The queued job for a repository's suggestion cycle; one id per interval, so
-    telemetry arriving again within it is deduplicated (the rate limit)."""
+    telemetry arriving again within it is deduplicated (the rate limit). It runs `delay_s`
+    after the first telemetry of the interval, so that it sees the whole batch."""
     bucket = int(now // max(1.0, interval_s))
     body = json.dumps(
         {"repository": {"full_name": repo}, "installation": {"id": installation}}
     ).encode()
-    return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now)
+    return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,15 @@ async def propose_suggestions(
             except (SpecError, OSError) as exc:  # the checks report broken specs
                 log.info("%s: no suggestions for %s: %s", repo, path, str(exc).splitlines()[0])
                 continue
+            log.info(
+                "%s: %s: %d run(s), %d opportunit(ies), %d suggestion(s), dropped: %s",
+                repo,
+                path,
+                report.runs,
+                report.opportunities,
+                len(report.suggestions),
+                ", ".join(f"{d.kind} ({d.reason}: {d.detail})" for d in report.dropped) or "none",
+            )
             before = (snap.root / path).read_text(encoding="utf-8")
             for suggestion in report.suggestions:
                 branch = BRANCH_PREFIX + suggestion.id

@@ -50,11 +50,16 @@ class Work:
 Handler = Callable[[Work], Awaitable[None]]
 
 
-def ordering_key(data: dict[str, Any]) -> str:
-    """Jobs with the same key run in order: the repository, else the installation."""
+def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> str:
+    """Jobs with the same key run in order: the repository, else the installation.
+
+    Scheduled jobs (events named `flujo_…`) each get a lane of their own, so that a job
+    waiting for its time never holds up the repository's webhooks (`delivery` names it).
+    """
     repository = data.get("repository")
     if isinstance(repository, dict) and isinstance(repository.get("full_name"), str):
-        return str(repository["full_name"])
+        lane = f" ({delivery})" if event.startswith("flujo_") else ""
+        return f"{repository['full_name']}{lane}"
     installation = data.get("installation")
     if isinstance(installation, dict) and installation.get("id") is not None:
         return f"installation:{installation['id']}"
@@ -81,15 +86,14 @@ class Workers:
         self._lanes: dict[str, deque[Work]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._sleeping: dict[str, float] = {}  # lane -> when its waiting job may run
+        self._background: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._loop_task: asyncio.Task[None] | None = None
         self.handled = 0
 
     def wake(self) -> None:
         """Something was enqueued: look for it."""
-        self._idle.clear()
         self._wake.set()
 
     async def start(self) -> None:
@@ -106,13 +110,16 @@ class Workers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def drain(self) -> None:
-        """Wait until every stored job has been handled (or dead-lettered)."""
+    async def drain(self, horizon_s: float = 1.0) -> None:
+        """Wait until every stored job has been handled, dead-lettered, or is scheduled
+        more than `horizon_s` from now (for tests and one-shot runs)."""
         self.wake()
         while True:
-            await self._idle.wait()
-            await asyncio.sleep(0)
-            if self._idle.is_set() and not self._wake.is_set():
+            await asyncio.sleep(0.005)
+            if self._wake.is_set():
+                continue
+            later = time.time() + horizon_s
+            if all(self._sleeping.get(key, 0.0) > later for key in self._lanes):
                 return
 
     async def _intake(self) -> None:
@@ -122,8 +129,6 @@ class Workers:
             for job in await self._queue.pending(self._last_id):
                 self._last_id = max(self._last_id, job.id)
                 self._admit(job)
-            if not self._lanes:
-                self._idle.set()
 
     def _admit(self, job: Job) -> None:
         try:
@@ -135,9 +140,10 @@ class Workers:
             task = asyncio.create_task(
                 self._queue.failed(job, f"malformed JSON: {exc}", retry_at=None)
             )
-            task.add_done_callback(lambda _t: None)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return
-        work = Work(job, job.event, data, ordering_key(data))
+        work = Work(job, job.event, data, ordering_key(data, job.event, job.delivery_id))
         self._lanes.setdefault(work.key, deque()).append(work)
         if work.key not in self._lane_tasks:
             self._lane_tasks[work.key] = asyncio.create_task(
@@ -153,8 +159,6 @@ class Workers:
         finally:
             del self._lanes[key]
             del self._lane_tasks[key]
-            if not self._lanes and not self._wake.is_set():
-                self._idle.set()
 
     async def _run(self, work: Work) -> None:
         job = work.job
@@ -162,7 +166,11 @@ class Workers:
         delay = job.run_after - time.time()
         while True:
             if delay > 0:
-                await asyncio.sleep(delay)
+                self._sleeping[work.key] = time.time() + delay
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self._sleeping.pop(work.key, None)
             async with self._slots:
                 await self._queue.started(job, work.key)
                 attempts += 1

@@ -55,7 +55,7 @@ class World:
 
     async def settle(self) -> None:
         assert self.bot is not None
-        await asyncio.wait_for(self.bot.workers.drain(), 30)
+        await asyncio.wait_for(self.bot.drain(), 30)
 
     def conclusions(self, sha: str) -> dict[str, str | None]:
         return {n: self.fake.check_run(REPO, sha, n).conclusion for n in NAMES}
@@ -72,6 +72,7 @@ async def world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]
         db=tmp_path / "bot.db",
         retry_base_s=0.01,
         max_attempts=3,
+        suggest_delay_s=0,
     )
     world = World(fake_github, settings, [])
     yield world

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from flujo.bot.queue import Delivery
 from flujo.bot.suggestions import BRANCH_PREFIX, suggest_delivery
 from flujo.engine.agents import OpenAIModels
 from flujo.engine.fake_openai import FakeOpenAI
@@ -30,10 +33,20 @@ def repository_files() -> dict[str, str]:
     return files
 
 
+def cycle_now(name: str) -> Delivery:
+    """A suggestion cycle due now (the bot's own are due `suggest_delay_s` after telemetry)."""
+    scheduled = suggest_delivery(REPO, 42, 3600, time.time())
+    return replace(scheduled, delivery_id=f"{scheduled.delivery_id}:{name}", not_before=0.0)
+
+
 async def send_telemetry(url: str, token: str, monkeypatch: pytest.MonkeyPatch) -> int:
     """Run the spec as a customer would, exporting spans to the bot over OTLP/HTTP."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer%20{token}")
+    # One export at the end, as a batch job's would be (the cycle then sees every run).
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100000")
     pipeline = Pipeline.from_yaml(ROOT / "examples" / "support_triage.yaml")
     inputs = [
         json.loads(line)
@@ -61,12 +74,20 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     fake = world.fake
     files = repository_files()
     base = fake.create_repo(REPO, files, installation_id=42)
+    world.settings = world.settings.model_copy(update={"suggest_delay_s": 3600})
     bot = await world.start()
     token = bot.state.issue_token(42, REPO)
     assert world.server is not None
     runs = await send_telemetry(str(world.server.make_url("/")).rstrip("/"), token, monkeypatch)
-    assert runs >= 20
-    await world.settle()
+    assert runs >= 20 and len(bot.telemetry.store(REPO).list_runs(100)) == runs
+    # Each run was exported on its own; one suggestion cycle is queued for the batch, later.
+    await bot.drain()
+    (queued,) = bot.queue.list_jobs()
+    assert queued.event == "flujo_suggest" and queued.run_after > time.time() + 3000
+    # Run a cycle now (as the queued one would in an hour).
+    assert await bot.queue.enqueue(cycle_now("first"))
+    bot.workers.wake()
+    await asyncio.wait_for(bot.drain(), 30)
 
     (pull,) = fake.pulls(REPO)
     assert pull.head.startswith(BRANCH_PREFIX) and pull.base == "main"
@@ -89,29 +110,30 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
 
     # The suggestion's pull request gets the same checks as any other.
     head_sha = fake.branch_sha(REPO, pull.head)
-    await world.deliver("pull_request", "opened", sha=head_sha, number=pull.number,
-                        branch=pull.head)
+    await world.deliver(
+        "pull_request", "opened", sha=head_sha, number=pull.number, branch=pull.head
+    )
     await world.settle()
     assert world.conclusions(head_sha or "")["flujo/test"] == "success"
 
     # A maintainer closes it without merging, saying why.
     fake.add_comment(REPO, pull.number, "We need gpt-4o for tone.", user="ada")
     pull.state = "closed"
-    await world.deliver("pull_request", "closed", sha=head_sha, number=pull.number,
-                        branch=pull.head, sender="ada")
+    await world.deliver(
+        "pull_request", "closed", sha=head_sha, number=pull.number, branch=pull.head, sender="ada"
+    )
     await world.settle()
     proposal = bot.state.proposal(REPO, pull.head)
     assert proposal is not None and proposal["state"] == "rejected"
     store = bot.telemetry.store(REPO)
     assert is_rejected(store, SPEC, proposal["patch"])
-    reasons = store.query("SELECT reason, actor FROM suggestion_feedback")
+    reasons = store.query("SELECT reason, actor FROM suggestion_feedback", ())
     assert [(r["reason"], r["actor"]) for r in reasons] == [("We need gpt-4o for tone.", "ada")]
 
     # The next cycle does not propose it again.
-    later = suggest_delivery(REPO, 42, world.settings.suggest_interval_s, 4_000_000_000.0)
-    assert await bot.queue.enqueue(later)
+    assert await bot.queue.enqueue(cycle_now("second"))
     bot.workers.wake()
-    await world.settle()
+    await asyncio.wait_for(bot.drain(), 30)
     assert len(fake.pulls(REPO)) == 1
     assert [j.state for j in bot.queue.list_jobs(limit=100)].count("dead") == 0
 
