@@ -533,6 +533,7 @@ class _Run:
         extra: dict[str, Any] | None = None,
     ) -> Any:
         bindings = self._context(scope_input, previous)
+        bindings["previous_step"] = bindings["output"] = previous
         if extra:
             bindings.update(extra)
         try:
