@@ -37,15 +37,61 @@ KINDS = {
 
 # Keys flujo 0.6's step model knows; those not converted below are warned about.
 _STEP_KEYS = (
-    "kind name step agent uses input config updates_context validate_fields branches reduce "
-    "condition condition_expression default_branch loop map router fallback usage_limits "
-    "plugins validators merge_strategy on_branch_failure context_include_keys field_mapping "
-    "ignore_branch_names message input_schema output_schema sink_to wrapped_step planner "
-    "registry output_template proposer evaluator discovery_agent static_invariants "
-    "cost_function candidate_validator branching_factor beam_width max_depth max_iterations "
-    "path_max_tokens goal_score_threshold require_goal processing meta start_state end_states "
-    "states transitions description"
-).split()
+    "kind",
+    "name",
+    "step",
+    "agent",
+    "uses",
+    "input",
+    "config",
+    "updates_context",
+    "validate_fields",
+    "branches",
+    "reduce",
+    "condition",
+    "condition_expression",
+    "default_branch",
+    "loop",
+    "map",
+    "router",
+    "fallback",
+    "usage_limits",
+    "plugins",
+    "validators",
+    "merge_strategy",
+    "on_branch_failure",
+    "context_include_keys",
+    "field_mapping",
+    "ignore_branch_names",
+    "message",
+    "input_schema",
+    "output_schema",
+    "sink_to",
+    "wrapped_step",
+    "planner",
+    "registry",
+    "output_template",
+    "proposer",
+    "evaluator",
+    "discovery_agent",
+    "static_invariants",
+    "cost_function",
+    "candidate_validator",
+    "branching_factor",
+    "beam_width",
+    "max_depth",
+    "max_iterations",
+    "path_max_tokens",
+    "goal_score_threshold",
+    "require_goal",
+    "processing",
+    "meta",
+    "start_state",
+    "end_states",
+    "states",
+    "transitions",
+    "description",
+)
 _CONVERTED_STEP_KEYS = {
     "step": {"input", "config", "validators", "fallback", "uses", "agent"},
     "parallel": {"branches", "merge_strategy", "on_branch_failure"},
@@ -315,7 +361,7 @@ class _Converter:
                 )
                 continue
             pattern = re.compile(r"\{\{\s*" + re.escape(str(name)) + r"\s*\}\}")
-            text = pattern.sub(lambda _m, r=replacement: str(r), text)
+            text = pattern.sub(str(replacement).replace("\\", "\\\\"), text)
         return text
 
     def model_settings(self, value: Any, where: str, agent_path: str) -> dict[str, Any]:
@@ -705,7 +751,7 @@ class _Converter:
             out["transitions"] = self.copy(transitions, where, to)
             return
         self.origin[to] = where
-        rules = []
+        rules: list[Any] = []
         for i, rule in enumerate(transitions):
             rule_from, rule_to = f"{where}[{i}]", f"{to}[{len(rules)}]"
             if not isinstance(rule, dict):
