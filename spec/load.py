@@ -48,7 +48,7 @@ def check(
     document = read_document(text_or_path)
     is_file = isinstance(text_or_path, Path) or document.file != "<string>"
     spec_path = Path(text_or_path) if is_file else None
-    conversion = _legacy_conversion(document, spec_path)
+    conversion = legacy_conversion(document, spec_path)
     if conversion is not None:
         document = conversion.document
     pipeline, diagnostics = validate_document(document)
@@ -82,7 +82,7 @@ def check(
     return pipeline, sort_diagnostics(diagnostics)
 
 
-def _legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
+def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
     """The conversion of a flujo 0.x blueprint (None for a file in the current format).
 
     A file is read as 0.x when it uses a 0.x-only construct, or when it says

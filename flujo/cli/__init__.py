@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
     "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show)."),
     "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
+    "migrate": ("flujo.cli.migrate:migrate", "Rewrite flujo 0.x blueprints in the current format."),
 }
 
 
