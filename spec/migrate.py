@@ -141,9 +141,9 @@ class _Morph:
         node.clear()
         node.ca.items.clear()
         used: set[Any] = set()
-        for _, _, key, value, head in entries:
-            if isinstance(head, bool) and str(head).lower() == key:
-                key = head  # an unquoted `true:` / `false:` key stays as written
+        for _, _, name, value, head in entries:
+            # an unquoted `true:` / `false:` key stays as written
+            key: Any = head if isinstance(head, bool) and str(head).lower() == name else name
             node[key] = value
             if head is not None and head in comments and head not in used:
                 node.ca.items[key] = comments[head]

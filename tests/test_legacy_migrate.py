@@ -85,7 +85,7 @@ def test_cli_prints_a_diff_by_default_and_changes_nothing(copy: Path) -> None:
     before = (copy / "support.yaml").read_text(encoding="utf-8")
     code, out, err = invoke(str(copy / "support.yaml"))
     assert code == 0
-    assert out.startswith("--- a/") and "+version: \"1\"" in out
+    assert out.startswith("--- a/") and '+version: "1"' in out
     assert "warning: `updates_context` has no effect" in err
     assert (copy / "support.yaml").read_text(encoding="utf-8") == before
 
