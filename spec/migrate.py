@@ -143,10 +143,10 @@ class _Morph:
         used: set[Any] = set()
         for _, _, name, value, head in entries:
             # an unquoted `true:` / `false:` key stays as written
-            key: Any = head if isinstance(head, bool) and str(head).lower() == name else name
-            node[key] = value
+            written: Any = head if isinstance(head, bool) and str(head).lower() == name else name
+            node[written] = value
             if head is not None and head in comments and head not in used:
-                node.ca.items[key] = comments[head]
+                node.ca.items[written] = comments[head]
                 used.add(head)
         # A dropped key's trailing comment or blank lines stay where they were.
         for dropped in (k for k in order if k not in heads and k in comments):
