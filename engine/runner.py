@@ -600,7 +600,13 @@ class _Run:
         return self.telemetry.start(step.name, parent, attributes)
 
     def _context(self, scope_input: Any, previous: Any) -> dict[str, Any]:
-        return {"input": scope_input, "previous": previous, "steps": self.result.steps}
+        # `previous_step` is flujo 0.x's name for `previous`
+        return {
+            "input": scope_input,
+            "previous": previous,
+            "previous_step": previous,
+            "steps": self.result.steps,
+        }
 
     def _expression(
         self,
@@ -611,7 +617,7 @@ class _Run:
         extra: dict[str, Any] | None = None,
     ) -> Any:
         bindings = self._context(scope_input, previous)
-        bindings["previous_step"] = bindings["output"] = previous
+        bindings["output"] = previous
         if extra:
             bindings.update(extra)
         try:

@@ -117,6 +117,7 @@ _LOOP_KEYS = ("body", "max_loops", "exit_expression")
 _MAP_KEYS = ("iterable_input", "body")
 _TRANSITION_KEYS = ("from", "on", "to", "when")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
+_CONTEXT_IN_TEMPLATE = re.compile(r"\{[{%][^}]*\bcontext\b")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -238,6 +239,16 @@ class _Converter:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         self.warn(paths.child(path, key), f"unknown key '{key}' is ignored{hint}", "unknown-key")
+
+    def no_context(self, template: Any, path: str) -> None:
+        """Templates reading 0.x's shared `context` cannot run here: say so now."""
+        if isinstance(template, str) and _CONTEXT_IN_TEMPLATE.search(template):
+            self.report(
+                path,
+                "`context` does not exist in this Flujo (there is no shared context); "
+                "read earlier outputs as `steps.NAME.output` or the input as `input`",
+                "unsupported-context",
+            )
 
     def ignored(self, path: str, key: str, why: str) -> None:
         self.warn(paths.child(path, key), f"`{key}` has no effect in this Flujo: {why}")
@@ -417,6 +428,9 @@ class _Converter:
             self.report(source, "a step must be a mapping", "schema")
             return None
         kind = raw.get("kind", "step")
+        if not isinstance(kind, str):
+            self.report(paths.child(source, "kind"), "step `kind` must be a string", "schema")
+            return None
         if kind in UNSUPPORTED_KINDS:
             self.report(
                 paths.child(source, "kind"),
@@ -521,6 +535,7 @@ class _Converter:
             )
         if "input" in raw:
             out["input"] = self.copy(raw["input"], *at("input"))
+            self.no_context(raw["input"], paths.child(source, "input"))
         config = self.config(raw.get("config"), source, target)
         used = out.get("uses")
         if isinstance(used, str) and used.startswith("agents."):
@@ -715,6 +730,7 @@ class _Converter:
     def _hitl(
         self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
     ) -> None:
+        self.no_context(raw.get("message"), paths.child(source, "message"))
         for key in ("message", "input_schema"):
             if key in raw:
                 out[key] = self.copy(raw[key], paths.child(source, key), paths.child(target, key))

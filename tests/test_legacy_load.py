@@ -388,3 +388,38 @@ def test_an_unknown_import_alias_is_an_error(tmp_path: Path) -> None:
     assert pipeline is not None  # the schema is fine; the reference is not
     [error] = [d for d in diagnostics if d.severity == "error"]
     assert (error.code, error.line, error.yaml_path) == ("unknown-import", 3, "steps[0].uses")
+
+
+def test_templates_and_expressions_reading_the_0x_context_are_errors(tmp_path: Path) -> None:
+    pipeline, diagnostics = load_text(
+        """
+        steps:
+          - step: one
+            input: "Hello {{ context.user_name }}"
+          - name: two
+            kind: conditional
+            condition_expression: "context.flag"
+            branches: {a: [{name: x}]}
+          - name: three
+            kind: [not, a, kind]
+        """,
+        tmp_path,
+    )
+    assert pipeline is None
+    found = [(d.line, d.code) for d in diagnostics if d.severity == "error"]
+    assert found == [(3, "unsupported-context"), (6, "expression-not-allowed"), (9, "schema")]
+
+
+async def test_previous_step_names_the_previous_output_in_templates_too(tmp_path: Path) -> None:
+    pipeline, _ = load_text(
+        """
+        steps:
+          - step: first
+            agent: {id: template_render, params: {template: "a"}}
+          - step: second
+            input: "{{ previous_step }}b"
+        """,
+        tmp_path,
+    )
+    assert pipeline is not None
+    assert (await pipeline.run(None)).output == "ab"
