@@ -230,3 +230,41 @@ def test_flujo_run_refuses_kinds_it_cannot_run_without_a_traceback(
     assert result.exit_code == 1
     assert "x.yaml:4:5: error:" in result.stderr and f"'{kind}'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_flujo_run_records_answers_and_replays_them_without_asking(tmp_path: Path) -> None:
+    path = tmp_path / "ask.yaml"
+    path.write_text(
+        "steps:\n  - name: approve\n    kind: hitl\n    message: Ship it?\n", encoding="utf-8"
+    )
+    store = ["--store", str(tmp_path / "r.db"), "--json"]
+    cassette = str(tmp_path / "cassette")
+    recorded = CliRunner().invoke(
+        cli, ["run", str(path), "--record", cassette, *store], input="sure\n"
+    )
+    assert recorded.exit_code == 0, recorded.output
+    replayed = CliRunner().invoke(cli, ["run", str(path), "--replay", cassette, *store], input="")
+    assert replayed.exit_code == 0, replayed.output
+    assert "Ship it?" not in replayed.stderr
+    assert json.loads(replayed.stdout)["output"] == "sure"
+
+
+def test_flujo_test_answers_hitl_steps_from_mocks(tmp_path: Path) -> None:
+    path = tmp_path / "ask.yaml"
+    path.write_text(
+        spec(
+            """
+            steps:
+              - name: approve
+                kind: hitl
+                input_schema: {type: boolean}
+            tests:
+              - name: approved
+                mocks: {approve: true}
+                assertions: ["result.output == True"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["test", str(path)])
+    assert result.exit_code == 0, result.output
