@@ -121,6 +121,8 @@ class Runner:
                     tm.STEP_NAME: step.name,
                     tm.STEP_KIND: step.kind,
                 }
+                if spec is not pipeline:  # an imported step: its path is in its own file
+                    self._attrs[id(step)][tm.YAML_FILE] = spec.file
 
     async def run(
         self,

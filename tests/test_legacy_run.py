@@ -94,6 +94,8 @@ async def test_spans_carry_the_yaml_paths_flujo_06_emits(tmp_path: Path) -> None
     assert paths["tag_upper"] == "steps[3].map.body.steps[0]"
     assert paths["check_draft"] == "steps[4].states.check.steps[0]"
     assert paths["strip"] == "steps[0]"  # the imported file's own path
+    assert spans["strip"]["attributes"]["flujo.yaml.file"].endswith("sub/cleanup.yaml")
+    assert "flujo.yaml.file" not in spans["hold"]["attributes"]
     assert spans["polish_again"]["line"] == pipeline.step("polish_again").line
 
 
