@@ -773,25 +773,21 @@ class _Converter:
             if not isinstance(rule, dict):
                 rules.append(self.copy(rule, rule_from, rule_to))
                 continue
-            # `on:` unquoted is a YAML 1.1 boolean: the parser hands it over as "true".
-            rule = {("on" if k == "true" else k): v for k, v in rule.items()}
-            if rule.get("on") == "pause":
-                self.warn(
-                    rule_from,
-                    "an `on: pause` rule never fires: hitl steps ask their question when they run",
-                    "legacy",
-                )
+            # `on:` read by a YAML 1.1 parser is the boolean true; such files say `true:`.
+            written = {("on" if k == "true" and "on" not in rule else k): k for k in rule}
+            if rule.get(written.get("on", "on")) == "pause":
+                message = "an `on: pause` rule never fires: hitl steps ask when they run"
+                self.warn(rule_from, message, "legacy")
                 continue
             self.origin[rule_to] = rule_from
             converted = {}
-            for key, value in rule.items():
+            for key, original in written.items():
                 if key not in _TRANSITION_KEYS:
                     self.unknown(rule_from, key, _TRANSITION_KEYS)
                     continue
-                found = paths.child(
-                    rule_from, "true" if key == "on" and "on" not in transitions[i] else key
+                converted[key] = self.copy(
+                    rule[original], paths.child(rule_from, original), paths.child(rule_to, key)
                 )
-                converted[key] = self.copy(value, found, paths.child(rule_to, key))
             rules.append(converted)
         out["transitions"] = rules
 

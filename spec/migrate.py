@@ -160,7 +160,11 @@ class _Morph:
             self._child(node, item, source, f"{path}[{i}]")[0] for i, item in enumerate(target)
         ]
         if isinstance(node, CommentedSeq):
-            node[:] = values
+            if len(values) == len(node):  # item by item: comments stay with their items
+                for i, value in enumerate(values):
+                    node[i] = value
+            else:
+                node[:] = values
             return node
         return CommentedSeq(values)
 

@@ -124,3 +124,30 @@ def test_cli_refuses_files_with_errors_and_missing_files(tmp_path: Path) -> None
     assert "bad.yaml:3:5: error: step kind 'cache' is not supported" in err
     assert "not migrated" in err and "no such file" in err
     assert invoke(str(bad))[0] == 1
+
+
+def test_yaml_11_on_keys_become_on_and_boolean_branch_keys_stay(tmp_path: Path) -> None:
+    path = tmp_path / "sm.yaml"
+    path.write_text(
+        "steps:\n"
+        "  - name: sm\n"
+        "    kind: StateMachine\n"
+        "    start_state: a\n"
+        "    states: {a: [{name: x}]}\n"
+        "    transitions:\n"
+        "      - {from: a, true: success, to: a, when: 'False'}  # as a YAML 1.1 tool wrote it\n"
+        "  - name: pick\n"
+        "    kind: conditional\n"
+        "    condition_expression: 'True'\n"
+        "    branches:\n"
+        "      true: [{name: y}]\n",
+        encoding="utf-8",
+    )
+    before = load(path)
+    text = migrate(path).text
+    [rule] = [line for line in text.splitlines() if "from: a" in line]
+    assert rule.startswith("      - {from: a, on: success, to: a, when: 'False'}")
+    assert rule.endswith("# as a YAML 1.1 tool wrote it")
+    assert "      true:\n" in text
+    path.write_text(text, encoding="utf-8")
+    assert load(path) == before
