@@ -423,3 +423,20 @@ async def test_previous_step_names_the_previous_output_in_templates_too(tmp_path
     )
     assert pipeline is not None
     assert (await pipeline.run(None)).output == "ab"
+
+
+def test_without_a_repository_imports_stay_in_the_specs_folder(tmp_path: Path) -> None:
+    from flujo.spec.imports import repository_root
+
+    folder = tmp_path / "specs"
+    (folder / "lib").mkdir(parents=True)
+    assert repository_root(folder) == folder.resolve()  # no `.git` above tmp_path
+    (tmp_path / "shared.yaml").write_text("steps: []\n", encoding="utf-8")
+    (folder / "lib" / "ok.yaml").write_text("steps:\n  - step: fine\n", encoding="utf-8")
+    (folder / "main.yaml").write_text(
+        "imports: {ok: lib/ok.yaml, up: ../shared.yaml}\nsteps:\n  - step: go\n    uses: imports.ok\n",
+        encoding="utf-8",
+    )
+    pipeline, diagnostics = check(folder / "main.yaml")
+    assert pipeline is not None and list(pipeline.imported) == ["ok"]
+    assert [(d.code, d.col) for d in diagnostics if d.severity == "error"] == [("unsafe-path", 28)]
