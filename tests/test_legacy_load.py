@@ -434,7 +434,8 @@ def test_without_a_repository_imports_stay_in_the_specs_folder(tmp_path: Path) -
     (tmp_path / "shared.yaml").write_text("steps: []\n", encoding="utf-8")
     (folder / "lib" / "ok.yaml").write_text("steps:\n  - step: fine\n", encoding="utf-8")
     (folder / "main.yaml").write_text(
-        "imports: {ok: lib/ok.yaml, up: ../shared.yaml}\nsteps:\n  - step: go\n    uses: imports.ok\n",
+        "imports: {ok: lib/ok.yaml, up: ../shared.yaml}\n"
+        "steps:\n  - step: go\n    uses: imports.ok\n",
         encoding="utf-8",
     )
     pipeline, diagnostics = check(folder / "main.yaml")
