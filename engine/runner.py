@@ -23,20 +23,24 @@ from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
+    HitlStep,
     LoopStep,
     MapStep,
     ParallelStep,
     Pipeline,
+    StateMachineStep,
     StepBase,
 )
 from flujo.spec.registry import StepRegistry
 
 if TYPE_CHECKING:
     from flujo.engine.agents import ModelClient
+    from flujo.engine.human import Human
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
 
 AGENT_PREFIX = "agents."
+IMPORT_PREFIX = "imports."
 FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
@@ -92,8 +96,10 @@ class Runner:
         export: OTelExport | None = None,
         evaluate: Callable[[str, dict[str, Any]], Any] | None = None,
         trace: bool = True,
+        human: Human | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.human = human
         self.trace = trace
         self.models = models
         self.registry = registry or StepRegistry()
@@ -102,13 +108,21 @@ class Runner:
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
         self._attrs: dict[int, dict[str, Any]] = {}
-        for _, step in pipeline.walk():
-            self._attrs[id(step)] = {
-                tm.YAML_PATH: step.yaml_path,
-                tm.YAML_LINE: step.line,
-                tm.STEP_NAME: step.name,
-                tm.STEP_KIND: step.kind,
-            }
+        self._owner: dict[int, Pipeline] = {}  # id(step) -> the pipeline it is written in
+        pending = [pipeline]
+        while pending:
+            spec = pending.pop()
+            pending.extend(p for p in spec.imported.values() if p is not pipeline)
+            for _, step in spec.walk():
+                self._owner[id(step)] = spec
+                self._attrs[id(step)] = {
+                    tm.YAML_PATH: step.yaml_path,
+                    tm.YAML_LINE: step.line,
+                    tm.STEP_NAME: step.name,
+                    tm.STEP_KIND: step.kind,
+                }
+                if spec is not pipeline:  # an imported step: its path is in its own file
+                    self._attrs[id(step)][tm.YAML_FILE] = spec.file
 
     async def run(
         self,
@@ -270,6 +284,10 @@ class _Run:
                 output = await self.loop(step, scope_input, previous, span, record)
             elif isinstance(step, MapStep):
                 output = await self.map(step, scope_input, previous, span)
+            elif isinstance(step, HitlStep):
+                output = await self.hitl(step, scope_input, previous, span)
+            elif isinstance(step, StateMachineStep):
+                output = await self.state_machine(step, scope_input, previous, span)
             else:  # pragma: no cover - the schema admits no other kinds
                 raise StepFailed(step, f"unknown kind {step.kind}")
         except BaseException as exc:
@@ -348,6 +366,65 @@ class _Run:
         for item in items:
             outputs.append(await self.steps(step.body.steps, item, item, span))
         return outputs
+
+    async def hitl(self, step: HitlStep, scope_input: Any, previous: Any, span: SpanRecord) -> Any:
+        from flujo.engine.human import NoAnswer, answer_problem
+
+        human = self.runner.human
+        if human is None:
+            raise StepFailed(
+                step,
+                "this step asks a person and nobody can answer here: run it with "
+                "`flujo run` in a terminal, replay recorded answers, or give it a mock in tests",
+            )
+        try:
+            question = str(render(step.message or "", self._context(scope_input, previous)))
+        except Exception as exc:
+            raise StepFailed(step, f"message template: {_reason(exc)}") from None
+        span.event("flujo.hitl.asked", message=question)
+        try:
+            answer = await human.answer(step, question)
+        except NoAnswer as exc:
+            raise StepFailed(step, str(exc)) from None
+        problem = answer_problem(step.input_schema, answer)
+        if problem is not None:
+            raise StepFailed(step, f"the answer does not satisfy input_schema: {problem}")
+        return answer
+
+    async def state_machine(
+        self, step: StateMachineStep, scope_input: Any, previous: Any, span: SpanRecord
+    ) -> Any:
+        state, output, moves = step.start_state, previous, 0
+        while state not in step.end_states:
+            failure: StepFailed | None = None
+            try:
+                output = await self.steps(step.states[state].steps, scope_input, output, span)
+            except StepFailed as exc:
+                failure = exc
+            outcome = "failure" if failure is not None else "success"
+            following = self._transition(step, state, outcome, scope_input, output)
+            if following is None:
+                if failure is not None:
+                    raise failure
+                break
+            moves += 1
+            if moves > step.max_transitions:
+                raise StepFailed(
+                    step, f"more than {step.max_transitions} transitions (max_transitions)"
+                )
+            span.event("flujo.state.transition", **{"from": state, "to": following, "on": outcome})
+            state = following
+        return output
+
+    def _transition(
+        self, step: StateMachineStep, state: str, outcome: str, scope_input: Any, output: Any
+    ) -> str | None:
+        for rule in step.transitions:
+            if rule.from_ not in (state, "*") or rule.on != outcome:
+                continue
+            if rule.when is None or self._expression(step, rule.when, scope_input, output):
+                return rule.to
+        return None
 
     # -- plain steps: agents and skills -----------------------------------------------------
 
@@ -436,6 +513,9 @@ class _Run:
             return await self._model_call(
                 step, uses[len(AGENT_PREFIX) :], value, feedback, span, record
             )
+        if uses.startswith(IMPORT_PREFIX):
+            imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
+            return await self.steps(imported.steps, value, value, span)
         fn, is_async = self.runner.skill(uses)
         output = fn(value, **step.with_)
         return await output if is_async else output
@@ -455,7 +535,7 @@ class _Run:
                 "this step calls a model and none is configured: set OPENAI_BASE_URL (and "
                 "OPENAI_API_KEY), use --replay DIR or --fake, or give the step a mock in tests"
             )
-        agent = self.pipeline.agents[agent_name]
+        agent = self.runner._owner[id(step)].agents[agent_name]
         completion = await models.complete(agent, step, value, feedback)
         record.model = completion.model
         record.input_tokens += completion.input_tokens
@@ -522,7 +602,13 @@ class _Run:
         return self.telemetry.start(step.name, parent, attributes)
 
     def _context(self, scope_input: Any, previous: Any) -> dict[str, Any]:
-        return {"input": scope_input, "previous": previous, "steps": self.result.steps}
+        # `previous_step` is flujo 0.x's name for `previous`
+        return {
+            "input": scope_input,
+            "previous": previous,
+            "previous_step": previous,
+            "steps": self.result.steps,
+        }
 
     def _expression(
         self,
@@ -533,6 +619,7 @@ class _Run:
         extra: dict[str, Any] | None = None,
     ) -> Any:
         bindings = self._context(scope_input, previous)
+        bindings["output"] = previous
         if extra:
             bindings.update(extra)
         try:

@@ -31,6 +31,8 @@ class SessionOptions:
     prices: dict[str, Any] | None = None
     offline: bool = False
     """No model calls at all (tests with mocks only): model steps fail clearly."""
+    ask: bool = False
+    """`hitl` steps ask at the terminal (unless answers are replayed from a cassette)."""
 
     @classmethod
     def from_cli(cls, options: dict[str, Any]) -> SessionOptions:
@@ -59,11 +61,30 @@ async def session(
         export = OTelExport.from_environment(console=options.console_telemetry)
         if export.enabled:
             stack.callback(export.shutdown)
-        yield Runner(pipeline, models=models, registry=registry, store=store, export=export)
+        yield Runner(
+            pipeline,
+            models=models,
+            registry=registry,
+            store=store,
+            export=export,
+            human=_human(options),
+        )
+
+
+def _human(options: SessionOptions) -> Any:
+    """Who answers `hitl` steps: recorded answers, a person, or nobody (tests use mocks)."""
+    from flujo.engine.human import ConsoleHuman, RecordedHumans
+
+    if options.replay is not None:
+        return RecordedHumans(options.replay, "replay")
+    person = ConsoleHuman() if options.ask else None
+    if options.record is not None:
+        return RecordedHumans(options.record, "record", person)
+    return person
 
 
 async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> Any:
-    if not pipeline.agents or options.offline:
+    if not _uses_agents(pipeline) or options.offline:
         return None
     from flujo.engine.agents import OpenAIModels
 
@@ -94,6 +115,10 @@ async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> An
             return None  # model steps fail with the explanation when they run
     stack.push_async_callback(models.close)
     return models
+
+
+def _uses_agents(pipeline: Pipeline) -> bool:
+    return bool(pipeline.agents) or any(_uses_agents(p) for p in pipeline.imported.values())
 
 
 async def run_many(

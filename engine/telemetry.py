@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 # Attribute names (one place for each).
 YAML_PATH = "flujo.yaml.path"
 YAML_LINE = "flujo.yaml.line"
+YAML_FILE = "flujo.yaml.file"
+"""Set on spans of imported steps: the file their path and line are in."""
 SPEC_SHA = "flujo.yaml.spec_sha256"
 STEP_NAME = "flujo.step.name"
 STEP_KIND = "flujo.step.kind"

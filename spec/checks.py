@@ -11,14 +11,17 @@ from flujo.spec.errors import Diagnostic, Severity
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
+    HitlStep,
     LoopStep,
     MapStep,
     Pipeline,
+    StateMachineStep,
     ValidatorRef,
 )
 from flujo.spec.registry import StepRegistry
 
 AGENT_PREFIX = "agents."
+IMPORT_PREFIX = "imports."
 
 
 class _Reporter:
@@ -78,6 +81,15 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(paths.child(path, "exit_expression"), step.exit_expression)
         elif isinstance(step, MapStep):
             check_expr(paths.child(path, "over"), step.over)
+        elif isinstance(step, HitlStep):
+            if step.input_schema is not None:
+                for problem in _schema_problems(step.input_schema, "input_schema"):
+                    report.add(paths.child(path, "input_schema"), problem, "invalid-schema")
+            if step.message is not None:
+                for ref in expressions.template_step_references(step.message):
+                    _check_step_ref(report, known, paths.child(path, "message"), ref)
+        elif isinstance(step, StateMachineStep):
+            _check_state_machine(report, path, step, check_expr)
 
     _unique(
         report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)), "test name"
@@ -134,10 +146,44 @@ def _check_agent_step(
                 "`with:` passes parameters to skills; an agent step takes `input:`",
                 "schema",
             )
+    elif uses is not None and uses.startswith(IMPORT_PREFIX):
+        alias = uses[len(IMPORT_PREFIX) :]
+        if alias not in pipeline.imports:
+            hint = _did_you_mean(alias, list(pipeline.imports))
+            report.add(
+                paths.child(path, "uses"), f"unknown import '{alias}'{hint}", "unknown-import"
+            )
+        if step.with_:
+            report.add(
+                paths.child(path, "with"),
+                "`with:` passes parameters to skills; an imported pipeline takes `input:`",
+                "schema",
+            )
     elif uses is not None:
         _check_skill(report, registry, paths.child(path, "uses"), uses, step.with_, "transform")
     for i, validator in enumerate(step.validators):
         _check_validator(report, registry, f"{path}.validators[{i}]", validator)
+
+
+def _check_state_machine(
+    report: _Reporter, path: str, step: StateMachineStep, check_expr: Callable[[str, str], None]
+) -> None:
+    states = list(step.states)
+    if step.start_state not in step.states:
+        hint = _did_you_mean(step.start_state, states)
+        message = f"start_state '{step.start_state}' is not a state{hint}"
+        report.add(paths.child(path, "start_state"), message, "unknown-state")
+    targets = [*states, *step.end_states]
+    for i, rule in enumerate(step.transitions):
+        where = f"{path}.transitions[{i}]"
+        if rule.from_ != "*" and rule.from_ not in step.states:
+            message = f"unknown state '{rule.from_}'{_did_you_mean(rule.from_, states)}"
+            report.add(paths.child(where, "from"), message, "unknown-state")
+        if rule.to not in targets:
+            message = f"unknown state '{rule.to}'{_did_you_mean(rule.to, targets)}"
+            report.add(paths.child(where, "to"), message, "unknown-state")
+        if rule.when is not None:
+            check_expr(paths.child(where, "when"), rule.when)
 
 
 def _check_validator(
@@ -212,7 +258,7 @@ def _unique(report: _Reporter, items: Iterable[tuple[str, str, str]], what: str)
         seen.add(value)
 
 
-def _schema_problems(schema: dict[str, Any]) -> list[str]:
+def _schema_problems(schema: dict[str, Any], what: str = "output_schema") -> list[str]:
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
@@ -221,7 +267,7 @@ def _schema_problems(schema: dict[str, Any]) -> list[str]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
         return [
-            f"output_schema is not a valid JSON Schema: {exc.message}"
+            f"{what} is not a valid JSON Schema: {exc.message}"
             + (f" (at /{where})" if where else "")
         ]
     return []

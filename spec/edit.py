@@ -15,7 +15,7 @@ import copy
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,13 +55,41 @@ def patch_text(
     operations = _operations(patch)
     newline = "\r\n" if "\r\n" in text else "\n"
     original = text.replace("\r\n", "\n")
-
     yaml = _styled_yaml(original)
     document, tree = parse_with_tree(original, file, yaml)
     expected = _apply(jsonpatch, operations, _plain_copy(document.data))
+
+    def change(tree: Any) -> None:
+        _unshare(tree, operations)
+        _apply(jsonpatch, [_quoted_for_ruamel(op) for op in operations], tree)
+
+    return _rewrite(original, newline, yaml, tree, change, expected, file)
+
+
+def rewrite_text(
+    text: str, change: Callable[[Any], None], expected: Any, *, file: str = "<string>"
+) -> PatchResult:
+    """Apply `change` to the round-trip tree of `text` (keys, values, comments) and write
+    the result back the way `patch_text` does: only the lines the change touched differ.
+    `expected` is the plain data the result must load to (PatchError if it cannot)."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    original = text.replace("\r\n", "\n")
+    yaml = _styled_yaml(original)
+    _, tree = parse_with_tree(original, file, yaml)
+    return _rewrite(original, newline, yaml, tree, change, expected, file)
+
+
+def _rewrite(
+    original: str,
+    newline: str,
+    yaml: YAML,
+    tree: Any,
+    change: Callable[[Any], None],
+    expected: Any,
+    file: str,
+) -> PatchResult:
     base = _dump(yaml, tree)
-    _unshare(tree, operations)
-    _apply(jsonpatch, [_quoted_for_ruamel(op) for op in operations], tree)
+    change(tree)
     _quote_new_strings(tree)
     theirs = _dump(yaml, tree)
 

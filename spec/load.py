@@ -6,8 +6,10 @@ import difflib
 import os
 import re
 import types
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,6 +18,9 @@ from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
+
+if TYPE_CHECKING:
+    from flujo.spec.legacy import Conversion
 
 
 def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = None) -> Pipeline:
@@ -28,14 +33,24 @@ def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = N
 
 
 def check(
-    text_or_path: str | Path, *, registry: StepRegistry | None = None
+    text_or_path: str | Path,
+    *,
+    registry: StepRegistry | None = None,
+    _importers: tuple[Path, ...] = (),
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
     all diagnostics, sorted by position.
 
+    flujo 0.x blueprints are recognised and read through `flujo.spec.legacy`; files
+    named in `imports:` are loaded too (their problems carry their own file name).
     Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
     """
     document = read_document(text_or_path)
+    is_file = isinstance(text_or_path, Path) or document.file != "<string>"
+    spec_path = Path(text_or_path) if is_file else None
+    conversion = legacy_conversion(document, spec_path)
+    if conversion is not None:
+        document = conversion.document
     pipeline, diagnostics = validate_document(document)
     # With schema errors, the other checks still run on a copy in which the broken
     # nodes are neutralised, so one run reports every problem (minus those nodes').
@@ -44,14 +59,57 @@ def check(
         from flujo.spec.checks import check_pipeline
 
         if registry is None:
-            is_file = isinstance(text_or_path, Path) or document.file != "<string>"
-            registry = registry_for(Path(text_or_path) if is_file else None)
+            registry = registry_for(spec_path)
         diagnostics.extend(
             d
             for d in check_pipeline(checked, registry=registry)
             if not any(_within(d.yaml_path, path) for path in repaired)
         )
+    if conversion is not None:
+        diagnostics = [
+            replace(d, yaml_path=conversion.source_path(d.yaml_path)) for d in diagnostics
+        ]
+        diagnostics.extend(conversion.diagnostics)
+        if pipeline is not None:
+            _legacy_paths(pipeline, conversion)
+            if any(d.severity == "error" for d in conversion.diagnostics):
+                pipeline = None
+    if pipeline is not None and pipeline.imports:
+        from flujo.spec.imports import load_imports
+
+        chain = (*_importers, spec_path.resolve()) if spec_path is not None else _importers
+        diagnostics.extend(load_imports(pipeline, spec_path, registry=registry, importers=chain))
     return pipeline, sort_diagnostics(diagnostics)
+
+
+def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
+    """The conversion of a flujo 0.x blueprint (None for a file in the current format).
+
+    A file is read as 0.x when it uses a 0.x-only construct, or when it says
+    `version: "0.x"` and is not valid in the current format."""
+    from flujo.spec import legacy
+
+    data = document.data
+    if not isinstance(data, dict):
+        return None
+    if not legacy.is_legacy(data):
+        if not str(data.get("version", "")).startswith("0."):
+            return None
+        try:
+            Pipeline.model_validate(data)
+        except ValidationError:
+            pass
+        else:
+            return None
+    base_dir = spec_path.resolve().parent if spec_path is not None else None
+    return legacy.convert(document, base_dir)
+
+
+def _legacy_paths(pipeline: Pipeline, conversion: Conversion) -> None:
+    """Give each node the path flujo 0.6 used: its 0.x yaml_path for steps (what their
+    spans carry), the place in the 0.x file for every other node."""
+    for node, path in iter_nodes(pipeline):
+        node._yaml_path = conversion.step_paths.get(path) or conversion.source_path(path)
 
 
 def registry_for(spec_path: Path | None) -> StepRegistry:
@@ -161,13 +219,19 @@ def _within(path: str, prefix: str) -> bool:
 def attach_locations(pipeline: Pipeline, document: SourceDocument | None = None) -> None:
     """Give every node of the model its yaml_path (and line/col when a document is known)."""
     positions = document.positions if document is not None else {}
-    stack: list[tuple[SpecNode, str]] = [(pipeline, "")]
-    while stack:
-        node, path = stack.pop()
+    for node, path in iter_nodes(pipeline):
         node._yaml_path = path
         position = positions.get(path)
         if position is not None:
             node._line, node._col = position[0], position[1]
+
+
+def iter_nodes(pipeline: Pipeline) -> Iterator[tuple[SpecNode, str]]:
+    """Every node of the model with its path in the (current-format) document."""
+    stack: list[tuple[SpecNode, str]] = [(pipeline, "")]
+    while stack:
+        node, path = stack.pop()
+        yield node, path
         for name, field in type(node).model_fields.items():
             value = node.__dict__[name]
             key = field.alias or name
@@ -252,7 +316,7 @@ def _is_name_key(loc: tuple[Any, ...], kind: str) -> bool:
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[list[paths.Segment], Any]:
     """Follow a pydantic `loc` through the raw data, skipping union tags and the like."""
-    aliases = {"with_": "with", "assert_": "assert"}
+    aliases = {"with_": "with", "assert_": "assert", "from_": "from"}
     segments: list[paths.Segment] = []
     node = data
     for element in loc:

@@ -297,12 +297,78 @@ class MapStep(StepBase):
         yield "body", self.body
 
 
+class HitlStep(StepBase):
+    """`kind: hitl`: ask a person; their answer (checked against `input_schema`) is the output."""
+
+    kind: Literal["hitl"] = Field("hitl", description="Kind of step.")
+    message: str | None = Field(
+        None, description="What the person is asked (a template over `input` and `previous`)."
+    )
+    input_schema: dict[str, Any] | None = Field(
+        None, description="JSON Schema the answer must satisfy; a text answer when unset."
+    )
+
+
+class Transition(SpecNode):
+    """A state machine rule: after state `from` ends with outcome `on` (and `when` holds),
+    go to state `to`."""
+
+    from_: str = Field(alias="from", min_length=1, description="State name, or `*` for any.")
+    on: Literal["success", "failure"] = Field(
+        "success", description="Outcome of the state's steps this rule reacts to."
+    )
+    to: str = Field(min_length=1, description="Next state (or an end state).")
+    when: Expression | None = Field(
+        None, description="Extra condition over `output` (the state's output)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml11_on(cls, value: Any) -> Any:
+        # An unquoted `on:` key is the boolean true in YAML 1.1 parsers.
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        return value
+
+
+class StateMachineStep(StepBase):
+    """`kind: state_machine`: run named states, moving between them by `transitions`
+    until an end state is reached (at most `max_transitions` moves)."""
+
+    kind: Literal["state_machine"] = Field("state_machine", description="Kind of step.")
+    start_state: Name = Field(description="State run first.")
+    end_states: list[Name] = Field(
+        default_factory=list, description="Reaching one of these states ends the machine."
+    )
+    states: dict[Name, StepList] = Field(min_length=1, description="Steps of each state.")
+    transitions: list[Transition] = Field(
+        default_factory=list,
+        description="Rules, first match wins; with none matching, the machine ends.",
+    )
+    max_transitions: int = Field(
+        50, ge=1, le=10_000, description="Most moves between states before the step fails."
+    )
+
+    @field_validator("end_states", mode="before")
+    @classmethod
+    def _one_end_state(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        from flujo.spec.paths import child
+
+        for state, steps in self.states.items():
+            yield child("states", state), steps
+
+
 STEP_KINDS: dict[str, type[StepBase]] = {
     "step": AgentStep,
     "parallel": ParallelStep,
     "conditional": ConditionalStep,
     "loop": LoopStep,
     "map": MapStep,
+    "hitl": HitlStep,
+    "state_machine": StateMachineStep,
 }
 
 
@@ -318,7 +384,9 @@ Step = Annotated[
     | Annotated[ParallelStep, Tag("parallel")]
     | Annotated[ConditionalStep, Tag("conditional")]
     | Annotated[LoopStep, Tag("loop")]
-    | Annotated[MapStep, Tag("map")],
+    | Annotated[MapStep, Tag("map")]
+    | Annotated[HitlStep, Tag("hitl")]
+    | Annotated[StateMachineStep, Tag("state_machine")],
     Discriminator(_step_kind),
 ]
 
@@ -371,6 +439,11 @@ class Pipeline(SpecNode):
     name: str | None = Field(None, max_length=200, description="Name of the pipeline.")
     description: str | None = Field(None, description="What the pipeline does (for people).")
     agents: dict[Name, Agent] = Field(default_factory=dict, description="Agents by name.")
+    imports: dict[Name, str] = Field(
+        default_factory=dict,
+        description="Other spec files by alias (paths relative to this file, inside the "
+        "repository); a step runs one with `uses: imports.ALIAS`.",
+    )
     steps: list[Step] = Field(description="Steps run in order.")
     tests: list[SpecTest] = Field(default_factory=list, description="Embedded tests.")
     policies: list[Policy] = Field(default_factory=list, description="Policies.")
@@ -378,6 +451,7 @@ class Pipeline(SpecNode):
 
     _source: SourceDocument | None = PrivateAttr(default=None)
     _sha256: str | None = PrivateAttr(default=None)
+    _imported: dict[str, Pipeline] = PrivateAttr(default_factory=dict)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -442,6 +516,11 @@ class Pipeline(SpecNode):
     @property
     def file(self) -> str | None:
         return self._source.file if self._source is not None else None
+
+    @property
+    def imported(self) -> dict[str, Pipeline]:
+        """The pipelines named in `imports:`, loaded from their files, by alias."""
+        return self._imported
 
     def locate(self, yaml_path: str) -> tuple[int, int]:
         """1-based (line, col) of `yaml_path` in the source file."""

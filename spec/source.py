@@ -57,6 +57,8 @@ class SourceDocument:
     sha256: str
     data: Any
     positions: dict[str, Position] = field(default_factory=dict)
+    legacy: bool = False
+    """Whether the file is a flujo 0.x blueprint (`data` is then its conversion)."""
     _lines: list[int] = field(default_factory=list, repr=False)
     _line_paths: list[str] = field(default_factory=list, repr=False)
 

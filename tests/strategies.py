@@ -406,7 +406,7 @@ def _step_list(
     return {"steps": steps}
 
 
-_CONTAINERS = ("parallel", "conditional", "loop", "map")
+_CONTAINERS = ("parallel", "conditional", "loop", "map", "state_machine")
 
 
 def _step(
@@ -420,9 +420,11 @@ def _step(
     if spine:
         kind = spine[0]
     else:
-        kind = draw(st.sampled_from(("step", *_CONTAINERS) if can_nest else ("step",)))
+        kind = draw(st.sampled_from(("step", "hitl", *_CONTAINERS) if can_nest else ("step",)))
     if kind == "step":
         return _agent_step(draw, draft)
+    if kind == "hitl":
+        return _hitl_step(draw, draft)
     step: dict[str, Any] = {"name": draft.unique_name(draw, draft.step_names), "kind": kind}
     if draw(st.booleans()):
         step["description"] = draw(awkward_text)
@@ -450,9 +452,44 @@ def _step(
             step["max_loops"] = draw(st.integers(1, 10_000))
         if draw(st.booleans()):
             draft.pending.append((step, "exit_expression", "expression"))
+    elif kind == "state_machine":
+        state_names: set[str] = set()
+        count = draw(st.integers(1, 2))
+        step["states"] = {
+            draft.unique_name(draw, state_names): steps(carry=i == 0) for i in range(count)
+        }
+        states = list(step["states"])
+        step["start_state"] = draw(st.sampled_from(states))
+        ends = ["finished"] if draw(st.booleans()) and "finished" not in states else []
+        if ends:
+            step["end_states"] = ends
+        rules: list[dict[str, Any]] = []
+        for _ in range(draw(st.integers(0, 2))):
+            rule = {
+                "from": draw(st.sampled_from([*states, "*"])),
+                "to": draw(st.sampled_from([*states, *ends])),
+            }
+            if draw(st.booleans()):
+                rule["on"] = draw(st.sampled_from(["success", "failure"]))
+            if draw(st.booleans()):
+                draft.pending.append((rule, "when", "expression"))
+            rules.append(rule)
+        if rules:
+            step["transitions"] = rules
+        if draw(st.booleans()):
+            step["max_transitions"] = draw(st.integers(1, 10_000))
     else:
         draft.pending.append((step, "over", "expression"))
         step["body"] = steps(min_size=1, carry=True)
+    return step
+
+
+def _hitl_step(draw: st.DrawFn, draft: _Draft) -> dict[str, Any]:
+    step: dict[str, Any] = {"name": draft.unique_name(draw, draft.step_names), "kind": "hitl"}
+    if draw(st.booleans()):
+        draft.pending.append((step, "message", "template"))
+    if draw(st.booleans()):
+        step["input_schema"] = draw(json_schemas if draft.checked else _unchecked_schemas)
     return step
 
 
@@ -483,7 +520,7 @@ def pipeline_data(draw: st.DrawFn, *, checked: bool = True, max_steps: int = 4) 
     draft.agents = list(agents)
     data: dict[str, Any] = {"steps": []}
     # Containers of distinct kinds stacked in the first step.
-    spine = draw(st.permutations(_CONTAINERS))[: draw(st.integers(0, 4))]
+    spine = draw(st.permutations(_CONTAINERS))[: draw(st.integers(0, len(_CONTAINERS)))]
     if spine:
         data["steps"].append(_step(draw, draft, depth=0, spine=tuple(spine)))
     while draft.budget > 0 and len(data["steps"]) < 3:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Suggest verified, ranked improvements from telemetry.",
     ),
     "telemetry": ("flujo.cli.telemetry:telemetry", "Bring in telemetry recorded elsewhere."),
+    "migrate": ("flujo.cli.migrate:migrate", "Rewrite flujo 0.x blueprints in the current format."),
 }
 
 

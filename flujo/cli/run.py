@@ -46,7 +46,7 @@ def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> No
 
     pipeline = load_spec_or_exit(spec)
     value = parse_input(input_text)
-    results = run_session(pipeline, [value], options)
+    results = run_session(pipeline, [value], options | {"ask": True})
     result = results[0]
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))

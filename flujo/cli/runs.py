@@ -96,8 +96,9 @@ def _print_tree(
             details.append("cost unknown")
         if (span["attempt"] or 1) > 1:
             details.append(f"attempt {span['attempt']}")
+        where = (span.get("attributes") or {}).get("flujo.yaml.file") or file
         click.echo(
-            f"{indent}{mark} {span['step_name']}  {span['yaml_path']}  {file}:{span['line']}  "
+            f"{indent}{mark} {span['step_name']}  {span['yaml_path']}  {where}:{span['line']}  "
             + "  ".join(details)
         )
         if span["error"]:

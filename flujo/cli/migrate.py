@@ -1,0 +1,67 @@
+"""`flujo migrate FILE…`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would change."
+)
+@click.option(
+    "--in-place", "-i", is_flag=True, help="Rewrite the files instead of printing a diff."
+)
+def migrate(files: tuple[Path, ...], check_only: bool, in_place: bool) -> None:
+    """Rewrite flujo 0.x blueprints in the current format.
+
+    Comments, key order and formatting of everything that does not change are kept;
+    the migrated file loads to the same pipeline. By default a unified diff is printed.
+    Files already in the current format are left alone.
+
+    \b
+    Exit codes: 0 done (or, with --check, nothing to migrate), 1 a file would change
+    (--check) or has errors, 2 a file is missing or unreadable.
+    """
+    from flujo.spec.errors import SpecError
+    from flujo.spec.migrate import migrate as migrate_file
+
+    if check_only and in_place:
+        raise click.UsageError("--check and --in-place cannot be used together")
+    status = EXIT_OK
+    for path in files:
+        if not path.is_file():
+            click.echo(f"flujo migrate: no such file: {path}", err=True)
+            status = max(status, EXIT_USAGE)
+            continue
+        try:
+            migration = migrate_file(path)
+        except SpecError as exc:
+            for diagnostic in exc.diagnostics:
+                click.echo(str(diagnostic), err=True)
+            click.echo(f"{path}: not migrated: fix the errors above first", err=True)
+            status = max(status, EXIT_INVALID)
+            continue
+        except OSError as exc:
+            click.echo(f"flujo migrate: cannot read {path}: {exc.strerror or exc}", err=True)
+            status = max(status, EXIT_USAGE)
+            continue
+        for diagnostic in migration.diagnostics:
+            click.echo(str(diagnostic), err=True)
+        if not migration.changed:
+            click.echo(f"{migration.file}: already in the current format", err=True)
+        elif check_only:
+            click.echo(f"{migration.file}: would be migrated", err=True)
+            status = max(status, EXIT_INVALID)
+        elif in_place:
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(migration.text)
+            click.echo(f"{migration.file}: migrated", err=True)
+        else:
+            click.echo(migration.diff(), nl=False)
+    raise SystemExit(status)

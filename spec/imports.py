@@ -1,0 +1,78 @@
+"""`imports:`: load the spec files a pipeline names, safely.
+
+A path is relative to the importing file and must stay inside the repository (the
+nearest folder above the spec holding `.git`, else the spec's own folder); a file may
+not import itself through any chain; a missing file is an error at its `imports:` entry.
+Imported steps keep the yaml_paths and lines of their own files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flujo.spec import paths
+from flujo.spec.errors import Diagnostic, SpecError
+
+if TYPE_CHECKING:
+    from flujo.spec.model import Pipeline
+    from flujo.spec.registry import StepRegistry
+
+
+def repository_root(folder: Path) -> Path:
+    """The nearest folder at or above `folder` that holds `.git`; `folder` if none does."""
+    folder = folder.resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def load_imports(
+    pipeline: Pipeline,
+    spec_path: Path | None,
+    *,
+    registry: StepRegistry | None,
+    importers: tuple[Path, ...],
+) -> list[Diagnostic]:
+    """Load every file in `pipeline.imports` into `pipeline.imported`; return problems."""
+    from flujo.spec.load import check, display_name
+
+    document = pipeline.source
+    base = spec_path.resolve().parent if spec_path is not None else Path.cwd().resolve()
+    root = repository_root(base)
+    found: list[Diagnostic] = []
+
+    def problem(alias: str, message: str, code: str) -> None:
+        path = paths.child("imports", alias)
+        if document is None:
+            found.append(Diagnostic(message, code, "<string>", 1, 1, path))
+        else:
+            found.append(document.diagnostic(path, message, code))
+
+    for alias, relative in pipeline.imports.items():
+        target = (base / relative).resolve()
+        if not target.is_relative_to(root):
+            problem(alias, f"'{relative}' is outside the repository ({root})", "unsafe-path")
+            continue
+        if target in importers:
+            chain = " -> ".join(display_name(p) for p in (*importers, target))
+            problem(alias, f"import cycle: {chain}", "import-cycle")
+            continue
+        if not target.is_file():
+            problem(alias, f"imported file '{relative}' does not exist", "missing-file")
+            continue
+        try:
+            imported, diagnostics = check(target, registry=registry, _importers=importers)
+        except SpecError as exc:
+            found.extend(exc.diagnostics)
+            continue
+        except OSError as exc:
+            problem(alias, f"cannot read '{relative}': {exc.strerror or exc}", "missing-file")
+            continue
+        found.extend(diagnostics)
+        if imported is None:
+            problem(alias, f"imported file '{relative}' is invalid", "invalid-import")
+        else:
+            pipeline._imported[alias] = imported
+    return found
