@@ -36,6 +36,15 @@ def bullets(diff: SpecDiff, notes: Mapping[str, str] | None = None) -> list[str]
     return lines
 
 
+def plain(bullet: str, *, emoji: bool = True) -> str:
+    """A bullet as plain text (for a terminal or a PR title): no bold or code marks;
+    without its leading emoji when `emoji` is False."""
+    text = re.sub(r"(`+) ?(.*?) ?\1(?!`)", r"\2", bullet).replace("**", "")
+    if not emoji:
+        text = re.sub(r"^[^\w`'\"(]+", "", text)
+    return text.strip()
+
+
 def describe(change: Change) -> str:
     """The bullet for one change."""
     wording = _WORDING.get((change.category, change.kind)) or _WORDING.get((change.category, "*"))

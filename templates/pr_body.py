@@ -21,6 +21,9 @@ from typing import Any, Literal
 import jinja2
 
 GITHUB_BODY_LIMIT = 65_535
+# Mermaid's defaults (maxTextSize, maxEdges): GitHub shows an error instead of larger charts.
+MERMAID_MAX_TEXT = 50_000
+MERMAID_MAX_EDGES = 500
 Risk = Literal["low", "medium", "high"]
 REJECT = "Close this PR; Flujo will not suggest it again."
 _RISK_ICON: dict[str, str] = {"low": "🟢", "medium": "🟡", "high": "🔴"}
@@ -152,6 +155,12 @@ class _Plan:
         self.diagrams = [
             (title, _Diagram(text.strip("\n"))) for title, text in pairs if text is not None
         ]
+        for _, diagram in self.diagrams:
+            text = diagram.text or ""
+            edges = len(re.findall(r"-->|-\.->|==>", text))
+            if len(text) > MERMAID_MAX_TEXT or edges > MERMAID_MAX_EDGES:
+                diagram.text = None
+                diagram.note = f"Diagram too large for Mermaid to draw; see {self.where}."
         self.patch_text = json.dumps(list(self.body.patch), indent=2, ensure_ascii=False)
         failed_first = sorted(self.body.tests, key=lambda t: t.passed)
         self.tests = [

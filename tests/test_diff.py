@@ -469,3 +469,12 @@ def test_git_calling_conventions_label_files_and_exit_0(write: Any) -> None:
     assert code_ == 0 and out.startswith("a/p.yaml → b/q.yaml: 1 change\n")
     code_, out, _ = run("diff", "p.yaml", str(old), *hexes, "/dev/null", *hexes)
     assert code_ == 0 and "Remove step route" in out
+
+
+def test_plain_text_of_a_bullet() -> None:
+    from flujo.spec.bullets import plain
+
+    bullet = "💲 **Switch** `classify` from `` a`b `` to `gpt-4o` — saves ~$0.10/run"
+    assert plain(bullet) == "💲 Switch classify from a`b to gpt-4o — saves ~$0.10/run"
+    assert plain(bullet, emoji=False) == "Switch classify from a`b to gpt-4o — saves ~$0.10/run"
+    assert plain("⏱️ **Set** a timeout", emoji=False) == "Set a timeout"

@@ -152,7 +152,9 @@ def test_a_patch_holding_backticks_does_not_break_its_fence() -> None:
 
 
 def test_huge_inputs_shrink_largest_first_and_fit_githubs_limit() -> None:
-    huge_chart = "flowchart TD\n" + "".join(f"  n{i} --> n{i + 1}\n" for i in range(6000))
+    label = "x" * 100
+    huge_chart = "flowchart TD\n" + "".join(f'  n{i}["{label}"] --> n{i + 1}\n' for i in range(390))
+    assert 40_000 < len(huge_chart) < 50_000
     patch = [{"op": "add", "path": f"/steps/{i}", "value": {"name": f"s{i}"}} for i in range(3000)]
     body = suggestion(before_diagram=huge_chart, after_diagram=huge_chart, patch=patch)
     text = render_pr_body(body, limit=GITHUB_BODY_LIMIT)
@@ -164,8 +166,8 @@ def test_huge_inputs_shrink_largest_first_and_fit_githubs_limit() -> None:
 
 
 def test_only_the_larger_diagram_goes_when_that_is_enough() -> None:
-    big = "flowchart TD\n" + "".join(f"  n{i} --> n{i + 1}\n" for i in range(3000))
-    text = render_pr_body(suggestion(after_diagram=big), limit=50_000)
+    big = "flowchart TD\n" + "".join(f'  n{i}["{"y" * 100}"] --> n{i + 1}\n' for i in range(400))
+    text = render_pr_body(suggestion(after_diagram=big), limit=40_000)
     assert text.count("Diagram too large") == 1
     assert [lang for lang, _ in fenced_blocks(text)] == ["mermaid", "json"]
 
@@ -200,3 +202,10 @@ def test_any_body_fits_its_limit_with_fences_closed(
 def test_a_body_without_bullets_says_there_is_no_semantic_change() -> None:
     text = render_pr_body(suggestion(bullets=[]))
     assert "### What changes\n_No semantic change (formatting or comments only)._\n" in text
+
+
+def test_a_chart_mermaid_would_refuse_is_replaced_by_a_note() -> None:
+    edges = "flowchart TD\n" + "".join(f"  n{i} --> n{i + 1}\n" for i in range(501))
+    text = render_pr_body(suggestion(after_diagram=edges, details_url="https://x.test/s/1"))
+    assert "_Diagram too large for Mermaid to draw; see https://x.test/s/1._" in text
+    assert [lang for lang, _ in fenced_blocks(text)] == ["mermaid", "json"]

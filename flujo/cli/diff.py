@@ -87,7 +87,7 @@ def diff(files: tuple[str, ...], output_format: Format) -> None:
 
 def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str) -> str:
     """The diff in one of the output formats."""
-    from flujo.spec.bullets import bullets
+    from flujo.spec.bullets import bullets, plain
 
     if output_format == "json":
         data = result.to_dict()
@@ -114,8 +114,7 @@ def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str
     for change, text in zip(result.changes, bullets(result), strict=True):
         where = new_name if change.side == "new" else old_name
         line = f":{change.line}" if change.line is not None else ""
-        plain = text.replace("**", "").replace("`", "")
-        lines.append(f"  {where}{line}: {plain}  [{change.yaml_path or '(root)'}]")
+        lines.append(f"  {where}{line}: {plain(text)}  [{change.yaml_path or '(root)'}]")
     return "\n".join(lines) + "\n"
 
 
