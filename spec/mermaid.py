@@ -20,10 +20,12 @@ from typing import Literal
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
+    HitlStep,
     LoopStep,
     MapStep,
     ParallelStep,
     Pipeline,
+    StateMachineStep,
     StepBase,
 )
 
@@ -202,10 +204,14 @@ class _Chart:
                     self.line(f"{source} -.->|{label('repeat', 10)}| {ident}", inner)
             self.line("end", indent)
             return ident, exits
+        if isinstance(step, StateMachineStep):
+            return self._machine(step, ident, mark, indent)
         text = step.name
         uses = getattr(step, "uses", None)
         if uses:
             text = f"{step.name} · {uses}"
+        elif isinstance(step, HitlStep):
+            text = f"{step.name} · ask a person"
         self.node(ident, f"[{label(text)}]", indent, mark)
         exits = [(ident, None)]
         if isinstance(step, AgentStep) and step.fallback is not None:
@@ -213,6 +219,38 @@ class _Chart:
             self.line(f"{ident} -.->|{label('on failure', 12)}| {entry}", indent)
             exits += fallback_exits
         return ident, exits
+
+    def _machine(
+        self, step: StateMachineStep, ident: str, mark: str | None, indent: str
+    ) -> tuple[str, list[tuple[str, str | None]]]:
+        """A state machine: a node per state (its steps after it), transitions between
+        states as labelled arrows, and one exit from the end states."""
+        self.node(ident, "{{" + label(step.name + " · state machine") + "}}", indent, mark)
+        done = node_id(step.name, "e_")
+        states = {name: node_id(f"{step.name}.{name}", "st_") for name in step.states}
+        for name in step.end_states:
+            states.setdefault(name, node_id(f"{step.name}.{name}", "st_"))
+        leaving: dict[str, list[tuple[str, str | None]]] = {}
+        for name, state in states.items():
+            self.subgraph(f"state {name}", indent)
+            self.node(state, f"([{label(name)}])", indent + "  ", None)
+            steps = step.states[name].steps if name in step.states else []
+            leaving[name] = self.sequence(steps, [(state, None)], indent + "  ")
+            self.line("end", indent)
+        self.connect([(ident, "start")], states[step.start_state], indent)
+        for rule in step.transitions:
+            sources = list(states) if rule.from_ == "*" else [rule.from_]
+            target = states.get(rule.to)
+            if target is None:
+                continue
+            text = rule.on if rule.when is None else f"{rule.on} if {rule.when}"
+            for source in sources:
+                for node, _ in leaving.get(source, []):
+                    self.line(f"{node} -.->|{label(text, 30)}| {target}", indent)
+        self.node(done, f"(({label('end', 10)}))", indent, None)
+        finals = step.end_states or list(states)
+        self.connect([e for name in finals for e in leaving.get(name, [])], done, indent)
+        return ident, [(done, None)]
 
     def _branch(
         self, decision: str, key: str, steps: Sequence[StepBase], indent: str

@@ -59,7 +59,7 @@ def test_a_suggestion_on_support_triage_maps_to_steps_and_lines() -> None:
     old, new, new_text = patched(
         TRIAGE,
         [
-            {"op": "replace", "path": "/agents/classifier/model", "value": "openai:gpt-4o"},
+            {"op": "replace", "path": "/agents/classifier/model", "value": "openai:gpt-4o-mini"},
             {"op": "replace", "path": "/steps/0/config/max_retries", "value": 4},
             {"op": "add", "path": "/steps/0/validators/-", "value": "tone_check"},
             {"op": "remove", "path": "/steps/1/branches/technical/steps/1/validators/0"},
@@ -78,18 +78,19 @@ def test_a_suggestion_on_support_triage_maps_to_steps_and_lines() -> None:
     model = changes["agent:classifier.model"]
     assert (model.category, model.before, model.after) == (
         "model",
-        "openai:gpt-4o-mini",
         "openai:gpt-4o",
+        "openai:gpt-4o-mini",
     )
-    assert model.steps == ("classify",) and model.line == line_of(new_text, "model: openai:gpt-4o")
+    assert model.steps == ("classify",)
+    assert model.line == line_of(new_text, "model: openai:gpt-4o-mini")
     added = changes["step:classify.validators.tone_check"]
     assert added.kind == "added" and added.yaml_path == "steps[0].validators[1]"
     assert added.line == line_of(new_text, "- tone_check")
     removed = changes["step:technical_reply.validators.max_length"]
     assert removed.side == "old" and removed.kind == "removed"
     assert removed.line == line_of(TRIAGE.read_text(), "- uses: max_length")
-    assert bullets(diff, {"agent:classifier.model": "costs ~$0.02/run more"}) == [
-        "💲 **Switch** `classify` from `gpt-4o-mini` to `gpt-4o` — costs ~$0.02/run more",
+    assert bullets(diff, {"agent:classifier.model": "saves ~$0.02/run"}) == [
+        "💲 **Switch** `classify` from `gpt-4o` to `gpt-4o-mini` — saves ~$0.02/run",
         "❌ **Remove** validator `max_length` from step `technical_reply`",
         "✅ **Add** validator `tone_check` to step `classify`",
         "🔁 **Raise** retries of `classify` from 2 to 4",
@@ -404,7 +405,7 @@ def test_the_readme_example_is_what_flujo_diff_prints(tmp_path: Path, monkeypatc
     original = TRIAGE.read_text("utf-8")
     (tmp_path / "old" / "support_triage.yaml").write_text(original)
     (tmp_path / "support_triage.yaml").write_text(
-        original.replace("model: openai:gpt-4o-mini", "model: openai:gpt-4o").replace(
+        original.replace("model: openai:gpt-4o\n", "model: openai:gpt-4o-mini\n", 1).replace(
             "max_retries: 2", "max_retries: 4"
         )
     )

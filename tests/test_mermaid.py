@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from flujo.spec.mermaid import COLLAPSE_AT, flowchart, label, node_id
 from flujo.spec.model import Pipeline
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, spec
 from tests.mermaid_parser import assert_mermaid, mermaid_errors
 from tests.strategies import awkward_text, pipeline_data, pipelines
 
@@ -30,7 +31,10 @@ def test_the_parser_really_rejects_broken_diagrams() -> None:
     assert errors[1] is None
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+LEGACY = sorted((Path(__file__).parent / "legacy").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES + LEGACY, ids=lambda p: p.stem)
 def test_every_example_draws_a_valid_chart_with_every_step(path: Any) -> None:
     pipeline = Pipeline.from_yaml(path)
     names = [step.name for _, step in pipeline.walk()]
@@ -42,6 +46,35 @@ def test_every_example_draws_a_valid_chart_with_every_step(path: Any) -> None:
     assert "classDef" not in plain and "Legend" not in plain
     for mark in MARKS:
         assert f"classDef {mark} " in marked
+
+
+def test_a_state_machine_shows_its_states_and_transitions() -> None:
+    pipeline = Pipeline.from_yaml(
+        spec(
+            """
+            steps:
+              - name: review
+                kind: state_machine
+                start_state: draft
+                end_states: [done]
+                states:
+                  draft: {steps: [{name: write}]}
+                  check: {steps: [{name: ask, kind: hitl, message: "Ship it?"}]}
+                  done: {steps: []}
+                transitions:
+                  - {from: draft, on: success, to: check}
+                  - {from: check, on: success, to: done, when: "output == 'yes'"}
+                  - {from: "*", on: failure, to: draft}
+            """
+        )
+    )
+    chart = flowchart(pipeline, {"ask": "added"})
+    assert_mermaid(chart)
+    assert "review · state machine" in chart and "ask · ask a person" in chart
+    for state in ("draft", "check", "done"):
+        assert "subgraph g" in chart and f"state {state}" in chart
+    assert "success if output == 'yes'" in chart.replace("&#39;", "'").replace("#39;", "'")
+    assert chart.count("-.->") == 2 + 3  # two rules from one state each, one from all three
 
 
 def test_structure_is_visible() -> None:
