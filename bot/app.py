@@ -59,6 +59,7 @@ class Bot:
             telemetry=self.telemetry,
             limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
             suggest_max_open=settings.suggest_max_open,
+            public_url=settings.public_url,
         )
         self.workers = Workers(
             self.queue,
@@ -149,6 +150,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
         "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
     )
     app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
+    app.router.add_get("/suggestions/{id}", _suggestion_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
 
@@ -159,6 +161,19 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def _suggestion_page(request: web.Request) -> web.Response:
+    """The read-only page of a proposed suggestion (bullets, diagrams, YAML diff)."""
+    from flujo.bot.page import render_page
+    from flujo.bot.suggestions import SuggestionView
+
+    ident = request.match_info["id"]
+    view = request.app[BOT].state.view(ident) if ident.isalnum() else None
+    if view is None:
+        raise web.HTTPNotFound(text="no such suggestion")
+    page = await asyncio.to_thread(render_page, [SuggestionView(**view)])
+    return web.Response(text=page, content_type="text/html")
 
 
 async def _healthz(request: web.Request) -> web.Response:

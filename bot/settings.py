@@ -30,6 +30,9 @@ class BotSettings(BaseSettings):
     private_key: SecretStr | None = Field(None, description="The App's private key (PEM).")
     private_key_file: Path | None = Field(None, description="A file holding the private key.")
     github_url: str = Field("https://api.github.com", description="GitHub's REST API root.")
+    public_url: str | None = Field(
+        None, description="Where people reach the bot, e.g. https://flujo.example.com (links)."
+    )
     db: Path = Field(Path(".flujo") / "bot.db", description="Queue and bot state (SQLite).")
     db_sync: Literal["normal", "full"] = Field(
         "normal",

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS proposals (
     number INTEGER,
     state TEXT NOT NULL DEFAULT 'open',
     updated_at REAL NOT NULL,
+    view TEXT,
     PRIMARY KEY (repo, branch)
 );
 CREATE TABLE IF NOT EXISTS checked (
@@ -174,12 +175,37 @@ class BotState:
     # -- proposals (suggestion pull requests) --------------------------------------------
 
     async def record_proposal(
-        self, repo: str, branch: str, spec: str, suggestion: str, patch: list[Any], number: int
+        self,
+        repo: str,
+        branch: str,
+        spec: str,
+        suggestion: str,
+        patch: list[Any],
+        number: int,
+        view: dict[str, Any] | None = None,
     ) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
-            (repo, branch, spec, suggestion, json.dumps(patch), number, time.time()),
+            "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            (
+                repo,
+                branch,
+                spec,
+                suggestion,
+                json.dumps(patch),
+                number,
+                time.time(),
+                json.dumps(view) if view is not None else None,
+            ),
         )
+
+    def view(self, suggestion: str) -> dict[str, Any] | None:
+        """What the page of a proposed suggestion shows (by suggestion id)."""
+        rows = self._run(
+            "SELECT view FROM proposals WHERE suggestion = ? AND view IS NOT NULL"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (suggestion,),
+        )
+        return json.loads(rows[0][0]) if rows else None
 
     def proposal(self, repo: str, branch: str) -> dict[str, Any] | None:
         rows = self._run(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ def suggest_delivery(
 @dataclass(frozen=True, slots=True)
 class Proposed:
     suggestion: Suggestion
+    view: SuggestionView
     pull: PullRef
 
 
@@ -62,8 +63,12 @@ async def propose_suggestions(
     max_open: int = 3,
     limits: Limits = DEFAULT_LIMITS,
     agent: Any = None,
+    page_url: Callable[[str], str | None] | None = None,
 ) -> list[Proposed]:
-    """Propose the default branch's verified suggestions, best first, as pull requests."""
+    """Propose the default branch's verified suggestions, best first, as pull requests.
+
+    `page_url(suggestion_id)` is where the suggestion's page is served (linked from the body).
+    """
     from flujo.engine.learn.suggest import suggest
     from flujo.spec.config import matching
     from flujo.spec.edit import apply_patch
@@ -96,7 +101,9 @@ async def propose_suggestions(
                 if branch not in open_now and budget <= 0:
                     continue
                 after = apply_patch(before, suggestion.patch, file=path)
-                title, body = pull_request_text(suggestion, before, after)
+                url = page_url(suggestion.id) if page_url is not None else None
+                view = review(suggestion, before, after, url)
+                title, body = view.title, view.body
                 pull = await forge.propose(
                     repo,
                     Proposal(
@@ -113,13 +120,34 @@ async def propose_suggestions(
                 if branch not in open_now:
                     open_now.add(branch)
                     budget -= 1
-                done.append(Proposed(suggestion, pull))
+                done.append(Proposed(suggestion, view, pull))
     return done
 
 
-def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[str, str]:
-    """Title and body of a suggestion's pull request."""
-    from flujo.spec.bullets import bullets
+@dataclass(frozen=True, slots=True)
+class SuggestionView:
+    """What a person reviews: the pull request's title and body, and the page's parts."""
+
+    id: str
+    spec: str
+    title: str
+    headline: str
+    risk: str
+    bullets: list[str]
+    before: str
+    """Mermaid flowchart of the spec before the change."""
+    after: str
+    diff: str
+    """Unified diff of the YAML."""
+    body: str
+    """The pull request body (GitHub Markdown)."""
+
+
+def review(
+    suggestion: Suggestion, before: str, after: str, details_url: str | None = None
+) -> SuggestionView:
+    """Everything a reviewer sees of a suggestion, from the spec before and after it."""
+    from flujo.spec.bullets import bullets, plain
     from flujo.spec.diff import diff_specs
     from flujo.spec.mermaid import flowchart
     from flujo.spec.model import Pipeline
@@ -127,9 +155,10 @@ def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[
 
     old, new = Pipeline.from_yaml(before), Pipeline.from_yaml(after)
     change = diff_specs(old, new)
-    savings = _savings(suggestion)
     lines = bullets(change)
-    title = "flujo: " + (_plain(lines[0]) if lines else suggestion.kind.replace("_", " "))
+    title = "flujo: " + (
+        plain(lines[0], emoji=False) if lines else suggestion.kind.replace("_", " ")
+    )
     verification = suggestion.verification
     tests = [
         EmbeddedTest(
@@ -146,31 +175,45 @@ def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[
             if k != "runs" and not isinstance(v, (dict, list))
         ],
     )
+    chart_before = flowchart(old, change.marks("old"))
+    chart_after = flowchart(new, change.marks("new"))
     body = render_pr_body(
         PRBody(
             headline=suggestion.headline,
             risk=suggestion.risk,  # type: ignore[arg-type]
             bullets=lines,
             patch=suggestion.patch,
-            savings=savings,
-            before_diagram=flowchart(old, change.marks("old")),
-            after_diagram=flowchart(new, change.marks("new")),
+            savings=_savings(suggestion),
+            before_diagram=chart_before,
+            after_diagram=chart_after,
             evidence=evidence,
             tests=tests,
+            details_url=details_url,
         )
     )
-    return title[:200], body
+    return SuggestionView(
+        suggestion.id,
+        suggestion.spec,
+        title[:200],
+        suggestion.headline,
+        suggestion.risk,
+        lines,
+        chart_before,
+        chart_after,
+        suggestion.diff,
+        body,
+    )
+
+
+def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[str, str]:
+    """Title and body of a suggestion's pull request."""
+    view = review(suggestion, before, after)
+    return view.title, view.body
 
 
 def _savings(suggestion: Suggestion) -> str | None:
     per_run = suggestion.estimate.usd_per_run
     return f"~${per_run:.4f}/run" if per_run > 0 else None
-
-
-def _plain(bullet: str) -> str:
-    """A bullet as plain text for a title: no emoji, bold or code marks."""
-    text = re.sub(r"[*`]", "", bullet)
-    return re.sub(r"^[^\w]+", "", text).strip()
 
 
 def _fmt(value: Any) -> str:

@@ -25,6 +25,13 @@ class BotContext:
     telemetry: TelemetryStores
     limits: Limits = field(default_factory=Limits)
     suggest_max_open: int = 3
+    public_url: str | None = None
+    """Where people reach the bot (for links to suggestion pages)."""
+
+    def page_url(self, suggestion_id: str) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url.rstrip('/')}/suggestions/{suggestion_id}"
 
     async def check(self, data: dict[str, Any], sha: str, *, force: bool) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
@@ -24,6 +25,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         store=ctx.telemetry.store(repo),
         max_open=ctx.suggest_max_open,
         limits=ctx.limits,
+        page_url=ctx.page_url,
     )
     for item in proposed:
         await ctx.state.record_proposal(
@@ -33,6 +35,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
             item.suggestion.id,
             item.suggestion.patch,
             item.pull.number,
+            asdict(item.view),
         )
     log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(proposed))
 

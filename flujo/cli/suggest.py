@@ -49,6 +49,12 @@ def parse_duration(text: str) -> float:
     help="Propose each suggestion as a branch flujo/suggest/<id> in the spec's git repository "
     "(one commit changing only the patched lines; the pull request body is written beside it).",
 )
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a page showing each suggestion: bullets, before/after diagrams, YAML diff.",
+)
 @click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
 @store_options
 def suggest(
@@ -59,6 +65,7 @@ def suggest(
     limit: int | None,
     since: str | None,
     create_pr: bool,
+    html_file: Path | None,
     history: bool,
     store: Path | None,
 ) -> None:
@@ -121,6 +128,8 @@ def suggest(
         raise SystemExit(EXIT_USAGE) from None
     if create_pr and report.suggestions:
         _create_prs(spec, report)
+    if html_file is not None and report.suggestions:
+        _write_page(spec, report, html_file)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     elif report.no_telemetry:
@@ -175,6 +184,17 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
             )
 
     asyncio.run(main())
+
+
+def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
+    from flujo.bot.page import render_page
+    from flujo.bot.suggestions import review
+    from flujo.spec.edit import apply_patch
+
+    before = spec.read_text(encoding="utf-8")
+    views = [review(s, before, apply_patch(before, s.patch)) for s in report.suggestions]
+    target.write_text(render_page(views), encoding="utf-8")
+    click.echo(f"wrote {target}", err=True)
 
 
 def _history(spec: Path, target: Path, as_json: bool) -> None:

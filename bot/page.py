@@ -1,0 +1,77 @@
+"""The suggestion page: headline, bullets, the before/after diagrams side by side and the
+YAML diff, as one self-contained HTML file (Mermaid is inlined: no CDN, no network).
+
+Served by the bot at `/suggestions/<id>` and written by `flujo suggest --html FILE`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+from markupsafe import Markup
+
+from flujo.bot.suggestions import SuggestionView
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+@dataclass(frozen=True, slots=True)
+class PageSection:
+    id: str
+    title: str
+    headline: str
+    spec: str
+    risk: str
+    bullets: list[str]
+    before: str
+    after: str
+    diff: str
+
+
+def render_page(views: list[SuggestionView]) -> str:
+    """One HTML page showing each suggestion."""
+    sections = [
+        PageSection(v.id, v.title, v.headline, v.spec, v.risk, v.bullets, v.before, v.after, v.diff)
+        for v in views
+    ]
+    title = sections[0].title if len(sections) == 1 else f"{len(sections)} Flujo suggestions"
+    return _template().render(suggestions=sections, title=title, mermaid_js=_mermaid_js())
+
+
+def _bullet(text: str) -> str:
+    """A bullet's Markdown (bold and code only) as safe HTML."""
+    escaped = html.escape(text, quote=False)
+    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
+    return _CODE.sub(r"<code>\1</code>", escaped)
+
+
+def _diff_class(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "meta"
+    return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["bullet"] = lambda t: Markup(_bullet(t))
+    env.filters["diff_class"] = _diff_class
+    text = (
+        resources.files("flujo.templates")
+        .joinpath("suggestion_page.html.j2")
+        .read_text(encoding="utf-8")
+    )
+    return env.from_string(text)
+
+
+@lru_cache(maxsize=1)
+def _mermaid_js() -> Markup:
+    source = resources.files("flujo.templates").joinpath("vendor/mermaid.min.js")
+    # Inlined in a <script>: only a closing tag could end it early.
+    return Markup(source.read_text(encoding="utf-8").replace("</script", "<\\/script"))
