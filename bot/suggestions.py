@@ -48,6 +48,15 @@ def suggest_delivery(
     return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
 
 
+def branch_for(suggestion: Suggestion) -> str:
+    """The branch of a suggestion: one per opportunity (spec, kind, place), so a newer
+    patch for the same opportunity updates its open pull request instead of adding one."""
+    import hashlib
+
+    key = f"{suggestion.spec}\n{suggestion.kind}\n{suggestion.yaml_path}"
+    return BRANCH_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True, slots=True)
 class Proposed:
     suggestion: Suggestion
@@ -97,7 +106,7 @@ async def propose_suggestions(
             )
             before = (snap.root / path).read_text(encoding="utf-8")
             for suggestion in report.suggestions:
-                branch = BRANCH_PREFIX + suggestion.id
+                branch = branch_for(suggestion)
                 if branch not in open_now and budget <= 0:
                     continue
                 after = apply_patch(before, suggestion.patch, file=path)

@@ -105,3 +105,18 @@ async def test_a_local_proposal_is_a_branch_with_one_commit_and_a_body(repo: Pat
     ]
     body = Path(first.url).with_suffix(".md").read_text()
     assert body.startswith("# Render the greeting from a template")
+
+
+def test_one_branch_per_opportunity_so_a_newer_patch_updates_its_pull_request() -> None:
+    from types import SimpleNamespace
+
+    from flujo.bot.suggestions import branch_for
+
+    def suggestion(kind: str, path: str, patch: object) -> object:
+        return SimpleNamespace(spec="flujo/a.yml", kind=kind, yaml_path=path, patch=patch)
+
+    first = branch_for(suggestion("loose_timeout", "steps[0]", [{"value": 30}]))  # type: ignore[arg-type]
+    newer = branch_for(suggestion("loose_timeout", "steps[0]", [{"value": 45}]))  # type: ignore[arg-type]
+    other = branch_for(suggestion("loose_timeout", "steps[1]", [{"value": 30}]))  # type: ignore[arg-type]
+    assert first == newer != other
+    assert first.startswith("flujo/suggest/") and len(first) == len("flujo/suggest/") + 12

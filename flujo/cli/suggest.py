@@ -146,7 +146,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
 
     from flujo.bot.forge import Proposal
     from flujo.bot.local import LocalForge
-    from flujo.bot.suggestions import BRANCH_PREFIX, LABEL, pull_request_text
+    from flujo.bot.suggestions import LABEL, branch_for, pull_request_text
     from flujo.spec.edit import apply_patch
 
     found = subprocess.run(
@@ -170,7 +170,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
             pull = await forge.propose(
                 root.name,
                 Proposal(
-                    BRANCH_PREFIX + suggestion.id,
+                    branch_for(suggestion),
                     {path: after.encode()},
                     title,
                     title,
