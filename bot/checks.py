@@ -34,7 +34,7 @@ async def check_commit(
     for ref in refs.values():
         await forge.start_check(repo, ref)
     try:
-        report = await _evaluate(forge, repo, sha, registry, overrides or {}, limits)
+        report = await evaluate_commit(forge, repo, sha, registry, overrides or {}, limits)
         outputs = check_outputs(report)
     except TooLarge as exc:
         outputs = [
@@ -47,7 +47,7 @@ async def check_commit(
     return outputs
 
 
-async def _evaluate(
+async def evaluate_commit(
     forge: Forge,
     repo: str,
     sha: str,

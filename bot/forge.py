@@ -151,6 +151,9 @@ class Forge(Protocol):
     async def proposals(self, repo: str, prefix: str) -> list[PullRef]:
         """Open pull requests whose branch starts with `prefix`."""
 
+    async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        """Add labels to pull request `number`."""
+
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """Policy ids approved by `flujo/override:<id>` labels on pull requests of `sha`,
         with the pull request's number."""

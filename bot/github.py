@@ -390,6 +390,11 @@ class GitHubForge:
             raise
         return str(ref["object"]["sha"])
 
+    async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        await self._call(
+            lambda gh: gh.post(f"/repos/{repo}/issues/{number}/labels", data={"labels": labels})
+        )
+
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """`flujo/override:<policy>` labels on open pull requests whose head is `sha`."""
         pulls = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/commits/{sha}/pulls"))
@@ -459,15 +464,15 @@ class GitHubForge:
             "completed_at": _now(),
             "output": _output(output, chunks[0]),
         }
-        if output.actions:
-            body["actions"] = [
-                {
-                    "label": a.label[:20],
-                    "identifier": a.identifier[:20],
-                    "description": a.description[:40],
-                }
-                for a in output.actions[:3]
-            ]
+        # Always sent: a re-run without buttons must remove the previous run's.
+        body["actions"] = [
+            {
+                "label": a.label[:20],
+                "identifier": a.identifier[:20],
+                "description": a.description[:40],
+            }
+            for a in output.actions[:3]
+        ]
         await self._patch(repo, ref, body)
         for chunk in chunks[1:]:  # GitHub appends annotations across updates
             await self._patch(repo, ref, {"output": _output(output, chunk)})

@@ -193,6 +193,9 @@ class LocalForge:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
+        return None  # local checks take approvals from `--override`
+
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         return dict(self._overrides)
 

@@ -16,6 +16,7 @@ import jinja2
 from flujo.bot.evaluate import CommitReport, PolicyVerdict, SpecReport
 from flujo.bot.forge import (
     MAX_SUMMARY_CHARS,
+    Action,
     Annotation,
     CheckOutput,
     Conclusion,
@@ -25,6 +26,9 @@ from flujo.spec.errors import Diagnostic
 
 VALIDATE, TEST, POLICY = "flujo/validate", "flujo/test", "flujo/policy"
 CHECK_NAMES = (VALIDATE, TEST, POLICY)
+APPROVE = Action(
+    "Approve policies", "approve", "Approve the REQUIRE_APPROVAL policies"
+)  # on a pull request, as the `flujo/override:<id>` labels would
 _ROWS = 200
 
 
@@ -155,6 +159,19 @@ def policy_output(report: CommitReport) -> CheckOutput:
         title,
         summary,
         annotations=tuple(annotations),
+        actions=(APPROVE,) if soft_blocking(report) else (),
+    )
+
+
+def soft_blocking(report: CommitReport) -> list[str]:
+    """Ids of the REQUIRE_APPROVAL policies that block the merge (an approval lifts them)."""
+    return sorted(
+        {
+            v.id
+            for s in report.specs
+            for v in s.policies
+            if v.blocks and v.action == "REQUIRE_APPROVAL"
+        }
     )
 
 

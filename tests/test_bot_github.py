@@ -395,3 +395,38 @@ def test_the_redactor_masks_secrets_tokens_and_keys() -> None:
     assert clean.count(MASK) == 4 and clean.endswith(" end")
     for leaked in ("hunter2", "ghs_", "eyJ", "MIIE"):
         assert leaked not in clean
+
+
+async def test_the_approve_button_labels_the_pull_request_and_lifts_the_block(
+    world: World,
+) -> None:
+    fake = world.fake
+    fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
+    sha = fake.commit(REPO, {SPEC: GOOD}, branch="feature")
+    number = fake.open_pull(REPO, "feature")
+    await world.start()
+    await world.deliver("pull_request", "opened", sha=sha, number=number, branch="feature")
+    await world.settle()
+    policy = fake.check_run(REPO, sha, "flujo/policy")
+    assert policy.conclusion == "failure"
+    assert [a["identifier"] for a in policy.actions] == ["approve"]
+    assert fake.check_run(REPO, sha, "flujo/validate").actions == []
+
+    payload = fake.webhook(
+        "check_run",
+        "requested_action",
+        repo=REPO,
+        sha=sha,
+        check_run_id=policy.id,
+        sender="maintainer-ada",
+    )
+    payload["requested_action"] = {"identifier": "approve"}
+    payload["check_run"]["pull_requests"][0]["number"] = number  # type: ignore[index]
+    assert world.server is not None
+    status, _ = await fake.deliver(str(world.server.make_url("/webhooks")), "check_run", payload)
+    assert status == 202
+    await world.settle()
+    assert "flujo/override:needs_review" in fake.labels(REPO, number)
+    approved = fake.check_run(REPO, sha, "flujo/policy")
+    assert approved.conclusion == "success" and approved.actions == []
+    assert "approved by @maintainer-ada" in (approved.summary or "")

@@ -50,7 +50,12 @@ async def on_check_run_rerequested(event: Event, ctx: BotContext) -> None:
 @router.register("check_run", action="requested_action")
 async def on_requested_action(event: Event, ctx: BotContext) -> None:
     identifier = (event.data.get("requested_action") or {}).get("identifier")
-    if identifier == "rerun":
-        await ctx.check(event.data, event.data["check_run"]["head_sha"], force=True)
+    run = event.data["check_run"]
+    if identifier == "approve":
+        pulls = [int(p["number"]) for p in run.get("pull_requests") or ()]
+        by = (event.data.get("sender") or {}).get("login", "unknown")
+        if not pulls:
+            log.info("approve requested on %s, which no pull request has", run["head_sha"][:12])
+        await ctx.approve(event.data, run["head_sha"], pulls, by)
     else:
         log.info("ignoring the unknown check run action %r", identifier)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.checks import check_commit
+from flujo.bot.checks import check_commit, evaluate_commit
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.telemetry import TelemetryStores
+from flujo.bot.verdicts import soft_blocking
 from flujo.bot.worker import Permanent
 
 if TYPE_CHECKING:
@@ -52,6 +54,21 @@ class BotContext:
         )
         await self.state.mark_checked(repo, sha, key)
         return outputs
+
+    async def approve(self, data: dict[str, Any], sha: str, pulls: list[int], by: str) -> None:
+        """Approve the REQUIRE_APPROVAL policies blocking `sha` on these pull requests, as
+        `by`: label them (visible on the pull request) and re-run the checks."""
+        repo = repository(data)
+        forge = await self.forge_for(installation(data))
+        report = await evaluate_commit(forge, repo, sha, self.registry, {}, self.limits)
+        policies = soft_blocking(report)
+        at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        for number in pulls:
+            for policy in policies:
+                await self.state.record_override(repo, number, policy, by, at)
+            if policies:
+                await forge.add_labels(repo, number, [f"flujo/override:{p}" for p in policies])
+        await self.check(data, sha, force=True)
 
 
 def repository(data: dict[str, Any]) -> str:

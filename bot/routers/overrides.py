@@ -16,11 +16,12 @@ router = Router()
 @router.register("pull_request", action="labeled")
 async def on_labeled(event: Event, ctx: BotContext) -> None:
     policy = override_policy((event.data.get("label") or {}).get("name", ""))
-    if policy is None:
-        return
+    sender = event.data.get("sender") or {}
+    if policy is None or sender.get("type") == "Bot":
+        return  # labels the App adds itself were recorded when a person asked for them
     pull = event.data["pull_request"]
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    by = (event.data.get("sender") or {}).get("login", "unknown")
+    by = sender.get("login", "unknown")
     await ctx.state.record_override(repository(event.data), int(pull["number"]), policy, by, at)
     await ctx.check(event.data, pull["head"]["sha"], force=True)
 
