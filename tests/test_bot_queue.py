@@ -192,3 +192,18 @@ async def test_flujo_bot_jobs_lists_dead_letters(tmp_path: Path) -> None:
     assert [j["state"] for j in __import__("json").loads(every.output)] == ["done", "dead"]
     missing = CliRunner().invoke(cli, ["bot", "jobs"], env={"FLUJO_BOT_DB": str(tmp_path / "x")})
     assert missing.exit_code == 2 and "no queue" in missing.output
+
+
+async def test_the_wal_is_checkpointed_off_the_loop_and_emptied_at_close(tmp_path: Path) -> None:
+    queue = SQLiteQueue(tmp_path / "bot.db")
+    big = [
+        Delivery(f"big-{n}", "push", b'{"pad": "' + b"x" * 8000 + b'"}', 0.0) for n in range(300)
+    ]
+    await asyncio.gather(*(queue.enqueue(d) for d in big))
+    wal = tmp_path / "bot.db-wal"
+    assert wal.stat().st_size > 1_000_000  # commits do not checkpoint by themselves
+    await queue.close()
+    assert not wal.exists() or wal.stat().st_size == 0
+    reopened = SQLiteQueue(tmp_path / "bot.db")
+    assert len(reopened.list_jobs(limit=1000)) == 300
+    await reopened.close()
