@@ -157,6 +157,7 @@ async def _test(
             replay=cassettes if cassettes.is_dir() else None,
             offline=not cassettes.is_dir(),
             use_store=False,
+            export=False,
         )
         # Soft policies are judged by the policy check, where an override can apply.
         soft = frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")

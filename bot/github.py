@@ -383,7 +383,9 @@ class GitHubForge:
 
     async def _ref_sha(self, repo: str, branch: str) -> str | None:
         try:
-            ref = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))
+            ref = await self._call(
+                lambda gh: gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"), missing_ok=True
+            )
         except gidgethub.BadRequest as exc:
             if int(exc.status_code) == 404:
                 return None

@@ -6,6 +6,7 @@ reach models, cassettes and the store the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ class SessionOptions:
     store: Path | None = None
     use_store: bool = True
     console_telemetry: bool = False
+    export: bool = True
+    """Send runs to the exporters the environment configures (OTLP); off where runs are
+    checks, not traffic (the bot's checks, verifying suggestions)."""
     prices: dict[str, Any] | None = None
     offline: bool = False
     """No model calls at all (tests with mocks only): model steps fail clearly."""
@@ -58,9 +62,13 @@ async def session(
         store = RunStore(options.store) if options.use_store else None
         if store is not None:
             stack.callback(store.close)
-        export = OTelExport.from_environment(console=options.console_telemetry)
-        if export.enabled:
-            stack.callback(export.shutdown)
+        export = (
+            OTelExport.from_environment(console=options.console_telemetry)
+            if options.export
+            else OTelExport()
+        )
+        if export.enabled:  # flushing sends over the network: not on the event loop
+            stack.push_async_callback(asyncio.to_thread, export.shutdown)
         yield Runner(
             pipeline,
             models=models,
