@@ -7,6 +7,7 @@ forge. Models are never called: tests replay their cassettes or use their mocks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from flujo.spec.registry import StepRegistry
 
 CONFIG_PATHS = (".github/flujo.yml", ".github/flujo.yaml")
+TEST_TIME_LIMIT_S = 120.0
 Verdict = Literal["passed", "failed", "error", "skipped", "overridden", "unjudged"]
 
 
@@ -109,15 +111,17 @@ async def evaluate(
     *,
     registry: StepRegistry,
     overrides: Mapping[str, Override] | None = None,
+    time_limit_s: float = TEST_TIME_LIMIT_S,
 ) -> CommitReport:
-    """Validate, test and judge every spec of a snapshot rooted at `root`."""
+    """Validate, test and judge every spec of a snapshot rooted at `root`; each spec's
+    tests may take `time_limit_s` at most."""
     config, config_path, config_problems = read_config(root, files)
     specs = [p for p in matching(files, config.specs) if "/cassettes/" not in f"/{p}"]
     report = CommitReport([], config_path, config_problems, tuple(config.specs))
     for path in specs:
         spec = _validate(root, path, registry)
         if spec.valid:
-            await _test(root, spec, registry, overrides or {})
+            await _test(root, spec, registry, overrides or {}, time_limit_s)
         report.specs.append(spec)
     return report
 
@@ -143,7 +147,11 @@ def _validate(root: Path, path: str, registry: StepRegistry) -> SpecReport:
 
 
 async def _test(
-    root: Path, spec: SpecReport, registry: StepRegistry, overrides: Mapping[str, Override]
+    root: Path,
+    spec: SpecReport,
+    registry: StepRegistry,
+    overrides: Mapping[str, Override],
+    time_limit_s: float,
 ) -> None:
     from flujo.engine.cassette import cassette_folder
     from flujo.engine.session import SessionOptions, session
@@ -162,10 +170,16 @@ async def _test(
         # Soft policies are judged by the policy check, where an override can apply.
         soft = frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")
         try:
-            async with session(pipeline, options, registry) as runner:
+            async with (
+                asyncio.timeout(time_limit_s),
+                session(pipeline, options, registry) as runner,
+            ):
                 spec.tests = await run_tests(
                     pipeline, runner, spec=spec.path, overrides=soft, jobs=4
                 )
+        except TimeoutError:  # a spec is untrusted input: it cannot hold the bot
+            spec.tests = []
+            spec.test_error = f"the tests took longer than {time_limit_s:g} s and were stopped"
         except Exception as exc:  # a broken spec must not break the check
             spec.test_error = f"the tests could not run: {exc}"
     spec.policies = judge_policies(pipeline, spec.tests, overrides)

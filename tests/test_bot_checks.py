@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -222,3 +223,22 @@ def test_bot_local_on_something_that_is_not_a_repository(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "not a git repository" in result.output.lower()
     assert "Traceback" not in result.output
+
+
+async def test_tests_that_run_too_long_are_stopped_and_fail_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path
+    names = files(root, {"flujo/slow.yml": GOOD})
+
+    import flujo.engine.testing as testing
+
+    async def forever(*args: object, **kwargs: object) -> list[object]:
+        await asyncio.sleep(3600)
+        return []
+
+    monkeypatch.setattr(testing, "run_tests", forever)
+    report = await evaluate(root, names, registry=StepRegistry(), time_limit_s=0.2)
+    test = {o.name: o for o in check_outputs(report)}["flujo/test"]
+    assert test.conclusion == "failure"
+    assert "longer than 0.2 s" in test.summary

@@ -20,6 +20,7 @@ from flujo.engine.learn.feedback import is_rejected
 from flujo.engine.runner import Runner
 from flujo.engine.telemetry import OTelExport
 from flujo.spec.model import Pipeline
+from tests.mermaid_parser import assert_mermaid
 from tests.test_bot_github import REPO, World, world  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,8 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     assert "gpt-4o-mini" in pull.title
     body = pull.body or ""
     assert body.count("```mermaid") == 2
+    charts = [block.split("```", 1)[0] for block in body.split("```mermaid\n")[1:]]
+    assert_mermaid(*charts)  # the real Mermaid parser reads both diagrams
     assert "Close this PR; Flujo will not suggest it again." in body
     assert '"op": "replace"' in body or '"op":"replace"' in body
     assert len(body) <= 65_535
