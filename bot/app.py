@@ -183,7 +183,7 @@ async def _healthz(request: web.Request) -> web.Response:
 async def _readyz(request: web.Request) -> web.Response:
     bot = request.app[BOT]
     try:
-        queued = len(bot.queue.list_jobs(("queued", "running"), limit=10_000))
+        queued = bot.queue.count(("queued", "running"))
     except Exception as exc:  # the store is unusable: not ready
         return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
     return web.json_response({"status": "ready", "pending_jobs": queued})

@@ -225,6 +225,15 @@ class SQLiteQueue:
         with self._read_lock:
             return select_jobs(self._reader, states, limit)
 
+    def count(self, states: Sequence[JobState]) -> int:
+        """How many jobs are in these states."""
+        marks = ", ".join("?" * len(states))
+        with self._read_lock:
+            row = self._reader.execute(
+                f"SELECT count(*) FROM jobs WHERE state IN ({marks})", tuple(states)
+            ).fetchone()
+        return int(row[0])
+
     def get(self, delivery_id: str) -> Job | None:
         with self._read_lock:
             row = self._reader.execute(
