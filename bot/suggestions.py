@@ -27,6 +27,7 @@ from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
 if TYPE_CHECKING:
     from flujo.engine.learn.suggest import Suggestion
     from flujo.engine.store import RunStore
+    from flujo.spec.registry import StepRegistry
 
 log = logging.getLogger("flujo.bot.suggestions")
 
@@ -73,10 +74,12 @@ async def propose_suggestions(
     limits: Limits = DEFAULT_LIMITS,
     agent: Any = None,
     page_url: Callable[[str], str | None] | None = None,
+    registry: StepRegistry | None = None,
 ) -> list[Proposed]:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
-    `page_url(suggestion_id)` is where the suggestion's page is served (linked from the body).
+    `page_url(suggestion_id)` is where the suggestion's page is served (linked from the body);
+    `registry` is the bot's skill allow-list (a repository's own config cannot widen it).
     """
     from flujo.engine.learn.suggest import suggest
     from flujo.spec.config import matching
@@ -91,7 +94,9 @@ async def propose_suggestions(
         budget = max_open - len(open_now)
         for path in specs:
             try:
-                report = await suggest(snap.root / path, store, key=path, agent=agent)
+                report = await suggest(
+                    snap.root / path, store, key=path, agent=agent, registry=registry
+                )
             except (SpecError, OSError) as exc:  # the checks report broken specs
                 log.info("%s: no suggestions for %s: %s", repo, path, str(exc).splitlines()[0])
                 continue

@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,17 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     base = fake.create_repo(REPO, files, installation_id=42)
     world.settings = world.settings.model_copy(update={"suggest_delay_s": 3600})
     bot = await world.start()
+    # Suggestions run with the bot's skill allow-list, never the repository's own.
+    import flujo.engine.learn.suggest as learn
+
+    registries: list[object] = []
+    original = learn.suggest
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        registries.append(kwargs.get("registry"))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(learn, "suggest", spy)
     token = bot.state.issue_token(42, REPO)
     assert world.server is not None
     runs = await send_telemetry(str(world.server.make_url("/")).rstrip("/"), token, monkeypatch)
@@ -90,6 +102,7 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     bot.workers.wake()
     await asyncio.wait_for(bot.drain(), 30)
 
+    assert registries and all(r is bot.context.registry for r in registries)
     (pull,) = fake.pulls(REPO)
     assert pull.head.startswith(BRANCH_PREFIX) and pull.base == "main"
     assert fake.labels(REPO, pull.number) == ["flujo"]

@@ -26,6 +26,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         max_open=ctx.suggest_max_open,
         limits=ctx.limits,
         page_url=ctx.page_url,
+        registry=ctx.registry,
     )
     for item in proposed:
         await ctx.state.record_proposal(

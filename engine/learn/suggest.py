@@ -26,6 +26,7 @@ from flujo.engine.learn.telemetry_view import load_view
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
     from flujo.spec.model import Pipeline
+    from flujo.spec.registry import StepRegistry
 
 SCHEMA_VERSION = 1
 TestMode = Literal["replay", "mock", "fake", "none"]
@@ -163,17 +164,21 @@ async def suggest(
     since_s: float | None = None,
     verify_tests: bool = True,
     key: str | None = None,
+    registry: StepRegistry | None = None,
 ) -> SuggestReport:
     """Ranked, verified suggestions for the spec file `spec` from the runs in `store`.
 
     `key` names the spec in suggestions and feedback (default: its path as shown); the bot
     passes the path in the repository, since it reads specs from a temporary snapshot.
+    `registry` is the skill allow-list patches and tests run with (default: the one of the
+    spec's repository); the bot passes its own, since a repository may not widen it.
 
     Raises SpecError when the spec itself is invalid and OSError when it cannot be read.
     """
     from flujo.spec.load import registry_for
     from flujo.spec.model import Pipeline
 
+    registry = registry or registry_for(spec)
     pipeline = Pipeline.from_yaml(spec)
     key = key or pipeline.file or str(spec)
     agent = agent or OfflineAgent()
@@ -189,7 +194,6 @@ async def suggest(
     opportunities = find_opportunities(pipeline, view)
     report.opportunities = len(opportunities)
     text = spec.read_bytes().decode("utf-8")
-    registry = registry_for(spec)
     guard = PromptGuard(
         text,
         file=key,
