@@ -29,6 +29,7 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+MAX_REFERENCE_DEPTH = 10
 
 
 class TooLarge(Exception):
@@ -65,8 +66,69 @@ async def snapshot(
                 f"bot reads at most {limits.max_files} files and {limits.max_bytes:,} bytes. "
                 "Narrow `specs:` in `.github/flujo.yml`."
             )
-        write(root, await forge.read_files(repo, sha, wanted))
+        fetched = await forge.read_files(repo, sha, wanted)
+        write(root, fetched)
+        # Files the specs read (0.x `imports:`, `from_file` prompts), transitively.
+        for _ in range(MAX_REFERENCE_DEPTH):
+            more = sorted(
+                {
+                    ref
+                    for path, content in fetched.items()
+                    if path.endswith((".yml", ".yaml"))
+                    for ref in references(content, path)
+                    if ref in listing and ref not in wanted
+                }
+            )
+            if not more:
+                break
+            wanted += more
+            size += sum(listing[p] for p in more)
+            if len(wanted) > limits.max_files or size > limits.max_bytes:
+                raise TooLarge(
+                    f"The specs of this commit read {len(wanted)} files ({size:,} bytes); the "
+                    f"bot reads at most {limits.max_files} files and {limits.max_bytes:,} bytes."
+                )
+            fetched = await forge.read_files(repo, sha, more)
+            write(root, fetched)
         yield Snapshot(root, config_files + wanted, config)
+
+
+def references(content: bytes, path: str) -> list[str]:
+    """Repository paths a spec reads besides itself: a 0.x blueprint's `imports:` and its
+    agents' `system_prompt: {from_file: …}`, resolved against the spec's folder (paths
+    leaving the repository are dropped; loading the spec reports them)."""
+    from flujo.spec.errors import SpecError
+    from flujo.spec.source import parse
+
+    try:
+        data = parse(content, path).data
+    except SpecError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    imports = data.get("imports")
+    if isinstance(imports, dict):
+        found += [v for v in imports.values() if isinstance(v, str)]
+    agents = data.get("agents")
+    if isinstance(agents, dict):
+        for agent in agents.values():
+            prompt = agent.get("system_prompt") if isinstance(agent, dict) else None
+            if isinstance(prompt, dict) and isinstance(prompt.get("from_file"), str):
+                found.append(prompt["from_file"])
+    resolved = []
+    for name in found:
+        parts: list[str] = []
+        for part in (*PurePosixPath(path).parent.parts, *PurePosixPath(name).parts):
+            if part == "..":
+                if not parts:
+                    break
+                parts.pop()
+            elif part not in (".", "/"):
+                parts.append(part)
+        else:
+            resolved.append("/".join(parts))
+    return resolved
 
 
 def write(root: Path, files: Mapping[str, bytes]) -> None:

@@ -242,3 +242,33 @@ async def test_tests_that_run_too_long_are_stopped_and_fail_the_check(
     test = {o.name: o for o in check_outputs(report)}["flujo/test"]
     assert test.conclusion == "failure"
     assert "longer than 0.2 s" in test.summary
+
+
+async def test_a_0x_blueprints_imports_and_prompt_files_are_fetched_too(tmp_path: Path) -> None:
+    """The bot fetches only spec files, but a blueprint's `imports:` and `from_file`
+    prompts are read from the commit as well (transitively)."""
+    from flujo.bot.checks import check_commit
+    from flujo.bot.local import LocalForge
+
+    legacy = Path(__file__).parent / "legacy"
+    git(tmp_path, "init", "-q", "-b", "main")
+    commit(
+        tmp_path,
+        {
+            ".github/flujo.yml": "specs: [pipelines/*.yaml]\n",
+            "pipelines/control.yaml": (legacy / "control.yaml").read_text(),
+            "pipelines/support.yaml": (legacy / "support.yaml").read_text(),
+            "pipelines/sub/cleanup.yaml": (legacy / "sub" / "cleanup.yaml").read_text(),
+            "pipelines/prompts/classifier.md": (legacy / "prompts" / "classifier.md").read_text(),
+        },
+    )
+    forge = LocalForge(tmp_path)
+    sha = await forge.resolve("HEAD")
+    registry = StepRegistry(allow=["tests.engine_skills:*"])  # the blueprints' test skills
+    outputs = {o.name: o for o in await check_commit(forge, "r", sha, registry=registry)}
+    validate = outputs["flujo/validate"]
+    assert validate.conclusion == "success", [a.message for a in validate.annotations]
+    assert validate.title.startswith("2 specs valid")
+    assert not any(
+        "no such file" in a.message or "missing" in a.message for a in validate.annotations
+    )
