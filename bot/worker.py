@@ -89,6 +89,7 @@ class Workers:
         self._sleeping: dict[str, float] = {}  # lane -> when its waiting job may run
         self._background: set[asyncio.Task[None]] = set()
         self._last_id = 0
+        self._fetching = False
         self._loop_task: asyncio.Task[None] | None = None
         self.handled = 0
 
@@ -116,7 +117,7 @@ class Workers:
         self.wake()
         while True:
             await asyncio.sleep(0.005)
-            if self._wake.is_set():
+            if self._wake.is_set() or self._fetching or self._background:
                 continue
             later = time.time() + horizon_s
             if all(self._sleeping.get(key, 0.0) > later for key in self._lanes):
@@ -126,9 +127,13 @@ class Workers:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            for job in await self._queue.pending(self._last_id):
-                self._last_id = max(self._last_id, job.id)
-                self._admit(job)
+            self._fetching = True
+            try:
+                for job in await self._queue.pending(self._last_id):
+                    self._last_id = max(self._last_id, job.id)
+                    self._admit(job)
+            finally:
+                self._fetching = False
 
     def _admit(self, job: Job) -> None:
         try:
