@@ -132,6 +132,10 @@ class Workers:
                 for job in await self._queue.pending(self._last_id):
                     self._last_id = max(self._last_id, job.id)
                     self._admit(job)
+            except Exception as exc:  # the store failed: try again shortly, keep serving
+                log.error("cannot read the queue: %s; retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+                self._wake.set()
             finally:
                 self._fetching = False
 
