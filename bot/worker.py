@@ -90,6 +90,7 @@ class Workers:
         self._background: set[asyncio.Task[None]] = set()
         self._last_id = 0
         self._fetching = False
+        self._admitted: set[int] = set()  # ids of the jobs in lanes
         self._loop_task: asyncio.Task[None] | None = None
         self.handled = 0
 
@@ -140,6 +141,8 @@ class Workers:
                 self._fetching = False
 
     def _admit(self, job: Job) -> None:
+        if job.id in self._admitted:
+            return  # already in a lane (the queue is being read again after a failure)
         try:
             data = json.loads(job.body)
             if not isinstance(data, dict):
@@ -152,6 +155,7 @@ class Workers:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return
+        self._admitted.add(job.id)
         work = Work(job, job.event, data, ordering_key(data, job.event, job.delivery_id))
         self._lanes.setdefault(work.key, deque()).append(work)
         if work.key not in self._lane_tasks:
@@ -164,7 +168,12 @@ class Workers:
         try:
             while lane:
                 await self._run(lane[0])
-                lane.popleft()
+                self._admitted.discard(lane.popleft().job.id)
+        except Exception as exc:  # the store failed mid-job: read the queue again later
+            log.error("lane %s stopped: %s; its jobs will be read again", key, exc)
+            self._admitted.difference_update(w.job.id for w in lane)
+            self._last_id = 0
+            asyncio.get_running_loop().call_later(1.0, self.wake)
         finally:
             del self._lanes[key]
             del self._lane_tasks[key]

@@ -207,3 +207,30 @@ async def test_the_wal_is_checkpointed_off_the_loop_and_emptied_at_close(tmp_pat
     reopened = SQLiteQueue(tmp_path / "bot.db")
     assert len(reopened.list_jobs(limit=1000)) == 300
     await reopened.close()
+
+
+async def test_a_store_failure_mid_lane_is_survived_and_the_jobs_run_again(
+    queue: SQLiteQueue,
+) -> None:
+    import sqlite3
+
+    real_finished = queue.finished
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    async def flaky_finished(job):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        await real_finished(job)
+
+    queue.finished = flaky_finished  # type: ignore[method-assign]
+    handler = Recorder()
+    workers = Workers(queue, handler)
+    await queue.enqueue(delivery(1))
+    await queue.enqueue(delivery(2))
+    await workers.start()
+    await workers.drain()
+    await asyncio.sleep(1.2)  # the lane is read again after a second
+    await workers.drain()
+    await workers.stop()
+    assert [n for _, n in handler.calls] == [1, 1, 2]  # job 1 again (idempotent), then 2
+    assert {j.state for j in queue.list_jobs()} == {"done"}
