@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -258,7 +257,3 @@ async def record_outcome(
         await asyncio.to_thread(
             record_rejection, store, proposal["spec"], proposal["patch"], reason, actor
         )
-
-
-def now() -> float:
-    return time.time()
