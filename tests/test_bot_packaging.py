@@ -58,3 +58,29 @@ def test_the_dockerfile_runs_the_locked_bot_as_a_non_root_user() -> None:
     folders = {p.split("/")[0] for p in config["tool"]["setuptools"]["package-dir"].values()}
     copied = set(re.findall(r"^COPY (\w+) \./\1$", text, re.M))
     assert folders <= copied
+
+
+def test_every_subpackage_and_data_file_is_shipped() -> None:
+    """The explicit `packages` list names every package folder, and the package-data
+    globs cover every non-Python file the code reads at run time."""
+    import fnmatch
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    found = set()
+    for package, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            found.add(".".join((package, *relative.parts)))
+    assert found <= set(config["packages"])
+
+    def folder_of(package: str) -> Path:
+        base = max((p for p in mapping if package == p or package.startswith(p + ".")), key=len)
+        return ROOT / mapping[base] / Path(*package[len(base) :].split(".")[1:])
+
+    for package, globs in config["package-data"].items():
+        folder = folder_of(package)
+        for path in folder.iterdir():
+            if path.is_file() and path.suffix in (".j2", ".json", ".md", ".html", ".yaml"):
+                assert any(fnmatch.fnmatch(path.name, g) for g in globs), path
+    assert any(g.startswith("vendor/") for g in config["package-data"]["flujo.templates"])
