@@ -88,7 +88,7 @@ def flowchart(
     chart.line("start([input])")
     exits = chart.sequence(pipeline.steps, [("start", None)], "  ")
     chart.line("finish([output])")
-    chart.connect(exits, "finish", "  ")
+    chart.connect(exits, "finish")
     return chart.text(direction)
 
 
@@ -97,21 +97,28 @@ class _Chart:
     marks: Mapping[str, Mark]
     collapse: bool
     lines: list[str] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
     classes: dict[str, list[str]] = field(default_factory=dict)
     _subgraphs: int = 0
 
     def line(self, text: str, indent: str = "  ") -> None:
         self.lines.append(indent + text)
 
+    def edge(self, text: str) -> None:
+        """Edges are written after every node, at the top level: Mermaid moves a node into
+        any subgraph whose block mentions it, so an edge written inside a box would pull
+        the node it comes from (a fork, a decision) into that box."""
+        self.edges.append("  " + text)
+
     def node(self, ident: str, shape: str, indent: str, mark: str | None) -> None:
         self.line(f"{ident}{shape}", indent)
         if mark is not None:
             self.classes.setdefault(mark, []).append(ident)
 
-    def connect(self, exits: Sequence[tuple[str, str | None]], target: str, indent: str) -> None:
+    def connect(self, exits: Sequence[tuple[str, str | None]], target: str) -> None:
         for source, edge_label in exits:
             arrow = f"-->|{label(edge_label, 30)}|" if edge_label is not None else "-->"
-            self.line(f"{source} {arrow} {target}", indent)
+            self.edge(f"{source} {arrow} {target}")
 
     def subgraph(self, title: str, indent: str) -> str:
         self._subgraphs += 1
@@ -135,11 +142,11 @@ class _Chart:
                 else:
                     text = f"{group[0].name} … {group[-1].name} · {text}"
                 self.node(entry, f"[[{label(text)}]]", indent, "collapsed")
-                self.connect(exits, entry, indent)
+                self.connect(exits, entry)
                 exits = [(entry, None)]
                 continue
             entry, exits_after = self.step(group, indent)
-            self.connect(exits, entry, indent)
+            self.connect(exits, entry)
             exits = exits_after
         return exits
 
@@ -178,7 +185,7 @@ class _Chart:
                 exits += self.sequence(step_list.steps, [(ident, None)], inner)
                 self.line("end", indent)
             self.node(join, f"(({label('join', 10)}))", indent, None)
-            self.connect(exits, join, indent)
+            self.connect(exits, join)
             return ident, [(join, None)]
         if isinstance(step, ConditionalStep):
             self.node(ident, "{" + label(step.name) + "}", indent, mark)
@@ -201,7 +208,7 @@ class _Chart:
             exits = self.sequence(step.body.steps, [(ident, None)], inner)
             if isinstance(step, LoopStep):
                 for source, _ in exits:
-                    self.line(f"{source} -.->|{label('repeat', 10)}| {ident}", inner)
+                    self.edge(f"{source} -.->|{label('repeat', 10)}| {ident}")
             self.line("end", indent)
             return ident, exits
         if isinstance(step, StateMachineStep):
@@ -216,7 +223,7 @@ class _Chart:
         exits = [(ident, None)]
         if isinstance(step, AgentStep) and step.fallback is not None:
             entry, fallback_exits = self.step(step.fallback, indent)
-            self.line(f"{ident} -.->|{label('on failure', 12)}| {entry}", indent)
+            self.edge(f"{ident} -.->|{label('on failure', 12)}| {entry}")
             exits += fallback_exits
         return ident, exits
 
@@ -237,7 +244,7 @@ class _Chart:
             steps = step.states[name].steps if name in step.states else []
             leaving[name] = self.sequence(steps, [(state, None)], indent + "  ")
             self.line("end", indent)
-        self.connect([(ident, "start")], states[step.start_state], indent)
+        self.connect([(ident, "start")], states[step.start_state])
         for rule in step.transitions:
             sources = list(states) if rule.from_ == "*" else [rule.from_]
             target = states.get(rule.to)
@@ -246,10 +253,10 @@ class _Chart:
             text = rule.on if rule.when is None else f"{rule.on} if {rule.when}"
             for source in sources:
                 for node, _ in leaving.get(source, []):
-                    self.line(f"{node} -.->|{label(text, 30)}| {target}", indent)
+                    self.edge(f"{node} -.->|{label(text, 30)}| {target}")
         self.node(done, f"(({label('end', 10)}))", indent, None)
         finals = step.end_states or list(states)
-        self.connect([e for name in finals for e in leaving.get(name, [])], done, indent)
+        self.connect([e for name in finals for e in leaving.get(name, [])], done)
         return ident, [(done, None)]
 
     def _branch(
@@ -265,7 +272,7 @@ class _Chart:
     # -- output ----------------------------------------------------------------------
 
     def text(self, direction: str) -> str:
-        out = [f"flowchart {direction}", *self.lines]
+        out = [f"flowchart {direction}", *self.lines, *self.edges]
         used = [name for name in CLASS_STYLES if name in self.classes]
         if used:
             out.append(f"  subgraph legend [{label('Legend')}]")

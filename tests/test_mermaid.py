@@ -252,3 +252,20 @@ def test_without_node_the_mermaid_tests_fail_unless_opted_out(monkeypatch: Any) 
     monkeypatch.setenv("FLUJO_SKIP_MERMAID", "1")
     with pytest.raises(pytest.skip.Exception):
         parser.mermaid_errors(["flowchart TD\n"])
+
+
+@pytest.mark.parametrize("path", EXAMPLES + LEGACY, ids=lambda p: p.stem)
+def test_edges_are_written_outside_every_box(path: Any) -> None:
+    """Mermaid pulls a node into any subgraph whose block mentions it: an edge written
+    inside a branch's box would draw the decision or fork inside that box."""
+    chart = flowchart(Pipeline.from_yaml(path), {"classify": "changed"})
+    depth = 0
+    for line in chart.splitlines():
+        text = line.strip()
+        if text.startswith("subgraph "):
+            depth += 1
+        elif text == "end":
+            depth -= 1
+        elif depth and ("-->" in text or "-.->" in text):
+            raise AssertionError(f"edge inside a subgraph: {text}")
+    assert depth == 0
