@@ -173,17 +173,17 @@ def review(
         plain(lines[0], emoji=False) if lines else suggestion.kind.replace("_", " ")
     )
     verification = suggestion.verification
+    mode = {"replay": "recorded model calls replayed", "mock": "mocks only"}.get(
+        verification.tests_mode, verification.tests_mode
+    )
     tests = [
-        EmbeddedTest(
-            f"{verification.tests_passed} embedded test(s), {verification.tests_mode}",
-            passed=not verification.broken and verification.tests_failed == 0,
-            detail=", ".join(verification.broken),
-        )
-    ]
+        EmbeddedTest(name, passed, "" if passed else "fails with this change")
+        for name, passed in verification.outcomes
+    ] or [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
     evidence = Evidence(
         runs=int(suggestion.evidence.get("runs", 0) or 0),
         rows=[
-            EvidenceRow(str(k).replace("_", " "), _fmt(v), "")
+            EvidenceRow(_metric(str(k)), _fmt(str(k), v), "")
             for k, v in suggestion.evidence.items()
             if k != "runs" and not isinstance(v, (dict, list))
         ],
@@ -229,10 +229,23 @@ def _savings(suggestion: Suggestion) -> str | None:
     return f"~${per_run:.4f}/run" if per_run > 0 else None
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _metric(key: str) -> str:
+    """An evidence key as words: `cost_usd_per_run` -> `cost per run`."""
+    words = key.removesuffix("_s").replace("_usd", "").replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def _fmt(key: str, value: Any) -> str:
+    """An evidence value with its unit, read from its key (`_share`, `_usd`, `_s`)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if "share" in key:
+        return f"{value:.0%}"
+    if "usd" in key:
+        return f"${value:.4g}"
+    if key.endswith("_s"):
+        return f"{value:.3g} s"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 async def record_outcome(

@@ -112,6 +112,8 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     charts = [block.split("```", 1)[0] for block in body.split("```mermaid\n")[1:]]
     assert_mermaid(*charts)  # the real Mermaid parser reads both diagrams
     assert "Close this PR; Flujo will not suggest it again." in body
+    assert "- ✅ billing ticket is routed to billing" in body  # each embedded test, by name
+    assert "| Cost share | " in body and "%" in body.split("| Cost share | ")[1].split("|")[0]
     assert '"op": "replace"' in body or '"op":"replace"' in body
     assert len(body) <= 65_535
     # Only the patched line changes in the suggestion's commit.

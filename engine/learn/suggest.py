@@ -42,6 +42,8 @@ class Verification:
     tests_failed: int
     broken: tuple[str, ...] = ()
     """Tests that passed before the patch and fail with it."""
+    outcomes: tuple[tuple[str, bool], ...] = ()
+    """Each embedded test's name and whether it passed with the patch."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -308,7 +310,9 @@ class _Verifier:
         results = await self._run(pipeline)
         broken = tuple(n for n, ok in results.items() if not ok and n in self._baseline)
         passed = sum(results.values())
-        return Verification(True, self.mode, passed, len(results) - passed, broken)
+        return Verification(
+            True, self.mode, passed, len(results) - passed, broken, tuple(results.items())
+        )
 
     async def _run(self, pipeline: Pipeline) -> dict[str, bool]:
         from flujo.engine.session import SessionOptions, session
