@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -362,6 +362,18 @@ def _validator_params(validator: Any) -> dict[str, Any]:
     return {} if isinstance(validator, str) else dict(validator.get("with", {}))
 
 
+def _outermost(
+    names: list[str], placed: dict[str, _Placed]
+) -> Iterator[tuple[str, _Placed, tuple[str, ...]]]:
+    """Steps that appeared (or went) with the steps inside them; a step inside a container
+    that also appeared (or went) is reported with its container, not on its own."""
+    for name in names:
+        where = placed[name]
+        if where.parent.split(".")[0] in names:
+            continue
+        yield name, where, tuple(n for n in where.step.step_names() if n in names)
+
+
 class _Builder:
     def __init__(self, old: Pipeline, new: Pipeline) -> None:
         self.old = old
@@ -405,11 +417,7 @@ class _Builder:
         removed = [n for n in removed if n not in renamed.values()]
         added = [n for n in added if n not in renamed]
 
-        for name in removed:
-            placed = old[name]
-            if placed.parent.split(".")[0] in removed:
-                continue  # inside a removed container: reported with it
-            inner = [n for n in placed.step.step_names() if n in removed]
+        for name, placed, inner in _outermost(removed, old):
             self.add(
                 old_path=placed.path,
                 kind="removed",
@@ -417,14 +425,10 @@ class _Builder:
                 subject="step",
                 name=name,
                 before=placed.step.kind,
-                steps=tuple(inner),
+                steps=inner,
                 detail={"parent": self._parent_text(placed), "inner": len(inner) - 1},
             )
-        for name in added:
-            placed = new[name]
-            if placed.parent.split(".")[0] in added:
-                continue  # inside an added container: reported with it
-            inner = [n for n in placed.step.step_names() if n in added]
+        for name, placed, inner in _outermost(added, new):
             self.add(
                 new_path=placed.path,
                 kind="added",
@@ -432,7 +436,7 @@ class _Builder:
                 subject="step",
                 name=name,
                 after=placed.step.kind,
-                steps=tuple(inner),
+                steps=inner,
                 detail={
                     "parent": self._parent_text(placed),
                     "after_step": self._previous(new, placed),
