@@ -1,7 +1,7 @@
 """Webhook acknowledgement: Flujo's durable `/webhooks` vs a bare aiohttp handler.
 
 Both servers run in their own process on loopback; this process sends the same burst of
-signed, real GitHub `push` payloads (from ../shared/github/webhooks/push/) to each, with
+signed, real GitHub `push` payloads (vendored in tests/github/webhooks/push/) to each, with
 a fixed number of requests in flight, and prints requests/s, p50/p99 latency and the ratio.
 The bare handler only verifies the signature; Flujo's also stores every delivery durably
 (SQLite, grouped commits) before answering 202. Workers are not started, so the figure is
@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 def payloads() -> list[bytes]:
-    folder = ROOT.parent / "shared" / "github" / "webhooks" / "push"
+    folder = ROOT / "tests" / "github" / "webhooks" / "push"
     return [p.read_bytes() for p in sorted(folder.glob("*.json"))]
 
 

@@ -567,7 +567,7 @@ async def test_unknown_paths_and_query_parameters_are_violations(
 ) -> None:
     client, token = gh
     with pytest.raises(gidgethub.BadRequest):
-        await client.getitem(f"/repos/{REPO}/issues", oauth_token=token)
+        await client.getitem(f"/repos/{REPO}/releases", oauth_token=token)
     await client.getitem(f"/repos/{REPO}/commits/main/check-runs?check-name=x", oauth_token=token)
     await client.getitem(f"/repos/{REPO}/pulls?state=merged", oauth_token=token)
     found = fake_github.take_violations()
@@ -763,7 +763,7 @@ def test_multi_segment_parameters_and_literal_paths_win() -> None:
     assert runs is not None and runs[0].template.endswith("/commits/{ref}/check-runs")
     label = spec.match("DELETE", "/repos/o/r/issues/3/labels/needs%20review")
     assert label is not None and label[1]["name"] == "needs review"
-    assert spec.match("GET", "/repos/o/r/issues") is None
+    assert spec.match("GET", "/repos/o/r/releases") is None
     assert spec.match("POST", "/repos/o/r") is None
 
 

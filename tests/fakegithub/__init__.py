@@ -1,7 +1,7 @@
 """A fake GitHub for the bot's tests: stateful, on loopback, checked against real GitHub data.
 
-The reference data is `<repo root>/../shared/github` (or `$FLUJO_GITHUB_REFERENCE`): GitHub's
-OpenAPI description (62 paths), real webhook payloads with their JSON Schema, and recorded
+The reference data is vendored in `tests/github/` (or `$FLUJO_GITHUB_REFERENCE`): GitHub's
+OpenAPI description (73 paths), real webhook payloads with their JSON Schema, and recorded
 responses. Every request the bot sends and every answer the fake gives is validated against
 the OpenAPI description; anything off is a *violation* and fails the test.
 
