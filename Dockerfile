@@ -13,6 +13,7 @@ COPY README.md ./
 COPY flujo ./flujo
 COPY spec ./spec
 COPY engine ./engine
+COPY learn ./learn
 COPY bot ./bot
 COPY templates ./templates
 RUN uv sync --frozen --no-dev --no-editable

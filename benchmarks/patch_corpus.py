@@ -11,7 +11,7 @@ For every file of tests/corpus (one YAML style each):
   sequence, offset) = (2, 2, 0), (2, 4, 2), and what `ruamel.yaml.util.
   load_yaml_guess_indent` guesses. "lines changed" counts the original lines the best
   setting deletes or rewrites; the file counts as changed unless the bytes are equal.
-* apply_patch: every per-file patch of tests/test_patch_corpus.py (replace a deep
+* apply_patch: every per-file patch of tests/spec/test_patch_corpus.py (replace a deep
   scalar, add a key to a step, insert/append/remove/move a step, add a key to a flow
   mapping), one at a time. A patch counts as local when every line outside the patched
   node is byte-identical (line endings included) and the result is `exact`.
@@ -31,7 +31,7 @@ from ruamel.yaml import YAML  # noqa: E402
 from ruamel.yaml.util import load_yaml_guess_indent  # noqa: E402
 
 from flujo.spec.edit import patch_text  # noqa: E402
-from tests.test_patch_corpus import CASES, FILES, RAW, TEXTS, diff  # noqa: E402
+from tests.spec.test_patch_corpus import CASES, FILES, RAW, TEXTS, diff  # noqa: E402
 
 
 def round_trip(text: str, mapping: int, sequence: int, offset: int) -> str:

@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from spec_scale import _patch_for, assert_valid, best_of, fmt_ms, generate, table
 
-from flujo.spec.bullets import bullets
-from flujo.spec.diff import diff_specs
 from flujo.spec.edit import apply_patch
 from flujo.spec.load import check
-from flujo.spec.mermaid import flowchart
+from flujo.spec.review.bullets import bullets
+from flujo.spec.review.diff import diff_specs
+from flujo.spec.review.mermaid import flowchart
 
 
 def check_data(text: str) -> dict[str, Any]:

@@ -43,9 +43,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml import __version__ as ruamel_version
 
 from flujo.spec import source
-from flujo.spec.checks import check_pipeline
 from flujo.spec.edit import apply_patch
 from flujo.spec.errors import Diagnostic
+from flujo.spec.lint import check_pipeline
 from flujo.spec.load import attach_locations, check
 from flujo.spec.model import Pipeline
 from flujo.spec.registry import StepRegistry

@@ -23,11 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flujo.engine.learn.suggest import suggest  # noqa: E402
 from flujo.engine.store import RunStore  # noqa: E402
+from flujo.learn.suggest import suggest  # noqa: E402
 from flujo.spec.model import Pipeline  # noqa: E402
-from tests.learn_support import SEEDS, Telemetry, record  # noqa: E402
-from tests.test_learn_opportunities import PLANTED  # noqa: E402
+from tests.support.learn import (  # noqa: E402
+    PLANTED,
+    SEEDS,
+    Telemetry,
+    record,
+)
 
 RUNS = 10_000
 

@@ -21,7 +21,7 @@ from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
 from flujo.bot.snapshot import Limits
 from flujo.bot.sqlite_queue import SQLiteQueue
 from flujo.bot.state import BotState
-from flujo.bot.suggestions import suggest_delivery
+from flujo.bot.suggestion_prs import suggest_delivery
 from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.webhook import WebhookHandler
 from flujo.bot.worker import Work, Workers
@@ -166,7 +166,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 async def _suggestion_page(request: web.Request) -> web.Response:
     """The read-only page of a proposed suggestion (bullets, diagrams, YAML diff)."""
     from flujo.bot.page import render_page
-    from flujo.bot.suggestions import SuggestionView
+    from flujo.bot.suggestion_prs import SuggestionView
 
     ident = request.match_info["id"]
     view = request.app[BOT].state.view(ident) if ident.isalnum() else None

@@ -17,7 +17,7 @@ from flujo.spec.config import RepoConfig, matching
 from flujo.spec.errors import Diagnostic, SpecError
 
 if TYPE_CHECKING:
-    from flujo.engine.testing import TestResult
+    from flujo.engine.embedded_tests import TestResult
     from flujo.spec.model import Pipeline
     from flujo.spec.registry import StepRegistry
 
@@ -154,8 +154,8 @@ async def _test(
     time_limit_s: float,
 ) -> None:
     from flujo.engine.cassette import cassette_folder
+    from flujo.engine.embedded_tests import run_tests
     from flujo.engine.session import SessionOptions, session
-    from flujo.engine.testing import run_tests
 
     pipeline = spec.pipeline
     assert pipeline is not None

@@ -15,7 +15,7 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
-from flujo.bot.suggestions import SuggestionView
+from flujo.bot.suggestion_prs import SuggestionView
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")

@@ -192,7 +192,7 @@ def _diagnostic_annotation(d: Diagnostic) -> Annotation:
 
 
 def _failure(path: str, test: Any) -> dict[str, Any]:
-    from flujo.engine.testing import failure_lines
+    from flujo.engine.embedded_tests import failure_lines
 
     return {"spec": path, "name": test.name, "line": test.line, "lines": failure_lines(test)}
 

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flujo.bot.page import render_page  # noqa: E402
-from flujo.bot.suggestions import review  # noqa: E402
-from flujo.engine.learn.suggest import suggest  # noqa: E402
+from flujo.bot.suggestion_prs import review  # noqa: E402
 from flujo.engine.store import RunStore  # noqa: E402
+from flujo.learn.suggest import suggest  # noqa: E402
 from flujo.spec.edit import apply_patch  # noqa: E402
-from tests.test_bot_page import open_page  # noqa: E402
+from tests.bot.test_page import open_page  # noqa: E402
 
 
 async def views() -> list:  # type: ignore[type-arg]

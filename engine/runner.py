@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
@@ -145,6 +146,24 @@ class Runner:
             entry = (fn, inspect.iscoroutinefunction(fn))
             self._skills[reference] = entry
         return entry
+
+
+async def run(
+    spec: Pipeline | str | Path,
+    input: Any = None,
+    *,
+    run_id: str | None = None,
+    mocks: dict[str, Any] | None = None,
+    **options: Any,
+) -> PipelineResult:
+    """Run a spec once: `await flujo.run("flows/triage.yaml", {"ticket": "…"})`.
+
+    `spec` is a loaded `Pipeline`, a file path or YAML text (raises `SpecError` when it
+    is invalid); `options` go to `Runner` (models, registry, store, …).
+    """
+    if not isinstance(spec, Pipeline):
+        spec = Pipeline.from_yaml(spec, registry=options.get("registry"))
+    return await Runner(spec, **options).run(input, run_id=run_id, mocks=mocks)
 
 
 def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:

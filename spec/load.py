@@ -20,7 +20,7 @@ from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
 
 if TYPE_CHECKING:
-    from flujo.spec.legacy import Conversion
+    from flujo.spec.legacy.blueprint import Conversion
 
 
 def load_pipeline(text_or_path: str | Path, *, registry: StepRegistry | None = None) -> Pipeline:
@@ -41,7 +41,7 @@ def check(
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
     all diagnostics, sorted by position.
 
-    flujo 0.x blueprints are recognised and read through `flujo.spec.legacy`; files
+    flujo 0.x blueprints are recognised and read through `flujo.spec.legacy.blueprint`; files
     named in `imports:` are loaded too (their problems carry their own file name).
     Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
     """
@@ -56,7 +56,7 @@ def check(
     # nodes are neutralised, so one run reports every problem (minus those nodes').
     checked, repaired = (pipeline, []) if pipeline is not None else _salvage(document)
     if checked is not None:
-        from flujo.spec.checks import check_pipeline
+        from flujo.spec.lint import check_pipeline
 
         if registry is None:
             registry = registry_for(spec_path)
@@ -87,7 +87,7 @@ def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conve
 
     A file is read as 0.x when it uses a 0.x-only construct, or when it says
     `version: "0.x"` and is not valid in the current format."""
-    from flujo.spec import legacy
+    from flujo.spec.legacy import blueprint as legacy
 
     data = document.data
     if not isinstance(data, dict):

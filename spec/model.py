@@ -484,17 +484,6 @@ class Pipeline(SpecNode):
 
         return dump_pipeline(self)
 
-    async def run(self, input: Any = None, **options: Any) -> Any:
-        """Run this spec once with the engine and return its `PipelineResult`.
-
-        `options` go to `flujo.engine.runner.Runner` (models, store, registry, …). The
-        engine is imported here, when a run is asked for, so that loading and checking
-        specs never pulls it in.
-        """
-        from flujo.engine.runner import Runner
-
-        return await Runner(self, **options).run(input)
-
     # -- source ----------------------------------------------------------------------
 
     @property

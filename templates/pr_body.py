@@ -5,7 +5,7 @@ change bullets, before/after Mermaid charts, evidence, test results with the pat
 applied, the JSON Patch (collapsed) and how to reject. The result always fits GitHub's
 limit: the largest sections shrink first (diagrams, then the patch, tests, evidence,
 bullets), and every code fence stays closed. Free text is escaped as Markdown; `bullets`
-and diagrams are used as given (see `flujo.spec.bullets`, `flujo.spec.mermaid`).
+and diagrams are used as given (see `flujo.spec.review.bullets`, `flujo.spec.review.mermaid`).
 """
 
 from __future__ import annotations

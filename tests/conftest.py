@@ -1,36 +1,17 @@
-"""Shared test helpers."""
+"""Fixtures for every test. Helpers live in tests/support/ and are imported from there."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from flujo.spec.errors import Diagnostic, SpecError
-from flujo.spec.load import check
-
-pytest_plugins = ["tests.fakegithub.fixtures"]
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-
-
-def spec(text: str) -> str:
-    """Dedent a YAML literal written inside a test."""
-    return textwrap.dedent(text).lstrip("\n")
-
-
-def problems(text: str) -> list[Diagnostic]:
-    """Every diagnostic for a spec given as text (load errors included)."""
-    try:
-        return check(spec(text))[1]
-    except SpecError as exc:
-        return exc.diagnostics
-
-
-def errors(text: str) -> list[Diagnostic]:
-    return [d for d in problems(text) if d.severity == "error"]
+pytest_plugins = [
+    "tests.support.network",
+    "tests.support.fakegithub.fixtures",
+    "tests.support.bot_world",
+    "tests.support.legacy",
+]
 
 
 @pytest.fixture

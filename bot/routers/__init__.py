@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from gidgethub.routing import Router
 
-from flujo.bot.routers import checks, installations, overrides, suggestions
+from flujo.bot.routers import check_requests, installations, overrides, suggestions
 
-router = Router(checks.router, overrides.router, installations.router, suggestions.router)
+router = Router(check_requests.router, overrides.router, installations.router, suggestions.router)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.checks import check_commit, evaluate_commit
+from flujo.bot.commit_check import check_commit, evaluate_commit
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState

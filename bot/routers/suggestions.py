@@ -9,7 +9,12 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from flujo.bot.routers.context import BotContext, installation, repository
-from flujo.bot.suggestions import BRANCH_PREFIX, SUGGEST_EVENT, propose_suggestions, record_outcome
+from flujo.bot.suggestion_prs import (
+    BRANCH_PREFIX,
+    SUGGEST_EVENT,
+    propose_suggestions,
+    record_outcome,
+)
 
 log = logging.getLogger("flujo.bot.routers.suggestions")
 router = Router()

@@ -97,7 +97,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     import os
     from datetime import UTC, datetime
 
-    from flujo.bot.checks import check_commit
+    from flujo.bot.commit_check import check_commit
     from flujo.bot.evaluate import Override
     from flujo.bot.forge import CheckOutput, CheckRef
     from flujo.bot.local import GitError, LocalForge

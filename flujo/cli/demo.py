@@ -28,7 +28,7 @@ from flujo.cli.options import store_options
 def demo(examples: Path, repeat: int, store: Path | None) -> None:
     """Run every example pipeline on its sample inputs against the built-in fake model
     server (no key, no network), recording runs and spans in the run store."""
-    from flujo.cli.session import load_spec_or_exit, run_session
+    from flujo.cli.load_and_run import load_spec_or_exit, run_session
     from flujo.engine.store import RunStore, default_path
 
     plans: list[tuple[Path, list[Any]]] = []
@@ -83,7 +83,7 @@ def _print_suggestions(specs: list[Path], db: Any) -> None:
     import asyncio
 
     from flujo.cli.suggest import print_report
-    from flujo.engine.learn.suggest import suggest
+    from flujo.learn.suggest import suggest
 
     async def reports() -> list[Any]:
         return [await suggest(spec, db) for spec in specs]

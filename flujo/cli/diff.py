@@ -15,8 +15,8 @@ import click
 from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from flujo.spec.diff import SpecDiff
     from flujo.spec.model import Pipeline
+    from flujo.spec.review.diff import SpecDiff
 
 NULL_FILE = "/dev/null"
 Format = Literal["text", "json", "markdown"]
@@ -76,7 +76,7 @@ def diff(files: tuple[str, ...], output_format: Format) -> None:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_USAGE) from None
 
-    from flujo.spec.diff import diff_specs
+    from flujo.spec.review.diff import diff_specs
 
     result = diff_specs(old, new)
     click.echo(render(result, output_format, old_name, new_name), nl=False)
@@ -87,7 +87,7 @@ def diff(files: tuple[str, ...], output_format: Format) -> None:
 
 def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str) -> str:
     """The diff in one of the output formats."""
-    from flujo.spec.bullets import bullets, plain
+    from flujo.spec.review.bullets import bullets, plain
 
     if output_format == "json":
         data = result.to_dict()
@@ -96,7 +96,7 @@ def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str
             change["summary"] = text
         return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
     if output_format == "markdown":
-        from flujo.spec.mermaid import flowchart
+        from flujo.spec.review.mermaid import flowchart
 
         lines = [f"### `{old_name}` → `{new_name}`", ""]
         lines += [f"- {b}" for b in bullets(result)] or ["No semantic changes."]

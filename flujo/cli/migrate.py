@@ -29,7 +29,7 @@ def migrate(files: tuple[Path, ...], check_only: bool, in_place: bool) -> None:
     (--check) or has errors, 2 a file is missing or unreadable.
     """
     from flujo.spec.errors import SpecError
-    from flujo.spec.migrate import migrate as migrate_file
+    from flujo.spec.legacy.migrate import migrate as migrate_file
 
     if check_only and in_place:
         raise click.UsageError("--check and --in-place cannot be used together")

@@ -30,7 +30,7 @@ def check(spec: Path, last: int, store: Path | None) -> None:
     """
     from collections import Counter
 
-    from flujo.cli.session import load_spec_or_exit
+    from flujo.cli.load_and_run import load_spec_or_exit
     from flujo.engine.history import recorded_results
     from flujo.engine.policies import evaluate_policies
     from flujo.engine.store import RunStore, default_path

@@ -42,7 +42,7 @@ def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> No
     fake server (--fake). Exit codes: 0 the run succeeded, 1 it failed or the spec is
     invalid, 2 usage error, 130 interrupted (the run is recorded as cancelled).
     """
-    from flujo.cli.session import load_spec_or_exit, run_session
+    from flujo.cli.load_and_run import load_spec_or_exit, run_session
 
     pipeline = load_spec_or_exit(spec)
     value = parse_input(input_text)

@@ -13,7 +13,7 @@ from flujo.cli import EXIT_OK, EXIT_USAGE
 from flujo.cli.options import store_options
 
 if TYPE_CHECKING:
-    from flujo.engine.learn.suggest import SuggestReport
+    from flujo.learn.suggest import SuggestReport
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -78,9 +78,9 @@ def suggest(
     """
     import asyncio
 
-    from flujo.engine.learn.meta_agents import AgentUnavailable, make_agent
-    from flujo.engine.learn.suggest import suggest as run_suggest
     from flujo.engine.store import RunStore, default_path
+    from flujo.learn.meta_agents import AgentUnavailable, make_agent
+    from flujo.learn.suggest import suggest as run_suggest
     from flujo.spec.errors import SpecError
 
     try:
@@ -146,7 +146,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
 
     from flujo.bot.forge import Proposal
     from flujo.bot.local import LocalForge
-    from flujo.bot.suggestions import LABEL, branch_for, pull_request_text
+    from flujo.bot.suggestion_prs import LABEL, branch_for, pull_request_text
     from flujo.spec.edit import apply_patch
 
     found = subprocess.run(
@@ -188,7 +188,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
 
 def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
     from flujo.bot.page import render_page
-    from flujo.bot.suggestions import review
+    from flujo.bot.suggestion_prs import review
     from flujo.spec.edit import apply_patch
 
     before = spec.read_text(encoding="utf-8")
@@ -200,8 +200,8 @@ def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
 def _history(spec: Path, target: Path, as_json: bool) -> None:
     import datetime
 
-    from flujo.engine.learn.feedback import feedback
     from flujo.engine.store import RunStore
+    from flujo.learn.feedback import feedback
     from flujo.spec.load import display_name
 
     key = display_name(spec)
@@ -241,7 +241,7 @@ def _history(spec: Path, target: Path, as_json: bool) -> None:
 
 def _no_telemetry(spec: Path, store: Path, as_json: bool, agent: str) -> None:
     if as_json:
-        from flujo.engine.learn.suggest import SuggestReport
+        from flujo.learn.suggest import SuggestReport
 
         click.echo(json.dumps(SuggestReport(str(spec), agent).to_dict(), indent=2))
         return
@@ -305,7 +305,7 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
-    from flujo.engine.learn.roi import money
+    from flujo.learn.roi import money
 
     parts = []
     for key, value in evidence.items():

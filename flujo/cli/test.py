@@ -68,7 +68,7 @@ def test(
     """
     import asyncio
 
-    from flujo.engine import testing
+    from flujo.engine import embedded_tests as testing
     from flujo.engine.session import session
     from flujo.spec.errors import SpecError
     from flujo.spec.model import Pipeline
@@ -148,7 +148,7 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
 
 
 def _print_text(results: list[Any], errors: list[str]) -> None:
-    from flujo.engine.testing import failure_lines
+    from flujo.engine.embedded_tests import failure_lines
 
     for error in errors:
         click.echo(error, err=True)

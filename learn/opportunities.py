@@ -1,0 +1,484 @@
+"""Opportunity engine: what the telemetry says could be better in a spec, with evidence.
+
+Each finding names the yaml_path it concerns, says why in one sentence with numbers, and
+bounds what a patch for it may touch (`scope`: JSON Pointers; `max_ops`). The rules and
+their thresholds are below, one constant each.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from flujo.spec import paths
+from flujo.spec.model import AgentStep, Pipeline, StepBase
+
+if TYPE_CHECKING:
+    from flujo.learn.telemetry_view import SpecTelemetry, StepStats
+
+Kind = Literal[
+    "expensive_step",
+    "cheaper_model",
+    "flaky_validator",
+    "frequent_timeouts",
+    "frequent_retries",
+    "loose_timeout",
+    "parallelizable",
+    "unused_output",
+    "usage_limit_hits",
+]
+KINDS: tuple[Kind, ...] = Kind.__args__  # type: ignore[attr-defined]
+
+MIN_RUNS = 5
+"""Fewer runs of a step than this say nothing about it."""
+EXPENSIVE_SHARE = 0.4
+SHORT_OUTPUT_TOKENS = 100
+"""p95 of output tokens at or below which a step's outputs count as short."""
+VALIDATOR_FAILURE_RATE = 0.1
+TIMEOUT_RATE = 0.05
+RETRY_RATE = 0.2
+LOOSE_TIMEOUT_FACTOR = 10.0
+MIN_TIMEOUT_S = 15
+"""Never suggest a timeout below this: model latency varies far more than a sample shows."""
+USAGE_LIMIT_RATE = 0.05
+PARALLEL_MIN_SAVING_S = 0.05
+RETRIES_WITH_FEEDBACK = 2
+MAX_RETRIES_SUGGESTED = 5
+
+CHEAPER_MODEL = {
+    "gpt-4": "gpt-4o-mini",
+    "gpt-4-turbo": "gpt-4o-mini",
+    "gpt-4o": "gpt-4o-mini",
+    "gpt-4o-2024-05-13": "gpt-4o-mini",
+    "gpt-4.1": "gpt-4.1-mini",
+    "gpt-4.1-mini": "gpt-4.1-nano",
+    "gpt-5": "gpt-5-mini",
+    "gpt-5-mini": "gpt-5-nano",
+    "o1": "o4-mini",
+    "o3": "o4-mini",
+}
+"""A smaller model of the same family, for steps whose outputs are short and checked."""
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """One thing worth changing, with the evidence for it."""
+
+    kind: Kind
+    yaml_path: str
+    step: str | None
+    why: str
+    evidence: dict[str, Any]
+    scope: tuple[str, ...]
+    """JSON Pointers a patch for this opportunity may touch (each with what is below it)."""
+    max_ops: int = 2
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What a rule-based agent needs to write the patch (new values, names)."""
+
+    def allows(self, pointer: str) -> bool:
+        return any(pointer == p or pointer.startswith(p + "/") for p in self.scope)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "yaml_path": self.yaml_path,
+            "step": self.step,
+            "why": self.why,
+            "evidence": self.evidence,
+            "scope": list(self.scope),
+            "max_ops": self.max_ops,
+        }
+
+
+def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
+    """Every opportunity the telemetry supports, in spec order within each kind."""
+    found: list[Opportunity] = []
+    found += _cheaper_models(pipeline, view)
+    cheap_agents = {o.facts["agent"] for o in found}
+    for path, step in pipeline.walk():
+        stats = view.steps.get(step.name)
+        if not isinstance(step, AgentStep) or stats is None or stats.runs < MIN_RUNS:
+            continue
+        found += _expensive(pipeline, view, path, step, stats, cheap_agents)
+        found += _flaky_validator(view, path, step, stats)
+        found += _timeouts(view, path, step, stats)
+    found += _structure(pipeline, view)
+    found += _usage_limits(pipeline, view)
+    return found
+
+
+def _evidence(stats: StepStats, view: SpecTelemetry, **extra: Any) -> dict[str, Any]:
+    return {
+        "runs": stats.runs,
+        "sample_size": stats.runs,
+        "attempts": stats.attempts,
+        "cost_share": round(view.cost_share(stats.name), 4),
+        "cost_usd_per_run": round(stats.cost_per_run, 8),
+        "latency_p50_s": round(stats.latency(50), 4),
+        "latency_p99_s": round(stats.latency(99), 4),
+        **extra,
+    }
+
+
+def _agent_of(step: StepBase) -> str | None:
+    uses = step.uses if isinstance(step, AgentStep) else None
+    return uses.removeprefix("agents.") if uses and uses.startswith("agents.") else None
+
+
+def _cheaper_models(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
+    out = []
+    users: dict[str, list[tuple[str, AgentStep]]] = {}
+    for path, step in pipeline.walk():
+        used = _agent_of(step)
+        if used is not None and isinstance(step, AgentStep):
+            users.setdefault(used, []).append((path, step))
+    for name, agent in pipeline.agents.items():
+        provider, _, model = agent.model.partition(":")
+        cheaper = CHEAPER_MODEL.get(model.lower())
+        steps = users.get(name, [])
+        if cheaper is None or provider != "openai" or not steps:
+            continue
+        stats = [view.steps.get(step.name) for _, step in steps]
+        if any(s is None or s.runs < MIN_RUNS for s in stats):
+            continue
+        checked = agent.output_schema is not None or all(step.validators for _, step in steps)
+        known = [s for s in stats if s is not None]
+        p95 = max(s.tokens_out(95) for s in known)
+        clean = all(s.validator_failures == 0 and s.failed_runs == 0 for s in known)
+        if not (checked and clean and p95 <= SHORT_OUTPUT_TOKENS):
+            continue
+        runs = min(s.runs for s in known)
+        share = sum(view.cost_share(s.name) for s in known)
+        why = (
+            f"agent '{name}' runs {model} for {', '.join(s.name for s in known)}: outputs are "
+            f"short (p95 {p95:.0f} tokens) and its checks passed in all {runs} runs; "
+            f"{cheaper} should do at a fraction of the cost"
+        )
+        evidence = _evidence(known[0], view, output_tokens_p95=p95, cost_share=round(share, 4))
+        evidence["steps"] = [s.name for s in known]
+        out.append(
+            Opportunity(
+                "cheaper_model",
+                paths.child(paths.child("agents", name), "model"),
+                known[0].name if len(known) == 1 else None,
+                why,
+                evidence,
+                (paths.to_pointer(paths.child(paths.child("agents", name), "model")),),
+                max_ops=1,
+                facts={"agent": name, "model": agent.model, "suggested": f"openai:{cheaper}"},
+            )
+        )
+    return out
+
+
+def _expensive(
+    pipeline: Pipeline,
+    view: SpecTelemetry,
+    path: str,
+    step: AgentStep,
+    stats: StepStats,
+    skip_agents: set[str],
+) -> list[Opportunity]:
+    share = view.cost_share(step.name)
+    agent = _agent_of(step)
+    if agent is None or agent in skip_agents or share < EXPENSIVE_SHARE:
+        return []
+    if agent not in pipeline.agents or pipeline.agents[agent].max_tokens is not None:
+        return []
+    p99 = stats.tokens_out(99)
+    cap = max(64, int(math.ceil(p99 * 1.5 / 16) * 16))
+    why = (
+        f"step '{step.name}' takes {share:.0%} of the spec's cost and its agent '{agent}' has "
+        f"no max_tokens; capping at {cap} (1.5x the observed p99 of {p99:.0f}) bounds runaway "
+        "replies"
+    )
+    return [
+        Opportunity(
+            "expensive_step",
+            path,
+            step.name,
+            why,
+            _evidence(stats, view, output_tokens_p99=p99),
+            (paths.to_pointer(f"agents.{agent}.max_tokens"),),
+            max_ops=1,
+            facts={"agent": agent, "max_tokens": cap},
+        )
+    ]
+
+
+def _flaky_validator(
+    view: SpecTelemetry, path: str, step: AgentStep, stats: StepStats
+) -> list[Opportunity]:
+    rate = stats.validator_failure_rate
+    retries = step.config.max_retries
+    if rate < VALIDATOR_FAILURE_RATE or retries >= RETRIES_WITH_FEEDBACK:
+        return []
+    why = (
+        f"validators of '{step.name}' rejected {stats.validator_failures} of {stats.attempts} "
+        f"attempts ({rate:.0%}) and the step has {retries} retries; retrying with the "
+        "validator's message fed back usually repairs the output"
+    )
+    return [
+        Opportunity(
+            "flaky_validator",
+            path,
+            step.name,
+            why,
+            _evidence(
+                stats,
+                view,
+                validator_failure_rate=round(rate, 4),
+                failed_runs=stats.failed_runs,
+            ),
+            (paths.to_pointer(f"{path}.config"),),
+            facts={"max_retries": RETRIES_WITH_FEEDBACK, "failure_rate": rate},
+        )
+    ]
+
+
+def _timeouts(
+    view: SpecTelemetry, path: str, step: AgentStep, stats: StepStats
+) -> list[Opportunity]:
+    config = step.config
+    out = []
+    p99 = stats.latency(99)
+    other_errors = stats.errors - stats.timeouts - stats.validator_failures
+    if config.timeout_s is not None and stats.timeout_rate >= TIMEOUT_RATE:
+        new = math.ceil(max(p99 * 2, config.timeout_s * 2))
+        why = (
+            f"'{step.name}' timed out in {stats.timeouts} of {stats.attempts} attempts "
+            f"({stats.timeout_rate:.0%}) at timeout_s {config.timeout_s:g}; successful "
+            f"attempts take up to {p99:.2f}s (p99)"
+        )
+        out.append(
+            Opportunity(
+                "frequent_timeouts",
+                path,
+                step.name,
+                why,
+                _evidence(stats, view, timeout_rate=round(stats.timeout_rate, 4)),
+                (paths.to_pointer(f"{path}.config"),),
+                facts={"timeout_s": min(new, 86400), "failure_rate": stats.timeout_rate},
+            )
+        )
+    elif (
+        config.timeout_s is not None
+        and stats.timeouts == 0
+        and len(stats.latencies_s) >= MIN_RUNS
+        and config.timeout_s >= LOOSE_TIMEOUT_FACTOR * p99
+        and config.timeout_s >= 4 * max(MIN_TIMEOUT_S, math.ceil(p99 * 3))
+    ):
+        new = max(MIN_TIMEOUT_S, math.ceil(p99 * 3))
+        why = (
+            f"timeout_s of '{step.name}' is {config.timeout_s:g}s while its p99 is {p99:.2f}s "
+            f"over {len(stats.latencies_s)} attempts; a hung call waits "
+            f"{config.timeout_s / max(p99, 0.001):.0f}x longer than needed"
+        )
+        out.append(
+            Opportunity(
+                "loose_timeout",
+                path,
+                step.name,
+                why,
+                _evidence(stats, view),
+                (paths.to_pointer(f"{path}.config.timeout_s"),),
+                max_ops=1,
+                facts={"timeout_s": new},
+            )
+        )
+    if other_errors > 0 and (stats.retry_rate >= RETRY_RATE or stats.failed_runs > 0):
+        retries = min(config.max_retries + 1, MAX_RETRIES_SUGGESTED)
+        if retries > config.max_retries:
+            failure = stats.failed_runs / stats.runs
+            why = (
+                f"'{step.name}' needed a retry in {stats.retried_runs} of {stats.runs} runs and "
+                f"failed {stats.failed_runs} of them after {config.max_retries} retries"
+            )
+            out.append(
+                Opportunity(
+                    "frequent_retries",
+                    path,
+                    step.name,
+                    why,
+                    _evidence(
+                        stats,
+                        view,
+                        retry_rate=round(stats.retry_rate, 4),
+                        failed_runs=stats.failed_runs,
+                    ),
+                    (paths.to_pointer(f"{path}.config"),),
+                    facts={"max_retries": retries, "failure_rate": failure},
+                )
+            )
+    return out
+
+
+# -- structure: parallelism and unused outputs ----------------------------------------------
+
+
+def _structure(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
+    out: list[Opportunity] = []
+    text = pipeline.source.text if pipeline.source is not None else pipeline.to_yaml()
+    mocks: dict[str, list[str]] = {}
+    for t, test in enumerate(pipeline.tests):
+        for name in test.mocks:
+            mocks.setdefault(name, []).append(f"tests[{t}].mocks.{name}")
+    for list_path, steps in _step_lists(pipeline):
+        taken: set[int] = set()
+        for i, step in enumerate(steps):
+            if not isinstance(step, AgentStep) or i + 1 >= len(steps):
+                continue
+            follower = steps[i + 1]
+            stats = view.steps.get(step.name)
+            if stats is None or stats.runs < MIN_RUNS:
+                continue
+            if not _reads_previous(follower) and not _referenced(step.name, text):
+                if _agent_of(step) is not None:
+                    out.append(_unused(list_path, i, step, stats, view, mocks.get(step.name, [])))
+                continue
+            out += _parallel(pipeline, view, list_path, steps, i, taken, text)
+    return out
+
+
+def _step_lists(pipeline: Pipeline) -> list[tuple[str, list[Any]]]:
+    lists: list[tuple[str, list[Any]]] = [("steps", list(pipeline.steps))]
+    for path, step in pipeline.walk():
+        for field_path, step_list in step.children():
+            lists.append((f"{path}.{field_path}.steps", list(step_list.steps)))
+    return lists
+
+
+def _reads_previous(step: StepBase) -> bool:
+    """Whether a step takes the previous step's output (implicitly or by name)."""
+    if not isinstance(step, AgentStep):
+        return True  # conservative: containers pass `previous` on
+    return step.input is None or "previous" in repr(step.input) or "previous" in repr(step.with_)
+
+
+def _referenced(name: str, text: str) -> bool:
+    return (
+        re.search(rf"steps\s*(\.\s*{re.escape(name)}\b|\[\s*['\"]{re.escape(name)}['\"])", text)
+        is not None
+    )
+
+
+def _refers_to(step: StepBase, name: str) -> bool:
+    dumped = repr(step.model_dump(by_alias=True))
+    return (
+        re.search(rf"steps\s*(\.\s*{re.escape(name)}\b|\[\s*['\"]{re.escape(name)}['\"])", dumped)
+        is not None
+    )
+
+
+def _unused(
+    list_path: str,
+    index: int,
+    step: AgentStep,
+    stats: StepStats,
+    view: SpecTelemetry,
+    mocks: list[str],
+) -> Opportunity:
+    """Remove the step (and the tests' mocks of it, which would name a missing step)."""
+    path = f"{list_path}[{index}]"
+    why = (
+        f"nothing reads the output of '{step.name}' (no later step, test or policy refers to "
+        f"steps.{step.name} and the next step has its own input), yet it costs "
+        f"${stats.cost_per_run:.4f} and {stats.latency(50):.2f}s per run"
+    )
+    return Opportunity(
+        "unused_output",
+        path,
+        step.name,
+        why,
+        _evidence(stats, view),
+        (paths.to_pointer(path), *(paths.to_pointer(m) for m in mocks)),
+        max_ops=1 + len(mocks),
+    )
+
+
+def _parallel(
+    pipeline: Pipeline,
+    view: SpecTelemetry,
+    list_path: str,
+    steps: list[Any],
+    i: int,
+    taken: set[int],
+    text: str,
+) -> list[Opportunity]:
+    first, second = steps[i], steps[i + 1]
+    if i in taken or not isinstance(second, AgentStep) or i + 2 >= len(steps):
+        return []  # the last step of a list gives the list's output: keep it in place
+    if _reads_previous(second) or _refers_to(second, first.name) or _reads_previous(steps[i + 2]):
+        return []
+    a, b = view.steps.get(first.name), view.steps.get(second.name)
+    if a is None or b is None or min(a.runs, b.runs) < MIN_RUNS:
+        return []
+    saving = min(a.latency(50), b.latency(50))
+    name = f"{first.name}_and_{second.name}"[:64]
+    existing = {s.name for _, s in pipeline.walk()}
+    if saving < PARALLEL_MIN_SAVING_S or name in existing:
+        return []
+    taken.update((i, i + 1))
+    why = (
+        f"'{first.name}' and '{second.name}' run one after the other but neither reads the "
+        f"other's output; run side by side they would save ~{saving:.2f}s per run (p50)"
+    )
+    evidence = _evidence(a, view, other_step=second.name, other_latency_p50_s=b.latency(50))
+    return [
+        Opportunity(
+            "parallelizable",
+            f"{list_path}[{i}]",
+            first.name,
+            why,
+            evidence,
+            (paths.to_pointer(f"{list_path}[{i}]"), paths.to_pointer(f"{list_path}[{i + 1}]")),
+            max_ops=2,
+            facts={"name": name, "latency_saving_s": saving, "second": second.name},
+        )
+    ]
+
+
+def _usage_limits(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
+    limits = pipeline.usage_limits
+    if limits is None or view.runs < MIN_RUNS:
+        return []
+    rate = view.usage_limit_hits / view.runs
+    if rate < USAGE_LIMIT_RATE or not view.usage_limits_crossed:
+        return []
+    limit, hits = view.usage_limits_crossed.most_common(1)[0]
+    current = getattr(limits, limit, None)
+    if current is None:
+        return []
+    raised: float | int = (
+        round(current * 1.5, 6) if limit == "total_cost_usd" else int(current * 1.5)
+    )
+    why = (
+        f"{view.usage_limit_hits} of {view.runs} runs ({rate:.0%}) stopped at usage limit "
+        f"{limit} = {current:g}; raising it to {raised:g} lets them finish"
+    )
+    return [
+        Opportunity(
+            "usage_limit_hits",
+            f"usage_limits.{limit}",
+            None,
+            why,
+            {
+                "runs": view.runs,
+                "sample_size": view.runs,
+                "hits": hits,
+                "hit_rate": round(rate, 4),
+                "run_cost_p95_usd": round(_p(view.run_costs, 95), 8),
+            },
+            (paths.to_pointer(f"usage_limits.{limit}"),),
+            max_ops=1,
+            facts={"limit": limit, "value": raised, "failure_rate": rate},
+        )
+    ]
+
+
+def _p(values: list[float], q: float) -> float:
+    from flujo.learn.telemetry_view import percentile
+
+    return percentile(values, q)

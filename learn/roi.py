@@ -1,0 +1,165 @@
+"""ROI of a suggestion: savings, latency, risk, quality effect, confidence, and a rank.
+
+Risk-adjusted value per month = (USD saved + failed runs avoided x FAILED_RUN_USD +
+seconds saved x SECOND_USD) x confidence x the risk tier's weight. The constants are
+deliberately simple and documented; the evidence behind each figure travels with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from flujo.learn.opportunities import Opportunity
+    from flujo.learn.telemetry_view import SpecTelemetry
+
+Risk = Literal["low", "medium", "high"]
+RISK_OF: dict[str, Risk] = {
+    "flaky_validator": "low",
+    "frequent_timeouts": "low",
+    "frequent_retries": "low",
+    "loose_timeout": "low",
+    "cheaper_model": "medium",
+    "expensive_step": "medium",
+    "usage_limit_hits": "medium",
+    "parallelizable": "high",
+    "unused_output": "high",
+}
+"""low: retries, timeouts, docs; medium: model swaps, caps and limits; high: structure."""
+RISK_WEIGHT: dict[Risk, float] = {"low": 1.0, "medium": 0.6, "high": 0.3}
+FAILED_RUN_USD = 0.05
+"""What a failed run is taken to cost (a retry by hand, an unhappy user)."""
+SECOND_USD = 0.0005
+"""What a second of latency saved per run is taken to be worth."""
+CONFIDENCE_SCALE = 30.0
+"""Sample size at which confidence reaches 1 - 1/e (about 0.63)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    usd_per_run: float
+    """Saved per run (negative: costs more)."""
+    usd_per_month: float
+    latency_s_per_run: float
+    """Change in latency per run (negative: faster)."""
+    failures_avoided_per_month: float
+    risk: Risk
+    quality: str
+    confidence: float
+    confidence_label: str
+    value_per_month: float
+    score: float
+    headline: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("usd_per_run", "usd_per_month", "failures_avoided_per_month"):
+            data[key] = round(data[key], 6)
+        for key in ("latency_s_per_run", "confidence", "value_per_month", "score"):
+            data[key] = round(data[key], 4)
+        return data
+
+
+def confidence(sample_size: int) -> tuple[float, str]:
+    value = 1 - math.exp(-sample_size / CONFIDENCE_SCALE)
+    return value, "high" if value >= 0.8 else "medium" if value >= 0.4 else "low"
+
+
+def estimate(opportunity: Opportunity, view: SpecTelemetry) -> Estimate:
+    """Savings, risk and rank of acting on `opportunity`, from the observed telemetry."""
+    saved, latency, failure_drop, quality = _effect(opportunity, view)
+    per_month = view.runs_per_month
+    risk = RISK_OF[opportunity.kind]
+    conf, label = confidence(int(opportunity.evidence.get("sample_size", 0)))
+    avoided = failure_drop * per_month
+    value = saved * per_month + avoided * FAILED_RUN_USD - latency * per_month * SECOND_USD
+    score = value * conf * RISK_WEIGHT[risk]
+    return Estimate(
+        usd_per_run=saved,
+        usd_per_month=saved * per_month,
+        latency_s_per_run=latency,
+        failures_avoided_per_month=avoided,
+        risk=risk,
+        quality=quality,
+        confidence=conf,
+        confidence_label=label,
+        value_per_month=value,
+        score=score,
+        headline=headline(saved, saved * per_month, latency, avoided, risk),
+    )
+
+
+def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float, float, str]:
+    """(USD saved per run, latency change per run, failure-rate drop, quality note)."""
+    from flujo.engine.pricing import price_for
+
+    facts, kind = opportunity.facts, opportunity.kind
+    steps = [view.steps[n] for n in opportunity.evidence.get("steps", [opportunity.step]) if n]
+    if kind == "cheaper_model":
+        old, new = price_for(facts["model"]), price_for(facts["suggested"])
+        saved = 0.0
+        if old is not None and new is not None:
+            for s in steps:
+                tokens_in = s.mean(s.input_tokens) * s.attempts / max(s.runs, 1)
+                tokens_out = s.mean(s.output_tokens) * s.attempts / max(s.runs, 1)
+                saved += _cost(old, tokens_in, tokens_out) - _cost(new, tokens_in, tokens_out)
+        runs = min(s.runs for s in steps)
+        return saved, 0.0, 0.0, f"checks passed in {runs}/{runs} runs with the current model"
+    step = steps[0] if steps else None
+    rate = float(facts.get("failure_rate", 0.0))
+    if kind in ("flaky_validator", "frequent_retries", "frequent_timeouts"):
+        assert step is not None
+        failed = step.failed_runs / step.runs
+        extra = step.cost_per_run * rate  # the retries that now happen
+        drop = failed * (1 - rate) if failed else rate * (1 - rate) * 0.5
+        note = f"runs failing at this step: {failed:.0%} now, fewer expected with the change"
+        return -extra, step.latency(50) * rate, drop, note
+    if kind == "loose_timeout":
+        return 0.0, 0.0, 0.0, "no change for calls that finish; hung calls fail sooner"
+    if kind == "expensive_step":
+        return 0.0, 0.0, 0.0, "typical replies are shorter than the cap; runaway replies are cut"
+    if kind == "parallelizable":
+        return 0.0, -float(facts["latency_saving_s"]), 0.0, "same outputs, computed concurrently"
+    if kind == "unused_output":
+        assert step is not None
+        note = "no step, test or policy reads the output that goes away"
+        return step.cost_per_run, -step.latency(50), 0.0, note
+    if kind == "usage_limit_hits":
+        mean = sum(view.run_costs) / max(len(view.run_costs), 1)
+        return -mean * rate * 0.5, 0.0, rate, f"{rate:.0%} of runs stop at the limit today"
+    return 0.0, 0.0, 0.0, ""
+
+
+def _cost(price: Any, tokens_in: float, tokens_out: float) -> float:
+    return float(tokens_in * price.input + tokens_out * price.output) / 1_000_000
+
+
+def money(usd: float) -> str:
+    """`$0.10`, `$0.0031`, `$300`: enough digits to be meaningful."""
+    amount = abs(usd)
+    if amount >= 100:
+        text = f"${amount:,.0f}"
+    elif amount >= 0.1:
+        text = f"${amount:.2f}"
+    elif amount == 0:
+        text = "$0"
+    else:
+        text = f"${amount:.2g}" if amount < 0.0001 else f"${amount:.4f}".rstrip("0")
+    return text
+
+
+def headline(saved: float, monthly: float, latency: float, avoided: float, risk: Risk) -> str:
+    """One line, e.g. 'Saves ~$0.10/run (~$300/month) with low risk to quality'."""
+    tail = f"with {risk} risk to quality"
+    if saved > 0 and monthly >= 0.01:
+        return f"Saves ~{money(saved)}/run (~{money(monthly)}/month) {tail}"
+    if avoided >= 0.5:
+        cost = f", costs ~{money(-monthly)}/month more" if monthly <= -0.01 else ""
+        return f"Avoids ~{avoided:.0f} failed runs/month{cost} {tail}"
+    if latency < -0.01:
+        return f"Cuts ~{-latency:.2f}s per run {tail}"
+    if saved > 0:
+        return f"Saves ~{money(saved)}/run {tail}"
+    return f"Bounds worst-case cost and latency {tail}"

@@ -1,0 +1,337 @@
+"""`suggest`: telemetry → opportunities → guarded patches → verified, ranked suggestions.
+
+A suggestion is returned only if its patch applies, the patched spec validates, and every
+embedded test that passed before still passes with it (cassettes replayed when the spec
+has them, else the tests' mocks; a call the cassette lacks because the patch changed it
+is answered by the built-in fake model server). Everything dropped is reported with why.
+The JSON form (`SuggestReport.to_dict`) is documented in the README; bump
+`SCHEMA_VERSION` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from flujo.learn.feedback import feedback, normalised_patch
+from flujo.learn.guard import GuardStats, PromptGuard
+from flujo.learn.meta_agents import MetaAgent, OfflineAgent
+from flujo.learn.opportunities import Opportunity, find_opportunities
+from flujo.learn.roi import Estimate, estimate
+from flujo.learn.telemetry_view import load_view
+
+if TYPE_CHECKING:
+    from flujo.engine.store import RunStore
+    from flujo.spec.model import Pipeline
+    from flujo.spec.registry import StepRegistry
+
+SCHEMA_VERSION = 1
+TestMode = Literal["replay", "mock", "fake", "none"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What was checked on the patched spec."""
+
+    validated: bool
+    tests_mode: TestMode
+    tests_passed: int
+    tests_failed: int
+    broken: tuple[str, ...] = ()
+    """Tests that passed before the patch and fail with it."""
+    outcomes: tuple[tuple[str, bool], ...] = ()
+    """Each embedded test's name and whether it passed with the patch."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "validated": self.validated,
+            "tests_mode": self.tests_mode,
+            "tests_passed": self.tests_passed,
+            "tests_failed": self.tests_failed,
+            "broken": list(self.broken),
+        }
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One verified, ranked change to a spec."""
+
+    id: str
+    """Stable: a hash of the spec path and the normalised patch."""
+    spec: str
+    kind: str
+    yaml_path: str
+    line: int | None
+    headline: str
+    why: str
+    evidence: dict[str, Any]
+    risk: str
+    estimate: Estimate
+    patch: list[dict[str, Any]]
+    diff: str
+    opportunity: Opportunity
+    verification: Verification
+    agent: str
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "spec": self.spec,
+            "kind": self.kind,
+            "yaml_path": self.yaml_path,
+            "line": self.line,
+            "headline": self.headline,
+            "why": self.why,
+            "evidence": self.evidence,
+            "risk": self.risk,
+            "savings": {
+                "usd_per_run": round(self.estimate.usd_per_run, 8),
+                "usd_per_month": round(self.estimate.usd_per_month, 4),
+                "latency_s_per_run": round(self.estimate.latency_s_per_run, 4),
+                "failures_avoided_per_month": round(self.estimate.failures_avoided_per_month, 2),
+            },
+            "quality": self.estimate.quality,
+            "confidence": round(self.estimate.confidence, 3),
+            "confidence_label": self.estimate.confidence_label,
+            "score": round(self.estimate.score, 6),
+            "patch": self.patch,
+            "diff": self.diff,
+            "verification": self.verification.to_dict(),
+            "agent": self.agent,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """An opportunity that did not become a suggestion, and why."""
+
+    kind: str
+    yaml_path: str
+    reason: str
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "yaml_path": self.yaml_path,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class SuggestReport:
+    spec: str
+    agent: str
+    runs: int = 0
+    versions: int = 0
+    runs_per_month: float = 0.0
+    opportunities: int = 0
+    suggestions: list[Suggestion] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    guard: GuardStats = field(default_factory=GuardStats)
+
+    @property
+    def no_telemetry(self) -> bool:
+        return self.runs == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "spec": self.spec,
+            "agent": self.agent,
+            "telemetry": {
+                "runs": self.runs,
+                "spec_versions": self.versions,
+                "runs_per_month": round(self.runs_per_month, 1),
+            },
+            "opportunities": self.opportunities,
+            "suggestions": [s.to_dict() for s in self.suggestions],
+            "dropped": [d.to_dict() for d in self.dropped],
+            "guard": self.guard.to_dict(),
+        }
+
+
+async def suggest(
+    spec: Path,
+    store: RunStore,
+    *,
+    agent: MetaAgent | None = None,
+    limit: int | None = None,
+    since_s: float | None = None,
+    verify_tests: bool = True,
+    key: str | None = None,
+    registry: StepRegistry | None = None,
+) -> SuggestReport:
+    """Ranked, verified suggestions for the spec file `spec` from the runs in `store`.
+
+    `key` names the spec in suggestions and feedback (default: its path as shown); the bot
+    passes the path in the repository, since it reads specs from a temporary snapshot.
+    `registry` is the skill allow-list patches and tests run with (default: the one of the
+    spec's repository); the bot passes its own, since a repository may not widen it.
+
+    Raises SpecError when the spec itself is invalid and OSError when it cannot be read.
+    """
+    from flujo.spec.load import registry_for
+    from flujo.spec.model import Pipeline
+
+    registry = registry or registry_for(spec)
+    pipeline = Pipeline.from_yaml(spec)
+    key = key or pipeline.file or str(spec)
+    agent = agent or OfflineAgent()
+    report = SuggestReport(key, agent.name)
+    view = load_view(store, pipeline, since_s=since_s)
+    report.runs, report.versions, report.runs_per_month = (
+        view.runs,
+        view.versions,
+        view.runs_per_month,
+    )
+    if view.runs == 0:
+        return report
+    opportunities = find_opportunities(pipeline, view)
+    report.opportunities = len(opportunities)
+    text = spec.read_bytes().decode("utf-8")
+    guard = PromptGuard(
+        text,
+        file=key,
+        registry=registry,
+        negatives=feedback(store, key, "rejected"),
+        stats=report.guard,
+    )
+    verifier = _Verifier(spec, pipeline, registry) if verify_tests else None
+    seen: set[str] = set()
+    for opportunity in opportunities:
+        outcome = await agent.propose(opportunity, guard)
+        if outcome is None:
+            report.dropped.append(Dropped(opportunity.kind, opportunity.yaml_path, "no_patch"))
+            continue
+        verdict = outcome.verdict
+        if not verdict.accepted or verdict.patch is None or verdict.text is None:
+            report.dropped.append(
+                Dropped(
+                    opportunity.kind,
+                    opportunity.yaml_path,
+                    verdict.reason or "rejected",
+                    verdict.detail,
+                )
+            )
+            continue
+        ident = suggestion_id(key, verdict.patch)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        verification = (
+            await verifier.verify(verdict.text)
+            if verifier is not None
+            else Verification(True, "none", 0, 0)
+        )
+        if verification.broken:
+            detail = "breaks embedded tests: " + ", ".join(verification.broken)
+            report.dropped.append(
+                Dropped(opportunity.kind, opportunity.yaml_path, "breaks_tests", detail)
+            )
+            continue
+        roi = estimate(opportunity, view)
+        report.suggestions.append(
+            Suggestion(
+                id=ident,
+                spec=key,
+                kind=opportunity.kind,
+                yaml_path=opportunity.yaml_path,
+                line=_line(pipeline, opportunity.yaml_path),
+                headline=roi.headline,
+                why=opportunity.why,
+                evidence=opportunity.evidence,
+                risk=roi.risk,
+                estimate=roi,
+                patch=verdict.patch,
+                diff=_diff(text, verdict.text, key),
+                opportunity=opportunity,
+                verification=verification,
+                agent=agent.name,
+                attempts=outcome.attempts,
+            )
+        )
+    report.suggestions.sort(key=lambda s: (-s.estimate.score, s.id))
+    if limit is not None:
+        report.suggestions = report.suggestions[:limit]
+    return report
+
+
+def suggestion_id(spec_path: str, patch: list[dict[str, Any]]) -> str:
+    digest = hashlib.sha256(f"{spec_path}\n{normalised_patch(patch)}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _line(pipeline: Pipeline, yaml_path: str) -> int | None:
+    try:
+        return pipeline.locate(yaml_path)[0]
+    except (LookupError, ValueError):
+        return None
+
+
+def _diff(before: str, after: str, name: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+    )
+    return "".join(lines)
+
+
+class _Verifier:
+    """Runs the spec's embedded tests on patched versions of it."""
+
+    def __init__(self, spec: Path, pipeline: Pipeline, registry: Any) -> None:
+        from flujo.engine.cassette import cassette_folder
+
+        self.spec = spec
+        self.file = pipeline.file or str(spec)
+        self.registry = registry
+        self.cassette = cassette_folder(spec)
+        self.mode: TestMode = "replay" if self.cassette.is_dir() else "mock"
+        self._baseline: set[str] | None = None
+        self._original = pipeline
+
+    async def verify(self, text: str) -> Verification:
+        from flujo.spec.load import validate_document
+        from flujo.spec.source import parse
+
+        pipeline, _ = validate_document(parse(text, self.file))
+        if pipeline is None:
+            return Verification(False, "none", 0, 0, ("the patched spec does not load",))
+        if not pipeline.tests:
+            return Verification(True, "none", 0, 0)
+        if self._baseline is None:
+            self._baseline = {n for n, ok in (await self._run(self._original)).items() if ok}
+        results = await self._run(pipeline)
+        broken = tuple(n for n, ok in results.items() if not ok and n in self._baseline)
+        passed = sum(results.values())
+        return Verification(
+            True, self.mode, passed, len(results) - passed, broken, tuple(results.items())
+        )
+
+    async def _run(self, pipeline: Pipeline) -> dict[str, bool]:
+        from flujo.engine.embedded_tests import run_tests
+        from flujo.engine.session import SessionOptions, session
+
+        options = SessionOptions(
+            replay=self.cassette if self.mode == "replay" else None,
+            use_store=False,
+            offline=self.mode == "mock",
+            export=False,
+        )
+        async with session(pipeline, options, registry=self.registry) as runner:
+            results = await run_tests(pipeline, runner, spec=self.file)
+        missed = [r for r in results if r.outcome == "failed" and "cassette" in (r.error or "")]
+        if missed:  # the patch changed a recorded call: answer it with the fake server
+            fake = SessionOptions(fake=True, use_store=False, export=False)
+            async with session(pipeline, fake, registry=self.registry) as runner:
+                names = tuple(r.name for r in missed)
+                again = await run_tests(pipeline, runner, spec=self.file, patterns=names)
+            redo = {r.name: r for r in again}
+            results = [redo.get(r.name, r) for r in results]
+        return {r.name: r.outcome == "passed" for r in results}

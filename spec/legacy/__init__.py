@@ -1,0 +1,1 @@
+"""flujo 0.x blueprints: reading them (`blueprint`) and rewriting them (`migrate`)."""

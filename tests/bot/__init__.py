@@ -1,0 +1,1 @@
+"""The GitHub App: webhooks, queue, checks, suggestion pull requests, the fake GitHub."""

@@ -1,0 +1,112 @@
+"""`POST /webhooks`: only signed, well-formed deliveries are stored; the rest get a 4xx."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from flujo.bot.app import BOT, Bot, create_app
+from flujo.bot.forge import Forge
+from flujo.bot.settings import BotSettings, SettingsError
+from tests.support.bot import SECRET, real_payload, signed
+
+
+class NoForge:
+    async def __call__(self, installation_id: int) -> Forge:
+        raise RuntimeError("no forge in this test")
+
+
+@pytest.fixture
+async def client(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = BotSettings(webhook_secret=SECRET, db=tmp_path / "bot.db", max_attempts=1)
+    app = create_app(settings, Bot(settings, forge_for=NoForge()))
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def test_a_signed_real_push_is_acknowledged_with_202_and_stored(client: TestClient) -> None:
+    headers, body = signed("push", real_payload("push"), delivery="abc-1")
+    response = await client.post("/webhooks", data=body, headers=headers)
+    assert response.status == 202
+    assert await response.json() == {"delivery": "abc-1", "queued": True}
+    bot = client.server.app[BOT]
+    assert bot.queue.get("abc-1") is not None
+
+
+async def test_a_redelivery_is_acknowledged_but_not_queued_again(client: TestClient) -> None:
+    headers, body = signed("push", real_payload("push"), delivery="abc-2")
+    assert (await client.post("/webhooks", data=body, headers=headers)).status == 202
+    again = await client.post("/webhooks", data=body, headers=headers)
+    assert again.status == 200 and (await again.json())["queued"] is False
+    assert len(client.server.app[BOT].queue.list_jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "reason"),
+    [
+        (lambda h, b: (h.pop("X-Hub-Signature-256"), b)[1], 401, "missing X-Hub-Signature-256"),
+        (lambda h, b: (h.update({"X-Hub-Signature-256": "sha1=abc"}), b)[1], 401, "malformed"),
+        (lambda h, b: b + b" ", 401, "does not match"),
+        (lambda h, b: b.replace(b'"ref"', b'"REF"', 1), 401, "does not match"),
+        (lambda h, b: (h.pop("X-GitHub-Event"), b)[1], 400, "X-GitHub-Event"),
+        (lambda h, b: (h.pop("X-GitHub-Delivery"), b)[1], 400, "X-GitHub-Delivery"),
+        (
+            lambda h, b: (h.update({"Content-Type": "application/x-www-form-urlencoded"}), b)[1],
+            415,
+            "content type",
+        ),
+    ],
+    ids=["unsigned", "sha1", "trailing-byte", "tampered", "no-event", "no-delivery", "form"],
+)
+async def test_bad_deliveries_are_refused_with_a_log_line_and_not_stored(
+    client: TestClient, change, status: int, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    headers, body = signed("push", real_payload("push"))
+    body = change(headers, body)
+    with caplog.at_level(logging.WARNING, logger="flujo.bot.webhook"):
+        response = await client.post("/webhooks", data=body, headers=headers)
+    assert response.status == status
+    assert reason in (await response.json())["error"]
+    assert any(reason in r.getMessage() for r in caplog.records)
+    assert SECRET not in caplog.text
+    assert client.server.app[BOT].queue.list_jobs() == []
+
+
+async def test_a_signed_body_that_is_not_a_json_object_is_refused(client: TestClient) -> None:
+    headers, body = signed("push", b"[1, 2, 3]")
+    response = await client.post("/webhooks", data=body, headers=headers)
+    assert response.status == 400
+
+
+async def test_an_oversized_delivery_is_refused_before_it_is_read(client: TestClient) -> None:
+    body = b'{"x": "' + b"a" * (25 * 1024 * 1024) + b'"}'
+    headers, _ = signed("push", b"{}")
+    response = await client.post("/webhooks", data=io.BytesIO(body), headers=headers)
+    assert response.status == 413
+
+
+async def test_ping_is_answered_without_queueing(client: TestClient) -> None:
+    headers, body = signed("ping", real_payload("ping"))
+    response = await client.post("/webhooks", data=body, headers=headers)
+    assert response.status == 200 and await response.json() == {"pong": True}
+    assert client.server.app[BOT].queue.list_jobs() == []
+
+
+async def test_health_and_readiness(client: TestClient) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+
+
+def test_the_server_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FLUJO_BOT_WEBHOOK_SECRET"):
+        create_app(BotSettings(webhook_secret=None, db=tmp_path / "bot.db"))
+
+
+def test_secrets_do_not_show_in_settings_reprs() -> None:
+    settings = BotSettings(webhook_secret="s3cr3t-value", private_key="-----BEGIN KEY")
+    assert "s3cr3t-value" not in repr(settings) and "BEGIN" not in repr(settings)

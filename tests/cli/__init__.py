@@ -1,0 +1,1 @@
+"""The `flujo` command line and what the README promises."""

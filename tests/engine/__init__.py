@@ -1,0 +1,1 @@
+"""Engine layer: the runner, agents, cassettes, telemetry, the fake model server."""

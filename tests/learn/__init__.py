@@ -1,0 +1,1 @@
+"""Learning loop: opportunities, the Prompt Guard, suggestions."""

@@ -1,0 +1,168 @@
+"""OTLP/HTTP ingest: the real OpenTelemetry exporters send a run's spans and metrics to
+an aiohttp server whose routes come from `make_otlp_routes`; the spans land in the
+installation's run store, where the learning loop reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from flujo.engine.agents import OpenAIModels
+from flujo.engine.fake_openai import FakeOpenAI
+from flujo.engine.otlp_ingest import IngestError, ingest_traces, make_otlp_routes
+from flujo.engine.runner import Runner
+from flujo.engine.store import RunStore
+from flujo.engine.telemetry import OTelExport
+from flujo.learn.telemetry_view import load_view
+from flujo.spec.model import Pipeline
+from tests.support.specs import spec
+
+TOKEN = "install-42-secret"
+PIPELINE = spec(
+    """
+    name: remote
+    agents:
+      tagger: {model: "openai:gpt-4o-mini", max_tokens: 20}
+    steps:
+      - name: tag
+        uses: agents.tagger
+      - name: shout
+        uses: template_render
+        with: {template: "{{ input | upper }}"}
+    """
+)
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, RunStore]]:
+    store = RunStore(tmp_path / "installation.db")
+    app = web.Application()
+    app.add_routes(make_otlp_routes(lambda token: store if token == TOKEN else None))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", store
+    await runner.cleanup()
+    store.close()
+
+
+async def test_the_real_otlp_exporters_feed_the_run_store(
+    endpoint: tuple[str, RunStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, store = endpoint
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer%20{TOKEN}")
+    pipeline = Pipeline.from_yaml(PIPELINE)
+    export = OTelExport.from_environment()
+    assert export.enabled
+    async with FakeOpenAI() as server:
+        models = OpenAIModels(base_url=server.base_url)
+        try:
+            runner = Runner(pipeline, models=models, export=export)
+            results = [await runner.run(f"ticket {i}") for i in range(3)]
+        finally:
+            await models.close()
+            await asyncio.to_thread(export.shutdown)
+    assert all(r.success for r in results)
+
+    runs = {r["run_id"]: r for r in store.list_runs(10)}
+    assert set(runs) == {r.run_id for r in results}
+    for result in results:
+        row = runs[result.run_id]
+        assert row["status"] == "succeeded" and row["pipeline"] == "remote"
+        assert row["spec_sha256"] == pipeline.spec_sha256
+        assert row["total_cost_usd"] == pytest.approx(result.total_cost_usd)
+        assert row["total_tokens"] == result.total_tokens
+        spans = {s["name"]: s for s in store.spans(result.run_id)}
+        assert set(spans) == {"flujo.run remote", "tag", "shout"}
+        assert spans["tag"]["yaml_path"] == "steps[0]" and spans["tag"]["model"]
+        assert spans["tag"]["parent_id"] == spans["flujo.run remote"]["span_id"]
+
+    view = load_view(store, pipeline)
+    assert view.runs == 3 and view.steps["tag"].runs == 3
+    assert view.steps["tag"].cost_usd == pytest.approx(sum(r.total_cost_usd or 0 for r in results))
+
+
+async def test_a_missing_or_unknown_token_is_refused(endpoint: tuple[str, RunStore]) -> None:
+    url, store = endpoint
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
+            async with http.post(f"{url}/v1/traces", data=b"", headers=headers) as response:
+                assert response.status == 401
+    assert store.list_runs() == []
+
+
+async def test_bad_bodies_get_clear_errors(endpoint: tuple[str, RunStore]) -> None:
+    url, _ = endpoint
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        xml = auth | {"Content-Type": "text/xml"}
+        async with http.post(f"{url}/v1/traces", data=b"<x/>", headers=xml) as response:
+            assert response.status == 415
+            assert "unsupported content type" in (await response.json())["message"]
+        proto = auth | {"Content-Type": "application/x-protobuf"}
+        async with http.post(f"{url}/v1/metrics", data=b"\xff\xff", headers=proto) as response:
+            assert response.status == 400
+
+
+def otlp_json(spans: list[dict[str, object]]) -> bytes:
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+
+
+def span(name: str, span_id: str, attrs: dict[str, object], parent: str = "") -> dict[str, object]:
+    kv = [
+        {"key": k, "value": {"intValue": v} if isinstance(v, int) else {"stringValue": v}}
+        for k, v in attrs.items()
+    ]
+    return {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "parentSpanId": parent,
+        "name": name,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000001500000000",
+        "status": {"code": 2, "message": "step 'fetch' failed: boom"}
+        if not parent
+        else {"code": 1},
+        "attributes": kv,
+    }
+
+
+def test_otlp_json_with_hex_ids_keeps_flujo_spans_only(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "s.db")
+    base = {"flujo.run.id": "run-json-1", "flujo.yaml.spec_sha256": "abc"}
+    body = otlp_json(
+        [
+            span("flujo.run fetcher", "eee19b7ec3c1b174", base | {"flujo.yaml.line": 1}),
+            span(
+                "fetch",
+                "eee19b7ec3c1b175",
+                base | {"flujo.yaml.path": "steps[0]", "flujo.step.name": "fetch"},
+                parent="eee19b7ec3c1b174",
+            ),
+            span("GET /health", "eee19b7ec3c1b176", {"http.method": "GET"}),
+        ]
+    )
+    result = ingest_traces(store, body, "application/json; charset=utf-8")
+    assert (result.accepted, result.ignored, result.runs) == (2, 1, 1)
+    (run,) = store.list_runs()
+    assert run["run_id"] == "run-json-1" and run["status"] == "failed"
+    assert run["pipeline"] == "fetcher" and run["latency_s"] == pytest.approx(1.5)
+    assert run["error"] == "step 'fetch' failed: boom"
+    fetch = next(s for s in store.spans("run-json-1") if s["name"] == "fetch")
+    assert fetch["span_id"] == "6ee19b7ec3c1b175"  # 63 bits kept, as the store's own ids
+    assert fetch["yaml_path"] == "steps[0]"
+    # the same export again changes nothing
+    ingest_traces(store, body, "application/json")
+    assert len(store.list_runs()) == 1 and len(store.spans("run-json-1")) == 2
+    with pytest.raises(IngestError, match="not a valid OTLP application/json"):
+        ingest_traces(store, b"[1, 2", "application/json")
+    store.close()

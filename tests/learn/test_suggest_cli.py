@@ -1,0 +1,151 @@
+"""`flujo suggest`, `flujo telemetry import` and the suggestions at the end of `flujo demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flujo.cli import cli
+from flujo.engine.store import RunStore
+from flujo.spec.model import Pipeline
+from tests.support.learn import PLANTED, SEEDS, record
+from tests.support.specs import ROOT
+
+SPEC = str(SEEDS / "cheaper_model.yaml")
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    path = tmp_path / "runs.db"
+    db = RunStore(path)
+    for name in ("cheaper_model", "timeouts"):
+        record(db, Pipeline.from_yaml(SEEDS / f"{name}.yaml"), PLANTED[name][0])
+    db.close()
+    return str(path)
+
+
+def test_suggest_prints_ranked_verified_suggestions(store: str) -> None:
+    code, out, _ = invoke("suggest", SPEC, "--store", store)
+    assert code == 0
+    assert "40 runs (1 spec version, ~" in out
+    assert "1. Saves ~$0.00" in out and "/month) with medium risk to quality" in out
+    assert "cheaper_model at agents.labeler.model (line 6)" in out
+    assert "Verified: validates; 1/1 embedded tests pass (mock)" in out
+    assert '"value": "openai:gpt-4o-mini"' in out
+    assert "-    model: openai:gpt-4o\n" in out.replace("       -", "-")
+
+
+def test_suggest_json_is_the_documented_format(store: str) -> None:
+    timeouts = str(SEEDS / "timeouts.yaml")
+    code, out, _ = invoke("suggest", timeouts, "--store", store, "--json", "--limit", "1")
+    assert code == 0
+    report = json.loads(out)
+    assert report["schema_version"] == 1 and report["agent"] == "offline"
+    assert report["telemetry"]["runs"] == 40 and report["opportunities"] == 2
+    (item,) = report["suggestions"]  # --limit 1 keeps the best of two
+    assert item["kind"] == "frequent_timeouts" and item["risk"] == "low"
+    assert set(item) >= {
+        "id",
+        "headline",
+        "why",
+        "evidence",
+        "savings",
+        "quality",
+        "confidence",
+        "score",
+        "patch",
+        "diff",
+        "verification",
+    }
+    assert item["patch"] == [{"op": "replace", "path": "/steps/0/config/timeout_s", "value": 10}]
+    assert report["guard"] == {"accepted": 2, "rejected": {}}
+
+
+def test_suggest_without_telemetry_says_how_to_get_some(tmp_path: Path, store: str) -> None:
+    code, out, _ = invoke("suggest", SPEC, "--store", str(tmp_path / "none.db"))
+    assert code == 0 and "nothing to learn from yet" in out and "flujo demo" in out
+    assert not (tmp_path / "none.db").exists()
+    clean = str(SEEDS / "clean.yaml")
+    code, out, _ = invoke("suggest", clean, "--store", store)
+    assert code == 0 and "nothing to learn from yet" in out
+    code, out, _ = invoke("suggest", SPEC, "--store", store, "--since", "30m", "--json")
+    assert code == 0 and json.loads(out)["telemetry"]["runs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--since", "soon"), "is not a duration"),
+        (("--agent", "claude"), "unknown agent 'claude'"),
+        (("--limit", "0"), "0 is not in the range"),
+    ],
+)
+def test_suggest_usage_errors_exit_2(store: str, args: tuple[str, ...], message: str) -> None:
+    code, _, err = invoke("suggest", SPEC, "--store", store, *args)
+    assert code == 2 and message in err
+
+
+def test_suggest_on_a_broken_spec_points_to_the_line(tmp_path: Path, store: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: '1'\nsteps:\n  - name: a\n    kind: nope\n")
+    code, _, err = invoke("suggest", str(bad), "--store", store)
+    assert code == 2 and "bad.yaml:4:" in err and "unknown step kind 'nope'" in err
+    code, _, err = invoke("suggest", str(tmp_path / "missing.yaml"), "--store", store)
+    assert code == 2 and "no such file" in err
+
+
+def test_openai_agent_without_a_server_is_a_clear_usage_error(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    code, _, err = invoke("suggest", SPEC, "--store", store, "--agent", "openai:gpt-4.1")
+    assert code == 2 and "needs OPENAI_API_KEY" in err and "--agent offline" in err
+
+
+def test_telemetry_import_merges_a_store_once(tmp_path: Path, store: str) -> None:
+    local = str(tmp_path / "local.db")
+    code, out, _ = invoke("telemetry", "import", store, "--store", local)
+    assert code == 0 and "Imported 80 runs and" in out
+    code, out, _ = invoke("telemetry", "import", store, "--store", local)
+    assert code == 0 and "Imported 0 runs and 0 spans" in out and "(80 already present)" in out
+    code, out, _ = invoke("suggest", SPEC, "--store", local, "--json")
+    assert [s["kind"] for s in json.loads(out)["suggestions"]] == ["cheaper_model"]
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not telemetry")
+    code, _, err = invoke("telemetry", "import", str(junk), "--store", local)
+    assert code == 2 and "not a Flujo run store (SQLite) nor an OTLP/JSON trace export" in err
+
+
+def test_the_demo_ends_with_the_planted_suggestion(tmp_path: Path) -> None:
+    store = tmp_path / "demo.db"
+    code, out, err = invoke(
+        "demo", "--examples", str(ROOT / "examples"), "--repeat", "1", "--store", str(store)
+    )
+    assert code == 0, out + err
+    assert "What the runs suggest" in out
+    triage = out[out.index("examples/support_triage.yaml: 12 runs") :]
+    assert "1. Saves ~$" in triage and "cheaper_model at agents.classifier.model" in triage
+    assert "+    model: openai:gpt-4o-mini" in triage
+
+
+def test_an_unreachable_model_server_is_a_clear_usage_error(store: str) -> None:
+    code, _, err = invoke(
+        "suggest",
+        SPEC,
+        "--store",
+        store,
+        "--agent",
+        "openai:gpt-4.1",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
+    assert code == 2 and "the model server failed: Connection error" in err

@@ -1,0 +1,134 @@
+"""`flujo migrate`: 0.x blueprints rewritten in the current format, loading to the same
+model, with everything that did not change kept as written."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flujo.cli import cli
+from flujo.spec.legacy.migrate import migrate
+from tests.support.legacy import load
+
+BLUEPRINTS = ["support.yaml", "control.yaml", "sub/cleanup.yaml"]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["migrate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("name", BLUEPRINTS)
+def test_the_migrated_file_is_current_format_and_loads_to_the_same_model(
+    name: str, copy: Path
+) -> None:
+    path = copy / name
+    before = load(path)
+    migration = migrate(path)
+    assert migration.changed
+    path.write_text(migration.text, encoding="utf-8")
+    after = load(path)
+    assert after.source is not None and not after.source.legacy
+    assert after == before
+    assert {a: p == before.imported[a] for a, p in after.imported.items()} == {
+        a: True for a in before.imported
+    }
+    assert not migrate(path).changed  # migrating twice changes nothing
+
+
+@pytest.mark.parametrize("name", BLUEPRINTS)
+def test_comments_and_untouched_lines_are_kept(name: str, copy: Path) -> None:
+    path = copy / name
+    original = path.read_text(encoding="utf-8").splitlines()
+    migrated = migrate(path).text.splitlines()
+    for line in original:
+        if line.lstrip().startswith("#"):
+            assert line in migrated, line
+    # lines outside the converted constructs survive byte for byte, in order
+    matcher = difflib.SequenceMatcher(None, original, migrated, autojunk=False)
+    assert sum(block.size for block in matcher.get_matching_blocks()) >= len(original) // 2
+
+
+def test_the_diff_shows_only_what_changes(copy: Path) -> None:
+    diff = migrate(copy / "control.yaml").diff()
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and line[1:2] != "-"]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+"]
+    assert "    sink_to: approval" in removed
+    assert "    loop:" in removed and "    body:" in added
+    assert "    kind: StateMachine" in removed and "    kind: state_machine" in added
+    assert '    message: "Publish {{ input.title }}?"' not in removed  # untouched
+
+
+def test_cli_prints_a_diff_by_default_and_changes_nothing(copy: Path) -> None:
+    before = (copy / "support.yaml").read_text(encoding="utf-8")
+    code, out, err = invoke(str(copy / "support.yaml"))
+    assert code == 0
+    assert out.startswith("--- a/") and '+version: "1"' in out
+    assert "warning: `updates_context` has no effect" in err
+    assert (copy / "support.yaml").read_text(encoding="utf-8") == before
+
+
+def test_cli_check_exits_1_when_a_file_would_change(copy: Path) -> None:
+    code, out, err = invoke("--check", str(copy / "control.yaml"))
+    assert (code, out) == (1, "")
+    assert "control.yaml: would be migrated" in err
+    code, _, err = invoke("--check", str(Path("examples/support_triage.yaml")))
+    assert code == 0 and "already in the current format" in err
+
+
+def test_cli_in_place_rewrites_files_that_then_validate(copy: Path) -> None:
+    files = [str(copy / name) for name in BLUEPRINTS]
+    code, _, err = invoke("--in-place", *files)
+    assert code == 0, err
+    assert err.count(": migrated") == 3
+    assert invoke("--check", *files)[0] == 0
+    result = CliRunner().invoke(cli, ["validate", "--strict", *files])
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_crlf_files_keep_their_line_endings(copy: Path) -> None:
+    path = copy / "sub" / "cleanup.yaml"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert invoke("--in-place", str(path))[0] == 0
+    data = path.read_bytes()
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_cli_refuses_files_with_errors_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - name: x\n    kind: cache\n", encoding="utf-8")
+    code, out, err = invoke(str(bad), str(tmp_path / "nope.yaml"))
+    assert code == 2 and out == ""
+    assert "bad.yaml:3:5: error: step kind 'cache' is not supported" in err
+    assert "not migrated" in err and "no such file" in err
+    assert invoke(str(bad))[0] == 1
+
+
+def test_yaml_11_on_keys_become_on_and_boolean_branch_keys_stay(tmp_path: Path) -> None:
+    path = tmp_path / "sm.yaml"
+    path.write_text(
+        "steps:\n"
+        "  - name: sm\n"
+        "    kind: StateMachine\n"
+        "    start_state: a\n"
+        "    states: {a: [{name: x}]}\n"
+        "    transitions:\n"
+        "      - {from: a, true: success, to: a, when: 'False'}  # as a YAML 1.1 tool wrote it\n"
+        "  - name: pick\n"
+        "    kind: conditional\n"
+        "    condition_expression: 'True'\n"
+        "    branches:\n"
+        "      true: [{name: y}]\n",
+        encoding="utf-8",
+    )
+    before = load(path)
+    text = migrate(path).text
+    [rule] = [line for line in text.splitlines() if "from: a" in line]
+    assert rule.startswith("      - {from: a, on: success, to: a, when: 'False'}")
+    assert rule.endswith("# as a YAML 1.1 tool wrote it")
+    assert "      true:\n" in text
+    path.write_text(text, encoding="utf-8")
+    assert load(path) == before

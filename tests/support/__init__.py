@@ -1,0 +1,1 @@
+"""Test helpers, imported by tests (never from conftest): specs, skills, payloads, fakes."""

@@ -1,0 +1,76 @@
+"""A bot served on loopback against the fake GitHub: the `world` fixture of end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from flujo.bot.app import Bot, create_app
+from flujo.bot.settings import BotSettings
+from tests.support.bot import GOOD
+from tests.support.fakegithub.server import FakeGitHub
+
+REPO = "acme/flows"
+SPEC = "flujo/greeter.yml"
+BROKEN = GOOD.replace("uses: template_render", "uses: template_rendr")
+NAMES = ("flujo/validate", "flujo/test", "flujo/policy")
+
+
+@dataclass
+class World:
+    fake: FakeGitHub
+    settings: BotSettings
+    sleeps: list[float]
+    bot: Bot | None = None
+    server: TestServer | None = None
+
+    async def start(self, bot: Bot | None = None) -> Bot:
+        self.bot = bot or Bot(self.settings, sleep=self.sleep)
+        self.server = TestServer(create_app(self.settings, self.bot))
+        await self.server.start_server()
+        return self.bot
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    async def deliver(self, event: str, name: str, **adjust: Any) -> int:
+        assert self.server is not None
+        payload = self.fake.webhook(event, name, repo=REPO, **adjust)
+        status, _ = await self.fake.deliver(str(self.server.make_url("/webhooks")), event, payload)
+        return status
+
+    async def settle(self) -> None:
+        assert self.bot is not None
+        await asyncio.wait_for(self.bot.drain(), 30)
+
+    def conclusions(self, sha: str) -> dict[str, str | None]:
+        return {n: self.fake.check_run(REPO, sha, n).conclusion for n in NAMES}
+
+
+@pytest.fixture
+async def world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]:
+    fake_github.add_installation(42, "acme")
+    settings = BotSettings(
+        webhook_secret=fake_github.webhook_secret,
+        app_id=str(fake_github.app_id),
+        private_key=fake_github.private_key_pem,
+        github_url=fake_github.base_url,
+        db=tmp_path / "bot.db",
+        retry_base_s=0.01,
+        max_attempts=3,
+        suggest_delay_s=0,
+    )
+    world = World(fake_github, settings, [])
+    yield world
+    await world.stop()

@@ -1,0 +1,217 @@
+"""Synthetic telemetry for the learning-loop tests: runs and spans written straight into
+a RunStore, shaped like the runner's (one span per attempt, flujo.* attributes)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flujo.engine import telemetry as tm
+from flujo.engine.store import RunStore
+from flujo.engine.telemetry import SpanRecord
+from flujo.spec.model import Pipeline
+
+SEEDS = Path(__file__).resolve().parents[1] / "learn_seeds"
+
+
+@dataclass
+class Profile:
+    """How one step behaves over the synthetic runs."""
+
+    latency_s: float = 0.5
+    cost_usd: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+    fail_every: int = 0
+    """Every Nth run, the first attempt fails with `error` (0: never)."""
+    error: str = "validator failed: non_empty: the output is empty"
+    fail_for_good_every: int = 0
+    """Every Nth run, every attempt fails and the run fails at this step."""
+    attempts: int = 2
+
+
+@dataclass
+class Telemetry:
+    runs: int = 40
+    every_s: float = 3600.0
+    """Seconds between run starts."""
+    usage_limit_every: int = 0
+    usage_limit: str = "total_tokens"
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+
+def record(
+    store: RunStore,
+    pipeline: Pipeline,
+    telemetry: Telemetry,
+    *,
+    end: float | None = None,
+    seed: int = 7,
+) -> None:
+    """Write `telemetry.runs` runs of `pipeline` ending at `end` (default: now)."""
+    rng = random.Random(seed)
+    end = end if end is not None else time.time()
+    sha, name = pipeline.spec_sha256, pipeline.name
+    text = pipeline.source.text if pipeline.source else pipeline.to_yaml()
+    store.execute(
+        "INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?, ?)",
+        [(sha, pipeline.file, name, text, end - telemetry.runs * telemetry.every_s)],
+    )
+    paths = {step.name: path for path, step in pipeline.walk()}
+    for i in range(telemetry.runs):
+        started = end - (telemetry.runs - i) * telemetry.every_s
+        run_id = f"{int(started * 1000):012x}{seed:04x}{i:06x}"
+        spans: list[SpanRecord] = []
+        clock = int(started * 1e9)
+        failed_at: str | None = None
+        cost = 0.0
+        for step_name, profile in telemetry.profiles.items():
+            attempts = 1
+            if profile.fail_for_good_every and i % profile.fail_for_good_every == 0:
+                attempts = profile.attempts
+            elif profile.fail_every and i % profile.fail_every == 0:
+                attempts = 2
+            for attempt in range(1, attempts + 1):
+                last = attempt == attempts
+                ok = last and not (
+                    profile.fail_for_good_every and i % profile.fail_for_good_every == 0
+                )
+                duration = profile.latency_s * rng.uniform(0.8, 1.2)
+                attributes = {
+                    tm.RUN_ID: run_id,
+                    tm.SPEC_SHA: sha,
+                    tm.YAML_PATH: paths[step_name],
+                    tm.STEP_NAME: step_name,
+                    tm.STEP_KIND: "step",
+                    tm.ATTEMPT: attempt,
+                }
+                if profile.model:
+                    attributes[tm.GEN_AI_MODEL] = profile.model
+                    attributes[tm.COST] = profile.cost_usd
+                    cost += profile.cost_usd
+                if profile.output_tokens is not None:
+                    attributes[tm.GEN_AI_OUTPUT_TOKENS] = profile.output_tokens
+                    attributes[tm.GEN_AI_INPUT_TOKENS] = profile.input_tokens or 100
+                span = SpanRecord(rng.getrandbits(62) + 1, None, step_name, clock, attributes)
+                span.end_ns = clock + int(duration * 1e9)
+                span.status = "OK" if ok else "ERROR"
+                span.status_message = None if ok else profile.error
+                clock = span.end_ns
+                spans.append(span)
+            if not ok:
+                failed_at = step_name
+                break
+        limit_hit = telemetry.usage_limit_every and i % telemetry.usage_limit_every == 0
+        error = None
+        if limit_hit:
+            error = f"usage limit {telemetry.usage_limit} = 1 crossed at step 'x' (reached 2)"
+        elif failed_at:
+            error = f"step '{failed_at}' failed"
+        store.execute(
+            "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
+            " ended_at, latency_s, total_cost_usd, total_tokens, error) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    sha,
+                    pipeline.file,
+                    name,
+                    "failed" if error else "succeeded",
+                    started,
+                    clock / 1e9,
+                    clock / 1e9 - started,
+                    cost,
+                    0,
+                    error,
+                )
+            ],
+        )
+        store.write_spans(run_id, spans)
+
+
+TIMEOUT = "timed out after 5s"
+CONNECTION = "APIConnectionError: Connection error."
+
+# seed file -> (synthetic telemetry, the opportunities planted in it)
+PLANTED: dict[str, tuple[Telemetry, set[tuple[str, str]]]] = {
+    "cheaper_model": (
+        Telemetry(
+            profiles={
+                "label": Profile(0.4, 0.0003, 80, 6, "gpt-4o"),
+                "respond": Profile(2.0, 0.006, 200, 600, "gpt-4o"),
+            }
+        ),
+        {("cheaper_model", "agents.labeler.model")},
+    ),
+    "flaky_validator": (
+        Telemetry(profiles={"extract": Profile(0.5, 0.0002, 90, 12, "gpt-4o-mini", fail_every=5)}),
+        {("flaky_validator", "steps[0]")},
+    ),
+    "timeouts": (
+        Telemetry(
+            profiles={
+                "draft": Profile(3.0, 0.0004, 90, 200, "gpt-4o-mini", 5, TIMEOUT),
+                "check": Profile(1.0, 0.0001, 90, 200, "gpt-4o-mini"),
+            }
+        ),
+        {("frequent_timeouts", "steps[0]"), ("loose_timeout", "steps[1]")},
+    ),
+    "parallel": (
+        Telemetry(
+            profiles={
+                "sentiment": Profile(0.8, 0.0002, 50, 300, "gpt-4o-mini"),
+                "language": Profile(0.6, 0.0002, 50, 300, "gpt-4o-mini"),
+                "report": Profile(0.001),
+            }
+        ),
+        {("parallelizable", "steps[0]")},
+    ),
+    "unused": (
+        Telemetry(
+            profiles={
+                "keywords": Profile(0.7, 0.001, 50, 300, "gpt-4o-mini"),
+                "answer": Profile(1.5, 0.002, 50, 300, "gpt-4o-mini"),
+            }
+        ),
+        {("unused_output", "steps[0]")},
+    ),
+    "usage_limit": (
+        Telemetry(
+            usage_limit_every=5,
+            profiles={"write": Profile(1.0, 0.0005, 100, 500, "gpt-4o-mini")},
+        ),
+        {("usage_limit_hits", "usage_limits.total_tokens")},
+    ),
+    "expensive": (
+        Telemetry(
+            profiles={
+                "clean": Profile(0.001),
+                "summarise": Profile(2.0, 0.002, 800, 300, "gpt-4.1-mini"),
+            }
+        ),
+        {("expensive_step", "steps[1]")},
+    ),
+    "retries": (
+        Telemetry(
+            profiles={
+                "fetch": Profile(
+                    0.3, 0.0001, 20, 200, "gpt-4o-mini", 4, CONNECTION, fail_for_good_every=10
+                )
+            }
+        ),
+        {("frequent_retries", "steps[0]")},
+    ),
+    "clean": (
+        Telemetry(
+            profiles={
+                "retrieve": Profile(0.001),
+                "answer": Profile(2.0, 0.0003, 100, 300, "gpt-4o-mini"),
+            }
+        ),
+        set(),
+    ),
+}

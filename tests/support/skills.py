@@ -1,0 +1,34 @@
+"""Skills the engine tests allow-list (`tests.support.skills:*`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+calls: Counter[str] = Counter()
+
+
+def flaky(value: Any, fail_times: int = 2, key: str = "flaky") -> Any:
+    """Fails the first `fail_times` calls (per key), then returns its input."""
+    calls[key] += 1
+    if calls[key] <= fail_times:
+        raise ConnectionError(f"flaky failure {calls[key]}")
+    return value
+
+
+def boom(value: Any) -> Any:
+    raise ValueError("this step always fails")
+
+
+async def slow(value: Any, seconds: float = 1.0) -> Any:
+    await asyncio.sleep(seconds)
+    return value
+
+
+def shout(value: Any) -> str:
+    return str(value).upper()
+
+
+def too_long(value: Any) -> str:
+    return "x" * 50

@@ -1,0 +1,1 @@
+"""Templates: PR bodies, check summaries, pages."""
