@@ -1,12 +1,15 @@
 """`POST /webhooks`: verify, store, acknowledge. Nothing else happens on this path.
 
-The signature is checked before anything is read from the body; the body is stored as
-it came and parsed by a worker (see `worker.py`), so the acknowledgement costs one
-HMAC and a share of one grouped commit.
+The signature header is checked before the body is read; the body is then read in
+chunks straight into the HMAC, by at most `max_readers` requests at a time and within
+`read_timeout_s`, so unauthenticated clients can hold neither memory nor connections.
+It is stored as it came and parsed by a worker (see `worker.py`), so the acknowledgement
+costs one HMAC and a share of one grouped commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -26,6 +29,9 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 _SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _EVENT = re.compile(r"[a-z_]{1,64}")
+MAX_READERS = 8  # bodies read at once: memory stays under MAX_READERS x the body limit
+READ_TIMEOUT_S = 10.0  # a whole body, however slowly it arrives
+SLOT_WAIT_S = 5.0  # how long a request waits for a free reader before a 503
 
 
 def signature_of(body: bytes, secret: str) -> str:
@@ -51,6 +57,9 @@ class WebhookHandler:
         *,
         on_enqueued: Callable[[], None] | None = None,
         max_body: int = MAX_BODY_BYTES,
+        max_readers: int = MAX_READERS,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        slot_wait_s: float = SLOT_WAIT_S,
     ) -> None:
         if not secret:
             raise ValueError("a webhook secret is required")
@@ -58,6 +67,9 @@ class WebhookHandler:
         self._queue = queue
         self._notify = on_enqueued
         self._max_body = max_body
+        self._readers = asyncio.Semaphore(max_readers)
+        self._read_timeout_s = read_timeout_s
+        self._slot_wait_s = slot_wait_s
 
     async def handle(self, request: web.Request) -> web.Response:
         headers = request.headers
@@ -69,11 +81,20 @@ class WebhookHandler:
         if request.content_length is not None and request.content_length > self._max_body:
             return _refuse(413, f"body larger than {self._max_body} bytes", request)
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+            async with asyncio.timeout(self._slot_wait_s):
+                await self._readers.acquire()
+        except TimeoutError:
+            return _refuse(503, "too many deliveries are being read; try again", request)
+        try:
+            async with asyncio.timeout(self._read_timeout_s):
+                body, digest = await self._read(request)
+        except TimeoutError:
+            return _refuse(408, f"body not received within {self._read_timeout_s:g} s", request)
+        except _TooLarge:
             return _refuse(413, f"body larger than {self._max_body} bytes", request)
-        expected = "sha256=" + hmac.new(self._key, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        finally:
+            self._readers.release()
+        if not hmac.compare_digest("sha256=" + digest, signature):
             return _refuse(401, "signature does not match the body", request)
         event = headers.get("X-GitHub-Event", "")
         delivery_id = headers.get("X-GitHub-Delivery", "")
@@ -97,3 +118,18 @@ class WebhookHandler:
         return web.json_response(
             {"delivery": delivery_id, "queued": stored}, status=202 if stored else 200
         )
+
+    async def _read(self, request: web.Request) -> tuple[bytes, str]:
+        """The body and its HMAC, read chunk by chunk; raises `_TooLarge` past the limit."""
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            if len(body) + len(chunk) > self._max_body:
+                raise _TooLarge
+            mac.update(chunk)
+            body += chunk
+        return bytes(body), mac.hexdigest()
+
+
+class _TooLarge(Exception):
+    """A body went over the limit while it was read."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from pathlib import Path
@@ -110,3 +111,86 @@ def test_the_server_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
 def test_secrets_do_not_show_in_settings_reprs() -> None:
     settings = BotSettings(webhook_secret="s3cr3t-value", private_key="-----BEGIN KEY")
     assert "s3cr3t-value" not in repr(settings) and "BEGIN" not in repr(settings)
+
+
+async def _stall(
+    port: int, length: int = 1000
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a signed-looking POST that announces `length` bytes and sends one."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            "POST /webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: sha256={'0' * 64}\r\nContent-Length: {length}\r\n\r\n{{"
+        ).encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def _handler_app(tmp_path: Path, **limits: float) -> TestServer:
+    from aiohttp import web
+
+    from flujo.bot.sqlite_queue import SQLiteQueue
+    from flujo.bot.webhook import WebhookHandler
+
+    queue = SQLiteQueue(tmp_path / "q.db")
+    handler = WebhookHandler(SECRET, queue, **limits)  # type: ignore[arg-type]
+    app = web.Application()
+    app.router.add_post("/webhooks", handler.handle)
+    server = TestServer(app)
+    await server.start_server()
+    return server
+
+
+async def test_a_stalled_upload_is_dropped_after_the_read_timeout(tmp_path: Path) -> None:
+    server = await _handler_app(tmp_path, read_timeout_s=0.3)
+    try:
+        reader, writer = await _stall(server.port or 0)
+        async with TestClient(server) as client:  # others are served meanwhile
+            headers, body = signed("push", real_payload("push"), delivery="after-stall")
+            assert (await client.post("/webhooks", data=body, headers=headers)).status == 202
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        assert status_line.split()[1] == b"408"
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_unauthenticated_bodies_are_read_a_few_at_a_time(tmp_path: Path) -> None:
+    # Two slow uploads hold both readers; a third waits briefly and gets a 503 instead of
+    # being buffered: memory stays bounded by readers x body limit, whoever connects.
+    server = await _handler_app(tmp_path, max_readers=2, slot_wait_s=0.2, read_timeout_s=5)
+    try:
+        stalled = [(await _stall(server.port or 0))[1] for _ in range(2)]
+        await asyncio.sleep(0.1)
+        async with TestClient(server) as client:
+            headers, body = signed("push", real_payload("push"), delivery="third")
+            third = await client.post("/webhooks", data=body, headers=headers)
+            assert third.status == 503
+            for writer in stalled:
+                writer.close()
+            await asyncio.sleep(0.1)
+            again = await client.post("/webhooks", data=body, headers=headers)
+            assert again.status == 202
+    finally:
+        await server.close()
+
+
+async def test_a_body_without_a_length_is_cut_at_the_limit(tmp_path: Path) -> None:
+    server = await _handler_app(tmp_path)
+    try:
+        from flujo.bot.webhook import WebhookHandler
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(40):
+                yield b"x" * (1024 * 1024)
+
+        handler_limit = WebhookHandler.__init__.__kwdefaults__["max_body"]  # type: ignore[index]
+        assert handler_limit < 40 * 1024 * 1024
+        async with TestClient(server) as client:
+            headers, _ = signed("push", real_payload("push"), delivery="big")
+            response = await client.post("/webhooks", data=chunks(), headers=headers)
+            assert response.status == 413
+    finally:
+        await server.close()

@@ -1,0 +1,189 @@
+"""The child side of isolation: confine this process, then run one task on untrusted content.
+
+Imported by the fork server before any task (so a task starts warm). `child_main` first
+applies the limits (address space, CPU, open files, file size, no core dumps), a clean
+environment, the scratch folder as working directory and HOME, and an audit hook that
+refuses network connections, new processes, native libraries and writes outside the
+scratch folder; only then does the task read the repository's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+# Imported here, in the fork server, so that no child imports them again (each would
+# cost a child hundreds of milliseconds: several are imported lazily by their users).
+import flujo.bot.evaluate
+import flujo.bot.snapshot
+import flujo.engine.embedded_tests
+import flujo.engine.session
+import flujo.spec.lint
+import flujo.spec.load  # noqa: F401
+from flujo.bot.isolation import EXIT_FAILED, EXIT_MEMORY, SAFE_ENVIRONMENT, Confinement
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+REFUSED_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.cdata",
+        "socket.bind",
+    }
+)
+PATH_EVENTS = frozenset(
+    {
+        "os.remove",
+        "os.rename",
+        "os.rmdir",
+        "os.mkdir",
+        "os.chmod",
+        "os.chown",
+        "os.symlink",
+        "os.link",
+        "os.truncate",
+        "os.utime",
+        "shutil.rmtree",
+    }
+)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class Refused(PermissionError):
+    """An isolated task tried something it may never do."""
+
+
+def child_main(
+    task: str, payload: dict[str, Any], confinement: Confinement, send: Connection
+) -> None:
+    """Confine this process, run `task` on `payload`, send the JSON result, exit."""
+    try:
+        confine(confinement)
+        result = TASKS[task](payload)
+        send.send_bytes(json.dumps(result, separators=(",", ":")).encode("utf-8"))
+    except MemoryError:
+        os._exit(EXIT_MEMORY)
+    except BaseException as exc:  # any failure is the task's answer, never a hang
+        try:
+            send.send_bytes(f"{type(exc).__name__}: {exc}"[:2000].encode("utf-8", "replace"))
+        finally:
+            os._exit(EXIT_FAILED)
+    os._exit(0)
+
+
+def confine(confinement: Confinement) -> None:
+    """Apply the limits, environment and audit hook to this process (irreversibly)."""
+    limits = [
+        (resource.RLIMIT_AS, confinement.memory_bytes, confinement.memory_bytes),
+        (resource.RLIMIT_CPU, confinement.cpu_s, confinement.cpu_s + 5),
+        (resource.RLIMIT_NOFILE, confinement.open_files, confinement.open_files),
+        (resource.RLIMIT_FSIZE, confinement.file_bytes, confinement.file_bytes),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    for kind, soft, hard in limits:
+        resource.setrlimit(kind, (soft, hard))
+    scratch = os.path.realpath(confinement.scratch)
+    os.chdir(scratch)
+    kept = {k: v for k, v in os.environ.items() if k in SAFE_ENVIRONMENT}
+    os.environ.clear()
+    os.environ.update(kept, HOME=scratch, TMPDIR=scratch)
+    import tempfile
+
+    tempfile.tempdir = scratch
+    sys.addaudithook(_guard(scratch, confinement.allowed_hosts))
+
+
+def _guard(scratch: str, hosts: tuple[str, ...]) -> Callable[[str, tuple[Any, ...]], None]:
+    inside = scratch.rstrip("/") + "/"
+
+    def writable(path: Any) -> bool:
+        if isinstance(path, int):
+            return True  # an open descriptor: opening it was checked
+        name = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
+        real = os.path.realpath(name)
+        return real == scratch or real.startswith(inside) or real == os.devnull
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in REFUSED_EVENTS:
+            raise Refused(f"isolated checks may not use {event}")
+        if event == "socket.connect" or event == "socket.sendto":
+            address = args[1]
+            host = address[0] if isinstance(address, tuple) and address else None
+            if host is None or str(host) not in hosts:
+                raise Refused(f"isolated checks may not connect to {address!r}")
+        elif event == "open":
+            path, mode, flags = args
+            wants_write = (mode is not None and any(c in str(mode) for c in "wax+")) or (
+                isinstance(flags, int) and flags & WRITE_FLAGS
+            )
+            if wants_write and not writable(path):
+                raise Refused(f"isolated checks may not write to {path!r}")
+        elif event in PATH_EVENTS:
+            for path in args[:2]:
+                if isinstance(path, (str, bytes, os.PathLike)) and not writable(path):
+                    raise Refused(f"isolated checks may not change {path!r}")
+
+    return hook
+
+
+def _evaluate(payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate, test and judge the specs of a snapshot (`flujo.bot.evaluate`)."""
+    import asyncio
+
+    from flujo.bot.evaluate import Override, evaluate
+    from flujo.bot.report_codec import encode_report
+    from flujo.spec.registry import StepRegistry
+
+    registry = StepRegistry(allow=payload["allow"], entry_points=payload.get("entry_points", True))
+    overrides = {k: Override(**v) for k, v in payload.get("overrides", {}).items()}
+    report = asyncio.run(
+        evaluate(
+            Path(payload["root"]),
+            payload["files"],
+            registry=registry,
+            overrides=overrides,
+            time_limit_s=payload["time_limit_s"],
+        )
+    )
+    return encode_report(report)
+
+
+def _plan(payload: dict[str, Any]) -> dict[str, Any]:
+    """Which files of a commit to fetch, from its `.github/flujo.yml` (already on disk)."""
+    from flujo.bot.evaluate import read_config, wanted_files
+
+    config, _, _ = read_config(Path(payload["root"]), payload["config_files"])
+    return {"wanted": wanted_files(payload["listing"], config), "specs": list(config.specs)}
+
+
+def _references(payload: dict[str, Any]) -> dict[str, Any]:
+    """Repository paths the given spec files read (0.x imports, `from_file` prompts)."""
+    from flujo.bot.snapshot import references
+
+    root = Path(payload["root"])
+    found = {
+        ref for path in payload["paths"] for ref in references((root / path).read_bytes(), path)
+    }
+    return {"references": sorted(found)}
+
+
+TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "evaluate": _evaluate,
+    "plan": _plan,
+    "references": _references,
+}
