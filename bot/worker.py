@@ -143,14 +143,11 @@ class Workers:
     def _admit(self, job: Job) -> None:
         if job.id in self._admitted:
             return  # already in a lane (the queue is being read again after a failure)
-        try:
-            data = json.loads(job.body)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            log.warning("delivery %s is not valid JSON (%s): dead-lettered", job.delivery_id, exc)
+        data = _json_object(job.body)
+        if isinstance(data, str):
+            log.warning("delivery %s is not valid JSON (%s): dead-lettered", job.delivery_id, data)
             task = asyncio.create_task(
-                self._queue.failed(job, f"malformed JSON: {exc}", retry_at=None)
+                self._queue.failed(job, f"malformed JSON: {data}", retry_at=None)
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -236,3 +233,14 @@ class Workers:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _json_object(body: bytes) -> dict[str, Any] | str:
+    """The delivery's JSON object, or why it is not one (never raises)."""
+    try:
+        data = json.loads(body)
+    except RecursionError:  # signed, but nested deeper than any GitHub payload
+        return "nested too deep"
+    except ValueError as exc:
+        return str(exc)
+    return data if isinstance(data, dict) else "not a JSON object"

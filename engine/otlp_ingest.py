@@ -67,6 +67,8 @@ def _decode(message: Any, body: bytes, content_type: str) -> Any:
         else:
             data = json.loads(body)
             json_format.ParseDict(_hex_ids_to_base64(data), message, ignore_unknown_fields=True)
+    except RecursionError:  # a body nested deeper than any OTLP export is
+        raise IngestError(f"the body is not a valid OTLP {media} export: nested too deep") from None
     except (DecodeError, ValueError, json_format.ParseError) as exc:
         raise IngestError(f"the body is not a valid OTLP {media} export: {exc}") from None
     return message

@@ -234,3 +234,18 @@ async def test_a_store_failure_mid_lane_is_survived_and_the_jobs_run_again(
     await workers.stop()
     assert [n for _, n in handler.calls] == [1, 1, 2]  # job 1 again (idempotent), then 2
     assert {j.state for j in queue.list_jobs()} == {"done"}
+
+
+async def test_a_delivery_nested_too_deep_is_dead_lettered_not_stuck(queue: SQLiteQueue) -> None:
+    handler = Recorder()
+    workers = Workers(queue, handler, max_attempts=5, retry_base_s=0.01)
+    deep = b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    await queue.enqueue(Delivery("deep", "push", deep, time.time()))
+    await queue.enqueue(delivery(1))
+    await workers.start()
+    await workers.drain()
+    await asyncio.sleep(0.05)
+    await workers.stop()
+    jobs = {j.delivery_id: j for j in queue.list_jobs()}
+    assert jobs["deep"].state == "dead" and "nested too deep" in (jobs["deep"].last_error or "")
+    assert jobs["d-1"].state == "done"

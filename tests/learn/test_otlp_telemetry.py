@@ -111,6 +111,11 @@ async def test_bad_bodies_get_clear_errors(endpoint: tuple[str, RunStore]) -> No
         proto = auth | {"Content-Type": "application/x-protobuf"}
         async with http.post(f"{url}/v1/metrics", data=b"\xff\xff", headers=proto) as response:
             assert response.status == 400
+        deep = b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        json_type = auth | {"Content-Type": "application/json"}
+        async with http.post(f"{url}/v1/traces", data=deep, headers=json_type) as response:
+            assert response.status == 400
+            assert "nested too deep" in (await response.json())["message"]
 
 
 def otlp_json(spans: list[dict[str, object]]) -> bytes:
