@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flujo.bot.evaluate import Override
+from flujo.bot.commit_report import Override
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS installations (
