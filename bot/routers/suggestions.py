@@ -57,7 +57,7 @@ async def on_closed(event: Event, ctx: BotContext) -> None:
         return
     repo = closed.repo
     proposal = ctx.state.proposal(repo, branch)
-    if proposal is None or proposal["state"] != "open":
+    if proposal is None or proposal.state != "open":
         return  # not one of ours, or already recorded (a redelivery)
     merged = bool(pull.merged)
     actor = closed.actor
