@@ -90,7 +90,7 @@ class Bot:
     def store_for_token(self, token: str) -> RunStore | None:
         """The run store that telemetry sent with this bearer token goes to."""
         owner = self.state.token_owner(token)
-        return self.telemetry.store(owner[1]) if owner is not None else None
+        return self.telemetry.store(owner.repo) if owner is not None else None
 
     def telemetry_arrived(self, token: str, result: IngestResult) -> None:
         """Queue the repository's suggestion cycle (once per interval)."""
@@ -98,8 +98,8 @@ class Bot:
         if owner is None or not result.accepted:
             return
         delivery = suggest_delivery(
-            owner[1],
-            owner[0],
+            owner.repo,
+            owner.installation,
             self.settings.suggest_interval_s,
             time.time(),
             self.settings.suggest_delay_s,
@@ -166,13 +166,12 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 async def _suggestion_page(request: web.Request) -> web.Response:
     """The read-only page of a proposed suggestion (bullets, diagrams, YAML diff)."""
     from flujo.bot.page import render_page
-    from flujo.bot.suggestion_prs import SuggestionView
 
     ident = request.match_info["id"]
     view = request.app[BOT].state.view(ident) if ident.isalnum() else None
     if view is None:
         raise web.HTTPNotFound(text="no such suggestion")
-    page = await asyncio.to_thread(render_page, [SuggestionView(**view)])
+    page = await asyncio.to_thread(render_page, [view])
     return web.Response(text=page, content_type="text/html")
 
 

@@ -9,7 +9,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from flujo.bot.evaluate import CommitReport, Override, evaluate
+from flujo.bot.commit_report import CommitReport, Override
+from flujo.bot.evaluate import evaluate
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
 from flujo.bot.verdicts import CHECK_NAMES, check_outputs

@@ -1,18 +1,19 @@
 """What the checks say about one commit: validate, test and judge every spec in it.
 
-Input is a snapshot of the commit's relevant files on disk; output is one `SpecReport`
-per spec, from which `verdicts.py` builds the three check runs. Nothing here talks to a
-forge. Models are never called: tests replay their cassettes or use their mocks.
+Input is a snapshot of the commit's relevant files on disk; output is a `CommitReport`
+(`commit_report.py`, one `SpecReport` per spec), from which `verdicts.py` builds the
+three check runs. Nothing here talks to a forge. Models are never called: tests replay
+their cassettes or use their mocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from flujo.bot.commit_report import CommitReport, Override, PolicyVerdict, SpecReport
 from flujo.spec.config import RepoConfig, matching
 from flujo.spec.errors import Diagnostic, SpecError
 
@@ -23,63 +24,6 @@ if TYPE_CHECKING:
 
 CONFIG_PATHS = (".github/flujo.yml", ".github/flujo.yaml")
 TEST_TIME_LIMIT_S = 120.0
-Verdict = Literal["passed", "failed", "error", "skipped", "overridden", "unjudged"]
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """A maintainer's approval of a REQUIRE_APPROVAL policy (the PR label)."""
-
-    policy_id: str
-    by: str
-    at: str
-
-
-@dataclass(slots=True)
-class PolicyVerdict:
-    """One policy judged over every test run of its spec."""
-
-    id: str
-    action: str
-    yaml_path: str
-    line: int | None
-    verdict: Verdict
-    explanation: str | None = None
-    tests: list[str] = field(default_factory=list)
-    override: Override | None = None
-    description: str | None = None
-
-    @property
-    def blocks(self) -> bool:
-        return self.verdict in ("failed", "error") and self.action != "WARN"
-
-
-@dataclass(slots=True)
-class SpecReport:
-    path: str
-    name: str | None = None
-    sha256: str | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    tests: list[TestResult] = field(default_factory=list)
-    test_error: str | None = None
-    policies: list[PolicyVerdict] = field(default_factory=list)
-    pipeline: Pipeline | None = None
-
-    @property
-    def valid(self) -> bool:
-        return self.pipeline is not None and not any(
-            d.severity == "error" for d in self.diagnostics
-        )
-
-
-@dataclass(slots=True)
-class CommitReport:
-    """Everything found in one commit."""
-
-    specs: list[SpecReport]
-    config_path: str | None = None
-    config_problems: list[Diagnostic] = field(default_factory=list)
-    patterns: tuple[str, ...] = ()
 
 
 def read_config(root: Path, files: list[str]) -> tuple[RepoConfig, str | None, list[Diagnostic]]:

@@ -1,4 +1,8 @@
-"""What the bot remembers besides its queue: installations and policy overrides."""
+"""What the bot remembers besides its queue: installations and policy overrides.
+
+Readers return frozen records with named fields (`InstallationRecord`, `TokenOwner`,
+`ProposalRecord`), never raw rows.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flujo.bot.evaluate import Override
+from flujo.bot.commit_report import Override
+
+if TYPE_CHECKING:
+    from flujo.bot.suggestion_prs import SuggestionView
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS installations (
@@ -56,6 +64,36 @@ CREATE TABLE IF NOT EXISTS checked (
     PRIMARY KEY (repo, sha, overrides)
 );
 """
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationRecord:
+    """An installation of the App, as the installation events left it."""
+
+    id: int
+    account: str | None
+    suspended: bool
+    repositories: tuple[str, ...]
+
+
+class TokenOwner(NamedTuple):
+    """Whose telemetry a bearer token sends."""
+
+    installation: int
+    repo: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    """A suggestion pull request the bot opened, and what became of it."""
+
+    spec: str
+    suggestion: str
+    patch: list[Any]
+    """The JSON Patch it proposes."""
+    number: int | None
+    state: str
+    """`open`, `merged` or `rejected`."""
 
 
 class BotState:
@@ -126,13 +164,12 @@ class BotState:
 
         await asyncio.to_thread(change)
 
-    def installations(self) -> list[dict[str, Any]]:
+    def installations(self) -> list[InstallationRecord]:
         rows = self._run(
             "SELECT id, account, suspended, repositories FROM installations ORDER BY id"
         )
         return [
-            {"id": r[0], "account": r[1], "suspended": bool(r[2]), "repositories": json.loads(r[3])}
-            for r in rows
+            InstallationRecord(int(r[0]), r[1], bool(r[2]), tuple(json.loads(r[3]))) for r in rows
         ]
 
     # -- commits already checked ---------------------------------------------------------
@@ -162,7 +199,7 @@ class BotState:
         )
         return token
 
-    def token_owner(self, token: str) -> tuple[int, str] | None:
+    def token_owner(self, token: str) -> TokenOwner | None:
         """(installation, repository) of a token, or None."""
         if not token:
             return None
@@ -170,7 +207,7 @@ class BotState:
             "SELECT installation, repo FROM telemetry_tokens WHERE token_sha256 = ?",
             (_digest(token),),
         )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return TokenOwner(int(rows[0][0]), str(rows[0][1])) if rows else None
 
     # -- proposals (suggestion pull requests) --------------------------------------------
 
@@ -198,16 +235,18 @@ class BotState:
             ),
         )
 
-    def view(self, suggestion: str) -> dict[str, Any] | None:
+    def view(self, suggestion: str) -> SuggestionView | None:
         """What the page of a proposed suggestion shows (by suggestion id)."""
+        from flujo.bot.suggestion_prs import SuggestionView
+
         rows = self._run(
             "SELECT view FROM proposals WHERE suggestion = ? AND view IS NOT NULL"
             " ORDER BY updated_at DESC LIMIT 1",
             (suggestion,),
         )
-        return json.loads(rows[0][0]) if rows else None
+        return SuggestionView(**json.loads(rows[0][0])) if rows else None
 
-    def proposal(self, repo: str, branch: str) -> dict[str, Any] | None:
+    def proposal(self, repo: str, branch: str) -> ProposalRecord | None:
         rows = self._run(
             "SELECT spec, suggestion, patch, number, state FROM proposals"
             " WHERE repo = ? AND branch = ?",
@@ -216,13 +255,7 @@ class BotState:
         if not rows:
             return None
         spec, suggestion, patch, number, state = rows[0]
-        return {
-            "spec": spec,
-            "suggestion": suggestion,
-            "patch": json.loads(patch),
-            "number": number,
-            "state": state,
-        }
+        return ProposalRecord(spec, suggestion, json.loads(patch), number, state)
 
     async def close_proposal(self, repo: str, branch: str, state: str) -> None:
         await self._write(

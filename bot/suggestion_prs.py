@@ -24,6 +24,7 @@ from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
 
 if TYPE_CHECKING:
+    from flujo.bot.state import ProposalRecord
     from flujo.engine.store import RunStore
     from flujo.learn.suggest import Suggestion
     from flujo.spec.registry import StepRegistry
@@ -250,7 +251,7 @@ def _fmt(key: str, value: Any) -> str:
 
 async def record_outcome(
     store: RunStore,
-    proposal: dict[str, Any],
+    proposal: ProposalRecord,
     *,
     merged: bool,
     actor: str,
@@ -262,11 +263,9 @@ async def record_outcome(
     from flujo.learn.feedback import record_acceptance, record_rejection
 
     if merged:
-        await asyncio.to_thread(
-            record_acceptance, store, proposal["spec"], proposal["patch"], actor
-        )
+        await asyncio.to_thread(record_acceptance, store, proposal.spec, proposal.patch, actor)
     else:
         reason = comment or "closed without merging"
         await asyncio.to_thread(
-            record_rejection, store, proposal["spec"], proposal["patch"], reason, actor
+            record_rejection, store, proposal.spec, proposal.patch, reason, actor
         )

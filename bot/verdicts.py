@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from flujo.bot.evaluate import CommitReport, PolicyVerdict, SpecReport
+from flujo.bot.commit_report import CommitReport, PolicyVerdict, SpecReport
 from flujo.bot.forge import (
     MAX_SUMMARY_CHARS,
     Action,

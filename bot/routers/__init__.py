@@ -1,7 +1,8 @@
 """Webhook routing: one gidgethub Router per concern, composed once.
 
-Handlers receive the event and a `BotContext`; they decide with pure functions
-(`evaluate.py`, `verdicts.py`) and act only through the context's forge and state.
+Handlers receive the event and a `BotContext`; they parse the event once into its model
+(`events.py`), decide with pure functions (`evaluate.py`, `verdicts.py`) and act only
+through the context's forge and state.
 """
 
 from __future__ import annotations

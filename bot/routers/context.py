@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flujo.bot.commit_check import check_commit, evaluate_commit
+from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.verdicts import soft_blocking
-from flujo.bot.worker import Permanent
 
 if TYPE_CHECKING:
     from flujo.spec.registry import StepRegistry
@@ -35,11 +35,11 @@ class BotContext:
             return None
         return f"{self.public_url.rstrip('/')}/suggestions/{suggestion_id}"
 
-    async def check(self, data: dict[str, Any], sha: str, *, force: bool) -> list[CheckOutput]:
+    async def check(self, event: RepositoryEvent, sha: str, *, force: bool) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless
         `force`: GitHub sends push, pull_request and check_suite for the same commit)."""
-        repo = repository(data)
-        forge = await self.forge_for(installation(data))
+        repo = event.repo
+        forge = await self.forge_for(event.installation_id)
         labels = await forge.override_labels(repo, sha)
         key = ",".join(sorted(labels))
         if not force and await self.state.was_checked(repo, sha, key):
@@ -55,11 +55,11 @@ class BotContext:
         await self.state.mark_checked(repo, sha, key)
         return outputs
 
-    async def approve(self, data: dict[str, Any], sha: str, pulls: list[int], by: str) -> None:
+    async def approve(self, event: RepositoryEvent, sha: str, pulls: list[int], by: str) -> None:
         """Approve the REQUIRE_APPROVAL policies blocking `sha` on these pull requests, as
         `by`: label them (visible on the pull request) and re-run the checks."""
-        repo = repository(data)
-        forge = await self.forge_for(installation(data))
+        repo = event.repo
+        forge = await self.forge_for(event.installation_id)
         report = await evaluate_commit(forge, repo, sha, self.registry, {}, self.limits)
         policies = soft_blocking(report)
         at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -68,18 +68,4 @@ class BotContext:
                 await self.state.record_override(repo, number, policy, by, at)
             if policies:
                 await forge.add_labels(repo, number, [f"flujo/override:{p}" for p in policies])
-        await self.check(data, sha, force=True)
-
-
-def repository(data: dict[str, Any]) -> str:
-    try:
-        return str(data["repository"]["full_name"])
-    except (KeyError, TypeError):
-        raise Permanent("the event names no repository") from None
-
-
-def installation(data: dict[str, Any]) -> int:
-    try:
-        return int(data["installation"]["id"])
-    except (KeyError, TypeError, ValueError):
-        raise Permanent("the event names no installation of the App") from None
+        await self.check(event, sha, force=True)

@@ -8,7 +8,8 @@ from dataclasses import asdict
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
-from flujo.bot.routers.context import BotContext, installation, repository
+from flujo.bot.events import PullRequestClosedEvent, SuggestEvent
+from flujo.bot.routers.context import BotContext
 from flujo.bot.suggestion_prs import (
     BRANCH_PREFIX,
     SUGGEST_EVENT,
@@ -22,8 +23,9 @@ router = Router()
 
 @router.register(SUGGEST_EVENT)
 async def on_suggest(event: Event, ctx: BotContext) -> None:
-    repo = repository(event.data)
-    forge = await ctx.forge_for(installation(event.data))
+    suggest = SuggestEvent.parse(event)
+    repo = suggest.repo
+    forge = await ctx.forge_for(suggest.installation_id)
     proposed = await propose_suggestions(
         forge,
         repo,
@@ -48,20 +50,21 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
 
 @router.register("pull_request", action="closed")
 async def on_closed(event: Event, ctx: BotContext) -> None:
-    pull = event.data["pull_request"]
-    branch = str(pull["head"]["ref"])
+    closed = PullRequestClosedEvent.parse(event)
+    pull = closed.pull_request
+    branch = pull.head.ref
     if not branch.startswith(BRANCH_PREFIX):
         return
-    repo = repository(event.data)
+    repo = closed.repo
     proposal = ctx.state.proposal(repo, branch)
-    if proposal is None or proposal["state"] != "open":
+    if proposal is None or proposal.state != "open":
         return  # not one of ours, or already recorded (a redelivery)
-    merged = bool(pull.get("merged"))
-    actor = (event.data.get("sender") or {}).get("login", "unknown")
+    merged = bool(pull.merged)
+    actor = closed.actor
     comment = None
     if not merged:
-        forge = await ctx.forge_for(installation(event.data))
-        comment = await forge.closing_comment(repo, int(pull["number"]), actor)
+        forge = await ctx.forge_for(closed.installation_id)
+        comment = await forge.closing_comment(repo, pull.number, actor)
     await record_outcome(
         ctx.telemetry.store(repo), proposal, merged=merged, actor=actor, comment=comment
     )

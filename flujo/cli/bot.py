@@ -98,7 +98,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     from datetime import UTC, datetime
 
     from flujo.bot.commit_check import check_commit
-    from flujo.bot.evaluate import Override
+    from flujo.bot.commit_report import Override
     from flujo.bot.forge import CheckOutput, CheckRef
     from flujo.bot.local import GitError, LocalForge
     from flujo.spec.registry import StepRegistry

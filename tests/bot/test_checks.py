@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from flujo.bot.evaluate import Override, evaluate
+from flujo.bot.commit_report import Override
+from flujo.bot.evaluate import evaluate
 from flujo.bot.forge import MAX_SUMMARY_CHARS
 from flujo.bot.verdicts import check_outputs, truncate
 from flujo.cli import cli

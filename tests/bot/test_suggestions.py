@@ -141,9 +141,9 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     )
     await world.settle()
     proposal = bot.state.proposal(REPO, pull.head)
-    assert proposal is not None and proposal["state"] == "rejected"
+    assert proposal is not None and proposal.state == "rejected"
     store = bot.telemetry.store(REPO)
-    assert is_rejected(store, SPEC, proposal["patch"])
+    assert is_rejected(store, SPEC, proposal.patch)
     reasons = store.query("SELECT reason, actor FROM suggestion_feedback", ())
     assert [(r["reason"], r["actor"]) for r in reasons] == [("We need gpt-4o for tone.", "ada")]
 

@@ -1,0 +1,74 @@
+"""What the checks found in one commit: the data `evaluate.py` computes and `verdicts.py` presents.
+
+Plain dataclasses and the trivial properties that read them; no logic, no I/O, so both
+sides (and `state.py`, which stores overrides) import this module and nothing heavier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from flujo.spec.errors import Diagnostic
+
+if TYPE_CHECKING:
+    from flujo.engine.embedded_tests import TestResult
+    from flujo.spec.model import Pipeline
+
+Verdict = Literal["passed", "failed", "error", "skipped", "overridden", "unjudged"]
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A maintainer's approval of a REQUIRE_APPROVAL policy (the PR label)."""
+
+    policy_id: str
+    by: str
+    at: str
+
+
+@dataclass(slots=True)
+class PolicyVerdict:
+    """One policy judged over every test run of its spec."""
+
+    id: str
+    action: str
+    yaml_path: str
+    line: int | None
+    verdict: Verdict
+    explanation: str | None = None
+    tests: list[str] = field(default_factory=list)
+    override: Override | None = None
+    description: str | None = None
+
+    @property
+    def blocks(self) -> bool:
+        return self.verdict in ("failed", "error") and self.action != "WARN"
+
+
+@dataclass(slots=True)
+class SpecReport:
+    path: str
+    name: str | None = None
+    sha256: str | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    test_error: str | None = None
+    policies: list[PolicyVerdict] = field(default_factory=list)
+    pipeline: Pipeline | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.pipeline is not None and not any(
+            d.severity == "error" for d in self.diagnostics
+        )
+
+
+@dataclass(slots=True)
+class CommitReport:
+    """Everything found in one commit."""
+
+    specs: list[SpecReport]
+    config_path: str | None = None
+    config_problems: list[Diagnostic] = field(default_factory=list)
+    patterns: tuple[str, ...] = ()
