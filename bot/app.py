@@ -42,6 +42,7 @@ class Bot:
         forge_for: Callable[[int], Awaitable[Forge]] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        from flujo.bot.isolation import Isolated
         from flujo.spec.registry import StepRegistry
 
         self.settings = settings
@@ -56,6 +57,7 @@ class Bot:
             forge_for=self._forge,
             state=self.state,
             registry=StepRegistry(allow=settings.skills_allow),
+            evaluator=Isolated(tuple(settings.skills_allow), settings.isolation_limits()),
             telemetry=self.telemetry,
             limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
             suggest_max_open=settings.suggest_max_open,

@@ -5,18 +5,16 @@ The same function serves GitHub events, re-runs and `flujo bot local`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from flujo.bot.commit_report import CommitReport, Override
-from flujo.bot.evaluate import evaluate
+from flujo.bot.evaluate import Evaluator
 from flujo.bot.forge import CheckOutput, Forge
+from flujo.bot.isolation import IsolationFailed
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
 from flujo.bot.verdicts import CHECK_NAMES, check_outputs
-
-if TYPE_CHECKING:
-    from flujo.spec.registry import StepRegistry
 
 log = logging.getLogger("flujo.bot.commit_check")
 
@@ -26,7 +24,7 @@ async def check_commit(
     repo: str,
     sha: str,
     *,
-    registry: StepRegistry,
+    evaluator: Evaluator,
     overrides: Mapping[str, Override] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[CheckOutput]:
@@ -35,26 +33,42 @@ async def check_commit(
     for ref in refs.values():
         await forge.start_check(repo, ref)
     try:
-        report = await evaluate_commit(forge, repo, sha, registry, overrides or {}, limits)
+        report = await evaluate_commit(forge, repo, sha, evaluator, overrides or {}, limits)
         outputs = check_outputs(report)
-    except TooLarge as exc:
-        outputs = [
-            CheckOutput(name, "neutral", "Commit too large to check", str(exc))
-            for name in CHECK_NAMES
-        ]
+    except TooLarge as exc:  # a check that could not judge must never pass
+        outputs = _not_checked("Not checked: the commit is too large", str(exc))
+    except IsolationFailed as exc:
+        summary = f"Reading the repository's `.github/flujo.yml` {exc.reason}."
+        outputs = _not_checked("Not checked: the configuration could not be read", summary)
+    except Exception as exc:  # retried by the queue; meanwhile (and if it never works) say so
+        with contextlib.suppress(Exception):
+            for output in _not_checked("Not checked: the check failed", _failed(exc)):
+                await forge.complete_check(repo, refs[output.name], output)
+        raise
     for output in outputs:
         await forge.complete_check(repo, refs[output.name], output)
     log.info("%s@%s: %s", repo, sha[:12], ", ".join(f"{o.name} {o.conclusion}" for o in outputs))
     return outputs
 
 
+def _not_checked(title: str, summary: str) -> list[CheckOutput]:
+    return [CheckOutput(name, "failure", title, summary) for name in CHECK_NAMES]
+
+
+def _failed(exc: Exception) -> str:
+    return (
+        f"The bot could not finish this check ({type(exc).__name__}: {exc}). It tries again "
+        "on its own; re-run the check from GitHub to try at once."
+    )
+
+
 async def evaluate_commit(
     forge: Forge,
     repo: str,
     sha: str,
-    registry: StepRegistry,
+    evaluator: Evaluator,
     overrides: Mapping[str, Override],
     limits: Limits,
 ) -> CommitReport:
-    async with snapshot(forge, repo, sha, limits) as snap:
-        return await evaluate(snap.root, snap.files, registry=registry, overrides=overrides)
+    async with snapshot(forge, repo, sha, evaluator, limits) as snap:
+        return await evaluator.evaluate(snap.root, snap.files, overrides)

@@ -13,7 +13,6 @@ from flujo.spec.errors import Diagnostic
 
 if TYPE_CHECKING:
     from flujo.engine.embedded_tests import TestResult
-    from flujo.spec.model import Pipeline
 
 Verdict = Literal["passed", "failed", "error", "skipped", "overridden", "unjudged"]
 
@@ -55,13 +54,13 @@ class SpecReport:
     tests: list[TestResult] = field(default_factory=list)
     test_error: str | None = None
     policies: list[PolicyVerdict] = field(default_factory=list)
-    pipeline: Pipeline | None = None
+    parsed: bool = False
+    """The spec loaded into a model (it may still have errors)."""
+    has_tests: bool = False
 
     @property
     def valid(self) -> bool:
-        return self.pipeline is not None and not any(
-            d.severity == "error" for d in self.diagnostics
-        )
+        return self.parsed and not any(d.severity == "error" for d in self.diagnostics)
 
 
 @dataclass(slots=True)

@@ -4,14 +4,19 @@ Input is a snapshot of the commit's relevant files on disk; output is a `CommitR
 (`commit_report.py`, one `SpecReport` per spec), from which `verdicts.py` builds the
 three check runs. Nothing here talks to a forge. Models are never called: tests replay
 their cassettes or use their mocks.
+
+Everything that reads the repository's files goes through an `Evaluator`: `InProcess`
+here (a person's own repository, `flujo bot local`), or `Isolated` (`isolation.py`, the
+App: strangers' specs in a confined child process, one per spec).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from flujo.bot.commit_report import CommitReport, Override, PolicyVerdict, SpecReport
 from flujo.spec.config import RepoConfig, matching
@@ -24,6 +29,60 @@ if TYPE_CHECKING:
 
 CONFIG_PATHS = (".github/flujo.yml", ".github/flujo.yaml")
 TEST_TIME_LIMIT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to fetch of a commit, decided from its `.github/flujo.yml`."""
+
+    wanted: list[str]
+    """Specs and their cassettes."""
+    patterns: tuple[str, ...]
+    """The `specs:` globs."""
+
+
+class Evaluator(Protocol):
+    """Reads a snapshot's files: the only way the bot looks inside a repository."""
+
+    async def plan(self, root: Path, config_files: list[str], listing: list[str]) -> Plan:
+        """Which of `listing` to fetch, given the config files already under `root`."""
+
+    async def references(self, root: Path, paths: list[str]) -> list[str]:
+        """Repository paths the specs at `paths` read (0.x imports, prompt files)."""
+
+    async def evaluate(
+        self, root: Path, files: list[str], overrides: Mapping[str, Override]
+    ) -> CommitReport:
+        """Validate, test and judge every spec of the snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class InProcess:
+    """An `Evaluator` that works in this process (trusted content only)."""
+
+    registry: StepRegistry
+    time_limit_s: float = TEST_TIME_LIMIT_S
+
+    async def plan(self, root: Path, config_files: list[str], listing: list[str]) -> Plan:
+        config, _, _ = read_config(root, config_files)
+        return Plan(wanted_files(listing, config), tuple(config.specs))
+
+    async def references(self, root: Path, paths: list[str]) -> list[str]:
+        return read_references(root, paths)
+
+    async def evaluate(
+        self, root: Path, files: list[str], overrides: Mapping[str, Override]
+    ) -> CommitReport:
+        return await evaluate(
+            root, files, registry=self.registry, overrides=overrides, time_limit_s=self.time_limit_s
+        )
+
+
+def read_references(root: Path, paths: list[str]) -> list[str]:
+    """`snapshot.references` of each spec file, deduplicated and sorted."""
+    from flujo.bot.snapshot import references
+
+    return sorted({ref for path in paths for ref in references((root / path).read_bytes(), path)})
 
 
 def read_config(root: Path, files: list[str]) -> tuple[RepoConfig, str | None, list[Diagnostic]]:
@@ -59,18 +118,46 @@ async def evaluate(
 ) -> CommitReport:
     """Validate, test and judge every spec of a snapshot rooted at `root`; each spec's
     tests may take `time_limit_s` at most."""
-    config, config_path, config_problems = read_config(root, files)
-    specs = [p for p in matching(files, config.specs) if "/cassettes/" not in f"/{p}"]
-    report = CommitReport([], config_path, config_problems, tuple(config.specs))
-    for path in specs:
-        spec = _validate(root, path, registry)
-        if spec.valid:
-            await _test(root, spec, registry, overrides or {}, time_limit_s)
-        report.specs.append(spec)
+    report = commit_config(root, files)
+    for path in spec_paths(files, report.patterns):
+        report.specs.append(
+            await evaluate_spec(root, path, registry, overrides or {}, time_limit_s)
+        )
     return report
 
 
-def _validate(root: Path, path: str, registry: StepRegistry) -> SpecReport:
+def commit_config(root: Path, files: list[str]) -> CommitReport:
+    """An empty report carrying the commit's config: its path, problems and `specs:` globs."""
+    config, config_path, config_problems = read_config(root, files)
+    return CommitReport([], config_path, config_problems, tuple(config.specs))
+
+
+def spec_paths(files: list[str], patterns: tuple[str, ...]) -> list[str]:
+    """The specs among `files` (cassettes are not specs)."""
+    return [p for p in matching(files, patterns) if "/cassettes/" not in f"/{p}"]
+
+
+async def evaluate_spec(
+    root: Path,
+    path: str,
+    registry: StepRegistry,
+    overrides: Mapping[str, Override],
+    time_limit_s: float = TEST_TIME_LIMIT_S,
+    on_validated: Callable[[SpecReport], None] | None = None,
+) -> SpecReport:
+    """Validate one spec and, when it is valid, run its tests and judge its policies.
+
+    `on_validated` sees the report once validation is done, before any test runs.
+    """
+    report, pipeline = _validate(root, path, registry)
+    if on_validated is not None:
+        on_validated(report)
+    if pipeline is not None and report.valid:
+        await _test(root, report, pipeline, registry, overrides, time_limit_s)
+    return report
+
+
+def _validate(root: Path, path: str, registry: StepRegistry) -> tuple[SpecReport, Pipeline | None]:
     from flujo.spec.load import check
 
     report = SpecReport(path)
@@ -78,21 +165,23 @@ def _validate(root: Path, path: str, registry: StepRegistry) -> SpecReport:
         pipeline, diagnostics = check(root / path, registry=registry)
     except SpecError as exc:
         report.diagnostics = [_relocated(d, path) for d in exc.diagnostics]
-        return report
+        return report, None
     except (OSError, UnicodeDecodeError) as exc:
         report.diagnostics = [Diagnostic(f"cannot read the file: {exc}", "unreadable", path)]
-        return report
+        return report, None
     report.diagnostics = [_relocated(d, path) for d in diagnostics]
-    report.pipeline = pipeline
     if pipeline is not None:
+        report.parsed = True
+        report.has_tests = bool(pipeline.tests)
         report.name = pipeline.name
         report.sha256 = pipeline.spec_sha256
-    return report
+    return report, pipeline
 
 
 async def _test(
     root: Path,
     spec: SpecReport,
+    pipeline: Pipeline,
     registry: StepRegistry,
     overrides: Mapping[str, Override],
     time_limit_s: float,
@@ -101,8 +190,6 @@ async def _test(
     from flujo.engine.embedded_tests import run_tests
     from flujo.engine.session import SessionOptions, session
 
-    pipeline = spec.pipeline
-    assert pipeline is not None
     if pipeline.tests:
         cassettes = cassette_folder(root / spec.path)
         options = SessionOptions(
@@ -124,6 +211,8 @@ async def _test(
         except TimeoutError:  # a spec is untrusted input: it cannot hold the bot
             spec.tests = []
             spec.test_error = f"the tests took longer than {time_limit_s:g} s and were stopped"
+        except MemoryError:
+            raise  # the process's limit: its parent reports it
         except Exception as exc:  # a broken spec must not break the check
             spec.test_error = f"the tests could not run: {exc}"
     spec.policies = judge_policies(pipeline, spec.tests, overrides)

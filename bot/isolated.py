@@ -25,7 +25,7 @@ import flujo.engine.embedded_tests
 import flujo.engine.session
 import flujo.spec.lint
 import flujo.spec.load  # noqa: F401
-from flujo.bot.isolation import EXIT_FAILED, EXIT_MEMORY, SAFE_ENVIRONMENT, Confinement
+from flujo.bot.isolation import EXIT_MEMORY, SAFE_ENVIRONMENT, Confinement
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -71,19 +71,32 @@ class Refused(PermissionError):
 def child_main(
     task: str, payload: dict[str, Any], confinement: Confinement, send: Connection
 ) -> None:
-    """Confine this process, run `task` on `payload`, send the JSON result, exit."""
+    """Confine this process, run `task` on `payload`, send its messages, exit.
+
+    Messages are `partial\n<json>` (progress a task reports), then `result\n<json>`,
+    or `error\n<text>` when the task raised.
+    """
+
+    def progress(value: Any) -> None:
+        send.send_bytes(b"partial\n" + _json(value))
+
     try:
         confine(confinement)
-        result = TASKS[task](payload)
-        send.send_bytes(json.dumps(result, separators=(",", ":")).encode("utf-8"))
+        result = TASKS[task](payload, progress)
+        send.send_bytes(b"result\n" + _json(result))
     except MemoryError:
         os._exit(EXIT_MEMORY)
     except BaseException as exc:  # any failure is the task's answer, never a hang
         try:
-            send.send_bytes(f"{type(exc).__name__}: {exc}"[:2000].encode("utf-8", "replace"))
+            message = f"error\n{type(exc).__name__}: {exc}"[:2000]
+            send.send_bytes(message.encode("utf-8", "replace"))
         finally:
-            os._exit(EXIT_FAILED)
+            os._exit(1)
     os._exit(0)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 def confine(confinement: Confinement) -> None:
@@ -141,29 +154,42 @@ def _guard(scratch: str, hosts: tuple[str, ...]) -> Callable[[str, tuple[Any, ..
     return hook
 
 
-def _evaluate(payload: dict[str, Any]) -> dict[str, Any]:
-    """Validate, test and judge the specs of a snapshot (`flujo.bot.evaluate`)."""
+Progress = Callable[[Any], None]
+
+
+def _config(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """The commit's config: its path, problems and `specs:` globs (an empty report)."""
+    from flujo.bot.evaluate import commit_config
+    from flujo.bot.report_codec import encode_report
+
+    return encode_report(commit_config(Path(payload["root"]), payload["files"]))
+
+
+def _evaluate_spec(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Validate one spec (reported as progress), then run its tests and judge it."""
     import asyncio
 
-    from flujo.bot.evaluate import Override, evaluate
-    from flujo.bot.report_codec import encode_report
+    from flujo.bot.commit_report import Override
+    from flujo.bot.evaluate import evaluate_spec
+    from flujo.bot.report_codec import encode_spec
     from flujo.spec.registry import StepRegistry
 
-    registry = StepRegistry(allow=payload["allow"], entry_points=payload.get("entry_points", True))
-    overrides = {k: Override(**v) for k, v in payload.get("overrides", {}).items()}
+    registry = StepRegistry(allow=payload["allow"])
+    overrides = {k: Override(**v) for k, v in payload["overrides"].items()}
     report = asyncio.run(
-        evaluate(
+        evaluate_spec(
             Path(payload["root"]),
-            payload["files"],
-            registry=registry,
-            overrides=overrides,
-            time_limit_s=payload["time_limit_s"],
+            payload["path"],
+            registry,
+            overrides,
+            payload["time_limit_s"],
+            on_validated=lambda spec: progress(encode_spec(spec)),
         )
     )
-    return encode_report(report)
+    return encode_spec(report)
 
 
-def _plan(payload: dict[str, Any]) -> dict[str, Any]:
+def _plan(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Which files of a commit to fetch, from its `.github/flujo.yml` (already on disk)."""
     from flujo.bot.evaluate import read_config, wanted_files
 
@@ -171,19 +197,16 @@ def _plan(payload: dict[str, Any]) -> dict[str, Any]:
     return {"wanted": wanted_files(payload["listing"], config), "specs": list(config.specs)}
 
 
-def _references(payload: dict[str, Any]) -> dict[str, Any]:
+def _references(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Repository paths the given spec files read (0.x imports, `from_file` prompts)."""
-    from flujo.bot.snapshot import references
+    from flujo.bot.evaluate import read_references
 
-    root = Path(payload["root"])
-    found = {
-        ref for path in payload["paths"] for ref in references((root / path).read_bytes(), path)
-    }
-    return {"references": sorted(found)}
+    return {"references": read_references(Path(payload["root"]), payload["paths"])}
 
 
-TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "evaluate": _evaluate,
+TASKS: dict[str, Callable[[dict[str, Any], Progress], Any]] = {
+    "config": _config,
+    "evaluate_spec": _evaluate_spec,
     "plan": _plan,
     "references": _references,
 }

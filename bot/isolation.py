@@ -17,17 +17,22 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flujo.bot.commit_report import CommitReport, Override, SpecReport
+from flujo.bot.evaluate import TEST_TIME_LIMIT_S, Plan, spec_paths
+from flujo.spec.errors import Diagnostic
+
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
 SAFE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
 # Exit codes the child uses to say which limit it hit (see flujo.bot.isolated).
 EXIT_MEMORY = 86
-EXIT_FAILED = 87
 
 
 class IsolationLimits(BaseModel):
@@ -41,6 +46,9 @@ class IsolationLimits(BaseModel):
     open_files: int = Field(256, ge=32, description="Open file descriptors.")
     file_mb: int = Field(64, ge=1, description="Largest file the child may write, MiB.")
     output_mb: int = Field(32, ge=1, description="Largest result the child may return, MiB.")
+    commit_s: float = Field(
+        900.0, gt=0, description="Seconds all the specs of one commit may take together."
+    )
 
     def describe(self) -> str:
         return (
@@ -50,11 +58,15 @@ class IsolationLimits(BaseModel):
 
 
 class IsolationFailed(Exception):
-    """The child could not finish its task (it crashed or reported an error)."""
+    """The child could not finish its task (it crashed or reported an error).
 
-    def __init__(self, reason: str) -> None:
+    `partial` is the last progress the task reported before it stopped, if any.
+    """
+
+    def __init__(self, reason: str, partial: Any = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.partial = partial
 
 
 class LimitExceeded(IsolationFailed):
@@ -136,45 +148,56 @@ def _run(
     )
     process.start()
     send.close()
-    data: bytes | None = None
+    deadline = time.monotonic() + limits.wall_s
+    budget = limits.output_mb * 1024 * 1024
+    partial: Any = None
     try:
-        if receive.poll(limits.wall_s):
-            try:
-                data = receive.recv_bytes(maxlength=limits.output_mb * 1024 * 1024)
-            except EOFError:  # the child died without answering
-                data = None
-            except OSError as exc:  # the answer is larger than allowed
+        while True:  # progress messages, then the result (or the child's end)
+            if not receive.poll(max(0.0, deadline - time.monotonic())):
                 _kill(process)
                 raise LimitExceeded(
-                    f"exceeded the limit of {limits.output_mb} MiB of output"
+                    f"exceeded the limit of {limits.wall_s:g} s of wall time", partial
+                )
+            try:
+                data = receive.recv_bytes(maxlength=budget)
+            except EOFError:  # the child ended without a result
+                break
+            except OSError as exc:  # a message larger than what is left of the budget
+                _kill(process)
+                raise LimitExceeded(
+                    f"exceeded the limit of {limits.output_mb} MiB of output", partial
                 ) from exc
-        else:
-            _kill(process)
-            raise LimitExceeded(f"exceeded the limit of {limits.wall_s:g} s of wall time")
+            budget -= len(data)
+            kind, _, body = data.partition(b"\n")
+            if kind == b"result":
+                process.join(5)
+                return json.loads(body)
+            if kind == b"partial":
+                partial = json.loads(body)
+            else:  # the task failed and said why
+                process.join(5)
+                raise IsolationFailed(body.decode("utf-8", "replace"), partial)
         process.join(5)
         if process.is_alive():
             _kill(process)
     finally:
         receive.close()
-    code = process.exitcode
-    if data is not None and code == 0:
-        return json.loads(data)
-    raise _failure(code, data, limits)
+    raise _failure(process.exitcode, limits, partial)
 
 
-def _failure(code: int | None, data: bytes | None, limits: IsolationLimits) -> IsolationFailed:
+def _failure(code: int | None, limits: IsolationLimits, partial: Any) -> IsolationFailed:
     if code == EXIT_MEMORY:
-        return LimitExceeded(f"exceeded the limit of {limits.memory_mb} MiB of memory")
-    if code == -signal.SIGXCPU or code == -signal.SIGKILL:
-        return LimitExceeded(f"exceeded the limit of {limits.cpu_s} s of CPU time")
+        return LimitExceeded(f"exceeded the limit of {limits.memory_mb} MiB of memory", partial)
+    if code in (-signal.SIGXCPU, -signal.SIGKILL):
+        return LimitExceeded(f"exceeded the limit of {limits.cpu_s} s of CPU time", partial)
     if code == -signal.SIGXFSZ:
-        return LimitExceeded(f"exceeded the limit of {limits.file_mb} MiB per written file")
-    if code == EXIT_FAILED and data:
-        return IsolationFailed(data.decode("utf-8", "replace"))
+        return LimitExceeded(
+            f"exceeded the limit of {limits.file_mb} MiB per written file", partial
+        )
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        return IsolationFailed(f"the checking process crashed ({name})")
-    return IsolationFailed(f"the checking process stopped unexpectedly (exit code {code})")
+        return IsolationFailed(f"crashed ({name})", partial)
+    return IsolationFailed(f"stopped unexpectedly (exit code {code})", partial)
 
 
 def _kill(process: Any) -> None:
@@ -186,3 +209,84 @@ def _child_entry(task: str, payload: dict[str, Any], confinement: Confinement, s
     from flujo.bot.isolated import child_main
 
     child_main(task, payload, confinement, send)
+
+
+@dataclass(frozen=True, slots=True)
+class Isolated:
+    """The App's `Evaluator`: each spec in its own confined child process.
+
+    The skill allow-list is the bot's own (`allow`, plus installed plugins), never a
+    repository's. A spec whose child overruns a limit or crashes gets that as its own
+    diagnostic; the other specs of the commit are checked as usual, until the commit's
+    budget (`limits.commit_s`) is spent.
+    """
+
+    allow: tuple[str, ...] = ()
+    limits: IsolationLimits = field(default_factory=IsolationLimits)
+    time_limit_s: float = TEST_TIME_LIMIT_S
+
+    async def plan(self, root: Path, config_files: list[str], listing: list[str]) -> Plan:
+        payload = {"root": str(root), "config_files": config_files, "listing": listing}
+        found = await run_isolated("plan", payload, scratch=root, limits=self.limits)
+        return Plan(list(found["wanted"]), tuple(found["specs"]))
+
+    async def references(self, root: Path, paths: list[str]) -> list[str]:
+        found: set[str] = set()
+        for path in paths:  # one by one: a spec that cannot be read hides no other's files
+            payload = {"root": str(root), "paths": [path]}
+            try:
+                answer = await run_isolated("references", payload, scratch=root, limits=self.limits)
+            except IsolationFailed:  # checking the spec itself will report what is wrong
+                continue
+            found.update(answer["references"])
+        return sorted(found)
+
+    async def evaluate(
+        self, root: Path, files: list[str], overrides: Mapping[str, Override]
+    ) -> CommitReport:
+        from flujo.bot.report_codec import decode_report, decode_spec
+
+        payload: dict[str, Any] = {"root": str(root), "files": files}
+        report = decode_report(
+            await run_isolated("config", payload, scratch=root, limits=self.limits)
+        )
+        deadline = time.monotonic() + self.limits.commit_s
+        for path in spec_paths(files, report.patterns):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                reason = (
+                    "was not checked: the commit's specs exceeded the limit of "
+                    f"{self.limits.commit_s:g} s together"
+                )
+                report.specs.append(_unchecked(path, reason))
+                continue
+            limits = self.limits.model_copy(update={"wall_s": min(self.limits.wall_s, left)})
+            request = {
+                "root": str(root),
+                "path": path,
+                "allow": list(self.allow),
+                "overrides": {k: _override(v) for k, v in overrides.items()},
+                "time_limit_s": self.time_limit_s,
+            }
+            try:
+                found = await run_isolated("evaluate_spec", request, scratch=root, limits=limits)
+                report.specs.append(decode_spec(found))
+            except IsolationFailed as exc:
+                if exc.partial is None:  # it stopped while reading the spec
+                    reason = f"could not be checked: reading it {exc.reason}"
+                    report.specs.append(_unchecked(path, reason))
+                else:  # validated; the tests stopped
+                    spec = decode_spec(exc.partial)
+                    spec.test_error = f"the tests {exc.reason}"
+                    report.specs.append(spec)
+        return report
+
+
+def _override(override: Override) -> dict[str, str]:
+    return {"policy_id": override.policy_id, "by": override.by, "at": override.at}
+
+
+def _unchecked(path: str, reason: str) -> SpecReport:
+    """A spec the bot could not judge: an error of its own, so every check fails."""
+    message = f"This spec {reason}."
+    return SpecReport(path, diagnostics=[Diagnostic(message, "limit-exceeded", path, 1, 1)])

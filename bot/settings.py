@@ -6,10 +6,13 @@ Secrets are `SecretStr`: they print as `**********` in reprs, logs and error mes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from flujo.bot.isolation import IsolationLimits
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
@@ -63,12 +66,35 @@ class BotSettings(BaseSettings):
     )
     max_snapshot_files: int = Field(500, ge=1, description="Files fetched per commit at most.")
     max_snapshot_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Bytes per commit at most.")
+    isolation_memory_mb: int = Field(
+        2048, ge=256, description="Memory (address space) of the process checking one spec, MiB."
+    )
+    isolation_cpu_s: int = Field(300, ge=1, description="CPU seconds to check one spec.")
+    isolation_wall_s: float = Field(600.0, gt=0, description="Seconds to check one spec.")
+    isolation_open_files: int = Field(256, ge=32, description="Open files while checking a spec.")
+    isolation_output_mb: int = Field(32, ge=1, description="Largest report of one spec, MiB.")
+    isolation_commit_s: float = Field(
+        900.0, gt=0, description="Seconds all the specs of one commit may take together."
+    )
 
     @model_validator(mode="after")
     def _one_key_source(self) -> BotSettings:
         if self.private_key is not None and self.private_key_file is not None:
             raise ValueError("set FLUJO_BOT_PRIVATE_KEY or FLUJO_BOT_PRIVATE_KEY_FILE, not both")
         return self
+
+    def isolation_limits(self) -> IsolationLimits:
+        """The limits of the child process that checks each spec (see `isolation.py`)."""
+        from flujo.bot.isolation import IsolationLimits
+
+        return IsolationLimits(
+            memory_mb=self.isolation_memory_mb,
+            cpu_s=self.isolation_cpu_s,
+            wall_s=self.isolation_wall_s,
+            open_files=self.isolation_open_files,
+            output_mb=self.isolation_output_mb,
+            commit_s=self.isolation_commit_s,
+        )
 
     def secret(self) -> str:
         """The webhook secret; SettingsError when none is configured."""

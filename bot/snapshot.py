@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from flujo.bot.evaluate import CONFIG_PATHS, read_config, wanted_files
+from flujo.bot.evaluate import CONFIG_PATHS, Evaluator
 from flujo.bot.forge import Forge
-from flujo.spec.config import RepoConfig
 
 log = logging.getLogger("flujo.bot.snapshot")
 
@@ -41,24 +40,26 @@ class Snapshot:
     root: Path
     files: list[str]
     """Every fetched path, relative to `root` (config first)."""
-    config: RepoConfig
+    patterns: tuple[str, ...]
+    """The `specs:` globs of the commit's config."""
 
 
 @contextlib.asynccontextmanager
 async def snapshot(
-    forge: Forge, repo: str, sha: str, limits: Limits = DEFAULT_LIMITS
+    forge: Forge, repo: str, sha: str, evaluator: Evaluator, limits: Limits = DEFAULT_LIMITS
 ) -> AsyncIterator[Snapshot]:
     """The commit's config, specs and cassettes in a folder that is removed afterwards.
 
-    Raises TooLarge when the limits are exceeded.
+    The files are only written here; `evaluator` reads them (to decide what else to
+    fetch). Raises TooLarge when the limits are exceeded.
     """
     listing = {f.path: f.size for f in await forge.list_files(repo, sha)}
     with tempfile.TemporaryDirectory(prefix="flujo-snapshot-") as tmp:
         root = Path(tmp)
         config_files: list[str] = [p for p in CONFIG_PATHS if p in listing]
         write(root, await forge.read_files(repo, sha, config_files))
-        config, _, _ = read_config(root, config_files)
-        wanted = wanted_files(list(listing), config)
+        plan = await evaluator.plan(root, config_files, list(listing))
+        wanted = plan.wanted
         size = sum(listing[p] for p in wanted)
         if len(wanted) > limits.max_files or size > limits.max_bytes:
             raise TooLarge(
@@ -70,15 +71,10 @@ async def snapshot(
         write(root, fetched)
         # Files the specs read (0.x `imports:`, `from_file` prompts), transitively.
         for _ in range(MAX_REFERENCE_DEPTH):
-            more = sorted(
-                {
-                    ref
-                    for path, content in fetched.items()
-                    if path.endswith((".yml", ".yaml"))
-                    for ref in references(content, path)
-                    if ref in listing and ref not in wanted
-                }
+            read = await evaluator.references(
+                root, [p for p in fetched if p.endswith((".yml", ".yaml"))]
             )
+            more = [ref for ref in read if ref in listing and ref not in wanted]
             if not more:
                 break
             wanted += more
@@ -90,7 +86,7 @@ async def snapshot(
                 )
             fetched = await forge.read_files(repo, sha, more)
             write(root, fetched)
-        yield Snapshot(root, config_files + wanted, config)
+        yield Snapshot(root, config_files + wanted, plan.patterns)
 
 
 def references(content: bytes, path: str) -> list[str]:

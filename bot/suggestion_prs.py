@@ -24,6 +24,7 @@ from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
 
 if TYPE_CHECKING:
+    from flujo.bot.evaluate import Evaluator
     from flujo.bot.state import ProposalRecord
     from flujo.engine.store import RunStore
     from flujo.learn.suggest import Suggestion
@@ -75,11 +76,13 @@ async def propose_suggestions(
     agent: Any = None,
     page_url: Callable[[str], str | None] | None = None,
     registry: StepRegistry | None = None,
+    evaluator: Evaluator | None = None,
 ) -> list[Proposed]:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
     `page_url(suggestion_id)` is where the suggestion's page is served (linked from the body);
-    `registry` is the bot's skill allow-list (a repository's own config cannot widen it).
+    `registry` is the bot's skill allow-list (a repository's own config cannot widen it);
+    `evaluator` reads the repository's config to decide what to fetch (in process by default).
     """
     from flujo.learn.suggest import suggest
     from flujo.spec.config import matching
@@ -88,8 +91,13 @@ async def propose_suggestions(
 
     base, sha = await forge.default_head(repo)
     done: list[Proposed] = []
-    async with snapshot(forge, repo, sha, limits) as snap:
-        specs = [p for p in matching(snap.files, snap.config.specs) if "/cassettes/" not in p]
+    if evaluator is None:
+        from flujo.bot.evaluate import InProcess
+        from flujo.spec.registry import StepRegistry
+
+        evaluator = InProcess(registry or StepRegistry())
+    async with snapshot(forge, repo, sha, evaluator, limits) as snap:
+        specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
         open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
         budget = max_open - len(open_now)
         for path in specs:

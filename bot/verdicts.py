@@ -268,7 +268,7 @@ def _skip_reason(spec: SpecReport) -> str | None:
         return "not run: the spec is invalid"
     if spec.test_error:
         return spec.test_error
-    if spec.pipeline is not None and not spec.pipeline.tests:
+    if spec.parsed and not spec.has_tests:
         return "no tests"
     return None
 

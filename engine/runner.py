@@ -398,6 +398,8 @@ class _Run:
             )
         try:
             question = str(render(step.message or "", self._context(scope_input, previous)))
+        except MemoryError:
+            raise  # a limit of the process, never a step's failure
         except Exception as exc:
             raise StepFailed(step, f"message template: {_reason(exc)}") from None
         span.event("flujo.hitl.asked", message=question)
@@ -455,6 +457,8 @@ class _Run:
         if step.input is not None:
             try:
                 value = render(step.input, self._context(scope_input, previous))
+            except MemoryError:
+                raise
             except Exception as exc:
                 record.success, record.error = False, f"input template: {_reason(exc)}"
                 raise StepFailed(step, record.error) from None
@@ -484,6 +488,8 @@ class _Run:
                 record.success, record.error = False, str(missing)
                 span.end(False, record.error)
                 raise StepFailed(step, record.error) from None
+            except MemoryError:
+                raise
             except Exception as exc:
                 record.latency_s += time.perf_counter() - started
                 error = _reason(exc, config.timeout_s)
@@ -643,6 +649,8 @@ class _Run:
             bindings.update(extra)
         try:
             return self.runner.evaluate(source, bindings)
+        except MemoryError:
+            raise
         except Exception as exc:
             raise StepFailed(step, f"expression {source!r}: {_reason(exc)}") from None
 

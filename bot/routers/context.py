@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flujo.bot.commit_check import check_commit, evaluate_commit
+from flujo.bot.evaluate import Evaluator
 from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.snapshot import Limits
@@ -24,6 +25,9 @@ class BotContext:
     forge_for: Callable[[int], Awaitable[Forge]]
     state: BotState
     registry: StepRegistry
+    """The bot's skill allow-list (suggestion verification)."""
+    evaluator: Evaluator
+    """How a commit's specs are checked (in a confined child process, for the App)."""
     telemetry: TelemetryStores
     limits: Limits = field(default_factory=Limits)
     suggest_max_open: int = 3
@@ -48,7 +52,7 @@ class BotContext:
             forge,
             repo,
             sha,
-            registry=self.registry,
+            evaluator=self.evaluator,
             overrides=self.state.overrides(repo, labels),
             limits=self.limits,
         )
@@ -60,7 +64,7 @@ class BotContext:
         `by`: label them (visible on the pull request) and re-run the checks."""
         repo = event.repo
         forge = await self.forge_for(event.installation_id)
-        report = await evaluate_commit(forge, repo, sha, self.registry, {}, self.limits)
+        report = await evaluate_commit(forge, repo, sha, self.evaluator, {}, self.limits)
         policies = soft_blocking(report)
         at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         for number in pulls:

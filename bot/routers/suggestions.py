@@ -34,6 +34,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         limits=ctx.limits,
         page_url=ctx.page_url,
         registry=ctx.registry,
+        evaluator=ctx.evaluator,
     )
     for item in proposed:
         await ctx.state.record_proposal(

@@ -99,6 +99,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
 
     from flujo.bot.commit_check import check_commit
     from flujo.bot.commit_report import Override
+    from flujo.bot.evaluate import InProcess
     from flujo.bot.forge import CheckOutput, CheckRef
     from flujo.bot.local import GitError, LocalForge
     from flujo.spec.registry import StepRegistry
@@ -122,7 +123,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
             forge,
             path.name,
             sha,
-            registry=StepRegistry(allow=settings.skills_allow),
+            evaluator=InProcess(StepRegistry(allow=settings.skills_allow)),
             overrides={o: Override(o, f"{by} (--override)", at) for o in overrides},
         )
         return sha, outputs, await forge.checks_dir(sha)

@@ -224,6 +224,7 @@ async def test_a_0x_blueprints_imports_and_prompt_files_are_fetched_too(tmp_path
     """The bot fetches only spec files, but a blueprint's `imports:` and `from_file`
     prompts are read from the commit as well (transitively)."""
     from flujo.bot.commit_check import check_commit
+    from flujo.bot.evaluate import InProcess
     from flujo.bot.local import LocalForge
 
     legacy = TESTS / "legacy"
@@ -241,7 +242,8 @@ async def test_a_0x_blueprints_imports_and_prompt_files_are_fetched_too(tmp_path
     forge = LocalForge(tmp_path)
     sha = await forge.resolve("HEAD")
     registry = StepRegistry(allow=["tests.support.skills:*"])  # the blueprints' test skills
-    outputs = {o.name: o for o in await check_commit(forge, "r", sha, registry=registry)}
+    evaluator = InProcess(registry)
+    outputs = {o.name: o for o in await check_commit(forge, "r", sha, evaluator=evaluator)}
     validate = outputs["flujo/validate"]
     assert validate.conclusion == "success", [a.message for a in validate.annotations]
     assert validate.title.startswith("2 specs valid")

@@ -1,0 +1,119 @@
+"""The real `flujo bot serve` under hostile specs: it stays healthy and every check ends.
+
+Each test starts the bot as its own process against the fake GitHub, pushes commits whose
+specs try to crash, hang or exhaust it, and asserts that `/healthz` keeps answering,
+that the hostile commit's checks complete (failed, with the reason), and that another
+repository's checks complete meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from tests.support.bot import GOOD
+from tests.support.bot_process import BotProcess, start_bot
+from tests.support.fakegithub.server import FakeGitHub
+
+NAMES = ("flujo/validate", "flujo/test", "flujo/policy")
+SPEC = "flujo/greeter.yml"
+
+
+async def settled(
+    fake: FakeGitHub, bot: BotProcess, repo: str, sha: str, timeout_s: float
+) -> dict[str, str | None]:
+    """Wait until the three checks of `repo@sha` are completed, asking `/healthz` meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert await bot.healthy(2.0), f"/healthz did not answer:\n{bot.output()[-3000:]}"
+        runs = {n: fake.check_runs_for(repo, sha, n) for n in NAMES}
+        if all(r and r[-1].status == "completed" for r in runs.values()):
+            return {n: r[-1].conclusion for n, r in runs.items()}
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"checks of {repo}@{sha[:7]} did not complete:\n{bot.output()[-3000:]}")
+
+
+async def push(fake: FakeGitHub, bot: BotProcess, repo: str, files: dict[str, str]) -> str:
+    before = fake.branch_sha(repo, "main")
+    sha = fake.commit(repo, files)
+    payload = fake.webhook("push", "payload", repo=repo, sha=sha, before=before)
+    status, text = await fake.deliver(f"{bot.url}/webhooks", "push", payload)
+    assert status == 202, text
+    return sha
+
+
+async def test_the_served_bot_checks_a_commit(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    fake_github.add_installation(42, "acme")
+    fake_github.create_repo("acme/flows", {"README.md": "hi\n"}, installation_id=42)
+    bot = await start_bot(fake_github, tmp_path / "bot")
+    try:
+        sha = await push(fake_github, bot, "acme/flows", {SPEC: GOOD.replace("< 5", "< 50")})
+        assert await settled(fake_github, bot, "acme/flows", sha, 60) == dict.fromkeys(
+            NAMES, "success"
+        )
+    finally:
+        bot.stop()
+
+
+def hostile_world(fake: FakeGitHub) -> None:
+    fake.add_installation(42, "acme")
+    fake.create_repo("acme/hostile", {"README.md": "hi\n"}, installation_id=42)
+    fake.create_repo("acme/flows", {"README.md": "hi\n"}, installation_id=42)
+
+
+NESTING_BOMB = "steps:\n" + "- " * 30_000 + "x\n"
+MEMORY_BOMB = GOOD.replace('"Hello, {{ input.name }}!"', "\"{{ 'a' * 3000000000 }}\"")
+CPU_BOMB = GOOD.replace(
+    '"Hello, {{ input.name }}!"',
+    '"{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"',
+)
+
+
+async def test_a_spec_that_crashes_the_parser_fails_only_its_own_checks(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    hostile_world(fake_github)
+    bot = await start_bot(fake_github, tmp_path / "bot")
+    try:
+        bad = await push(
+            fake_github, bot, "acme/hostile", {SPEC: NESTING_BOMB, "flujo/ok.yml": GOOD}
+        )
+        good = await push(fake_github, bot, "acme/flows", {SPEC: GOOD.replace("< 5", "< 50")})
+        assert await settled(fake_github, bot, "acme/flows", good, 60) == dict.fromkeys(
+            NAMES, "success"
+        )
+        conclusions = await settled(fake_github, bot, "acme/hostile", bad, 60)
+        assert conclusions["flujo/validate"] == "failure"
+        validate = fake_github.check_run("acme/hostile", bad, "flujo/validate")
+        assert {a["path"] for a in validate.annotations} == {SPEC}  # the other spec is fine
+        assert bot.process.poll() is None
+    finally:
+        bot.stop()
+
+
+async def test_a_spec_that_exhausts_memory_or_cpu_is_stopped_at_its_limit(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    hostile_world(fake_github)
+    bot = await start_bot(
+        fake_github, tmp_path / "bot", isolation_memory_mb="768", isolation_wall_s="8"
+    )
+    try:
+        memory = await push(fake_github, bot, "acme/hostile", {SPEC: MEMORY_BOMB})
+        good = await push(fake_github, bot, "acme/flows", {SPEC: GOOD.replace("< 5", "< 50")})
+        assert await settled(fake_github, bot, "acme/flows", good, 60) == dict.fromkeys(
+            NAMES, "success"
+        )
+        assert (await settled(fake_github, bot, "acme/hostile", memory, 60))[
+            "flujo/test"
+        ] == "failure"
+        summary = fake_github.check_run("acme/hostile", memory, "flujo/test").summary or ""
+        assert "exceeded the limit of 768 MiB of memory" in summary
+        cpu = await push(fake_github, bot, "acme/hostile", {SPEC: CPU_BOMB})
+        assert (await settled(fake_github, bot, "acme/hostile", cpu, 60))["flujo/test"] == "failure"
+        summary = fake_github.check_run("acme/hostile", cpu, "flujo/test").summary or ""
+        assert "exceeded the limit of 8 s of wall time" in summary
+        assert bot.process.poll() is None
+    finally:
+        bot.stop()

@@ -1,0 +1,110 @@
+"""`flujo bot serve` as a real process against the fake GitHub (the hostile-corpus tests).
+
+The bot runs exactly as an operator starts it: its own interpreter, settings from
+`FLUJO_BOT_*` variables, a port on loopback. Tests deliver signed webhooks to it and
+read what it did from the fake GitHub, and can ask `/healthz` at any moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.fakegithub.server import FakeGitHub
+from tests.support.specs import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class BotProcess:
+    """A running `flujo bot serve`; `url` is where GitHub would send deliveries."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    async def healthy(self, timeout_s: float = 2.0) -> bool:
+        """Whether `/healthz` answers within `timeout_s`."""
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(timeout_s)) as reply,
+            ):
+                return reply.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProcess:
+    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder / "app.pem"
+    key.write_text(fake.private_key_pem, encoding="utf-8")
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),  # the allow-listed test skills live in tests/support/
+        "FLUJO_BOT_WEBHOOK_SECRET": fake.webhook_secret,
+        "FLUJO_BOT_APP_ID": str(fake.app_id),
+        "FLUJO_BOT_PRIVATE_KEY_FILE": str(key),
+        "FLUJO_BOT_GITHUB_URL": fake.base_url,
+        "FLUJO_BOT_DB": str(folder / "bot.db"),
+        "FLUJO_BOT_HOST": "127.0.0.1",
+        "FLUJO_BOT_PORT": str(port),
+        "FLUJO_BOT_RETRY_BASE_S": "0.05",
+        "FLUJO_BOT_MAX_ATTEMPTS": "2",
+    }
+    env.update({f"FLUJO_BOT_{name.upper()}": value for name, value in settings.items()})
+    log = folder / "bot.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flujo", "bot", "serve"],
+            env=env,
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    bot = BotProcess(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 60
+    while not await bot.healthy(0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            bot.stop()
+            pytest.fail(f"flujo bot serve did not start:\n{bot.output()}")
+        await asyncio.sleep(0.1)
+    return bot
+
+
+async def served_bot(fake: FakeGitHub, folder: Path, **settings: str) -> AsyncIterator[BotProcess]:
+    bot = await start_bot(fake, folder, **settings)
+    try:
+        yield bot
+    finally:
+        bot.stop()
