@@ -11,13 +11,12 @@ import hashlib
 import hmac
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
-from flujo.bot.queue import Delivery, DeliveryQueue
+from flujo.bot.queue import Delivery, DeliveryQueue, QueueUnavailable
 from flujo.bot.settings import MAX_BODY_BYTES
 
 log = logging.getLogger("flujo.bot.webhook")
@@ -89,7 +88,7 @@ class WebhookHandler:
             return web.json_response({"pong": True})
         try:
             stored = await self._queue.enqueue(Delivery(delivery_id, event, body, time.time()))
-        except sqlite3.Error as exc:  # not stored: GitHub must see a failure and redeliver
+        except QueueUnavailable as exc:  # not stored: GitHub must see a failure and redeliver
             log.error("cannot store delivery %s: %s", delivery_id, exc)
             return web.json_response({"error": "cannot store the delivery"}, status=503)
         if stored and self._notify is not None:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from flujo.bot.commit_check import check_commit, evaluate_commit
 from flujo.bot.forge import CheckOutput, Forge
+from flujo.bot.queue import Permanent
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.verdicts import soft_blocking
-from flujo.bot.worker import Permanent
 
 if TYPE_CHECKING:
     from flujo.spec.registry import StepRegistry
