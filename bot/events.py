@@ -14,8 +14,8 @@ from typing import ClassVar, Self
 from gidgethub.sansio import Event
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from flujo.bot.queue import Permanent
 from flujo.bot.suggestion_prs import SUGGEST_EVENT
-from flujo.bot.worker import Permanent
 
 
 class MalformedEvent(Permanent):

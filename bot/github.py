@@ -30,7 +30,7 @@ from flujo.bot.forge import (
     PullRef,
     RepoFile,
 )
-from flujo.bot.worker import Permanent, RetryLater
+from flujo.bot.queue import Permanent, RetryLater
 
 log = logging.getLogger("flujo.bot.github")
 T = TypeVar("T")

@@ -26,6 +26,7 @@ import flujo.engine.session
 import flujo.spec.lint
 import flujo.spec.load  # noqa: F401
 from flujo.bot.isolation import EXIT_MEMORY, SAFE_ENVIRONMENT, Confinement
+from flujo.spec.errors import FlujoError
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -64,7 +65,7 @@ PATH_EVENTS = frozenset(
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
-class Refused(PermissionError):
+class Refused(FlujoError, PermissionError):
     """An isolated task tried something it may never do."""
 
 

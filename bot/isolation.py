@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flujo.bot.commit_report import CommitReport, Override, SpecReport
 from flujo.bot.evaluate import TEST_TIME_LIMIT_S, Plan, spec_paths
-from flujo.spec.errors import Diagnostic
+from flujo.spec.errors import Diagnostic, FlujoError
 
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
 SAFE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
@@ -57,7 +57,7 @@ class IsolationLimits(BaseModel):
         )
 
 
-class IsolationFailed(Exception):
+class IsolationFailed(FlujoError):
     """The child could not finish its task (it crashed or reported an error).
 
     `partial` is the last progress the task reported before it stopped, if any.

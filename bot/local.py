@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from flujo.bot.forge import CheckOutput, CheckRef, Proposal, PullRef, RepoFile
+from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 
-class GitError(Exception):
-    """A git command failed; the message is git's."""
+class GitError(FlujoError):
+    """A git command failed; the message is git's (exit code 2: not a repository, no such
+    commit)."""
+
+    exit_code = EXIT_USAGE
 
 
 async def git(

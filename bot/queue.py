@@ -6,6 +6,10 @@ procrastinate) can implement the same interface for deployments with several nod
 
 A delivery is stored raw (headers that matter + body) when it arrives; parsing happens in
 the worker, so the acknowledgement costs one grouped commit and nothing else.
+
+The errors are part of the contract: a queue raises `QueueUnavailable` when its store
+cannot be reached (whatever the store), and a handler raises `RetryLater` or `Permanent`
+to tell the workers what to do with a failed job.
 """
 
 from __future__ import annotations
@@ -14,8 +18,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from flujo.spec.errors import EXIT_INVALID, EXIT_USAGE, FlujoError
+
 JobState = Literal["queued", "running", "done", "dead"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "done", "dead")
+
+
+class QueueUnavailable(FlujoError):
+    """The store behind the queue cannot be reached or written (nothing was stored);
+    exit code 2, like an unreachable run store."""
+
+    exit_code = EXIT_USAGE
+
+
+class RetryLater(FlujoError):
+    """Raised by a handler that cannot go on before `at` (e.g. a long rate limit).
+
+    Exit code 2 if it ever reached a command: something out of reach, not a bug.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, reason: str, at: float) -> None:
+        super().__init__(reason)
+        self.at = at
+
+
+class Permanent(FlujoError):
+    """Raised by a handler for a failure that retrying cannot fix (exit code 1: the event
+    itself cannot be handled)."""
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +84,10 @@ class DeliveryQueue(Protocol):
     """Durable, deduplicated, ordered per key."""
 
     async def enqueue(self, delivery: Delivery) -> bool:
-        """Store a delivery durably; False when its id was seen before (a redelivery)."""
+        """Store a delivery durably; False when its id was seen before (a redelivery).
+
+        Raises QueueUnavailable when it cannot be stored (the caller must not acknowledge it).
+        """
 
     async def pending(self, after_id: int) -> list[Job]:
         """Unfinished jobs with an id above `after_id`, oldest first (with bodies)."""

@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flujo.spec.errors import EXIT_USAGE, FlujoError
+
 if TYPE_CHECKING:
     from flujo.bot.isolation import IsolationLimits
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 
-class SettingsError(ValueError):
-    """The bot cannot start with these settings; the message says what to set."""
+class SettingsError(FlujoError, ValueError):
+    """The bot cannot start with these settings; the message says what to set (exit code 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class BotSettings(BaseSettings):

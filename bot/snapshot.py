@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from flujo.bot.evaluate import CONFIG_PATHS, Evaluator
 from flujo.bot.forge import Forge
+from flujo.spec.errors import EXIT_INVALID, FlujoError
 
 log = logging.getLogger("flujo.bot.snapshot")
 
@@ -31,8 +32,11 @@ DEFAULT_LIMITS = Limits()
 MAX_REFERENCE_DEPTH = 10
 
 
-class TooLarge(Exception):
-    """The commit has more spec files or bytes than the limits allow."""
+class TooLarge(FlujoError):
+    """The commit has more spec files or bytes than the limits allow (exit code 1: invalid
+    input)."""
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True, slots=True)

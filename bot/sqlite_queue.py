@@ -6,6 +6,9 @@ one commit instead of one per delivery. In WAL mode with `synchronous=NORMAL` a 
 does not wait for the disk; the expensive part, copying the WAL back into the database
 (a checkpoint), is done by a background thread instead of by whichever commit crosses
 the threshold, which kept the acknowledgement's p99 at a third.
+
+Every `sqlite3.Error` of the queue's operations is raised as `QueueUnavailable` (from
+`queue.py`), so callers need not know the store is SQLite.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flujo.bot.queue import Delivery, Job, JobState
+from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
@@ -46,6 +49,22 @@ CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state, id);
 
 
 Sync = Literal["normal", "full"]
+
+
+def _unavailable(path: Path, exc: sqlite3.Error) -> QueueUnavailable:
+    """The queue's error for a failed SQLite operation (the SQLite error as its cause)."""
+    error = QueueUnavailable(f"queue {path}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+@contextlib.contextmanager
+def _reaching(path: Path) -> Iterator[None]:
+    """Raise the `sqlite3.Error`s of the block as `QueueUnavailable`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _unavailable(path, exc) from exc
 
 
 def connect(path: Path, synchronous: Sync = "normal") -> sqlite3.Connection:
@@ -92,6 +111,7 @@ class _LoopWriter:
     handler that ran in one loop iteration share one transaction, flushed right after."""
 
     def __init__(self, path: Path, synchronous: Sync) -> None:
+        self._path = path
         self._db = connect(path, synchronous)
         self._db.executescript(SCHEMA)
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
@@ -116,13 +136,14 @@ class _LoopWriter:
                 try:
                     outcomes.append((future, op(self._db), None))
                 except sqlite3.Error as exc:
-                    outcomes.append((future, None, exc))
+                    outcomes.append((future, None, _unavailable(self._path, exc)))
             self._db.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:  # nothing of this group is stored
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _op, future in group]
+            error = _unavailable(self._path, exc)
+            outcomes = [(future, None, error) for _op, future in group]
         _resolve(outcomes)
 
     def stop(self) -> None:
@@ -144,10 +165,11 @@ class SQLiteQueue:
 
     def __init__(self, path: str | Path, *, synchronous: Sync = "normal") -> None:
         self.path = Path(path)
-        self._writer = _LoopWriter(self.path, synchronous)
-        self._checkpointer = Checkpointer(self.path)
-        self._checkpointer.start()
-        self._reader = connect(self.path)
+        with _reaching(self.path):
+            self._writer = _LoopWriter(self.path, synchronous)
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
+            self._reader = connect(self.path)
         self._read_lock = threading.Lock()
 
     @property
@@ -222,20 +244,20 @@ class SQLiteQueue:
         await self._writer.submit(op)
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        with self._read_lock:
+        with self._read_lock, _reaching(self.path):
             return select_jobs(self._reader, states, limit)
 
     def count(self, states: Sequence[JobState]) -> int:
         """How many jobs are in these states."""
         marks = ", ".join("?" * len(states))
-        with self._read_lock:
+        with self._read_lock, _reaching(self.path):
             row = self._reader.execute(
                 f"SELECT count(*) FROM jobs WHERE state IN ({marks})", tuple(states)
             ).fetchone()
         return int(row[0])
 
     def get(self, delivery_id: str) -> Job | None:
-        with self._read_lock:
+        with self._read_lock, _reaching(self.path):
             row = self._reader.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE delivery_id = ?", (delivery_id,)
             ).fetchone()
@@ -260,11 +282,12 @@ def select_jobs(db: sqlite3.Connection, states: Sequence[str], limit: int) -> li
 
 def read_jobs(path: Path, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
     """`select_jobs` on a queue file, read-only (for `flujo bot jobs`)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return select_jobs(db, states, limit)
-    finally:
-        db.close()
+    with _reaching(path):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return select_jobs(db, states, limit)
+        finally:
+            db.close()
 
 
 def _job(row: tuple[Any, ...]) -> Job:

@@ -14,14 +14,14 @@ import hashlib
 import hmac
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
-from flujo.bot.queue import Delivery, DeliveryQueue
+from flujo.bot.queue import Delivery, DeliveryQueue, QueueUnavailable
 from flujo.bot.settings import MAX_BODY_BYTES
+from flujo.spec.errors import FlujoError
 
 log = logging.getLogger("flujo.bot.webhook")
 
@@ -110,7 +110,7 @@ class WebhookHandler:
             return web.json_response({"pong": True})
         try:
             stored = await self._queue.enqueue(Delivery(delivery_id, event, body, time.time()))
-        except sqlite3.Error as exc:  # not stored: GitHub must see a failure and redeliver
+        except QueueUnavailable as exc:  # not stored: GitHub must see a failure and redeliver
             log.error("cannot store delivery %s: %s", delivery_id, exc)
             return web.json_response({"error": "cannot store the delivery"}, status=503)
         if stored and self._notify is not None:
@@ -131,5 +131,5 @@ class WebhookHandler:
         return bytes(body), mac.hexdigest()
 
 
-class _TooLarge(Exception):
+class _TooLarge(FlujoError):
     """A body went over the limit while it was read."""

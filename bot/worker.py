@@ -20,21 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flujo.bot.queue import DeliveryQueue, Job
+from flujo.bot.queue import DeliveryQueue, Job, Permanent, RetryLater
 
 log = logging.getLogger("flujo.bot.worker")
-
-
-class RetryLater(Exception):
-    """Raised by a handler that cannot go on before `at` (e.g. a long rate limit)."""
-
-    def __init__(self, reason: str, at: float) -> None:
-        super().__init__(reason)
-        self.at = at
-
-
-class Permanent(Exception):
-    """Raised by a handler for a failure that retrying cannot fix."""
 
 
 @dataclass(frozen=True, slots=True)

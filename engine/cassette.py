@@ -31,6 +31,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
+
 Mode = Literal["record", "replay"]
 FORMAT_VERSION = 1
 REDACTED = "[REDACTED]"
@@ -48,12 +50,14 @@ def cassette_folder(spec: Path) -> Path:
     return spec.parent / "cassettes" / spec.stem
 
 
-class CassetteMiss(Exception):
+class CassetteMiss(FlujoError):
     """A replayed request has no recording.
 
     `model`, `method`, `path`, `key` and `directory` describe it; `for_step` adds the
-    name of the pipeline step that made it.
+    name of the pipeline step that made it. Exit code 1: the run fails.
     """
+
+    exit_code = EXIT_INVALID
 
     def __init__(
         self,

@@ -57,6 +57,8 @@ from typing import Any, Literal, cast, get_args
 import jsonschema
 from aiohttp import web
 
+from flujo.spec.errors import EXIT_USAGE, FlujoError
+
 Malformed = Literal["invalid_json", "schema_violation"]
 
 DEFAULT_MODELS = (
@@ -162,8 +164,13 @@ class ReceivedRequest:
     status: int | None = None
 
 
-class ApiError(Exception):
-    """An error answered in OpenAI's JSON shape."""
+class ApiError(FlujoError):
+    """An error answered in OpenAI's JSON shape.
+
+    Exit code 2, like any model server that refuses a request (a usage problem).
+    """
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self,

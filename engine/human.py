@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
+
 if TYPE_CHECKING:
     from flujo.spec.model import HitlStep
 
@@ -24,8 +26,11 @@ class Human(Protocol):
     async def answer(self, step: HitlStep, question: str) -> Any: ...
 
 
-class NoAnswer(Exception):
-    """No answer can be had for a `hitl` step (retrying cannot help)."""
+class NoAnswer(FlujoError):
+    """No answer can be had for a `hitl` step (retrying cannot help; exit code 1: the run
+    fails)."""
+
+    exit_code = EXIT_INVALID
 
 
 def answer_problem(schema: dict[str, Any] | None, value: Any) -> str | None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
 from flujo.engine.telemetry import SpanRecord
+from flujo.spec.errors import EXIT_INVALID, FlujoError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -36,8 +37,11 @@ _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _HEX_IDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
-class IngestError(ValueError):
-    """The request body is not an OTLP export of the declared content type."""
+class IngestError(FlujoError, ValueError):
+    """The request body is not an OTLP export of the declared content type (exit code 1:
+    invalid input)."""
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id
 from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
+from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
@@ -46,8 +47,11 @@ FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
 
-class StepFailed(Exception):
-    """A step failed after its retries (and its fallback, if any)."""
+class StepFailed(FlujoError):
+    """A step failed after its retries (and its fallback, if any); exit code 1 (the run
+    failed), as for every error that stops a run."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, step: StepBase, message: str) -> None:
         super().__init__(f"step '{step.name}' failed: {message}")
@@ -55,8 +59,10 @@ class StepFailed(Exception):
         self.reason = message
 
 
-class UsageLimitExceeded(Exception):
-    """A usage limit was crossed; the run stops at the step that crossed it."""
+class UsageLimitExceeded(FlujoError):
+    """A usage limit was crossed; the run stops at the step that crossed it (exit code 1)."""
+
+    exit_code = EXIT_INVALID
 
     def __init__(self, step: StepBase, limit: str, value: float, cap: float) -> None:
         super().__init__(
@@ -65,12 +71,16 @@ class UsageLimitExceeded(Exception):
         self.step = step
 
 
-class NoModel(Exception):
-    """A step needs a model and none is configured (retrying cannot help)."""
+class NoModel(FlujoError):
+    """A step needs a model and none is configured (retrying cannot help; exit code 1)."""
+
+    exit_code = EXIT_INVALID
 
 
-class ValidationFailed(Exception):
-    """A validator rejected a step's output (the reason is fed back on retry)."""
+class ValidationFailed(FlujoError):
+    """A validator rejected a step's output (the reason is fed back on retry; exit code 1)."""
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True, slots=True)

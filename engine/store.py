@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
@@ -77,8 +78,10 @@ CREATE TABLE IF NOT EXISTS spans (
 """
 
 
-class StoreError(Exception):
-    """The run store cannot be used (wrong schema version, unreadable file)."""
+class StoreError(FlujoError):
+    """The run store cannot be used (wrong schema version, unreadable file); exit code 2."""
+
+    exit_code = EXIT_USAGE
 
 
 def default_path() -> Path:

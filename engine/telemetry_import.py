@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flujo.spec.errors import EXIT_USAGE, FlujoError
+
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-class TelemetryImportError(ValueError):
-    """FILE is neither a compatible run store nor an OTLP/JSON export."""
+class TelemetryImportError(FlujoError, ValueError):
+    """FILE is neither a compatible run store nor an OTLP/JSON export (exit code 2, as
+    `flujo telemetry import` documents)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

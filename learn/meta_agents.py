@@ -11,14 +11,17 @@ import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flujo.spec import paths
+from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 if TYPE_CHECKING:
     from flujo.learn.guard import Messages, Outcome, PromptGuard
     from flujo.learn.opportunities import Opportunity
 
 
-class AgentUnavailable(RuntimeError):
-    """The agent cannot work here (no model server configured)."""
+class AgentUnavailable(FlujoError, RuntimeError):
+    """The agent cannot work here (no model server configured); exit code 2."""
+
+    exit_code = EXIT_USAGE
 
 
 class MetaAgent(Protocol):

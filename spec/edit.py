@@ -20,14 +20,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
+from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.source import make_yaml, parse, parse_with_tree
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
 
 
-class PatchError(ValueError):
-    """A patch that is malformed or does not apply; the message names the operation."""
+class PatchError(FlujoError, ValueError):
+    """A patch that is malformed or does not apply; the message names the operation.
+
+    Exit code 1: the patch is invalid input.
+    """
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass(frozen=True)

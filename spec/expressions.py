@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
+
 __all__ = [
     "EXPRESSION_NAMES",
     "FUNCTIONS",
@@ -96,13 +98,15 @@ name for `previous`)."""
 ErrorKind: TypeAlias = Literal["syntax", "refused", "limit", "runtime"]
 
 
-class ExpressionError(ValueError):
-    """An expression that cannot be compiled or evaluated.
+class ExpressionError(FlujoError, ValueError):
+    """An expression that cannot be compiled or evaluated (exit code 1: invalid input).
 
     `kind` is `syntax` (does not parse), `refused` (uses something the language does not
     allow), `limit` (too large, or would build too much) or `runtime` (a missing key, a
     type mismatch...). `offset` is the 0-based character in `source` it points at.
     """
+
+    exit_code = EXIT_INVALID
 
     def __init__(
         self, message: str, source: str = "", offset: int = 0, kind: ErrorKind = "runtime"
@@ -138,7 +142,10 @@ class StepReference:
 
 
 class _Refused(Exception):
-    """Raised inside an operation; the node running it turns it into ExpressionError."""
+    """Raised inside an operation; the node running it turns it into ExpressionError.
+
+    Not a FlujoError: internal control flow that never leaves this module.
+    """
 
     def __init__(self, message: str, kind: ErrorKind = "runtime") -> None:
         super().__init__(message)

@@ -17,14 +17,17 @@ from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.skills import BUILTINS, SkillInfo
 
 ENTRY_POINT_GROUP = "flujo.skills"
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-class RegistryError(LookupError):
-    """A reference that is unknown or not allowed."""
+class RegistryError(FlujoError, LookupError):
+    """A reference that is unknown or not allowed (exit code 1: invalid input)."""
+
+    exit_code = EXIT_INVALID
 
 
 class StepRegistry:

@@ -7,20 +7,35 @@ Exit codes, for every command:
   3  internal error (a bug in Flujo: please report it)
   130 interrupted (Ctrl-C)
 except `diff`, which follows diff(1): 0 no change, 1 changes found, 2 trouble.
+
+How a command ends:
+  - an error is raised as a `FlujoError` (flujo.spec.errors): the product's own errors
+    (SpecError, StoreError, ...) or, for a message the command words itself, one of
+    `InvalidInput` (1), `UsageError` (2) or `Interrupted` (130) below. `LazyGroup.invoke`
+    is the one place that maps them: it prints `exc.show()` and exits with
+    `exc.exit_code`, never with a traceback. Option parsing errors are click's own
+    (`click.UsageError`, `click.BadParameter`: exit 2).
+  - a command that ran to completion and whose result is not plain success (`validate`
+    found invalid specs, `test` a failed test, `diff` changes, ...) ends with
+    `exit_with(code)` after printing everything; success is a plain return (exit 0).
+  - anything else is a bug: `main()` prints one line and exits 3.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
-EXIT_INTERRUPTED = 130
+from flujo.spec.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    FlujoError,
+)
 
 # name -> (import path, one-line help); listed without importing the commands.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,7 +59,49 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class CommandError(FlujoError):
+    """An error a command has worded in full: `show()` prints its text as it is (one or
+    more lines, e.g. `flujo runs: no run store at PATH`)."""
+
+    def format_message(self) -> str:
+        return str(self)
+
+
+class InvalidInput(CommandError):
+    """The input is invalid (a spec, patch or config has errors)."""
+
+    exit_code = EXIT_INVALID
+
+
+class UsageError(CommandError):
+    """Wrong usage: a missing or unreadable file, a store or server out of reach, ..."""
+
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(CommandError):
+    """Ctrl-C stopped the command (what was stopped is said in the message)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def exit_with(code: int) -> NoReturn:
+    """End a command that ran to completion with its documented result code (e.g.
+    `validate`: 1 when a spec is invalid, after every diagnostic is printed). Errors are
+    raised as `FlujoError`s instead; success is a plain return."""
+    raise SystemExit(code)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a `FlujoError` is shown and exits with its code (the one place
+        errors are mapped: both `main()` and click's test runner come through here)."""
+        try:
+            return super().invoke(ctx)
+        except FlujoError as exc:
+            exc.show()
+            ctx.exit(exc.exit_code)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -100,9 +157,6 @@ def main(argv: list[str] | None = None) -> Any:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so in one line, never a traceback
-        if type(exc).__name__ == "StoreError":  # a usable message, not a bug
-            click.echo(f"flujo: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
         click.echo(
             f"flujo: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in Flujo; please report it with the command you ran "

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError, exit_with
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
 @click.group()
@@ -28,10 +29,11 @@ def _settings() -> Any:
     try:
         return BotSettings()
     except ValidationError as exc:
+        lines = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "settings"
-            click.echo(f"flujo bot: FLUJO_BOT_{where.upper()}: {error['msg']}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+            lines.append(f"flujo bot: FLUJO_BOT_{where.upper()}: {error['msg']}")
+        raise UsageError("\n".join(lines)) from None
 
 
 @bot.command()
@@ -62,8 +64,7 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
         load_private_key(settings.key())
         app = create_app(settings)
     except SettingsError as exc:
-        click.echo(f"flujo bot serve: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo bot serve: {exc}") from None
     configure_logging(log_level.upper(), settings.secrets())
     web.run_app(
         app,
@@ -131,14 +132,13 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     try:
         sha, outputs, folder = asyncio.run(main())
     except GitError as exc:
-        click.echo(f"flujo bot local: {path}: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo bot local: {path}: {exc}") from None
     if as_json:
         click.echo(json.dumps({"sha": sha, "checks": [_as_dict(o) for o in outputs]}, indent=2))
     else:
         click.echo(f"Checks of {sha[:12]} written to {folder}")
     failed = any(o.blocks_merge for o in outputs)
-    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+    exit_with(EXIT_INVALID if failed else EXIT_OK)
 
 
 def _as_dict(output: Any) -> dict[str, Any]:
@@ -167,8 +167,7 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
 
     settings = _settings()
     if not settings.db.exists():
-        click.echo(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
     found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
@@ -208,8 +207,7 @@ def token(repository: str, installation: int) -> None:
     from flujo.bot.state import BotState
 
     if repository.count("/") != 1 or not all(repository.split("/")):
-        click.echo(f"flujo bot token: {repository!r} is not OWNER/NAME", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo bot token: {repository!r} is not OWNER/NAME")
     settings = _settings()
     state = BotState(settings.db)
     try:

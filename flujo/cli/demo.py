@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
 @click.command()
@@ -38,8 +39,7 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
             inputs = [json.loads(line) for line in inputs_file.read_text().splitlines() if line]
             plans.append((spec, inputs * repeat))
     if not plans:
-        click.echo(f"flujo demo: no specs with inputs under {examples}", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo demo: no specs with inputs under {examples}")
 
     total = sum(len(inputs) for _, inputs in plans)
     target = store or default_path()
@@ -75,7 +75,7 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
     finally:
         db.close()
     click.echo(f"\nNext: flujo runs list   |   flujo runs show {newest}   |   flujo suggest SPEC")
-    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+    exit_with(EXIT_INVALID if failed else EXIT_OK)
 
 
 def _print_suggestions(specs: list[Path], db: Any) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import CommandError, exit_with
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from flujo.spec.model import Pipeline
@@ -22,8 +23,11 @@ NULL_FILE = "/dev/null"
 Format = Literal["text", "json", "markdown"]
 
 
-class _Trouble(Exception):
-    """A file cannot be read or is not a spec; the message says where."""
+class _Trouble(CommandError):
+    """A file cannot be read or is not a spec; the message says where (exit code 2: diff(1)'s
+    trouble)."""
+
+    exit_code = EXIT_USAGE
 
 
 @click.command()
@@ -61,28 +65,23 @@ def diff(files: tuple[str, ...], output_format: Format) -> None:
         raise click.UsageError(
             f"expected OLD NEW (or git's 7 diff-driver arguments), got {len(files)} argument(s)"
         )
-    try:
-        old_text, new_text = _read(old_file), _read(new_file)
-    except _Trouble as exc:
-        click.echo(f"flujo diff: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+    old_text, new_text = _read(old_file), _read(new_file)
     try:
         old, new = _load(old_text, old_name), _load(new_text, new_name)
     except _Trouble as exc:
         if git_mode:  # not a spec (yet): still show git what changed, line by line
             click.echo(f"flujo diff: {exc}; showing a line diff", err=True)
             click.echo(_line_diff(old_text, new_text, old_name, new_name), nl=False)
-            raise SystemExit(EXIT_OK) from None
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_USAGE) from None
+            return
+        raise
 
     from flujo.spec.review.diff import diff_specs
 
     result = diff_specs(old, new)
     click.echo(render(result, output_format, old_name, new_name), nl=False)
     if git_mode:
-        raise SystemExit(EXIT_OK)
-    raise SystemExit(EXIT_INVALID if result else EXIT_OK)
+        return
+    exit_with(EXIT_INVALID if result else EXIT_OK)
 
 
 def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str) -> str:
@@ -136,9 +135,9 @@ def _read(file: str) -> bytes | None:
     try:
         return read_bytes(file)
     except OSError as exc:
-        raise _Trouble(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise _Trouble(f"flujo diff: cannot read {file}: {exc.strerror or exc}") from None
     except SpecError as exc:  # too large
-        raise _Trouble(str(exc)) from None
+        raise _Trouble(f"flujo diff: {exc}") from None
 
 
 def _load(data: bytes | None, name: str) -> Pipeline:

@@ -7,9 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from flujo.cli import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_USAGE
+from flujo.cli import Interrupted, UsageError
 
 if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
@@ -17,19 +15,14 @@ if TYPE_CHECKING:
 
 
 def load_spec_or_exit(path: Path) -> Pipeline:
-    """The spec at `path` (read once); prints every error and exits 1 or 2 otherwise."""
-    from flujo.spec.errors import SpecError
+    """The spec at `path` (read once). Otherwise the command fails: a `SpecError` prints
+    every diagnostic (exit 1), an unreadable file is a `UsageError` (exit 2)."""
     from flujo.spec.model import Pipeline
 
     try:
         return Pipeline.from_yaml(path)
-    except SpecError as exc:
-        for diagnostic in exc.diagnostics:
-            click.echo(str(diagnostic), err=True)
-        raise SystemExit(EXIT_INVALID) from None
     except OSError as exc:
-        click.echo(f"flujo: cannot read {path}: {exc.strerror or exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def run_session(
@@ -45,5 +38,4 @@ def run_session(
     try:
         return asyncio.run(run_many(pipeline, inputs, settings, on_result))
     except KeyboardInterrupt:
-        click.echo("flujo: interrupted; the run was recorded as cancelled", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise Interrupted("flujo: interrupted; the run was recorded as cancelled") from None

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import exit_with
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 @click.command()
@@ -64,4 +65,4 @@ def migrate(files: tuple[Path, ...], check_only: bool, in_place: bool) -> None:
             click.echo(f"{migration.file}: migrated", err=True)
         else:
             click.echo(migration.diff(), nl=False)
-    raise SystemExit(status)
+    exit_with(status)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import InvalidInput, UsageError
 
 
 @click.command()
@@ -40,27 +40,24 @@ def patch(spec: Path, patch_file: str, in_place: bool, check: bool) -> None:
         original = spec.read_bytes().decode("utf-8")
         patch_text = sys.stdin.read() if patch_file == "-" else Path(patch_file).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        click.echo(f"flujo patch: cannot read input: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo patch: cannot read input: {exc}") from None
     try:
         patched = apply_patch(original, patch_text, file=name)
         _, diagnostics = check_spec(patched, registry=registry_for(spec))
     except PatchError as exc:
-        click.echo(f"{patch_file}: error: {exc}", err=True)
-        raise SystemExit(EXIT_INVALID) from None
+        raise InvalidInput(f"{patch_file}: error: {exc}") from None
     except SpecError as exc:
         diagnostics = exc.diagnostics
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
-        for d in errors:
-            click.echo(str(d).replace("<string>", name, 1), err=True)
-        click.echo("flujo patch: the patched spec is invalid; nothing was written", err=True)
-        raise SystemExit(EXIT_INVALID)
+        lines = [str(d).replace("<string>", name, 1) for d in errors]
+        lines.append("flujo patch: the patched spec is invalid; nothing was written")
+        raise InvalidInput("\n".join(lines))
     if check:
-        raise SystemExit(EXIT_OK)
+        return
     if in_place:
         spec.write_bytes(patched.encode("utf-8"))
-        raise SystemExit(EXIT_OK)
+        return
     diff = difflib.unified_diff(
         original.splitlines(keepends=True),
         patched.splitlines(keepends=True),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
 @click.group()
@@ -39,17 +40,15 @@ def check(spec: Path, last: int, store: Path | None) -> None:
     pipeline = load_spec_or_exit(spec)
     if not pipeline.policies:
         click.echo(f"{display_name(spec)} has no policies")
-        raise SystemExit(EXIT_OK)
+        return
     target = store or default_path()
     if not target.exists():
-        click.echo(f"flujo policy: no run store at {target}", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo policy: no run store at {target}")
     db = RunStore(target)
     results = recorded_results(db, [display_name(spec), str(spec.resolve())], last)
     db.close()
     if not results:
-        click.echo(f"flujo policy: no recorded runs of {display_name(spec)} in {target}", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo policy: no recorded runs of {display_name(spec)} in {target}")
     judged = [(result, evaluate_policies(pipeline, result)) for result in results]
     blocking = False
     click.echo(f"{len(results)} recorded runs of {display_name(spec)} (newest first)")
@@ -65,4 +64,4 @@ def check(spec: Path, last: int, store: Path | None) -> None:
         click.echo(f"{rule.id} ({rule.action}, {display_name(spec)}:{line}): {counts}")
         for result, outcome in failures[:5]:
             click.echo(f"    run {result.run_id}: {outcome.explanation}")
-    raise SystemExit(EXIT_INVALID if blocking else EXIT_OK)
+    exit_with(EXIT_INVALID if blocking else EXIT_OK)

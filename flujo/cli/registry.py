@@ -23,20 +23,15 @@ def registry() -> None:
 )
 def list_skills(as_json: bool, config: Path | None) -> None:
     """List built-in skills, plugin skills and allow-listed import paths."""
-    from flujo.cli import EXIT_INVALID
+    from flujo.cli import InvalidInput
     from flujo.spec.config import find_config, load_config
-    from flujo.spec.errors import SpecError
     from flujo.spec.registry import RegistryError, StepRegistry
 
-    try:
+    try:  # a SpecError (a bad config) shows its diagnostics and exits 1
         repo_config = load_config(config or find_config(Path.cwd()))
         skills = StepRegistry(allow=repo_config.skills.allow).manifest()
-    except SpecError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_INVALID) from None
     except (RegistryError, ImportError, AttributeError) as exc:
-        click.echo(f"flujo registry: cannot load an allow-listed skill: {exc}", err=True)
-        raise SystemExit(EXIT_INVALID) from None
+        raise InvalidInput(f"flujo registry: cannot load an allow-listed skill: {exc}") from None
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in skills], indent=2))
         return

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import exit_with
 from flujo.cli.options import model_options, store_options
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def parse_input(value: str | None) -> Any:
@@ -52,7 +53,7 @@ def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> No
         click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
     else:
         click.echo(format_result(result))
-    raise SystemExit(EXIT_OK if result.success else EXIT_INVALID)
+    exit_with(EXIT_OK if result.success else EXIT_INVALID)
 
 
 def format_result(result: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flujo.cli import EXIT_USAGE
+from flujo.cli import UsageError
 from flujo.cli.options import store_options
 
 
@@ -23,8 +23,7 @@ def _store(path: Path | None) -> Any:
 
     target = path or default_path()
     if not target.exists():
-        click.echo(f"flujo runs: no run store at {target} (run a pipeline first)", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo runs: no run store at {target} (run a pipeline first)")
     return RunStore(target)
 
 
@@ -58,8 +57,7 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     db = _store(store)
     run = db.find_run(run_id)
     if run is None:
-        click.echo(f"flujo runs: no single run matches '{run_id}'", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo runs: no single run matches '{run_id}'")
     spans = db.spans(run["run_id"])
     if as_json:
         click.echo(json.dumps({"run": run, "spans": spans}, indent=2, default=str))

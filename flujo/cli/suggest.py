@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from flujo.cli import EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError
 from flujo.cli.options import store_options
 
 if TYPE_CHECKING:
@@ -89,15 +89,14 @@ def suggest(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not spec.is_file():
-        click.echo(f"flujo suggest: {spec}: no such file", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo suggest: {spec}: no such file")
     target = store or default_path()
     if history:
         _history(spec, target, as_json)
-        raise SystemExit(EXIT_OK)
+        return
     if not target.exists():
         _no_telemetry(spec, target, as_json, agent)
-        raise SystemExit(EXIT_OK)
+        return
 
     async def main() -> SuggestReport:
         db = RunStore(target)
@@ -111,21 +110,18 @@ def suggest(
 
     try:
         report = asyncio.run(main())
-    except SpecError as exc:
-        for diagnostic in exc.errors:
-            click.echo(str(diagnostic), err=True)
-        click.echo("flujo suggest: fix the spec first (flujo validate)", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+    except SpecError as exc:  # exit 2, as documented above
+        lines = [str(diagnostic) for diagnostic in exc.errors]
+        lines.append("flujo suggest: fix the spec first (flujo validate)")
+        raise UsageError("\n".join(lines)) from None
     except AgentUnavailable as exc:
-        click.echo(f"flujo suggest: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo suggest: {exc}") from None
     except Exception as exc:
         import openai
 
         if not isinstance(exc, openai.OpenAIError):
             raise
-        click.echo(f"flujo suggest: the model server failed: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo suggest: the model server failed: {exc}") from None
     if create_pr and report.suggestions:
         _create_prs(spec, report)
     if html_file is not None and report.suggestions:
@@ -136,7 +132,6 @@ def suggest(
         _no_telemetry(spec, target, False, agent)
     else:
         print_report(report)
-    raise SystemExit(EXIT_OK)
 
 
 def _create_prs(spec: Path, report: SuggestReport) -> None:
@@ -156,8 +151,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
         check=False,
     )
     if found.returncode != 0:
-        click.echo(f"flujo suggest: --create-pr needs {spec} to be in a git repository", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo suggest: --create-pr needs {spec} to be in a git repository")
     root = Path(found.stdout.strip())
     path = spec.resolve().relative_to(root).as_posix()
     before = spec.read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from flujo.cli import EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError
 from flujo.cli.options import store_options
 
 
@@ -26,16 +26,13 @@ def import_(file: Path, store: Path | None) -> None:
     from flujo.engine.telemetry_import import TelemetryImportError, import_file
 
     if not file.is_file():
-        click.echo(f"flujo telemetry import: {file}: no such file", err=True)
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError(f"flujo telemetry import: {file}: no such file")
     db = RunStore(store)
     try:
         result = import_file(db, file)
     except (TelemetryImportError, OSError) as exc:
-        click.echo(f"flujo telemetry import: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"flujo telemetry import: {exc}") from None
     finally:
         db.close()
     skipped = f" ({result.skipped_runs} already present)" if result.skipped_runs else ""
     click.echo(f"Imported {result.runs} runs and {result.spans} spans into {db.path}{skipped}")
-    raise SystemExit(EXIT_OK)

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import UsageError, exit_with
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 @click.command()
@@ -110,9 +111,9 @@ def test(
     else:
         _print_text(results, errors)
     if errors or not files:
-        raise SystemExit(EXIT_USAGE)
+        exit_with(EXIT_USAGE)
     failed = any(r.outcome == "failed" for r in results)
-    raise SystemExit(EXIT_INVALID if failed else EXIT_OK)
+    exit_with(EXIT_INVALID if failed else EXIT_OK)
 
 
 def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
@@ -140,10 +141,8 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     from flujo.cli.validate import expand_paths
 
     files, problems = expand_paths(paths)
-    for problem in problems:
-        click.echo(f"flujo test: {problem}", err=True)
     if problems:
-        raise SystemExit(EXIT_USAGE)
+        raise UsageError("\n".join(f"flujo test: {problem}" for problem in problems))
     return files
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from flujo.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.cli import exit_with
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 
@@ -87,9 +88,7 @@ def validate(
         else:
             summary += ", all valid"
         click.echo(summary, err=True)
-    if problems:
-        raise SystemExit(EXIT_USAGE)
-    raise SystemExit(EXIT_INVALID if errors else EXIT_OK)
+    exit_with(EXIT_USAGE if problems else EXIT_INVALID if errors else EXIT_OK)
 
 
 def expand_paths(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:

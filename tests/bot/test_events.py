@@ -19,8 +19,8 @@ from flujo.bot.events import (
     SuggestEvent,
     WebhookEvent,
 )
+from flujo.bot.queue import Permanent
 from flujo.bot.routers import router
-from flujo.bot.worker import Permanent
 from tests.support.bot_world import REPO, World
 from tests.support.fakegithub.webhooks import webhook_files
 

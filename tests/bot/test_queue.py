@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flujo.bot.queue import Delivery
+from flujo.bot.queue import Delivery, Permanent, RetryLater
 from flujo.bot.sqlite_queue import SQLiteQueue
-from flujo.bot.worker import Permanent, RetryLater, Work, Workers, ordering_key
+from flujo.bot.worker import Work, Workers, ordering_key
 
 
 def delivery(n: int, repo: str = "o/r", event: str = "push") -> Delivery:
