@@ -166,7 +166,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 async def _suggestion_page(request: web.Request) -> web.Response:
     """The read-only page of a proposed suggestion (bullets, diagrams, YAML diff)."""
     from flujo.bot.page import render_page
-    from flujo.bot.suggestion_prs import SuggestionView
+    from flujo.learn.proposal import SuggestionView
 
     ident = request.match_info["id"]
     view = request.app[BOT].state.view(ident) if ident.isalnum() else None

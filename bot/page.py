@@ -13,7 +13,7 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
-from flujo.bot.suggestion_prs import SuggestionView
+from flujo.learn.proposal import SuggestionView
 from flujo.templates.environment import product_environment
 
 
