@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -197,6 +198,8 @@ def test_the_tests_need_nothing_beside_the_clone() -> None:
         path = ROOT / name
         if path.suffix not in {".py", ".mjs", ""} or not path.is_file():
             continue
+        if path.resolve() == Path(__file__).resolve():
+            continue  # this test names what it looks for
         text = path.read_text(encoding="utf-8", errors="replace")
         if "shared/github" in text.replace("../shared/github", "") or '"shared"' in text:
             outside.append(name)
