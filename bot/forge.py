@@ -14,7 +14,6 @@ from typing import Literal, Protocol
 Level = Literal["notice", "warning", "failure"]
 Conclusion = Literal["success", "failure", "neutral", "action_required", "skipped"]
 MAX_ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per create/update of a check run
-MAX_SUMMARY_CHARS = 65_535  # GitHub's limit for a check run's summary and text
 
 
 @dataclass(frozen=True, slots=True)

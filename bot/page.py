@@ -6,8 +6,6 @@ Served by the bot at `/suggestions/<id>` and written by `flujo suggest --html FI
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -15,10 +13,8 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
-from flujo.bot.suggestion_prs import SuggestionView
-
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_CODE = re.compile(r"`([^`]+)`")
+from flujo.learn.proposal import SuggestionView
+from flujo.templates.environment import product_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,30 +40,8 @@ def render_page(views: list[SuggestionView]) -> str:
     return _template().render(suggestions=sections, title=title, mermaid_js=_mermaid_js())
 
 
-def _bullet(text: str) -> str:
-    """A bullet's Markdown (bold and code only) as safe HTML."""
-    escaped = html.escape(text, quote=False)
-    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
-    return _CODE.sub(r"<code>\1</code>", escaped)
-
-
-def _diff_class(line: str) -> str:
-    if line.startswith(("+++", "---")):
-        return "meta"
-    return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
-
-
-@lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["bullet"] = lambda t: Markup(_bullet(t))
-    env.filters["diff_class"] = _diff_class
-    text = (
-        resources.files("flujo.templates")
-        .joinpath("suggestion_page.html.j2")
-        .read_text(encoding="utf-8")
-    )
-    return env.from_string(text)
+    return product_environment(autoescape=True).get_template("suggestion_page.html.j2")
 
 
 @lru_cache(maxsize=1)

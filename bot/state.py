@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flujo.bot.commit_report import Override
 
 if TYPE_CHECKING:
-    from flujo.bot.suggestion_prs import SuggestionView
+    from flujo.learn.proposal import SuggestionView
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS installations (
@@ -237,7 +237,7 @@ class BotState:
 
     def view(self, suggestion: str) -> SuggestionView | None:
         """What the page of a proposed suggestion shows (by suggestion id)."""
-        from flujo.bot.suggestion_prs import SuggestionView
+        from flujo.learn.proposal import SuggestionView
 
         rows = self._run(
             "SELECT view FROM proposals WHERE suggestion = ? AND view IS NOT NULL"

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from flujo.bot.forge import Forge, Proposal, PullRef
 from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
+from flujo.learn.proposal import BRANCH_PREFIX as BRANCH_PREFIX  # also the routers'
+from flujo.learn.proposal import SuggestionView, branch_for, proposal_for
 
 if TYPE_CHECKING:
     from flujo.bot.evaluate import Evaluator
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("flujo.bot.suggestion_prs")
 
 SUGGEST_EVENT = "flujo_suggest"
-BRANCH_PREFIX = "flujo/suggest/"
-LABEL = "flujo"
 
 
 def suggest_delivery(
@@ -48,15 +48,6 @@ def suggest_delivery(
         {"repository": {"full_name": repo}, "installation": {"id": installation}}
     ).encode()
     return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
-
-
-def branch_for(suggestion: Suggestion) -> str:
-    """The branch of a suggestion: one per opportunity (spec, kind, place), so a newer
-    patch for the same opportunity updates its open pull request instead of adding one."""
-    import hashlib
-
-    key = f"{suggestion.spec}\n{suggestion.kind}\n{suggestion.yaml_path}"
-    return BRANCH_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,137 +115,24 @@ async def propose_suggestions(
                     continue
                 after = apply_patch(before, suggestion.patch, file=path)
                 url = page_url(suggestion.id) if page_url is not None else None
-                view = review(suggestion, before, after, url)
-                title, body = view.title, view.body
+                proposal = proposal_for(suggestion, before, after, url)
                 pull = await forge.propose(
                     repo,
                     Proposal(
-                        branch=branch,
+                        branch=proposal.branch,
                         files={path: after.encode("utf-8")},
-                        message=f"{title}\n\n{suggestion.headline}\n\n"
-                        f"Flujo-Suggestion: {suggestion.id}",
-                        title=title,
-                        body=body,
-                        labels=(LABEL,),
+                        message=proposal.commit_message,
+                        title=proposal.title,
+                        body=proposal.body,
+                        labels=proposal.labels,
                         base=base,
                     ),
                 )
                 if branch not in open_now:
                     open_now.add(branch)
                     budget -= 1
-                done.append(Proposed(suggestion, view, pull))
+                done.append(Proposed(suggestion, proposal.view, pull))
     return done
-
-
-@dataclass(frozen=True, slots=True)
-class SuggestionView:
-    """What a person reviews: the pull request's title and body, and the page's parts."""
-
-    id: str
-    spec: str
-    title: str
-    headline: str
-    risk: str
-    bullets: list[str]
-    before: str
-    """Mermaid flowchart of the spec before the change."""
-    after: str
-    diff: str
-    """Unified diff of the YAML."""
-    body: str
-    """The pull request body (GitHub Markdown)."""
-
-
-def review(
-    suggestion: Suggestion, before: str, after: str, details_url: str | None = None
-) -> SuggestionView:
-    """Everything a reviewer sees of a suggestion, from the spec before and after it."""
-    from flujo.spec.model import Pipeline
-    from flujo.spec.review.bullets import bullets, plain
-    from flujo.spec.review.diff import diff_specs
-    from flujo.spec.review.mermaid import flowchart
-    from flujo.templates.pr_body import EmbeddedTest, Evidence, EvidenceRow, PRBody, render_pr_body
-
-    old, new = Pipeline.from_yaml(before), Pipeline.from_yaml(after)
-    change = diff_specs(old, new)
-    lines = bullets(change)
-    title = "flujo: " + (
-        plain(lines[0], emoji=False) if lines else suggestion.kind.replace("_", " ")
-    )
-    verification = suggestion.verification
-    mode = {"replay": "recorded model calls replayed", "mock": "mocks only"}.get(
-        verification.tests_mode, verification.tests_mode
-    )
-    tests = [
-        EmbeddedTest(name, passed, "" if passed else "fails with this change")
-        for name, passed in verification.outcomes
-    ] or [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
-    evidence = Evidence(
-        runs=int(suggestion.evidence.get("runs", 0) or 0),
-        rows=[
-            EvidenceRow(_metric(str(k)), _fmt(str(k), v), "")
-            for k, v in suggestion.evidence.items()
-            if k != "runs" and not isinstance(v, (dict, list))
-        ],
-    )
-    chart_before = flowchart(old, change.marks("old"))
-    chart_after = flowchart(new, change.marks("new"))
-    body = render_pr_body(
-        PRBody(
-            headline=suggestion.headline,
-            risk=suggestion.risk,  # type: ignore[arg-type]
-            bullets=lines,
-            patch=suggestion.patch,
-            savings=_savings(suggestion),
-            before_diagram=chart_before,
-            after_diagram=chart_after,
-            evidence=evidence,
-            tests=tests,
-            details_url=details_url,
-        )
-    )
-    return SuggestionView(
-        suggestion.id,
-        suggestion.spec,
-        title[:200],
-        suggestion.headline,
-        suggestion.risk,
-        lines,
-        chart_before,
-        chart_after,
-        suggestion.diff,
-        body,
-    )
-
-
-def pull_request_text(suggestion: Suggestion, before: str, after: str) -> tuple[str, str]:
-    """Title and body of a suggestion's pull request."""
-    view = review(suggestion, before, after)
-    return view.title, view.body
-
-
-def _savings(suggestion: Suggestion) -> str | None:
-    per_run = suggestion.estimate.usd_per_run
-    return f"~${per_run:.4f}/run" if per_run > 0 else None
-
-
-def _metric(key: str) -> str:
-    """An evidence key as words: `cost_usd_per_run` -> `cost per run`."""
-    words = key.removesuffix("_s").replace("_usd", "").replace("_", " ")
-    return words[:1].upper() + words[1:]
-
-
-def _fmt(key: str, value: Any) -> str:
-    """An evidence value with its unit, read from its key (`_share`, `_usd`, `_s`)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if "share" in key:
-        return f"{value:.0%}"
-    if "usd" in key:
-        return f"${value:.4g}"
-    if key.endswith("_s"):
-        return f"{value:.3g} s"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 async def record_outcome(

@@ -7,15 +7,10 @@ branch protection rule that requires these checks blocks the merge.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from flujo.bot.commit_report import CommitReport, PolicyVerdict, SpecReport
 from flujo.bot.forge import (
-    MAX_SUMMARY_CHARS,
     Action,
     Annotation,
     CheckOutput,
@@ -23,6 +18,8 @@ from flujo.bot.forge import (
     Level,
 )
 from flujo.spec.errors import Diagnostic
+from flujo.templates.environment import product_environment
+from flujo.templates.fit import fit, shrink
 
 VALIDATE, TEST, POLICY = "flujo/validate", "flujo/test", "flujo/policy"
 CHECK_NAMES = (VALIDATE, TEST, POLICY)
@@ -284,51 +281,22 @@ def _s(count: int) -> str:
 # -- rendering -----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    import flujo.templates
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(flujo.templates.__file__).parent),
-        autoescape=False,  # Markdown; user text goes through the filters below
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["cell"] = _cell
-    env.filters["text"] = _text
-    env.filters["fence"] = lambda s: str(s).replace("```", "`\u200b``")
-    return env
-
-
-def _cell(value: object) -> str:
-    """Safe inside a Markdown table cell (and inline code)."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
-
-
-def _text(value: object) -> str:
-    return str(value).replace("\n", " ")
+TRUNCATED = "\n\n_…truncated: the full report is in the annotations and `flujo test`._\n"
 
 
 def _render(template: str, **context: Any) -> str:
     """Render within GitHub's limit: fewer rows until it fits, then cut at a line."""
-
-    def render(rows: int) -> str:
-        return _environment().get_template(template).render(max_rows=rows, **context)
-
     rows = _ROWS
-    text = render(rows)
-    while len(text) > MAX_SUMMARY_CHARS and rows > 1:
+
+    def fewer_rows(excess: int) -> str | None:
+        nonlocal rows
+        if rows <= 1:
+            return None
         rows //= 2
-        text = render(rows)
-    return truncate(text)
+        return render(rows)
 
+    def render(max_rows: int) -> str:
+        environment = product_environment(autoescape=False)  # Markdown; user text via filters
+        return environment.get_template(template).render(max_rows=max_rows, **context)
 
-def truncate(text: str, limit: int = MAX_SUMMARY_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    note = "\n\n_…truncated: the full report is in the annotations and `flujo test`._\n"
-    cut = text.rfind("\n", 0, limit - len(note))
-    body = text[: cut if cut > 0 else limit - len(note)]
-    if body.count("```") % 2:
-        body += "\n```"
-    return body[: limit - len(note)] + note
+    return fit(shrink(render(rows), [fewer_rows]), marker=TRUNCATED)

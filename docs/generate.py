@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flujo.bot.page import render_page  # noqa: E402
-from flujo.bot.suggestion_prs import review  # noqa: E402
 from flujo.engine.store import RunStore  # noqa: E402
+from flujo.learn.proposal import review  # noqa: E402
 from flujo.learn.suggest import suggest  # noqa: E402
 from flujo.spec.edit import apply_patch  # noqa: E402
 from tests.bot.test_page import open_page  # noqa: E402

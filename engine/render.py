@@ -1,4 +1,5 @@
-"""Step inputs: `{{ … }}` templates rendered in a Jinja2 sandbox.
+"""Step inputs: `{{ … }}` templates rendered in the sandbox for users' templates
+(`flujo.spec.templating.untrusted_environment`).
 
 A string that is exactly one `{{ expression }}` yields the expression's value with its
 type (a dict stays a dict); any other string renders to text. Mappings and lists are
@@ -11,20 +12,14 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from flujo.spec.templating import untrusted_environment
+
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=4096)
 def _compile(text: str) -> Any:
-    env = _environment()
+    env = untrusted_environment()
     single = _SINGLE.match(text)
     if single is not None and "{%" not in text:
         return ("value", env.compile_expression(single.group("expr"), undefined_to_none=False))

@@ -211,10 +211,11 @@ def regex_extract(value: Any, pattern: str, group: int | str = 0, all: bool = Fa
 
 def _check_template(params: dict[str, Any]) -> list[str]:
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from flujo.spec.templating import untrusted_environment
 
     try:
-        SandboxedEnvironment().parse(params["template"])
+        untrusted_environment().parse(params["template"])
     except TemplateSyntaxError as exc:
         return [f"template syntax error on its line {exc.lineno}: {exc.message}"]
     return []
@@ -228,11 +229,9 @@ def _check_template(params: dict[str, Any]) -> list[str]:
     check=_check_template,
 )
 def template_render(value: Any, template: str) -> str:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from flujo.spec.templating import untrusted_environment
 
-    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-    return environment.from_string(template).render(input=value)
+    return untrusted_environment().from_string(template).render(input=value)
 
 
 # -- validators ---------------------------------------------------------------------------

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import jinja2
 
-GITHUB_BODY_LIMIT = 65_535
+from flujo.templates.environment import product_environment
+from flujo.templates.fit import GITHUB_TEXT_LIMIT, Shrink, fit, shrink, size
+
 # Mermaid's defaults (maxTextSize, maxEdges): GitHub shows an error instead of larger charts.
 MERMAID_MAX_TEXT = 50_000
 MERMAID_MAX_EDGES = 500
@@ -74,20 +74,16 @@ class PRBody:
     details_url: str | None = None  # the full suggestion page, named when something is cut
 
 
-def render_pr_body(body: PRBody, *, limit: int = GITHUB_BODY_LIMIT) -> str:
-    """GitHub Markdown for `body`, at most `limit` characters (UTF-16 units, as GitHub counts)."""
+def render_pr_body(body: PRBody, *, limit: int = GITHUB_TEXT_LIMIT) -> str:
+    """GitHub Markdown for `body`, at most `limit` UTF-8 bytes (see `flujo.templates.fit`)."""
     plan = _Plan(body)
-    text = plan.render()
-    for shrink in (
-        plan.drop_diagram,
-        plan.cut_patch,
-        plan.cut_tests,
-        plan.cut_evidence,
-        plan.cut_bullets,
-    ):
-        while _size(text) > limit and shrink(_size(text) - limit):
-            text = plan.render()
-    if _size(text) <= limit:
+
+    def step(cut: Callable[[int], bool]) -> Shrink:
+        return lambda excess: plan.render() if cut(excess) else None
+
+    cuts = (plan.drop_diagram, plan.cut_patch, plan.cut_tests, plan.cut_evidence, plan.cut_bullets)
+    text = shrink(plan.render(), [step(cut) for cut in cuts], limit=limit)
+    if size(text) <= limit:
         return text
     # Only huge free text (headline, reject) can get here: keep the essentials.
     note = f"The full suggestion did not fit in a pull request body; see {plan.where}."
@@ -95,7 +91,7 @@ def render_pr_body(body: PRBody, *, limit: int = GITHUB_BODY_LIMIT) -> str:
         f"## {escape(body.headline, 200)}\n\n{note}\n\n"
         f"### Not convinced?\n{escape(body.reject, 500)}\n"
     )
-    return minimal if _size(minimal) <= limit else minimal[: max(limit, 0) // 2]
+    return fit(minimal, limit, marker="")
 
 
 def escape(text: str, limit: int = 500) -> str:
@@ -112,21 +108,8 @@ def fence_for(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def _size(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-@cache
 def _template() -> jinja2.Template:
-    source = resources.files("flujo.templates").joinpath("pr_body.md.j2").read_text("utf-8")
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env.from_string(source)
+    return product_environment(autoescape=False).get_template("pr_body.md.j2")
 
 
 @dataclass
@@ -186,12 +169,12 @@ class _Plan:
         lines = self.patch_text.splitlines()[: self.patch_lines]
         if not lines:
             return False
-        size = sum(_size(line) + 1 for line in lines)
-        keep_chars = max(size - excess - 200, 0)
+        total = sum(size(line) + 1 for line in lines)
+        keep = max(total - excess - 200, 0)
         kept, used = 0, 0
         for line in lines:
-            used += _size(line) + 1
-            if used > keep_chars:
+            used += size(line) + 1
+            if used > keep:
                 break
             kept += 1
         self.patch_lines = min(kept, len(lines) - 1)

@@ -98,10 +98,16 @@ def suggest(
         _no_telemetry(spec, target, as_json, agent)
         return
 
+    # Proposed as the bot would: named by the spec's path in its repository.
+    root = _git_root(spec) if create_pr else None
+    key = spec.resolve().relative_to(root).as_posix() if root is not None else None
+
     async def main() -> SuggestReport:
         db = RunStore(target)
         try:
-            return await run_suggest(spec, db, agent=meta_agent, limit=limit, since_s=since_s)
+            return await run_suggest(
+                spec, db, agent=meta_agent, limit=limit, since_s=since_s, key=key
+            )
         finally:
             db.close()
             close = getattr(meta_agent, "close", None)
@@ -122,8 +128,8 @@ def suggest(
         if not isinstance(exc, openai.OpenAIError):
             raise
         raise UsageError(f"flujo suggest: the model server failed: {exc}") from None
-    if create_pr and report.suggestions:
-        _create_prs(spec, report)
+    if root is not None and key is not None and report.suggestions:
+        _create_prs(spec, root, key, report)
     if html_file is not None and report.suggestions:
         _write_page(spec, report, html_file)
     if as_json:
@@ -134,15 +140,9 @@ def suggest(
         print_report(report)
 
 
-def _create_prs(spec: Path, report: SuggestReport) -> None:
-    """Each suggestion as a local proposal (a branch and a pull request body)."""
-    import asyncio
+def _git_root(spec: Path) -> Path:
+    """The top of the git repository holding `spec`; exit 2 when there is none."""
     import subprocess
-
-    from flujo.bot.forge import Proposal
-    from flujo.bot.local import LocalForge
-    from flujo.bot.suggestion_prs import LABEL, branch_for, pull_request_text
-    from flujo.spec.edit import apply_patch
 
     found = subprocess.run(
         ["git", "-C", str(spec.resolve().parent), "rev-parse", "--show-toplevel"],
@@ -152,24 +152,35 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
     )
     if found.returncode != 0:
         raise UsageError(f"flujo suggest: --create-pr needs {spec} to be in a git repository")
-    root = Path(found.stdout.strip())
-    path = spec.resolve().relative_to(root).as_posix()
+    return Path(found.stdout.strip())
+
+
+def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport) -> None:
+    """Each suggestion as a local proposal (a branch and a pull request body), made as the
+    bot makes its pull requests (`flujo.learn.proposal.proposal_for`)."""
+    import asyncio
+
+    from flujo.bot.forge import Proposal
+    from flujo.bot.local import LocalForge
+    from flujo.learn.proposal import proposal_for
+    from flujo.spec.edit import apply_patch
+
     before = spec.read_text(encoding="utf-8")
     forge = LocalForge(root)
 
     async def main() -> None:
         for suggestion in report.suggestions:
             after = apply_patch(before, suggestion.patch, file=path)
-            title, body = pull_request_text(suggestion, before, after)
+            proposal = proposal_for(suggestion, before, after)
             pull = await forge.propose(
                 root.name,
                 Proposal(
-                    branch_for(suggestion),
-                    {path: after.encode()},
-                    title,
-                    title,
-                    body,
-                    (LABEL,),
+                    branch=proposal.branch,
+                    files={path: after.encode("utf-8")},
+                    message=proposal.commit_message,
+                    title=proposal.title,
+                    body=proposal.body,
+                    labels=proposal.labels,
                 ),
             )
             verb = "opened" if pull.created else ("updated" if pull.changed else "unchanged")
@@ -182,7 +193,7 @@ def _create_prs(spec: Path, report: SuggestReport) -> None:
 
 def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
     from flujo.bot.page import render_page
-    from flujo.bot.suggestion_prs import review
+    from flujo.learn.proposal import review
     from flujo.spec.edit import apply_patch
 
     before = spec.read_text(encoding="utf-8")

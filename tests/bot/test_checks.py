@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from flujo.bot.commit_report import Override
 from flujo.bot.evaluate import evaluate
-from flujo.bot.forge import MAX_SUMMARY_CHARS
-from flujo.bot.verdicts import check_outputs, truncate
+from flujo.bot.verdicts import TRUNCATED, check_outputs
 from flujo.cli import cli
 from flujo.spec.registry import StepRegistry
+from flujo.templates.fit import GITHUB_TEXT_LIMIT, fit, size
 from tests.support.bot import GOOD
 from tests.support.specs import TESTS
 
@@ -133,15 +133,15 @@ async def test_summaries_fit_githubs_limit_with_many_specs(tmp_path: Path) -> No
     contents = {f"flujo/s{n:04d}_{'x' * 80}.yml": broken for n in range(700)}
     checks = await outputs(tmp_path, contents)
     validate = checks["flujo/validate"]
-    assert len(validate.summary) <= MAX_SUMMARY_CHARS
+    assert size(validate.summary) <= GITHUB_TEXT_LIMIT
     assert "more" in validate.summary
     assert len(validate.annotations) == 700
 
 
 def test_truncation_keeps_code_fences_closed() -> None:
     text = "start\n```text\n" + "line\n" * 30_000
-    cut = truncate(text)
-    assert len(cut) <= MAX_SUMMARY_CHARS and cut.count("```") % 2 == 0
+    cut = fit(text, marker=TRUNCATED)
+    assert size(cut) <= GITHUB_TEXT_LIMIT and cut.count("```") % 2 == 0
     assert cut.rstrip().endswith("`flujo test`._")
 
 

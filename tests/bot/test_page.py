@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from flujo.bot.page import render_page
-from flujo.bot.suggestion_prs import SuggestionView
 from flujo.cli import cli
+from flujo.learn.proposal import SuggestionView
 from tests.support.browser import CHROMIUM_FLAGS, chromium_path
 from tests.support.learn import SEEDS, record
 from tests.support.specs import ROOT

@@ -110,7 +110,7 @@ async def test_a_local_proposal_is_a_branch_with_one_commit_and_a_body(repo: Pat
 def test_one_branch_per_opportunity_so_a_newer_patch_updates_its_pull_request() -> None:
     from types import SimpleNamespace
 
-    from flujo.bot.suggestion_prs import branch_for
+    from flujo.learn.proposal import branch_for
 
     def suggestion(kind: str, path: str, patch: object) -> object:
         return SimpleNamespace(spec="flujo/a.yml", kind=kind, yaml_path=path, patch=patch)

@@ -103,6 +103,82 @@ def test_the_layer_check_sees_lazy_relative_and_dynamic_imports() -> None:
     ]
 
 
+# -- one place for each fact ---------------------------------------------------------------
+
+# Flujo's own templates get their environment from one factory, users' templates theirs from
+# one sandbox; nothing else builds a Jinja environment (a bare `Template(...)` builds one too).
+TEMPLATE_FACTORIES = {"templates/environment.py", "spec/templating.py"}
+JINJA_ENVIRONMENTS = {
+    "Environment",
+    "SandboxedEnvironment",
+    "ImmutableSandboxedEnvironment",
+    "NativeEnvironment",
+    "Template",
+}
+
+
+def environments_built(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every call that builds a Jinja environment (`Environment(…)`,
+    `jinja2.sandbox.SandboxedEnvironment(…)`, …) and every import of such a class from
+    jinja2 (so an alias cannot hide a call)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in JINJA_ENVIRONMENTS:
+                found.append((node.lineno, str(name)))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jinja2"):
+            found += [(node.lineno, a.name) for a in node.names if a.name in JINJA_ENVIRONMENTS]
+    return found
+
+
+def test_jinja_environments_come_from_the_two_factories() -> None:
+    elsewhere = [
+        f"{path}:{line}: {name}"
+        for path, _ in source_modules()
+        if path not in TEMPLATE_FACTORIES
+        for line, name in environments_built((ROOT / path).read_text(encoding="utf-8"))
+    ]
+    assert elsewhere == []
+    built = {
+        path: {name for _, name in environments_built((ROOT / path).read_text("utf-8"))}
+        for path in TEMPLATE_FACTORIES
+    }
+    assert built == {
+        "templates/environment.py": {"Environment"},
+        "spec/templating.py": {"ImmutableSandboxedEnvironment"},
+    }
+
+
+def test_the_environment_check_sees_every_way_to_build_one() -> None:
+    source = (
+        "import jinja2\n"
+        "from jinja2.sandbox import SandboxedEnvironment as Sandbox\n"
+        "a = jinja2.Environment()\n"
+        "b = Sandbox()\n"
+        "c = jinja2.Template('{{ x }}')\n"
+        "d = jinja2.sandbox.ImmutableSandboxedEnvironment()\n"
+    )
+    assert environments_built(source) == [
+        (2, "SandboxedEnvironment"),
+        (3, "Environment"),
+        (5, "Template"),
+        (6, "ImmutableSandboxedEnvironment"),
+    ]
+
+
+def test_githubs_size_limit_is_written_once() -> None:
+    """`flujo.templates.fit.GITHUB_TEXT_LIMIT`; every other place imports it."""
+    written = [
+        f"{path}:{node.lineno}"
+        for path, _ in source_modules()
+        for node in ast.walk(ast.parse((ROOT / path).read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in (65_535, 65_536)
+    ]
+    assert len(written) == 1 and written[0].startswith("templates/fit.py:"), written
+
+
 def test_every_source_folder_is_a_mapped_package() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     for name, folder in FOLDERS.items():
@@ -124,6 +200,8 @@ def test_the_tests_need_nothing_beside_the_clone() -> None:
         path = ROOT / name
         if path.suffix not in {".py", ".mjs", ""} or not path.is_file() or path == HERE:
             continue
+        if path.resolve() == Path(__file__).resolve():
+            continue  # this test names what it looks for
         text = path.read_text(encoding="utf-8", errors="replace")
         if "shared/github" in text.replace("../shared/github", "") or '"shared"' in text:
             outside.append(name)

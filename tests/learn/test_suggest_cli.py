@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,65 @@ def test_an_unreachable_model_server_is_a_clear_usage_error(store: str) -> None:
         "http://127.0.0.1:9/v1",
     )
     assert code == 2 and "the model server failed: Connection error" in err
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def proposals_in(repo: Path) -> dict[str, tuple[str, str, str]]:
+    """Each local proposal's branch: (title, body, commit message)."""
+    found = {}
+    for saved in sorted((repo / ".git" / "flujo" / "pulls").glob("*.json")):
+        pull = json.loads(saved.read_text(encoding="utf-8"))
+        message = git(repo, "log", "-1", "--format=%B", pull["branch"]).rstrip("\n")
+        found[pull["branch"]] = (pull["title"], pull["body"], message)
+    return found
+
+
+def test_create_pr_proposes_a_suggestion_as_the_bot_does(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flujo suggest --create-pr` and the GitHub App make the same branch, title, body and
+    commit of a suggestion (`flujo.learn.proposal.proposal_for`), wherever the CLI runs."""
+    import asyncio
+
+    from flujo.bot.local import LocalForge
+    from flujo.bot.suggestion_prs import propose_suggestions
+
+    spec_text = (SEEDS / "cheaper_model.yaml").read_text(encoding="utf-8")
+    for name in ("by_cli", "by_bot"):
+        repo = tmp_path / name
+        (repo / "flujo").mkdir(parents=True)
+        (repo / "flujo" / "cheaper_model.yaml").write_text(spec_text, encoding="utf-8")
+        git(repo, "init", "-q", "-b", "main")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "start")
+    monkeypatch.chdir(tmp_path)  # outside the repository: the spec is still named by its path in it
+    spec = tmp_path / "by_cli" / "flujo" / "cheaper_model.yaml"
+    code, _, err = invoke("suggest", str(spec), "--store", store, "--create-pr")
+    assert code == 0 and "opened: branch flujo/suggest/" in err
+
+    async def bot() -> list[str]:
+        db = RunStore(Path(store))
+        try:
+            forge = LocalForge(tmp_path / "by_bot")
+            return [p.pull.branch for p in await propose_suggestions(forge, "by_bot", store=db)]
+        finally:
+            db.close()
+
+    branches = asyncio.run(bot())
+    by_cli, by_bot = proposals_in(tmp_path / "by_cli"), proposals_in(tmp_path / "by_bot")
+    assert branches and sorted(branches) == sorted(by_bot)
+    assert by_cli == by_bot
+    title, _, message = by_bot[branches[0]]
+    assert title.startswith("flujo: ") and message.startswith(f"{title}\n\n")
+    assert "\n\nFlujo-Suggestion: " in message
+    diff = git(tmp_path / "by_cli", "diff", "--stat", "main", branches[0])
+    assert "flujo/cheaper_model.yaml | 2 +-" in diff

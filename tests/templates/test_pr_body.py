@@ -15,8 +15,8 @@ from flujo.spec.model import Pipeline
 from flujo.spec.review.bullets import bullets
 from flujo.spec.review.diff import diff_specs
 from flujo.spec.review.mermaid import flowchart
+from flujo.templates.fit import GITHUB_TEXT_LIMIT, size
 from flujo.templates.pr_body import (
-    GITHUB_BODY_LIMIT,
     EmbeddedTest,
     Evidence,
     EvidenceRow,
@@ -157,8 +157,8 @@ def test_huge_inputs_shrink_largest_first_and_fit_githubs_limit() -> None:
     assert 40_000 < len(huge_chart) < 50_000
     patch = [{"op": "add", "path": f"/steps/{i}", "value": {"name": f"s{i}"}} for i in range(3000)]
     body = suggestion(before_diagram=huge_chart, after_diagram=huge_chart, patch=patch)
-    text = render_pr_body(body, limit=GITHUB_BODY_LIMIT)
-    assert len(text) <= GITHUB_BODY_LIMIT
+    text = render_pr_body(body, limit=GITHUB_TEXT_LIMIT)
+    assert size(text) <= GITHUB_TEXT_LIMIT
     assert text.count("Diagram too large for a pull request body; see the suggestion page.") == 2
     assert re.search(r"Patch cut after \d+ of \d+ lines", text)
     assert "- ❌ tech" in text and "### Evidence" in text  # smaller sections kept
@@ -191,7 +191,7 @@ def test_any_body_fits_its_limit_with_fences_closed(
         patch=[{"op": "add", "path": f"/x/{i}", "value": text} for i in range(500)],
     )
     rendered = render_pr_body(body, limit=limit)
-    assert len(rendered.encode("utf-16-le")) // 2 <= limit
+    assert size(rendered) <= limit
     fenced_blocks(rendered)
     assert "Not convinced?" in rendered
     shown = github_html(rendered)

@@ -63,7 +63,7 @@ check_suite_id, label, sender, comment. `webhooks.payload(...)` does the same wi
 `test_end_to_end_…` in tests/test_fake_github.py for the shape of a bot test.
 
 GitHub rules the fake enforces (422 + violation): conclusion required when status is completed,
-≤ 50 annotations per request, summary/text ≤ 65535 characters, ≤ 3 actions, annotation fields
+≤ 50 annotations per request, summary/text ≤ 65535 bytes of UTF-8, ≤ 3 actions, annotation fields
 and levels, enums and types of every body. Check runs list with `filter=latest` by default (one
 run per name), as GitHub does. Pagination: `per_page` (30, max 100) and `page` with GitHub's
 `Link` header. Every response carries the x-ratelimit-* headers. Endpoints in the OpenAPI subset

@@ -60,7 +60,7 @@ Handler = Callable[["FakeGitHub", "Call"], Reply]
 HANDLERS: dict[tuple[str, str], Handler] = {}
 R = "/repos/{owner}/{repo}"
 MAX_ANNOTATIONS = 50
-MAX_SUMMARY = 65535
+MAX_SUMMARY = 65535  # UTF-8 bytes, as GitHub measures (github/docs#35252)
 
 
 def route(method: str, template: str) -> Callable[[Handler], Handler]:
@@ -577,15 +577,11 @@ def _check_output(output: Json) -> None:
             f"Only {MAX_ANNOTATIONS} annotations are allowed per request, got {len(annotations)}",
             field_name="output.annotations",
         )
-    if len(output.get("summary") or "") > MAX_SUMMARY:
-        raise invalid(
-            f"output.summary is longer than {MAX_SUMMARY} characters",
-            field_name="output.summary",
-        )
-    if len(output.get("text") or "") > MAX_SUMMARY:
-        raise invalid(
-            f"output.text is longer than {MAX_SUMMARY} characters", field_name="output.text"
-        )
+    for name in ("summary", "text"):
+        if len((output.get(name) or "").encode("utf-8")) > MAX_SUMMARY:
+            raise invalid(
+                f"{name} exceeds a maximum bytesize of {MAX_SUMMARY}", field_name=f"output.{name}"
+            )
     for index, note in enumerate(annotations):
         if note["start_line"] < 1 or note["end_line"] < note["start_line"]:
             raise invalid(

@@ -1,0 +1,165 @@
+"""From a suggestion to what is proposed for review: its branch, pull request and commit.
+
+`proposal_for(suggestion, before, after)` is the one place that names a suggestion's
+branch, writes its pull request's title and body and its commit message; the GitHub App
+(`flujo.bot.suggestion_prs`) and `flujo suggest --create-pr` both use it, so a
+suggestion proposed either way looks the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flujo.learn.suggest import Suggestion
+
+BRANCH_PREFIX = "flujo/suggest/"
+LABEL = "flujo"
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionView:
+    """What a person reviews: the pull request's title and body, and the page's parts."""
+
+    id: str
+    spec: str
+    title: str
+    headline: str
+    risk: str
+    bullets: list[str]
+    before: str
+    """Mermaid flowchart of the spec before the change."""
+    after: str
+    diff: str
+    """Unified diff of the YAML."""
+    body: str
+    """The pull request body (GitHub Markdown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A suggestion as proposed: a branch with one commit, and a pull request from it."""
+
+    branch: str
+    title: str
+    body: str
+    commit_message: str
+    labels: tuple[str, ...]
+    view: SuggestionView
+    """Everything the reviewer sees (the suggestion page is made from it)."""
+
+
+def proposal_for(
+    suggestion: Suggestion, before_text: str, after_text: str, details_url: str | None = None
+) -> Proposal:
+    """The proposal of `suggestion` for the spec `before_text`, patched to `after_text`;
+    the body links `details_url` (the suggestion's page) when something had to be cut."""
+    view = review(suggestion, before_text, after_text, details_url)
+    return Proposal(
+        branch=branch_for(suggestion),
+        title=view.title,
+        body=view.body,
+        commit_message=commit_message(view.title, suggestion),
+        labels=(LABEL,),
+        view=view,
+    )
+
+
+def commit_message(title: str, suggestion: Suggestion) -> str:
+    """The commit's message: the title, the headline, and a trailer naming the suggestion."""
+    return f"{title}\n\n{suggestion.headline}\n\nFlujo-Suggestion: {suggestion.id}"
+
+
+def branch_for(suggestion: Suggestion) -> str:
+    """The branch of a suggestion: one per opportunity (spec, kind, place), so a newer
+    patch for the same opportunity updates its open pull request instead of adding one."""
+    key = f"{suggestion.spec}\n{suggestion.kind}\n{suggestion.yaml_path}"
+    return BRANCH_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def review(
+    suggestion: Suggestion, before: str, after: str, details_url: str | None = None
+) -> SuggestionView:
+    """Everything a reviewer sees of a suggestion, from the spec before and after it."""
+    from flujo.spec.model import Pipeline
+    from flujo.spec.review.bullets import bullets, plain
+    from flujo.spec.review.diff import diff_specs
+    from flujo.spec.review.mermaid import flowchart
+    from flujo.templates.pr_body import EmbeddedTest, Evidence, EvidenceRow, PRBody, render_pr_body
+
+    old, new = Pipeline.from_yaml(before), Pipeline.from_yaml(after)
+    change = diff_specs(old, new)
+    lines = bullets(change)
+    title = "flujo: " + (
+        plain(lines[0], emoji=False) if lines else suggestion.kind.replace("_", " ")
+    )
+    verification = suggestion.verification
+    mode = {"replay": "recorded model calls replayed", "mock": "mocks only"}.get(
+        verification.tests_mode, verification.tests_mode
+    )
+    tests = [
+        EmbeddedTest(name, passed, "" if passed else "fails with this change")
+        for name, passed in verification.outcomes
+    ] or [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
+    evidence = Evidence(
+        runs=int(suggestion.evidence.get("runs", 0) or 0),
+        rows=[
+            EvidenceRow(_metric(str(k)), _fmt(str(k), v), "")
+            for k, v in suggestion.evidence.items()
+            if k != "runs" and not isinstance(v, (dict, list))
+        ],
+    )
+    chart_before = flowchart(old, change.marks("old"))
+    chart_after = flowchart(new, change.marks("new"))
+    body = render_pr_body(
+        PRBody(
+            headline=suggestion.headline,
+            risk=suggestion.risk,  # type: ignore[arg-type]
+            bullets=lines,
+            patch=suggestion.patch,
+            savings=_savings(suggestion),
+            before_diagram=chart_before,
+            after_diagram=chart_after,
+            evidence=evidence,
+            tests=tests,
+            details_url=details_url,
+        )
+    )
+    return SuggestionView(
+        suggestion.id,
+        suggestion.spec,
+        title[:200],
+        suggestion.headline,
+        suggestion.risk,
+        lines,
+        chart_before,
+        chart_after,
+        suggestion.diff,
+        body,
+    )
+
+
+def _savings(suggestion: Suggestion) -> str | None:
+    per_run = suggestion.estimate.usd_per_run
+    return f"~${per_run:.4f}/run" if per_run > 0 else None
+
+
+def _metric(key: str) -> str:
+    """An evidence key as words: `cost_usd_per_run` -> `cost per run`."""
+    words = key.removesuffix("_s").replace("_usd", "").replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def _fmt(key: str, value: Any) -> str:
+    """An evidence value with its unit, read from its key (`_share`, `_usd`, `_s`)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return str(value)
+    if "share" in key:
+        return f"{value:.0%}"
+    if "usd" in key:
+        return f"${value:.4g}"
+    if key.endswith("_s"):
+        return f"{value:.3g} s"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,71 @@
+"""The one Jinja environment for Flujo's own templates (this package's `*.j2` files).
+
+`product_environment(autoescape=False)` renders Markdown (PR bodies, check summaries);
+`product_environment(autoescape=True)` renders HTML (the suggestion page). Both load from
+this package, fail on an undefined name (StrictUndefined), share the same whitespace
+rules (a block tag's own line leaves nothing behind: `trim_blocks`, `lstrip_blocks`; the
+last newline is kept) and the same filters. Each is built once per flag.
+
+These templates are ours and trusted. Users' templates (in specs) go through the sandbox
+of `flujo.spec.templating.untrusted_environment` instead.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import cache
+
+import jinja2
+from markupsafe import Markup
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+@cache
+def product_environment(autoescape: bool) -> jinja2.Environment:
+    """The environment for this package's templates: HTML-escaping when `autoescape`."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("flujo.templates", ""),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["cell"] = cell
+    env.filters["text"] = one_line
+    env.filters["fence"] = unfence
+    env.filters["bullet"] = bullet_html
+    env.filters["diff_class"] = diff_class
+    return env
+
+
+def cell(value: object) -> str:
+    """Safe inside a Markdown table cell (and inline code)."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def one_line(value: object) -> str:
+    """The text on one line."""
+    return str(value).replace("\n", " ")
+
+
+def unfence(value: object) -> str:
+    """Text that cannot close a ``` code fence it is shown in."""
+    return str(value).replace("```", "`\u200b``")
+
+
+def bullet_html(text: str) -> Markup:
+    """A bullet's Markdown (bold and code only) as safe HTML."""
+    escaped = html.escape(text, quote=False)
+    escaped = _BOLD.sub(r"<strong>\1</strong>", escaped)
+    return Markup(_CODE.sub(r"<code>\1</code>", escaped))
+
+
+def diff_class(line: str) -> str:
+    """The CSS class of a unified diff's line."""
+    if line.startswith(("+++", "---")):
+        return "meta"
+    return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
