@@ -142,3 +142,16 @@ def test_the_readme_links_every_docs_page() -> None:
     for page in DOCS.glob("*.md"):
         if page.name != "suggestion-pr-body.md":
             assert f"docs/{page.name}" in linked, page.name
+
+
+def test_the_pre_commit_hooks_are_local_and_run_the_project_checks() -> None:
+    from ruamel.yaml import YAML
+
+    config = YAML(typ="safe").load((ROOT / ".pre-commit-config.yaml").read_text("utf-8"))
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]  # nothing to download
+    hooks = {hook["id"]: hook for hook in config["repos"][0]["hooks"]}
+    assert {hook["language"] for hook in hooks.values()} == {"system"}
+    assert hooks["ruff-format"]["entry"] == ".venv/bin/ruff format"
+    assert hooks["ruff-check"]["entry"].startswith(".venv/bin/ruff check")
+    assert hooks["dev-check"]["entry"] == "./dev check"
+    assert hooks["dev-check"]["pass_filenames"] is False
