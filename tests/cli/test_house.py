@@ -195,6 +195,9 @@ def test_the_tests_need_nothing_beside_the_clone() -> None:
         text=True,
         check=True,
     ).stdout.split()
+    # Spelled in pieces, so that this file does not find itself.
+    vendored = "share" + "d/github"
+    beside, quoted = "../" + vendored, '"share' + 'd"'
     outside = []
     for name in tracked:
         path = ROOT / name
@@ -203,7 +206,7 @@ def test_the_tests_need_nothing_beside_the_clone() -> None:
         if path.resolve() == Path(__file__).resolve():
             continue  # this test names what it looks for
         text = path.read_text(encoding="utf-8", errors="replace")
-        if "shared/github" in text.replace("../shared/github", "") or '"shared"' in text:
+        if vendored in text.replace(beside, "") or quoted in text:
             outside.append(name)
     assert outside == []
     assert (ROOT / "tests" / "github" / "api.github.com.subset.json").is_file()

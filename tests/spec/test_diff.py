@@ -395,11 +395,11 @@ def test_git_uses_it_as_a_diff_driver(tmp_path: Path) -> None:
     assert "+just: [more text" in out  # not a spec: a plain line diff, and git goes on
 
 
-def test_the_readme_example_is_what_flujo_diff_prints(tmp_path: Path, monkeypatch: Any) -> None:
+def test_the_documented_example_is_what_flujo_diff_prints(tmp_path: Path, monkeypatch: Any) -> None:
     from tests.support.specs import ROOT
 
-    readme = (ROOT / "README.md").read_text("utf-8")
-    block = readme.split("$ flujo diff old/support_triage.yaml support_triage.yaml\n")[1]
+    page = (ROOT / "docs" / "running.md").read_text("utf-8")
+    block = page.split("$ flujo diff old/support_triage.yaml support_triage.yaml\n")[1]
     expected = block.split("```")[0]
     (tmp_path / "old").mkdir()
     original = TRIAGE.read_text("utf-8")
