@@ -153,6 +153,13 @@ class Forge(Protocol):
     async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
         """Add labels to pull request `number`."""
 
+    async def comment(self, repo: str, number: int, body: str) -> None:
+        """Comment on pull request or issue `number`."""
+
+    async def can_write(self, repo: str, login: str) -> bool:
+        """Whether `login` may push to `repo` (write, maintain or admin): who may approve
+        policies or steer the bot."""
+
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """Policy ids approved by `flujo/override:<id>` labels on pull requests of `sha`,
         with the pull request's number."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import gidgethub
@@ -396,6 +396,24 @@ class GitHubForge:
         await self._call(
             lambda gh: gh.post(f"/repos/{repo}/issues/{number}/labels", data={"labels": labels})
         )
+
+    async def comment(self, repo: str, number: int, body: str) -> None:
+        await self._call(
+            lambda gh: gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body})
+        )
+
+    async def can_write(self, repo: str, login: str) -> bool:
+        """GitHub's `permission` is admin, write, read or none (maintain shows as write)."""
+        try:
+            found = await self._call(
+                lambda gh: gh.getitem(f"/repos/{repo}/collaborators/{quote(login)}/permission"),
+                missing_ok=True,
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:  # not a collaborator, or not a user at all
+                return False
+            raise
+        return found.get("permission") in ("admin", "write")
 
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """`flujo/override:<policy>` labels on open pull requests whose head is `sha`."""

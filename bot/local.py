@@ -200,6 +200,12 @@ class LocalForge:
     async def add_labels(self, repo: str, number: int, labels: list[str]) -> None:
         return None  # local checks take approvals from `--override`
 
+    async def comment(self, repo: str, number: int, body: str) -> None:
+        return None  # local pull requests have no conversation
+
+    async def can_write(self, repo: str, login: str) -> bool:
+        return True  # a local repository is its owner's
+
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         return dict(self._overrides)
 

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS overrides (
     policy TEXT NOT NULL,
     by TEXT NOT NULL,
     at TEXT NOT NULL,
+    sha TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (repo, pull, policy)
 );
 CREATE TABLE IF NOT EXISTS telemetry_tokens (
@@ -104,6 +105,9 @@ class BotState:
 
         self._db = connect(Path(path))
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(overrides)")}
+        if "sha" not in columns:  # a database from before approvals named their commit
+            self._db.execute("ALTER TABLE overrides ADD COLUMN sha TEXT NOT NULL DEFAULT ''")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -265,9 +269,14 @@ class BotState:
 
     # -- overrides -----------------------------------------------------------------------
 
-    async def record_override(self, repo: str, pull: int, policy: str, by: str, at: str) -> None:
+    async def record_override(
+        self, repo: str, pull: int, policy: str, by: str, at: str, sha: str
+    ) -> None:
+        """`by` (who has write access) approved `policy` on pull `pull` at head `sha`."""
         await self._write(
-            "INSERT OR REPLACE INTO overrides VALUES (?, ?, ?, ?, ?)", (repo, pull, policy, by, at)
+            "INSERT OR REPLACE INTO overrides (repo, pull, policy, by, at, sha)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (repo, pull, policy, by, at, sha),
         )
 
     async def remove_override(self, repo: str, pull: int, policy: str) -> None:
@@ -276,16 +285,21 @@ class BotState:
             (repo, pull, policy),
         )
 
-    def overrides(self, repo: str, labels: Mapping[str, int]) -> dict[str, Override]:
-        """Overrides for labels present now (who and when, as recorded from label events)."""
+    def overrides(self, repo: str, labels: Mapping[str, int], sha: str) -> dict[str, Override]:
+        """Approvals that hold for commit `sha`: the label is on the pull request now, and a
+        person with write access added it (or pressed Approve) while `sha` was its head. A
+        label the bot never saw added, or an approval of an earlier commit, counts for
+        nothing."""
         found = {}
         for policy, pull in labels.items():
             rows = self._run(
-                "SELECT by, at FROM overrides WHERE repo = ? AND pull = ? AND policy = ?",
-                (repo, pull, policy),
+                "SELECT by, at FROM overrides"
+                " WHERE repo = ? AND pull = ? AND policy = ? AND sha = ?",
+                (repo, pull, policy, sha),
             )
-            by, at = rows[0] if rows else ("a maintainer", "an unrecorded time")
-            found[policy] = Override(policy, by, at)
+            if rows:
+                by, at = rows[0]
+                found[policy] = Override(policy, by, at)
         return found
 
 

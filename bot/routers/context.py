@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from flujo.spec.registry import StepRegistry
 
 
+def refused_approval(login: str, label: str | None = None) -> str:
+    """The reply to someone without write access who tried to approve a policy."""
+    what = f"the label `{label}` approves nothing" if label else "nothing was approved"
+    return (
+        f"@{login}: approving a policy needs write access to this repository, so {what}. "
+        "A maintainer can add the `flujo/override:<policy>` label or press *Approve policies*."
+    )
+
+
 @dataclass
 class BotContext:
     forge_for: Callable[[int], Awaitable[Forge]]
@@ -53,7 +62,7 @@ class BotContext:
             repo,
             sha,
             evaluator=self.evaluator,
-            overrides=self.state.overrides(repo, labels),
+            overrides=self.state.overrides(repo, labels, sha),
             limits=self.limits,
         )
         await self.state.mark_checked(repo, sha, key)
@@ -64,12 +73,16 @@ class BotContext:
         `by`: label them (visible on the pull request) and re-run the checks."""
         repo = event.repo
         forge = await self.forge_for(event.installation_id)
+        if not await forge.can_write(repo, by):
+            for number in pulls:
+                await forge.comment(repo, number, refused_approval(by))
+            return
         report = await evaluate_commit(forge, repo, sha, self.evaluator, {}, self.limits)
         policies = soft_blocking(report)
         at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         for number in pulls:
             for policy in policies:
-                await self.state.record_override(repo, number, policy, by, at)
+                await self.state.record_override(repo, number, policy, by, at, sha)
             if policies:
                 await forge.add_labels(repo, number, [f"flujo/override:{p}" for p in policies])
         await self.check(event, sha, force=True)

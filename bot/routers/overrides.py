@@ -9,7 +9,7 @@ from gidgethub.sansio import Event
 
 from flujo.bot.events import LabelEvent
 from flujo.bot.github import override_policy
-from flujo.bot.routers.context import BotContext
+from flujo.bot.routers.context import BotContext, refused_approval
 
 router = Router()
 
@@ -21,8 +21,15 @@ async def on_labeled(event: Event, ctx: BotContext) -> None:
     if policy is None or labeled.by_bot:
         return  # labels the App adds itself were recorded when a person asked for them
     pull = labeled.pull_request
+    forge = await ctx.forge_for(labeled.installation_id)
+    if not await forge.can_write(labeled.repo, labeled.actor):
+        reply = refused_approval(labeled.actor, labeled.label_name)
+        await forge.comment(labeled.repo, pull.number, reply)
+        return
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    await ctx.state.record_override(labeled.repo, pull.number, policy, labeled.actor, at)
+    await ctx.state.record_override(
+        labeled.repo, pull.number, policy, labeled.actor, at, pull.head.sha
+    )
     await ctx.check(labeled, pull.head.sha, force=True)
 
 

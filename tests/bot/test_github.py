@@ -96,6 +96,7 @@ async def test_push_pull_request_and_check_suite_for_one_commit_check_it_once(
 async def test_an_override_label_approves_a_policy_and_says_who(world: World) -> None:
     fake = world.fake
     fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
+    fake.set_permission(REPO, "maintainer-ada", "write")
     sha = fake.commit(REPO, {SPEC: GOOD}, branch="feature")
     number = fake.open_pull(REPO, "feature")
     await world.start()
@@ -337,6 +338,7 @@ async def test_the_approve_button_labels_the_pull_request_and_lifts_the_block(
 ) -> None:
     fake = world.fake
     fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
+    fake.set_permission(REPO, "maintainer-ada", "maintain")
     sha = fake.commit(REPO, {SPEC: GOOD}, branch="feature")
     number = fake.open_pull(REPO, "feature")
     await world.start()
@@ -365,3 +367,101 @@ async def test_the_approve_button_labels_the_pull_request_and_lifts_the_block(
     approved = fake.check_run(REPO, sha, "flujo/policy")
     assert approved.conclusion == "success" and approved.actions == []
     assert "approved by @maintainer-ada" in (approved.summary or "")
+
+
+async def _blocked_pull(world: World) -> tuple[str, int]:
+    """A pull request whose REQUIRE_APPROVAL policy blocks it, checked once."""
+    fake = world.fake
+    fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
+    sha = fake.commit(REPO, {SPEC: GOOD}, branch="feature")
+    number = fake.open_pull(REPO, "feature")
+    await world.start()
+    await world.deliver("pull_request", "opened", sha=sha, number=number, branch="feature")
+    await world.settle()
+    assert world.conclusions(sha)["flujo/policy"] == "failure"
+    return sha, number
+
+
+async def _label(world: World, sha: str, number: int, by: str) -> None:
+    fake = world.fake
+    fake.ensure_label(fake.repo(REPO), "flujo/override:needs_review")
+    if "flujo/override:needs_review" not in fake.pull(REPO, number).labels:
+        fake.pull(REPO, number).labels.append("flujo/override:needs_review")
+    await world.deliver(
+        "pull_request",
+        "labeled",
+        sha=sha,
+        number=number,
+        branch="feature",
+        label="flujo/override:needs_review",
+        sender=by,
+    )
+    await world.settle()
+
+
+@pytest.mark.parametrize("role", ["triage", "read"])
+async def test_an_override_label_from_someone_without_write_access_approves_nothing(
+    world: World, role: str
+) -> None:
+    sha, number = await _blocked_pull(world)
+    world.fake.set_permission(REPO, "drive-by", role)
+    await _label(world, sha, number, "drive-by")
+    policy = world.fake.check_run(REPO, sha, "flujo/policy")
+    assert policy.conclusion == "failure"
+    assert "approved by" not in (policy.summary or "")
+    (reply,) = [c.body for c in world.fake.comments(REPO, number)]
+    assert reply.startswith("@drive-by: approving a policy needs write access")
+    assert (
+        len(world.fake.calls("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"))
+        == 1
+    )
+
+
+async def test_a_label_the_bot_never_saw_added_approves_nothing(world: World) -> None:
+    sha, number = await _blocked_pull(world)
+    world.fake.ensure_label(world.fake.repo(REPO), "flujo/override:needs_review")
+    world.fake.pull(REPO, number).labels.append("flujo/override:needs_review")  # no event
+    await world.deliver("check_suite", "rerequested", sha=sha, branch="feature")
+    await world.settle()
+    policy = world.fake.check_run(REPO, sha, "flujo/policy")
+    assert policy.conclusion == "failure"
+    assert "approved by" not in (policy.summary or "")
+
+
+async def test_an_approval_is_void_on_a_new_commit(world: World) -> None:
+    sha, number = await _blocked_pull(world)
+    world.fake.set_permission(REPO, "maintainer-ada", "write")
+    await _label(world, sha, number, "maintainer-ada")
+    assert world.conclusions(sha)["flujo/policy"] == "success"
+    changed = GOOD.replace("len(output) < 50", "len(output) < 5000")  # cost limit loosened
+    newer = world.fake.commit(REPO, {SPEC: changed}, branch="feature")
+    await world.deliver("pull_request", "synchronize", sha=newer, number=number, branch="feature")
+    await world.settle()
+    assert "flujo/override:needs_review" in world.fake.labels(REPO, number)  # still there
+    policy = world.fake.check_run(REPO, newer, "flujo/policy")
+    assert policy.conclusion == "failure" and "approved by" not in (policy.summary or "")
+    await _label(world, newer, number, "maintainer-ada")  # approved again, for this commit
+    assert world.conclusions(newer)["flujo/policy"] == "success"
+
+
+async def test_the_approve_button_needs_write_access(world: World) -> None:
+    sha, number = await _blocked_pull(world)
+    fake = world.fake
+    policy = fake.check_run(REPO, sha, "flujo/policy")
+    payload = fake.webhook(
+        "check_run",
+        "requested_action",
+        repo=REPO,
+        sha=sha,
+        check_run_id=policy.id,
+        sender="drive-by",
+    )
+    payload["requested_action"] = {"identifier": "approve"}
+    payload["check_run"]["pull_requests"][0]["number"] = number  # type: ignore[index]
+    assert world.server is not None
+    status, _ = await fake.deliver(str(world.server.make_url("/webhooks")), "check_run", payload)
+    assert status == 202
+    await world.settle()
+    assert "flujo/override:needs_review" not in fake.labels(REPO, number)
+    assert fake.check_run(REPO, sha, "flujo/policy").conclusion == "failure"
+    assert any(c.body.startswith("@drive-by: approving") for c in fake.comments(REPO, number))

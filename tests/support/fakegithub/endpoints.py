@@ -35,6 +35,7 @@ from tests.support.fakegithub.shapes import (
     repo_json,
     review_json,
     status_json,
+    user_json,
 )
 from tests.support.fakegithub.state import (
     CheckRun,
@@ -206,6 +207,16 @@ def get_repo(fake: FakeGitHub, call: Call) -> Reply:
         }
     )
     return ok(body)
+
+
+@route("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission")
+def collaborator_permission(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    login = call.params["username"]
+    role = repo.permission(login)
+    legacy = {"maintain": "write", "triage": "read"}.get(role, role)  # GitHub's `permission`
+    user = user_json(fake, login) | {"role_name": role}
+    return ok({"permission": legacy, "role_name": role, "user": user})
 
 
 def resolve_commit(repo: Repo, ref: str) -> str:

@@ -237,6 +237,10 @@ class FakeGitHub:
             full_name, dict(files or {}), branch=default_branch, message="Initial commit"
         )
 
+    def set_permission(self, full_name: str, login: str, role: str) -> None:
+        """Give `login` a role on the repository (admin, maintain, write, triage, read)."""
+        self.repo(full_name).permissions[login] = role
+
     def repo(self, full_name: str) -> Repo:
         try:
             return self.repos[full_name]

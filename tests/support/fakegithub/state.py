@@ -172,6 +172,12 @@ class Repo:
     comments: dict[int, Comment] = field(default_factory=dict)
     statuses: list[Status] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
+    permissions: dict[str, str] = field(default_factory=dict)
+    """login -> admin, maintain, write, triage or read (the owner is admin)."""
+
+    def permission(self, login: str) -> str:
+        """GitHub's role of `login` here; people not listed can only read (public repo)."""
+        return "admin" if login == self.owner else self.permissions.get(login, "read")
 
     @property
     def full_name(self) -> str:
