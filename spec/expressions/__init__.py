@@ -33,12 +33,11 @@ Where each part lives (each module imports only those listed before it):
 
 * `errors`: ExpressionError, ExpressionProblem, StepReference, and `_Refused`;
 * `budget`: the `MAX_*` limits and the per-evaluation budget that enforces them;
-* `parse`: parsing, the static checks (size, depth, ASCII, `_` names), step references;
-* `operators`: arithmetic, `in` and comparisons; `builtins`: FUNCTIONS and STR_METHODS;
-* `data`: reading `a.b`, `a[i]` and slices, and the messages for a missing key;
-* `closures`: the closures compiled expressions are made of (the evaluation hot path);
+* `parsing`: parsing, the static checks (size, depth, ASCII, `_` names), step references;
+* `builtins`: the operators, FUNCTIONS and STR_METHODS;
+* `closures`: what evaluation runs: the compiled closures and how they read data;
 * `compiler`: the allow-list of node kinds, name and call checks, constant folding;
-* `explain`: why an expression has its value, for failing assertions;
+* `explain`: why an expression has its value (loaded by the first failing assertion);
 * `compiled`: `compile_expression`, `CompiledExpression`, `evaluate` and their cache.
 """
 
@@ -61,7 +60,7 @@ from flujo.spec.expressions.compiled import (
     evaluate,
 )
 from flujo.spec.expressions.errors import ExpressionError, ExpressionProblem, StepReference
-from flujo.spec.expressions.parse import parse, step_references, template_step_references
+from flujo.spec.expressions.parsing import parse, step_references, template_step_references
 
 __all__ = [
     "EXPRESSION_NAMES",

@@ -1,4 +1,4 @@
-"""Compiling a checked syntax tree into closures: only the node kinds listed in `_DISPATCH`
+"""Compiling a checked syntax tree into closures: only the node kinds in `_DISPATCH`
 compile (anything else is refused with a reason), names, calls and operators are checked,
 and parts without names are evaluated once (constant folding), so that a hostile constant
 such as `'a' * 10**9` is refused before it ever runs. Runs once per distinct expression
@@ -19,7 +19,16 @@ from flujo.spec.expressions.budget import (
     _type_name,
     _weight,
 )
-from flujo.spec.expressions.builtins import FUNCTIONS, STR_METHODS, _Function
+from flujo.spec.expressions.builtins import (
+    _BINARY,
+    _OPERATOR_SYMBOLS,
+    _PLAIN_COMPARE,
+    FUNCTIONS,
+    STR_METHODS,
+    _compare_op,
+    _Function,
+    _number,
+)
 from flujo.spec.expressions.closures import (
     _all_of,
     _any_of,
@@ -29,21 +38,15 @@ from flujo.spec.expressions.closures import (
     _compare_constant,
     _Fail,
     _Fn,
+    _item,
     _Link,
     _membership,
     _path_reader,
     _reader,
+    _slice,
 )
-from flujo.spec.expressions.data import _item, _slice
 from flujo.spec.expressions.errors import _CAUGHT, ErrorKind, ExpressionError, _Refused, _runtime
-from flujo.spec.expressions.operators import (
-    _BINARY,
-    _OPERATOR_SYMBOLS,
-    _PLAIN_COMPARE,
-    _compare_op,
-    _number,
-)
-from flujo.spec.expressions.parse import (
+from flujo.spec.expressions.parsing import (
     _check_ascii,
     _check_private,
     _check_size,

@@ -9,10 +9,9 @@ import ast
 from collections.abc import Mapping
 from typing import Any
 
-from flujo.spec.expressions.closures import _Fn
-from flujo.spec.expressions.data import _short
-from flujo.spec.expressions.operators import _COMPARE_SYMBOLS, _compare_op
-from flujo.spec.expressions.parse import _Text
+from flujo.spec.expressions.builtins import _COMPARE_SYMBOLS, _compare_op
+from flujo.spec.expressions.closures import _Fn, _short
+from flujo.spec.expressions.parsing import _Text
 
 _VALUE_NODES = (ast.Call, ast.BinOp, ast.IfExp, ast.BoolOp, ast.UnaryOp, ast.Compare)
 

@@ -19,6 +19,7 @@ from flujo.spec.expressions.errors import (
 
 # -- source positions ----------------------------------------------------------------------
 
+
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
