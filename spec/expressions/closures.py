@@ -2,7 +2,8 @@
 budget) -> value`, and the data reads they do (`a.b` on mappings and on objects that
 declare `__expr_fields__`, `a[i]`, slices). Built once per expression; evaluating calls
 the root closure, so this is the hot path benchmarks/expressions.py measures. A read is
-a lookup plus a cached field-set check; difflib and reprlib load only to word a miss.
+a lookup plus a cached field-set check; difflib and reprlib load only to word a miss or
+an explanation.
 """
 
 from __future__ import annotations

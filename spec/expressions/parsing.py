@@ -1,7 +1,7 @@
 """Parsing, and the static checks that run before compiling: size and depth, no non-ASCII
-outside string literals, no `_` names; also the steps an expression or a template names.
-One `ast.parse` of at most MAX_EXPRESSION_LENGTH characters and a walk or two of at most
-MAX_NODES nodes; `_Text` maps `ast` positions to the character offsets errors report.
+outside string literals, no `_` names (step names aside); also the steps an expression or
+a template names. One `ast.parse` of at most MAX_EXPRESSION_LENGTH characters and a walk
+or two of at most MAX_NODES nodes; `_Text` maps `ast` positions to the offsets errors report.
 """
 
 from __future__ import annotations
