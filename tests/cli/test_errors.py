@@ -23,7 +23,7 @@ from tests.support.specs import ROOT
 
 # Exceptions that never reach a user (control flow inside one module), and why.
 INTERNAL = {
-    "flujo.spec.expressions._Refused": "turned into an ExpressionError by the node running it",
+    "flujo.spec.expressions.errors._Refused": "turned into an ExpressionError by its node",
 }
 
 
@@ -83,7 +83,7 @@ def test_the_exit_codes_are_the_ones_the_command_line_documents() -> None:
         ("flujo.spec.errors.SpecError", 1),
         ("flujo.spec.edit.PatchError", 1),
         ("flujo.spec.registry.RegistryError", 1),
-        ("flujo.spec.expressions.ExpressionError", 1),
+        ("flujo.spec.expressions.errors.ExpressionError", 1),
         ("flujo.engine.store.StoreError", 2),
         ("flujo.engine.telemetry_import.TelemetryImportError", 2),
         ("flujo.learn.meta_agents.AgentUnavailable", 2),
