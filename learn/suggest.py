@@ -323,12 +323,13 @@ class _Verifier:
             use_store=False,
             offline=self.mode == "mock",
             export=False,
+            origin="verification",
         )
         async with session(pipeline, options, registry=self.registry) as runner:
             results = await run_tests(pipeline, runner, spec=self.file)
         missed = [r for r in results if r.outcome == "failed" and "cassette" in (r.error or "")]
         if missed:  # the patch changed a recorded call: answer it with the fake server
-            fake = SessionOptions(fake=True, use_store=False, export=False)
+            fake = SessionOptions(fake=True, use_store=False, export=False, origin="verification")
             async with session(pipeline, fake, registry=self.registry) as runner:
                 names = tuple(r.name for r in missed)
                 again = await run_tests(pipeline, runner, spec=self.file, patterns=names)
