@@ -275,7 +275,9 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         f"opportunit{'y' if report.opportunities == 1 else 'ies'}"
     )
     click.echo(f"  {evidence_line(report)}")
-    if not report.suggestions:
+    if not report.suggestions and report.runs == 0:
+        click.echo("  Nothing to suggest: no recorded run counts as evidence.")
+    elif not report.suggestions:
         click.echo("  Nothing to suggest: every step looks right for the telemetry recorded.")
     for rank, item in enumerate(report.suggestions, 1):
         where = f"{item.yaml_path}" + (f" (line {item.line})" if item.line else "")

@@ -5,6 +5,7 @@ grows with events, not runs; a finding must be worth something."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +52,11 @@ def found(store: RunStore, pipeline: Pipeline, **options: object) -> set[tuple[s
     return {(o.kind, o.yaml_path) for o in find_opportunities(pipeline, view)}
 
 
+def suggested_by(path: Path, store: RunStore) -> set[tuple[str, str]]:
+    report = asyncio.run(suggest(path, store, verify_tests=False))
+    return {(s.kind, s.yaml_path) for s in report.suggestions}
+
+
 def retry_timeout(found_set: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return {f for f in found_set if f[0] in RETRY_TIMEOUT_KINDS}
 
@@ -69,7 +75,7 @@ def failing_at(pipeline: Pipeline, step: int, cause: str) -> Telemetry:
 # -- which runs count ---------------------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.sampled_from(["retries", "timeouts", "flaky_validator", "cheaper_model", "clean"]),
     added=st.lists(
@@ -82,10 +88,12 @@ def test_harness_and_input_failures_never_change_retry_or_timeout_findings(
     seed: str, added: list[tuple[int, str, bool]]
 ) -> None:
     telemetry, _ = PLANTED[seed]
-    pipeline = Pipeline.from_yaml(SEEDS / f"{seed}.yaml")
+    path = SEEDS / f"{seed}.yaml"
+    pipeline = Pipeline.from_yaml(path)
     store = RunStore(":memory:")
     record(store, pipeline, telemetry)
     before = retry_timeout(found(store, pipeline))
+    suggested = retry_timeout(suggested_by(path, store))
     steps = len(list(pipeline.walk()))
     for n, (step, cause, recorded_cause) in enumerate(added):
         extra = failing_at(pipeline, step % steps, cause)
@@ -93,6 +101,7 @@ def test_harness_and_input_failures_never_change_retry_or_timeout_findings(
             extra.profiles = {k: replace(p, cause=None) for k, p in extra.profiles.items()}
         record(store, pipeline, extra, seed=100 + n, end=1_000_000.0 + n)
     assert retry_timeout(found(store, pipeline)) == before
+    assert retry_timeout(suggested_by(path, store)) == suggested
     store.close()
 
 
