@@ -249,6 +249,7 @@ def test_fake_replay_and_test_runs_count_only_when_included(
     code, out = suggest_cli(seed, "--store", str(db))
     assert code == 0 and ": 0 runs" in out
     assert "Evidence: live runs" in out and f"not counted: 40 {why}" in out
+    assert "no recorded run counts as evidence" in out
     code, out = suggest_cli(seed, "--store", str(db), "--json")
     report = json.loads(out)
     assert report["evidence_modes"] == ["live"] and report["suggestions"] == []
