@@ -448,6 +448,7 @@ class _Run:
                 step,
                 "this step asks a person and nobody can answer here: run it with "
                 "`flujo run` in a terminal, replay recorded answers, or give it a mock in tests",
+                "harness",
             )
         try:
             question = str(render(step.message or "", self._context(scope_input, previous)))
@@ -457,7 +458,7 @@ class _Run:
         try:
             answer = await human.answer(step, question)
         except NoAnswer as exc:
-            raise StepFailed(step, str(exc)) from None
+            raise StepFailed(step, str(exc), "harness") from None
         problem = answer_problem(step.input_schema, answer)
         if problem is not None:
             raise StepFailed(step, f"the answer does not satisfy input_schema: {problem}")

@@ -312,3 +312,19 @@ def test_a_schema_2_store_is_migrated_and_its_runs_are_of_unknown_provenance(
     assert version == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 3
     store.close()
     RunStore(path).close()  # opening a migrated store again changes nothing
+
+
+async def test_a_cassette_miss_is_a_harness_failure_of_a_replayed_run(tmp_path: Path) -> None:
+    from flujo.engine.session import run_many
+
+    (tmp_path / "cassette").mkdir()
+    options = SessionOptions(replay=tmp_path / "cassette", store=tmp_path / "runs.db")
+    (result,) = await run_many(Pipeline.from_yaml(ONE_AGENT), [{"question": "q"}], options)
+    assert (result.mode, result.origin, result.cause) == ("replay", "cli", "harness")
+    assert result.steps["answer"].attempts == 1
+    store = RunStore(tmp_path / "runs.db")
+    (row,) = store.list_runs()
+    assert (row["mode"], row["cause"]) == ("replay", "harness")
+    (span,) = failed_spans(store, row["run_id"])
+    assert span["cause"] == "harness" and "cassette" in span["error"]
+    store.close()
