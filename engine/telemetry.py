@@ -176,7 +176,7 @@ class OTelExport:
                     "gen_ai.client.token.usage", unit="{token}", description="Tokens per call."
                 ),
             }
-        keys = (YAML_PATH, SPEC_SHA, STEP_NAME, STEP_KIND)
+        keys = (YAML_PATH, SPEC_SHA, STEP_NAME, STEP_KIND, RUN_MODE, RUN_ORIGIN)
         for span in telemetry.spans:
             if YAML_PATH not in span.attributes:
                 continue
