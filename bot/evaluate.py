@@ -197,6 +197,7 @@ async def _test(
             offline=not cassettes.is_dir(),
             use_store=False,
             export=False,
+            origin="check",
         )
         # Soft policies are judged by the policy check, where an override can apply.
         soft = frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")

@@ -27,7 +27,9 @@ from tests.bot.test_page import open_page  # noqa: E402
 async def views() -> list:  # type: ignore[type-arg]
     spec = ROOT / "examples" / "support_triage.yaml"
     store = RunStore(ROOT / ".flujo" / "flujo.db")
-    report = await suggest(spec, store, key="examples/support_triage.yaml", limit=1)
+    report = await suggest(  # the demo's runs are on the fake model server
+        spec, store, key="examples/support_triage.yaml", limit=1, include=("fake",)
+    )
     (suggestion,) = report.suggestions
     before = spec.read_text(encoding="utf-8")
     return [review(suggestion, before, apply_patch(before, suggestion.patch))]

@@ -114,7 +114,9 @@ async def run_test(
     path = f"tests[{index}]"
     outcome = TestResult(spec, test.name, path, test.line)
     started = time.perf_counter()
-    result = await runner.run(test.input, mocks=dict(test.mocks))
+    # a test's run is never evidence of production behaviour, whoever runs it
+    origin = runner.origin if runner.origin in ("check", "verification", "eval") else "test"
+    result = await runner.run(test.input, mocks=dict(test.mocks), origin=origin)
     outcome.duration_s = time.perf_counter() - started
     outcome.run_id = result.run_id
     outcome.cost_usd = result.total_cost_usd

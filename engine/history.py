@@ -12,14 +12,28 @@ from flujo.engine.results import PipelineResult, StepResult, StepResults
 from flujo.engine.store import RunStore
 
 
-def recorded_results(store: RunStore, spec_paths: list[str], last: int) -> list[PipelineResult]:
+def recorded_results(
+    store: RunStore,
+    spec_paths: list[str],
+    last: int,
+    *,
+    modes: tuple[str, ...] | None = None,
+    excluded_origins: tuple[str, ...] = (),
+) -> list[PipelineResult]:
     """The `last` finished runs of the spec (any version), newest first; a spec is known
-    by the path it was run as (relative or absolute: pass every spelling)."""
+    by the path it was run as (relative or absolute: pass every spelling). Only runs of
+    `modes` (None: any) that none of `excluded_origins` started."""
     marks = ", ".join("?" * len(spec_paths))
+    where = f"spec_path IN ({marks}) AND status != 'running'"
+    args: tuple[object, ...] = tuple(spec_paths)
+    if modes is not None:
+        where += f" AND mode IN ({', '.join('?' * len(modes))})"
+        args += tuple(modes)
+    if excluded_origins:
+        where += f" AND origin NOT IN ({', '.join('?' * len(excluded_origins))})"
+        args += tuple(excluded_origins)
     rows = store.query(
-        f"SELECT * FROM runs WHERE spec_path IN ({marks}) AND status != 'running' "
-        "ORDER BY started_at DESC LIMIT ?",
-        (*spec_paths, last),
+        f"SELECT * FROM runs WHERE {where} ORDER BY started_at DESC LIMIT ?", (*args, last)
     )
     return [_result(row, store.spans(row["run_id"])) for row in rows]
 
@@ -54,4 +68,7 @@ def _result(row: dict[str, Any], spans: list[dict[str, Any]]) -> PipelineResult:
         total_tokens=row["total_tokens"] or 0,
         latency_s=row["latency_s"] or 0.0,
         steps=steps,
+        mode=row.get("mode", "unknown"),
+        origin=row.get("origin", "unknown"),
+        cause=row.get("cause"),
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.store import MODES, ORIGINS, UNKNOWN
 from flujo.engine.telemetry import SpanRecord
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 
@@ -162,13 +163,23 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
         name = root.name.removeprefix("flujo.run").strip()
         pipeline = name if name and name != "pipeline" else None
     started = min(s.start_ns for s in spans) / 1e9
+    # provenance as the sending Flujo recorded it on every span; spans of Flujo versions
+    # that did not record it give `unknown` (not counted as live evidence)
+    mode = _provenance(spans, tm.RUN_MODE, MODES)
+    origin = _provenance(spans, tm.RUN_ORIGIN, ORIGINS)
     store.execute(
-        "INSERT OR IGNORE INTO specs VALUES (?, NULL, ?, '', ?)", [(sha, pipeline, time.time())]
+        "INSERT OR IGNORE INTO specs (sha256, path, name, text, first_seen)"
+        " VALUES (?, NULL, ?, '', ?)",
+        [(sha, pipeline, time.time())],
     )
     store.execute(
-        "INSERT OR IGNORE INTO runs (run_id, spec_sha256, pipeline, status, started_at)"
-        " VALUES (?, ?, ?, 'running', ?)",
-        [(run_id, sha, pipeline, started)],
+        "INSERT OR IGNORE INTO runs (run_id, spec_sha256, pipeline, status, started_at, mode,"
+        " origin) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+        [(run_id, sha, pipeline, started, mode, origin)],
+    )
+    store.execute(
+        "UPDATE runs SET mode = ?, origin = ? WHERE run_id = ? AND mode = ?",
+        [(mode, origin, run_id, UNKNOWN)],
     )
     store.write_spans(run_id, spans)
     if root is None:
@@ -190,7 +201,7 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
     store.execute(
         "UPDATE runs SET status = ?, started_at = ?, ended_at = ?, latency_s = ?,"
         " total_cost_usd = ?, total_tokens = ?, error = ?, error_path = ?,"
-        " pipeline = coalesce(pipeline, ?) WHERE run_id = ?",
+        " pipeline = coalesce(pipeline, ?), cause = ? WHERE run_id = ?",
         [
             (
                 status,
@@ -202,10 +213,19 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
                 root.status_message,
                 error_path,
                 pipeline,
+                root.attributes.get(tm.CAUSE) if root.status == "ERROR" else None,
                 run_id,
             )
         ],
     )
+
+
+def _provenance(spans: list[SpanRecord], key: str, known: tuple[str, ...]) -> str:
+    for span in spans:
+        value = span.attributes.get(key)
+        if isinstance(value, str) and value in known:
+            return value
+    return UNKNOWN
 
 
 def ingest_metrics(store: RunStore, body: bytes, content_type: str) -> IngestResult:

@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from jinja2 import Undefined
+
 from flujo.spec.templating import untrusted_environment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
@@ -42,7 +44,12 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         if "{{" not in value and "{%" not in value:
             return value
         kind, compiled = _compile(value)
-        return compiled(**context) if kind == "value" else compiled.render(context)
+        if kind == "text":
+            return compiled.render(context)
+        out = compiled(**context)
+        if isinstance(out, Undefined):  # a missing key fails here, as in a longer template
+            out._fail_with_undefined_error()
+        return out
     if isinstance(value, dict):
         return {key: render(item, context) for key, item in value.items()}
     if isinstance(value, list):

@@ -111,6 +111,12 @@ class PipelineResult:
     steps: StepResults = field(default_factory=StepResults)
     policies: list[Any] = field(default_factory=list)
     """`PolicyResult`s of the spec's policies, judged at the end of a successful run."""
+    mode: str = "live"
+    """How the run reached its models: live, replay, fake or mock."""
+    origin: str = "sdk"
+    """What started the run: cli, sdk, test, check, verification, eval or shadow."""
+    cause: str | None = None
+    """Why a failed run failed: model, provider, harness, input, limit or cancelled."""
 
     @property
     def success(self) -> bool:
@@ -130,4 +136,7 @@ class PipelineResult:
             "latency_s": self.latency_s,
             "steps": {name: step.to_dict() for name, step in self.steps.items()},
             "policies": [policy.to_dict() for policy in self.policies],
+            "mode": self.mode,
+            "origin": self.origin,
+            "cause": self.cause,
         }

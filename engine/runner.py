@@ -48,15 +48,23 @@ FLUSH_EVERY_S = 5.0
 
 
 class StepFailed(FlujoError):
-    """A step failed after its retries (and its fallback, if any); exit code 1 (the run
+    """A step failed after its retries (and its fallback, if any); `cause` says why (one
+    of `CAUSES`: model, provider, harness, input, limit, cancelled). Exit code 1 (the run
     failed), as for every error that stops a run."""
 
     exit_code = EXIT_INVALID
 
-    def __init__(self, step: StepBase, message: str) -> None:
+    def __init__(self, step: StepBase, message: str, cause: str = "model") -> None:
         super().__init__(f"step '{step.name}' failed: {message}")
         self.step = step
         self.reason = message
+        self.cause = cause
+
+
+class InputRejected(FlujoError):
+    """The run's input does not satisfy the spec's `input_schema` (never retried; exit 1)."""
+
+    exit_code = EXIT_INVALID
 
 
 class UsageLimitExceeded(FlujoError):
@@ -73,6 +81,13 @@ class UsageLimitExceeded(FlujoError):
 
 class NoModel(FlujoError):
     """A step needs a model and none is configured (retrying cannot help; exit code 1)."""
+
+    exit_code = EXIT_INVALID
+
+
+class InputError(FlujoError):
+    """A step's input cannot be built from the run's input (a template names a missing key):
+    the same input fails the same way on every attempt, so it is never retried (exit code 1)."""
 
     exit_code = EXIT_INVALID
 
@@ -108,8 +123,14 @@ class Runner:
         evaluate: Callable[[str, dict[str, Any]], Any] | None = None,
         trace: bool = True,
         human: Human | None = None,
+        mode: str = "live",
+        origin: str = "sdk",
     ) -> None:
         self.pipeline = pipeline
+        self.mode = mode
+        """How runs reach models: live, replay, fake or mock (recorded with each run)."""
+        self.origin = origin
+        """What starts the runs: cli, sdk, test, check, verification, eval or shadow."""
         self.human = human
         self.trace = trace
         self.models = models
@@ -141,12 +162,16 @@ class Runner:
         *,
         run_id: str | None = None,
         mocks: dict[str, Any] | None = None,
+        origin: str | None = None,
     ) -> PipelineResult:
         """Run the pipeline on `input`; never raises for a failing step (see `status`).
 
-        `mocks` gives fixed outputs by step name: those steps are not executed.
+        `mocks` gives fixed outputs by step name: those steps are not executed (a run with
+        mocks and no model calls is recorded with mode `mock`). `origin` overrides the
+        runner's for this run.
         """
-        return await _Run(self, input, run_id or new_run_id(), mocks or {}).execute()
+        run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
+        return await run.execute()
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -185,14 +210,21 @@ def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:
 class _Run:
     """State of one run."""
 
-    def __init__(self, runner: Runner, input: Any, run_id: str, mocks: dict[str, Any]) -> None:
+    def __init__(
+        self, runner: Runner, input: Any, run_id: str, mocks: dict[str, Any], origin: str
+    ) -> None:
         pipeline = runner.pipeline
         self.runner = runner
         self.mocks = mocks
         self.pipeline = pipeline
-        self.result = PipelineResult(run_id, pipeline.spec_sha256, input=input)
+        mode = runner.mode
+        if mocks and mode == "live":  # mocked outputs are not what a model does
+            mode = "mock"
+        self.result = PipelineResult(
+            run_id, pipeline.spec_sha256, input=input, mode=mode, origin=origin
+        )
         telemetry = RunTelemetry if runner.trace else NullTelemetry
-        self.telemetry = telemetry(run_id, pipeline.spec_sha256)
+        self.telemetry = telemetry(run_id, pipeline.spec_sha256, mode, origin)
         self.limits = pipeline.usage_limits
         self.cost = 0.0
         self.cost_known = True
@@ -213,12 +245,15 @@ class _Run:
                 spec_path=source.file if source is not None else None,
                 pipeline=self.pipeline.name,
                 trace_id=self.telemetry.trace_id,
+                mode=result.mode,
+                origin=result.origin,
             )
         span = self.telemetry.start(
             f"flujo.run {self.pipeline.name or 'pipeline'}", None, {tm.YAML_LINE: 1}
         )
         started = time.perf_counter()
         try:
+            self._check_input()
             result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
             result.status = "succeeded"
             if self.pipeline.policies:
@@ -226,8 +261,13 @@ class _Run:
         except (StepFailed, UsageLimitExceeded) as exc:
             result.status, result.error = "failed", str(exc)
             result.error_path = exc.step.yaml_path
+            result.cause = exc.cause if isinstance(exc, StepFailed) else "limit"
+        except InputRejected as exc:
+            result.status, result.error = "failed", str(exc)
+            result.error_path, result.cause = "input_schema", "input"
         except asyncio.CancelledError:
             result.status, result.error = "cancelled", "the run was cancelled"
+            result.cause = "cancelled"
             await self._finish(span, started)
             raise
         except Exception as exc:  # a bug in Flujo: record it, then let it surface
@@ -236,6 +276,20 @@ class _Run:
             raise
         await self._finish(span, started)
         return result
+
+    def _check_input(self) -> None:
+        schema = self.pipeline.input_schema
+        if schema is None:
+            return
+        from jsonschema.validators import validator_for
+
+        error = next(iter(validator_for(schema)(schema).iter_errors(self.result.input)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path)
+            raise InputRejected(
+                f"the input does not match input_schema: {error.message}"
+                + (f" at /{where}" if where else "")
+            )
 
     def _judge_policies(self, span: SpanRecord) -> None:
         """Runtime guardrail: a failing FAIL_RUN policy fails the run."""
@@ -268,6 +322,8 @@ class _Run:
         span.attributes[tm.COST] = result.total_cost_usd
         if result.error:
             span.event("flujo.run.failed", message=result.error, path=result.error_path or "")
+        if result.cause is not None:
+            span.attributes[tm.CAUSE] = result.cause
         span.end(result.status == "succeeded", result.error)
         store, export = self.runner.store, self.runner.export
         if store is not None:
@@ -321,6 +377,7 @@ class _Run:
                 raise StepFailed(step, f"unknown kind {step.kind}")
         except BaseException as exc:
             record.success, record.error = False, _reason(exc)
+            span.attributes[tm.CAUSE] = cause_of(exc)
             span.end(False, record.error)
             raise
         finally:
@@ -405,6 +462,7 @@ class _Run:
                 step,
                 "this step asks a person and nobody can answer here: run it with "
                 "`flujo run` in a terminal, replay recorded answers, or give it a mock in tests",
+                "harness",
             )
         try:
             question = str(render(step.message or "", self._context(scope_input, previous)))
@@ -416,7 +474,7 @@ class _Run:
         try:
             answer = await human.answer(step, question)
         except NoAnswer as exc:
-            raise StepFailed(step, str(exc)) from None
+            raise StepFailed(step, str(exc), "harness") from None
         problem = answer_problem(step.input_schema, answer)
         if problem is not None:
             raise StepFailed(step, f"the answer does not satisfy input_schema: {problem}")
@@ -468,13 +526,17 @@ class _Run:
             try:
                 value = render(step.input, self._context(scope_input, previous))
             except MemoryError:
-                raise
-            except Exception as exc:
+                raise  # a limit of the process, never a step's failure
+            except Exception as exc:  # the same input fails every attempt: never retried
                 record.success, record.error = False, f"input template: {_reason(exc)}"
-                raise StepFailed(step, record.error) from None
+                span = self._span(step, parent, record)
+                span.attributes[tm.CAUSE] = "input"
+                span.end(False, record.error)
+                raise StepFailed(step, record.error, "input") from None
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"
+        cause = "model"
         for attempt in range(1, config.max_retries + 2):
             span = self._span(step, parent, record, attempt)
             started = time.perf_counter()
@@ -490,19 +552,40 @@ class _Run:
             except (UsageLimitExceeded, asyncio.CancelledError) as exc:
                 record.latency_s += time.perf_counter() - started
                 record.success, record.error = False, _reason(exc)
+                span.attributes[tm.CAUSE] = cause_of(exc)
                 span.end(False, record.error)
                 raise
-            except (CassetteMiss, NoModel) as exc:  # retrying cannot help
+            except (CassetteMiss, NoModel, InputError) as exc:  # retrying cannot help
                 record.latency_s += time.perf_counter() - started
                 missing = exc.for_step(step.name) if isinstance(exc, CassetteMiss) else exc
                 record.success, record.error = False, str(missing)
+                cause = cause_of(exc)
+                span.attributes[tm.CAUSE] = cause
                 span.end(False, record.error)
-                raise StepFailed(step, record.error) from None
+                raise StepFailed(step, record.error, cause) from None
             except MemoryError:
                 raise
+            except StepFailed as exc:  # an imported pipeline failed: its cause is kept
+                record.latency_s += time.perf_counter() - started
+                error, cause = _reason(exc), exc.cause
+                span.attributes[tm.CAUSE] = cause
+                span.end(False, error)
+                if cause not in RETRYABLE:
+                    record.success, record.error = False, error
+                    raise StepFailed(step, error, cause) from None
+                if attempt <= config.max_retries:
+                    delay = _backoff(config.backoff, attempt)
+                    span.event("flujo.retry", attempt=attempt + 1, delay_s=delay)
+                    await asyncio.sleep(delay)
+                continue
             except Exception as exc:
                 record.latency_s += time.perf_counter() - started
                 error = _reason(exc, config.timeout_s)
+                cause = cause_of(exc)
+                span.attributes[tm.CAUSE] = cause
+                status = _status_code(exc)
+                if status is not None:
+                    span.attributes[tm.HTTP_STATUS] = status
                 if isinstance(exc, ValidationFailed):  # fed back to the agent on retry
                     feedback = error
                     span.event("flujo.validator.failed", message=error)
@@ -528,10 +611,10 @@ class _Run:
             try:
                 output = await self.agent_step(step.fallback, scope_input, previous, parent)
             except StepFailed as exc:
-                raise StepFailed(step, f"{error}; fallback: {exc.reason}") from None
+                raise StepFailed(step, f"{error}; fallback: {exc.reason}", exc.cause) from None
             record.output = output
             return output
-        raise StepFailed(step, error)
+        raise StepFailed(step, error, cause)
 
     async def call(
         self,
@@ -666,6 +749,36 @@ class _Run:
 
 
 _FAILED = object()
+
+RETRYABLE = frozenset({"model", "provider"})
+"""Causes of failure that another attempt may not repeat."""
+
+
+def cause_of(exc: BaseException) -> str:
+    """The cause of a failed attempt (see `flujo.engine.store.CAUSES`)."""
+    if isinstance(exc, StepFailed):
+        return exc.cause
+    if isinstance(exc, ValidationFailed):
+        return "model"
+    if isinstance(exc, UsageLimitExceeded):
+        return "limit"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, CassetteMiss | NoModel):
+        return "harness"
+    if isinstance(exc, InputError | InputRejected):
+        return "input"
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return "provider"
+    names = {kind.__name__ for kind in type(exc).__mro__}
+    if names & {"APIError", "HTTPError", "TransportError"}:
+        return "provider"  # openai's and httpx's errors, without importing them here
+    return "model"
+
+
+def _status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _reason(exc: BaseException, timeout: float | None = None) -> str:

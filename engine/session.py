@@ -37,6 +37,18 @@ class SessionOptions:
     """No model calls at all (tests with mocks only): model steps fail clearly."""
     ask: bool = False
     """`hitl` steps ask at the terminal (unless answers are replayed from a cassette)."""
+    origin: str = "cli"
+    """What starts these runs (recorded with each): cli, test, check, verification, eval,
+    shadow (`sdk` is the Runner's own default)."""
+
+    @property
+    def mode(self) -> str:
+        """How the runs reach models: replay, fake, mock (offline) or live."""
+        if self.replay is not None:
+            return "replay"
+        if self.fake:
+            return "fake"
+        return "mock" if self.offline else "live"
 
     @classmethod
     def from_cli(cls, options: dict[str, Any]) -> SessionOptions:
@@ -76,6 +88,8 @@ async def session(
             store=store,
             export=export,
             human=_human(options),
+            mode=options.mode,
+            origin=options.origin,
         )
 
 

@@ -23,8 +23,22 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 2  # bump (with a migration, once released) when the tables change
+SCHEMA_VERSION = 3
+"""Bump with a migration in `_MIGRATIONS` when the tables change."""
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
+
+MODES = ("live", "replay", "fake", "mock")
+"""How a run reached its models: a real server, a cassette, the fake server, mocks only."""
+ORIGINS = ("cli", "sdk", "test", "check", "verification", "eval", "shadow")
+"""What started a run: `flujo run`, code, embedded tests, the bot's checks, verifying a
+suggestion, an evaluation, a shadow run."""
+UNKNOWN = "unknown"
+"""Mode and origin of runs recorded before provenance was (schema 2 and OTLP spans from
+older Flujo versions): not counted as live evidence unless asked for."""
+CAUSES = ("model", "provider", "harness", "input", "limit", "cancelled")
+"""Why an attempt failed: the model's output (schema, validator), the provider (HTTP
+error, timeout), the harness (cassette miss, no model configured), the run's input, a
+usage limit, cancellation."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +63,10 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     error_path TEXT,
     trace_id TEXT,
-    policies TEXT
+    policies TEXT,
+    mode TEXT NOT NULL DEFAULT 'unknown',
+    origin TEXT NOT NULL DEFAULT 'unknown',
+    cause TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
 CREATE TABLE IF NOT EXISTS spans (
@@ -73,9 +90,29 @@ CREATE TABLE IF NOT EXISTS spans (
     provider TEXT,
     attributes TEXT NOT NULL,
     events TEXT NOT NULL,
+    cause TEXT,
     PRIMARY KEY (run_id, span_id)
 );
 """
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2 -> 3: provenance of runs and causes of failed attempts. Existing runs get mode and
+    # origin `unknown` (never counted as live); the cause of an existing failed span is
+    # inferred from its error text when it is read (see `infer_cause`).
+    2: (
+        "ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'unknown'",
+        "ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'unknown'",
+        "ALTER TABLE runs ADD COLUMN cause TEXT",
+        "ALTER TABLE spans ADD COLUMN cause TEXT",
+    ),
+}
+"""Statements that bring a store of version N to N + 1, run in one transaction."""
+_SPAN_COLUMNS = (
+    "run_id, span_id, parent_id, name, step_name, kind, yaml_path, line, attempt, status,"
+    " error, start_ns, end_ns, cost_usd, input_tokens, output_tokens, model, provider,"
+    " attributes, events, cause"
+)
+_INSERT_SPANS = f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 21)})"
 
 
 class StoreError(FlujoError):
@@ -111,12 +148,15 @@ class RunStore:
         self._db.execute("PRAGMA foreign_keys = ON")
         found = self._schema_version()
         if found is not None and found != SCHEMA_VERSION:
-            self._db.close()
-            raise StoreError(
-                f"the run store {self.path} has schema version {found}, this Flujo needs "
-                f"{SCHEMA_VERSION}: move it aside (runs in it stay readable by the Flujo that "
-                "wrote them) and a new one is created"
-            )
+            if found in _MIGRATIONS and found < SCHEMA_VERSION:
+                self._migrate(found)
+            else:
+                self._db.close()
+                raise StoreError(
+                    f"the run store {self.path} has schema version {found}, this Flujo needs "
+                    f"{SCHEMA_VERSION}: move it aside (runs in it stay readable by the Flujo "
+                    "that wrote them) and a new one is created"
+                )
         with self._transaction() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -131,6 +171,18 @@ class RunStore:
         except sqlite3.OperationalError:  # a new, empty file
             return None
         return int(row[0]) if row else None
+
+    def _migrate(self, found: int) -> None:
+        """Bring a store of an older schema version up to date, one version at a time."""
+        with self._transaction() as db:
+            version = found
+            while version < SCHEMA_VERSION:
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                version += 1
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -150,6 +202,8 @@ class RunStore:
         spec_path: str | None,
         pipeline: str | None,
         trace_id: int,
+        mode: str = UNKNOWN,
+        origin: str = UNKNOWN,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
@@ -159,8 +213,8 @@ class RunStore:
             )
             db.execute(
                 "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
-                " trace_id) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (run_id, spec_sha256, spec_path, pipeline, now, f"{trace_id:032x}"),
+                " trace_id, mode, origin) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (run_id, spec_sha256, spec_path, pipeline, now, f"{trace_id:032x}", mode, origin),
             )
 
     def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:
@@ -169,24 +223,17 @@ class RunStore:
             return
         rows = [_span_row(run_id, span) for span in spans]
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO spans VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            db.executemany(_INSERT_SPANS, rows)
 
     def finish_run(self, result: PipelineResult, spans: list[SpanRecord]) -> None:
         """Record the outcome and every span of a run in one transaction."""
         rows = [_span_row(result.run_id, span) for span in spans]
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO spans VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            db.executemany(_INSERT_SPANS, rows)
             db.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
-                " total_tokens = ?, error = ?, error_path = ?, policies = ? WHERE run_id = ?",
+                " total_tokens = ?, error = ?, error_path = ?, policies = ?, cause = ?"
+                " WHERE run_id = ?",
                 (
                     result.status,
                     time.time(),
@@ -196,6 +243,7 @@ class RunStore:
                     result.error,
                     result.error_path,
                     json.dumps([p.to_dict() for p in result.policies]) if result.policies else None,
+                    result.cause,
                     result.run_id,
                 ),
             )
@@ -228,6 +276,8 @@ class RunStore:
             row["attributes"] = json.loads(row["attributes"])
             row["attributes"] = attributes_of(row)
             row["events"] = json.loads(row["events"])
+            if row["status"] == "ERROR" and row["cause"] is None:
+                row["cause"] = infer_cause(row["error"])
         return rows
 
     def spec_text(self, spec_sha256: str) -> str | None:
@@ -281,6 +331,7 @@ _TYPED = frozenset(
         tm.GEN_AI_SYSTEM,
         tm.RUN_ID,
         tm.SPEC_SHA,
+        tm.CAUSE,
     }
 )
 
@@ -315,6 +366,7 @@ def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
         get(tm.GEN_AI_SYSTEM),
         extra,
         json.dumps(span.events, default=str, separators=(",", ":")) if span.events else "[]",
+        get(tm.CAUSE) if span.status == "ERROR" else None,
     )
 
 
@@ -332,6 +384,40 @@ def attributes_of(row: dict[str, Any]) -> dict[str, Any]:
         tm.GEN_AI_MODEL: row["model"],
         tm.GEN_AI_SYSTEM: row["provider"],
         tm.RUN_ID: row["run_id"],
+        tm.CAUSE: row.get("cause"),
     }
     extra: dict[str, Any] = row["attributes"]
     return {k: v for k, v in columns.items() if v is not None} | extra
+
+
+_PROVIDER_ERRORS = (
+    "timed out",
+    "APIConnectionError",
+    "APITimeoutError",
+    "RateLimitError",
+    "InternalServerError",
+    "APIStatusError",
+    "NotFoundError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "BadRequestError",
+    "UnprocessableEntityError",
+    "ConflictError",
+)
+
+
+def infer_cause(error: str | None) -> str:
+    """The cause of a failed attempt recorded without one (schema 2, older OTLP spans),
+    from its error text; `model` when nothing else fits."""
+    text = error or ""
+    if text.startswith("usage limit "):
+        return "limit"
+    if text == "cancelled":
+        return "cancelled"
+    if text.startswith("input template") or text.startswith("input does not"):
+        return "input"
+    if "cassette" in text or "none is configured" in text or "no model server" in text:
+        return "harness"
+    if any(text.startswith(marker) for marker in _PROVIDER_ERRORS):
+        return "provider"
+    return "model"

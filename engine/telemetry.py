@@ -32,6 +32,14 @@ STEP_NAME = "flujo.step.name"
 STEP_KIND = "flujo.step.kind"
 ATTEMPT = "flujo.step.attempt"
 RUN_ID = "flujo.run.id"
+RUN_MODE = "flujo.run.mode"
+"""live, replay, fake or mock: how the run reached its models (on every span of a run)."""
+RUN_ORIGIN = "flujo.run.origin"
+"""cli, sdk, test, check, verification, eval or shadow: what started the run."""
+CAUSE = "flujo.failure.cause"
+"""On a failed attempt: model, provider, harness, input, limit or cancelled."""
+HTTP_STATUS = "http.response.status_code"
+"""On an attempt the provider answered with an HTTP error: its status code."""
 COST = "flujo.cost_usd"
 GEN_AI_SYSTEM = "gen_ai.system"
 GEN_AI_MODEL = "gen_ai.request.model"
@@ -70,9 +78,11 @@ class RunTelemetry:
 
     __slots__ = ("base", "spans", "trace_id")
 
-    def __init__(self, run_id: str, spec_sha256: str) -> None:
+    def __init__(
+        self, run_id: str, spec_sha256: str, mode: str = "live", origin: str = "sdk"
+    ) -> None:
         self.trace_id = _ids.getrandbits(128) or 1
-        self.base = {RUN_ID: run_id, SPEC_SHA: spec_sha256}
+        self.base = {RUN_ID: run_id, SPEC_SHA: spec_sha256, RUN_MODE: mode, RUN_ORIGIN: origin}
         self.spans: list[SpanRecord] = []
 
     def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
@@ -166,7 +176,7 @@ class OTelExport:
                     "gen_ai.client.token.usage", unit="{token}", description="Tokens per call."
                 ),
             }
-        keys = (YAML_PATH, SPEC_SHA, STEP_NAME, STEP_KIND)
+        keys = (YAML_PATH, SPEC_SHA, STEP_NAME, STEP_KIND, RUN_MODE, RUN_ORIGIN)
         for span in telemetry.spans:
             if YAML_PATH not in span.attributes:
                 continue

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from flujo.engine.store import RunStore
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+OLDEST_IMPORTABLE = 2
+"""Run stores of this schema version and later can be imported."""
 
 
 class TelemetryImportError(FlujoError, ValueError):
@@ -61,36 +63,44 @@ def _import_store(store: RunStore, path: Path) -> ImportResult:
         raise TelemetryImportError(f"{path}: cannot open: {exc}") from None
     try:
         version = _one(source, "SELECT value FROM meta WHERE key = 'schema_version'")
-        if version is None or int(version[0]) != SCHEMA_VERSION:
+        # older stores lack columns added since; their rows get the columns' defaults
+        # (runs of a schema 2 store: mode and origin `unknown`)
+        if version is None or not OLDEST_IMPORTABLE <= int(version[0]) <= SCHEMA_VERSION:
             found = version[0] if version else "none"
             raise TelemetryImportError(
                 f"{path}: run store schema version {found}; this Flujo reads {SCHEMA_VERSION}"
             )
         known = {r["run_id"] for r in store.query("SELECT run_id FROM runs", ())}
-        runs = [r for r in _rows(source, "SELECT * FROM runs") if r[0] not in known]
+        run_columns, all_runs = _table(source, "runs")
+        runs = [r for r in all_runs if r[0] not in known]
         new = {r[0] for r in runs}
-        spans = [r for r in _rows(source, "SELECT * FROM spans") if r[0] in new]
-        specs = _rows(source, "SELECT * FROM specs")
+        span_columns, all_spans = _table(source, "spans")
+        spans = [r for r in all_spans if r[0] in new]
+        spec_columns, specs = _table(source, "specs")
     except sqlite3.Error as exc:
         raise TelemetryImportError(f"{path}: not a readable Flujo run store: {exc}") from None
     finally:
         source.close()
-    store.execute("INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?, ?)", specs)
-    marks = ", ".join("?" * len(runs[0])) if runs else ""
+    store.execute(_insert("specs", spec_columns), specs)
     if runs:
-        store.execute(f"INSERT OR IGNORE INTO runs VALUES ({marks})", runs)
+        store.execute(_insert("runs", run_columns), runs)
     if spans:
-        marks = ", ".join("?" * len(spans[0]))
-        store.execute(f"INSERT OR IGNORE INTO spans VALUES ({marks})", spans)
+        store.execute(_insert("spans", span_columns), spans)
     return ImportResult(len(runs), len(spans), len(known & _ids(path)))
+
+
+def _table(db: sqlite3.Connection, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cursor = db.execute(f"SELECT * FROM {table}")
+    return [c[0] for c in cursor.description], [tuple(row) for row in cursor.fetchall()]
+
+
+def _insert(table: str, columns: list[str]) -> str:
+    names = ", ".join(columns)
+    return f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
 def _one(db: sqlite3.Connection, query: str) -> Any:
     return db.execute(query).fetchone()
-
-
-def _rows(db: sqlite3.Connection, query: str) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in db.execute(query).fetchall()]
 
 
 def _ids(path: Path) -> set[str]:

@@ -3,6 +3,13 @@
 Each finding names the yaml_path it concerns, says why in one sentence with numbers, and
 bounds what a patch for it may touch (`scope`: JSON Pointers; `max_ops`). The rules and
 their thresholds are below, one constant each.
+
+Evidence for a finding at a yaml_path comes only from runs of spec versions in which that
+path had its current value (a merged change starts the count again), and each finding
+says how many events it rests on (`events` of `sample_size`), from which its confidence
+is computed. Retry, timeout and repair findings count only failures of cause `model` or
+`provider` that another attempt may fix (never a usage limit, the harness, the input or
+a provider's permanent 4xx answer).
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ USAGE_LIMIT_RATE = 0.05
 PARALLEL_MIN_SAVING_S = 0.05
 RETRIES_WITH_FEEDBACK = 2
 MAX_RETRIES_SUGGESTED = 5
+MAX_TOKENS_FACTOR = 1.5
+"""A suggested max_tokens is this times the observed p95 of output tokens."""
 
 CHEAPER_MODEL = {
     "gpt-4": "gpt-4o-mini",
@@ -98,8 +107,10 @@ def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportun
     found += _cheaper_models(pipeline, view)
     cheap_agents = {o.facts["agent"] for o in found}
     for path, step in pipeline.walk():
-        stats = view.steps.get(step.name)
-        if not isinstance(step, AgentStep) or stats is None or stats.runs < MIN_RUNS:
+        if not isinstance(step, AgentStep):
+            continue
+        stats = view.window_stats(step.name, path)
+        if stats is None or stats.runs < MIN_RUNS:
             continue
         found += _expensive(pipeline, view, path, step, stats, cheap_agents)
         found += _flaky_validator(view, path, step, stats)
@@ -109,10 +120,19 @@ def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportun
     return found
 
 
-def _evidence(stats: StepStats, view: SpecTelemetry, **extra: Any) -> dict[str, Any]:
+def _evidence(
+    stats: StepStats,
+    view: SpecTelemetry,
+    events: int | None = None,
+    sample_size: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The figures behind a finding: `events` of `sample_size` (default: every run) are
+    what its confidence is computed from."""
     return {
         "runs": stats.runs,
-        "sample_size": stats.runs,
+        "events": stats.runs if events is None else events,
+        "sample_size": stats.runs if sample_size is None else sample_size,
         "attempts": stats.attempts,
         "cost_share": round(view.cost_share(stats.name), 4),
         "cost_usd_per_run": round(stats.cost_per_run, 8),
@@ -140,7 +160,8 @@ def _cheaper_models(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity
         steps = users.get(name, [])
         if cheaper is None or provider != "openai" or not steps:
             continue
-        stats = [view.steps.get(step.name) for _, step in steps]
+        model_path = paths.child(paths.child("agents", name), "model")
+        stats = [view.window_stats(step.name, model_path) for _, step in steps]
         if any(s is None or s.runs < MIN_RUNS for s in stats):
             continue
         checked = agent.output_schema is not None or all(step.validators for _, step in steps)
@@ -181,18 +202,28 @@ def _expensive(
     stats: StepStats,
     skip_agents: set[str],
 ) -> list[Opportunity]:
+    from flujo.engine.pricing import price_for
+
     share = view.cost_share(step.name)
     agent = _agent_of(step)
     if agent is None or agent in skip_agents or share < EXPENSIVE_SHARE:
         return []
     if agent not in pipeline.agents or pipeline.agents[agent].max_tokens is not None:
         return []
-    p99 = stats.tokens_out(99)
-    cap = max(64, int(math.ceil(p99 * 1.5 / 16) * 16))
+    p95 = stats.tokens_out(95)
+    cap = max(64, int(math.ceil(p95 * MAX_TOKENS_FACTOR / 16) * 16))
+    runaway = [t for t in stats.output_tokens if t > cap]
+    price = price_for(pipeline.agents[agent].model)
+    if not runaway or price is None or stats.runs == 0:
+        return []  # no reply observed above the cap: nothing would be saved
+    saved = sum(t - cap for t in runaway) * float(price.output) / 1_000_000 / stats.runs
+    if saved <= 0:
+        return []
     why = (
         f"step '{step.name}' takes {share:.0%} of the spec's cost and its agent '{agent}' has "
-        f"no max_tokens; capping at {cap} (1.5x the observed p99 of {p99:.0f}) bounds runaway "
-        "replies"
+        f"no max_tokens; {len(runaway)} of {len(stats.output_tokens)} replies were longer "
+        f"than {cap} tokens ({MAX_TOKENS_FACTOR:g}x the observed p95 of {p95:.0f}), up to "
+        f"{max(runaway)}: capping there saves what they spent beyond it"
     )
     return [
         Opportunity(
@@ -200,10 +231,17 @@ def _expensive(
             path,
             step.name,
             why,
-            _evidence(stats, view, output_tokens_p99=p99),
+            _evidence(
+                stats,
+                view,
+                len(runaway),
+                len(stats.output_tokens),
+                output_tokens_p95=p95,
+                replies_over_cap=len(runaway),
+            ),
             (paths.to_pointer(f"agents.{agent}.max_tokens"),),
             max_ops=1,
-            facts={"agent": agent, "max_tokens": cap},
+            facts={"agent": agent, "max_tokens": cap, "usd_per_run": saved},
         )
     ]
 
@@ -229,6 +267,8 @@ def _flaky_validator(
             _evidence(
                 stats,
                 view,
+                stats.validator_failures,
+                stats.attempts,
                 validator_failure_rate=round(rate, 4),
                 failed_runs=stats.failed_runs,
             ),
@@ -244,7 +284,6 @@ def _timeouts(
     config = step.config
     out = []
     p99 = stats.latency(99)
-    other_errors = stats.errors - stats.timeouts - stats.validator_failures
     if config.timeout_s is not None and stats.timeout_rate >= TIMEOUT_RATE:
         new = math.ceil(max(p99 * 2, config.timeout_s * 2))
         why = (
@@ -258,7 +297,13 @@ def _timeouts(
                 path,
                 step.name,
                 why,
-                _evidence(stats, view, timeout_rate=round(stats.timeout_rate, 4)),
+                _evidence(
+                    stats,
+                    view,
+                    stats.timeouts,
+                    stats.attempts,
+                    timeout_rate=round(stats.timeout_rate, 4),
+                ),
                 (paths.to_pointer(f"{path}.config"),),
                 facts={"timeout_s": min(new, 86400), "failure_rate": stats.timeout_rate},
             )
@@ -282,19 +327,30 @@ def _timeouts(
                 path,
                 step.name,
                 why,
-                _evidence(stats, view),
+                _evidence(stats, view, len(stats.latencies_s), len(stats.latencies_s)),
                 (paths.to_pointer(f"{path}.config.timeout_s"),),
                 max_ops=1,
                 facts={"timeout_s": new},
             )
         )
-    if other_errors > 0 and (stats.retry_rate >= RETRY_RATE or stats.failed_runs > 0):
+    transient_rate = stats.transient_runs / stats.runs if stats.runs else 0.0
+    if stats.transient_errors > 0 and (
+        transient_rate >= RETRY_RATE or stats.transient_failed_runs > 0
+    ):
         retries = min(config.max_retries + 1, MAX_RETRIES_SUGGESTED)
         if retries > config.max_retries:
-            failure = stats.failed_runs / stats.runs
+            failure = stats.transient_failed_runs / stats.runs
             why = (
-                f"'{step.name}' needed a retry in {stats.retried_runs} of {stats.runs} runs and "
-                f"failed {stats.failed_runs} of them after {config.max_retries} retries"
+                f"'{step.name}' had a failure another attempt may fix in "
+                f"{_count(stats.transient_runs, 'run')} of {stats.runs} "
+                f"({_count(stats.transient_errors, 'failure')} in {stats.runs} runs of spec "
+                f"versions with its current settings; causes: {_causes(stats)}) and failed "
+                f"for good in {stats.transient_failed_runs} of them"
+                + (
+                    f" after {_attempts(stats.failed_run_attempts)}"
+                    if stats.failed_run_attempts
+                    else ""
+                )
             )
             out.append(
                 Opportunity(
@@ -305,14 +361,30 @@ def _timeouts(
                     _evidence(
                         stats,
                         view,
-                        retry_rate=round(stats.retry_rate, 4),
-                        failed_runs=stats.failed_runs,
+                        stats.transient_runs,
+                        stats.runs,
+                        retry_rate=round(transient_rate, 4),
+                        failed_runs=stats.transient_failed_runs,
                     ),
                     (paths.to_pointer(f"{path}.config"),),
                     facts={"max_retries": retries, "failure_rate": failure},
                 )
             )
     return out
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def _causes(stats: StepStats) -> str:
+    return ", ".join(f"{cause} {n}" for cause, n in sorted(stats.causes.items()))
+
+
+def _attempts(per_run: list[int]) -> str:
+    """'1 attempt', '3 attempts', '1 to 3 attempts' (what the failed runs made)."""
+    low, high = min(per_run), max(per_run)
+    return _count(low, "attempt") if low == high else f"{low} to {high} attempts"
 
 
 # -- structure: parallelism and unused outputs ----------------------------------------------
@@ -331,7 +403,7 @@ def _structure(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
             if not isinstance(step, AgentStep) or i + 1 >= len(steps):
                 continue
             follower = steps[i + 1]
-            stats = view.steps.get(step.name)
+            stats = view.window_stats(step.name, f"{list_path}[{i}]")
             if stats is None or stats.runs < MIN_RUNS:
                 continue
             if not _reads_previous(follower) and not _referenced(step.name, text):
@@ -412,7 +484,8 @@ def _parallel(
         return []  # the last step of a list gives the list's output: keep it in place
     if _reads_previous(second) or _refers_to(second, first.name) or _reads_previous(steps[i + 2]):
         return []
-    a, b = view.steps.get(first.name), view.steps.get(second.name)
+    a = view.window_stats(first.name, f"{list_path}[{i}]")
+    b = view.window_stats(second.name, f"{list_path}[{i + 1}]")
     if a is None or b is None or min(a.runs, b.runs) < MIN_RUNS:
         return []
     saving = min(a.latency(50), b.latency(50))
@@ -442,20 +515,22 @@ def _parallel(
 
 def _usage_limits(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
     limits = pipeline.usage_limits
-    if limits is None or view.runs < MIN_RUNS:
+    if limits is None or view.runs < MIN_RUNS or not view.usage_limits_crossed:
         return []
-    rate = view.usage_limit_hits / view.runs
-    if rate < USAGE_LIMIT_RATE or not view.usage_limits_crossed:
-        return []
-    limit, hits = view.usage_limits_crossed.most_common(1)[0]
+    limit = view.usage_limits_crossed.most_common(1)[0][0]
     current = getattr(limits, limit, None)
     if current is None:
+        return []
+    runs, crossed = view.window_limits(f"usage_limits.{limit}")
+    hits = crossed[limit]
+    rate = hits / runs if runs else 0.0
+    if runs < MIN_RUNS or rate < USAGE_LIMIT_RATE:
         return []
     raised: float | int = (
         round(current * 1.5, 6) if limit == "total_cost_usd" else int(current * 1.5)
     )
     why = (
-        f"{view.usage_limit_hits} of {view.runs} runs ({rate:.0%}) stopped at usage limit "
+        f"{hits} of {runs} runs ({rate:.0%}) stopped at usage limit "
         f"{limit} = {current:g}; raising it to {raised:g} lets them finish"
     )
     return [
@@ -465,8 +540,9 @@ def _usage_limits(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
             None,
             why,
             {
-                "runs": view.runs,
-                "sample_size": view.runs,
+                "runs": runs,
+                "events": hits,
+                "sample_size": runs,
                 "hits": hits,
                 "hit_rate": round(rate, 4),
                 "run_cost_p95_usd": round(_p(view.run_costs, 95), 8),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ from flujo.learn.feedback import feedback, normalised_patch
 from flujo.learn.guard import GuardStats, PromptGuard
 from flujo.learn.meta_agents import MetaAgent, OfflineAgent
 from flujo.learn.opportunities import Opportunity, find_opportunities
-from flujo.learn.roi import Estimate, estimate
+from flujo.learn.roi import Estimate, estimate, money
 from flujo.learn.telemetry_view import load_view
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from flujo.spec.registry import StepRegistry
 
 SCHEMA_VERSION = 1
+"""`evidence_modes`, `evidence_origins_excluded`, `telemetry.excluded_runs` and
+`telemetry.not_evidence_runs` were added compatibly."""
 TestMode = Literal["replay", "mock", "fake", "none"]
 
 
@@ -135,6 +138,14 @@ class SuggestReport:
     suggestions: list[Suggestion] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
     guard: GuardStats = field(default_factory=GuardStats)
+    evidence_modes: tuple[str, ...] = ("live",)
+    """The run modes counted as evidence."""
+    excluded_origins: tuple[str, ...] = ()
+    """Origins of runs not counted (tests, checks, verification, evaluations)."""
+    excluded_runs: dict[str, int] = field(default_factory=dict)
+    """Runs of the spec not counted, by why (`mode fake`, `origin test`)."""
+    not_evidence_runs: int = 0
+    """Counted runs that failed because of the harness or their input."""
 
     @property
     def no_telemetry(self) -> bool:
@@ -145,10 +156,14 @@ class SuggestReport:
             "schema_version": SCHEMA_VERSION,
             "spec": self.spec,
             "agent": self.agent,
+            "evidence_modes": list(self.evidence_modes),
+            "evidence_origins_excluded": list(self.excluded_origins),
             "telemetry": {
                 "runs": self.runs,
                 "spec_versions": self.versions,
                 "runs_per_month": round(self.runs_per_month, 1),
+                "excluded_runs": dict(sorted(self.excluded_runs.items())),
+                "not_evidence_runs": self.not_evidence_runs,
             },
             "opportunities": self.opportunities,
             "suggestions": [s.to_dict() for s in self.suggestions],
@@ -167,6 +182,7 @@ async def suggest(
     verify_tests: bool = True,
     key: str | None = None,
     registry: StepRegistry | None = None,
+    include: Iterable[str] = (),
 ) -> SuggestReport:
     """Ranked, verified suggestions for the spec file `spec` from the runs in `store`.
 
@@ -174,6 +190,8 @@ async def suggest(
     passes the path in the repository, since it reads specs from a temporary snapshot.
     `registry` is the skill allow-list patches and tests run with (default: the one of the
     spec's repository); the bot passes its own, since a repository may not widen it.
+    Evidence is live runs that no test, check, verification or evaluation started; `include`
+    adds modes (replay, fake, mock, unknown) or origins (test, …): ValueError otherwise.
 
     Raises SpecError when the spec itself is invalid and OSError when it cannot be read.
     """
@@ -185,12 +203,15 @@ async def suggest(
     key = key or pipeline.file or str(spec)
     agent = agent or OfflineAgent()
     report = SuggestReport(key, agent.name)
-    view = load_view(store, pipeline, since_s=since_s)
+    view = load_view(store, pipeline, since_s=since_s, include=include)
     report.runs, report.versions, report.runs_per_month = (
         view.runs,
         view.versions,
         view.runs_per_month,
     )
+    report.evidence_modes, report.excluded_origins = view.modes, view.excluded_origins
+    report.excluded_runs = dict(view.excluded)
+    report.not_evidence_runs = view.not_evidence_runs
     if view.runs == 0:
         return report
     opportunities = find_opportunities(pipeline, view)
@@ -206,6 +227,13 @@ async def suggest(
     verifier = _Verifier(spec, pipeline, registry) if verify_tests else None
     seen: set[str] = set()
     for opportunity in opportunities:
+        roi = estimate(opportunity, view)
+        if roi.value_per_month <= 0:  # nothing measured would get better
+            detail = f"expected value {money(roi.value_per_month)}/month from what was measured"
+            report.dropped.append(
+                Dropped(opportunity.kind, opportunity.yaml_path, "no_value", detail)
+            )
+            continue
         outcome = await agent.propose(opportunity, guard)
         if outcome is None:
             report.dropped.append(Dropped(opportunity.kind, opportunity.yaml_path, "no_patch"))
@@ -236,7 +264,6 @@ async def suggest(
                 Dropped(opportunity.kind, opportunity.yaml_path, "breaks_tests", detail)
             )
             continue
-        roi = estimate(opportunity, view)
         report.suggestions.append(
             Suggestion(
                 id=ident,
@@ -323,12 +350,13 @@ class _Verifier:
             use_store=False,
             offline=self.mode == "mock",
             export=False,
+            origin="verification",
         )
         async with session(pipeline, options, registry=self.registry) as runner:
             results = await run_tests(pipeline, runner, spec=self.file)
         missed = [r for r in results if r.outcome == "failed" and "cassette" in (r.error or "")]
         if missed:  # the patch changed a recorded call: answer it with the fake server
-            fake = SessionOptions(fake=True, use_store=False, export=False)
+            fake = SessionOptions(fake=True, use_store=False, export=False, origin="verification")
             async with session(pipeline, fake, registry=self.registry) as runner:
                 names = tuple(r.name for r in missed)
                 again = await run_tests(pipeline, runner, spec=self.file, patterns=names)

@@ -115,6 +115,9 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(f"policies[{i}].when", policy.when)
         check_expr(f"policies[{i}].assert", policy.assert_)
 
+    if pipeline.input_schema is not None:
+        for problem in _schema_problems(pipeline.input_schema, "input_schema"):
+            report.add("input_schema", problem, "invalid-schema")
     for name, agent in pipeline.agents.items():
         path = paths.child("agents", name)
         if agent.output_schema is not None:

@@ -448,6 +448,11 @@ class Pipeline(SpecNode):
     tests: list[SpecTest] = Field(default_factory=list, description="Embedded tests.")
     policies: list[Policy] = Field(default_factory=list, description="Policies.")
     usage_limits: UsageLimits | None = Field(None, description="Cost and token caps per run.")
+    input_schema: dict[str, Any] | None = Field(
+        None,
+        description="JSON Schema the run's input must satisfy; checked before the first step "
+        "(a mismatch fails the run at once, as an `input` failure).",
+    )
 
     _source: SourceDocument | None = PrivateAttr(default=None)
     _sha256: str | None = PrivateAttr(default=None)

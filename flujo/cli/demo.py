@@ -86,7 +86,7 @@ def _print_suggestions(specs: list[Path], db: Any) -> None:
     from flujo.learn.suggest import suggest
 
     async def reports() -> list[Any]:
-        return [await suggest(spec, db) for spec in specs]
+        return [await suggest(spec, db, include=("fake",)) for spec in specs]  # demo runs
 
     for report in asyncio.run(reports()):
         print_report(report)

@@ -19,8 +19,16 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--last", default=100, show_default=True, help="How many recorded runs to judge.")
+@click.option(
+    "--include",
+    "include_text",
+    default="",
+    metavar="MODE,...",
+    help="Also judge runs of these modes (replay, fake, mock, unknown) or origins (test, "
+    "check, verification, eval); by default only live runs that no test started.",
+)
 @store_options
-def check(spec: Path, last: int, store: Path | None) -> None:
+def check(spec: Path, last: int, include_text: str, store: Path | None) -> None:
     """Judge the spec's policies (as they are in the file now) against its recorded runs,
     so that a policy change can be weighed on real history before it merges.
 
@@ -35,8 +43,13 @@ def check(spec: Path, last: int, store: Path | None) -> None:
     from flujo.engine.history import recorded_results
     from flujo.engine.policies import evaluate_policies
     from flujo.engine.store import RunStore, default_path
+    from flujo.learn.telemetry_view import evidence_filter
     from flujo.spec.load import display_name
 
+    try:
+        modes, excluded = evidence_filter(w for w in include_text.split(",") if w.strip())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     pipeline = load_spec_or_exit(spec)
     if not pipeline.policies:
         click.echo(f"{display_name(spec)} has no policies")
@@ -45,13 +58,27 @@ def check(spec: Path, last: int, store: Path | None) -> None:
     if not target.exists():
         raise UsageError(f"flujo policy: no run store at {target}")
     db = RunStore(target)
-    results = recorded_results(db, [display_name(spec), str(spec.resolve())], last)
+    results = recorded_results(
+        db,
+        [display_name(spec), str(spec.resolve())],
+        last,
+        modes=modes,
+        excluded_origins=excluded,
+    )
     db.close()
+    counted = f"{', '.join(modes)} runs" + (
+        f" that no {', '.join(excluded)} started" if excluded else ""
+    )
     if not results:
-        raise UsageError(f"flujo policy: no recorded runs of {display_name(spec)} in {target}")
+        raise UsageError(
+            f"flujo policy: no recorded {counted} of {display_name(spec)} in {target} "
+            "(--include widens)"
+        )
     judged = [(result, evaluate_policies(pipeline, result)) for result in results]
     blocking = False
-    click.echo(f"{len(results)} recorded runs of {display_name(spec)} (newest first)")
+    click.echo(
+        f"{len(results)} recorded runs of {display_name(spec)} (newest first; evidence: {counted})"
+    )
     for index, rule in enumerate(pipeline.policies):
         outcomes = Counter(policies[index].outcome for _, policies in judged)
         failures = [(r, p[index]) for r, p in judged if p[index].outcome in ("failed", "error")]

@@ -24,7 +24,12 @@ def parse_input(value: str | None) -> Any:
             raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
     try:
         return json.loads(value)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as exc:
+        if value.lstrip()[:1] in ("{", "[", '"'):  # meant as JSON: never sent on as text
+            raise click.BadParameter(
+                f"the input looks like JSON but does not parse: {exc.msg} at line {exc.lineno}, "
+                f'column {exc.colno} (quote plain text that starts with {{, [ or ")'
+            ) from None
         return value
 
 

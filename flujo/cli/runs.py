@@ -37,14 +37,40 @@ def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    line = "{:<22}  {:<19}  {:<9}  {:<7}  {:<12}  {:<20}  {:>8}  {:>6}  {:<12}  {}"
+    click.echo(
+        line.format(
+            "RUN",
+            "STARTED (UTC)",
+            "STATUS",
+            "MODE",
+            "ORIGIN",
+            "PIPELINE",
+            "LATENCY",
+            "TOKENS",
+            "COST",
+            "SPEC",
+        )
+    )
     for row in rows:
         started = datetime.fromtimestamp(row["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
         cost = row["total_cost_usd"]
-        cost_text = "cost unknown" if cost is None else f"${cost:.6f}"
+        cost_text = "unknown" if cost is None else f"${cost:.6f}"
         latency = row["latency_s"] or 0.0
+        status = row["status"] + (f" ({row['cause']})" if row.get("cause") else "")
         click.echo(
-            f"{row['run_id']}  {started}  {row['status']:<9}  {row['pipeline'] or '-':<20}  "
-            f"{latency:7.3f}s  {row['total_tokens'] or 0:>6} tok  {cost_text}"
+            line.format(
+                row["run_id"],
+                started,
+                status,
+                row["mode"],
+                row["origin"],
+                row["pipeline"] or "-",
+                f"{latency:.3f}s",
+                row["total_tokens"] or 0,
+                cost_text,
+                row["spec_path"] or "-",
+            )
         )
 
 
@@ -63,8 +89,10 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"run": run, "spans": spans}, indent=2, default=str))
         return
     cost = run["total_cost_usd"]
+    cause = f" ({run['cause']})" if run.get("cause") else ""
     click.echo(
-        f"run {run['run_id']}  {run['status']}  spec {run['spec_path']} "
+        f"run {run['run_id']}  {run['status']}{cause}  mode {run['mode']}  origin "
+        f"{run['origin']}  spec {run['spec_path']} "
         f"(sha256 {run['spec_sha256'][:12]}…)  {run['latency_s'] or 0:.3f}s  "
         f"{run['total_tokens'] or 0} tokens  "
         + ("cost unknown" if cost is None else f"${cost:.6f}")
@@ -100,5 +128,6 @@ def _print_tree(
             + "  ".join(details)
         )
         if span["error"]:
-            click.echo(f"{indent}    {span['error']}")
+            cause = f"[{span['cause']}] " if span.get("cause") else ""
+            click.echo(f"{indent}    {cause}{span['error']}")
         _print_tree(children, span["span_id"], file, indent + "  ")

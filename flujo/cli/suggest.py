@@ -56,6 +56,14 @@ def parse_duration(text: str) -> float:
     help="Also write a page showing each suggestion: bullets, before/after diagrams, YAML diff.",
 )
 @click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
+@click.option(
+    "--include",
+    "include_text",
+    default="",
+    metavar="MODE,...",
+    help="Also count runs of these modes (replay, fake, mock, unknown) or origins (test, "
+    "check, verification, eval); by default only live runs that no test started count.",
+)
 @store_options
 def suggest(
     spec: Path,
@@ -67,6 +75,7 @@ def suggest(
     create_pr: bool,
     html_file: Path | None,
     history: bool,
+    include_text: str,
     store: Path | None,
 ) -> None:
     """Suggest improvements to SPEC from its recorded runs, ranked by risk-adjusted value.
@@ -81,10 +90,13 @@ def suggest(
     from flujo.engine.store import RunStore, default_path
     from flujo.learn.meta_agents import AgentUnavailable, make_agent
     from flujo.learn.suggest import suggest as run_suggest
+    from flujo.learn.telemetry_view import evidence_filter
     from flujo.spec.errors import SpecError
 
+    include = tuple(w.strip() for w in include_text.split(",") if w.strip())
     try:
         since_s = parse_duration(since) if since is not None else None
+        evidence_filter(include)
         meta_agent = make_agent(agent, base_url=base_url)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -106,7 +118,7 @@ def suggest(
         db = RunStore(target)
         try:
             return await run_suggest(
-                spec, db, agent=meta_agent, limit=limit, since_s=since_s, key=key
+                spec, db, agent=meta_agent, limit=limit, since_s=since_s, key=key, include=include
             )
         finally:
             db.close()
@@ -134,7 +146,7 @@ def suggest(
         _write_page(spec, report, html_file)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
-    elif report.no_telemetry:
+    elif report.no_telemetry and not report.excluded_runs:
         _no_telemetry(spec, target, False, agent)
     else:
         print_report(report)
@@ -265,7 +277,10 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         f"runs/month at the observed rate), {report.opportunities} "
         f"opportunit{'y' if report.opportunities == 1 else 'ies'}"
     )
-    if not report.suggestions:
+    click.echo(f"  {evidence_line(report)}")
+    if not report.suggestions and report.runs == 0:
+        click.echo("  Nothing to suggest: no recorded run counts as evidence.")
+    elif not report.suggestions:
         click.echo("  Nothing to suggest: every step looks right for the telemetry recorded.")
     for rank, item in enumerate(report.suggestions, 1):
         where = f"{item.yaml_path}" + (f" (line {item.line})" if item.line else "")
@@ -274,9 +289,11 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         click.echo(f"     Why: {item.why}")
         click.echo(f"     Evidence: {_evidence(item.evidence)}")
         est = item.estimate
+        events, sample = item.evidence.get("events"), item.evidence.get("sample_size")
+        basis = f", from {events} of {sample}" if events is not None else ""
         click.echo(
             f"     Risk: {item.risk}; quality: {est.quality}; confidence: "
-            f"{est.confidence_label} ({est.confidence:.2f})"
+            f"{est.confidence_label} ({est.confidence:.2f}{basis})"
         )
         v = item.verification
         tests = (
@@ -309,13 +326,27 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         )
 
 
+def evidence_line(report: SuggestReport) -> str:
+    """Which runs were counted, e.g. 'Evidence: live runs (not counted: 12 mode fake)'."""
+    origins = ", ".join(report.excluded_origins)
+    line = f"Evidence: {', '.join(report.evidence_modes)} runs" + (
+        f", none started by {origins}" if origins else ""
+    )
+    left_out = [f"{n} {why}" for why, n in sorted(report.excluded_runs.items())]
+    if report.not_evidence_runs:
+        left_out.append(f"{report.not_evidence_runs} failed by the harness or their input")
+    if left_out:
+        line += f" (not counted: {', '.join(left_out)}; --include widens)"
+    return line
+
+
 def _evidence(evidence: dict[str, Any]) -> str:
     from flujo.learn.roi import money
 
     parts = []
     for key, value in evidence.items():
-        if key == "sample_size":
-            continue  # the same as runs
+        if key in ("sample_size", "events"):
+            continue  # shown with the confidence
         label = key.removesuffix("_s").removesuffix("_usd").replace("_usd_", " ")
         if isinstance(value, float):
             if key.endswith(("share", "rate")):

@@ -128,6 +128,7 @@ def _options(file: Path, mode: str | None, replay: Path | None, record: bool) ->
         fake=mode == "fake",
         use_store=False,
         offline=mode == "mock",
+        origin="test",
     )
 
 

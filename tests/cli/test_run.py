@@ -50,7 +50,10 @@ def test_run_then_show_leads_every_step_to_its_line(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["status"] == "succeeded" and result["total_tokens"] > 0
     code, out, _ = invoke("runs", "list", "--store", store)
-    assert code == 0 and out.startswith(result["run_id"]) and "succeeded" in out
+    header, first = out.splitlines()[:2]
+    assert code == 0 and first.startswith(result["run_id"]) and "succeeded" in first
+    assert header.split()[:5] == ["RUN", "STARTED", "(UTC)", "STATUS", "MODE"]
+    assert " fake " in first and " cli " in first and first.endswith(str(spec))
     code, out, _ = invoke("runs", "show", result["run_id"][:12], "--store", store)
     assert code == 0
     pipeline = Pipeline.from_yaml(spec)

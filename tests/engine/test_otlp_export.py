@@ -82,6 +82,7 @@ async def test_spans_and_metrics_are_exported_over_otlp_http(
     assert leaf["flujo.yaml.line"] == pipeline.step("leaf").line
     assert leaf["flujo.yaml.spec_sha256"] == pipeline.spec_sha256
     assert leaf["flujo.step.kind"] == "step" and leaf["flujo.run.id"] == result.run_id
+    assert (leaf["flujo.run.mode"], leaf["flujo.run.origin"]) == (result.mode, result.origin)
     assert by_name["leaf"].parent_span_id == by_name["nest"].span_id
     assert by_name["nest"].parent_span_id == by_name["flujo.run exported"].span_id
     assert len({span.trace_id for span in spans}) == 1

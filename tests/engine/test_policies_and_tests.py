@@ -188,7 +188,10 @@ async def test_policy_check_judges_the_current_rules_on_recorded_runs(tmp_path: 
         os.chdir(cwd)
     assert code == 1
     lines = out.splitlines()
-    assert lines[0] == "3 recorded runs of p.yaml (newest first)"
+    assert lines[0] == (
+        "3 recorded runs of p.yaml (newest first; evidence: live runs that no test, check, "
+        "verification, eval started)"
+    )
     assert (
         lines[1] == "ok_runs (REQUIRE_APPROVAL, p.yaml:4): 2 passed, 1 failed, 0 skipped, 0 error"
     )

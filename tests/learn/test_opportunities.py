@@ -12,7 +12,7 @@ from flujo.learn.opportunities import find_opportunities
 from flujo.learn.suggest import suggest
 from flujo.learn.telemetry_view import load_view, percentile
 from flujo.spec.model import Pipeline
-from tests.support.learn import PLANTED, SEEDS, Profile, Telemetry, record
+from tests.support.learn import NO_MEASURED_VALUE, PLANTED, SEEDS, Profile, Telemetry, record
 from tests.support.specs import spec
 
 
@@ -31,10 +31,13 @@ def test_every_seed_has_planted_expectations() -> None:
 @pytest.mark.parametrize("name", sorted(PLANTED))
 async def test_offline_agent_finds_each_planted_inefficiency(tmp_path: Path, name: str) -> None:
     path, store, planted = seeded(tmp_path, name)
+    planted_kinds = {k for k, _ in planted}
     report = await suggest(path, store)
     found = {(s.kind, s.yaml_path) for s in report.suggestions}
-    assert found == planted
-    assert report.dropped == []
+    assert found == {p for p in planted if p[0] not in NO_MEASURED_VALUE}
+    # found, yet not worth a pull request: nothing measured would improve
+    assert {(d.kind, d.reason) for d in report.dropped} <= {(k, "no_value") for k in planted_kinds}
+    assert {d.kind for d in report.dropped} == {k for k, _ in planted} & NO_MEASURED_VALUE
     for item in report.suggestions:
         assert item.verification.validated
         assert item.verification.tests_mode == "mock"
@@ -49,11 +52,12 @@ async def test_precision_and_recall_on_the_seeded_set(tmp_path: Path) -> None:
         path, store, planted = seeded(tmp_path, name)
         report = await suggest(path, store)
         found = {(s.kind, s.yaml_path) for s in report.suggestions}
+        planted = {p for p in planted if p[0] not in NO_MEASURED_VALUE}
         planted_total += len(planted)
         found_total += len(found)
         true_positives += len(found & planted)
         store.close()
-    assert planted_total == 9
+    assert planted_total == 8  # the loose timeout has no measured value (see above)
     assert true_positives / found_total == 1.0  # precision
     assert true_positives / planted_total == 1.0  # recall
 

@@ -78,6 +78,7 @@ async def test_the_real_otlp_exporters_feed_the_run_store(
     for result in results:
         row = runs[result.run_id]
         assert row["status"] == "succeeded" and row["pipeline"] == "remote"
+        assert (row["mode"], row["origin"]) == ("live", "sdk")  # sent on every span
         assert row["spec_sha256"] == pipeline.spec_sha256
         assert row["total_cost_usd"] == pytest.approx(result.total_cost_usd)
         assert row["total_tokens"] == result.total_tokens
@@ -170,4 +171,35 @@ def test_otlp_json_with_hex_ids_keeps_flujo_spans_only(tmp_path: Path) -> None:
     assert len(store.list_runs()) == 1 and len(store.spans("run-json-1")) == 2
     with pytest.raises(IngestError, match="not a valid OTLP application/json"):
         ingest_traces(store, b"[1, 2", "application/json")
+    store.close()
+
+
+def test_otlp_spans_carry_provenance_and_causes(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "s.db")
+    old = {"flujo.run.id": "run-old", "flujo.yaml.spec_sha256": "abc"}
+    new = {"flujo.run.id": "run-new", "flujo.yaml.spec_sha256": "abc"}
+    new |= {"flujo.run.mode": "fake", "flujo.run.origin": "cli"}
+    for base in (old, new):
+        root = "eee19b7ec3c1b1" + ("74" if base is old else "84")
+        body = otlp_json(
+            [
+                span(
+                    "flujo.run f",
+                    root,
+                    base | {"flujo.yaml.line": 1, "flujo.failure.cause": "harness"},
+                ),
+                span(
+                    "fetch",
+                    root[:-1] + "5",
+                    base | {"flujo.yaml.path": "steps[0]", "flujo.failure.cause": "harness"},
+                    parent=root,
+                ),
+            ]
+        )
+        ingest_traces(store, body, "application/json")
+    runs = {r["run_id"]: r for r in store.list_runs()}
+    # spans of a Flujo that did not record provenance: unknown, never counted as live
+    assert (runs["run-old"]["mode"], runs["run-old"]["origin"]) == ("unknown", "unknown")
+    assert (runs["run-new"]["mode"], runs["run-new"]["origin"]) == ("fake", "cli")
+    assert runs["run-new"]["cause"] == "harness"
     store.close()
