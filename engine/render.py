@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Undefined
 
-from flujo.spec.templating import untrusted_environment
+from flujo.spec.templating import iteration_budget, render_bounded, untrusted_environment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
@@ -45,8 +45,9 @@ def render(value: Any, context: dict[str, Any]) -> Any:
             return value
         kind, compiled = _compile(value)
         if kind == "text":
-            return compiled.render(context)
-        out = compiled(**context)
+            return render_bounded(compiled, context)
+        with iteration_budget():
+            out = compiled(**context)
         if isinstance(out, Undefined):  # a missing key fails here, as in a longer template
             out._fail_with_undefined_error()
         return out

@@ -229,9 +229,9 @@ def _check_template(params: dict[str, Any]) -> list[str]:
     check=_check_template,
 )
 def template_render(value: Any, template: str) -> str:
-    from flujo.spec.templating import untrusted_environment
+    from flujo.spec.templating import render_bounded, untrusted_environment
 
-    return untrusted_environment().from_string(template).render(input=value)
+    return render_bounded(untrusted_environment().from_string(template), {"input": value})
 
 
 # -- validators ---------------------------------------------------------------------------
