@@ -204,12 +204,12 @@ def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
 def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    too_deep = _flow_nesting_beyond(text, MAX_DEPTH)
-    if too_deep is not None:
-        line, col = too_deep
-        message = f"nesting is deeper than {MAX_DEPTH} levels"
-        raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
     try:
+        too_deep = _nesting_beyond(text, MAX_DEPTH)
+        if too_deep is not None:
+            line, col = too_deep
+            message = f"nesting deeper than {MAX_DEPTH} levels"
+            raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
         tree = load(text) if with_text else load()
     except MarkedYAMLError as exc:
         raise SpecError.single(_yaml_diagnostic(exc, text, file)) from None
@@ -218,7 +218,7 @@ def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
         lines = text.splitlines() or [""]
         deepest = max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip()))
         col = len(lines[deepest]) - len(lines[deepest].lstrip()) + 1
-        message = f"nesting is deeper than {MAX_DEPTH} levels"
+        message = f"nesting deeper than {MAX_DEPTH} levels"
         raise SpecError.single(Diagnostic(message, "too-deep", file, deepest + 1, col)) from None
     except YAMLError as exc:
         raise SpecError.single(Diagnostic(f"invalid YAML: {exc}", "yaml-syntax", file)) from None
@@ -227,66 +227,30 @@ def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
     return tree
 
 
-_FLOW_TOKENS = re.compile(r"[\[\]{}'\"#\n]")
+def _nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
+    """(line, col) of the first collection nested deeper than `limit`, else None.
 
-
-def _flow_nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
-    """(line, col) where `[`/`{` flow collections nest deeper than `limit`, else None.
-
-    ruamel's scanner is quadratic in flow depth, so a hostile `[[[[…` must be refused
-    before it is parsed. Brackets inside quotes, comments and block-context plain
-    scalars (`pattern: a[bc]`) are not counted. Only the characters that matter are
-    visited (a regex finds them), so this costs little on ordinary files.
+    ruamel's composer (C or Python) recurses once per level, so a hostile `- - - …`,
+    `? ? ? …` or `[[[…` thousands deep overflows the C stack before any Python check
+    runs. The parser's event stream is produced iteratively (a state stack, no
+    recursion), so depth is counted there, from every SequenceStart/MappingStart event,
+    block or flow alike, with quoting and comments handled by the real YAML parser;
+    parsing stops at the first event beyond the limit. A syntax error found on the way
+    is raised as ruamel raises it (the caller locates it).
     """
-    if text.count("[") + text.count("{") <= limit:
-        return None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
     depth = 0
-    quote = ""
-    skip_to = 0
-    for match in _FLOW_TOKENS.finditer(text):
-        i = match.start()
-        if i < skip_to:
-            continue
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                if quote == '"':
-                    j = i
-                    while j > 0 and text[j - 1] == "\\":
-                        j -= 1
-                    if (i - j) % 2:  # an escaped quote
-                        continue
-                elif text[i + 1 : i + 2] == "'":
-                    skip_to = i + 2
-                    continue
-                quote = ""
-            continue
-        if ch == "#":
-            if i == 0 or text[i - 1] in " \t\n":
-                end = text.find("\n", i)
-                skip_to = len(text) if end < 0 else end
-            continue
-        if ch == "\n":
-            continue
-        opens_value = depth > 0 or _starts_value(text, i)
-        if ch in "'\"" and opens_value:
-            quote = ch
-        elif ch in "[{" and opens_value:
+    for event in YAML(typ="safe", pure=False).parse(text):
+        if isinstance(event, CollectionStartEvent):
             depth += 1
             if depth > limit:
-                line = text.count("\n", 0, i) + 1
-                return line, i - (text.rfind("\n", 0, i) + 1) + 1
-        elif ch in "]}" and depth > 0:
+                mark = event.start_mark
+                return mark.line + 1, mark.column + 1
+        elif isinstance(event, CollectionEndEvent):
             depth -= 1
     return None
-
-
-def _starts_value(text: str, i: int) -> bool:
-    """Whether position `i` (outside flow collections) begins a YAML value or item."""
-    j = i - 1
-    while j >= 0 and text[j] in " \t":
-        j -= 1
-    return j < 0 or text[j] in ":-?\n"
 
 
 def _yaml_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
@@ -354,7 +318,7 @@ class _Converter:
             self._count(size, path)
             return copy
         if depth >= MAX_DEPTH:
-            raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+            raise self._fail(path, f"nesting deeper than {MAX_DEPTH} levels", "too-deep")
         if node.tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         self.active.add(key)
