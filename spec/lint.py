@@ -216,7 +216,10 @@ def _check_skill(
         return
     params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
     for message in info.check_params(params):
-        report.add(params_path, message, "skill-params")
+        # A problem that names a parameter given under `with:` is reported at its line.
+        named = next((key for key in params if f"'{key}'" in message), None)
+        where = paths.child(params_path, named) if named is not None else params_path
+        report.add(where, message, "skill-params")
 
 
 def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable[[str, str], None]:
