@@ -83,8 +83,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(paths.child(path, "over"), step.over)
         elif isinstance(step, HitlStep):
             if step.input_schema is not None:
-                for problem in _schema_problems(step.input_schema, "input_schema"):
-                    report.add(paths.child(path, "input_schema"), problem, "invalid-schema")
+                _check_schema(report, paths.child(path, "input_schema"), step.input_schema)
             if step.message is not None:
                 for ref in expressions.template_step_references(step.message):
                     _check_step_ref(report, known, paths.child(path, "message"), ref)
@@ -118,8 +117,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
     for name, agent in pipeline.agents.items():
         path = paths.child("agents", name)
         if agent.output_schema is not None:
-            for problem in _schema_problems(agent.output_schema):
-                report.add(paths.child(path, "output_schema"), problem, "invalid-schema")
+            _check_schema(report, paths.child(path, "output_schema"), agent.output_schema)
         if name not in used_agents:
             report.add(path, f"agent '{name}' is not used by any step", "unused-agent", "warning")
     return report.found
@@ -219,6 +217,8 @@ def _check_skill(
         # A problem that names a parameter given under `with:` is reported at its line.
         named = next((key for key in params if f"'{key}'" in message), None)
         where = paths.child(params_path, named) if named is not None else params_path
+        if named is not None:  # a problem inside the parameter's value (a schema's `$ref`)
+            where = _under(where, getattr(message, "path", ()))
         report.add(where, message, "skill-params")
 
 
@@ -261,19 +261,19 @@ def _unique(report: _Reporter, items: Iterable[tuple[str, str, str]], what: str)
         seen.add(value)
 
 
-def _schema_problems(schema: dict[str, Any], what: str = "output_schema") -> list[str]:
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
+def _check_schema(report: _Reporter, path: str, schema: dict[str, Any]) -> None:
+    """A schema's problems, each at its place (a `$ref` at its own line)."""
+    from flujo.spec.schemas import schema_problems
 
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path)
-        return [
-            f"{what} is not a valid JSON Schema: {exc.message}"
-            + (f" (at /{where})" if where else "")
-        ]
-    return []
+    what = paths.split(path)[-1]
+    for problem in schema_problems(schema, str(what)):
+        report.add(_under(path, problem.path), problem, "invalid-schema")
+
+
+def _under(path: str, segments: Iterable[paths.Segment]) -> str:
+    for segment in segments:
+        path = paths.child(path, segment)
+    return path
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

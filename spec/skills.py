@@ -208,7 +208,7 @@ def _node_size(node: Any, base: type, repeat: type) -> int:
             children.extend(v for v in value if isinstance(v, base))
     size = sum(_node_size(child, base, repeat) for child in children)
     if isinstance(node, repeat):
-        size *= max(node.min_count or 0, node.max_count or 0, 1)
+        size *= max(getattr(node, "min_count", 0) or 0, getattr(node, "max_count", 0) or 0, 1)
     return min(1 + size, MAX_REPETITION_PRODUCT + 1)
 
 
@@ -294,15 +294,9 @@ def non_empty(value: Any) -> str | None:
 
 
 def _check_schema(params: dict[str, Any]) -> list[str]:
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
+    from flujo.spec.schemas import schema_problems
 
-    schema = params["schema"]
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        return [f"'schema' is not a valid JSON Schema: {exc.message}"]
-    return []
+    return list(schema_problems(params["schema"], "'schema'"))
 
 
 @skill(
@@ -313,15 +307,19 @@ def _check_schema(params: dict[str, Any]) -> list[str]:
     check=_check_schema,
 )
 def json_schema(value: Any, schema: dict[str, Any]) -> str | None:
-    from jsonschema.validators import validator_for
+    from flujo.spec.schemas import safe_validator
 
     if isinstance(value, str):
         try:
             value = json_parse(value)
         except ValueError as exc:
             return f"output is not JSON: {exc}"
-    validator = validator_for(schema)(schema)
-    error = next(iter(validator.iter_errors(value)), None)
+    from referencing.exceptions import Unresolvable
+
+    try:
+        error = next(iter(safe_validator(schema).iter_errors(value)), None)
+    except Unresolvable as exc:
+        return f"schema reference {str(exc.ref)[:100]!r} cannot be resolved (only local ones can)"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
