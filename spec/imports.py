@@ -34,8 +34,15 @@ def load_imports(
     *,
     registry: StepRegistry | None,
     importers: tuple[Path, ...],
+    loaded: dict[Path, tuple[Pipeline | None, list[Diagnostic]]] | None = None,
 ) -> list[Diagnostic]:
-    """Load every file in `pipeline.imports` into `pipeline.imported`; return problems."""
+    """Load every file in `pipeline.imports` into `pipeline.imported`; return problems.
+
+    `loaded` memoises by resolved path (shared by the whole check): a file imported
+    from many places, or twice, is read and checked once, so a chain of files that each
+    import the next twice costs linear, not exponential, time."""
+    if loaded is None:
+        loaded = {}
     from flujo.spec.load import check, display_name
 
     document = pipeline.source
@@ -62,14 +69,22 @@ def load_imports(
         if not target.is_file():
             problem(alias, f"imported file '{relative}' does not exist", "missing-file")
             continue
-        try:
-            imported, diagnostics = check(target, registry=registry, _importers=importers)
-        except SpecError as exc:
-            found.extend(exc.diagnostics)
-            continue
-        except OSError as exc:
-            problem(alias, f"cannot read '{relative}': {exc.strerror or exc}", "missing-file")
-            continue
+        if target in loaded:
+            imported, diagnostics = loaded[target]
+            diagnostics = []  # reported where the file was first loaded
+        else:
+            try:
+                imported, diagnostics = check(
+                    target, registry=registry, _importers=importers, _loaded=loaded
+                )
+            except SpecError as exc:
+                loaded[target] = (None, [])
+                found.extend(exc.diagnostics)
+                continue
+            except OSError as exc:
+                problem(alias, f"cannot read '{relative}': {exc.strerror or exc}", "missing-file")
+                continue
+            loaded[target] = (imported, diagnostics)
         found.extend(diagnostics)
         if imported is None:
             problem(alias, f"imported file '{relative}' is invalid", "invalid-import")

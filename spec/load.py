@@ -37,12 +37,14 @@ def check(
     *,
     registry: StepRegistry | None = None,
     _importers: tuple[Path, ...] = (),
+    _loaded: dict[Path, tuple[Pipeline | None, list[Diagnostic]]] | None = None,
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
     all diagnostics, sorted by position.
 
     flujo 0.x blueprints are recognised and read through `flujo.spec.legacy.blueprint`; files
-    named in `imports:` are loaded too (their problems carry their own file name).
+    named in `imports:` are loaded too (their problems carry their own file name), each
+    resolved path once per check however many files import it.
     Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
     """
     document = read_document(text_or_path)
@@ -78,7 +80,10 @@ def check(
         from flujo.spec.imports import load_imports
 
         chain = (*_importers, spec_path.resolve()) if spec_path is not None else _importers
-        diagnostics.extend(load_imports(pipeline, spec_path, registry=registry, importers=chain))
+        loaded = {} if _loaded is None else _loaded
+        diagnostics.extend(
+            load_imports(pipeline, spec_path, registry=registry, importers=chain, loaded=loaded)
+        )
     return pipeline, sort_diagnostics(diagnostics)
 
 
