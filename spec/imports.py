@@ -58,7 +58,13 @@ def load_imports(
             found.append(document.diagnostic(path, message, code))
 
     for alias, relative in pipeline.imports.items():
-        target = (base / relative).resolve()
+        try:
+            target = (base / relative).resolve()
+            exists = target.is_file()
+        except (ValueError, OSError) as exc:  # a NUL byte, a name too long, a loop
+            reason = str(exc) if isinstance(exc, ValueError) else exc.strerror or str(exc)
+            problem(alias, f"{relative[:200]!r} is not a usable path ({reason})", "unsafe-path")
+            continue
         if not target.is_relative_to(root):
             problem(alias, f"'{relative}' is outside the repository ({root})", "unsafe-path")
             continue
@@ -66,7 +72,7 @@ def load_imports(
             chain = " -> ".join(display_name(p) for p in (*importers, target))
             problem(alias, f"import cycle: {chain}", "import-cycle")
             continue
-        if not target.is_file():
+        if not exists:
             problem(alias, f"imported file '{relative}' does not exist", "missing-file")
             continue
         if target in loaded:

@@ -25,6 +25,9 @@ MAX_DEPTH = 100
 """Deepest nesting of YAML mappings and sequences accepted."""
 MAX_NODES = 1_000_000
 """Most nodes a document may expand to, counting every use of an alias."""
+MAX_INT_DIGITS = 4300
+"""Longest integer accepted, in decimal digits (Python's own int/str conversion limit:
+a larger number, even written in hexadecimal, could not be printed in a message)."""
 
 # (key line, key col, value line, value col), all 1-based; equal pairs for list items.
 Position = tuple[int, int, int, int]
@@ -350,8 +353,26 @@ class _Converter:
         if name == "bool":
             return node.value.lower() == "true"
         if name == "int":
-            return self.constructor.construct_yaml_int(node)
-        return self.constructor.construct_yaml_float(node)
+            try:
+                value = self.constructor.construct_yaml_int(node)
+            except ValueError:  # more digits than int() converts
+                value = None
+            # 3.33 bits per decimal digit: anything this wide has more than the limit.
+            if not isinstance(value, int) or value.bit_length() > MAX_INT_DIGITS * 3.32:
+                message = f"integer is too large (more than {MAX_INT_DIGITS} digits)"
+                raise self._fail_at(node, path, message, "number-too-large")
+            return value
+        try:
+            return self.constructor.construct_yaml_float(node)
+        except (ValueError, OverflowError):
+            raise self._fail_at(node, path, "invalid number", "schema") from None
+
+    def _fail_at(self, node: Any, path: str, message: str, code: str) -> SpecError:
+        mark = node.start_mark
+        file = self.document.file
+        return SpecError.single(
+            Diagnostic(message, code, file, mark.line + 1, mark.column + 1, path)
+        )
 
     def _mapping(self, node: Any, path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
