@@ -125,7 +125,8 @@ def huge_int() -> str:
 
 def huge_hex() -> str:
     # Hexadecimal has no conversion limit, but printing the number in base 10 has.
-    return f"name: x\nsteps:\n  - name: a\n    uses: passthrough\n    config:\n      max_retries: 0x{'f' * 4000}\n"
+    step = "  - name: a\n    uses: passthrough\n    config:\n"
+    return f"name: x\nsteps:\n{step}      max_retries: 0x{'f' * 4000}\n"
 
 
 def nul_import(folder: Path) -> Path:
