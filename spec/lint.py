@@ -228,18 +228,28 @@ def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable
     Every name an expression may bind is accepted wherever the expression is: which
     ones a given field binds is the engine's business."""
     codes = {"refused": "expression-not-allowed", "limit": "expression-too-large"}
+    # source -> its problems as (message, code, offset), and the steps it names: an
+    # expression repeated through aliases is parsed and compiled once.
+    seen: dict[str, tuple[list[tuple[str, str, int]], list[expressions.StepReference]]] = {}
 
-    def check(path: str, source: str) -> None:
+    def analyse(source: str) -> tuple[list[tuple[str, str, int]], list[expressions.StepReference]]:
         tree = expressions.parse(source)
         if isinstance(tree, expressions.ExpressionProblem):
-            report.add(path, tree.message, "expression-syntax", offset=tree.offset)
-            return
+            return [(tree.message, "expression-syntax", tree.offset)], []
+        problems: list[tuple[str, str, int]] = []
         try:
             expressions.compile_expression(source, expressions.EXPRESSION_NAMES)
         except expressions.ExpressionError as exc:
-            code = codes.get(exc.kind, "expression-syntax")
-            report.add(path, exc.message, code, offset=exc.offset)
-        for ref in expressions.step_references(tree, source):
+            problems.append((exc.message, codes.get(exc.kind, "expression-syntax"), exc.offset))
+        return problems, list(expressions.step_references(tree, source))
+
+    def check(path: str, source: str) -> None:
+        if source not in seen:
+            seen[source] = analyse(source)
+        problems, refs = seen[source]
+        for message, code, offset in problems:
+            report.add(path, message, code, offset=offset)
+        for ref in refs:
             _check_step_ref(report, known, path, ref)
 
     return check

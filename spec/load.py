@@ -84,7 +84,40 @@ def check(
         diagnostics.extend(
             load_imports(pipeline, spec_path, registry=registry, importers=chain, loaded=loaded)
         )
-    return pipeline, sort_diagnostics(diagnostics)
+    return pipeline, limit_diagnostics(sort_diagnostics(diagnostics))
+
+
+MAX_DIAGNOSTICS = 200
+"""Most diagnostics reported for one spec (its imports included); past it, one more says
+how many were left out. Each also stands for every repeat of itself at the same place
+(a problem inside a node that aliases repeat is reported once, at the anchored text)."""
+
+
+def limit_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per (code, message, file, line, col, severity), at most
+    MAX_DIAGNOSTICS of them (errors kept before warnings), then one that counts the rest;
+    the order of `diagnostics` is kept."""
+    unique: dict[tuple[str, str, str, int, int, str], Diagnostic] = {}
+    for d in diagnostics:
+        unique.setdefault((d.code, d.message, d.file, d.line, d.col, d.severity), d)
+    kept = list(unique.values())
+    if len(kept) <= MAX_DIAGNOSTICS:
+        return kept
+    ranked = sorted(range(len(kept)), key=lambda i: (kept[i].severity != "error", i))
+    shown = sorted(ranked[:MAX_DIAGNOSTICS])
+    hidden = [kept[i] for i in ranked[MAX_DIAGNOSTICS:]]
+    first = hidden[0]
+    errors = sum(d.severity == "error" for d in hidden)
+    more = Diagnostic(
+        f"{len(hidden)} more diagnostics not shown ({errors} errors); at most "
+        f"{MAX_DIAGNOSTICS} are reported per spec",
+        "too-many-diagnostics",
+        first.file,
+        first.line,
+        first.col,
+        severity="error" if errors else "warning",
+    )
+    return [*(kept[i] for i in shown), more]
 
 
 def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:

@@ -61,8 +61,13 @@ class SourceDocument:
     positions: dict[str, Position] = field(default_factory=dict)
     legacy: bool = False
     """Whether the file is a flujo 0.x blueprint (`data` is then its conversion)."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """yaml_path of each alias use -> yaml_path of the anchored node it repeats: a problem
+    inside a repeated node is located at the text that holds it (once, however many
+    times the alias is used)."""
     _lines: list[int] = field(default_factory=list, repr=False)
     _line_paths: list[str] = field(default_factory=list, repr=False)
+    _text_lines: list[str] | None = field(default=None, repr=False)
 
     def locate(self, yaml_path: str) -> tuple[int, int]:
         """1-based (line, col) of the node at `yaml_path`.
@@ -78,11 +83,25 @@ class SourceDocument:
                 node = node[segment]
             except (KeyError, IndexError, TypeError):
                 raise KeyError(yaml_path) from None
+        segments = paths.split(self.source_path(yaml_path))
         while True:
             position = self.positions.get(paths.join(segments))
             if position is not None:
                 return position[0], position[1]
             segments.pop()
+
+    def source_path(self, yaml_path: str) -> str:
+        """`yaml_path` with its part reached through an alias replaced by the path of the
+        anchored node (the alias use itself keeps its own place)."""
+        if not self.aliases or yaml_path in self.positions:
+            return yaml_path
+        segments = paths.split(yaml_path)
+        for end in range(len(segments) - 1, 0, -1):
+            original = self.aliases.get(paths.join(segments[:end]))
+            if original is not None:
+                rest = segments[end:]
+                return self.source_path(paths.join([*paths.split(original), *rest]))
+        return yaml_path
 
     def path_at(self, line: int) -> str:
         """yaml_path of the most specific node that starts on or before `line`."""
@@ -96,11 +115,13 @@ class SourceDocument:
     def value_position(self, yaml_path: str, offset: int = 0) -> tuple[int, int]:
         """1-based (line, col) of character `offset` inside the scalar at `yaml_path`
         (exact for one-line plain, quoted and block scalars without escapes)."""
-        position = self.positions.get(yaml_path)
+        position = self.positions.get(self.source_path(yaml_path))
         if position is None:
             return self.locate(yaml_path)
         line, col = position[2], position[3]
-        lines = self.text.splitlines()
+        if self._text_lines is None:  # split once: a spec may have thousands of diagnostics
+            self._text_lines = self.text.splitlines()
+        lines = self._text_lines
         text = lines[line - 1] if line <= len(lines) else ""
         indicator = text[col - 1 : col]
         if indicator in ("'", '"'):
@@ -112,7 +133,7 @@ class SourceDocument:
 
     def diagnostic(self, yaml_path: str, message: str, code: str, **kw: Any) -> Diagnostic:
         """A diagnostic at the node `yaml_path` (or the closest existing ancestor)."""
-        segments = paths.split(yaml_path)
+        segments = paths.split(self.source_path(yaml_path))
         while segments and paths.join(segments) not in self.positions:
             segments.pop()
         line, col, *_ = self.positions.get(paths.join(segments), (1, 1, 1, 1))
@@ -296,7 +317,8 @@ class _Converter:
         self.document = document
         self.positions = document.positions
         self.nodes = 0
-        self.done: dict[int, tuple[Any, int]] = {}  # id(node) -> (plain, expanded size)
+        # id(node) -> (plain, expanded size, yaml_path where it was converted)
+        self.done: dict[int, tuple[Any, int, str]] = {}
         self.active: set[int] = set()
         self.constructor = YAML(typ="safe", pure=False).constructor
 
@@ -307,7 +329,7 @@ class _Converter:
     def _fail(self, path: str, message: str, code: str) -> SpecError:
         return SpecError.single(self.document.diagnostic(path, message, code))
 
-    def _node(self, node: Any, path: str, depth: int) -> Any:
+    def _node(self, node: Any, path: str, depth: int, merged: bool = False) -> Any:
         kind = node.id
         if kind == "scalar":
             self._count(1, path)
@@ -316,8 +338,10 @@ class _Converter:
         if key in self.active:
             raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
         if key in self.done:  # an alias: reuse the copy, but count its expanded size
-            copy, size = self.done[key]
+            copy, size, original = self.done[key]
             self._count(size, path)
+            if path != original and not merged:  # keys merged with `<<` keep their own places
+                self.document.aliases.setdefault(path, original)
             return copy
         if depth >= MAX_DEPTH:
             raise self._fail(path, f"nesting deeper than {MAX_DEPTH} levels", "too-deep")
@@ -333,7 +357,7 @@ class _Converter:
                 self._item(item, f"{path}[{index}]", depth) for index, item in enumerate(node.value)
             ]
         self.active.discard(key)
-        self.done[key] = (plain, self.nodes - start)
+        self.done[key] = (plain, self.nodes - start, path)
         return plain
 
     def _item(self, node: Any, path: str, depth: int) -> Any:
@@ -397,7 +421,7 @@ class _Converter:
         for merge in merges:  # `<<: *defaults`: merged keys never override explicit ones
             sources = merge.value if merge.id == "sequence" else [merge]
             for source in sources:
-                merged = self._node(source, path, depth + 1)
+                merged = self._node(source, path, depth + 1, merged=True)
                 if not isinstance(merged, dict):
                     raise self._fail(path, "`<<` must merge a mapping", "schema")
                 for key, value in merged.items():

@@ -7,6 +7,7 @@ timeout, so a regression fails its test instead of taking the suite down with it
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -67,3 +68,18 @@ def test_spec_globs_match_in_linear_time() -> None:
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) < 1.0, done.stdout
     assert time.perf_counter() - start < TIMEOUT_S
+
+
+def test_a_problem_repeated_by_aliases_is_reported_once_at_the_anchor(tmp_path: Path) -> None:
+    target = HOSTILE["alias_amplification"].build(tmp_path)
+    done = run_bounded("-m", "flujo", "validate", str(target))
+    assert len(LOCATED.findall(done.stdout)) == 1, done.stdout[-2000:]
+
+
+def test_diagnostics_are_capped_per_spec(tmp_path: Path) -> None:
+    target = HOSTILE["many_diagnostics"].build(tmp_path)
+    done = run_bounded("-m", "flujo", "validate", "--format", "json", str(target))
+    assert done.returncode == 1
+    (report,) = json.loads(done.stdout)["files"]
+    assert len(report["diagnostics"]) == 201
+    assert report["diagnostics"][-1]["code"] == "too-many-diagnostics"

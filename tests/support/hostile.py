@@ -119,6 +119,12 @@ def alias_amplification() -> str:
     )
 
 
+def many_diagnostics() -> str:
+    return "name: x\nsteps:\n  - name: a\n    uses: passthrough\ntests:\n" + "".join(
+        f"  - name: t{i}\n    assertions: [nowhere == {i}]\n" for i in range(5_000)
+    )
+
+
 def huge_int() -> str:
     return f"name: x\nsteps:\n  - name: a\n    uses: passthrough\n    retries: {'9' * 4301}\n"
 
@@ -185,7 +191,10 @@ HOSTILE: dict[str, Case] = {
     ),
     "import_chain": Case(import_chain, "unknown skill 'nowhere'", vector="4 exponential imports"),
     "alias_amplification": Case(
-        single(alias_amplification), "more not shown", vector="6 one diagnostic per alias use"
+        single(alias_amplification), "spec.yaml:8:9: error: unknown name 'nowhere'", vector="6"
+    ),
+    "many_diagnostics": Case(
+        single(many_diagnostics), "4800 more diagnostics not shown", vector="6 diagnostics cap"
     ),
     "wildcard_os_system": Case(
         wildcard("os.system"), "not in the skill allow-list", vector="7 dotted wildcard"
