@@ -83,3 +83,23 @@ def test_diagnostics_are_capped_per_spec(tmp_path: Path) -> None:
     (report,) = json.loads(done.stdout)["files"]
     assert len(report["diagnostics"]) == 201
     assert report["diagnostics"][-1]["code"] == "too-many-diagnostics"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("**/" * 5 + "*.yml", "a/b/c.yml", True),
+        ("**/" * 5 + "*.yml", "c.yml", True),
+        ("**/a/**/b.yml", "x/a/y/z/b.yml", True),
+        ("**/a/**/b.yml", "x/y/b.yml", False),
+        ("*a*a*a*b", "xaaayb", True),
+        ("*a*a*a*b", "xa/aayb", False),
+        ("flujo/**", "flujo/x/y.yml", True),
+        ("a?**/c", "abx/c", True),
+        ("a?**/c", "a/c", False),
+    ],
+)
+def test_complex_spec_globs_keep_their_meaning(pattern: str, path: str, expected: bool) -> None:
+    from flujo.spec.config import spec_matcher
+
+    assert spec_matcher((pattern,))(path) is expected
