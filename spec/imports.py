@@ -8,6 +8,7 @@ Imported steps keep the yaml_paths and lines of their own files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,35 @@ def repository_root(folder: Path) -> Path:
         if (candidate / ".git").exists():
             return candidate
     return folder
+
+
+def lexical_repository_root(path: Path) -> Path | None:
+    """The repository a path is in by its name, not by where symlinks in it lead: the
+    nearest folder above it holding `.git`, skipping folders that are symlinks (and those
+    reached through one, which a committed symlink could point at another repository)."""
+    absolute = Path(os.path.abspath(path))
+    ancestors = list(absolute.parents)  # nearest first
+    link = next((i for i, folder in enumerate(ancestors) if folder.is_symlink()), -1)
+    above = None  # the repository holding the nearest symlinked folder, if any
+    if link >= 0:
+        above = next((a for a in ancestors[link + 1 :] if (a / ".git").exists()), None)
+    for index, candidate in enumerate(ancestors):
+        if (candidate / ".git").exists():
+            return above if index <= link and above is not None else candidate
+    return None
+
+
+def escapes_repository(path: Path, root: Path | None = None) -> Path | None:
+    """The repository root that `path` leaves by following symlinks (None if it stays
+    inside, or is in no repository). `root` defaults to `lexical_repository_root`."""
+    root = root if root is not None else lexical_repository_root(path)
+    if root is None:
+        return None
+    try:
+        inside = path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return root
+    return None if inside else root
 
 
 def load_imports(

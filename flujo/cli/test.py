@@ -137,9 +137,16 @@ def cassette_folder(spec: Path) -> Path:
 
 
 def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
-    from flujo.cli.validate import expand_paths
+    from flujo.cli.validate import expand_paths_with_roots, symlink_problem
 
-    files, problems = expand_paths(paths)
+    found, problems = expand_paths_with_roots(paths)
+    files = []
+    for file, root in found:
+        escape = symlink_problem(file, root)
+        if escape is None:
+            files.append(file)
+        else:
+            problems.append(f"{file}: {escape}")
     for problem in problems:
         click.echo(f"flujo test: {problem}", err=True)
     if problems:

@@ -160,6 +160,16 @@ def symlink_dir_out(folder: Path) -> Path:
     return repo / "specs" / "linked" / "secret.yaml"
 
 
+def symlink_to_other_repo(folder: Path) -> Path:
+    # The link leads into another repository: its `.git` must not make it the root.
+    other = _repo(folder / "other")
+    _write(other / "secret.yaml", "name: secret\nsteps:\n  - name: a\n    uses: passthrough\n")
+    repo = _repo(folder / "repo")
+    _write(repo / "specs" / "ok.yaml", "name: ok\nsteps:\n  - name: a\n    uses: passthrough\n")
+    os.symlink(other, repo / "specs" / "linked")
+    return repo / "specs" / "linked" / "secret.yaml"
+
+
 def wildcard(attr: str) -> Callable[[Path], Path]:
     """A spec using `attr` of a module its repository allow-lists with a wildcard."""
 
@@ -209,6 +219,9 @@ HOSTILE: dict[str, Case] = {
     "nul_import": Case(nul_import, "spec.yaml:3:", vector="8 NUL in an import path"),
     "symlink_out": Case(symlink_out, "outside the repository", vector="9 symlinked file"),
     "symlink_dir_out": Case(symlink_dir_out, "outside the repository", vector="9 symlinked dir"),
+    "symlink_to_other_repo": Case(
+        symlink_to_other_repo, "outside the repository", vector="9 link into another repository"
+    ),
 }
 """Every case, by name."""
 
