@@ -150,12 +150,63 @@ def _legacy_paths(pipeline: Pipeline, conversion: Conversion) -> None:
         node._yaml_path = conversion.step_paths.get(path) or conversion.source_path(path)
 
 
-def registry_for(spec_path: Path | None) -> StepRegistry:
-    """The registry a spec file sees: built-ins, plugins, and its repository's allow-list."""
+SKILLS_ALLOW_ENV = "FLUJO_SKILLS_ALLOW"
+"""Import paths the person running Flujo allows, in the environment: a JSON list
+(`["pkg.mod:fn", "pkg.other:*"]`) or a comma-separated list."""
+
+
+def operator_allow() -> tuple[str, ...]:
+    """The allow-list in $FLUJO_SKILLS_ALLOW (empty when unset)."""
+    import json
+
+    raw = os.environ.get(SKILLS_ALLOW_ENV, "").strip()
+    if not raw:
+        return ()
+    if raw.startswith("["):
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            items = []
+        return tuple(str(item) for item in items if isinstance(item, str))
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def registry_for(spec_path: Path | None, *, untrusted: bool = False) -> StepRegistry:
+    """The registry a spec file sees: built-ins, plugins, $FLUJO_SKILLS_ALLOW and, unless
+    `untrusted`, its repository's allow-list (`.github/flujo.yml` `skills.allow`, which a
+    pull request can change: code it names is the pull request's code)."""
     from flujo.spec.config import find_config, load_config
 
+    if untrusted:
+        return StepRegistry(allow=operator_allow())
     config = load_config(find_config(spec_path)) if spec_path is not None else None
-    return StepRegistry(allow=config.skills.allow if config else ())
+    return StepRegistry(allow=(*operator_allow(), *(config.skills.allow if config else ())))
+
+
+def repository_allowed_references(pipeline: Pipeline, spec_path: Path) -> list[str]:
+    """The import paths `pipeline` (and what it imports) uses that only its repository's
+    allow-list permits: running it imports code the repository chose."""
+    operator = registry_for(spec_path, untrusted=True)
+    repository = registry_for(spec_path)
+    references: set[str] = set()
+    pending, seen = [pipeline], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending.extend(current.imported.values())
+        for _, step in current.walk():
+            uses = getattr(step, "uses", None)
+            if isinstance(uses, str):
+                references.add(uses)
+            for validator in getattr(step, "validators", ()):
+                references.add(validator.uses)
+    return sorted(
+        r
+        for r in references
+        if ":" in r and repository.problem(r) is None and operator.problem(r) is not None
+    )
 
 
 def read_document(text_or_path: str | Path) -> SourceDocument:

@@ -27,9 +27,20 @@ SPEC_SUFFIXES = (".yml", ".yaml")
     help="Repository config to use instead of the .github/flujo.yml found above each spec.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--untrusted",
+    is_flag=True,
+    help="Ignore the repository's skill allow-list (.github/flujo.yml skills.allow): only "
+    "built-ins, plugins and $FLUJO_SKILLS_ALLOW (for a pull request's changes).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Also name each valid file (text format).")
 def validate(
-    paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool, verbose: bool
+    paths: tuple[Path, ...],
+    output_format: str,
+    config: Path | None,
+    strict: bool,
+    untrusted: bool,
+    verbose: bool,
 ) -> None:
     """Check spec files (or every .yml/.yaml file under a directory) and report every
     problem found: YAML syntax, schema, references, names and expressions.
@@ -66,7 +77,10 @@ def validate(
     for file in files:
         try:
             pipeline, diagnostics = check(
-                file, registry=registry if registry is not None else registry_for(file)
+                file,
+                registry=registry
+                if registry is not None
+                else registry_for(file, untrusted=untrusted),
             )
         except SpecError as exc:
             reports.append(FileReport(display_name(file), exc.diagnostics))
