@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 SkillKind = Literal["transform", "validator"]
@@ -157,6 +158,7 @@ takes seconds, so a pattern whose expanded size (every node weighted by the coun
 repetitions around it) passes this is refused before it is compiled."""
 
 
+@lru_cache(maxsize=1024)
 def pattern_problem(pattern: str) -> str | None:
     """Why a pattern from a spec may not be compiled (regex compilation is unbounded).
 
