@@ -142,6 +142,13 @@ def nul_import(folder: Path) -> Path:
     )
 
 
+def legacy_prompt_nul() -> str:
+    return (
+        'version: "0.1"\nagents:\n  a:\n    model: openai:gpt-4o\n'
+        '    system_prompt: {from_file: "a\\0b"}\nsteps:\n  - name: a\n    uses: agents.a\n'
+    )
+
+
 def symlink_out(folder: Path) -> Path:
     outside = folder / "outside"
     _write(outside / "secret.yaml", "name: secret\nsteps:\n  - name: a\n    uses: passthrough\n")
@@ -217,6 +224,9 @@ HOSTILE: dict[str, Case] = {
     "huge_int": Case(single(huge_int), "spec.yaml:5:", vector="8 4,301-digit integer"),
     "huge_hex": Case(single(huge_hex), "spec.yaml:6:", vector="8 huge hexadecimal integer"),
     "nul_import": Case(nul_import, "spec.yaml:3:", vector="8 NUL in an import path"),
+    "legacy_prompt_nul": Case(
+        single(legacy_prompt_nul), "is not a usable path", vector="8 NUL in a 0.x prompt path"
+    ),
     "symlink_out": Case(symlink_out, "outside the repository", vector="9 symlinked file"),
     "symlink_dir_out": Case(symlink_dir_out, "outside the repository", vector="9 symlinked dir"),
     "symlink_to_other_repo": Case(
