@@ -46,7 +46,17 @@ def schema_problems(schema: Any, what: str = "schema") -> list[SchemaProblem]:
     from flujo.spec.skills import pattern_problem
 
     problems: list[SchemaProblem] = []
-    for path, key, value in _keywords(schema):
+    keywords = list(_keywords(schema))
+    unevaluated = next((p for p, k, _ in keywords if k == "unevaluatedProperties"), None)
+    if unevaluated is not None and any(k == "patternProperties" for _, k, _ in keywords):
+        # jsonschema matches patternProperties with `re` (unbounded) to find the keys
+        # unevaluatedProperties sees; that path cannot be given a timeout.
+        message = (
+            f"{what}: `unevaluatedProperties` cannot be combined with `patternProperties` "
+            "(its pattern matching could not be bounded in time)"
+        )
+        problems.append(SchemaProblem(message, (*unevaluated, "unevaluatedProperties")))
+    for path, key, value in keywords:
         if key in REF_KEYWORDS and isinstance(value, str) and not value.startswith("#"):
             problems.append(
                 SchemaProblem(

@@ -60,3 +60,9 @@ def test_a_catastrophic_schema_pattern_does_not_hang() -> None:
     # Python's `re` backtracks for hours here; `regex` answers at once or gives up in time.
     for outcome in done.stdout.splitlines():
         assert "not match" in outcome or "could not be matched" in outcome, outcome
+
+
+def test_unevaluated_properties_with_pattern_properties_is_refused() -> None:
+    schema = {"patternProperties": {"^(a+)+$": {}}, "unevaluatedProperties": False}
+    (problem,) = schema_problems(schema)
+    assert problem.path == ("unevaluatedProperties",)
