@@ -55,8 +55,8 @@ SIZES = (100, 1_000, 10_000)
 REPEATS = {100: 5, 1_000: 3, 10_000: 1}
 PATCH_SIZE = 1_000
 PATCH_REPEATS = 2
-# The scan for hostile flow nesting that load_tree runs before ruamel (private; may go).
-PRESCAN: Callable[[str, int], Any] | None = getattr(source, "_flow_nesting_beyond", None)
+# The scan for hostile nesting that parse and load_tree run before ruamel (private; may go).
+PRESCAN: Callable[[str, int], Any] | None = getattr(source, "_nesting_beyond", None)
 
 # -- generating pipelines -----------------------------------------------------------------
 

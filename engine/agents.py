@@ -166,15 +166,14 @@ class OpenAIModels:
 
 def _conforming(text: str, schema: dict[str, Any]) -> Any:
     """The reply parsed as JSON and checked against the agent's output_schema."""
-    from jsonschema.validators import validator_for
-
+    from flujo.spec.schemas import safe_validator
     from flujo.spec.skills import json_parse
 
     try:
         data = json_parse(text)
     except ValueError as exc:
         raise ValidationFailed(f"output is not valid JSON ({exc})") from None
-    error = next(iter(validator_for(schema)(schema).iter_errors(data)), None)
+    error = next(iter(safe_validator(schema).iter_errors(data)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path)
         raise ValidationFailed(

@@ -37,13 +37,13 @@ def answer_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
     """Why `value` does not satisfy `schema` (None when it does, or there is no schema)."""
     if schema is None:
         return None
-    from jsonschema.validators import validator_for
+    from flujo.spec.schemas import safe_validator
 
-    error = next(iter(validator_for(schema)(schema).iter_errors(value)), None)
+    error = next(iter(safe_validator(schema).iter_errors(value)), None)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
-    return error.message + (f" (at /{where})" if where else "")
+    return str(error.message) + (f" (at /{where})" if where else "")
 
 
 def parse_answer(schema: dict[str, Any] | None, text: str) -> Any:

@@ -43,9 +43,23 @@ class RepoConfig(BaseModel):
 @lru_cache(maxsize=64)
 def spec_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """A predicate for glob patterns over `/` paths: `*` and `?` stay within a folder,
-    `**/` matches any number of folders (none included), as in `.gitignore`."""
-    regex = re.compile("|".join(f"(?:{_glob_regex(p)})" for p in patterns) or "(?!)")
-    return lambda path: regex.fullmatch(path) is not None
+    `**/` matches any number of folders (none included), as in `.gitignore`.
+
+    Patterns come from a repository's own config, so matching must not backtrack: a
+    simple pattern (at most one `**` and three `*`) becomes a regex, whose backtracking
+    is then at most quadratic; any other pattern is matched by simulating its automaton
+    (every position at once), in time linear in the path's length."""
+    simple = [p for p in patterns if _is_simple(p)]
+    regex = re.compile("|".join(f"(?:{_glob_regex(p)})" for p in simple) or "(?!)")
+    automata = [_tokens(p) for p in patterns if not _is_simple(p)]
+    return lambda path: (
+        regex.fullmatch(path) is not None
+        or any(_automaton_matches(tokens, path) for tokens in automata)
+    )
+
+
+def _is_simple(pattern: str) -> bool:
+    return pattern.count("**") <= 1 and pattern.count("*") <= 3
 
 
 def _glob_regex(pattern: str) -> str:
@@ -68,6 +82,71 @@ def _glob_regex(pattern: str) -> str:
             out.append(re.escape(pattern[i]))
             i += 1
     return "".join(out)
+
+
+# Tokens of a glob: a literal character, `?`, `*`, `**` (anything) and `**/` (folders).
+_ANY, _STAR, _DSTAR, _FOLDERS = "?", "*", "**", "**/"
+
+
+def _tokens(pattern: str) -> list[str]:
+    tokens: list[str] = []
+    pattern, i = pattern.lstrip("/"), 0
+    while i < len(pattern):
+        for token in (_FOLDERS, _DSTAR, _STAR, _ANY):
+            if pattern.startswith(token, i):
+                if not (token == _FOLDERS and tokens[-1:] == [_FOLDERS]):  # `**/**/` = `**/`
+                    tokens.append(token)
+                i += len(token)
+                break
+        else:
+            tokens.append("\\" + pattern[i])  # a literal character
+            i += 1
+    return tokens
+
+
+def _automaton_matches(tokens: list[str], path: str) -> bool:
+    """Whether the glob `tokens` matches all of `path`, simulating its NFA: a state is
+    (token index, inside a `**/` folder name); the set of states has at most twice as
+    many members as there are tokens, whatever the path."""
+    end = len(tokens)
+
+    def closure(states: set[tuple[int, bool]]) -> set[tuple[int, bool]]:
+        stack, seen = list(states), set(states)
+        while stack:
+            index, inside = stack.pop()
+            if not inside and index < end and tokens[index] in (_STAR, _DSTAR, _FOLDERS):
+                nxt = (index + 1, False)  # these may match nothing
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    states = closure({(0, False)})
+    for ch in path:
+        following: set[tuple[int, bool]] = set()
+        for index, inside in states:
+            if index == end:
+                continue
+            token = tokens[index]
+            if token == _FOLDERS:
+                if ch != "/":
+                    following.add((index, True))
+                elif inside:
+                    following.add((index, False))
+            elif token == _DSTAR:
+                following.add((index, False))
+            elif token == _STAR:
+                if ch != "/":
+                    following.add((index, False))
+            elif token == _ANY:
+                if ch != "/":
+                    following.add((index + 1, False))
+            elif token[1] == ch:
+                following.add((index + 1, False))
+        if not following:
+            return False
+        states = closure(following)
+    return (end, False) in states
 
 
 def matching(paths: Iterable[str], patterns: Iterable[str]) -> list[str]:

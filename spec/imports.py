@@ -8,6 +8,7 @@ Imported steps keep the yaml_paths and lines of their own files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,14 +29,50 @@ def repository_root(folder: Path) -> Path:
     return folder
 
 
+def lexical_repository_root(path: Path) -> Path | None:
+    """The repository a path is in by its name, not by where symlinks in it lead: the
+    nearest folder above it holding `.git`, skipping folders that are symlinks (and those
+    reached through one, which a committed symlink could point at another repository)."""
+    absolute = Path(os.path.abspath(path))
+    ancestors = list(absolute.parents)  # nearest first
+    link = next((i for i, folder in enumerate(ancestors) if folder.is_symlink()), -1)
+    above = None  # the repository holding the nearest symlinked folder, if any
+    if link >= 0:
+        above = next((a for a in ancestors[link + 1 :] if (a / ".git").exists()), None)
+    for index, candidate in enumerate(ancestors):
+        if (candidate / ".git").exists():
+            return above if index <= link and above is not None else candidate
+    return None
+
+
+def escapes_repository(path: Path, root: Path | None = None) -> Path | None:
+    """The repository root that `path` leaves by following symlinks (None if it stays
+    inside, or is in no repository). `root` defaults to `lexical_repository_root`."""
+    root = root if root is not None else lexical_repository_root(path)
+    if root is None:
+        return None
+    try:
+        inside = path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return root
+    return None if inside else root
+
+
 def load_imports(
     pipeline: Pipeline,
     spec_path: Path | None,
     *,
     registry: StepRegistry | None,
     importers: tuple[Path, ...],
+    loaded: dict[Path, tuple[Pipeline | None, list[Diagnostic]]] | None = None,
 ) -> list[Diagnostic]:
-    """Load every file in `pipeline.imports` into `pipeline.imported`; return problems."""
+    """Load every file in `pipeline.imports` into `pipeline.imported`; return problems.
+
+    `loaded` memoises by resolved path (shared by the whole check): a file imported
+    from many places, or twice, is read and checked once, so a chain of files that each
+    import the next twice costs linear, not exponential, time."""
+    if loaded is None:
+        loaded = {}
     from flujo.spec.load import check, display_name
 
     document = pipeline.source
@@ -51,7 +88,13 @@ def load_imports(
             found.append(document.diagnostic(path, message, code))
 
     for alias, relative in pipeline.imports.items():
-        target = (base / relative).resolve()
+        try:
+            target = (base / relative).resolve()
+            exists = target.is_file()
+        except (ValueError, OSError) as exc:  # a NUL byte, a name too long, a loop
+            reason = str(exc) if isinstance(exc, ValueError) else exc.strerror or str(exc)
+            problem(alias, f"{relative[:200]!r} is not a usable path ({reason})", "unsafe-path")
+            continue
         if not target.is_relative_to(root):
             problem(alias, f"'{relative}' is outside the repository ({root})", "unsafe-path")
             continue
@@ -59,17 +102,25 @@ def load_imports(
             chain = " -> ".join(display_name(p) for p in (*importers, target))
             problem(alias, f"import cycle: {chain}", "import-cycle")
             continue
-        if not target.is_file():
+        if not exists:
             problem(alias, f"imported file '{relative}' does not exist", "missing-file")
             continue
-        try:
-            imported, diagnostics = check(target, registry=registry, _importers=importers)
-        except SpecError as exc:
-            found.extend(exc.diagnostics)
-            continue
-        except OSError as exc:
-            problem(alias, f"cannot read '{relative}': {exc.strerror or exc}", "missing-file")
-            continue
+        if target in loaded:
+            imported, diagnostics = loaded[target]
+            diagnostics = []  # reported where the file was first loaded
+        else:
+            try:
+                imported, diagnostics = check(
+                    target, registry=registry, _importers=importers, _loaded=loaded
+                )
+            except SpecError as exc:
+                loaded[target] = (None, [])
+                found.extend(exc.diagnostics)
+                continue
+            except OSError as exc:
+                problem(alias, f"cannot read '{relative}': {exc.strerror or exc}", "missing-file")
+                continue
+            loaded[target] = (imported, diagnostics)
         found.extend(diagnostics)
         if imported is None:
             problem(alias, f"imported file '{relative}' is invalid", "invalid-import")

@@ -83,8 +83,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(paths.child(path, "over"), step.over)
         elif isinstance(step, HitlStep):
             if step.input_schema is not None:
-                for problem in _schema_problems(step.input_schema, "input_schema"):
-                    report.add(paths.child(path, "input_schema"), problem, "invalid-schema")
+                _check_schema(report, paths.child(path, "input_schema"), step.input_schema)
             if step.message is not None:
                 for ref in expressions.template_step_references(step.message):
                     _check_step_ref(report, known, paths.child(path, "message"), ref)
@@ -116,13 +115,11 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
         check_expr(f"policies[{i}].assert", policy.assert_)
 
     if pipeline.input_schema is not None:
-        for problem in _schema_problems(pipeline.input_schema, "input_schema"):
-            report.add("input_schema", problem, "invalid-schema")
+        _check_schema(report, "input_schema", pipeline.input_schema)
     for name, agent in pipeline.agents.items():
         path = paths.child("agents", name)
         if agent.output_schema is not None:
-            for problem in _schema_problems(agent.output_schema):
-                report.add(paths.child(path, "output_schema"), problem, "invalid-schema")
+            _check_schema(report, paths.child(path, "output_schema"), agent.output_schema)
         if name not in used_agents:
             report.add(path, f"agent '{name}' is not used by any step", "unused-agent", "warning")
     return report.found
@@ -219,7 +216,12 @@ def _check_skill(
         return
     params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
     for message in info.check_params(params):
-        report.add(params_path, message, "skill-params")
+        # A problem that names a parameter given under `with:` is reported at its line.
+        named = next((key for key in params if f"'{key}'" in message), None)
+        where = paths.child(params_path, named) if named is not None else params_path
+        if named is not None:  # a problem inside the parameter's value (a schema's `$ref`)
+            where = _under(where, getattr(message, "path", ()))
+        report.add(where, message, "skill-params")
 
 
 def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable[[str, str], None]:
@@ -228,18 +230,28 @@ def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable
     Every name an expression may bind is accepted wherever the expression is: which
     ones a given field binds is the engine's business."""
     codes = {"refused": "expression-not-allowed", "limit": "expression-too-large"}
+    # source -> its problems as (message, code, offset), and the steps it names: an
+    # expression repeated through aliases is parsed and compiled once.
+    seen: dict[str, tuple[list[tuple[str, str, int]], list[expressions.StepReference]]] = {}
 
-    def check(path: str, source: str) -> None:
+    def analyse(source: str) -> tuple[list[tuple[str, str, int]], list[expressions.StepReference]]:
         tree = expressions.parse(source)
         if isinstance(tree, expressions.ExpressionProblem):
-            report.add(path, tree.message, "expression-syntax", offset=tree.offset)
-            return
+            return [(tree.message, "expression-syntax", tree.offset)], []
+        problems: list[tuple[str, str, int]] = []
         try:
             expressions.compile_expression(source, expressions.EXPRESSION_NAMES)
         except expressions.ExpressionError as exc:
-            code = codes.get(exc.kind, "expression-syntax")
-            report.add(path, exc.message, code, offset=exc.offset)
-        for ref in expressions.step_references(tree, source):
+            problems.append((exc.message, codes.get(exc.kind, "expression-syntax"), exc.offset))
+        return problems, list(expressions.step_references(tree, source))
+
+    def check(path: str, source: str) -> None:
+        if source not in seen:
+            seen[source] = analyse(source)
+        problems, refs = seen[source]
+        for message, code, offset in problems:
+            report.add(path, message, code, offset=offset)
+        for ref in refs:
             _check_step_ref(report, known, path, ref)
 
     return check
@@ -261,19 +273,19 @@ def _unique(report: _Reporter, items: Iterable[tuple[str, str, str]], what: str)
         seen.add(value)
 
 
-def _schema_problems(schema: dict[str, Any], what: str = "output_schema") -> list[str]:
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
+def _check_schema(report: _Reporter, path: str, schema: dict[str, Any]) -> None:
+    """A schema's problems, each at its place (a `$ref` at its own line)."""
+    from flujo.spec.schemas import schema_problems
 
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path)
-        return [
-            f"{what} is not a valid JSON Schema: {exc.message}"
-            + (f" (at /{where})" if where else "")
-        ]
-    return []
+    what = paths.split(path)[-1]
+    for problem in schema_problems(schema, str(what)):
+        report.add(_under(path, problem.path), problem, "invalid-schema")
+
+
+def _under(path: str, segments: Iterable[paths.Segment]) -> str:
+    for segment in segments:
+        path = paths.child(path, segment)
+    return path
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

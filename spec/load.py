@@ -37,12 +37,14 @@ def check(
     *,
     registry: StepRegistry | None = None,
     _importers: tuple[Path, ...] = (),
+    _loaded: dict[Path, tuple[Pipeline | None, list[Diagnostic]]] | None = None,
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
     all diagnostics, sorted by position.
 
     flujo 0.x blueprints are recognised and read through `flujo.spec.legacy.blueprint`; files
-    named in `imports:` are loaded too (their problems carry their own file name).
+    named in `imports:` are loaded too (their problems carry their own file name), each
+    resolved path once per check however many files import it.
     Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
     """
     document = read_document(text_or_path)
@@ -78,8 +80,44 @@ def check(
         from flujo.spec.imports import load_imports
 
         chain = (*_importers, spec_path.resolve()) if spec_path is not None else _importers
-        diagnostics.extend(load_imports(pipeline, spec_path, registry=registry, importers=chain))
-    return pipeline, sort_diagnostics(diagnostics)
+        loaded = {} if _loaded is None else _loaded
+        diagnostics.extend(
+            load_imports(pipeline, spec_path, registry=registry, importers=chain, loaded=loaded)
+        )
+    return pipeline, limit_diagnostics(sort_diagnostics(diagnostics))
+
+
+MAX_DIAGNOSTICS = 200
+"""Most diagnostics reported for one spec (its imports included); past it, one more says
+how many were left out. Each also stands for every repeat of itself at the same place
+(a problem inside a node that aliases repeat is reported once, at the anchored text)."""
+
+
+def limit_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per (code, message, file, line, col, severity), at most
+    MAX_DIAGNOSTICS of them (errors kept before warnings), then one that counts the rest;
+    the order of `diagnostics` is kept."""
+    unique: dict[tuple[str, str, str, int, int, str], Diagnostic] = {}
+    for d in diagnostics:
+        unique.setdefault((d.code, d.message, d.file, d.line, d.col, d.severity), d)
+    kept = list(unique.values())
+    if len(kept) <= MAX_DIAGNOSTICS:
+        return kept
+    ranked = sorted(range(len(kept)), key=lambda i: (kept[i].severity != "error", i))
+    shown = sorted(ranked[:MAX_DIAGNOSTICS])
+    hidden = [kept[i] for i in ranked[MAX_DIAGNOSTICS:]]
+    first = hidden[0]
+    errors = sum(d.severity == "error" for d in hidden)
+    more = Diagnostic(
+        f"{len(hidden)} more diagnostics not shown ({errors} errors); at most "
+        f"{MAX_DIAGNOSTICS} are reported per spec",
+        "too-many-diagnostics",
+        first.file,
+        first.line,
+        first.col,
+        severity="error" if errors else "warning",
+    )
+    return [*(kept[i] for i in shown), more]
 
 
 def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
@@ -112,12 +150,63 @@ def _legacy_paths(pipeline: Pipeline, conversion: Conversion) -> None:
         node._yaml_path = conversion.step_paths.get(path) or conversion.source_path(path)
 
 
-def registry_for(spec_path: Path | None) -> StepRegistry:
-    """The registry a spec file sees: built-ins, plugins, and its repository's allow-list."""
+SKILLS_ALLOW_ENV = "FLUJO_SKILLS_ALLOW"
+"""Import paths the person running Flujo allows, in the environment: a JSON list
+(`["pkg.mod:fn", "pkg.other:*"]`) or a comma-separated list."""
+
+
+def operator_allow() -> tuple[str, ...]:
+    """The allow-list in $FLUJO_SKILLS_ALLOW (empty when unset)."""
+    import json
+
+    raw = os.environ.get(SKILLS_ALLOW_ENV, "").strip()
+    if not raw:
+        return ()
+    if raw.startswith("["):
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            items = []
+        return tuple(str(item) for item in items if isinstance(item, str))
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def registry_for(spec_path: Path | None, *, untrusted: bool = False) -> StepRegistry:
+    """The registry a spec file sees: built-ins, plugins, $FLUJO_SKILLS_ALLOW and, unless
+    `untrusted`, its repository's allow-list (`.github/flujo.yml` `skills.allow`, which a
+    pull request can change: code it names is the pull request's code)."""
     from flujo.spec.config import find_config, load_config
 
+    if untrusted:
+        return StepRegistry(allow=operator_allow())
     config = load_config(find_config(spec_path)) if spec_path is not None else None
-    return StepRegistry(allow=config.skills.allow if config else ())
+    return StepRegistry(allow=(*operator_allow(), *(config.skills.allow if config else ())))
+
+
+def repository_allowed_references(pipeline: Pipeline, spec_path: Path) -> list[str]:
+    """The import paths `pipeline` (and what it imports) uses that only its repository's
+    allow-list permits: running it imports code the repository chose."""
+    operator = registry_for(spec_path, untrusted=True)
+    repository = registry_for(spec_path)
+    references: set[str] = set()
+    pending, seen = [pipeline], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending.extend(current.imported.values())
+        for _, step in current.walk():
+            uses = getattr(step, "uses", None)
+            if isinstance(uses, str):
+                references.add(uses)
+            for validator in getattr(step, "validators", ()):
+                references.add(validator.uses)
+    return sorted(
+        r
+        for r in references
+        if ":" in r and repository.problem(r) is None and operator.problem(r) is not None
+    )
 
 
 def read_document(text_or_path: str | Path) -> SourceDocument:

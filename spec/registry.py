@@ -5,6 +5,11 @@ It is allowed only if it is a built-in skill, a skill an installed package publi
 through the `flujo.skills` entry-point group, or a path the repository's Flujo config
 lists under `skills.allow` (exactly, or as `package.module:*`). Checking a reference
 never imports anything; `resolve()` imports only what is allowed.
+
+A wildcard `package.module:*` allows the callables DEFINED in that module, by their
+top-level name: never a dotted path (`mod:os.system`), a dunder
+(`mod:fn.__globals__`), or a name the module merely imports (`mod:system` after
+`from os import system`: its `__module__` is not `package.module`).
 """
 
 from __future__ import annotations
@@ -79,11 +84,19 @@ class StepRegistry:
         return entry[0] if entry else None
 
     def _allowed_path(self, reference: str) -> bool:
-        module = reference.split(":", 1)[0]
-        return any(
-            pattern == reference or (pattern.endswith(":*") and pattern[:-2] == module)
-            for pattern in self.allow
-        ) or reference in {ep.value for ep in self._entry_points.values()}
+        return self._exactly_allowed(reference) or self._wildcard_allowed(reference)
+
+    def _exactly_allowed(self, reference: str) -> bool:
+        return reference in self.allow or reference in {
+            ep.value for ep in self._entry_points.values()
+        }
+
+    def _wildcard_allowed(self, reference: str) -> bool:
+        """Whether a `module:*` pattern covers `reference`: a plain top-level name only."""
+        module, _, attr = reference.partition(":")
+        if "." in attr or attr.startswith("__"):
+            return False
+        return f"{module}:*" in self.allow
 
     # -- resolving (imports allowed code) --------------------------------------------------
 
@@ -103,6 +116,13 @@ class StepRegistry:
             target = getattr(target, part)
         if not callable(target):
             raise RegistryError(f"'{reference}' is not callable")
+        if not self._exactly_allowed(reference) and (
+            getattr(target, "__module__", None) != module_name
+        ):
+            raise RegistryError(
+                f"'{reference}' is not defined in {module_name} ('{module_name}:*' allows "
+                "only the callables defined there, not the names it imports)"
+            )
         return target  # type: ignore[no-any-return]
 
     def manifest(self) -> list[SkillInfo]:

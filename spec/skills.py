@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 SkillKind = Literal["transform", "validator"]
@@ -153,21 +154,64 @@ REGEX_TIMEOUT_S = 0.5
 MAX_PATTERN_LENGTH = 1000
 MAX_REPETITION_PRODUCT = 100_000
 """Counted repetitions (`{m,n}`) multiply when nested; compiling `(a{1000}){1000}` alone
-takes seconds, so patterns whose counts could multiply past this are refused."""
+takes seconds, so a pattern whose expanded size (every node weighted by the counts of the
+repetitions around it) passes this is refused before it is compiled."""
 
 
+@lru_cache(maxsize=1024)
 def pattern_problem(pattern: str) -> str | None:
-    """Why a pattern from a spec may not be compiled (regex compilation is unbounded)."""
-    import re
+    """Why a pattern from a spec may not be compiled (regex compilation is unbounded).
 
+    The pattern is parsed (not compiled) by the `regex` module's own parser, so escapes,
+    classes, flags and quantifiers are read exactly as `regex.compile` will read them."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         return f"'pattern' is longer than {MAX_PATTERN_LENGTH} characters"
-    product = 1
-    for low, high in re.findall(r"(?<!\\)\{(\d*)(?:,(\d*))?\}", pattern):
-        product *= max(int(low or 0), int(high or 0), 1)
-        if product > MAX_REPETITION_PRODUCT:
-            return "'pattern' repeats too much: its {m,n} counts multiply past 100,000"
+    try:
+        size = _expanded_size(pattern)
+    except RecursionError:
+        return "'pattern' nests too deeply"
+    except Exception as exc:  # the parser's own error (or a changed private API)
+        return f"invalid regular expression in 'pattern': {exc}"
+    if size > MAX_REPETITION_PRODUCT:
+        return (
+            "'pattern' repeats too much: its {m,n} counts multiply past "
+            f"{MAX_REPETITION_PRODUCT:,}"
+        )
     return None
+
+
+def _expanded_size(pattern: str) -> int:
+    """Size of the parsed pattern with each repetition's body counted `max(m, n)` times."""
+    import importlib
+
+    core: Any = importlib.import_module("regex._regex_core")  # the parser regex.compile runs
+    flags = 0
+    for _ in range(3):  # a scoped flag such as (?V1) makes the parser start again
+        source = core.Source(pattern)
+        info = core.Info(flags, source.char_type, {})
+        source.ignore_space = bool(info.flags & core.VERBOSE)
+        try:
+            parsed = core._parse_pattern(source, info)
+        except core._UnscopedFlagSet:
+            flags = info.global_flags
+            continue
+        if not source.at_end():
+            raise ValueError("unbalanced parenthesis")
+        return _node_size(parsed, core.RegexBase, core.GreedyRepeat)
+    raise ValueError("inconsistent flags")
+
+
+def _node_size(node: Any, base: type, repeat: type) -> int:
+    children: list[Any] = []
+    for value in vars(node).values():
+        if isinstance(value, base):
+            children.append(value)
+        elif isinstance(value, list | tuple):
+            children.extend(v for v in value if isinstance(v, base))
+    size = sum(_node_size(child, base, repeat) for child in children)
+    if isinstance(node, repeat):
+        size *= max(getattr(node, "min_count", 0) or 0, getattr(node, "max_count", 0) or 0, 1)
+    return min(1 + size, MAX_REPETITION_PRODUCT + 1)
 
 
 def _check_pattern(params: dict[str, Any]) -> list[str]:
@@ -251,15 +295,9 @@ def non_empty(value: Any) -> str | None:
 
 
 def _check_schema(params: dict[str, Any]) -> list[str]:
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
+    from flujo.spec.schemas import schema_problems
 
-    schema = params["schema"]
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        return [f"'schema' is not a valid JSON Schema: {exc.message}"]
-    return []
+    return list(schema_problems(params["schema"], "'schema'"))
 
 
 @skill(
@@ -270,15 +308,19 @@ def _check_schema(params: dict[str, Any]) -> list[str]:
     check=_check_schema,
 )
 def json_schema(value: Any, schema: dict[str, Any]) -> str | None:
-    from jsonschema.validators import validator_for
+    from flujo.spec.schemas import safe_validator
 
     if isinstance(value, str):
         try:
             value = json_parse(value)
         except ValueError as exc:
             return f"output is not JSON: {exc}"
-    validator = validator_for(schema)(schema)
-    error = next(iter(validator.iter_errors(value)), None)
+    from referencing.exceptions import Unresolvable
+
+    try:
+        error = next(iter(safe_validator(schema).iter_errors(value)), None)
+    except Unresolvable as exc:
+        return f"schema reference {str(exc.ref)[:100]!r} cannot be resolved (only local ones can)"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,9 @@ MAX_DEPTH = 100
 """Deepest nesting of YAML mappings and sequences accepted."""
 MAX_NODES = 1_000_000
 """Most nodes a document may expand to, counting every use of an alias."""
+MAX_INT_DIGITS = 4300
+"""Longest integer accepted, in decimal digits (Python's own int/str conversion limit:
+a larger number, even written in hexadecimal, could not be printed in a message)."""
 
 # (key line, key col, value line, value col), all 1-based; equal pairs for list items.
 Position = tuple[int, int, int, int]
@@ -59,8 +61,13 @@ class SourceDocument:
     positions: dict[str, Position] = field(default_factory=dict)
     legacy: bool = False
     """Whether the file is a flujo 0.x blueprint (`data` is then its conversion)."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """yaml_path of each alias use -> yaml_path of the anchored node it repeats: a problem
+    inside a repeated node is located at the text that holds it (once, however many
+    times the alias is used)."""
     _lines: list[int] = field(default_factory=list, repr=False)
     _line_paths: list[str] = field(default_factory=list, repr=False)
+    _text_lines: list[str] | None = field(default=None, repr=False)
 
     def locate(self, yaml_path: str) -> tuple[int, int]:
         """1-based (line, col) of the node at `yaml_path`.
@@ -76,11 +83,25 @@ class SourceDocument:
                 node = node[segment]
             except (KeyError, IndexError, TypeError):
                 raise KeyError(yaml_path) from None
+        segments = paths.split(self.source_path(yaml_path))
         while True:
             position = self.positions.get(paths.join(segments))
             if position is not None:
                 return position[0], position[1]
             segments.pop()
+
+    def source_path(self, yaml_path: str) -> str:
+        """`yaml_path` with its part reached through an alias replaced by the path of the
+        anchored node (the alias use itself keeps its own place)."""
+        if not self.aliases or yaml_path in self.positions:
+            return yaml_path
+        segments = paths.split(yaml_path)
+        for end in range(len(segments) - 1, 0, -1):
+            original = self.aliases.get(paths.join(segments[:end]))
+            if original is not None:
+                rest = segments[end:]
+                return self.source_path(paths.join([*paths.split(original), *rest]))
+        return yaml_path
 
     def path_at(self, line: int) -> str:
         """yaml_path of the most specific node that starts on or before `line`."""
@@ -94,11 +115,13 @@ class SourceDocument:
     def value_position(self, yaml_path: str, offset: int = 0) -> tuple[int, int]:
         """1-based (line, col) of character `offset` inside the scalar at `yaml_path`
         (exact for one-line plain, quoted and block scalars without escapes)."""
-        position = self.positions.get(yaml_path)
+        position = self.positions.get(self.source_path(yaml_path))
         if position is None:
             return self.locate(yaml_path)
         line, col = position[2], position[3]
-        lines = self.text.splitlines()
+        if self._text_lines is None:  # split once: a spec may have thousands of diagnostics
+            self._text_lines = self.text.splitlines()
+        lines = self._text_lines
         text = lines[line - 1] if line <= len(lines) else ""
         indicator = text[col - 1 : col]
         if indicator in ("'", '"'):
@@ -110,7 +133,7 @@ class SourceDocument:
 
     def diagnostic(self, yaml_path: str, message: str, code: str, **kw: Any) -> Diagnostic:
         """A diagnostic at the node `yaml_path` (or the closest existing ancestor)."""
-        segments = paths.split(yaml_path)
+        segments = paths.split(self.source_path(yaml_path))
         while segments and paths.join(segments) not in self.positions:
             segments.pop()
         line, col, *_ = self.positions.get(paths.join(segments), (1, 1, 1, 1))
@@ -204,12 +227,12 @@ def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
 def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    too_deep = _flow_nesting_beyond(text, MAX_DEPTH)
-    if too_deep is not None:
-        line, col = too_deep
-        message = f"nesting is deeper than {MAX_DEPTH} levels"
-        raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
     try:
+        too_deep = _nesting_beyond(text, MAX_DEPTH)
+        if too_deep is not None:
+            line, col = too_deep
+            message = f"nesting deeper than {MAX_DEPTH} levels"
+            raise SpecError.single(Diagnostic(message, "too-deep", file, line, col))
         tree = load(text) if with_text else load()
     except MarkedYAMLError as exc:
         raise SpecError.single(_yaml_diagnostic(exc, text, file)) from None
@@ -218,7 +241,7 @@ def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
         lines = text.splitlines() or [""]
         deepest = max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip()))
         col = len(lines[deepest]) - len(lines[deepest].lstrip()) + 1
-        message = f"nesting is deeper than {MAX_DEPTH} levels"
+        message = f"nesting deeper than {MAX_DEPTH} levels"
         raise SpecError.single(Diagnostic(message, "too-deep", file, deepest + 1, col)) from None
     except YAMLError as exc:
         raise SpecError.single(Diagnostic(f"invalid YAML: {exc}", "yaml-syntax", file)) from None
@@ -227,66 +250,30 @@ def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
     return tree
 
 
-_FLOW_TOKENS = re.compile(r"[\[\]{}'\"#\n]")
+def _nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
+    """(line, col) of the first collection nested deeper than `limit`, else None.
 
-
-def _flow_nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
-    """(line, col) where `[`/`{` flow collections nest deeper than `limit`, else None.
-
-    ruamel's scanner is quadratic in flow depth, so a hostile `[[[[…` must be refused
-    before it is parsed. Brackets inside quotes, comments and block-context plain
-    scalars (`pattern: a[bc]`) are not counted. Only the characters that matter are
-    visited (a regex finds them), so this costs little on ordinary files.
+    ruamel's composer (C or Python) recurses once per level, so a hostile `- - - …`,
+    `? ? ? …` or `[[[…` thousands deep overflows the C stack before any Python check
+    runs. The parser's event stream is produced iteratively (a state stack, no
+    recursion), so depth is counted there, from every SequenceStart/MappingStart event,
+    block or flow alike, with quoting and comments handled by the real YAML parser;
+    parsing stops at the first event beyond the limit. A syntax error found on the way
+    is raised as ruamel raises it (the caller locates it).
     """
-    if text.count("[") + text.count("{") <= limit:
-        return None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
     depth = 0
-    quote = ""
-    skip_to = 0
-    for match in _FLOW_TOKENS.finditer(text):
-        i = match.start()
-        if i < skip_to:
-            continue
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                if quote == '"':
-                    j = i
-                    while j > 0 and text[j - 1] == "\\":
-                        j -= 1
-                    if (i - j) % 2:  # an escaped quote
-                        continue
-                elif text[i + 1 : i + 2] == "'":
-                    skip_to = i + 2
-                    continue
-                quote = ""
-            continue
-        if ch == "#":
-            if i == 0 or text[i - 1] in " \t\n":
-                end = text.find("\n", i)
-                skip_to = len(text) if end < 0 else end
-            continue
-        if ch == "\n":
-            continue
-        opens_value = depth > 0 or _starts_value(text, i)
-        if ch in "'\"" and opens_value:
-            quote = ch
-        elif ch in "[{" and opens_value:
+    for event in YAML(typ="safe", pure=False).parse(text):
+        if isinstance(event, CollectionStartEvent):
             depth += 1
             if depth > limit:
-                line = text.count("\n", 0, i) + 1
-                return line, i - (text.rfind("\n", 0, i) + 1) + 1
-        elif ch in "]}" and depth > 0:
+                mark = event.start_mark
+                return mark.line + 1, mark.column + 1
+        elif isinstance(event, CollectionEndEvent):
             depth -= 1
     return None
-
-
-def _starts_value(text: str, i: int) -> bool:
-    """Whether position `i` (outside flow collections) begins a YAML value or item."""
-    j = i - 1
-    while j >= 0 and text[j] in " \t":
-        j -= 1
-    return j < 0 or text[j] in ":-?\n"
 
 
 def _yaml_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
@@ -330,7 +317,8 @@ class _Converter:
         self.document = document
         self.positions = document.positions
         self.nodes = 0
-        self.done: dict[int, tuple[Any, int]] = {}  # id(node) -> (plain, expanded size)
+        # id(node) -> (plain, expanded size, yaml_path where it was converted)
+        self.done: dict[int, tuple[Any, int, str]] = {}
         self.active: set[int] = set()
         self.constructor = YAML(typ="safe", pure=False).constructor
 
@@ -341,7 +329,7 @@ class _Converter:
     def _fail(self, path: str, message: str, code: str) -> SpecError:
         return SpecError.single(self.document.diagnostic(path, message, code))
 
-    def _node(self, node: Any, path: str, depth: int) -> Any:
+    def _node(self, node: Any, path: str, depth: int, merged: bool = False) -> Any:
         kind = node.id
         if kind == "scalar":
             self._count(1, path)
@@ -350,11 +338,13 @@ class _Converter:
         if key in self.active:
             raise self._fail(path, "an alias refers to a node that contains it", "alias-cycle")
         if key in self.done:  # an alias: reuse the copy, but count its expanded size
-            copy, size = self.done[key]
+            copy, size, original = self.done[key]
             self._count(size, path)
+            if path != original and not merged:  # keys merged with `<<` keep their own places
+                self.document.aliases.setdefault(path, original)
             return copy
         if depth >= MAX_DEPTH:
-            raise self._fail(path, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+            raise self._fail(path, f"nesting deeper than {MAX_DEPTH} levels", "too-deep")
         if node.tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         self.active.add(key)
@@ -367,7 +357,7 @@ class _Converter:
                 self._item(item, f"{path}[{index}]", depth) for index, item in enumerate(node.value)
             ]
         self.active.discard(key)
-        self.done[key] = (plain, self.nodes - start)
+        self.done[key] = (plain, self.nodes - start, path)
         return plain
 
     def _item(self, node: Any, path: str, depth: int) -> Any:
@@ -387,8 +377,26 @@ class _Converter:
         if name == "bool":
             return node.value.lower() == "true"
         if name == "int":
-            return self.constructor.construct_yaml_int(node)
-        return self.constructor.construct_yaml_float(node)
+            try:
+                value = self.constructor.construct_yaml_int(node)
+            except ValueError:  # more digits than int() converts
+                value = None
+            # 3.33 bits per decimal digit: anything this wide has more than the limit.
+            if not isinstance(value, int) or value.bit_length() > MAX_INT_DIGITS * 3.32:
+                message = f"integer is too large (more than {MAX_INT_DIGITS} digits)"
+                raise self._fail_at(node, path, message, "number-too-large")
+            return value
+        try:
+            return self.constructor.construct_yaml_float(node)
+        except (ValueError, OverflowError):
+            raise self._fail_at(node, path, "invalid number", "schema") from None
+
+    def _fail_at(self, node: Any, path: str, message: str, code: str) -> SpecError:
+        mark = node.start_mark
+        file = self.document.file
+        return SpecError.single(
+            Diagnostic(message, code, file, mark.line + 1, mark.column + 1, path)
+        )
 
     def _mapping(self, node: Any, path: str, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -413,7 +421,7 @@ class _Converter:
         for merge in merges:  # `<<: *defaults`: merged keys never override explicit ones
             sources = merge.value if merge.id == "sequence" else [merge]
             for source in sources:
-                merged = self._node(source, path, depth + 1)
+                merged = self._node(source, path, depth + 1, merged=True)
                 if not isinstance(merged, dict):
                     raise self._fail(path, "`<<` must merge a mapping", "schema")
                 for key, value in merged.items():

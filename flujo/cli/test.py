@@ -41,6 +41,13 @@ from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
     metavar="POLICY_ID",
     help="Treat this REQUIRE_APPROVAL policy as approved. Repeatable.",
 )
+@click.option(
+    "--untrusted",
+    is_flag=True,
+    help="Ignore the repository's skill allow-list (.github/flujo.yml skills.allow): only "
+    "built-ins, plugins and $FLUJO_SKILLS_ALLOW run. Use it in CI for pull requests "
+    "(a fork's allow-list names the fork's code).",
+)
 @click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
 @click.option(
@@ -55,6 +62,7 @@ def test(
     record: bool,
     mode: str | None,
     overrides: tuple[str, ...],
+    untrusted: bool,
     jobs: int,
     as_json: bool,
     junit: Path | None,
@@ -72,6 +80,7 @@ def test(
     from flujo.engine import embedded_tests as testing
     from flujo.engine.session import session
     from flujo.spec.errors import SpecError
+    from flujo.spec.load import registry_for, repository_allowed_references
     from flujo.spec.model import Pipeline
 
     files = _spec_files(paths or (Path("."),))
@@ -81,7 +90,8 @@ def test(
     async def main() -> None:
         for file in files:
             try:
-                pipeline = Pipeline.from_yaml(file)
+                registry = registry_for(file, untrusted=untrusted)
+                pipeline = Pipeline.from_yaml(file, registry=registry)
             except SpecError as exc:
                 errors.extend(str(d) for d in exc.errors)
                 continue
@@ -90,8 +100,10 @@ def test(
                 continue
             if not pipeline.tests:
                 continue
+            if not untrusted:
+                _warn_repository_code(file, repository_allowed_references(pipeline, file))
             options = _options(file, mode, replay, record)
-            async with session(pipeline, options) as runner:
+            async with session(pipeline, options, registry) as runner:
                 results.extend(
                     await testing.run_tests(
                         pipeline,
@@ -114,6 +126,20 @@ def test(
         exit_with(EXIT_USAGE)
     failed = any(r.outcome == "failed" for r in results)
     exit_with(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _warn_repository_code(file: Path, references: list[str]) -> None:
+    if not references:
+        return
+    click.secho(
+        f"flujo test: WARNING: {file} runs code that only the repository's own allow-list "
+        f"(.github/flujo.yml skills.allow) permits: {', '.join(references)}. On a pull "
+        "request that is the pull request's code (a fork's, for a fork); run "
+        "`flujo test --untrusted` in CI for changes you do not trust.",
+        err=True,
+        fg="yellow",
+        bold=True,
+    )
 
 
 def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
@@ -139,9 +165,18 @@ def cassette_folder(spec: Path) -> Path:
 
 
 def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
-    from flujo.cli.validate import expand_paths
+    from flujo.cli.validate import expand_paths_with_roots, symlink_problem
 
-    files, problems = expand_paths(paths)
+    found, problems = expand_paths_with_roots(paths)
+    files = []
+    for file, root in found:
+        escape = symlink_problem(file, root)
+        if escape is None:
+            files.append(file)
+        else:
+            problems.append(f"{file}: {escape}")
+    for problem in problems:
+        click.echo(f"flujo test: {problem}", err=True)
     if problems:
         raise UsageError("\n".join(f"flujo test: {problem}" for problem in problems))
     return files

@@ -28,9 +28,20 @@ SPEC_SUFFIXES = (".yml", ".yaml")
     help="Repository config to use instead of the .github/flujo.yml found above each spec.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--untrusted",
+    is_flag=True,
+    help="Ignore the repository's skill allow-list (.github/flujo.yml skills.allow): only "
+    "built-ins, plugins and $FLUJO_SKILLS_ALLOW (for a pull request's changes).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Also name each valid file (text format).")
 def validate(
-    paths: tuple[Path, ...], output_format: str, config: Path | None, strict: bool, verbose: bool
+    paths: tuple[Path, ...],
+    output_format: str,
+    config: Path | None,
+    strict: bool,
+    untrusted: bool,
+    verbose: bool,
 ) -> None:
     """Check spec files (or every .yml/.yaml file under a directory) and report every
     problem found: YAML syntax, schema, references, names and expressions.
@@ -40,11 +51,12 @@ def validate(
     """
     from dataclasses import replace
 
-    from flujo.spec.errors import SpecError
+    from flujo.spec.errors import Diagnostic, SpecError
     from flujo.spec.load import check, display_name, registry_for
     from flujo.spec.report import FORMATS, FileReport, count
 
-    files, problems = expand_paths(paths)
+    found, problems = expand_paths_with_roots(paths)
+    files = []
     registry = None
     reports: list[FileReport] = []
     if config is not None:
@@ -55,10 +67,21 @@ def validate(
             registry = StepRegistry(allow=load_config(config).skills.allow)
         except SpecError as exc:
             reports.append(FileReport(display_name(config), exc.diagnostics))
+    for file, root in found:
+        escape = symlink_problem(file, root)
+        if escape is not None:
+            reports.append(
+                FileReport(display_name(file), [Diagnostic(escape, "unsafe-path", str(file))])
+            )
+            continue
+        files.append(file)
     for file in files:
         try:
             pipeline, diagnostics = check(
-                file, registry=registry if registry is not None else registry_for(file)
+                file,
+                registry=registry
+                if registry is not None
+                else registry_for(file, untrusted=untrusted),
             )
         except SpecError as exc:
             reports.append(FileReport(display_name(file), exc.diagnostics))
@@ -93,7 +116,30 @@ def validate(
 
 def expand_paths(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:
     """Spec files named or found under directories (hidden folders skipped)."""
-    files: list[Path] = []
+    found, problems = expand_paths_with_roots(paths)
+    return [file for file, _ in found], problems
+
+
+def symlink_problem(file: Path, root: Path | None) -> str | None:
+    """Why `file` may not be read: a symlink (in its name or its folders) that leads out
+    of the repository it is in (`root`, else the nearest folder above holding `.git`)."""
+    from flujo.spec.imports import escapes_repository
+
+    outside = escapes_repository(file, root)
+    if outside is None:
+        return None
+    return f"refusing a symlink that leads outside the repository ({outside})"
+
+
+def expand_paths_with_roots(
+    paths: tuple[Path, ...],
+) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """`expand_paths`, each file with the repository root it must stay in: the directory
+    argument's repository (or the directory itself) for files found under one, None
+    (found from the file's own name) for files named."""
+    from flujo.spec.imports import lexical_repository_root
+
+    files: list[tuple[Path, Path | None]] = []
     problems: list[str] = []
     for path in paths:
         if path.is_dir():
@@ -106,9 +152,10 @@ def expand_paths(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:
             )
             if not found:
                 problems.append(f"no .yml or .yaml files under {path}")
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
+            root = lexical_repository_root(path / "_") or path.resolve()
+            files.extend((file, root) for file in found)
+        elif path.exists() or path.is_symlink():
+            files.append((path, None))
         else:
             problems.append(f"no such file: {path}")
     return files, problems

@@ -350,7 +350,11 @@ class _Converter:
             return ""
         relative = value["from_file"]
         where = paths.child(path, "from_file")
-        target = (self.base_dir / str(relative)).resolve()
+        try:
+            target = (self.base_dir / str(relative)).resolve()
+        except (ValueError, OSError) as exc:  # a NUL byte, a name too long
+            self.report(where, f"{str(relative)[:200]!r} is not a usable path ({exc})", "schema")
+            return ""
         if not target.is_relative_to(self.base_dir.resolve()):
             self.report(where, f"'{relative}' is outside the blueprint's folder", "unsafe-path")
             return ""

@@ -63,10 +63,15 @@ def hostile_world(fake: FakeGitHub) -> None:
 
 
 NESTING_BOMB = "steps:\n" + "- " * 30_000 + "x\n"
-MEMORY_BOMB = GOOD.replace('"Hello, {{ input.name }}!"', "\"{{ 'a' * 3000000000 }}\"")
+# Specs cannot build huge values or loop without end through templates or expressions (their
+# sandboxes refuse it); an allowed skill with a bug can, and the limits must contain it.
+MEMORY_BOMB = GOOD.replace(
+    'uses: template_render\n    with: {template: "Hello, {{ input.name }}!"}',
+    'uses: "tests.support.skills:hog"\n    with: {mb: 4096}',
+)
 CPU_BOMB = GOOD.replace(
-    '"Hello, {{ input.name }}!"',
-    '"{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"',
+    'uses: template_render\n    with: {template: "Hello, {{ input.name }}!"}',
+    'uses: "tests.support.skills:spin"',
 )
 
 
@@ -97,7 +102,11 @@ async def test_a_spec_that_exhausts_memory_or_cpu_is_stopped_at_its_limit(
 ) -> None:
     hostile_world(fake_github)
     bot = await start_bot(
-        fake_github, tmp_path / "bot", isolation_memory_mb="768", isolation_wall_s="8"
+        fake_github,
+        tmp_path / "bot",
+        isolation_memory_mb="768",
+        isolation_wall_s="8",
+        skills_allow='["tests.support.skills:*"]',
     )
     try:
         memory = await push(fake_github, bot, "acme/hostile", {SPEC: MEMORY_BOMB})

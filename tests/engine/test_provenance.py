@@ -255,7 +255,7 @@ async def test_input_schema_is_checked_before_the_first_step(store: RunStore) ->
 
 def test_input_schema_is_validated_like_output_schema() -> None:
     found = errors(ONE_AGENT + "input_schema: {type: objekt}\n")
-    assert [(d.yaml_path, d.code) for d in found] == [("input_schema", "invalid-schema")]
+    assert [(d.yaml_path, d.code) for d in found] == [("input_schema.type", "invalid-schema")]
 
 
 def test_run_refuses_input_that_looks_like_json_but_does_not_parse(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ def test_skill_parameters_are_checked() -> None:
     assert [m for *_, m in found] == [
         "invalid regular expression in 'pattern': missing ) at position 9",
         "skill 'template_render' has no parameter 'extra' (parameters: template)",
-        "'schema' is not a valid JSON Schema: 12 is not valid under any of the given schemas",
+        "'schema' is not a valid JSON Schema: 12 is not valid under any of the given schemas "
+        "(at /type)",
         "parameter 'max' of skill 'max_length' must be integer",
         "'json_parse' is a transform skill, not a validator",
     ]
@@ -140,7 +141,7 @@ def test_invalid_output_schema_is_reported_at_the_agent() -> None:
     )
     assert len(found) == 1
     line, col, message = found[0]
-    assert (line, col) == (4, 5)
+    assert (line, col) == (4, 52)  # the offending keyword inside the schema
     assert message.startswith("output_schema is not a valid JSON Schema")
     assert "/properties/x/type" in message
 

@@ -100,6 +100,22 @@ def test_a_module_wildcard_allows_every_attribute_of_that_module_only() -> None:
     assert registry.problem("not a path:x") is not None
 
 
+def test_a_module_wildcard_allows_only_callables_defined_in_it() -> None:
+    registry = StepRegistry(allow=["tests.support.hostile_skills:*"], entry_points=False)
+    module = "tests.support.hostile_skills"
+    assert registry.resolve(f"{module}:defined")(1) == 1
+    for dotted in ("os.system", "defined.__globals__.__getitem__", "__loader__"):
+        assert registry.problem(f"{module}:{dotted}") is not None, dotted
+        with pytest.raises(RegistryError):
+            registry.resolve(f"{module}:{dotted}")
+    with pytest.raises(RegistryError):
+        registry.resolve(f"{module}:os")  # a module, not a callable
+    with pytest.raises(RegistryError, match="not defined in"):
+        registry.resolve(f"{module}:system")  # `from os import system`
+    exact = StepRegistry(allow=[f"{module}:system"], entry_points=False)
+    assert exact.resolve(f"{module}:system") is not None  # listed by name: the owner's call
+
+
 def test_entry_point_skills_are_allowed_by_name_and_loaded_only_when_used(
     plugin_dir: Path,
 ) -> None:

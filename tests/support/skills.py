@@ -32,3 +32,16 @@ def shout(value: Any) -> str:
 
 def too_long(value: Any) -> str:
     return "x" * 50
+
+
+def hog(value: Any, mb: int = 4096) -> Any:
+    """An allowed skill with a bug: it holds `mb` MiB (isolation must contain it)."""
+    held = bytearray(mb * 1024 * 1024)
+    return len(held)
+
+
+def spin(value: Any) -> Any:
+    """An allowed skill that never returns and never yields (only a kill stops it)."""
+    count = 0
+    while value is not None:
+        count += 1
