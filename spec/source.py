@@ -165,11 +165,17 @@ def parse(data: bytes | str, file: str = "<string>") -> SourceDocument:
     positions), many times faster than the round-trip loader; the round-trip tree is
     built only for edits (`parse_with_tree`).
     """
+    return parse_with_node(data, file)[0]
+
+
+def parse_with_node(data: bytes | str, file: str = "<string>") -> tuple[SourceDocument, Any]:
+    """`parse`, also returning the composed root node (its marks give every node's span
+    in the text, for edits made on the text)."""
     raw, text = _text_of(data, file)
     node = _compose(text, file)
     document = SourceDocument(file=file, text=text, sha256=spec_sha256(raw), data=None)
     document.data = _Converter(document).convert(node)
-    return document
+    return document, node
 
 
 def parse_with_tree(
