@@ -207,7 +207,7 @@ class _Splicer:
     def start(self, node: Any) -> int:
         if node is _FRESH:
             raise _Stale
-        i = node.start_mark.index
+        i: int = node.start_mark.index
         for a, b, delta in self.edits:
             if i >= b and (b > a or i >= a):
                 i += delta
@@ -222,7 +222,7 @@ class _Splicer:
         if node is _FRESH:
             raise _Stale
         if node.id == "scalar" or node.flow_style:
-            i = node.end_mark.index
+            i: int = node.end_mark.index
             for a, b, delta in self.edits:
                 if (b > a and i >= b) or (b == a and i > a):
                     i += delta
@@ -483,8 +483,7 @@ class _Splicer:
         if parent.id == "mapping":
             index = self.find(parent, token)
             if index >= 0:
-                key, node = parent.value[index]
-                self._check(node)
+                self._check(parent.value[index][1])
                 self.replace_value(parent, index, value, fragment)
                 return
             self.add_entry(parent, token, value, fragment)
@@ -778,10 +777,7 @@ class _Splicer:
             return
         parent = self.walk(path[:-1])
         token = path[-1]
-        if parent.id == "mapping":
-            index = self.find(parent, token)
-        else:
-            index = int(token)
+        index = self.find(parent, token) if parent.id == "mapping" else int(token)
         self.replace_value(parent, index, value, None)
 
     def flow_remove(self, collection: Any, index: int) -> None:
