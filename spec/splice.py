@@ -528,6 +528,18 @@ class _Splicer:
                 key_column = self.column(slot - 1)
             own_line = text.rfind("\n", 0, s) >= slot and s > slot
             block = _is_block(value)
+            if own_line and key is not None and not block and self.column(s) <= key_column:
+                # `key:` over a `- item` list at its column: the new value goes on the key's line
+                comment = text[slot : self.eol(slot)].strip(" ")
+                new = self.scalar_or_empty(value, key_column + self.indicators()[0])
+                first, _, tail = new.partition("\n")
+                new = (
+                    " " + first + (" " + comment if comment else "") + ("\n" + tail if tail else "")
+                )
+                self.splice(slot, e, new)
+                parent.value[index] = (key, _FRESH)
+                return
+            block = _is_block(value)
             if own_line:
                 new = self.reindented(fragment, value, self.column(s), self.column(s))
                 if new is None:
@@ -563,6 +575,8 @@ class _Splicer:
     def splice_inline(self, s: int, e: int, new: str) -> None:
         """Replace [s, e) by `new`; a comment after `e` on its line moves to the end of
         the first line of `new` when `new` has several lines."""
+        if e > s and self.text[e - 1] == "\n" and not new.endswith("\n"):
+            e = self._block_scalar_end(s, e)  # a `|+` block replaced: its blank lines stay
         if "\n" in new and not (e > 0 and self.text[e - 1] == "\n"):
             comment = self._rest_is_comment(e)
             if comment:
@@ -709,13 +723,17 @@ class _Splicer:
             while j < len(text) and text[j] == " ":
                 j += 1
             column = self.column(self.start(nodes[-1]))
+            rest = text[e : self.eol(e)].strip(" ")
             if text[j : j + 1] == ",":  # a trailing comma: the new item gets one too
-                stop = self.eol(j)
+                after = text[j + 1 : self.eol(j)].strip(" ")
+                stop = self.eol(j) if not after or after.startswith("#") else j + 1
                 self.splice(stop, stop, "\n" + " " * column + entry + ",")
-            else:
+            elif not rest or rest.startswith("#"):
                 stop = self.eol(e)
                 self.splice(stop, stop, "\n" + " " * column + entry)
                 self.splice(e, e, ",")
+            else:  # the closing bracket follows on the line
+                self.splice(e, e, ",\n" + " " * column + entry)
             return
         self.splice(e, e, ", " + entry)
 
@@ -845,6 +863,10 @@ class _Splicer:
     def scalar(self, value: Any, old: Any, indent: int, owner: int = -1) -> str:
         """`value` written inline in block context; `old` the node it replaces (its style
         is kept where the value allows it); continuation lines at column `indent`."""
+        if isinstance(value, dict | list):
+            if value:
+                raise Unsupported("a collection where a scalar goes")
+            return "{}" if isinstance(value, dict) else "[]"
         if not isinstance(value, str):
             if (
                 old is not None
