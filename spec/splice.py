@@ -541,11 +541,14 @@ class _Splicer:
                 return
             block = _is_block(value)
             if own_line:
-                new = self.reindented(fragment, value, self.column(s), self.column(s))
-                if new is None:
-                    new = self.block_value(
+                moved = self.reindented(fragment, value, self.column(s), self.column(s))
+                new = (
+                    moved
+                    if moved is not None
+                    else self.block_value(
                         value, self.column(s), node if not block else None, key_column
                     )
+                )
                 self.splice_inline(s, e, new)
             elif key is not None and block:
                 new = self.after_key(value, key_column, fragment)
