@@ -17,8 +17,9 @@ tree. The caller also checks that the result loads to what RFC 6902 gives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flujo.spec.source import _compose
 
@@ -38,6 +39,7 @@ class _Stale(Exception):
     """A node's span lies in text an earlier operation wrote: compose again."""
 
 
+_T = TypeVar("_T")
 _FRESH: Any = object()
 """Stands in the node tree for a value an operation wrote (no spans known)."""
 
@@ -242,7 +244,7 @@ class _Splicer:
             if key is _FRESH or last is _FRESH:
                 raise _Stale
             if self.start(last) < self.start(key):
-                raise Unsupported("an alias")
+                return self.alias_end(key)
         elif len(node.value) > 1 and node.value[-2] is not _FRESH:
             if self.start(last) < self.start(node.value[-2]):
                 raise Unsupported("an alias")
@@ -253,15 +255,31 @@ class _Splicer:
     def _block_scalar_end(self, s: int, e: int) -> int:
         text = self.text
         header_end = text.find("\n", s)
+        lines = text[header_end + 1 : e].split("\n")
+        content = [line for line in lines if line.strip(" ")]
+        indent = len(content[0]) - len(content[0].lstrip(" ")) if content else 0
         while e > header_end + 1:
             if text[e - 1] == "\n":
                 e -= 1
                 continue
             line_start = text.rfind("\n", 0, e) + 1
-            if text[line_start:e].strip(" ") or line_start <= header_end:
+            line = text[line_start:e]
+            if line.strip(" ") or len(line) > indent or line_start <= header_end:
                 break
             e = line_start
         return max(e, header_end if header_end >= 0 else e)
+
+    def alias_end(self, key: Any) -> int:
+        """Index just after the `*alias` that is the value of `key`."""
+        text = self.text
+        i = self.colon(key)
+        while i < len(text) and text[i] in " \t\n":
+            i += 1
+        if text[i : i + 1] != "*":
+            raise Unsupported("an alias not after its key")
+        while i < len(text) and text[i] not in " \t\n,]}":
+            i += 1
+        return i
 
     def column(self, i: int) -> int:
         return i - (self.text.rfind("\n", 0, i) + 1)
@@ -292,9 +310,9 @@ class _Splicer:
         if e > 0 and self.text[e - 1] == "\n":  # (a `|+` block ends at a line start)
             return ""
         rest = self.text[e : self.eol(e)]
-        if rest.strip(" ").startswith("#"):
+        if rest.strip(" \t").startswith("#"):
             return rest
-        if rest.strip(" "):
+        if rest.strip(" \t"):
             raise Unsupported("more text after the node on its line")
         return ""
 
@@ -353,11 +371,11 @@ class _Splicer:
 
     # the tree -------------------------------------------------------------------------
 
-    def _check(self, node: Any) -> None:
+    def _check(self, node: Any, root: bool = False) -> None:
         if node is _FRESH:
             raise _Stale
         first = self.text[self.start(node) : self.start(node) + 1]
-        if first in ("&", "!", "*"):
+        if first in ("&", "!", "*") and not root:
             raise Unsupported("an anchor, alias or tag")
         if node.id == "mapping":
             for key, _ in node.value:
@@ -369,8 +387,6 @@ class _Splicer:
     def key_of(self, node: Any) -> str:
         if node.id != "scalar":
             raise Unsupported("a complex key")
-        if self.text[self.start(node) : self.start(node) + 1] in ("?", "&", "!", "*"):
-            raise Unsupported("an explicit key, anchor or tag")
         tag = node.tag
         if tag == _STR:
             return str(node.value)
@@ -398,7 +414,7 @@ class _Splicer:
 
     def walk(self, tokens: list[str]) -> Any:
         node = self.root
-        self._check(node)
+        self._check(node, root=True)
         for token in tokens:
             node = self.child(node, token)
             self._check(node)
@@ -417,35 +433,38 @@ class _Splicer:
     # operations -----------------------------------------------------------------------
 
     def apply(self, operation: dict[str, Any], value: Any = None) -> None:
-        for _ in range(2):
-            try:
-                self._apply(operation, value)
-                return
-            except _Stale:
-                self.root = _compose(self.text, self.file)
-                self.edits = []
-        raise Unsupported("spans still unknown after composing again")
-
-    def _apply(self, operation: dict[str, Any], value: Any) -> None:
         op = operation.get("op")
         if op == "test":
             return
         path = _tokens(str(operation.get("path")))
         if op == "remove":
-            self.remove(path)
+            self.retry(lambda: self.remove(path))
         elif op in ("add", "replace"):
-            self.add(path, operation["value"], op == "replace")
+            self.retry(lambda: self.add(path, operation["value"], op == "replace"))
         elif op in ("move", "copy"):
             source = _tokens(str(operation.get("from")))
             if source == path:
                 return
-            node = self.walk(source)
-            fragment = self.fragment(source, node)
+            fragment = self.retry(lambda: self.fragment(source, self.walk(source)))
             if op == "move":
-                self.remove(source)
-            self.add(path, value, False, fragment)
+                self.retry(lambda: self.remove(source))
+            self.retry(lambda: self.add(path, value, False, fragment))
         else:
             raise Unsupported(f"operation {op!r}")
+
+    def retry(self, step: Callable[[], _T]) -> _T:
+        """`step()`, run again on a fresh compose of the text if it reached into text
+        an earlier operation wrote (each step either fails before it splices or
+        splices exactly once)."""
+        try:
+            return step()
+        except _Stale:
+            self.root = _compose(self.text, self.file)
+            self.edits = []
+        try:
+            return step()
+        except _Stale:
+            raise Unsupported("spans still unknown after composing again") from None
 
     def fragment(self, path: list[str], node: Any) -> Fragment | None:
         """The source text of `node` (to its last content line), the column its lines
@@ -646,12 +665,18 @@ class _Splicer:
             self.flow_insert(mapping, len(mapping.value), entry)
             return
         first_key = mapping.value[0][0]
-        column = self.column(self.start(first_key))
+        start = self.start(first_key)
+        before = self.text[self.line_start(start) : start]
+        column = self.column(start)
+        if before.strip(" ").startswith("?"):
+            column = len(before) - len(before.lstrip(" "))
         last_key, last_value = mapping.value[-1]
-        end = self.entry_end(self.end(last_value), column)
+        value_end = self.end(last_value)
+        end = self.entry_end(value_end, column)
         entry = " " * column + self.key(key, False) + ":" + self.after_key(value, column, fragment)
         separator = ""
-        if len(mapping.value) > 1 and fragment is None:
+        kept = text[value_end - 1 : value_end] == "\n"  # a `|+` block keeps the blank lines
+        if len(mapping.value) > 1 and fragment is None and not kept:
             separator = self.blank_lines_before(self.line_start(self.start(last_key)))[1]
         if end >= len(text) and not text.endswith("\n"):
             self.splice(end, end, "\n" + separator + entry)
@@ -726,7 +751,7 @@ class _Splicer:
             while j < len(text) and text[j] == " ":
                 j += 1
             column = self.column(self.start(nodes[-1]))
-            rest = text[e : self.eol(e)].strip(" ")
+            rest = text[e : self.eol(e)].strip(" \t")
             if text[j : j + 1] == ",":  # a trailing comma: the new item gets one too
                 after = text[j + 1 : self.eol(j)].strip(" ")
                 stop = self.eol(j) if not after or after.startswith("#") else j + 1
@@ -827,7 +852,7 @@ class _Splicer:
             return
         previous_end = self.end(lasts[index - 1])
         between = text[previous_end:s]
-        tail = text[e : self.eol(e)].strip(" ")
+        tail = text[e : self.eol(e)].strip(" \t")
         if "\n" in between and tail and not tail.startswith(("#", ",")):
             # the closing bracket follows on the item's line: it stays there
             comma = text.index(",", previous_end)
