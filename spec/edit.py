@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
+from flujo.spec.errors import SpecError
 from flujo.spec.source import load_tree, make_yaml, parse, parse_with_node, parse_with_tree
 
 if TYPE_CHECKING:
@@ -66,7 +67,10 @@ def patch_text(
         out = spliced.replace("\n", newline) if newline != "\n" else spliced
         return PatchResult(out, exact=True, spliced=True)
     yaml = _styled_yaml(original)
-    tree = load_tree(original, file, yaml)
+    try:
+        tree = load_tree(original, file, yaml)
+    except SpecError as exc:  # YAML the composer reads but the round-trip loader does not
+        raise PatchError(f"the patch cannot be applied faithfully here: {exc}") from None
 
     def change(tree: Any) -> None:
         _unshare(tree, operations)
