@@ -547,10 +547,18 @@ class _Splicer:
                 key_column = self.column(slot - 1)
             own_line = text.rfind("\n", 0, s) >= slot and s > slot
             block = _is_block(value)
-            if own_line and key is not None and not block and self.column(s) <= key_column:
+            old_block = node.id != "scalar" and not node.flow_style
+            if (
+                own_line
+                and key is not None
+                and not block
+                and (old_block or self.column(s) <= key_column)
+            ):
                 # `key:` over a `- item` list at its column: the new value goes on the key's line
                 comment = text[slot : self.eol(slot)].strip(" ")
                 new = self.scalar_or_empty(value, key_column + self.indicators()[0])
+                while e > s and text[e - 1] == "\n":  # (a `|+` block's blank lines)
+                    e -= 1
                 first, _, tail = new.partition("\n")
                 new = (
                     " " + first + (" " + comment if comment else "") + ("\n" + tail if tail else "")
@@ -679,9 +687,9 @@ class _Splicer:
         if len(mapping.value) > 1 and fragment is None and not kept:
             separator = self.blank_lines_before(self.line_start(self.start(last_key)))[1]
         if end >= len(text) and not text.endswith("\n"):
-            self.splice(end, end, "\n" + separator + entry)
+            self.splice(end, end, "\n" + separator + entry.removesuffix("\n"))
         else:
-            self.splice(end, end, separator + entry + "\n")
+            self.splice(end, end, separator + entry + ("" if entry.endswith("\n") else "\n"))
 
     def add_item(self, sequence: Any, index: int, value: Any, fragment: Fragment | None) -> None:
         text = self.text
@@ -697,6 +705,7 @@ class _Splicer:
         body = self.reindented(fragment, value, column + width, column)
         if body is None:
             body = self.block_value(value, column + width)
+        body = body.removesuffix("\n")  # (a `|+` block's text ends with its line break)
         item = " " * column + "-" + " " * (width - 1) + body
         if index < len(items):
             line = self.line_start(dash)
