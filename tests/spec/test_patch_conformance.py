@@ -169,8 +169,8 @@ def test_the_refused_yaml_test_suite_cases_are_listed_in_the_docs() -> None:
 # -- docs/patch-conformance.md --------------------------------------------------------------
 
 REASONS = {
-    "yaml-syntax": "not YAML the loader accepts: invalid in the suite itself (a case without "
-    "in.json), or a YAML feature a spec never needs that ruamel's parser refuses",
+    "yaml-syntax": "not YAML the loader accepts: invalid in the suite itself (its error "
+    "cases), or a YAML feature a spec never needs that ruamel's parser refuses",
     "tab": "a tab where YAML allows it but the loader refuses tabs in indentation",
     "yaml-tag": "a tag (`!foo`, `!!set`...): specs are plain data",
     "multiple-documents": "several documents in one stream: a spec is one document",
@@ -219,14 +219,15 @@ def conformance_markdown() -> str:
         "| --- | --- | --- |",
         *(f"| {code} | {n} | {REASONS.get(code, code)} |" for code, n in sorted(counts.items())),
         "",
-        "The suite's own error cases (invalid YAML, no in.json) are marked *invalid*; the "
-        "others are valid YAML that a spec does not need.",
+        "in.json: whether the suite gives the case's data as JSON (it does not for its "
+        "error cases, which are invalid YAML, nor for data JSON cannot hold, such as "
+        "complex keys).",
         "",
-        "| case | code | in the suite |",
+        "| case | code | in.json |",
         "| --- | --- | --- |",
         *(
             f"| `{name}` | {why} | "
-            + ("valid" if (cases[name] / "in.json").exists() else "*invalid*")
+            + ("yes" if (cases[name] / "in.json").exists() else "no")
             + " |"
             for name, why in sorted(refused.items())
         ),
