@@ -15,7 +15,8 @@ an agents block, tests and policies), checks that `check()` reports no errors, t
 against baselines measured in the same run on the same input: a plain `ruamel.yaml`
 round-trip load of the text, and `json.loads` of the same data as JSON. Then a 5-operation
 JSON Patch is applied to the 1,000-step file with `apply_patch`, beside a plain ruamel
-load+dump of that file.
+load+dump and `check()` of that file (the bar: at most 1.2x check()), and, without
+`--quick`, the same kind of patch to the 10,000-step file (linear: 10x the time).
 
 Times are the best of a few repetitions (fewer for 10,000 steps), taken in one warm
 process (imports and first-call costs are excluded; see cold_start.py for those). The
@@ -572,9 +573,10 @@ def _patch_for(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def patching(text: str, size: int, repeats: int) -> None:
+def patching(text: str, size: int, repeats: int, larger: str | None = None) -> None:
     patch = _patch_for(parse(text).data)
     t_ruamel = best_of(lambda: ruamel_load_dump(text), repeats)
+    t_check = best_of(lambda: check(text), repeats)
     t_patch, patched = measure(lambda: apply_patch(text, patch), repeats)
     assert_valid(check(patched))
     diff = list(difflib.unified_diff(text.splitlines(), patched.splitlines(), n=0))
@@ -589,9 +591,19 @@ def patching(text: str, size: int, repeats: int) -> None:
         ["operation", "ms", "ratio"],
         [
             ["ruamel rt load+dump (baseline)", fmt_ms(t_ruamel), "1.00x"],
+            ["flujo check() (the speed bar: 1.2x)", fmt_ms(t_check), f"{t_check / t_ruamel:.2f}x"],
             ["flujo apply_patch", fmt_ms(t_patch), f"{t_patch / t_ruamel:.2f}x"],
         ],
     )
+    print(f"apply_patch / check(): {t_patch / t_check:.2f}x")
+    if larger is not None:  # the same kind of patch, ten times the file: linear?
+        big_patch = _patch_for(parse(larger).data)
+        t_big_check = best_of(lambda: check(larger), 1)
+        t_big = best_of(lambda: apply_patch(larger, big_patch), 1)
+        print(
+            f"10x the steps: apply_patch {fmt_ms(t_big)} ms ({t_big / t_patch:.1f}x the "
+            f"time; 10.0x is linear), {t_big / t_big_check:.2f}x check()"
+        )
     for op in patch:
         where = f"{op['from']} -> {op['path']}" if op["op"] == "move" else op["path"]
         print(f"  {op['op']:8} {where}")
@@ -619,7 +631,8 @@ def main() -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     texts = scale(sizes, REPEATS)
     patch_text_source = texts.get(PATCH_SIZE) or generate(PATCH_SIZE)
-    patching(patch_text_source, PATCH_SIZE, PATCH_REPEATS)
+    larger = None if args.quick else texts.get(PATCH_SIZE * 10)
+    patching(patch_text_source, PATCH_SIZE, PATCH_REPEATS, larger)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     print(

@@ -1,12 +1,13 @@
-"""Apply an RFC 6902 JSON Patch to YAML text so that only the patched lines change.
+"""Apply an RFC 6902 JSON Patch to YAML text so that only the patched bytes change.
 
-ruamel.yaml's round trip keeps comments and key order but rewrites some formatting
-(spaces inside flow mappings, whitespace on blank lines, mixed indentation). So the
-patch is applied to the round-trip tree, both the unpatched and the patched tree are
-dumped, and the difference between those two dumps is merged into the original text
-with a three-way line merge. Lines the patch did not touch stay byte-identical. The
-result is checked to load to exactly what the patch gives on the plain data; if the
-merge cannot guarantee that, the whole document is written by ruamel instead.
+This is the one edit path: `flujo patch`, suggestion PRs, the guard and `flujo migrate`
+all come through here. A patch is applied on the text (`flujo.spec.splice`): each
+operation splices the source at the spans of the nodes it touches, so every untouched
+byte stays. What splicing cannot express (a change through an alias or merge key, and
+`rewrite_text`'s renames in place) is done on ruamel's round-trip tree: both the
+unpatched and the patched tree are dumped, and the difference between those two dumps
+is merged into the original text with a three-way line merge. Either way the result is
+checked to load to exactly what RFC 6902 gives on the plain data (else PatchError).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
-from flujo.spec.errors import EXIT_INVALID, FlujoError
-from flujo.spec.source import make_yaml, parse, parse_with_tree
+from flujo.spec.errors import EXIT_INVALID, FlujoError, SpecError
+from flujo.spec.source import load_tree, make_yaml, parse, parse_with_node, parse_with_tree
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -41,6 +42,9 @@ class PatchResult:
     text: str
     exact: bool
     """True when every line outside the patched ones is byte-identical to the input."""
+    spliced: bool = False
+    """True when the patch was applied on the text (every untouched byte kept), False
+    when it went through ruamel's round-trip tree (see the module docstring)."""
 
 
 def apply_patch(text: str, patch: list[dict[str, Any]] | str, *, file: str = "<string>") -> str:
@@ -61,9 +65,17 @@ def patch_text(
     operations = _operations(patch)
     newline = "\r\n" if "\r\n" in text else "\n"
     original = text.replace("\r\n", "\n")
+    document, node = parse_with_node(original, file)
+    data = _plain_copy(document.data) if "&" in original else document.data
+    spliced, expected = _splice(jsonpatch, original, node, operations, data, file)
+    if spliced is not None and _loads_to(spliced, expected, file):
+        out = spliced.replace("\n", newline) if newline != "\n" else spliced
+        return PatchResult(out, exact=True, spliced=True)
     yaml = _styled_yaml(original)
-    document, tree = parse_with_tree(original, file, yaml)
-    expected = _apply(jsonpatch, operations, _plain_copy(document.data))
+    try:
+        tree = load_tree(original, file, yaml)
+    except SpecError as exc:  # YAML the composer reads but the round-trip loader does not
+        raise PatchError(f"the patch cannot be applied faithfully here: {exc}") from None
 
     def change(tree: Any) -> None:
         _unshare(tree, operations)
@@ -117,6 +129,44 @@ def _rewrite(
     return PatchResult(result.replace("\n", newline) if newline != "\n" else result, exact)
 
 
+def _splice(
+    jsonpatch: Any,
+    text: str,
+    node: Any,
+    operations: list[dict[str, Any]],
+    data: Any,
+    file: str,
+) -> tuple[str | None, Any]:
+    """The text with `operations` spliced in (None if one cannot be), and the data RFC
+    6902 gives (PatchError when an operation does not apply)."""
+    from flujo.spec.splice import Splicer
+
+    splicer: Splicer | None = Splicer(text, node, file)
+    for index, operation in enumerate(operations):
+        value = operation.get("value")
+        if splicer is not None and operation.get("op") in ("move", "copy"):
+            try:
+                value = _plain_copy(_resolve(data, str(operation.get("from"))))
+            except (KeyError, IndexError, ValueError, TypeError):
+                splicer = None  # jsonpatch says why, below
+        data = _apply(jsonpatch, [operation], data, first=index)
+        if splicer is not None:
+            try:
+                splicer.apply(operation, value)
+            except Exception:
+                splicer = None
+    return (splicer.text if splicer is not None else None), data
+
+
+def _resolve(data: Any, pointer: str) -> Any:
+    if pointer == "":
+        return data
+    for raw in pointer.split("/")[1:]:
+        token = raw.replace("~1", "/").replace("~0", "~")
+        data = data[int(token)] if isinstance(data, list) else data[token]
+    return data
+
+
 def _operations(patch: list[dict[str, Any]] | str) -> list[dict[str, Any]]:
     if isinstance(patch, str):
         try:
@@ -128,10 +178,12 @@ def _operations(patch: list[dict[str, Any]] | str) -> list[dict[str, Any]]:
     return patch
 
 
-def _apply(jsonpatch: Any, operations: list[dict[str, Any]], document: Any) -> Any:
+def _apply(
+    jsonpatch: Any, operations: list[dict[str, Any]], document: Any, *, first: int = 0
+) -> Any:
     from jsonpointer import JsonPointerException
 
-    for index, operation in enumerate(operations):
+    for index, operation in enumerate(operations, start=first):
         where = f"operation {index} ({operation.get('op', '?')} {operation.get('path', '?')})"
         try:
             document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)

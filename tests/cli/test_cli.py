@@ -131,6 +131,28 @@ def test_patch_prints_a_diff_of_only_the_patched_line(write) -> None:  # type: i
     assert spec.read_text() == SPEC
 
 
+PROMPT_SPEC = """version: "1"
+agents:
+  writer:
+    model: openai:gpt-4o
+    system_prompt: You are a careful assistant who writes short,
+      friendly summaries of customer emails. Never invent facts
+      and keep it under 80 words.
+steps:
+  - name: summarize
+    uses: agents.writer
+"""
+
+
+def test_a_model_swap_next_to_a_multi_line_prompt_is_a_one_line_diff(write) -> None:  # type: ignore[no-untyped-def]
+    spec = write("p.yaml", PROMPT_SPEC)
+    patch = [{"op": "replace", "path": "/agents/writer/model", "value": "openai:gpt-4o-mini"}]
+    code, out, _ = run("patch", str(spec), "-", input=json.dumps(patch))
+    assert code == 0
+    changed = [line for line in out.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+    assert changed == ["-    model: openai:gpt-4o", "+    model: openai:gpt-4o-mini"]
+
+
 def test_patch_in_place_reads_the_patch_from_stdin(write) -> None:  # type: ignore[no-untyped-def]
     spec = write("p.yaml", SPEC)
     patch = [{"op": "add", "path": "/steps/1/validators", "value": ["non_empty"]}]

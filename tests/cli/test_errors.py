@@ -24,6 +24,8 @@ from tests.support.specs import ROOT
 # Exceptions that never reach a user (control flow inside one module), and why.
 INTERNAL = {
     "flujo.spec.expressions.errors._Refused": "turned into an ExpressionError by its node",
+    "flujo.spec.splice.Unsupported": "the patch falls back to the tree edit path",
+    "flujo.spec.splice._Stale": "the spliced text is parsed again",
 }
 
 

@@ -311,9 +311,9 @@ def test_a_patch_with_several_operations_touches_only_their_lines(name: str) -> 
     if "usage_limits" in document.data:
         last = {"op": "replace", "path": "/usage_limits/total_cost_usd", "value": 0.75}
         allowed = span_lines(document, "usage_limits")
-    else:  # appended at the end of the document
+    else:  # appended at the end of the document (after a blank line, as its siblings)
         last = {"op": "add", "path": "/usage_limits", "value": {"total_tokens": 99}}
-        allowed = frozenset({len(lines_of(text))})
+        allowed = frozenset({len(lines_of(text)), len(lines_of(text)) + 1})
     patch = [
         {"op": "test", "path": "/version", "value": "1"},
         {"op": "replace", "path": "/name", "value": "renamed: with colon"},
