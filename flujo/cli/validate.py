@@ -69,7 +69,7 @@ def validate(
             except OSError as exc:
                 problems.append(f"cannot read {file}: {exc.strerror or exc}")
                 continue
-            if cacheable:
+            if cacheable and cache.key(file, display_name(file)) == key:  # still that file
                 cache.put(file, key, found)
         diagnostics = found.diagnostics
         if strict:
