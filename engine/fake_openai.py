@@ -52,10 +52,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import jsonschema
-from aiohttp import web
+
+if TYPE_CHECKING:  # aiohttp is imported only when the server starts (fast in-process use)
+    from aiohttp import web
 
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
@@ -191,6 +193,8 @@ class ApiError(FlujoError):
         self.retry_after_s = retry_after_s
 
     def response(self) -> web.Response:
+        from aiohttp import web
+
         error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
         headers = {}
         if self.retry_after_s is not None:
@@ -729,6 +733,8 @@ class FakeOpenAI:
     # -- lifecycle
 
     def make_app(self) -> web.Application:
+        from aiohttp import web
+
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
@@ -739,6 +745,8 @@ class FakeOpenAI:
         """Bind and serve; returns `base_url` (`http://HOST:PORT/v1`)."""
         if self._runner is not None:
             return self.base_url
+        from aiohttp import web
+
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.1)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -810,9 +818,13 @@ class FakeOpenAI:
             record.status = err.status
             return err.response()
         record.status = 200
+        from aiohttp import web
+
         return web.json_response(payload)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         self._record(request).status = 200
         data = [
             {"id": m, "object": "model", "created": CREATED, "owned_by": "flujo-fake"}

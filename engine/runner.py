@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
-from flujo.engine.cassette import CassetteMiss
+from flujo.engine.cassette_miss import CassetteMiss
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id

@@ -110,6 +110,7 @@ async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> An
         return None
     from flujo.engine.agents import OpenAIModels
 
+    models: Any
     if options.replay is not None:
         from flujo.engine.cassette import Cassette
 
@@ -119,6 +120,10 @@ async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> An
             prices=options.prices,
             max_retries=0,
         )
+    elif options.fake and options.record is None:  # no HTTP to record: answered in process
+        from flujo.engine.fake_models import InProcessFake
+
+        models = InProcessFake(prices=options.prices)
     else:
         base_url = options.base_url
         if options.fake:

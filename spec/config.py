@@ -176,8 +176,9 @@ def load_config(path: Path | None) -> RepoConfig:
         return RepoConfig()
     from pydantic import ValidationError
 
+    from flujo.spec.display import display_name
     from flujo.spec.errors import SpecError
-    from flujo.spec.load import display_name, pydantic_diagnostics
+    from flujo.spec.load import pydantic_diagnostics
     from flujo.spec.source import parse, read_bytes
 
     document = parse(read_bytes(path), display_name(path))

@@ -73,7 +73,8 @@ def load_imports(
     import the next twice costs linear, not exponential, time."""
     if loaded is None:
         loaded = {}
-    from flujo.spec.load import check, display_name
+    from flujo.spec.display import display_name
+    from flujo.spec.load import check
 
     document = pipeline.source
     base = spec_path.resolve().parent if spec_path is not None else Path.cwd().resolve()

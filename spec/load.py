@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from flujo.spec import paths
+from flujo.spec.display import display_name
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
 from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
@@ -221,14 +222,6 @@ def _looks_like_path(text: str) -> bool:
     if "\n" in text or len(text) > 4096:
         return False
     return text.endswith((".yml", ".yaml")) or os.path.isfile(text)
-
-
-def display_name(path: Path) -> str:
-    """Path as shown in messages: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def validate_document(document: SourceDocument) -> tuple[Pipeline | None, list[Diagnostic]]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# `flujo validate` caches results (flujo.spec.check_cache): kept out of the home folder
+# and the checkout while testing, but on, so that every test goes through it too.
+os.environ.setdefault("FLUJO_CACHE_DIR", tempfile.mkdtemp(prefix="flujo-test-cache-"))
 
 pytest_plugins = [
     "tests.support.network",

@@ -120,7 +120,7 @@ def render(result: SpecDiff, output_format: Format, old_name: str, new_name: str
 def _display(file: str) -> str:
     if file in (NULL_FILE, "-"):
         return file
-    from flujo.spec.load import display_name
+    from flujo.spec.display import display_name
 
     return display_name(Path(file))
 

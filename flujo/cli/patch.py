@@ -30,10 +30,11 @@ def patch(spec: Path, patch_file: str, in_place: bool, check: bool) -> None:
     """
     import difflib
 
+    from flujo.spec.display import display_name
     from flujo.spec.edit import PatchError, apply_patch
     from flujo.spec.errors import SpecError
     from flujo.spec.load import check as check_spec
-    from flujo.spec.load import display_name, registry_for
+    from flujo.spec.load import registry_for
 
     name = display_name(spec)
     try:

@@ -44,7 +44,7 @@ def check(spec: Path, last: int, include_text: str, store: Path | None) -> None:
     from flujo.engine.policies import evaluate_policies
     from flujo.engine.store import RunStore, default_path
     from flujo.learn.telemetry_view import evidence_filter
-    from flujo.spec.load import display_name
+    from flujo.spec.display import display_name
 
     try:
         modes, excluded = evidence_filter(w for w in include_text.split(",") if w.strip())

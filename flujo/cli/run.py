@@ -36,10 +36,31 @@ def parse_input(value: str | None) -> Any:
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "-i", "input_text", help="Input: JSON, @file.json, or plain text.")
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run once per line of this JSON Lines file, in one process, and summarize.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="With --inputs: runs at a time.",
+)
 @model_options
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> None:
+def run(
+    spec: Path,
+    input_text: str | None,
+    inputs_file: Path | None,
+    jobs: int,
+    as_json: bool,
+    **options: Any,
+) -> None:
     """Run a pipeline once and print its result.
 
     The spec is read once, when the run starts: editing the file during a run changes
@@ -47,7 +68,15 @@ def run(spec: Path, input_text: str | None, as_json: bool, **options: Any) -> No
     (OPENAI_BASE_URL, OPENAI_API_KEY), recorded cassettes (--replay), or the built-in
     fake server (--fake). Exit codes: 0 the run succeeded, 1 it failed or the spec is
     invalid, 2 usage error, 130 interrupted (the run is recorded as cancelled).
+
+    With --inputs FILE.jsonl, runs once per line (at most --jobs at a time), shows
+    progress on a terminal, records every run and prints a summary; exit 1 when a run
+    failed or a line is not JSON (its line number is reported; the others still run).
     """
+    if inputs_file is not None:
+        from flujo.cli.batch import run_inputs
+
+        run_inputs(spec, inputs_file, input_text, jobs, as_json, options)
     from flujo.cli.load_and_run import load_spec_or_exit, run_session
 
     pipeline = load_spec_or_exit(spec)

@@ -219,7 +219,7 @@ def _history(spec: Path, target: Path, as_json: bool) -> None:
 
     from flujo.engine.store import RunStore
     from flujo.learn.feedback import feedback
-    from flujo.spec.load import display_name
+    from flujo.spec.display import display_name
 
     key = display_name(spec)
     if not target.exists():

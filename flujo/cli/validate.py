@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flujo.cli import exit_with
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from flujo.spec.check_cache import CachedCheck
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 
@@ -51,8 +55,9 @@ def validate(
     """
     from dataclasses import replace
 
+    from flujo.spec.check_cache import CheckCache
+    from flujo.spec.display import display_name
     from flujo.spec.errors import Diagnostic, SpecError
-    from flujo.spec.load import check, display_name, registry_for
     from flujo.spec.report import FORMATS, FileReport, count
 
     found, problems = expand_paths_with_roots(paths)
@@ -75,28 +80,26 @@ def validate(
             )
             continue
         files.append(file)
+    cache = CheckCache(config)  # a hit gives what checking the file again would
     for file in files:
-        try:
-            pipeline, diagnostics = check(
-                file,
-                registry=registry
-                if registry is not None
-                else registry_for(file, untrusted=untrusted),
-            )
-        except SpecError as exc:
-            reports.append(FileReport(display_name(file), exc.diagnostics))
-            continue
-        except OSError as exc:
-            problems.append(f"cannot read {file}: {exc.strerror or exc}")
-            continue
+        # --untrusted checks with another allow-list than the cached results: no cache.
+        key = None if untrusted else cache.key(file, display_name(file))
+        checked = cache.get(file, key)
+        if checked is None:
+            try:
+                checked, cacheable = _check(file, registry, untrusted)
+            except OSError as exc:
+                problems.append(f"cannot read {file}: {exc.strerror or exc}")
+                continue
+            if key is not None and cacheable and cache.key(file, display_name(file)) == key:
+                cache.put(file, key, checked)
+        diagnostics = checked.diagnostics
         if strict:
             diagnostics = [replace(d, severity="error") for d in diagnostics]
-        sha = pipeline.spec_sha256 if pipeline is not None else None
-        reports.append(FileReport(display_name(file), diagnostics, sha))
-        if verbose and output_format == "text" and pipeline is not None and reports[-1].valid:
-            steps = len(list(pipeline.walk()))
-            sha_text = pipeline.spec_sha256[:12]
-            click.echo(f"{display_name(file)}: ok ({steps} steps, spec_sha256 {sha_text}…)")
+        reports.append(FileReport(display_name(file), diagnostics, checked.spec_sha256))
+        if verbose and output_format == "text" and checked.steps is not None and reports[-1].valid:
+            sha_text = (checked.spec_sha256 or "")[:12]
+            click.echo(f"{display_name(file)}: ok ({checked.steps} steps, spec_sha256 {sha_text}…)")
 
     click.echo(FORMATS[output_format](reports), nl=False)
     for problem in problems:
@@ -112,6 +115,35 @@ def validate(
             summary += ", all valid"
         click.echo(summary, err=True)
     exit_with(EXIT_USAGE if problems else EXIT_INVALID if errors else EXIT_OK)
+
+
+def _check(file: Path, registry: Any, untrusted: bool) -> tuple[CachedCheck, bool]:
+    """What checking `file` finds, and whether it depends on this file alone (not so
+    for a spec with `imports:` or a flujo 0.x blueprint, which may read other files).
+    Raises OSError when the file cannot be read."""
+    from flujo.spec.check_cache import CachedCheck
+    from flujo.spec.errors import SpecError
+    from flujo.spec.load import check, read_document, registry_for
+
+    try:
+        pipeline, diagnostics = check(
+            file,
+            registry=registry if registry is not None else registry_for(file, untrusted=untrusted),
+        )
+    except SpecError as exc:
+        return CachedCheck(exc.diagnostics, None, None), True
+    data = read_document(file).data
+    cacheable = not (isinstance(data, dict) and ("imports" in data or _maybe_legacy(data)))
+    if pipeline is None:
+        return CachedCheck(diagnostics, None, None), cacheable
+    steps = len(list(pipeline.walk()))
+    return CachedCheck(diagnostics, pipeline.spec_sha256, steps), cacheable
+
+
+def _maybe_legacy(data: dict[str, Any]) -> bool:
+    from flujo.spec.legacy.blueprint import is_legacy
+
+    return is_legacy(data) or str(data.get("version", "")).startswith("0.")
 
 
 def expand_paths(paths: tuple[Path, ...]) -> tuple[list[Path], list[str]]:

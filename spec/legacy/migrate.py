@@ -53,7 +53,8 @@ def migrate(path: Path) -> Migration:
     Raises SpecError when the file has errors (a file is migrated only when it loads),
     OSError when it cannot be read.
     """
-    from flujo.spec.load import check, display_name, legacy_conversion
+    from flujo.spec.display import display_name
+    from flujo.spec.load import check, legacy_conversion
     from flujo.spec.source import decode, parse, read_bytes
 
     file = display_name(path)

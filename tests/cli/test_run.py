@@ -122,7 +122,13 @@ def test_the_demo_runs_every_example_offline_and_records_it(tmp_path: Path) -> N
         assert re.search(rf"{name} +\d+ ok, 0 failed", out), out
     db = RunStore(store)
     runs = db.list_runs(limit=100)
-    assert len(runs) == 22 and {r["status"] for r in runs} == {"succeeded"}
+    inputs = [
+        line
+        for path in (ROOT / "examples" / "inputs").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    assert len(runs) == len(inputs) and {r["status"] for r in runs} == {"succeeded"}
     assert f"flujo runs show {runs[0]['run_id']}" in out
     db.close()
 

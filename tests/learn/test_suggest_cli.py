@@ -136,7 +136,7 @@ def test_the_demo_ends_with_the_planted_suggestion(tmp_path: Path) -> None:
     )
     assert code == 0, out + err
     assert "What the runs suggest" in out
-    triage = out[out.index("examples/support_triage.yaml: 12 runs") :]
+    triage = out[out.index("examples/support_triage.yaml: 20 runs") :]
     assert "1. Saves ~$" in triage and "cheaper_model at agents.classifier.model" in triage
     assert "+    model: openai:gpt-4o-mini" in triage
 
