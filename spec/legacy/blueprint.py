@@ -117,7 +117,6 @@ _LOOP_KEYS = ("body", "max_loops", "exit_expression")
 _MAP_KEYS = ("iterable_input", "body")
 _TRANSITION_KEYS = ("from", "on", "to", "when")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
-_CONTEXT_IN_TEMPLATE = re.compile(r"\{[{%][^}]*\bcontext\b")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -156,7 +155,8 @@ def _step_legacy(step: Any) -> bool:
     kind = step.get("kind", "step")
     if kind in ("StateMachine", *UNSUPPORTED_KINDS):
         return True
-    markers = ("step", "agent", "default_branch", "merge_strategy", "condition", *_NO_CONTEXT)
+    # `updates_context`, `sink_to` and `condition` mean the same in both formats
+    markers = ("step", "agent", "default_branch", "merge_strategy")
     if any(k in step for k in markers):
         return True
     if isinstance(step.get("loop"), dict) or isinstance(step.get("map"), dict):
@@ -239,16 +239,6 @@ class _Converter:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         self.warn(paths.child(path, key), f"unknown key '{key}' is ignored{hint}", "unknown-key")
-
-    def no_context(self, template: Any, path: str) -> None:
-        """Templates reading 0.x's shared `context` cannot run here: say so now."""
-        if isinstance(template, str) and _CONTEXT_IN_TEMPLATE.search(template):
-            self.report(
-                path,
-                "`context` does not exist in this Flujo (there is no shared context); "
-                "read earlier outputs as `steps.NAME.output` or the input as `input`",
-                "unsupported-context",
-            )
 
     def ignored(self, path: str, key: str, why: str) -> None:
         self.warn(paths.child(path, key), f"`{key}` has no effect in this Flujo: {why}")
@@ -459,12 +449,8 @@ class _Converter:
         for key, value in raw.items():
             if key in ("kind", "name", "step") or key in converted:
                 continue
-            if key == "description":
+            if key == "description" or key in _NO_CONTEXT:
                 out[key] = self.copy(value, paths.child(source, key), paths.child(target, key))
-            elif key in _NO_CONTEXT:
-                self.ignored(
-                    source, key, "there is no shared context; later steps read `steps.NAME.output`"
-                )
             elif key in _STEP_KEYS:
                 self.ignored(source, key, f"not used by `{kind}` steps here")
             else:
@@ -535,7 +521,6 @@ class _Converter:
             )
         if "input" in raw:
             out["input"] = self.copy(raw["input"], *at("input"))
-            self.no_context(raw["input"], paths.child(source, "input"))
         config = self.config(raw.get("config"), source, target)
         used = out.get("uses")
         if isinstance(used, str) and used.startswith("agents."):
@@ -633,13 +618,15 @@ class _Converter:
                 paths.child(target, "condition_expression"),
             )
         elif "condition" in raw:
-            self.report(
-                paths.child(source, "condition"),
-                "`condition` names Python code, which this Flujo does not import; "
-                "write the rule as `condition_expression`",
-                "unsupported-condition",
-            )
-            out["condition_expression"] = "''"
+            where = paths.child(source, "condition")
+            condition = raw["condition"]
+            if isinstance(condition, str):
+                out["condition"] = self.copy(
+                    _import_path(condition), where, paths.child(target, "condition")
+                )
+            else:
+                self.report(where, "`condition` must name a callable `pkg.mod:attr`", "schema")
+                out["condition_expression"] = "''"
         out["branches"] = self.branches(raw, source, legacy, target)
         if "default_branch" in raw:
             out["default"] = self.pipeline(
@@ -663,13 +650,8 @@ class _Converter:
             return {}
         for extra in settings:
             if extra not in known:
-                if extra in ("exit_condition",):
-                    self.report(
-                        paths.child(where, extra),
-                        "`exit_condition` names Python code, which this Flujo does not "
-                        "import; write the rule as `exit_expression`",
-                        "unsupported-condition",
-                    )
+                if extra == "exit_condition" and key == "loop":
+                    continue
                 else:
                     self.warn(
                         paths.child(where, extra),
@@ -690,7 +672,9 @@ class _Converter:
             paths.child(paths.child(legacy, "loop"), "body"),
             paths.child(target, "body"),
         )
-        for key in ("max_loops", "exit_expression"):
+        if isinstance(settings.get("exit_condition"), str):
+            settings = {**settings, "exit_condition": _import_path(settings["exit_condition"])}
+        for key in ("max_loops", "exit_expression", "exit_condition"):
             if key in settings:
                 out[key] = self.copy(
                     settings[key], paths.child(where, key), paths.child(target, key)
@@ -710,15 +694,10 @@ class _Converter:
                 "missing",
             )
             iterable = "items"
-        out["over"] = iterable if not _IDENTIFIER.match(iterable) else f"input.{iterable}"
+        # 0.x reads the list from the run context (a dotted field name)
+        dotted = all(_IDENTIFIER.match(part) for part in iterable.split("."))
+        out["over"] = f"context.{iterable}" if dotted else iterable
         self.origin[paths.child(target, "over")] = over_from
-        if _IDENTIFIER.match(iterable):
-            self.warn(
-                over_from,
-                f"mapping over `input.{iterable}`: there is no shared "
-                "context, so the list is read from the pipeline's input",
-                "legacy-map",
-            )
         body = settings.get("body")
         out["body"] = self.pipeline(
             body if body is not None else [],
@@ -730,7 +709,6 @@ class _Converter:
     def _hitl(
         self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
     ) -> None:
-        self.no_context(raw.get("message"), paths.child(source, "message"))
         for key in ("message", "input_schema"):
             if key in raw:
                 out[key] = self.copy(raw[key], paths.child(source, key), paths.child(target, key))
