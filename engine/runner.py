@@ -427,10 +427,8 @@ class _Run:
             raise failures.exceptions[0] from None
         outputs = {name: task.result() for name, task in zip(names, tasks, strict=True)}
         snapshot = copy.deepcopy(before)
-        for name in names:  # keys a branch changed, in branch order: the later wins
-            for key, value in contexts.get(name, {}).items():
-                if key not in snapshot or snapshot[key] != value:
-                    before[key] = value
+        for name in names:  # what a branch changed, in branch order: the later wins
+            _merge_changes(before, snapshot, contexts.get(name, snapshot))
         outputs = {name: out for name, out in outputs.items() if out is not _FAILED}
         return outputs if step.merge == "dict" else list(outputs.values())
 
@@ -822,6 +820,17 @@ class _Run:
 
 
 _FAILED = object()
+
+
+def _merge_changes(target: dict[str, Any], base: dict[str, Any], branch: dict[str, Any]) -> None:
+    """Apply to `target` what `branch` changed from `base`, mapping by mapping."""
+    for key, value in branch.items():
+        old = base.get(key, _FAILED)
+        both = isinstance(value, dict) and isinstance(target.get(key), dict)
+        if both and (old is _FAILED or isinstance(old, dict)):
+            _merge_changes(target[key], old if isinstance(old, dict) else {}, value)
+        elif old is _FAILED or old != value:
+            target[key] = value
 
 
 def initial_context(pipeline: Pipeline, input: Any) -> dict[str, Any]:
