@@ -42,9 +42,7 @@ async def test_the_context_blueprint_runs_with_0x_yaml_paths(tmp_path: Path) -> 
 
 
 def test_python_conditions_need_the_allow_list_and_are_never_imported() -> None:
-    pipeline, diagnostics = check(
-        LEGACY / "context.yaml", registry=StepRegistry(entry_points=False)
-    )
+    _, diagnostics = check(LEGACY / "context.yaml", registry=StepRegistry(entry_points=False))
     errors = {d.yaml_path for d in diagnostics if d.severity == "error"}
     assert "steps[8].condition" in errors
     assert "steps[10].loop.exit_condition" in errors
