@@ -670,6 +670,11 @@ class _Run:
                 span.attributes[CONTEXT_WRITES] = (
                     [str(value.get("path", ""))] if isinstance(value, dict) else []
                 )
+        elif _is_factory(fn):  # flujo 0.x: a factory given the params makes the callable
+            made = fn(**step.with_)
+            made = getattr(made, "run", made)
+            output = made(value)
+            return await output if inspect.isawaitable(output) else output
         else:
             output = fn(value, **step.with_)
         return await output if is_async else output
@@ -820,6 +825,21 @@ class _Run:
 
 
 _FAILED = object()
+
+
+def _is_factory(fn: Callable[..., Any]) -> bool:
+    """A flujo 0.x skill factory (`make_x(**params) -> callable`): no positional parameter."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    kinds = [p.kind for p in parameters]
+    return (
+        bool(kinds)
+        and inspect.Parameter.VAR_KEYWORD in kinds
+        and not any(k in positional or k == inspect.Parameter.VAR_POSITIONAL for k in kinds)
+    )
 
 
 def _merge_changes(target: dict[str, Any], base: dict[str, Any], branch: dict[str, Any]) -> None:

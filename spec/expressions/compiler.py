@@ -312,7 +312,7 @@ class _Compiler:
         def get(env: Mapping[str, Any], budget: _Budget) -> Any:
             mapping = receiver(env, budget)
             key = key_fn(env, budget)
-            if not isinstance(mapping, Mapping):
+            if not isinstance(mapping, dict):  # data only: never an object's fields
                 raise fail(_Refused(f"get() works on mappings; {path} is {_type_name(mapping)}"))
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise fail(_Refused(f"get() key must be text or a number, got {_type_name(key)}"))

@@ -226,6 +226,7 @@ class _Converter:
         self.names: set[str] = set()
         self.renamed: dict[str, str] = {}
         self.agent_controls: dict[str, dict[str, Any]] = {}
+        self._catalog: dict[str, str] | None = None
 
     # -- reporting ---------------------------------------------------------------------
 
@@ -295,6 +296,32 @@ class _Converter:
                 document.positions[target] = position
         document.positions.setdefault("", (1, 1, 1, 1))
         return Conversion(document, self.origin, self.step_paths, self.found, self.renamed)
+
+    # -- the skill catalog ---------------------------------------------------------------
+
+    def catalog(self) -> dict[str, str]:
+        """0.x's `skills.yaml` beside the blueprint: skill name -> import path. The paths
+        are checked against the allow-list like any other (nothing is imported here)."""
+        if self._catalog is not None:
+            return self._catalog
+        self._catalog = {}
+        path = self.base_dir / "skills.yaml"
+        if not path.is_file() or self.source.file == str(path):
+            return self._catalog
+        from flujo.spec.source import parse
+
+        try:
+            data = parse(path.read_bytes(), str(path)).data
+        except Exception as exc:  # reported on the step that names a skill
+            self.warn("", f"cannot read skills.yaml beside the blueprint: {exc}", "legacy")
+            return self._catalog
+        if not isinstance(data, dict):
+            return self._catalog
+        for name, entry in data.items():
+            target = entry.get("path") if isinstance(entry, dict) else entry
+            if isinstance(name, str) and isinstance(target, str) and target:
+                self._catalog[name] = _import_path(target)
+        return self._catalog
 
     # -- agents ------------------------------------------------------------------------
 
@@ -494,6 +521,12 @@ class _Converter:
             return paths.child(source, key), paths.child(target, key)
 
         uses, agent = raw.get("uses"), raw.get("agent")
+        if isinstance(uses, str) and uses in self.catalog():
+            uses = self.catalog()[uses]
+        if isinstance(agent, str) and agent in self.catalog():
+            agent = self.catalog()[agent]
+        if isinstance(agent, dict) and agent.get("id") in self.catalog():
+            agent = {**agent, "id": self.catalog()[str(agent["id"])]}
         if uses is not None:
             out["uses"] = self.copy(uses, *at("uses"))
             if agent is not None:
@@ -779,7 +812,7 @@ def _sanitized(name: str) -> str:
 
 def _import_path(reference: str) -> str:
     """`pkg.mod.attr` (0.x `agent:` form) -> `pkg.mod:attr`; other forms unchanged."""
-    if ":" in reference or "." not in reference:
+    if ":" in reference or "." not in reference or reference.startswith(("agents.", "imports.")):
         return reference
     module, _, attr = reference.rpartition(".")
     return f"{module}:{attr}"

@@ -266,7 +266,30 @@ def select_fields(value: Any, **params: Any) -> Any:
     return [project(v) for v in value] if isinstance(value, list) else project(value)
 
 
+def _is_valid(context: Any) -> bool:
+    return isinstance(context, Mapping) and bool(context.get("yaml_is_valid"))
+
+
+@skill(
+    "flujo.builtins:exit_when_yaml_valid",
+    "A loop's `exit_condition`: true once the context's `yaml_is_valid` is (flujo 0.x).",
+)
+def exit_when_yaml_valid(value: Any, context: Any = None, **_: Any) -> bool:
+    return _is_valid(context)
+
+
+@skill(
+    "flujo.utils.context:predicate_is_valid_report",
+    "A `condition`: 'valid' when the report's `is_valid` holds, else 'invalid' (flujo 0.x).",
+)
+def predicate_is_valid_report(value: Any, context: Any = None, **_: Any) -> str:
+    valid = isinstance(value, Mapping) and bool(value.get("is_valid") or value.get("yaml_is_valid"))
+    return "valid" if valid else "invalid"
+
+
 LEGACY_BUILTINS: tuple[Callable[..., Any], ...] = (
+    exit_when_yaml_valid,
+    predicate_is_valid_report,
     passthrough,
     stringify,
     context_set,
