@@ -768,7 +768,7 @@ class _Run:
             "previous": previous,
             "previous_step": previous,
             "steps": self.result.steps,
-            "context": _CONTEXT.get(),
+            "context": Fields(_CONTEXT.get()),
         }
 
     def _write_context(self, step: StepBase, output: Any, span: SpanRecord) -> None:
@@ -784,6 +784,8 @@ class _Run:
             context_write(context, step.sink_to, output)
             written.append(step.sink_to)
         elif step.updates_context and CONTEXT_WRITES not in span.attributes:
+            if isinstance(output, str) and output.lstrip().startswith("{"):
+                output = _json_object(output)  # 0.x merges a JSON object given as text
             if isinstance(output, dict):
                 for key, value in output.items():
                     context[str(key)] = value
@@ -825,6 +827,26 @@ class _Run:
 
 
 _FAILED = object()
+
+
+class Fields(dict[str, Any]):
+    """The run context as templates see it: `context.items` is the key `items` when there
+    is one (as on 0.x's context objects), not the mapping's method."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):
+            value = dict.__getitem__(self, name)
+            return Fields(value) if type(value) is dict else value
+        return super().__getattribute__(name)
+
+
+def _json_object(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _is_factory(fn: Callable[..., Any]) -> bool:
