@@ -52,3 +52,23 @@ def test_0x_builtins_without_a_counterpart_name_the_replacement() -> None:
     problem = StepRegistry(entry_points=False).problem("flujo.builtins:http_get")
     assert problem is not None and "allow-listed" in problem
     assert StepRegistry(entry_points=False).problem("flujo.builtins:context_set") is None
+
+
+async def test_the_migrated_context_blueprint_runs_the_same(tmp_path: Path) -> None:
+    from flujo.spec.legacy.migrate import migrate
+
+    original = load(LEGACY / "context.yaml")
+    path = tmp_path / "context.yaml"
+    path.write_text(migrate(LEGACY / "context.yaml").text, encoding="utf-8")
+    migrated = load(path)
+    assert migrated.source is not None and not migrated.source.legacy
+    before = await Runner(original, registry=ALLOW).run({"start": 1})
+    after = await Runner(migrated, registry=ALLOW).run({"start": 1})
+    assert before.success and after.success, (before.error, after.error)
+    assert before.output == after.output
+    legacy_only = {"initial_prompt", "scratchpad", "import_artifacts"}
+    assert {k: v for k, v in before.context.items() if k not in legacy_only} == {
+        k: v for k, v in after.context.items() if k not in legacy_only
+    }
+    paths = {name: step.yaml_path for name, step in after.steps.items()}
+    assert paths["count"] == "steps[10].body.steps[0]"
