@@ -122,6 +122,12 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(f"policies[{i}].when", policy.when)
         check_expr(f"policies[{i}].assert", policy.assert_)
 
+    from flujo.spec.context_check import check_context_reads
+
+    check_context_reads(
+        pipeline,
+        lambda at, message, offset: report.add(at, message, "context-key", "warning", offset),
+    )
     if pipeline.input_schema is not None:
         for problem in _schema_problems(pipeline.input_schema, "input_schema"):
             report.add("input_schema", problem, "invalid-schema")

@@ -72,3 +72,24 @@ async def test_the_migrated_context_blueprint_runs_the_same(tmp_path: Path) -> N
     }
     paths = {name: step.yaml_path for name, step in after.steps.items()}
     assert paths["count"] == "steps[10].body.steps[0]"
+
+
+def test_reads_of_context_keys_nothing_writes_are_warnings_at_their_place() -> None:
+    text = """\
+steps:
+  - name: a
+    uses: passthrough
+    sink_to: seen
+  - name: b
+    uses: passthrough
+    input: "{{ context.seen }} and {{ context.nope }}"
+  - name: c
+    kind: conditional
+    condition_expression: "context.get('other', false)"
+    branches: {x: {steps: [{name: d}]}}
+"""
+    pipeline, diagnostics = check(text, registry=StepRegistry(entry_points=False))
+    assert pipeline is not None
+    found = [(d.line, d.col, d.severity, d.code) for d in diagnostics]
+    assert found == [(7, 39, "warning", "context-key"), (10, 28, "warning", "context-key")]
+    assert "'nope'" in diagnostics[0].message and "'other'" in diagnostics[1].message
