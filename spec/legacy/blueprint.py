@@ -448,11 +448,28 @@ class _Converter:
         if not isinstance(kind, str):
             self.report(paths.child(source, "kind"), "step `kind` must be a string", "schema")
             return None
+        if kind == "cache" and isinstance(raw.get("wrapped_step"), dict):
+            # 0.x's CacheStep.cached(step) only saves time: the wrapped step runs here
+            self.warn(
+                paths.child(source, "kind"),
+                "`kind: cache` is not supported yet: its wrapped step runs every time "
+                "(outputs are not reused)",
+                "legacy-cache",
+            )
+            where = paths.child(source, "wrapped_step")
+            return self.step(raw["wrapped_step"], where, f"{legacy}.wrapped_step", target)
         if kind in UNSUPPORTED_KINDS:
+            hint = {
+                "cache": "a cache step needs `wrapped_step:`",
+                "dynamic_router": "write a `parallel` step, or a `conditional` on the router's "
+                "answer",
+                "agentic_loop": "write a `loop` whose body calls the planner agent and the "
+                "tools (as skills)",
+                "tree_search": "write a `loop` over proposer and evaluator agents",
+            }[kind]
             self.report(
                 paths.child(source, "kind"),
-                f"step kind '{kind}' is not supported by this Flujo; "
-                "rewrite the step with loop, conditional or map steps",
+                f"step kind '{kind}' is not supported by this Flujo: {hint}",
                 "unsupported-kind",
             )
             return None

@@ -442,3 +442,23 @@ def test_without_a_repository_imports_stay_in_the_specs_folder(tmp_path: Path) -
     pipeline, diagnostics = check(folder / "main.yaml")
     assert pipeline is not None and list(pipeline.imported) == ["ok"]
     assert [(d.code, d.col) for d in diagnostics if d.severity == "error"] == [("unsafe-path", 28)]
+
+
+def test_a_cache_step_runs_its_wrapped_step_with_a_warning(tmp_path: Path) -> None:
+    pipeline, diagnostics = load_text(
+        """
+        steps:
+          - name: cached
+            kind: cache
+            wrapped_step:
+              name: inner
+              agent: {id: "flujo.builtins.stringify"}
+        """,
+        tmp_path,
+    )
+    assert pipeline is not None
+    [warning] = diagnostics
+    assert (warning.line, warning.code, warning.severity) == (3, "legacy-cache", "warning")
+    inner = pipeline.step("inner")
+    assert isinstance(inner, AgentStep) and inner.uses == "flujo.builtins:stringify"
+    assert inner.yaml_path == "steps[0].wrapped_step"
