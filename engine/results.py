@@ -117,6 +117,8 @@ class PipelineResult:
     """What started the run: cli, sdk, test, check, verification, eval or shadow."""
     cause: str | None = None
     """Why a failed run failed: model, provider, harness, input, limit or cancelled."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """The run context as the run left it (`updates_context`, `sink_to`, context skills)."""
 
     @property
     def success(self) -> bool:

@@ -7,6 +7,8 @@ run started; a file changed during a run only affects later runs (apply-on-next-
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import inspect
 import random
 import time
@@ -43,6 +45,10 @@ if TYPE_CHECKING:
 
 AGENT_PREFIX = "agents."
 IMPORT_PREFIX = "imports."
+CONTEXT_WRITES = "flujo.context.writes"
+"""Span attribute: the context keys a step wrote (never their values)."""
+_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flujo_context")
+"""The run context of the running branch (parallel branches hold copies)."""
 FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
@@ -231,6 +237,7 @@ class _Run:
         self.tokens = 0
         self.last_flush = time.monotonic()
         self.flushed = 0
+        self.initial_context = initial_context(pipeline, input)
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -252,6 +259,7 @@ class _Run:
             f"flujo.run {self.pipeline.name or 'pipeline'}", None, {tm.YAML_LINE: 1}
         )
         started = time.perf_counter()
+        token = _CONTEXT.set(self.initial_context)
         try:
             self._check_input()
             result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
@@ -274,6 +282,9 @@ class _Run:
             result.status, result.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             await self._finish(span, started)
             raise
+        finally:
+            result.context = _CONTEXT.get()
+            _CONTEXT.reset(token)
         await self._finish(span, started)
         return result
 
@@ -383,6 +394,7 @@ class _Run:
         finally:
             record.latency_s += time.perf_counter() - started
         record.success, record.error, record.output = True, None, output
+        self._write_context(step, output, span)
         span.end(True)
         return output
 
@@ -392,13 +404,20 @@ class _Run:
         names = list(step.branches)
         ignore = step.on_branch_failure == "ignore"
 
+        before = _CONTEXT.get()
+        contexts: dict[str, dict[str, Any]] = {}
+
         async def branch(name: str) -> Any:
+            # each branch works on its own copy of the context (tasks copy the variable)
+            own = contexts[name] = copy.deepcopy(before)
+            _CONTEXT.set(own)
             try:
                 return await self.steps(step.branches[name].steps, scope_input, previous, span)
             except StepFailed as exc:
                 if not ignore:
                     raise
                 span.event("flujo.branch.failed", branch=name, message=str(exc))
+                del contexts[name]
                 return _FAILED
 
         try:
@@ -407,13 +426,19 @@ class _Run:
         except* (StepFailed, UsageLimitExceeded) as failures:
             raise failures.exceptions[0] from None
         outputs = {name: task.result() for name, task in zip(names, tasks, strict=True)}
+        snapshot = copy.deepcopy(before)
+        for name in names:  # what a branch changed, in branch order: the later wins
+            _merge_changes(before, snapshot, contexts.get(name, snapshot))
         outputs = {name: out for name, out in outputs.items() if out is not _FAILED}
         return outputs if step.merge == "dict" else list(outputs.values())
 
     async def conditional(
         self, step: ConditionalStep, scope_input: Any, previous: Any, span: SpanRecord
     ) -> Any:
-        value = self._expression(step, step.condition_expression, scope_input, previous)
+        if step.condition is not None:
+            value = await self._callable(step, step.condition, previous)
+        else:
+            value = self._expression(step, step.condition_expression or "''", scope_input, previous)
         key = str(value).lower() if isinstance(value, bool) else str(value)
         chosen = step.branches.get(key)
         span.event("flujo.branch.chosen", branch=key if chosen is not None else "default")
@@ -435,12 +460,15 @@ class _Run:
         for iteration in range(1, step.max_loops + 1):
             record.attempts = iteration
             output = await self.steps(step.body.steps, scope_input, output, span)
+            done = False
             if step.exit_expression is not None:
                 extra = {"output": output, "iteration": iteration}
                 done = self._expression(step, step.exit_expression, scope_input, output, extra)
-                if done:
-                    span.event("flujo.loop.exit", iteration=iteration)
-                    return output
+            if not done and step.exit_condition is not None:
+                done = bool(await self._callable(step, step.exit_condition, output))
+            if done:
+                span.event("flujo.loop.exit", iteration=iteration)
+                return output
         span.event("flujo.loop.max_loops", iteration=step.max_loops)
         return output
 
@@ -603,6 +631,7 @@ class _Run:
                 continue
             record.latency_s += time.perf_counter() - started
             record.success, record.error, record.output = True, None, output
+            self._write_context(step, output, span)
             span.end(True)
             return output
         record.success, record.error = False, error
@@ -635,7 +664,19 @@ class _Run:
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
             return await self.steps(imported.steps, value, value, span)
         fn, is_async = self.runner.skill(uses)
-        output = fn(value, **step.with_)
+        if getattr(fn, "__flujo_context__", False):  # flujo 0.x's context skills
+            output = fn(value, context=_CONTEXT.get(), **step.with_)
+            if step.updates_context:  # the skill wrote the context itself
+                span.attributes[CONTEXT_WRITES] = (
+                    [str(value.get("path", ""))] if isinstance(value, dict) else []
+                )
+        elif _is_factory(fn):  # flujo 0.x: a factory given the params makes the callable
+            made = fn(**step.with_)
+            made = getattr(made, "run", made)
+            output = made(value)
+            return await output if inspect.isawaitable(output) else output
+        else:
+            output = fn(value, **step.with_)
         return await output if is_async else output
 
     async def _model_call(
@@ -697,6 +738,7 @@ class _Run:
         span = self._span(step, parent, record)
         span.attributes["flujo.step.mocked"] = True
         record.success, record.error, record.output = True, None, self.mocks[step.name]
+        self._write_context(step, record.output, span)
         span.end(True)
         return record.output
 
@@ -726,7 +768,43 @@ class _Run:
             "previous": previous,
             "previous_step": previous,
             "steps": self.result.steps,
+            "context": Fields(_CONTEXT.get()),
         }
+
+    def _write_context(self, step: StepBase, output: Any, span: SpanRecord) -> None:
+        """`updates_context` and `sink_to`: the only ways a step's output enters the run
+        context; the keys written are recorded in the span."""
+        if not step.updates_context and step.sink_to is None:
+            return
+        context = _CONTEXT.get()
+        written: list[str] = list(span.attributes.get(CONTEXT_WRITES, []))
+        if step.sink_to is not None:
+            from flujo.spec.legacy.builtins import context_write
+
+            context_write(context, step.sink_to, output)
+            written.append(step.sink_to)
+        elif step.updates_context and CONTEXT_WRITES not in span.attributes:
+            if isinstance(output, str) and output.lstrip().startswith("{"):
+                output = _json_object(output)  # 0.x merges a JSON object given as text
+            if isinstance(output, dict):
+                for key, value in output.items():
+                    context[str(key)] = value
+                    written.append(str(key))
+            else:
+                span.event("flujo.context.ignored", reason="the output is not a mapping")
+        span.attributes[CONTEXT_WRITES] = written
+
+    async def _callable(self, step: StepBase, reference: str, output: Any) -> Any:
+        """An allow-listed `condition` / `exit_condition` callable, called with (output,
+        context) as flujo 0.x did."""
+        try:
+            fn, is_async = self.runner.skill(reference)
+            value = fn(output, _CONTEXT.get())
+            return await value if is_async else value
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise StepFailed(step, f"{reference}: {_reason(exc)}", "harness") from None
 
     def _expression(
         self,
@@ -749,6 +827,67 @@ class _Run:
 
 
 _FAILED = object()
+
+
+class Fields(dict[str, Any]):
+    """The run context as templates see it: `context.items` is the key `items` when there
+    is one (as on 0.x's context objects), not the mapping's method."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):
+            value = dict.__getitem__(self, name)
+            return Fields(value) if type(value) is dict else value
+        return super().__getattribute__(name)
+
+
+def _json_object(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _is_factory(fn: Callable[..., Any]) -> bool:
+    """A flujo 0.x skill factory (`make_x(**params) -> callable`): no positional parameter."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    kinds = [p.kind for p in parameters]
+    return (
+        bool(kinds)
+        and inspect.Parameter.VAR_KEYWORD in kinds
+        and not any(k in positional or k == inspect.Parameter.VAR_POSITIONAL for k in kinds)
+    )
+
+
+def _merge_changes(target: dict[str, Any], base: dict[str, Any], branch: dict[str, Any]) -> None:
+    """Apply to `target` what `branch` changed from `base`, mapping by mapping."""
+    for key, value in branch.items():
+        old = base.get(key, _FAILED)
+        both = isinstance(value, dict) and isinstance(target.get(key), dict)
+        if both and (old is _FAILED or isinstance(old, dict)):
+            _merge_changes(target[key], old if isinstance(old, dict) else {}, value)
+        elif old is _FAILED or old != value:
+            target[key] = value
+
+
+def initial_context(pipeline: Pipeline, input: Any) -> dict[str, Any]:
+    """The run context a run starts with: a copy of the input when it is a mapping (0.x's
+    initial context data), else empty; flujo 0.x files also start with the fields 0.x's
+    context has: `initial_prompt` (the input), `scratchpad`, `import_artifacts`."""
+    context: dict[str, Any] = {}
+    source = pipeline.source
+    if source is not None and source.legacy:
+        prompt = input if isinstance(input, str) or input is None else str(input)
+        context.update(initial_prompt=prompt or "", scratchpad={}, import_artifacts={})
+    if isinstance(input, dict):
+        context.update(copy.deepcopy(input))
+    return context
+
 
 RETRYABLE = frozenset({"model", "provider"})
 """Causes of failure that another attempt may not repeat."""

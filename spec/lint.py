@@ -76,9 +76,16 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
                 for ref in expressions.template_step_references(step.input):
                     _check_step_ref(report, known, paths.child(path, "input"), ref)
         elif isinstance(step, ConditionalStep):
-            check_expr(paths.child(path, "condition_expression"), step.condition_expression)
-        elif isinstance(step, LoopStep) and step.exit_expression is not None:
-            check_expr(paths.child(path, "exit_expression"), step.exit_expression)
+            if step.condition_expression is not None:
+                check_expr(paths.child(path, "condition_expression"), step.condition_expression)
+            if step.condition is not None:
+                _check_callable(report, registry, paths.child(path, "condition"), step.condition)
+        elif isinstance(step, LoopStep):
+            if step.exit_expression is not None:
+                check_expr(paths.child(path, "exit_expression"), step.exit_expression)
+            if step.exit_condition is not None:
+                where = paths.child(path, "exit_condition")
+                _check_callable(report, registry, where, step.exit_condition)
         elif isinstance(step, MapStep):
             check_expr(paths.child(path, "over"), step.over)
         elif isinstance(step, HitlStep):
@@ -114,6 +121,12 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             check_expr(f"policies[{i}].when", policy.when)
         check_expr(f"policies[{i}].assert", policy.assert_)
 
+    from flujo.spec.context_check import check_context_reads
+
+    check_context_reads(
+        pipeline,
+        lambda at, message, offset: report.add(at, message, "context-key", "warning", offset),
+    )
     if pipeline.input_schema is not None:
         _check_schema(report, "input_schema", pipeline.input_schema)
     for name, agent in pipeline.agents.items():
@@ -123,6 +136,13 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
         if name not in used_agents:
             report.add(path, f"agent '{name}' is not used by any step", "unused-agent", "warning")
     return report.found
+
+
+def _check_callable(report: _Reporter, registry: StepRegistry, path: str, ref: str) -> None:
+    """A `condition` / `exit_condition` callable: allowed like a skill (never imported)."""
+    problem = registry.problem(ref)
+    if problem is not None:
+        report.add(path, problem, "unknown-skill")
 
 
 def _check_agent_step(
@@ -208,6 +228,8 @@ def _check_skill(
         return
     info = registry.info(reference)
     if info is None:  # a plugin or allow-listed path: its metadata is read when it runs
+        return
+    if ":" in info.name:  # flujo 0.x's built-ins took (and ignored) any parameter
         return
     if info.kind != wanted:
         report.add(

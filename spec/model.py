@@ -166,6 +166,15 @@ class StepBase(SpecNode):
     name: Name = Field(description="Unique name of the step across the whole pipeline.")
     kind: str = Field(description="Kind of step.")
     description: str | None = Field(None, description="What the step is for (for people).")
+    updates_context: bool = Field(
+        False,
+        description="Merge the step's output (a mapping) into the run's `context`.",
+    )
+    sink_to: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description="Store the step's output in the run's `context` at this (dotted) key.",
+    )
 
     @model_serializer(mode="wrap")
     def _kind_first(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
@@ -249,11 +258,23 @@ class ConditionalStep(StepBase):
     """`kind: conditional`: run the branch whose name equals the condition's value."""
 
     kind: Literal["conditional"] = Field("conditional", description="Kind of step.")
-    condition_expression: Expression = Field(
-        description="Expression whose value (as text) picks the branch."
+    condition_expression: Expression | None = Field(
+        None, description="Expression whose value (as text) picks the branch."
+    )
+    condition: str | None = Field(
+        None,
+        min_length=1,
+        description="Instead of `condition_expression`: an allow-listed callable "
+        "`module:attr` called with (previous output, context); its value picks the branch.",
     )
     branches: dict[str, StepList] = Field(min_length=1, description="Branches by value.")
     default: StepList | None = Field(None, description="Branch run when no other matches.")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> ConditionalStep:
+        if (self.condition_expression is None) == (self.condition is None):
+            raise ValueError("give exactly one of `condition_expression` and `condition`")
+        return self
 
     @field_validator("branches", mode="before")
     @classmethod
@@ -280,6 +301,12 @@ class LoopStep(StepBase):
     max_loops: int = Field(5, ge=1, le=10_000, description="Most iterations.")
     exit_expression: Expression | None = Field(
         None, description="Checked after each iteration; the loop ends when it is true."
+    )
+    exit_condition: str | None = Field(
+        None,
+        min_length=1,
+        description="An allow-listed callable `module:attr` called with (output, context) "
+        "after each iteration; the loop ends when it returns true.",
     )
 
     def children(self) -> Iterator[tuple[str, StepList]]:

@@ -40,7 +40,9 @@ class StepRegistry:
 
     def __init__(self, allow: Iterable[str] = (), *, entry_points: bool = True) -> None:
         self._builtins: dict[str, tuple[SkillInfo, Callable[..., Any]]] = {}
-        for fn in BUILTINS:
+        from flujo.spec.legacy.builtins import LEGACY_BUILTINS
+
+        for fn in (*BUILTINS, *LEGACY_BUILTINS):
             info: SkillInfo = fn.__flujo_skill__  # type: ignore[attr-defined]
             self._builtins[info.name] = (info, fn)
         self._by_target = {info.target: name for name, (info, _) in self._builtins.items()}
@@ -62,6 +64,11 @@ class StepRegistry:
         if reference in self._builtins or reference in self._by_target:
             return None
         if ":" in reference:
+            from flujo.spec.legacy.builtins import refusal
+
+            refused = refusal(reference)
+            if refused is not None:
+                return refused
             if not IMPORT_PATH.match(reference):
                 return f"'{reference}' is not a valid import path (expected package.module:attr)"
             if self._allowed_path(reference):
@@ -128,7 +135,8 @@ class StepRegistry:
     def manifest(self) -> list[SkillInfo]:
         """Every skill: built-ins, entry-point skills and allow-listed paths (loaded to read
         their metadata, which is safe because they are allowed)."""
-        skills = [info for info, _ in self._builtins.values()]
+        # flujo 0.x's built-ins are there for old files, not listed for new ones
+        skills = [info for info, _ in self._builtins.values() if ":" not in info.name]
         for name, ep in sorted(self._entry_points.items()):
             skills.append(self._describe(ep.load(), name, ep.value, f"entry-point:{ep.group}"))
         for pattern in self.allow:

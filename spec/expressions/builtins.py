@@ -419,3 +419,6 @@ STR_METHODS: dict[str, tuple[_Function, int, int]] = {
     "find": (_search(str.find), 1, 3),
 }
 """Callable text methods: name -> (implementation, fewest and most arguments)."""
+
+LITERAL_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
+"""flujo 0.x's spellings of the constants (read as names only where no binding has them)."""

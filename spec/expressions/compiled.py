@@ -30,7 +30,18 @@ CACHE_PARTS = 20_000
 """Most syntax-tree nodes the kept expressions may have in total (about 0.5 KB each)."""
 
 EXPRESSION_NAMES: frozenset[str] = frozenset(
-    {"result", "input", "previous", "previous_step", "output", "steps", "run", "env", "item"}
+    {
+        "result",
+        "input",
+        "previous",
+        "previous_step",
+        "output",
+        "steps",
+        "run",
+        "env",
+        "item",
+        "context",
+    }
 )
 """Every name some use of an expression may bind (`previous_step` is flujo 0.x's
 name for `previous`)."""

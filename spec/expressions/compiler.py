@@ -24,6 +24,7 @@ from flujo.spec.expressions.builtins import (
     _OPERATOR_SYMBOLS,
     _PLAIN_COMPARE,
     FUNCTIONS,
+    LITERAL_NAMES,
     STR_METHODS,
     _compare_op,
     _Function,
@@ -195,6 +196,10 @@ class _Compiler:
         return ident
 
     def name(self, node: ast.Name) -> _Fn:
+        if node.id in LITERAL_NAMES and node.id not in self.names:  # flujo 0.x's dialect
+            value = LITERAL_NAMES[node.id]
+            self.constants[node] = value
+            return lambda env, budget: value
         return _path_reader(self.check_name(node), self.failer(self.text.start(node)), ())
 
     # -- data access --------------------------------------------------------------------
@@ -275,6 +280,9 @@ class _Compiler:
             self.arity(node, func.id, low, high)
             args = [self.compile(arg) for arg in node.args]
             return _call(impl, args, self.failer(self.text.start(node)))
+        if isinstance(func, ast.Attribute) and func.attr == "get":
+            self.arity(node, "get", 1, 2)
+            return self.mapping_get(node, func)
         if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
             impl, low, high = STR_METHODS[func.attr]
             self.arity(node, func.attr, low, high)
@@ -291,6 +299,28 @@ class _Compiler:
         if not low <= count <= high:
             expected = f"{low}" if low == high else f"{low} to {high}"
             raise self.refuse(node, f"{name}() takes {expected} arguments, got {count}")
+
+    def mapping_get(self, node: ast.Call, func: ast.Attribute) -> _Fn:
+        """`m.get(key[, default])` on a mapping (flujo 0.x's dialect): no error when the
+        key is missing. Only reads: the bounds of every other read apply."""
+        receiver = self.compile(func.value)
+        key_fn = self.compile(node.args[0])
+        default_fn = self.compile(node.args[1]) if len(node.args) > 1 else None
+        path = self.text.segment(func.value)
+        fail = self.failer(self.text.end(func) - 3)
+
+        def get(env: Mapping[str, Any], budget: _Budget) -> Any:
+            mapping = receiver(env, budget)
+            key = key_fn(env, budget)
+            if not isinstance(mapping, dict):  # data only: never an object's fields
+                raise fail(_Refused(f"get() works on mappings; {path} is {_type_name(mapping)}"))
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise fail(_Refused(f"get() key must be text or a number, got {_type_name(key)}"))
+            if key in mapping:
+                return mapping[key]
+            return default_fn(env, budget) if default_fn is not None else None
+
+        return get
 
     def method(self, node: ast.Call, func: ast.Attribute, impl: _Function) -> _Fn:
         receiver = self.compile(func.value)

@@ -117,7 +117,6 @@ _LOOP_KEYS = ("body", "max_loops", "exit_expression")
 _MAP_KEYS = ("iterable_input", "body")
 _TRANSITION_KEYS = ("from", "on", "to", "when")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
-_CONTEXT_IN_TEMPLATE = re.compile(r"\{[{%][^}]*\bcontext\b")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -156,7 +155,8 @@ def _step_legacy(step: Any) -> bool:
     kind = step.get("kind", "step")
     if kind in ("StateMachine", *UNSUPPORTED_KINDS):
         return True
-    markers = ("step", "agent", "default_branch", "merge_strategy", "condition", *_NO_CONTEXT)
+    # `updates_context`, `sink_to` and `condition` mean the same in both formats
+    markers = ("step", "agent", "default_branch", "merge_strategy")
     if any(k in step for k in markers):
         return True
     if isinstance(step.get("loop"), dict) or isinstance(step.get("map"), dict):
@@ -226,6 +226,7 @@ class _Converter:
         self.names: set[str] = set()
         self.renamed: dict[str, str] = {}
         self.agent_controls: dict[str, dict[str, Any]] = {}
+        self._catalog: dict[str, str] | None = None
 
     # -- reporting ---------------------------------------------------------------------
 
@@ -239,16 +240,6 @@ class _Converter:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         self.warn(paths.child(path, key), f"unknown key '{key}' is ignored{hint}", "unknown-key")
-
-    def no_context(self, template: Any, path: str) -> None:
-        """Templates reading 0.x's shared `context` cannot run here: say so now."""
-        if isinstance(template, str) and _CONTEXT_IN_TEMPLATE.search(template):
-            self.report(
-                path,
-                "`context` does not exist in this Flujo (there is no shared context); "
-                "read earlier outputs as `steps.NAME.output` or the input as `input`",
-                "unsupported-context",
-            )
 
     def ignored(self, path: str, key: str, why: str) -> None:
         self.warn(paths.child(path, key), f"`{key}` has no effect in this Flujo: {why}")
@@ -305,6 +296,32 @@ class _Converter:
                 document.positions[target] = position
         document.positions.setdefault("", (1, 1, 1, 1))
         return Conversion(document, self.origin, self.step_paths, self.found, self.renamed)
+
+    # -- the skill catalog ---------------------------------------------------------------
+
+    def catalog(self) -> dict[str, str]:
+        """0.x's `skills.yaml` beside the blueprint: skill name -> import path. The paths
+        are checked against the allow-list like any other (nothing is imported here)."""
+        if self._catalog is not None:
+            return self._catalog
+        self._catalog = {}
+        path = self.base_dir / "skills.yaml"
+        if not path.is_file() or self.source.file == str(path):
+            return self._catalog
+        from flujo.spec.source import parse
+
+        try:
+            data = parse(path.read_bytes(), str(path)).data
+        except Exception as exc:  # reported on the step that names a skill
+            self.warn("", f"cannot read skills.yaml beside the blueprint: {exc}", "legacy")
+            return self._catalog
+        if not isinstance(data, dict):
+            return self._catalog
+        for name, entry in data.items():
+            target = entry.get("path") if isinstance(entry, dict) else entry
+            if isinstance(name, str) and isinstance(target, str) and target:
+                self._catalog[name] = _import_path(target)
+        return self._catalog
 
     # -- agents ------------------------------------------------------------------------
 
@@ -435,11 +452,28 @@ class _Converter:
         if not isinstance(kind, str):
             self.report(paths.child(source, "kind"), "step `kind` must be a string", "schema")
             return None
+        if kind == "cache" and isinstance(raw.get("wrapped_step"), dict):
+            # 0.x's CacheStep.cached(step) only saves time: the wrapped step runs here
+            self.warn(
+                paths.child(source, "kind"),
+                "`kind: cache` is not supported yet: its wrapped step runs every time "
+                "(outputs are not reused)",
+                "legacy-cache",
+            )
+            where = paths.child(source, "wrapped_step")
+            return self.step(raw["wrapped_step"], where, f"{legacy}.wrapped_step", target)
         if kind in UNSUPPORTED_KINDS:
+            hint = {
+                "cache": "a cache step needs `wrapped_step:`",
+                "dynamic_router": "write a `parallel` step, or a `conditional` on the router's "
+                "answer",
+                "agentic_loop": "write a `loop` whose body calls the planner agent and the "
+                "tools (as skills)",
+                "tree_search": "write a `loop` over proposer and evaluator agents",
+            }[kind]
             self.report(
                 paths.child(source, "kind"),
-                f"step kind '{kind}' is not supported by this Flujo; "
-                "rewrite the step with loop, conditional or map steps",
+                f"step kind '{kind}' is not supported by this Flujo: {hint}",
                 "unsupported-kind",
             )
             return None
@@ -463,12 +497,8 @@ class _Converter:
         for key, value in raw.items():
             if key in ("kind", "name", "step") or key in converted:
                 continue
-            if key == "description":
+            if key == "description" or key in _NO_CONTEXT:
                 out[key] = self.copy(value, paths.child(source, key), paths.child(target, key))
-            elif key in _NO_CONTEXT:
-                self.ignored(
-                    source, key, "there is no shared context; later steps read `steps.NAME.output`"
-                )
             elif key in _STEP_KEYS:
                 self.ignored(source, key, f"not used by `{kind}` steps here")
             else:
@@ -512,6 +542,12 @@ class _Converter:
             return paths.child(source, key), paths.child(target, key)
 
         uses, agent = raw.get("uses"), raw.get("agent")
+        if isinstance(uses, str) and uses in self.catalog():
+            uses = self.catalog()[uses]
+        if isinstance(agent, str) and agent in self.catalog():
+            agent = self.catalog()[agent]
+        if isinstance(agent, dict) and agent.get("id") in self.catalog():
+            agent = {**agent, "id": self.catalog()[str(agent["id"])]}
         if uses is not None:
             out["uses"] = self.copy(uses, *at("uses"))
             if agent is not None:
@@ -539,7 +575,6 @@ class _Converter:
             )
         if "input" in raw:
             out["input"] = self.copy(raw["input"], *at("input"))
-            self.no_context(raw["input"], paths.child(source, "input"))
         config = self.config(raw.get("config"), source, target)
         used = out.get("uses")
         if isinstance(used, str) and used.startswith("agents."):
@@ -637,13 +672,15 @@ class _Converter:
                 paths.child(target, "condition_expression"),
             )
         elif "condition" in raw:
-            self.report(
-                paths.child(source, "condition"),
-                "`condition` names Python code, which this Flujo does not import; "
-                "write the rule as `condition_expression`",
-                "unsupported-condition",
-            )
-            out["condition_expression"] = "''"
+            where = paths.child(source, "condition")
+            condition = raw["condition"]
+            if isinstance(condition, str):
+                out["condition"] = self.copy(
+                    _import_path(condition), where, paths.child(target, "condition")
+                )
+            else:
+                self.report(where, "`condition` must name a callable `pkg.mod:attr`", "schema")
+                out["condition_expression"] = "''"
         out["branches"] = self.branches(raw, source, legacy, target)
         if "default_branch" in raw:
             out["default"] = self.pipeline(
@@ -667,13 +704,8 @@ class _Converter:
             return {}
         for extra in settings:
             if extra not in known:
-                if extra in ("exit_condition",):
-                    self.report(
-                        paths.child(where, extra),
-                        "`exit_condition` names Python code, which this Flujo does not "
-                        "import; write the rule as `exit_expression`",
-                        "unsupported-condition",
-                    )
+                if extra == "exit_condition" and key == "loop":
+                    continue
                 else:
                     self.warn(
                         paths.child(where, extra),
@@ -694,7 +726,9 @@ class _Converter:
             paths.child(paths.child(legacy, "loop"), "body"),
             paths.child(target, "body"),
         )
-        for key in ("max_loops", "exit_expression"):
+        if isinstance(settings.get("exit_condition"), str):
+            settings = {**settings, "exit_condition": _import_path(settings["exit_condition"])}
+        for key in ("max_loops", "exit_expression", "exit_condition"):
             if key in settings:
                 out[key] = self.copy(
                     settings[key], paths.child(where, key), paths.child(target, key)
@@ -714,15 +748,10 @@ class _Converter:
                 "missing",
             )
             iterable = "items"
-        out["over"] = iterable if not _IDENTIFIER.match(iterable) else f"input.{iterable}"
+        # 0.x reads the list from the run context (a dotted field name)
+        dotted = all(_IDENTIFIER.match(part) for part in iterable.split("."))
+        out["over"] = f"context.{iterable}" if dotted else iterable
         self.origin[paths.child(target, "over")] = over_from
-        if _IDENTIFIER.match(iterable):
-            self.warn(
-                over_from,
-                f"mapping over `input.{iterable}`: there is no shared "
-                "context, so the list is read from the pipeline's input",
-                "legacy-map",
-            )
         body = settings.get("body")
         out["body"] = self.pipeline(
             body if body is not None else [],
@@ -734,7 +763,6 @@ class _Converter:
     def _hitl(
         self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
     ) -> None:
-        self.no_context(raw.get("message"), paths.child(source, "message"))
         for key in ("message", "input_schema"):
             if key in raw:
                 out[key] = self.copy(raw[key], paths.child(source, key), paths.child(target, key))
@@ -805,7 +833,7 @@ def _sanitized(name: str) -> str:
 
 def _import_path(reference: str) -> str:
     """`pkg.mod.attr` (0.x `agent:` form) -> `pkg.mod:attr`; other forms unchanged."""
-    if ":" in reference or "." not in reference:
+    if ":" in reference or "." not in reference or reference.startswith(("agents.", "imports.")):
         return reference
     module, _, attr = reference.rpartition(".")
     return f"{module}:{attr}"

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from flujo.cli import cli
 from flujo.spec import check_cache
 from flujo.spec.config import find_config
-from flujo.spec.display import display_name
 
 BROKEN = """version: "1"
 name: broken

@@ -680,3 +680,15 @@ def test_the_compile_cache_is_bounded_in_memory_not_just_entries() -> None:
     finally:
         tracemalloc.stop()
     assert retained < 16_000_000  # unbounded, 200 of these would keep about 47 MB
+
+
+# -- flujo 0.x's dialect -----------------------------------------------------------------------
+
+
+def test_0x_literals_and_mapping_get_are_accepted() -> None:
+    assert run("true and not false and null is None") is True
+    assert run("input.get('ticket') == 'I was charged twice.'") is True
+    assert run("input.get('missing', 3) == 3 and input.get('missing') == null") is True
+    assert refusal("result.get('secret')").kind in ("refused", "runtime")
+    assert refusal("input.get()").kind == "refused"
+    assert refusal("input.get('a', 1, 2)").kind == "refused"

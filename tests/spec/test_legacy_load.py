@@ -124,7 +124,7 @@ def test_constructs_become_the_current_model() -> None:
     assert isinstance(refine, LoopStep)
     assert (refine.max_loops, refine.exit_expression) == (3, "output == 'DONE'")
     each = control.step("each_tag")
-    assert isinstance(each, MapStep) and each.over == "input.tags"
+    assert isinstance(each, MapStep) and each.over == "context.tags"
     review = control.step("review")
     assert isinstance(review, StateMachineStep)
     assert (review.start_state, review.end_states) == ("draft", ["done"])
@@ -142,7 +142,7 @@ def test_what_has_no_effect_is_a_warning_at_its_place() -> None:
         line_of("support.yaml", "reasoning"),
         "agents.classifier.model_settings.reasoning",
     ) in found
-    assert (line_of("support.yaml", "updates_context"), "steps[0].updates_context") in found
+    assert all(not path.endswith("updates_context") for _, path in found)  # it runs now
     assert (
         line_of("support.yaml", "top_k"),
         "steps[1].branches.billing[0].config.top_k",
@@ -237,7 +237,7 @@ def test_unknown_keys_are_warnings_with_a_did_you_mean(tmp_path: Path) -> None:
     assert (6, "unknown key 'retries' is ignored; did you mean 'max_retries'?") in messages
 
 
-def test_python_conditions_are_refused_with_the_way_out(tmp_path: Path) -> None:
+def test_python_conditions_go_through_the_skill_allow_list(tmp_path: Path) -> None:
     pipeline, diagnostics = load_text(
         """
         steps:
@@ -253,9 +253,12 @@ def test_python_conditions_are_refused_with_the_way_out(tmp_path: Path) -> None:
         """,
         tmp_path,
     )
-    assert pipeline is None
+    assert pipeline is not None  # the schema is fine; the callables are not allowed
     errors = [(d.line, d.code) for d in diagnostics if d.severity == "error"]
-    assert errors == [(4, "unsupported-condition"), (10, "unsupported-condition")]
+    assert errors == [(4, "unknown-skill"), (10, "unknown-skill")]
+    pick, again = pipeline.steps
+    assert isinstance(pick, ConditionalStep) and pick.condition == "my_pkg.rules:pick"
+    assert isinstance(again, LoopStep) and again.exit_condition == "my_pkg.rules:done"
 
 
 def test_duplicate_names_across_branches_are_made_unique(tmp_path: Path) -> None:
@@ -388,7 +391,7 @@ def test_an_unknown_import_alias_is_an_error(tmp_path: Path) -> None:
     assert (error.code, error.line, error.yaml_path) == ("unknown-import", 3, "steps[0].uses")
 
 
-def test_templates_and_expressions_reading_the_0x_context_are_errors(tmp_path: Path) -> None:
+def test_templates_and_expressions_may_read_the_0x_context(tmp_path: Path) -> None:
     pipeline, diagnostics = load_text(
         """
         steps:
@@ -405,7 +408,7 @@ def test_templates_and_expressions_reading_the_0x_context_are_errors(tmp_path: P
     )
     assert pipeline is None
     found = [(d.line, d.code) for d in diagnostics if d.severity == "error"]
-    assert found == [(3, "unsupported-context"), (6, "expression-not-allowed"), (9, "schema")]
+    assert found == [(9, "schema")]
 
 
 async def test_previous_step_names_the_previous_output_in_templates_too(tmp_path: Path) -> None:
@@ -439,3 +442,23 @@ def test_without_a_repository_imports_stay_in_the_specs_folder(tmp_path: Path) -
     pipeline, diagnostics = check(folder / "main.yaml")
     assert pipeline is not None and list(pipeline.imported) == ["ok"]
     assert [(d.code, d.col) for d in diagnostics if d.severity == "error"] == [("unsafe-path", 28)]
+
+
+def test_a_cache_step_runs_its_wrapped_step_with_a_warning(tmp_path: Path) -> None:
+    pipeline, diagnostics = load_text(
+        """
+        steps:
+          - name: cached
+            kind: cache
+            wrapped_step:
+              name: inner
+              agent: {id: "flujo.builtins.stringify"}
+        """,
+        tmp_path,
+    )
+    assert pipeline is not None
+    [warning] = diagnostics
+    assert (warning.line, warning.code, warning.severity) == (3, "legacy-cache", "warning")
+    inner = pipeline.step("inner")
+    assert isinstance(inner, AgentStep) and inner.uses == "flujo.builtins:stringify"
+    assert inner.yaml_path == "steps[0].wrapped_step"

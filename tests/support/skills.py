@@ -45,3 +45,19 @@ def spin(value: Any) -> Any:
     count = 0
     while value is not None:
         count += 1
+
+
+def route_by_flag(output: Any, context: Any) -> str:
+    """A 0.x `condition`: picks a branch from the run context."""
+    return "valid" if context.get("yaml_is_valid") else "invalid"
+
+
+def enough_rounds(output: Any, context: Any) -> bool:
+    """A 0.x `exit_condition`: done once the context counted three rounds."""
+    return len(context.get("rounds", [])) >= 3
+
+
+def count_round(value: Any) -> dict[str, Any]:
+    """Returns a mapping for `updates_context`."""
+    rounds = list(value.get("rounds", [])) if isinstance(value, dict) else []
+    return {"rounds": [*rounds, len(rounds) + 1]}
