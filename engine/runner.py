@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.capture import CaptureSettings
 from flujo.engine.cassette import CassetteMiss
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
@@ -125,8 +126,11 @@ class Runner:
         human: Human | None = None,
         mode: str = "live",
         origin: str = "sdk",
+        capture: CaptureSettings | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.capture = capture or CaptureSettings.for_pipeline(pipeline)
+        """Which runs' inputs and outputs are captured (see `flujo.engine.capture`)."""
         self.mode = mode
         """How runs reach models: live, replay, fake or mock (recorded with each run)."""
         self.origin = origin
@@ -231,6 +235,8 @@ class _Run:
         self.tokens = 0
         self.last_flush = time.monotonic()
         self.flushed = 0
+        self.captured = runner.store is not None and not mocks and runner.capture.sampled()
+        self.step_inputs: dict[str, Any] = {}
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -329,8 +335,19 @@ class _Run:
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+            if self.captured:
+                await asyncio.shield(asyncio.to_thread(self._capture, store))
         if export is not None and export.enabled:
             await asyncio.to_thread(export.export, self.telemetry)
+
+    def _capture(self, store: RunStore) -> None:
+        from flujo.engine.capture import capture_rows, write_captures
+
+        settings = self.runner.capture
+        source = self.pipeline.source
+        path = source.file if source is not None else None
+        rows = capture_rows(self.result, self.step_inputs, settings, path)
+        write_captures(store, rows, path, settings.keep)
 
     async def _maybe_flush(self) -> None:
         store = self.runner.store
@@ -533,6 +550,8 @@ class _Run:
                 span.attributes[tm.CAUSE] = "input"
                 span.end(False, record.error)
                 raise StepFailed(step, record.error, "input") from None
+        if self.captured:
+            self.step_inputs.setdefault(step.name, value)
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"

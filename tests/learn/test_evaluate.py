@@ -1,0 +1,143 @@
+"""Captured examples and `flujo eval`: capture at run time, redaction, agreement on a
+candidate the fake provider answers differently on a known share of inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flujo.engine.capture import REDACTED, CaptureSettings, Redactor, captures_of_run, encode
+from flujo.engine.fake_openai import ChatRequest, FakeBehaviour, FakeOpenAI
+from flujo.engine.session import SessionOptions, run_many
+from flujo.engine.store import RunStore
+from flujo.learn.evaluate import evaluate, load_examples, wilson
+from flujo.spec.model import Pipeline
+
+SPEC = """\
+version: "1"
+name: triage
+agents:
+  classifier:
+    model: openai:gpt-4o
+    system_prompt: Classify the ticket.
+    output_schema:
+      type: object
+      required: [label]
+      properties:
+        label: {type: string}
+steps:
+  - name: classify
+    uses: agents.classifier
+    input: "{{ input.ticket }}"
+tests:
+  - name: labels
+    input: {ticket: "ticket 1"}
+    assertions: ["result.output.label == 'billing'"]
+    mocks: {classify: {label: billing}}
+telemetry:
+  capture: {rate: 1.0, max_bytes: 4096, redact: ["secret-\\\\d+"]}
+"""
+N = 40
+DIFFERENT_EVERY = 5  # the candidate model answers differently on 1 input in 5 (20%)
+
+
+def responder(chat: ChatRequest) -> str | None:
+    number = int("".join(c for c in chat.prompt if c.isdigit()) or 0)
+    label = "billing"
+    if chat.model == "gpt-4o-mini" and number % DIFFERENT_EVERY == 0:
+        label = "other"
+    return json.dumps({"label": label})
+
+
+def inputs() -> list[dict[str, str]]:
+    return [{"ticket": f"ticket {i} key sk-{'a' * 20} secret-{i}"} for i in range(N)]
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "triage.yaml"
+    path.write_text(SPEC, encoding="utf-8")
+    return path
+
+
+async def _record(spec: Path, store: Path, *, live: bool) -> list[Any]:
+    pipeline = Pipeline.from_yaml(spec)
+    async with FakeOpenAI(FakeBehaviour(responder=responder)) as server:
+        # a separate local server used through its URL: runs are `live`, as with a provider
+        options = SessionOptions(base_url=server.base_url, store=store, export=False)
+        if not live:
+            options = SessionOptions(fake=True, store=store, export=False)
+        return await run_many(pipeline, inputs(), options)
+
+
+def test_redaction_and_size_cap() -> None:
+    redactor = Redactor(("secret-\\d+",))
+    value = {"api_key": "abc", "text": "use sk-" + "x" * 30 + " and secret-42", "n": 3}
+    assert redactor.value(value) == {
+        "api_key": REDACTED,
+        "text": f"use {REDACTED} and {REDACTED}",
+        "n": 3,
+    }
+    text, cut = encode("y" * 1000, redactor, 100)
+    assert cut and len(text.encode()) <= 100
+
+
+def test_capture_settings_from_environment(spec: Path) -> None:
+    pipeline = Pipeline.from_yaml(spec)
+    assert CaptureSettings.for_pipeline(pipeline, {}).rate == 1.0
+    env = {"FLUJO_CAPTURE_RATE": "0", "FLUJO_CAPTURE_MAX_BYTES": "128"}
+    settings = CaptureSettings.for_pipeline(pipeline, env)
+    assert settings.rate == 0 and not settings.enabled and settings.max_bytes == 128
+
+
+def test_live_runs_are_captured_redacted_and_candidate_agreement_is_measured(
+    spec: Path, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "flujo.db"
+    results = asyncio.run(_record(spec, store_path, live=True))
+    assert {r.mode for r in results} == {"live"}
+    store = RunStore(store_path)
+    captured = captures_of_run(store, results[3].run_id)
+    steps = {c["step"]: c for c in captured}
+    assert steps["classify"]["input"] == f"ticket 3 key {REDACTED} {REDACTED}"
+    assert steps["classify"]["output"] == {"label": "billing"}
+    assert len(load_examples(store, str(spec))) == N
+
+    candidate = Pipeline.from_yaml(SPEC.replace("openai:gpt-4o\n", "openai:gpt-4o-mini\n"))
+
+    async def run_eval() -> Any:
+        async with FakeOpenAI(FakeBehaviour(responder=responder)) as server:
+            options = SessionOptions(base_url=server.base_url)
+            return await evaluate(
+                Pipeline.from_yaml(spec), candidate, store, options, spec_path=str(spec)
+            )
+
+    report = asyncio.run(run_eval())
+    data = report.to_dict()
+    assert data["mode"] == "live" and data["steps"] == ["classify"]
+    assert data["comparators"] == {"classify": "json_fields"}
+    assert data["examples"] == N and data["baseline_reused"] == N
+    low, high = data["interval_95"]
+    assert low <= 1 - 1 / DIFFERENT_EVERY <= high
+    assert data["agreed"] == N - N // DIFFERENT_EVERY
+    assert len(data["disagreements"]) == N // DIFFERENT_EVERY
+    assert data["eval_cost_usd"] > 0
+    store.close()
+
+
+def test_fake_runs_give_no_examples(spec: Path, tmp_path: Path) -> None:
+    store_path = tmp_path / "flujo.db"
+    asyncio.run(_record(spec, store_path, live=False))
+    store = RunStore(store_path)
+    assert load_examples(store, str(spec)) == []
+    store.close()
+
+
+def test_wilson() -> None:
+    low, high = wilson(32, 40)
+    assert 0.65 < low < 0.8 < high < 0.91
+    assert wilson(0, 0) == (0.0, 1.0)
