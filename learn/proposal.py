@@ -180,7 +180,15 @@ def _where(suggestion: Suggestion, old: Any) -> str:
         shown_old = "unset" if before is None else _short(before)
         shown_new = "removed" if op.get("op") == "remove" else _short(new)
         changes.append(f"`{pointer}` {shown_old} → {shown_new}")
-    return f"`{suggestion.spec}`{line}: " + "; ".join(changes)
+    steps = []
+    for name in suggestion.verification.changed_steps:
+        try:
+            described = old.step(name).description
+        except KeyError:
+            continue
+        steps.append(f"`{name}`" + (f" ({described.strip()})" if described else ""))
+    affects = f"; affects step{'s' * (len(steps) != 1)} {', '.join(steps)}" if steps else ""
+    return f"`{suggestion.spec}`{line}: " + "; ".join(changes) + affects
 
 
 def _value(data: Any, yaml_path: str) -> Any:
