@@ -16,10 +16,11 @@ evidence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,24 +95,42 @@ def load_examples(store: RunStore, spec_path: str, limit: int | None = None) -> 
         "LIMIT ?",
         (spec_path, *EVIDENCE_ORIGINS, -1 if limit is None else limit),
     )
-    examples = []
-    for row in runs:
-        steps = store.query(
-            "SELECT step_name, output FROM captures WHERE run_id = ? AND step_name != '' "
-            "AND truncated = 0",
-            (row["run_id"],),
+    steps: dict[str, dict[str, Any]] = {}
+    if runs:
+        rows = store.query(
+            "SELECT c.run_id AS run_id, c.step_name AS step_name, c.output AS output FROM "
+            "captures c JOIN runs r ON r.run_id = c.run_id WHERE c.spec_path = ? "
+            "AND c.step_name != '' AND c.truncated = 0 AND r.mode = 'live'",
+            (spec_path,),
         )
-        examples.append(
-            Example(
-                row["run_id"],
-                row["sha"],
-                json.loads(row["input"]),
-                {s["step_name"]: json.loads(s["output"]) for s in steps},
-                row["cost"],
-                row["latency"],
-            )
+        wanted = {row["run_id"] for row in runs}
+        for row in rows:
+            if row["run_id"] in wanted:
+                steps.setdefault(row["run_id"], {})[row["step_name"]] = json.loads(row["output"])
+    return [
+        Example(
+            row["run_id"],
+            row["sha"],
+            json.loads(row["input"]),
+            steps.get(row["run_id"], {}),
+            row["cost"],
+            row["latency"],
         )
-    return examples
+        for row in runs
+    ]
+
+
+def count_examples(store: RunStore, spec_path: str) -> int:
+    """How many captured live runs of the spec are production evidence."""
+    _ensure(store)
+    marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
+    rows = store.query(
+        "SELECT COUNT(*) AS n FROM captures c JOIN runs r ON r.run_id = c.run_id "
+        "WHERE c.spec_path = ? AND c.step_name = '' AND c.truncated = 0 AND r.mode = 'live' "
+        f"AND r.origin IN ({marks})",
+        (spec_path, *EVIDENCE_ORIGINS),
+    )
+    return int(rows[0]["n"])
 
 
 def affected_steps(baseline: Pipeline, candidate: Pipeline) -> list[str]:
@@ -320,9 +339,11 @@ async def evaluate(
     max_cost: float | None = None,
     registry: Any = None,
     candidate_label: str | None = None,
+    models: Any = None,
 ) -> EvalReport:
     """Evaluate `candidate` against `baseline` on the spec's captured examples (a dataset
-    run of `baseline` when `candidate` is None)."""
+    run of `baseline` when `candidate` is None). `models` (a `ModelClient`) replaces the
+    session's model server (benchmarks, tests); runs are then recorded as `options.mode`."""
     from dataclasses import replace
 
     from flujo.engine.session import session
@@ -331,7 +352,7 @@ async def evaluate(
     chosen = load_examples(store, spec_path, examples)
     label = candidate_label or ("candidate" if candidate is not None else None)
     report = EvalReport(spec_path, label, options.mode)
-    report.available = len(load_examples(store, spec_path))
+    report.available = count_examples(store, spec_path)
     report.captured = captured_counts(store, spec_path)
     if candidate is not None:
         report.steps = affected_steps(baseline, candidate)
@@ -352,7 +373,17 @@ async def evaluate(
         return result.total_cost_usd
 
     target = candidate or baseline
-    async with session(target, options, registry=registry) as runner:
+    if models is not None:
+        from flujo.engine.runner import Runner
+
+        @contextlib.asynccontextmanager
+        async def given() -> AsyncIterator[Runner]:
+            yield Runner(target, models=models, registry=registry, mode=options.mode, origin="eval")
+
+        opened = given()
+    else:
+        opened = session(target, options, registry=registry)
+    async with opened as runner:
         base_runner = None
         for example in chosen:
             if over_budget():

@@ -39,6 +39,8 @@ TestMode = Literal["replay", "mock", "fake", "none"]
 class TestEvidence:
     """How one embedded test exercised the steps a change affects."""
 
+    __test__ = False  # not a pytest test class
+
     name: str
     passed: bool
     changed_steps: tuple[tuple[str, str], ...] = ()
@@ -375,7 +377,7 @@ def quality_evidence(
 ) -> dict[str, Any]:
     """The "Quality evidence" of a change: the stored `flujo eval` of the patched spec on
     captured live examples when there is one, else why it was not measured."""
-    from flujo.learn.evaluate import captured_counts, load_examples, stored_evaluation
+    from flujo.learn.evaluate import captured_counts, count_examples, stored_evaluation
     from flujo.spec.source import spec_sha256
 
     if not changes_outputs(patch):
@@ -418,7 +420,7 @@ def quality_evidence(
             "mode": found["mode"],
             "notes": notes,
         }
-    available = len(load_examples(store, spec_path))
+    available = count_examples(store, spec_path)
     if found is not None and found.get("mode") not in ("live", "replay"):
         why = f"`flujo eval` ran on the {found.get('mode')} model server (wiring only)"
     elif available == 0:

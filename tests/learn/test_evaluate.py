@@ -141,3 +141,103 @@ def test_wilson() -> None:
     low, high = wilson(32, 40)
     assert 0.65 < low < 0.8 < high < 0.91
     assert wilson(0, 0) == (0.0, 1.0)
+
+
+def _live_store(spec: Path, tmp_path: Path) -> RunStore:
+    asyncio.run(_record(spec, tmp_path / "flujo.db", live=True))
+    return RunStore(tmp_path / "flujo.db")
+
+
+def _run_eval(spec: Path, store: RunStore, candidate: Pipeline | None, **kw: Any) -> Any:
+    async def go() -> Any:
+        async with FakeOpenAI(FakeBehaviour(responder=responder)) as server:
+            options = SessionOptions(base_url=server.base_url)
+            return await evaluate(
+                Pipeline.from_yaml(spec), candidate, store, options, spec_path=str(spec), **kw
+            )
+
+    return asyncio.run(go())
+
+
+def test_dataset_run_reports_pass_rates_and_percentiles(spec: Path, tmp_path: Path) -> None:
+    store = _live_store(spec, tmp_path)
+    data = _run_eval(spec, store, None, examples=10).to_dict()
+    assert data["candidate"] is None and data["examples"] == 10
+    assert data["checks_passed"] == 10 and data["pass_rate"] == 1.0
+    # the test's assertion (label is billing) holds on every captured input
+    assert (data["assertions_passed"], data["assertions_total"]) == (10, 10)
+    assert data["after"]["latency_s_p95"] is not None and data["after"]["cost_usd_per_run"] > 0
+    store.close()
+
+
+def test_max_cost_stops_before_it_is_crossed(spec: Path, tmp_path: Path) -> None:
+    store = _live_store(spec, tmp_path)
+    candidate = Pipeline.from_yaml(SPEC.replace("openai:gpt-4o\n", "openai:gpt-4o-mini\n"))
+    one = _run_eval(spec, store, candidate, examples=1).eval_cost_usd
+    report = _run_eval(spec, store, candidate, max_cost=one * 3.5)
+    assert report.stopped and report.examples == 3
+    assert report.eval_cost_usd <= one * 3.5
+    store.close()
+
+
+def test_a_changed_spec_version_runs_the_baseline_again(spec: Path, tmp_path: Path) -> None:
+    store = _live_store(spec, tmp_path)
+    # the baseline is now a different version (a description changed): outputs are not reused
+    edited = spec.read_text(encoding="utf-8").replace("name: triage", "name: triage2")
+    spec.write_text(edited, encoding="utf-8")
+    candidate = Pipeline.from_yaml(edited.replace("openai:gpt-4o\n", "openai:gpt-4o-mini\n"))
+    data = _run_eval(spec, store, candidate, examples=10).to_dict()
+    assert data["baseline_reused"] == 0 and data["examples"] == 10
+    assert data["agreed"] == 8
+    store.close()
+
+
+def test_comparators_follow_the_schema_or_the_spec() -> None:
+    from flujo.learn.evaluate import comparator
+
+    pipeline = Pipeline.from_yaml(
+        """
+agents:
+  n: {model: "openai:gpt-4o", output_schema: {type: number}}
+  t: {model: "openai:gpt-4o"}
+steps:
+  - {name: a, uses: agents.n, eval: {tolerance: 0.01}}
+  - {name: b, uses: agents.t}
+  - {name: c, uses: agents.t, eval: {compare: exact}}
+"""
+    )
+    name, same = comparator(pipeline, pipeline.step("a"))  # type: ignore[arg-type]
+    assert name == "numeric" and same(100.0, 100.5) and not same(100.0, 102.0)
+    name, same = comparator(pipeline, pipeline.step("b"))  # type: ignore[arg-type]
+    assert name == "text" and same("Billing.", " billing") and not same("billing", "sales")
+    name, same = comparator(pipeline, pipeline.step("c"))  # type: ignore[arg-type]
+    assert name == "exact" and not same("Billing.", "billing")
+
+
+def test_runs_show_prints_captured_examples_and_prune_drops_them(
+    spec: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+
+    store = _live_store(spec, tmp_path)
+    run_id = store.list_runs(1)[0]["run_id"]
+    store.close()
+    db = str(tmp_path / "flujo.db")
+    shown = CliRunner().invoke(cli, ["runs", "show", run_id, "--store", db])
+    assert shown.exit_code == 0
+    assert "captured examples (redacted):" in shown.stdout and REDACTED in shown.stdout
+    assert "sk-aaaa" not in shown.stdout
+    as_json = json.loads(
+        CliRunner().invoke(cli, ["runs", "show", run_id, "--store", db] + ["--json"]).stdout
+    )
+    assert {c["step"] for c in as_json["captured"]} == {None, "classify"}
+    pruned = CliRunner().invoke(cli, ["runs", "prune", "--keep", "5", "--store", db])
+    assert pruned.exit_code == 0 and f"dropped the captured examples of {N - 5} runs" in (
+        pruned.stdout
+    )
+    again = CliRunner().invoke(cli, ["runs", "prune", "--older-than", "0m", "--store", db])
+    assert "dropped the captured examples of 5 runs" in again.stdout
+    bad = CliRunner().invoke(cli, ["runs", "prune", "--store", db])
+    assert bad.exit_code == 2
