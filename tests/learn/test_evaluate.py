@@ -230,7 +230,7 @@ def test_runs_show_prints_captured_examples_and_prune_drops_them(
     assert "captured examples (redacted):" in shown.stdout and REDACTED in shown.stdout
     assert "sk-aaaa" not in shown.stdout
     as_json = json.loads(
-        CliRunner().invoke(cli, ["runs", "show", run_id, "--store", db] + ["--json"]).stdout
+        CliRunner().invoke(cli, ["runs", "show", run_id, "--store", db, "--json"]).stdout
     )
     assert {c["step"] for c in as_json["captured"]} == {None, "classify"}
     pruned = CliRunner().invoke(cli, ["runs", "prune", "--keep", "5", "--store", db])
