@@ -39,7 +39,7 @@ SECRET_KEYS = re.compile(
 )
 """Keys whose values are always redacted."""
 SECRET_TEXT = (
-    r"sk-[A-Za-z0-9_-]{16,}",
+    r"(?i:sk)-[A-Za-z0-9_-]{16,}",
     r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}",
     r"gh[pousr]_[A-Za-z0-9]{20,}",
     r"github_pat_[A-Za-z0-9_]{20,}",
@@ -145,6 +145,58 @@ def encode(value: Any, redactor: Redactor, max_bytes: int) -> tuple[str, bool]:
         return text, False
     cut = data[: max(max_bytes - 16, 0)].decode("utf-8", "ignore")
     return json.dumps(cut + "…", ensure_ascii=False), True
+
+
+CAPTURE_EVENT = "flujo.capture"
+"""Span event (on a run's root span) carrying one captured example over OTLP."""
+
+
+def capture_events(rows: list[tuple[Any, ...]], keep: int) -> list[tuple[str, dict[str, Any]]]:
+    """The captured rows of a run as span events, to send with its telemetry."""
+    return [
+        (
+            CAPTURE_EVENT,
+            {
+                "flujo.capture.step": step,
+                "flujo.capture.input": given,
+                "flujo.capture.output": produced,
+                "flujo.capture.truncated": bool(cut),
+                "flujo.capture.keep": keep,
+                "flujo.spec.path": path or "",
+            },
+        )
+        for _, step, _, path, given, produced, cut, _ in rows
+    ]
+
+
+def rows_from_events(
+    run_id: str, spec_sha256: str, events: list[tuple[str, int, dict[str, Any]]]
+) -> tuple[list[tuple[Any, ...]], str | None, int]:
+    """Captured rows sent as span events (OTLP), held to the same limits as at run time:
+    secrets redacted again, values over the default size cap cut, `keep` at most the
+    default. Returns (rows, spec path, keep)."""
+    redactor = Redactor()
+    limit = CaptureSettings().max_bytes
+    rows, path, keep = [], None, CaptureSettings().keep
+    now = time.time()
+    for name, _, attrs in events:
+        if name != CAPTURE_EVENT:
+            continue
+        path = str(attrs.get("flujo.spec.path") or "") or None
+        keep = min(int(attrs.get("flujo.capture.keep") or keep), CaptureSettings().keep)
+        texts = []
+        cut = bool(attrs.get("flujo.capture.truncated"))
+        for key in ("flujo.capture.input", "flujo.capture.output"):
+            try:
+                value = json.loads(str(attrs.get(key, "null")))
+            except ValueError:
+                value = str(attrs.get(key))
+            text, clipped = encode(value, redactor, limit)
+            texts.append(text)
+            cut = cut or clipped
+        step = str(attrs.get("flujo.capture.step") or "")
+        rows.append((run_id, step, spec_sha256, path, texts[0], texts[1], int(cut), now))
+    return rows, path, keep
 
 
 def ensure_table(store: RunStore) -> None:

@@ -235,7 +235,10 @@ class _Run:
         self.tokens = 0
         self.last_flush = time.monotonic()
         self.flushed = 0
-        self.captured = runner.store is not None and not mocks and runner.capture.sampled()
+        exported = runner.export is not None and runner.export.enabled
+        self.captured = (
+            (runner.store is not None or exported) and not mocks and runner.capture.sampled()
+        )
         self.step_inputs: dict[str, Any] = {}
 
     # -- the run ----------------------------------------------------------------------------
@@ -335,19 +338,28 @@ class _Run:
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
-            if self.captured:
-                await asyncio.shield(asyncio.to_thread(self._capture, store))
+        rows = self._capture_rows() if self.captured else []
+        if rows and store is not None:
+            await asyncio.shield(asyncio.to_thread(self._capture, store, rows))
         if export is not None and export.enabled:
+            if rows:  # sent with the run's spans (kept out of the local store's spans)
+                from flujo.engine.capture import capture_events
+
+                for name, attributes in capture_events(rows, self.runner.capture.keep):
+                    span.event(name, **attributes)
             await asyncio.to_thread(export.export, self.telemetry)
 
-    def _capture(self, store: RunStore) -> None:
-        from flujo.engine.capture import capture_rows, write_captures
+    def _capture_rows(self) -> list[tuple[Any, ...]]:
+        from flujo.engine.capture import capture_rows
 
-        settings = self.runner.capture
         source = self.pipeline.source
         path = source.file if source is not None else None
-        rows = capture_rows(self.result, self.step_inputs, settings, path)
-        write_captures(store, rows, path, settings.keep)
+        return capture_rows(self.result, self.step_inputs, self.runner.capture, path)
+
+    def _capture(self, store: RunStore, rows: list[tuple[Any, ...]]) -> None:
+        from flujo.engine.capture import write_captures
+
+        write_captures(store, rows, rows[0][3], self.runner.capture.keep)
 
     async def _maybe_flush(self) -> None:
         store = self.runner.store
