@@ -363,7 +363,7 @@ async def evaluate(
     def over_budget() -> bool:
         if max_cost is None:
             return False
-        per = sum(spent) / len(spent) if spent else 0.0
+        per = sum(spent) / report.examples if report.examples else 0.0
         return sum(spent) + per > max_cost
 
     def cost_of(result: PipelineResult) -> float:
@@ -434,7 +434,7 @@ async def evaluate(
                 same = (
                     record is not None
                     and record.success
-                    and await _same(candidate, name, outputs[name], after, runner)
+                    and await _same(candidate, name, outputs[name], after, runner, spent)
                 )
                 if not same:
                     agree = False
@@ -449,7 +449,10 @@ async def evaluate(
     return report
 
 
-async def _same(candidate: Pipeline, name: str, before: Any, after: Any, runner: Any) -> bool:
+async def _same(
+    candidate: Pipeline, name: str, before: Any, after: Any, runner: Any, spent: list[float]
+) -> bool:
+    """Whether two outputs of a step agree; a judge's calls are added to `spent`."""
     step: Any = candidate.step(name)
     kind, compare = comparator(candidate, step)
     if kind != "judge":
@@ -463,6 +466,7 @@ async def _same(candidate: Pipeline, name: str, before: Any, after: Any, runner:
         {"before": before, "after": after, "answer": "same or different"},
         None,
     )
+    spent.append(completion.cost_usd or 0.0)
     text = str(completion.output).casefold()
     return "same" in text and "different" not in text
 

@@ -241,3 +241,38 @@ def test_runs_show_prints_captured_examples_and_prune_drops_them(
     assert "dropped the captured examples of 5 runs" in again.stdout
     bad = CliRunner().invoke(cli, ["runs", "prune", "--store", db])
     assert bad.exit_code == 2
+
+
+def test_a_judge_agent_of_the_spec_decides_agreement(tmp_path: Path) -> None:
+    judged = SPEC.replace(
+        '    input: "{{ input.ticket }}"\n',
+        '    input: "{{ input.ticket }}"\n    eval: {compare: judge, judge: referee}\n',
+    ).replace("agents:\n", "agents:\n  referee:\n    model: openai:gpt-4o-mini\n", 1)
+    spec = tmp_path / "judged.yaml"
+    spec.write_text(judged, encoding="utf-8")
+    asyncio.run(_record(spec, tmp_path / "flujo.db", live=True))
+    store = RunStore(tmp_path / "flujo.db")
+
+    def referee(chat: ChatRequest) -> str | None:
+        if "before" in chat.prompt:  # the judge's question: labels differ only in case
+            return "different" if '"other"' in chat.prompt else "same"
+        return responder(chat)
+
+    candidate = Pipeline.from_yaml(judged.replace("openai:gpt-4o\n", "openai:gpt-4o-mini\n"))
+
+    async def go() -> Any:
+        async with FakeOpenAI(FakeBehaviour(responder=referee)) as server:
+            options = SessionOptions(base_url=server.base_url)
+            return await evaluate(
+                Pipeline.from_yaml(spec),
+                candidate,
+                store,
+                options,
+                spec_path=str(spec),
+                examples=10,
+            )
+
+    data = asyncio.run(go()).to_dict()
+    assert data["comparators"] == {"classify": "judge"}
+    assert data["agreed"] == 8  # the referee says "different" on the 2 changed labels
+    store.close()
