@@ -28,12 +28,26 @@ class PageSection:
     before: str
     after: str
     diff: str
+    quality: str = ""
+    why: str = ""
 
 
 def render_page(views: list[SuggestionView]) -> str:
     """One HTML page showing each suggestion."""
     sections = [
-        PageSection(v.id, v.title, v.headline, v.spec, v.risk, v.bullets, v.before, v.after, v.diff)
+        PageSection(
+            v.id,
+            v.title,
+            v.headline,
+            v.spec,
+            v.risk,
+            v.bullets,
+            v.before,
+            v.after,
+            v.diff,
+            v.quality,
+            v.why,
+        )
         for v in views
     ]
     title = sections[0].title if len(sections) == 1 else f"{len(sections)} Flujo suggestions"

@@ -52,6 +52,8 @@ class TestResult:
     error: str | None = None
     assertions: list[AssertionResult] = field(default_factory=list)
     policies: list[PolicyResult] = field(default_factory=list)
+    reached: tuple[str, ...] = ()
+    """Steps this test's run reached (mocked ones included; see `mocks` of the test)."""
 
     @property
     def id(self) -> str:
@@ -122,6 +124,7 @@ async def run_test(
     outcome.cost_usd = result.total_cost_usd
     outcome.tokens = result.total_tokens
     outcome.policies = list(result.policies)
+    outcome.reached = tuple(name for name, step in result.steps.items() if step.attempts)
     if result.status != "succeeded":
         outcome.outcome = "failed"
         outcome.error = result.error

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.capture import CAPTURE_EVENT, rows_from_events, write_captures
 from flujo.engine.store import MODES, ORIGINS, UNKNOWN
 from flujo.engine.telemetry import SpanRecord
 from flujo.spec.errors import EXIT_INVALID, FlujoError
@@ -181,7 +182,14 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
         "UPDATE runs SET mode = ?, origin = ? WHERE run_id = ? AND mode = ?",
         [(mode, origin, run_id, UNKNOWN)],
     )
+    captured: list[tuple[str, int, dict[str, Any]]] = []
+    if root is not None and any(e[0] == CAPTURE_EVENT for e in root.events):
+        captured = [e for e in root.events if e[0] == CAPTURE_EVENT]
+        root.events = [e for e in root.events if e[0] != CAPTURE_EVENT]
     store.write_spans(run_id, spans)
+    if captured:  # captured examples: kept per repository (this store), within the limits
+        rows, path, keep = rows_from_events(run_id, sha, captured)
+        write_captures(store, rows, path, keep)
     if root is None:
         return
     status = {"OK": "succeeded", "ERROR": "failed"}.get(root.status, "running")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.capture import CaptureSettings
 from flujo.engine.cassette_miss import CassetteMiss
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
@@ -131,8 +132,11 @@ class Runner:
         human: Human | None = None,
         mode: str = "live",
         origin: str = "sdk",
+        capture: CaptureSettings | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.capture = capture or CaptureSettings.for_pipeline(pipeline)
+        """Which runs' inputs and outputs are captured (see `flujo.engine.capture`)."""
         self.mode = mode
         """How runs reach models: live, replay, fake or mock (recorded with each run)."""
         self.origin = origin
@@ -238,6 +242,11 @@ class _Run:
         self.last_flush = time.monotonic()
         self.flushed = 0
         self.initial_context = initial_context(pipeline, input)
+        exported = runner.export is not None and runner.export.enabled
+        self.captured = (
+            (runner.store is not None or exported) and not mocks and runner.capture.sampled()
+        )
+        self.step_inputs: dict[str, Any] = {}
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -340,8 +349,28 @@ class _Run:
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+        rows = self._capture_rows() if self.captured else []
+        if rows and store is not None:
+            await asyncio.shield(asyncio.to_thread(self._capture, store, rows))
         if export is not None and export.enabled:
+            if rows:  # sent with the run's spans (kept out of the local store's spans)
+                from flujo.engine.capture import capture_events
+
+                for name, attributes in capture_events(rows, self.runner.capture.keep):
+                    span.event(name, **attributes)
             await asyncio.to_thread(export.export, self.telemetry)
+
+    def _capture_rows(self) -> list[tuple[Any, ...]]:
+        from flujo.engine.capture import capture_rows
+
+        source = self.pipeline.source
+        path = source.file if source is not None else None
+        return capture_rows(self.result, self.step_inputs, self.runner.capture, path)
+
+    def _capture(self, store: RunStore, rows: list[tuple[Any, ...]]) -> None:
+        from flujo.engine.capture import write_captures
+
+        write_captures(store, rows, rows[0][3], self.runner.capture.keep)
 
     async def _maybe_flush(self) -> None:
         store = self.runner.store
@@ -561,6 +590,8 @@ class _Run:
                 span.attributes[tm.CAUSE] = "input"
                 span.end(False, record.error)
                 raise StepFailed(step, record.error, "input") from None
+        if self.captured:
+            self.step_inputs.setdefault(step.name, value)
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"

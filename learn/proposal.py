@@ -36,6 +36,9 @@ class SuggestionView:
     """Unified diff of the YAML."""
     body: str
     """The pull request body (GitHub Markdown)."""
+    quality: str = ""
+    """The "Quality evidence" sentence."""
+    why: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +102,19 @@ def review(
     mode = {"replay": "recorded model calls replayed", "mock": "mocks only"}.get(
         verification.tests_mode, verification.tests_mode
     )
+    how = {t.name: t for t in verification.tests}
     tests = [
-        EmbeddedTest(name, passed, "" if passed else "fails with this change")
+        EmbeddedTest(
+            name,
+            passed,
+            ("" if passed else "fails with this change")
+            + (f"{'; ' if not passed else ''}{_how(how[name])}" if name in how else ""),
+            wiring_only=name in how and how[name].evidence == "wiring only",
+        )
         for name, passed in verification.outcomes
-    ] or [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
+    ]
+    if not tests and verification.tests_passed:
+        tests = [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
     evidence = Evidence(
         runs=int(suggestion.evidence.get("runs", 0) or 0),
         rows=[
@@ -125,6 +137,10 @@ def review(
             evidence=evidence,
             tests=tests,
             details_url=details_url,
+            why=suggestion.why,
+            quality=suggestion.quality_evidence.get("summary"),
+            basis=suggestion.basis or None,
+            where=_where(suggestion, old),
         )
     )
     return SuggestionView(
@@ -138,7 +154,56 @@ def review(
         chart_after,
         suggestion.diff,
         body,
+        suggestion.quality_evidence.get("summary", ""),
+        suggestion.why,
     )
+
+
+def _how(test: Any) -> str:
+    """How a test ran the changed steps, e.g. "classify: replay"."""
+    return ", ".join(f"{step}: {how}" for step, how in test.changed_steps)
+
+
+def _where(suggestion: Suggestion, old: Any) -> str:
+    """The file and line, and each changed value: old → new."""
+    from flujo.spec.paths import from_pointer
+
+    line = f" line {suggestion.line}" if suggestion.line else ""
+    changes = []
+    for op in suggestion.patch:
+        pointer = str(op.get("path", ""))
+        new = op.get("value")
+        try:
+            before = _value(old.model_dump(by_alias=True), from_pointer(pointer))
+        except (KeyError, IndexError, ValueError, TypeError):
+            before = None
+        shown_old = "unset" if before is None else _short(before)
+        shown_new = "removed" if op.get("op") == "remove" else _short(new)
+        changes.append(f"`{pointer}` {shown_old} → {shown_new}")
+    steps = []
+    for name in suggestion.verification.changed_steps:
+        try:
+            described = old.step(name).description
+        except KeyError:
+            continue
+        steps.append(f"`{name}`" + (f" ({described.strip()})" if described else ""))
+    affects = f"; affects step{'s' * (len(steps) != 1)} {', '.join(steps)}" if steps else ""
+    return f"`{suggestion.spec}`{line}: " + "; ".join(changes) + affects
+
+
+def _value(data: Any, yaml_path: str) -> Any:
+    from flujo.spec.paths import split
+
+    for segment in split(yaml_path):
+        data = data[segment]
+    return data
+
+
+def _short(value: Any) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def _savings(suggestion: Suggestion) -> str | None:

@@ -36,6 +36,40 @@ TestMode = Literal["replay", "mock", "fake", "none"]
 
 
 @dataclass(frozen=True)
+class TestEvidence:
+    """How one embedded test exercised the steps a change affects."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    passed: bool
+    changed_steps: tuple[tuple[str, str], ...] = ()
+    """Each affected step and how it ran in this test: `replay` (answered from a
+    recording of the new configuration), `live`, `ran` (a step without a model), `fake`
+    (the fake model server answered: the recording lacked the new call), `mocked`
+    (the test's mocks), `not reached`."""
+
+    @property
+    def evidence(self) -> str:
+        """`exercised` when a changed step ran with answers for the new configuration,
+        `wiring only` when changed steps were only faked or mocked, `not reached`."""
+        hows = {how for _, how in self.changed_steps}
+        if hows & {"replay", "live", "ran"}:
+            return "exercised"
+        if hows & {"fake", "mocked", "mock"}:
+            return "wiring only"
+        return "not reached" if hows else "unchanged steps only"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "changed_steps": dict(self.changed_steps),
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
 class Verification:
     """What was checked on the patched spec."""
 
@@ -47,6 +81,14 @@ class Verification:
     """Tests that passed before the patch and fail with it."""
     outcomes: tuple[tuple[str, bool], ...] = ()
     """Each embedded test's name and whether it passed with the patch."""
+    tests: tuple[TestEvidence, ...] = ()
+    """Per test: how the steps the change affects ran."""
+    changed_steps: tuple[str, ...] = ()
+
+    @property
+    def exercised(self) -> int:
+        """Tests in which a changed step ran with answers for the new configuration."""
+        return sum(t.evidence == "exercised" for t in self.tests)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +97,9 @@ class Verification:
             "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed,
             "broken": list(self.broken),
+            "changed_steps": list(self.changed_steps),
+            "tests_exercising_change": self.exercised,
+            "tests": [t.to_dict() for t in self.tests],
         }
 
 
@@ -79,6 +124,11 @@ class Suggestion:
     verification: Verification
     agent: str
     attempts: int
+    quality_evidence: dict[str, Any] = field(default_factory=dict)
+    """How well the changed steps' outputs agree with today's (`flujo eval` on captured
+    examples), or why that was not measured (see `quality_evidence`)."""
+    basis: str = ""
+    """Where the monthly figures come from: runs counted and the observed rate."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +154,8 @@ class Suggestion:
             "patch": self.patch,
             "diff": self.diff,
             "verification": self.verification.to_dict(),
+            "quality_evidence": self.quality_evidence,
+            "basis": self.basis,
             "agent": self.agent,
             "attempts": self.attempts,
         }
@@ -264,6 +316,14 @@ async def suggest(
                 Dropped(opportunity.kind, opportunity.yaml_path, "breaks_tests", detail)
             )
             continue
+        quality = quality_evidence(
+            store, pipeline.file or key, verdict.patch, verdict.text, verification
+        )
+        risk, roi = _honest_risk(roi, quality)
+        basis = (
+            f"{view.runs} run{'s' * (view.runs != 1)} counted; ~{view.runs_per_month:.0f} "
+            f"runs/month is their observed rate ({view.runs_per_day:.1f}/day) × 30"
+        )
         report.suggestions.append(
             Suggestion(
                 id=ident,
@@ -274,7 +334,7 @@ async def suggest(
                 headline=roi.headline,
                 why=opportunity.why,
                 evidence=opportunity.evidence,
-                risk=roi.risk,
+                risk=risk,
                 estimate=roi,
                 patch=verdict.patch,
                 diff=_diff(text, verdict.text, key),
@@ -282,12 +342,113 @@ async def suggest(
                 verification=verification,
                 agent=agent.name,
                 attempts=outcome.attempts,
+                quality_evidence=quality,
+                basis=basis,
             )
         )
     report.suggestions.sort(key=lambda s: (-s.estimate.score, s.id))
     if limit is not None:
         report.suggestions = report.suggestions[:limit]
     return report
+
+
+OUTPUT_FIELDS = ("model", "system_prompt", "output_schema", "temperature", "max_tokens", "top_p")
+"""Settings whose change may change what a step outputs."""
+
+
+def changes_outputs(patch: list[dict[str, Any]]) -> bool:
+    """Whether a patch may change what a model answers (an agent's model, prompt, schema,
+    sampling or length; a step's sampling): those need quality evidence."""
+    for op in patch:
+        parts = str(op.get("path", "")).split("/")
+        if len(parts) > 1 and parts[1] == "agents":
+            return True
+        if parts[-1] in OUTPUT_FIELDS:
+            return True
+    return False
+
+
+def quality_evidence(
+    store: RunStore,
+    spec_path: str,
+    patch: list[dict[str, Any]],
+    patched_text: str,
+    verification: Verification,
+) -> dict[str, Any]:
+    """The "Quality evidence" of a change: the stored `flujo eval` of the patched spec on
+    captured live examples when there is one, else why it was not measured."""
+    from flujo.learn.evaluate import captured_counts, count_examples, stored_evaluation
+    from flujo.spec.source import spec_sha256
+
+    if not changes_outputs(patch):
+        return {
+            "needed": False,
+            "measured": False,
+            "summary": "not needed: the change does not alter what a model is asked",
+        }
+    mocked = sorted(
+        {
+            step
+            for test in verification.tests
+            for step, how in test.changed_steps
+            if how in ("mocked", "fake", "mock")
+        }
+    )
+    notes = []
+    if mocked and not verification.exercised:
+        notes.append("tests mock " + ", ".join(f"`{s}`" for s in mocked))
+    found = stored_evaluation(store, spec_sha256(patched_text.encode("utf-8")))
+    if found is not None and found.get("mode") in ("live", "replay") and found.get("examples"):
+        low, high = found["interval_95"]
+        cost = found.get("eval_cost_usd")
+        cost_text = "unknown" if cost is None else f"${cost:.4f}"
+        summary = (
+            f"`flujo eval`: the changed step{'s' * (len(found['steps']) != 1)} "
+            f"({', '.join(found['steps'])}) agreed with today's outputs on {found['agreed']} "
+            f"of {found['examples']} captured live examples ({found['agreement']:.0%}, 95% "
+            f"interval {low:.0%}–{high:.0%}; runs {found['mode']}); the check cost {cost_text}"
+        )
+        return {
+            "needed": True,
+            "measured": True,
+            "summary": summary,
+            "agreement": found["agreement"],
+            "agreed": found["agreed"],
+            "examples": found["examples"],
+            "interval_95": found["interval_95"],
+            "eval_cost_usd": cost,
+            "mode": found["mode"],
+            "notes": notes,
+        }
+    available = count_examples(store, spec_path)
+    if found is not None and found.get("mode") not in ("live", "replay"):
+        why = f"`flujo eval` ran on the {found.get('mode')} model server (wiring only)"
+    elif available == 0:
+        others = sum(captured_counts(store, spec_path).values())
+        why = "no captured examples" + (
+            f" of live runs ({others} captured from fake, replayed or test runs)" if others else ""
+        )
+    else:
+        why = (
+            f"`flujo eval` not run on this change ({available} captured examples: "
+            "`flujo eval SPEC --patch FILE`)"
+        )
+    return {
+        "needed": True,
+        "measured": False,
+        "summary": "; ".join([f"not measured: {why}", *notes]),
+        "notes": notes,
+    }
+
+
+def _honest_risk(roi: Estimate, quality: dict[str, Any]) -> tuple[str, Estimate]:
+    """Risk at least medium when a change's quality was not measured (its headline too)."""
+    from dataclasses import replace
+
+    if not quality.get("needed") or quality.get("measured") or roi.risk != "low":
+        return roi.risk, roi
+    headline = roi.headline.replace("with low risk", "with medium risk")
+    return "medium", replace(roi, risk="medium", headline=headline)
 
 
 def suggestion_id(spec_path: str, patch: list[dict[str, Any]]) -> str:
@@ -330,18 +491,51 @@ class _Verifier:
         pipeline, _ = validate_document(parse(text, self.file))
         if pipeline is None:
             return Verification(False, "none", 0, 0, ("the patched spec does not load",))
+        from flujo.learn.evaluate import affected_steps
+
+        changed = tuple(affected_steps(self._original, pipeline))
         if not pipeline.tests:
-            return Verification(True, "none", 0, 0)
+            return Verification(True, "none", 0, 0, changed_steps=changed)
         if self._baseline is None:
-            self._baseline = {n for n, ok in (await self._run(self._original)).items() if ok}
+            self._baseline = {n for n, (ok, _) in (await self._run(self._original)).items() if ok}
         results = await self._run(pipeline)
-        broken = tuple(n for n, ok in results.items() if not ok and n in self._baseline)
-        passed = sum(results.values())
+        broken = tuple(n for n, (ok, _) in results.items() if not ok and n in self._baseline)
+        passed = sum(ok for ok, _ in results.values())
+        tests = []
+        for test in pipeline.tests:
+            if test.name not in results:
+                continue
+            ok, how_ran = results[test.name]
+            hows = tuple(
+                (
+                    step,
+                    "mocked" if step in test.mocks else how_ran.get(step, "not reached"),
+                )
+                for step in changed
+            )
+            tests.append(TestEvidence(test.name, ok, hows))
         return Verification(
-            True, self.mode, passed, len(results) - passed, broken, tuple(results.items())
+            True,
+            self.mode,
+            passed,
+            len(results) - passed,
+            broken,
+            tuple((n, ok) for n, (ok, _) in results.items()),
+            tuple(tests),
+            changed,
         )
 
-    async def _run(self, pipeline: Pipeline) -> dict[str, bool]:
+    def _how(self, pipeline: Pipeline, reached: tuple[str, ...], mode: str) -> dict[str, str]:
+        """How each reached step got its answers: `ran` for steps without a model, else
+        the session's mode (replay, fake, mock)."""
+        out = {}
+        for name in reached:
+            step = pipeline.step(name)
+            uses = getattr(step, "uses", None) or ""
+            out[name] = mode if uses.startswith("agents.") else "ran"
+        return out
+
+    async def _run(self, pipeline: Pipeline) -> dict[str, tuple[bool, dict[str, str]]]:
         from flujo.engine.embedded_tests import run_tests
         from flujo.engine.session import SessionOptions, session
 
@@ -361,5 +555,16 @@ class _Verifier:
                 names = tuple(r.name for r in missed)
                 again = await run_tests(pipeline, runner, spec=self.file, patterns=names)
             redo = {r.name: r for r in again}
-            results = [redo.get(r.name, r) for r in results]
-        return {r.name: r.outcome == "passed" for r in results}
+            return {
+                r.name: (
+                    redo[r.name].outcome == "passed",
+                    self._how(pipeline, redo[r.name].reached, "fake"),
+                )
+                if r.name in redo
+                else (r.outcome == "passed", self._how(pipeline, r.reached, self.mode))
+                for r in results
+            }
+        return {
+            r.name: (r.outcome == "passed", self._how(pipeline, r.reached, self.mode))
+            for r in results
+        }

@@ -206,6 +206,24 @@ class StepBase(SpecNode):
         return names
 
 
+class StepEval(SpecNode):
+    """How `flujo eval` compares this step's outputs before and after a change."""
+
+    compare: Literal["exact", "json_fields", "numeric", "judge"] | None = Field(
+        None,
+        description="`exact`: equal JSON; `json_fields`: equal on the output schema's required "
+        "fields; `numeric`: numbers within `tolerance`; `judge`: the agent `judge` answers "
+        "same/different. Unset: chosen from the agent's `output_schema` (normalised text "
+        "without one).",
+    )
+    tolerance: float = Field(
+        1e-6, ge=0, description="Largest relative difference `numeric` counts as agreement."
+    )
+    judge: Name | None = Field(
+        None, description="Agent of this spec that answers `same` or `different` (for `judge`)."
+    )
+
+
 class AgentStep(StepBase):
     """`kind: step` (the default): run an agent or a skill once."""
 
@@ -230,6 +248,9 @@ class AgentStep(StepBase):
     )
     fallback: AgentStep | None = Field(
         None, description="Step run instead when this one fails after its retries."
+    )
+    eval_: StepEval | None = Field(
+        None, alias="eval", description="How `flujo eval` compares this step's outputs."
     )
 
 
@@ -455,6 +476,31 @@ class UsageLimits(SpecNode):
     total_tokens: int | None = Field(None, gt=0, description="Most tokens a run may use.")
 
 
+class Capture(SpecNode):
+    """Sampling of step inputs and outputs at run time (captured examples for `flujo eval`).
+
+    Environment variables override it: `FLUJO_CAPTURE_RATE`, `FLUJO_CAPTURE_MAX_BYTES`.
+    Keys and tokens are always redacted, whatever `redact` says."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of runs captured (0 to 1).")
+    max_bytes: int = Field(
+        16384, ge=64, le=1_048_576, description="Longest captured value (JSON, UTF-8 bytes)."
+    )
+    redact: list[Annotated[str, StringConstraints(min_length=1, max_length=1000)]] = Field(
+        default_factory=list,
+        description="Regular expressions whose matches are replaced by `[REDACTED]`.",
+    )
+    keep: int = Field(
+        1000, ge=1, le=1_000_000, description="Most captured runs the store keeps per spec."
+    )
+
+
+class TelemetrySettings(SpecNode):
+    """What a run records beyond its spans."""
+
+    capture: Capture | None = Field(None, description="Captured examples (off when unset).")
+
+
 class Pipeline(SpecNode):
     """A Flujo pipeline spec (the root of the document)."""
 
@@ -479,6 +525,9 @@ class Pipeline(SpecNode):
         None,
         description="JSON Schema the run's input must satisfy; checked before the first step "
         "(a mismatch fails the run at once, as an `input` failure).",
+    )
+    telemetry: TelemetrySettings | None = Field(
+        None, description="Telemetry settings: captured examples."
     )
 
     _source: SourceDocument | None = PrivateAttr(default=None)

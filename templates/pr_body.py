@@ -55,6 +55,9 @@ class EmbeddedTest:
     name: str
     passed: bool
     detail: str = ""
+    wiring_only: bool = False
+    """The changed steps were only mocked or faked in this test: it shows the wiring works,
+    not that the new configuration answers well."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,14 @@ class PRBody:
     tests: Sequence[EmbeddedTest] = ()
     reject: str = REJECT
     details_url: str | None = None  # the full suggestion page, named when something is cut
+    why: str | None = None
+    """The finding's "Why" sentence, shown under the headline."""
+    quality: str | None = None
+    """The "Quality evidence" sentence: measured agreement, or "not measured: …"."""
+    basis: str | None = None
+    """Where the monthly figures come from (runs counted, observed rate)."""
+    where: str | None = None
+    """The file, line, and old and new values, e.g. "`flows/t.yaml` line 4: a → b"."""
 
 
 def render_pr_body(body: PRBody, *, limit: int = GITHUB_TEXT_LIMIT) -> str:
@@ -135,6 +146,10 @@ class _Plan:
 
     def __post_init__(self) -> None:
         pairs = [("Before", self.body.before_diagram), ("After", self.body.after_diagram)]
+        if self.body.before_diagram is not None and (
+            self.body.before_diagram == self.body.after_diagram
+        ):
+            pairs = [("Before and after (the same)", self.body.before_diagram)]
         self.diagrams = [
             (title, _Diagram(text.strip("\n"))) for title, text in pairs if text is not None
         ]
@@ -212,14 +227,26 @@ class _Plan:
             for r in (evidence.rows if evidence else ())
         ]
         passed = sum(t.passed for t in self.tests)
+        exercised = [t for t in self.tests if not t.wiring_only]
         summary = [f"**Risk: {_RISK_ICON[body.risk]} {body.risk}**"]
         if body.savings:
             summary.insert(0, f"**Saves {escape(body.savings, 100)}**")
         count = len(body.bullets)
         summary.append(f"{count} change{'s' * (count != 1)}")
-        if self.tests:
-            summary.append(f"tests {passed}/{len(self.tests)} passed")
+        if exercised:
+            summary.append(
+                f"tests {sum(t.passed for t in exercised)}/{len(exercised)} passed"
+                + (" (others wiring only)" if len(exercised) < len(self.tests) else "")
+            )
+        elif self.tests:
+            summary.append("tests: wiring only (changed steps mocked or faked)")
+        else:
+            summary.append("no embedded tests")
         context = {
+            "why": escape(body.why, 600) if body.why else "",
+            "quality": escape(body.quality, 600) if body.quality else "",
+            "basis": escape(body.basis, 300) if body.basis else "",
+            "where": _bullet(body.where) if body.where else "",
             "headline": escape(body.headline, 200),
             "summary_line": " · ".join(summary),
             "bullets": _take(bullets, self.bullets_shown),
@@ -228,11 +255,7 @@ class _Plan:
             "evidence_rows": _take(rows, self.evidence_shown),
             "evidence_more": len(rows) - len(_take(rows, self.evidence_shown)),
             "evidence_intro": _evidence_intro(evidence),
-            "tests_summary": (
-                f"{passed} of {len(self.tests)} tests pass with the patch applied."
-                if self.tests
-                else ""
-            ),
+            "tests_summary": _tests_summary(self.tests, passed),
             "tests_shown": _take(self.tests, self.tests_shown),
             "tests_more": len(self.tests) - len(_take(self.tests, self.tests_shown)),
             "patch_count": len(body.patch),
@@ -242,6 +265,19 @@ class _Plan:
             "reject": escape(body.reject, 1000),
         }
         return _template().render(context)
+
+
+def _tests_summary(tests: Sequence[EmbeddedTest], passed: int) -> str:
+    if not tests:
+        return ""
+    wiring = sum(t.wiring_only for t in tests)
+    text = f"{passed} of {len(tests)} tests pass with the patch applied."
+    if wiring:
+        text += (
+            f" {wiring} of them only mock or fake the changed steps: they check the wiring, "
+            "not the new configuration's answers."
+        )
+    return text
 
 
 def _evidence_intro(evidence: Evidence | None) -> str:

@@ -48,13 +48,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
     "policy": ("flujo.cli.policy:policy", "Judge a spec's policies against recorded runs."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
-    "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show)."),
+    "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show, prune)."),
     "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
     "suggest": (
         "flujo.cli.suggest:suggest",
         "Suggest verified, ranked improvements from telemetry.",
     ),
     "telemetry": ("flujo.cli.telemetry:telemetry", "Bring in telemetry recorded elsewhere."),
+    "eval": (
+        "flujo.cli.eval:eval_command",
+        "Compare a change on captured examples (agreement, cost, latency).",
+    ),
     "migrate": ("flujo.cli.migrate:migrate", "Rewrite flujo 0.x blueprints in the current format."),
 }
 

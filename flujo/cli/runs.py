@@ -85,8 +85,14 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     if run is None:
         raise UsageError(f"flujo runs: no single run matches '{run_id}'")
     spans = db.spans(run["run_id"])
+    from flujo.engine.capture import captures_of_run
+
+    captured = captures_of_run(db, run["run_id"])
     if as_json:
-        click.echo(json.dumps({"run": run, "spans": spans}, indent=2, default=str))
+        shown: dict[str, Any] = {"run": run, "spans": spans}
+        if captured:
+            shown["captured"] = captured
+        click.echo(json.dumps(shown, indent=2, default=str))
         return
     cost = run["total_cost_usd"]
     cause = f" ({run['cause']})" if run.get("cause") else ""
@@ -105,6 +111,39 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     roots = children.get(None, [])
     for root in roots:
         _print_tree(children, root["span_id"], run["spec_path"], "")
+    if captured:
+        click.echo("captured examples (redacted):")
+        for example in captured:
+            cut = "  (truncated)" if example["truncated"] else ""
+            click.echo(f"  {example['step'] or '(run)'}{cut}")
+            click.echo(f"    input:  {json.dumps(example['input'], ensure_ascii=False)[:2000]}")
+            click.echo(f"    output: {json.dumps(example['output'], ensure_ascii=False)[:2000]}")
+
+
+@runs.command("prune")
+@store_options
+@click.option(
+    "--older-than",
+    "older_than",
+    default=None,
+    help="Drop captured examples older than this (e.g. 30d, 12h).",
+)
+@click.option(
+    "--keep", type=click.IntRange(min=0), default=None, help="Captured runs kept per spec."
+)
+def prune_runs(store: Path | None, older_than: str | None, keep: int | None) -> None:
+    """Drop captured examples beyond a retention limit (runs and spans stay)."""
+    from flujo.cli.suggest import parse_duration
+    from flujo.engine.capture import prune
+
+    if older_than is None and keep is None:
+        raise click.UsageError("give --older-than, --keep or both")
+    try:
+        seconds = parse_duration(older_than) if older_than is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    dropped = prune(_store(store), older_than_s=seconds, keep=keep)
+    click.echo(f"dropped the captured examples of {dropped} run{'s' * (dropped != 1)}")
 
 
 def _print_tree(

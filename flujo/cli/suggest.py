@@ -296,13 +296,27 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
             f"{est.confidence_label} ({est.confidence:.2f}{basis})"
         )
         v = item.verification
-        tests = (
-            f"{v.tests_passed}/{v.tests_passed + v.tests_failed} embedded tests pass "
-            f"({v.tests_mode})"
-            if v.tests_mode != "none"
-            else "no embedded tests"
-        )
+        total = v.tests_passed + v.tests_failed
+        if v.tests_mode == "none" or total == 0:
+            tests = "no embedded tests"
+        elif v.changed_steps and v.exercised == 0:
+            tests = (
+                f"{v.tests_passed}/{total} embedded tests pass ({v.tests_mode}), wiring only: "
+                "no test ran the changed steps with answers for the new configuration"
+            )
+        else:
+            tests = f"{v.tests_passed}/{total} embedded tests pass ({v.tests_mode})"
+            if v.changed_steps:
+                tests += f"; {v.exercised} exercised the changed steps"
         click.echo(f"     Verified: validates; {tests}")
+        for test in v.tests:
+            hows = ", ".join(f"{step}: {how}" for step, how in test.changed_steps)
+            click.echo(f"       test {test.name}: {test.evidence}" + (f" ({hows})" if hows else ""))
+        quality = item.quality_evidence.get("summary")
+        if quality:
+            click.echo(f"     Quality evidence: {quality}")
+        if item.basis:
+            click.echo(f"     Basis: {item.basis}")
         click.echo(f"     Patch: {json.dumps(item.patch)}")
         if diff:
             for line in item.diff.splitlines()[2:]:

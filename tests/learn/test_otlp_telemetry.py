@@ -203,3 +203,34 @@ def test_otlp_spans_carry_provenance_and_causes(tmp_path: Path) -> None:
     assert (runs["run-new"]["mode"], runs["run-new"]["origin"]) == ("fake", "cli")
     assert runs["run-new"]["cause"] == "harness"
     store.close()
+
+
+async def test_captured_examples_travel_over_otlp_redacted_and_kept_per_store(
+    endpoint: tuple[str, RunStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flujo.engine.capture import REDACTED, CaptureSettings, captures_of_run
+
+    url, store = endpoint
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer%20{TOKEN}")
+    pipeline = Pipeline.from_yaml(PIPELINE)
+    export = OTelExport.from_environment()
+    async with FakeOpenAI() as server:
+        models = OpenAIModels(base_url=server.base_url)
+        try:
+            capture = CaptureSettings(rate=1.0, keep=2)
+            runner = Runner(pipeline, models=models, export=export, capture=capture)
+            secret = "sk-" + "b" * 24
+            results = [await runner.run(f"ticket {i} {secret}") for i in range(3)]
+        finally:
+            await models.close()
+            await asyncio.to_thread(export.shutdown)
+    kept = [r for r in results if captures_of_run(store, r.run_id)]
+    assert [r.run_id for r in kept] == [r.run_id for r in results[1:]]  # keep: 2
+    examples = {c["step"]: c for c in captures_of_run(store, results[2].run_id)}
+    assert examples[None]["input"] == f"ticket 2 {REDACTED}"
+    assert examples["tag"]["input"] == f"ticket 2 {REDACTED}"
+    assert REDACTED in examples["shout"]["output"] and "BBBB" not in examples["shout"]["output"]
+    # the examples are not repeated in the stored spans' events
+    root = next(s for s in store.spans(results[2].run_id) if s["parent_id"] is None)
+    assert all(e[0] != "flujo.capture" for e in root["events"])
