@@ -4,6 +4,7 @@ built from `BotSettings` by `create_app`, so tests build as many bots as they li
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,7 @@ class Bot:
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         from flujo.bot.isolation import Isolated
+        from flujo.bot.page_links import page_key
         from flujo.spec.registry import StepRegistry
 
         self.settings = settings
@@ -62,6 +64,9 @@ class Bot:
             limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
             suggest_max_open=settings.suggest_max_open,
             public_url=settings.public_url,
+            page_key=page_key(
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            ),
         )
         self.workers = Workers(
             self.queue,
@@ -152,7 +157,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
         "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
     )
     app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
-    app.router.add_get("/suggestions/{id}", _suggestion_page)
+    app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
 
@@ -168,9 +173,17 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 async def _suggestion_page(request: web.Request) -> web.Response:
     """The read-only page of a proposed suggestion (bullets, diagrams, YAML diff)."""
     from flujo.bot.page import render_page
+    from flujo.bot.page_links import page_token
 
-    ident = request.match_info["id"]
-    view = request.app[BOT].state.view(ident) if ident.isalnum() else None
+    bot = request.app[BOT]
+    repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+    token = request.match_info["token"]
+    view = None
+    for suggestion_id, candidate in bot.state.views(repo):
+        expected = page_token(bot.context.page_key, repo, suggestion_id)
+        if hmac.compare_digest(expected, token):
+            view = candidate
+            break
     if view is None:
         raise web.HTTPNotFound(text="no such suggestion")
     page = await asyncio.to_thread(render_page, [view])

@@ -239,16 +239,16 @@ class BotState:
             ),
         )
 
-    def view(self, suggestion: str) -> SuggestionView | None:
-        """What the page of a proposed suggestion shows (by suggestion id)."""
+    def views(self, repo: str) -> list[tuple[str, SuggestionView]]:
+        """The pages of the suggestions proposed on `repo`: (suggestion id, what it shows)."""
         from flujo.learn.proposal import SuggestionView
 
         rows = self._run(
-            "SELECT view FROM proposals WHERE suggestion = ? AND view IS NOT NULL"
-            " ORDER BY updated_at DESC LIMIT 1",
-            (suggestion,),
+            "SELECT suggestion, view FROM proposals WHERE repo = ? AND view IS NOT NULL"
+            " ORDER BY updated_at DESC",
+            (repo,),
         )
-        return SuggestionView(**json.loads(rows[0][0])) if rows else None
+        return [(suggestion, SuggestionView(**json.loads(view))) for suggestion, view in rows]
 
     def proposal(self, repo: str, branch: str) -> ProposalRecord | None:
         rows = self._run(

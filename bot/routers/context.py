@@ -11,6 +11,7 @@ from flujo.bot.commit_check import check_commit, evaluate_commit
 from flujo.bot.evaluate import Evaluator
 from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
+from flujo.bot.page_links import page_key, page_path
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.telemetry import TelemetryStores
@@ -41,12 +42,15 @@ class BotContext:
     limits: Limits = field(default_factory=Limits)
     suggest_max_open: int = 3
     public_url: str | None = None
+    page_key: bytes = field(default_factory=lambda: page_key(None))
+    """The server secret behind suggestion page links (`page_links.py`)."""
     """Where people reach the bot (for links to suggestion pages)."""
 
-    def page_url(self, suggestion_id: str) -> str | None:
+    def page_url(self, repo: str, suggestion_id: str) -> str | None:
+        """Where the page of a suggestion proposed on `repo` is served (unguessable)."""
         if not self.public_url:
             return None
-        return f"{self.public_url.rstrip('/')}/suggestions/{suggestion_id}"
+        return self.public_url.rstrip("/") + page_path(self.page_key, repo, suggestion_id)
 
     async def check(self, event: RepositoryEvent, sha: str, *, force: bool) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless

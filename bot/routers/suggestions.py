@@ -32,7 +32,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         store=ctx.telemetry.store(repo),
         max_open=ctx.suggest_max_open,
         limits=ctx.limits,
-        page_url=ctx.page_url,
+        page_url=lambda suggestion_id: ctx.page_url(repo, suggestion_id),
         registry=ctx.registry,
         evaluator=ctx.evaluator,
     )

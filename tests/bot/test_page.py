@@ -118,6 +118,7 @@ async def test_the_bot_serves_the_page_of_a_proposed_suggestion(tmp_path: Path) 
     from aiohttp.test_utils import TestClient, TestServer
 
     from flujo.bot.app import BOT, Bot, create_app
+    from flujo.bot.page_links import page_key, page_path
     from flujo.bot.settings import BotSettings
 
     settings = BotSettings(webhook_secret="s", db=tmp_path / "bot.db")
@@ -127,11 +128,20 @@ async def test_the_bot_serves_the_page_of_a_proposed_suggestion(tmp_path: Path) 
         await state.record_proposal(
             "o/r", "flujo/suggest/abc123def456", "s.yml", "abc123def456", [], 7, asdict(view())
         )
-        response = await client.get("/suggestions/abc123def456")
+        bot = client.server.app[BOT]
+        link = bot.context.page_url("o/r", "abc123def456")
+        assert link is None  # no public URL: pull requests carry no link
+        path = page_path(bot.context.page_key, "o/r", "abc123def456")
+        response = await client.get(path)
         assert response.status == 200 and "text/html" in response.headers["Content-Type"]
         page = tmp_path / "served.html"
         page.write_text(await response.text(), encoding="utf-8")
-        assert (await client.get("/suggestions/nope")).status == 404
+        # The id alone, computable offline from the spec and the patch, opens nothing;
+        # nor does the right token under another repository, or another server's token.
+        assert (await client.get("/suggestions/abc123def456")).status == 404
+        assert (await client.get(path.replace("/o/r/", "/o/other/"))).status == 404
+        forged = page_path(page_key("another secret"), "o/r", "abc123def456")
+        assert (await client.get(forged)).status == 404
         assert (await client.get("/suggestions/..%2F..%2Fetc")).status == 404
     seen = await asyncio.to_thread(open_page, page)
     assert seen["rendered"] == "yes" and len(seen["svgs"]) == 2  # type: ignore[arg-type]
