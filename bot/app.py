@@ -19,7 +19,7 @@ from flujo.bot.github import AppAuth
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
-from flujo.bot.snapshot import Limits
+from flujo.bot.snapshot import Limits, clear_stale
 from flujo.bot.sqlite_queue import SQLiteQueue
 from flujo.bot.state import BotState
 from flujo.bot.suggestion_prs import suggest_delivery
@@ -61,7 +61,11 @@ class Bot:
             registry=StepRegistry(allow=settings.skills_allow),
             evaluator=Isolated(tuple(settings.skills_allow), settings.isolation_limits()),
             telemetry=self.telemetry,
-            limits=Limits(settings.max_snapshot_files, settings.max_snapshot_bytes),
+            limits=Limits(
+                settings.max_snapshot_files,
+                settings.max_snapshot_bytes,
+                folder=settings.db.parent / "snapshots",
+            ),
             suggest_max_open=settings.suggest_max_open,
             public_url=settings.public_url,
             page_key=page_key(
@@ -131,6 +135,9 @@ class Bot:
         await self.workers.drain()
 
     async def start(self) -> None:
+        folder = self.context.limits.folder
+        if folder is not None and (removed := clear_stale(folder)):
+            log.info("removed %d snapshot folder(s) left by an earlier run", removed)
         await self.workers.start()
 
     async def stop(self) -> None:

@@ -101,8 +101,10 @@ class DeliveryQueue(Protocol):
     async def failed(self, job: Job, error: str, *, retry_at: float | None) -> None:
         """Record a failure: run again at `retry_at`, or dead-letter it when None."""
 
-    async def recover(self) -> int:
-        """After a crash: jobs left running go back to the queue. Returns how many."""
+    async def recover(self, max_attempts: int) -> int:
+        """After a crash: jobs left running go back to the queue, except those that had
+        `max_attempts` tries already (they stopped the bot each time: poison), which are
+        dead-lettered with that reason. Returns how many went back."""
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
         """Jobs (without bodies), newest first."""

@@ -26,6 +26,9 @@ class Limits:
 
     max_files: int = 500
     max_bytes: int = 20 * 1024 * 1024
+    folder: Path | None = None
+    """Where snapshots are made (the system's temporary folder when None); the bot uses
+    its own, and empties it when it starts (`clear_stale`)."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -58,7 +61,9 @@ async def snapshot(
     fetch). Raises TooLarge when the limits are exceeded.
     """
     listing = {f.path: f.size for f in await forge.list_files(repo, sha)}
-    with tempfile.TemporaryDirectory(prefix="flujo-snapshot-") as tmp:
+    if limits.folder is not None:
+        limits.folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="flujo-snapshot-", dir=limits.folder) as tmp:
         root = Path(tmp)
         config_files: list[str] = [p for p in CONFIG_PATHS if p in listing]
         write(root, await forge.read_files(repo, sha, config_files))
@@ -91,6 +96,16 @@ async def snapshot(
             fetched = await forge.read_files(repo, sha, more)
             write(root, fetched)
         yield Snapshot(root, config_files + wanted, plan.patterns)
+
+
+def clear_stale(folder: Path) -> int:
+    """Remove snapshots left behind by a bot that was killed; returns how many."""
+    import shutil
+
+    stale = list(folder.glob("flujo-snapshot-*")) if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def references(content: bytes, path: str) -> list[str]:

@@ -26,6 +26,7 @@ from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
+POISON = "the bot stopped while handling this job, {attempts} times (a crash or a kill)"
 _JOB_COLUMNS = (
     "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
 )
@@ -231,8 +232,13 @@ class SQLiteQueue:
                 (error, retry_at, job.id),
             )
 
-    async def recover(self) -> int:
+    async def recover(self, max_attempts: int) -> int:
         def op(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ?"
+                " WHERE state = 'running' AND attempts >= ?",
+                (time.time(), POISON.format(attempts=max_attempts), max_attempts),
+            )
             return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
 
         return await self._writer.submit(op)

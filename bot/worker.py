@@ -87,7 +87,7 @@ class Workers:
         self._wake.set()
 
     async def start(self) -> None:
-        recovered = await self._queue.recover()
+        recovered = await self._queue.recover(self._max_attempts)
         if recovered:
             log.info("resuming %d job(s) interrupted by a stop", recovered)
         self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")

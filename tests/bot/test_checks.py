@@ -250,3 +250,20 @@ async def test_a_0x_blueprints_imports_and_prompt_files_are_fetched_too(tmp_path
     assert not any(
         "no such file" in a.message or "missing" in a.message for a in validate.annotations
     )
+
+
+async def test_the_bot_removes_snapshots_left_by_a_killed_run(tmp_path: Path) -> None:
+    from flujo.bot.app import Bot
+    from flujo.bot.settings import BotSettings
+
+    settings = BotSettings(webhook_secret="s", db=tmp_path / "bot.db")
+    bot = Bot(settings)
+    left = tmp_path / "snapshots" / "flujo-snapshot-abc123"
+    (left / "flujo").mkdir(parents=True)
+    (left / "flujo" / "spec.yml").write_text("steps: []\n")
+    await bot.start()
+    try:
+        assert not left.exists()
+        assert bot.context.limits.folder == tmp_path / "snapshots"
+    finally:
+        await bot.stop()

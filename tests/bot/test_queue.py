@@ -249,3 +249,25 @@ async def test_a_delivery_nested_too_deep_is_dead_lettered_not_stuck(queue: SQLi
     jobs = {j.delivery_id: j for j in queue.list_jobs()}
     assert jobs["deep"].state == "dead" and "nested too deep" in (jobs["deep"].last_error or "")
     assert jobs["d-1"].state == "done"
+
+
+async def test_a_job_that_stopped_the_bot_every_time_is_dead_lettered_at_start(
+    queue: SQLiteQueue,
+) -> None:
+    # As after a crash or kill -9 mid-job: the jobs were started and never finished.
+    await queue.enqueue(delivery(1))
+    await queue.enqueue(delivery(2))
+    poison, interrupted = await queue.pending(0)
+    for _ in range(3):
+        await queue.started(poison, "r")
+    await queue.started(interrupted, "r")
+    handler = Recorder()
+    workers = Workers(queue, handler, max_attempts=3, retry_base_s=0.01)
+    await workers.start()
+    await workers.drain()
+    await workers.stop()
+    jobs = {j.delivery_id: j for j in queue.list_jobs()}
+    assert jobs["d-1"].state == "dead"
+    assert "stopped while handling this job, 3 times" in (jobs["d-1"].last_error or "")
+    assert jobs["d-2"].state == "done"
+    assert [n for _, n in handler.calls] == [2]  # the poison never runs again
