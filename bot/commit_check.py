@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 
 from flujo.bot.commit_report import CommitReport, Override
 from flujo.bot.evaluate import Evaluator
@@ -17,6 +18,7 @@ from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
 from flujo.bot.verdicts import CHECK_NAMES, check_outputs
 
 log = logging.getLogger("flujo.bot.commit_check")
+MAX_ANNOTATIONS = 200
 
 
 async def check_commit(
@@ -34,7 +36,7 @@ async def check_commit(
         await forge.start_check(repo, ref)
     try:
         report = await evaluate_commit(forge, repo, sha, evaluator, overrides or {}, limits)
-        outputs = check_outputs(report)
+        outputs = [capped(output) for output in check_outputs(report)]
     except TooLarge as exc:  # a check that could not judge must never pass
         outputs = _not_checked("Not checked: the commit is too large", str(exc))
     except IsolationFailed as exc:
@@ -49,6 +51,19 @@ async def check_commit(
         await forge.complete_check(repo, refs[output.name], output)
     log.info("%s@%s: %s", repo, sha[:12], ", ".join(f"{o.name} {o.conclusion}" for o in outputs))
     return outputs
+
+
+def capped(output: CheckOutput, limit: int = MAX_ANNOTATIONS) -> CheckOutput:
+    """At most `limit` annotations on one check run (each 50 cost a request to GitHub);
+    the summary says how many more there are."""
+    extra = len(output.annotations) - limit
+    if extra <= 0:
+        return output
+    note = (
+        f"\n\n{extra:,} more annotations are not shown (at most {limit} per check): run "
+        "`flujo validate` or `flujo test` on the spec to see every one."
+    )
+    return replace(output, annotations=output.annotations[:limit], summary=output.summary + note)
 
 
 def _not_checked(title: str, summary: str) -> list[CheckOutput]:

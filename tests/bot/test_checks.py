@@ -267,3 +267,18 @@ async def test_the_bot_removes_snapshots_left_by_a_killed_run(tmp_path: Path) ->
         assert bot.context.limits.folder == tmp_path / "snapshots"
     finally:
         await bot.stop()
+
+
+def test_a_check_run_carries_at_most_200_annotations_and_says_how_many_more() -> None:
+    from flujo.bot.commit_check import MAX_ANNOTATIONS, capped
+    from flujo.bot.forge import Annotation, CheckOutput
+
+    many = tuple(
+        Annotation(path=f"f{i}.yml", start_line=1, end_line=1, level="failure", message="x")
+        for i in range(1_000)
+    )
+    output = capped(CheckOutput("flujo/validate", "failure", "t", "summary", annotations=many))
+    assert len(output.annotations) == MAX_ANNOTATIONS == 200
+    assert "800 more annotations are not shown" in output.summary
+    few = CheckOutput("flujo/validate", "failure", "t", "summary", annotations=many[:3])
+    assert capped(few) == few
