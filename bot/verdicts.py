@@ -14,7 +14,6 @@ from flujo.bot.forge import (
     Action,
     Annotation,
     CheckOutput,
-    Conclusion,
     Level,
 )
 from flujo.spec.errors import Diagnostic
@@ -112,10 +111,10 @@ def test_output(report: CommitReport) -> CheckOutput:
     if not report.specs:
         return CheckOutput(TEST, "neutral", "No Flujo specs found", summary)
     if passed + failed == 0 and not any(s.test_error for s in report.specs):
-        invalid = any(not s.valid for s in report.specs)
-        conclusion: Conclusion = "failure" if invalid else "neutral"
-        title = "Not run: a spec is invalid" if invalid else "No tests: add `tests:` to a spec"
-        return CheckOutput(TEST, conclusion, title, summary)
+        invalid = [s for s in report.specs if not s.valid]
+        if invalid:
+            return CheckOutput(TEST, "failure", _not_run(invalid), summary)
+        return CheckOutput(TEST, "neutral", "No tests: add `tests:` to a spec", summary)
     broken = any(not s.valid or s.test_error for s in report.specs)
     title = f"{passed} passed, {failed} failed" + (", a spec could not be tested" if broken else "")
     return CheckOutput(
@@ -140,16 +139,19 @@ def policy_output(report: CommitReport) -> CheckOutput:
     summary = _render("check_policy.md.j2", specs=report.specs, rows=rows, patterns=report.patterns)
     if not report.specs:
         return CheckOutput(POLICY, "neutral", "No Flujo specs found", summary)
-    if not rows:
-        return CheckOutput(POLICY, "neutral", "No policies", summary)
     invalid = [s for s in report.specs if not s.valid]
+    if not rows:
+        # Neutral counts as passing for a required check: a spec that could not be judged fails.
+        if invalid:
+            return CheckOutput(POLICY, "failure", _not_run(invalid), summary)
+        return CheckOutput(POLICY, "neutral", "No policies", summary)
     judged = sum(r["verdict"] not in ("unjudged",) for r in rows)
     if blocking:
         title = f"{_n(blocking, 'policy', 'policies')} block{'s' * (blocking == 1)} the merge"
     else:
         title = f"{judged} of {_n(len(rows), 'policy', 'policies')} judged, none blocks"
     if invalid:
-        title += f"; {len(invalid)} invalid spec{_s(len(invalid))} not judged"
+        title += f"; not run: {_n(len(invalid), 'invalid spec')} ({_paths(invalid)})"
     return CheckOutput(
         POLICY,
         "failure" if blocking or invalid else "success",
@@ -268,6 +270,18 @@ def _skip_reason(spec: SpecReport) -> str | None:
     if spec.parsed and not spec.has_tests:
         return "no tests"
     return None
+
+
+def _not_run(invalid: list[SpecReport]) -> str:
+    """The title of a check that could not judge `invalid` specs (it fails: never neutral)."""
+    if len(invalid) == 1:
+        return f"Not run: the spec is invalid ({invalid[0].path})"
+    return f"Not run: {len(invalid)} specs are invalid ({_paths(invalid)})"
+
+
+def _paths(specs: list[SpecReport]) -> str:
+    names = [s.path for s in specs[:3]]
+    return ", ".join(names) + ("…" if len(specs) > 3 else "")
 
 
 def _n(count: int, word: str, plural: str | None = None) -> str:

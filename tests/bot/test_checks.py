@@ -250,3 +250,20 @@ async def test_a_0x_blueprints_imports_and_prompt_files_are_fetched_too(tmp_path
     assert not any(
         "no such file" in a.message or "missing" in a.message for a in validate.annotations
     )
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        GOOD.replace("uses: template_render", "uses: template_rendr"),  # parsed, invalid
+        "version: '1'\nsteps: [unclosed\n",  # does not parse at all
+    ],
+)
+async def test_an_invalid_spec_fails_every_check_that_could_not_judge_it(
+    tmp_path: Path, broken: str
+) -> None:
+    checks = await outputs(tmp_path, {"flujo/greeter.yml": broken})
+    for name in ("flujo/validate", "flujo/test", "flujo/policy"):
+        assert checks[name].conclusion == "failure", name  # never neutral: neutral passes
+    for name in ("flujo/test", "flujo/policy"):
+        assert "not run: the spec is invalid" in checks[name].title.lower(), name
