@@ -187,7 +187,7 @@ async def _test(
     time_limit_s: float,
 ) -> None:
     from flujo.engine.cassette import cassette_folder
-    from flujo.engine.embedded_tests import run_tests
+    from flujo.engine.embedded_tests import run_tests, soft_policies
     from flujo.engine.session import SessionOptions, session
 
     if pipeline.tests:
@@ -200,7 +200,7 @@ async def _test(
             origin="check",
         )
         # Soft policies are judged by the policy check, where an override can apply.
-        soft = frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")
+        soft = soft_policies(pipeline)  # as `flujo test` does: one verdict model
         try:
             async with (
                 asyncio.timeout(time_limit_s),

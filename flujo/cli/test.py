@@ -64,8 +64,10 @@ def test(
     Specs are the files given (or the .yml/.yaml files with tests under a folder; by
     default the current one). Models are replayed from cassettes when a spec has them
     (cassettes/<spec name>/ beside it), else only mocks are used, unless --live, --fake
-    or --replay says otherwise. Exit codes: 0 all passed, 1 a test failed, 2 a spec is
-    invalid or a path is wrong.
+    or --replay says otherwise. A test passes or fails as in the `flujo/test` check; an
+    unapproved REQUIRE_APPROVAL policy that failed is reported apart, as `flujo/policy`
+    does. Exit codes: 0 all passed, 1 a test failed or a policy needs approval (the
+    checks would block the merge), 2 a spec is invalid or a path is wrong.
     """
     import asyncio
 
@@ -99,21 +101,24 @@ def test(
                         spec=pipeline.file or str(file),
                         patterns=patterns,
                         jobs=jobs,
-                        overrides=frozenset(overrides),
+                        # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
+                        # policy fails the policy verdict (below), not the test
+                        overrides=testing.soft_policies(pipeline),
                     )
                 )
 
     asyncio.run(main())
+    pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(testing.report(results, errors), indent=2, default=str))
+        click.echo(json.dumps(testing.report(results, errors, pending), indent=2, default=str))
     else:
-        _print_text(results, errors)
+        _print_text(results, errors, pending)
     if errors or not files:
         exit_with(EXIT_USAGE)
     failed = any(r.outcome == "failed" for r in results)
-    exit_with(EXIT_INVALID if failed else EXIT_OK)
+    exit_with(EXIT_INVALID if failed or pending else EXIT_OK)
 
 
 def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
@@ -147,7 +152,7 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _print_text(results: list[Any], errors: list[str]) -> None:
+def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> None:
     from flujo.engine.embedded_tests import failure_lines
 
     for error in errors:
@@ -162,8 +167,19 @@ def _print_text(results: list[Any], errors: list[str]) -> None:
         for policy in result.policies:
             if policy.action == "WARN" and policy.outcome in ("failed", "error"):
                 click.echo(f"    warning: policy {policy.id}: {policy.explanation}")
+    for policy in pending:
+        tests = ", ".join(policy.tests)
+        click.echo(
+            f"needs approval: policy {policy.id} (REQUIRE_APPROVAL) of {policy.spec} failed "
+            f"in {tests}: {policy.explanation}\n"
+            f"    approve it with --override {policy.id} "
+            f"(on a pull request: the label flujo/override:{policy.id})"
+        )
     passed = sum(r.outcome == "passed" for r in results)
     summary = f"{passed} passed, {len(results) - passed} failed"
+    if pending:
+        ids = {p.id for p in pending}
+        summary += f", {len(ids)} polic{'y needs' if len(ids) == 1 else 'ies need'} approval"
     if errors:
         summary += f", {len(errors)} spec error{'s' * (len(errors) != 1)}"
     click.echo(summary)

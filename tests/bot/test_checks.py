@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -267,3 +268,29 @@ async def test_an_invalid_spec_fails_every_check_that_could_not_judge_it(
         assert checks[name].conclusion == "failure", name  # never neutral: neutral passes
     for name in ("flujo/test", "flujo/policy"):
         assert "not run: the spec is invalid" in checks[name].title.lower(), name
+
+
+@pytest.mark.parametrize("approved", [(), ("needs_review",)])
+def test_flujo_test_and_the_checks_share_one_verdict_model(
+    tmp_path: Path, approved: tuple[str, ...]
+) -> None:
+    """A test passes or fails as in `flujo/test`; `flujo test` exits 1 exactly when
+    `flujo/test` or `flujo/policy` fails (an unapproved REQUIRE_APPROVAL policy fails
+    the policy check, not the test)."""
+    overrides = {i: Override(i, "octocat", "now") for i in approved}
+    checks = asyncio.run(outputs(tmp_path, {"flujo/greeter.yml": GOOD}, overrides))
+    args = ["test", str(tmp_path / "flujo/greeter.yml")]
+    for policy_id in approved:
+        args += ["--override", policy_id]
+    result = CliRunner().invoke(cli, args)
+    blocked = any(checks[n].conclusion == "failure" for n in ("flujo/test", "flujo/policy"))
+    assert result.exit_code == (1 if blocked else 0), result.output
+    assert checks["flujo/test"].conclusion == "success"
+    assert "PASS " in result.output and "FAIL " not in result.output
+    if not approved:
+        assert checks["flujo/policy"].conclusion == "failure"
+        assert "needs approval: policy needs_review (REQUIRE_APPROVAL)" in result.output
+        assert "--override needs_review" in result.output
+        assert result.output.splitlines()[-1] == "1 passed, 0 failed, 1 policy needs approval"
+    report = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+    assert report["summary"]["needs_approval"] == ([] if approved else ["needs_review"])
