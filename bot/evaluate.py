@@ -150,11 +150,40 @@ async def evaluate_spec(
     `on_validated` sees the report once validation is done, before any test runs.
     """
     report, pipeline = _validate(root, path, registry)
+    _repository_relative(report, root)
     if on_validated is not None:
         on_validated(report)
     if pipeline is not None and report.valid:
         await _test(root, report, pipeline, registry, overrides, time_limit_s)
+        _repository_relative(report, root)
     return report
+
+
+def _repository_relative(report: SpecReport, root: Path) -> None:
+    """Name files in everything a check shows by their path in the repository, never by
+    the snapshot's temporary folder (so a suggested command runs in the author's clone)."""
+    from dataclasses import replace
+
+    prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
+
+    def text(value: str | None) -> str | None:
+        if value is None:
+            return None
+        for prefix in prefixes:
+            value = value.replace(prefix + "/", "").replace(prefix, ".")
+        return value
+
+    report.diagnostics = [
+        replace(d, message=text(d.message) or "", file=text(d.file) or "")
+        for d in report.diagnostics
+    ]
+    report.test_error = text(report.test_error)
+    for test in report.tests:
+        test.error = text(test.error)
+        test.assertions = [replace(a, explanation=text(a.explanation)) for a in test.assertions]
+        test.policies = [replace(p, explanation=text(p.explanation)) for p in test.policies]
+    for verdict in report.policies:
+        verdict.explanation = text(verdict.explanation)
 
 
 def _validate(root: Path, path: str, registry: StepRegistry) -> tuple[SpecReport, Pipeline | None]:

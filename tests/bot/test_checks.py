@@ -294,3 +294,36 @@ def test_flujo_test_and_the_checks_share_one_verdict_model(
         assert result.output.splitlines()[-1] == "1 passed, 0 failed, 1 policy needs approval"
     report = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
     assert report["summary"]["needs_approval"] == ([] if approved else ["needs_review"])
+
+
+MODEL_SPEC = """\
+version: "1"
+name: writer
+agents:
+  writer: {model: "openai:gpt-4o-mini", system_prompt: "Write."}
+steps:
+  - name: write
+    uses: agents.writer
+tests:
+  - name: writes
+    input: hello
+    assertions: ["output != ''"]
+"""
+
+
+async def test_check_messages_show_repository_paths_and_commands_a_clone_can_run(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "snapshot-7f3a"  # the server's temporary copy of the commit
+    root.mkdir()
+    checks = await outputs(
+        root,
+        {"flujo/writer.yml": MODEL_SPEC, "flujo/cassettes/writer/stale.json": "{}"},
+    )
+    test = checks["flujo/test"]
+    assert test.conclusion == "failure"
+    shown = [test.title, test.summary] + [a.message for a in test.annotations]
+    assert "flujo/cassettes/writer" in test.summary
+    assert "`flujo test flujo/writer.yml`" in test.summary
+    for text in shown:
+        assert str(tmp_path) not in text and "snapshot-7f3a" not in text, text
