@@ -533,6 +533,7 @@ class _Run:
                 span.attributes[tm.CAUSE] = "input"
                 span.end(False, record.error)
                 raise StepFailed(step, record.error, "input") from None
+        context = self._context(scope_input, previous)  # what a template_render sees
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"
@@ -543,9 +544,9 @@ class _Run:
             try:
                 if config.timeout_s is not None:
                     async with asyncio.timeout(config.timeout_s):
-                        output = await self.call(step, value, feedback, span, record)
+                        output = await self.call(step, value, feedback, span, record, context)
                 else:
-                    output = await self.call(step, value, feedback, span, record)
+                    output = await self.call(step, value, feedback, span, record, context)
                 problem = self._validate(step, output)
                 if problem is not None:
                     raise ValidationFailed(problem)
@@ -623,6 +624,7 @@ class _Run:
         feedback: str | None,
         span: SpanRecord,
         record: StepResult,
+        context: dict[str, Any] | None = None,
     ) -> Any:
         uses = step.uses
         if uses is None:
@@ -635,7 +637,10 @@ class _Run:
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
             return await self.steps(imported.steps, value, value, span)
         fn, is_async = self.runner.skill(uses)
-        output = fn(value, **step.with_)
+        if getattr(fn, "__flujo_context__", False) and context is not None:
+            output = fn(value, **step.with_, context=context)  # templates see what docs say
+        else:
+            output = fn(value, **step.with_)
         return await output if is_async else output
 
     async def _model_call(

@@ -42,6 +42,23 @@ class _Reporter:
             diagnostic = Diagnostic(message, code, document.file, line, col, path, severity)
         self.found.append(diagnostic)
 
+    def add_in_template(
+        self, path: str, message: str, code: str, template: str, line: int, name: str
+    ) -> None:
+        """A problem at `name` on the template's own `line` (1-based) of the scalar at `path`."""
+        document = self.document
+        text_line = (template.splitlines() or [""])[min(line, len(template.splitlines())) - 1]
+        column = max(0, text_line.find(name))
+        if document is None or line <= 1:
+            start = sum(len(x) + 1 for x in template.splitlines()[: line - 1])
+            self.add(path, message, code, offset=start + column)
+            return
+        first_line, first_col = document.value_position(path, 0)
+        diagnostic = Diagnostic(
+            message, code, document.file, first_line + line - 1, first_col + column, path
+        )
+        self.found.append(diagnostic)
+
     def line_of(self, path: str) -> int | None:
         if self.document is None:
             return None
@@ -72,6 +89,14 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
     for path, step in steps:
         if isinstance(step, AgentStep):
             _check_agent_step(report, registry, pipeline, path, step, used_agents)
+            for where, text in _template_strings(paths.child(path, "input"), step.input):
+                _check_template_names(report, where, text)
+            template = step.with_.get("template") if step.uses == "template_render" else None
+            if isinstance(template, str):
+                where = paths.child(paths.child(path, "with"), "template")
+                _check_template_names(report, where, template)
+                for ref in expressions.template_step_references(template):
+                    _check_step_ref(report, known, where, ref)
             if isinstance(step.input, str):
                 for ref in expressions.template_step_references(step.input):
                     _check_step_ref(report, known, paths.child(path, "input"), ref)
@@ -86,6 +111,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
                 for problem in _schema_problems(step.input_schema, "input_schema"):
                     report.add(paths.child(path, "input_schema"), problem, "invalid-schema")
             if step.message is not None:
+                _check_template_names(report, paths.child(path, "message"), step.message)
                 for ref in expressions.template_step_references(step.message):
                     _check_step_ref(report, known, paths.child(path, "message"), ref)
         elif isinstance(step, StateMachineStep):
@@ -243,6 +269,48 @@ def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable
             _check_step_ref(report, known, path, ref)
 
     return check
+
+
+TEMPLATE_NAMES = ("input", "previous", "previous_step", "steps")
+"""What every template of a spec sees (`engine.runner`'s context; docs/spec.md#templates)."""
+
+
+def _template_strings(path: str, value: Any) -> Iterable[tuple[str, str]]:
+    """The template strings of a step's `input` (a string, or inside mappings and lists)."""
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _template_strings(paths.child(path, str(key)), item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _template_strings(f"{path}[{index}]", item)
+
+
+def _check_template_names(report: _Reporter, path: str, template: str) -> None:
+    """A name the template reads that no template can see, at its line (it would fail the
+    step on its first real run: templates use strict undefined names)."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    from flujo.spec.templating import untrusted_environment
+
+    try:
+        tree = untrusted_environment().parse(template)
+    except TemplateSyntaxError:
+        return  # reported by the syntax checks
+    # `context` (flujo 0.x's shared context) is refused at load time with its own error
+    unknown = meta.find_undeclared_variables(tree) - {*TEMPLATE_NAMES, "context"}
+    if not unknown:
+        return
+    for node in tree.find_all(nodes.Name):
+        if node.ctx != "load" or node.name not in unknown:
+            continue
+        unknown.discard(node.name)
+        seen = ", ".join(n for n in TEMPLATE_NAMES if n != "previous_step")
+        hint = _did_you_mean(node.name, TEMPLATE_NAMES)
+        message = f"a template cannot see '{node.name}' (it sees {seen}){hint}"
+        report.add_in_template(path, message, "unknown-name", template, node.lineno, node.name)
 
 
 def _check_step_ref(

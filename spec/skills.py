@@ -223,15 +223,22 @@ def _check_template(params: dict[str, Any]) -> list[str]:
 
 @skill(
     "template_render",
-    "Render a Jinja2 template (sandboxed) with the input bound to `input`.",
+    "Render a Jinja2 template (sandboxed); it sees `input`, `previous` and `steps`, as "
+    "every template does.",
     output_type="str",
     params={"template": Param("string", True, "Jinja2 template text.")},
     check=_check_template,
 )
-def template_render(value: Any, template: str) -> str:
+def template_render(value: Any, template: str, *, context: dict[str, Any] | None = None) -> str:
+    """`context`: what every template of a spec sees (`input`, `previous`, `steps`), given
+    by the engine; without it (called directly), `input` is the value."""
     from flujo.spec.templating import untrusted_environment
 
-    return untrusted_environment().from_string(template).render(input=value)
+    bindings = context if context is not None else {"input": value}
+    return untrusted_environment().from_string(template).render(**bindings)
+
+
+template_render.__flujo_context__ = True  # type: ignore[attr-defined]
 
 
 # -- validators ---------------------------------------------------------------------------
