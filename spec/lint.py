@@ -84,7 +84,8 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             )
 
     known = names  # a dict: O(1) membership, and its keys feed the did-you-mean
-    check_expr = _expression_checker(report, known)
+    outputs = _output_properties(pipeline, steps)
+    check_expr = _expression_checker(report, known, outputs)
     used_agents: set[str] = set()
     for path, step in steps:
         if isinstance(step, AgentStep):
@@ -248,7 +249,117 @@ def _check_skill(
         report.add(params_path, message, "skill-params")
 
 
-def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable[[str, str], None]:
+def _output_properties(pipeline: Pipeline, steps: list[tuple[str, Any]]) -> dict[str, list[str]]:
+    """The properties an agent step's output has, by step name (when its agent's
+    `output_schema` is an object that lists them; `OPEN` ends the list when it admits
+    others)."""
+    found: dict[str, list[str]] = {}
+    for _, step in steps:
+        uses = getattr(step, "uses", None)
+        if not isinstance(step, AgentStep) or not uses or not uses.startswith(AGENT_PREFIX):
+            continue
+        agent = pipeline.agents.get(uses[len(AGENT_PREFIX) :])
+        schema = agent.output_schema if agent is not None else None
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+            continue
+        if step.fallback is not None:
+            continue  # the fallback's output may have another shape
+        found[step.name] = [str(p) for p in schema["properties"]]
+        if schema.get("additionalProperties") is not False:
+            found[step.name].append(OPEN)
+    return found
+
+
+OPEN = "\0open"
+"""Marks an output_schema that admits other properties: only near-misses are errors."""
+
+
+def _check_fields(
+    report: _Reporter,
+    known: Mapping[str, str],
+    outputs: Mapping[str, list[str]],
+    path: str,
+    tree: Any,
+    source: str,
+) -> None:
+    """`result.FIELD`, `steps.NAME.FIELD` and `steps.NAME.output.PROPERTY` (against the
+    agent's `output_schema`): each a field that exists, else an error at it."""
+    import ast
+
+    from flujo.spec.expressions.parsing import _Text
+    from flujo.spec.fields import RESULT_FIELDS, STEP_FIELDS
+
+    text = _Text(source)
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+
+    def key(node: ast.expr) -> tuple[str, int] | None:
+        """The attribute or constant-string subscript read by `node`, and where it starts."""
+        if isinstance(node, ast.Attribute) and id(node) not in calls:
+            return node.attr, text.end(node) - len(node.attr)
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            return node.slice.value, text.start(node.slice) + 1
+        return None
+
+    def base(node: ast.expr) -> ast.expr:
+        return node.value if isinstance(node, ast.Attribute | ast.Subscript) else node
+
+    def is_steps(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id == "steps"
+        found = key(node)
+        inner = base(node)
+        return found is not None and found[0] == "steps" and _is_name(inner, "result")
+
+    def step_of(node: ast.expr) -> str | None:
+        """NAME when `node` is `steps.NAME` (or `result.steps.NAME`)."""
+        found = key(node)
+        if found is None or not is_steps(base(node)):
+            return None
+        return found[0] if found[0] in known else None
+
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.expr):
+            continue
+        found = key(node)
+        if found is None:
+            continue
+        name, offset = found
+        inner = base(node)
+        if _is_name(inner, "result") and name not in RESULT_FIELDS:
+            message = f"a run's result has no field '{name}'{_did_you_mean(name, RESULT_FIELDS)}"
+            report.add(path, message, "unknown-field", offset=offset)
+        elif step_of(inner) is not None and name not in STEP_FIELDS:
+            message = f"a step's result has no field '{name}'{_did_you_mean(name, STEP_FIELDS)}"
+            report.add(path, message, "unknown-field", offset=offset)
+        elif key(inner) is not None and key(inner)[0] == "output":  # type: ignore[index]
+            step = step_of(base(inner))
+            listed = outputs.get(step) if step is not None else None
+            if listed is None or name in listed:
+                continue
+            properties = [p for p in listed if p != OPEN]
+            hint = _did_you_mean(name, properties)
+            if OPEN in listed and not hint:
+                continue  # an open schema: another property may well be there
+            message = (
+                f"the output of step '{step}' has no property '{name}' (its agent's "
+                f"output_schema has {', '.join(properties) or 'none'}){hint}"
+            )
+            report.add(path, message, "unknown-field", offset=offset)
+
+
+def _is_name(node: Any, name: str) -> bool:
+    import ast
+
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _expression_checker(
+    report: _Reporter, known: Mapping[str, str], outputs: Mapping[str, list[str]] | None = None
+) -> Callable[[str, str], None]:
     """Checks one expression: syntax, what the sandbox refuses, and the steps it names.
 
     Every name an expression may bind is accepted wherever the expression is: which
@@ -265,6 +376,8 @@ def _expression_checker(report: _Reporter, known: Mapping[str, str]) -> Callable
         except expressions.ExpressionError as exc:
             code = codes.get(exc.kind, "expression-syntax")
             report.add(path, exc.message, code, offset=exc.offset)
+        else:
+            _check_fields(report, known, outputs or {}, path, tree, source)
         for ref in expressions.step_references(tree, source):
             _check_step_ref(report, known, path, ref)
 
