@@ -129,7 +129,42 @@ async def evaluate(
 def commit_config(root: Path, files: list[str]) -> CommitReport:
     """An empty report carrying the commit's config: its path, problems and `specs:` globs."""
     config, config_path, config_problems = read_config(root, files)
-    return CommitReport([], config_path, config_problems, tuple(config.specs))
+    report = CommitReport([], config_path, config_problems, tuple(config.specs))
+    if not spec_paths(files, report.patterns):
+        report.lookalikes = [p for p in lookalike_candidates(files) if looks_like_spec(root / p)]
+    return report
+
+
+MAX_LOOKALIKES = 20
+MAX_LOOKALIKE_BYTES = 256 * 1024
+
+
+def lookalike_candidates(files: list[str], sizes: Mapping[str, int] | None = None) -> list[str]:
+    """YAML files that may be specs outside the `specs:` globs (the first few, small ones)."""
+    found = [
+        p
+        for p in sorted(files)
+        if p.endswith((".yml", ".yaml"))
+        and not p.startswith(".github/")
+        and "/cassettes/" not in f"/{p}"
+        and (sizes is None or sizes.get(p, 0) <= MAX_LOOKALIKE_BYTES)
+    ]
+    return found[:MAX_LOOKALIKES]
+
+
+def looks_like_spec(path: Path) -> bool:
+    """A top-level `steps:` list with `agents:` or `version:` beside it."""
+    from flujo.spec.source import parse
+
+    try:
+        data = parse(path.read_bytes(), path.name).data
+    except (SpecError, OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("steps"), list)
+        and ("agents" in data or "version" in data)
+    )
 
 
 def spec_paths(files: list[str], patterns: tuple[str, ...]) -> list[str]:

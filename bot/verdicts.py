@@ -30,7 +30,36 @@ _ROWS = 200
 
 def check_outputs(report: CommitReport) -> list[CheckOutput]:
     """The three checks for a commit, in `CHECK_NAMES` order."""
+    if not report.specs and report.lookalikes:
+        return [lookalikes_output(name, report) for name in CHECK_NAMES]
     return [validate_output(report), test_output(report), policy_output(report)]
+
+
+def lookalikes_output(name: str, report: CommitReport) -> CheckOutput:
+    """No spec matches `specs:`, but some files look like specs: name them, and the line of
+    `.github/flujo.yml` that makes the bot check them."""
+    found = report.lookalikes
+    globs = sorted({_glob_for(path) for path in found})
+    line = "specs: [" + ", ".join(f'"{g}"' for g in [*report.patterns, *globs]) + "]"
+    if report.config_path is None:
+        line = "specs: [" + ", ".join(f'"{g}"' for g in globs) + "]"
+    shown = ", ".join(found[:3]) + ("…" if len(found) > 3 else "")
+    verb = "looks" if len(found) == 1 else "look"
+    title = f"Not checked: {shown} {verb} like Flujo specs but match no `specs:` glob"
+    summary = _render(
+        "check_lookalikes.md.j2",
+        lookalikes=found,
+        line=line,
+        config_path=report.config_path or ".github/flujo.yml",
+        patterns=report.patterns,
+    )
+    return CheckOutput(name, "neutral", title, summary)
+
+
+def _glob_for(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    suffix = name.rsplit(".", 1)[-1]
+    return f"{head}/**/*.{suffix}" if head else f"*.{suffix}"
 
 
 def validate_output(report: CommitReport) -> CheckOutput:

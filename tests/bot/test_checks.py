@@ -327,3 +327,20 @@ async def test_check_messages_show_repository_paths_and_commands_a_clone_can_run
     assert "`flujo test flujo/writer.yml`" in test.summary
     for text in shown:
         assert str(tmp_path) not in text and "snapshot-7f3a" not in text, text
+
+
+async def test_specs_outside_the_globs_are_named_with_the_line_to_add(tmp_path: Path) -> None:
+    checks = await outputs(
+        tmp_path,
+        {
+            "pipelines/triage.yaml": GOOD,
+            ".github/workflows/ci.yml": "on: push\njobs: {build: {steps: []}}\n",
+            "config/app.yml": "steps: 3\n",  # a top-level steps: alone is not a spec
+        },
+    )
+    for check in checks.values():
+        assert "No Flujo specs found" not in check.title
+        assert "pipelines/triage.yaml" in check.title
+        assert 'specs: ["pipelines/**/*.yaml"]' in check.summary
+        assert ".github/flujo.yml" in check.summary
+        assert "ci.yml" not in check.summary and "app.yml" not in check.summary
