@@ -65,11 +65,18 @@ class _Reporter:
         return self.document.locate(path)[0]
 
 
-def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> list[Diagnostic]:
-    """Every problem the schema alone cannot see."""
+def check_pipeline(
+    pipeline: Pipeline, registry: StepRegistry | None = None, raw: Any = None
+) -> list[Diagnostic]:
+    """Every problem the schema alone cannot see.
+
+    `raw`: the document's data when `pipeline` is a salvaged copy (subtrees that failed to
+    parse replaced): the step names and agent uses in it still count as existing, so the
+    checks that depend on a broken subtree report nothing instead of a cascade."""
     registry = registry or StepRegistry()
     report = _Reporter(pipeline)
     steps = list(pipeline.walk())
+    raw_names, raw_agents = _declared(raw)
 
     names: dict[str, str] = {}
     for path, step in steps:
@@ -84,6 +91,8 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
             )
 
     known = names  # a dict: O(1) membership, and its keys feed the did-you-mean
+    for name in raw_names:
+        known.setdefault(name, "")
     outputs = _output_properties(pipeline, steps)
     check_expr = _expression_checker(report, known, outputs)
     used_agents: set[str] = set()
@@ -150,7 +159,7 @@ def check_pipeline(pipeline: Pipeline, registry: StepRegistry | None = None) -> 
         if agent.output_schema is not None:
             for problem in _schema_problems(agent.output_schema):
                 report.add(paths.child(path, "output_schema"), problem, "invalid-schema")
-        if name not in used_agents:
+        if name not in used_agents and name not in raw_agents:
             report.add(path, f"agent '{name}' is not used by any step", "unused-agent", "warning")
     return report.found
 
@@ -247,6 +256,26 @@ def _check_skill(
     params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
     for message in info.check_params(params):
         report.add(params_path, message, "skill-params")
+
+
+def _declared(raw: Any) -> tuple[set[str], set[str]]:
+    """Step names (`name:` of a mapping in a list or under `fallback:`) and agents named
+    by `uses: agents.NAME`, anywhere in a document's data."""
+    names: set[str] = set()
+    agents: set[str] = set()
+    stack: list[tuple[Any, bool]] = [(raw, False)]
+    while stack:
+        node, is_step = stack.pop()
+        if isinstance(node, dict):
+            if is_step and isinstance(node.get("name"), str):
+                names.add(node["name"])
+            uses = node.get("uses")
+            if isinstance(uses, str) and uses.startswith(AGENT_PREFIX):
+                agents.add(uses[len(AGENT_PREFIX) :])
+            stack.extend((v, k == "fallback") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((item, True) for item in node)
+    return names, agents
 
 
 def _output_properties(pipeline: Pipeline, steps: list[tuple[str, Any]]) -> dict[str, list[str]]:

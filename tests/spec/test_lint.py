@@ -268,3 +268,37 @@ def test_the_engine_exposes_exactly_the_documented_fields() -> None:
     assert StepResult.__expr_fields__ == set(STEP_FIELDS)
     reference = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
     assert "## Expression fields" in reference and "| `total_cost_usd` |" in reference
+
+
+TYPO_SPEC = """
+version: "1"
+agents:
+  writer: {model: "openai:gpt-4o-mini", system_prompt: "Write."}
+steps:
+  - name: route
+    kind: conditional
+    condition_expresion: "input.kind == 'a'"
+    branches:
+      a:
+        steps:
+          - name: draft
+            uses: agents.writer
+  - name: after
+    input: "{{ steps.draft.output }}"
+tests:
+  - name: t
+    input: {kind: a}
+    mocks: {draft: x}
+    assertions: ["steps.draft.output == 'x'", "steps.route.success"]
+"""
+
+
+def test_one_typo_gives_one_error_not_a_cascade() -> None:
+    found = [(d.line, d.code, d.message) for d in problems(TYPO_SPEC)]
+    assert found == [
+        (
+            7,
+            "unknown-key",
+            "unknown key 'condition_expresion'; did you mean 'condition_expression'?",
+        )
+    ]
