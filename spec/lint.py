@@ -255,6 +255,8 @@ def _check_skill(
         return
     params_path = paths.child(node_path or uses_path.rsplit(".", 1)[0], "with")
     for message in info.check_params(params):
+        if message.startswith("template syntax error"):
+            continue  # reported at the template's own line (`_check_template_names`)
         report.add(params_path, message, "skill-params")
 
 
@@ -439,8 +441,14 @@ def _check_template_names(report: _Reporter, path: str, template: str) -> None:
 
     try:
         tree = untrusted_environment().parse(template)
-    except TemplateSyntaxError:
-        return  # reported by the syntax checks
+    except TemplateSyntaxError as exc:
+        lines = template.splitlines() or [""]
+        line = min(max(exc.lineno or 1, 1), len(lines))
+        text = lines[line - 1]
+        first = text.strip()[:1] or " "
+        message = f"template syntax error: {exc.message}"
+        report.add_in_template(path, message, "template-syntax", template, line, first)
+        return
     # `context` (flujo 0.x's shared context) is refused at load time with its own error
     unknown = meta.find_undeclared_variables(tree) - {*TEMPLATE_NAMES, "context"}
     if not unknown:

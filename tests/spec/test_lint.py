@@ -80,6 +80,7 @@ def test_skill_parameters_are_checked() -> None:
     assert [m for *_, m in found] == [
         "invalid regular expression in 'pattern': missing ) at position 9",
         "skill 'template_render' has no parameter 'extra' (parameters: template)",
+        "template syntax error: unexpected '}'",  # at the template, not at `with:`
         "'schema' is not a valid JSON Schema: 12 is not valid under any of the given schemas",
         "parameter 'max' of skill 'max_length' must be integer",
         "'json_parse' is a transform skill, not a validator",

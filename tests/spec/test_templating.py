@@ -97,3 +97,17 @@ def test_a_name_a_template_cannot_see_is_flagged_on_the_templates_own_line() -> 
     )
     (found,) = errors(text)
     assert (found.code, found.line, found.col) == ("unknown-name", 7, 12)
+
+
+def test_template_syntax_errors_point_at_the_templates_own_line() -> None:
+    from tests.support.specs import errors
+
+    text = (
+        "steps:\n  - name: a\n    uses: template_render\n    with:\n      template: |\n"
+        "        Hello {{ input.name }}\n        {{ input }\n"
+    )
+    (found,) = errors(text)
+    assert (found.code, found.line) == ("template-syntax", 7), found
+    assert "unexpected '}'" in found.message
+    (found,) = errors("steps:\n  - name: a\n    input: '{{ input.name '\n")
+    assert (found.code, found.line) == ("template-syntax", 3), found
