@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from flujo.cli import UsageError, exit_with
-from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 
 
 @click.command()
@@ -67,7 +67,8 @@ def test(
     or --replay says otherwise. A test passes or fails as in the `flujo/test` check; an
     unapproved REQUIRE_APPROVAL policy that failed is reported apart, as `flujo/policy`
     does. Exit codes: 0 all passed, 1 a test failed or a policy needs approval (the
-    checks would block the merge), 2 a spec is invalid or a path is wrong.
+    checks would block the merge), 2 a spec is invalid or a path is wrong, 5 no tests
+    collected.
     """
     import asyncio
 
@@ -117,6 +118,10 @@ def test(
         _print_text(results, errors, pending)
     if errors or not files:
         exit_with(EXIT_USAGE)
+    if not results:  # as pytest: a selection that matches nothing is not a pass
+        if not as_json:
+            click.echo("no tests collected" + (f" (-k {' '.join(patterns)})" if patterns else ""))
+        exit_with(EXIT_NO_TESTS)
     failed = any(r.outcome == "failed" for r in results)
     exit_with(EXIT_INVALID if failed or pending else EXIT_OK)
 
