@@ -71,3 +71,5 @@ class CommitReport:
     config_path: str | None = None
     config_problems: list[Diagnostic] = field(default_factory=list)
     patterns: tuple[str, ...] = ()
+    lookalikes: list[str] = field(default_factory=list)
+    """Files that look like Flujo specs but match no `specs:` glob (when none does)."""

@@ -129,7 +129,42 @@ async def evaluate(
 def commit_config(root: Path, files: list[str]) -> CommitReport:
     """An empty report carrying the commit's config: its path, problems and `specs:` globs."""
     config, config_path, config_problems = read_config(root, files)
-    return CommitReport([], config_path, config_problems, tuple(config.specs))
+    report = CommitReport([], config_path, config_problems, tuple(config.specs))
+    if not spec_paths(files, report.patterns):
+        report.lookalikes = [p for p in lookalike_candidates(files) if looks_like_spec(root / p)]
+    return report
+
+
+MAX_LOOKALIKES = 20
+MAX_LOOKALIKE_BYTES = 256 * 1024
+
+
+def lookalike_candidates(files: list[str], sizes: Mapping[str, int] | None = None) -> list[str]:
+    """YAML files that may be specs outside the `specs:` globs (the first few, small ones)."""
+    found = [
+        p
+        for p in sorted(files)
+        if p.endswith((".yml", ".yaml"))
+        and not p.startswith(".github/")
+        and "/cassettes/" not in f"/{p}"
+        and (sizes is None or sizes.get(p, 0) <= MAX_LOOKALIKE_BYTES)
+    ]
+    return found[:MAX_LOOKALIKES]
+
+
+def looks_like_spec(path: Path) -> bool:
+    """A top-level `steps:` list with `agents:` or `version:` beside it."""
+    from flujo.spec.source import parse
+
+    try:
+        data = parse(path.read_bytes(), path.name).data
+    except (SpecError, OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("steps"), list)
+        and ("agents" in data or "version" in data)
+    )
 
 
 def spec_paths(files: list[str], patterns: tuple[str, ...]) -> list[str]:
@@ -150,11 +185,40 @@ async def evaluate_spec(
     `on_validated` sees the report once validation is done, before any test runs.
     """
     report, pipeline = _validate(root, path, registry)
+    _repository_relative(report, root)
     if on_validated is not None:
         on_validated(report)
     if pipeline is not None and report.valid:
         await _test(root, report, pipeline, registry, overrides, time_limit_s)
+        _repository_relative(report, root)
     return report
+
+
+def _repository_relative(report: SpecReport, root: Path) -> None:
+    """Name files in everything a check shows by their path in the repository, never by
+    the snapshot's temporary folder (so a suggested command runs in the author's clone)."""
+    from dataclasses import replace
+
+    prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
+
+    def text(value: str | None) -> str | None:
+        if value is None:
+            return None
+        for prefix in prefixes:
+            value = value.replace(prefix + "/", "").replace(prefix, ".")
+        return value
+
+    report.diagnostics = [
+        replace(d, message=text(d.message) or "", file=text(d.file) or "")
+        for d in report.diagnostics
+    ]
+    report.test_error = text(report.test_error)
+    for test in report.tests:
+        test.error = text(test.error)
+        test.assertions = [replace(a, explanation=text(a.explanation)) for a in test.assertions]
+        test.policies = [replace(p, explanation=text(p.explanation)) for p in test.policies]
+    for verdict in report.policies:
+        verdict.explanation = text(verdict.explanation)
 
 
 def _validate(root: Path, path: str, registry: StepRegistry) -> tuple[SpecReport, Pipeline | None]:
@@ -187,7 +251,7 @@ async def _test(
     time_limit_s: float,
 ) -> None:
     from flujo.engine.cassette import cassette_folder
-    from flujo.engine.embedded_tests import run_tests
+    from flujo.engine.embedded_tests import run_tests, soft_policies
     from flujo.engine.session import SessionOptions, session
 
     if pipeline.tests:
@@ -200,7 +264,7 @@ async def _test(
             origin="check",
         )
         # Soft policies are judged by the policy check, where an override can apply.
-        soft = frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")
+        soft = soft_policies(pipeline)  # as `flujo test` does: one verdict model
         try:
             async with (
                 asyncio.timeout(time_limit_s),

@@ -21,6 +21,7 @@ def encode_report(report: CommitReport) -> dict[str, Any]:
         "config_path": report.config_path,
         "config_problems": [d.to_dict() for d in report.config_problems],
         "patterns": list(report.patterns),
+        "lookalikes": list(report.lookalikes),
         "specs": [encode_spec(s) for s in report.specs],
     }
 
@@ -31,6 +32,7 @@ def decode_report(data: dict[str, Any]) -> CommitReport:
         config_path=data["config_path"],
         config_problems=[Diagnostic(**d) for d in data["config_problems"]],
         patterns=tuple(data["patterns"]),
+        lookalikes=list(data.get("lookalikes", [])),
     )
 
 

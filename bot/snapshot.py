@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from flujo.bot.evaluate import CONFIG_PATHS, Evaluator
+from flujo.bot.evaluate import CONFIG_PATHS, Evaluator, lookalike_candidates, spec_paths
 from flujo.bot.forge import Forge
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 
@@ -76,6 +76,9 @@ async def snapshot(
                 f"bot reads at most {limits.max_files} files and {limits.max_bytes:,} bytes. "
                 "Narrow `specs:` in `.github/flujo.yml`."
             )
+        if not spec_paths(wanted, plan.patterns):  # specs the globs miss? name them
+            lookalikes = lookalike_candidates([p for p in listing if p not in wanted], listing)
+            wanted += lookalikes
         fetched = await forge.read_files(repo, sha, wanted)
         write(root, fetched)
         # Files the specs read (0.x `imports:`, `from_file` prompts), transitively.

@@ -14,7 +14,6 @@ from flujo.bot.forge import (
     Action,
     Annotation,
     CheckOutput,
-    Conclusion,
     Level,
 )
 from flujo.spec.errors import Diagnostic
@@ -31,7 +30,36 @@ _ROWS = 200
 
 def check_outputs(report: CommitReport) -> list[CheckOutput]:
     """The three checks for a commit, in `CHECK_NAMES` order."""
+    if not report.specs and report.lookalikes:
+        return [lookalikes_output(name, report) for name in CHECK_NAMES]
     return [validate_output(report), test_output(report), policy_output(report)]
+
+
+def lookalikes_output(name: str, report: CommitReport) -> CheckOutput:
+    """No spec matches `specs:`, but some files look like specs: name them, and the line of
+    `.github/flujo.yml` that makes the bot check them."""
+    found = report.lookalikes
+    globs = sorted({_glob_for(path) for path in found})
+    line = "specs: [" + ", ".join(f'"{g}"' for g in [*report.patterns, *globs]) + "]"
+    if report.config_path is None:
+        line = "specs: [" + ", ".join(f'"{g}"' for g in globs) + "]"
+    shown = ", ".join(found[:3]) + ("…" if len(found) > 3 else "")
+    verb = "looks" if len(found) == 1 else "look"
+    title = f"Not checked: {shown} {verb} like Flujo specs but match no `specs:` glob"
+    summary = _render(
+        "check_lookalikes.md.j2",
+        lookalikes=found,
+        line=line,
+        config_path=report.config_path or ".github/flujo.yml",
+        patterns=report.patterns,
+    )
+    return CheckOutput(name, "neutral", title, summary)
+
+
+def _glob_for(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    suffix = name.rsplit(".", 1)[-1]
+    return f"{head}/**/*.{suffix}" if head else f"*.{suffix}"
 
 
 def validate_output(report: CommitReport) -> CheckOutput:
@@ -112,10 +140,10 @@ def test_output(report: CommitReport) -> CheckOutput:
     if not report.specs:
         return CheckOutput(TEST, "neutral", "No Flujo specs found", summary)
     if passed + failed == 0 and not any(s.test_error for s in report.specs):
-        invalid = any(not s.valid for s in report.specs)
-        conclusion: Conclusion = "failure" if invalid else "neutral"
-        title = "Not run: a spec is invalid" if invalid else "No tests: add `tests:` to a spec"
-        return CheckOutput(TEST, conclusion, title, summary)
+        invalid = [s for s in report.specs if not s.valid]
+        if invalid:
+            return CheckOutput(TEST, "failure", _not_run(invalid), summary)
+        return CheckOutput(TEST, "neutral", "No tests: add `tests:` to a spec", summary)
     broken = any(not s.valid or s.test_error for s in report.specs)
     title = f"{passed} passed, {failed} failed" + (", a spec could not be tested" if broken else "")
     return CheckOutput(
@@ -140,16 +168,19 @@ def policy_output(report: CommitReport) -> CheckOutput:
     summary = _render("check_policy.md.j2", specs=report.specs, rows=rows, patterns=report.patterns)
     if not report.specs:
         return CheckOutput(POLICY, "neutral", "No Flujo specs found", summary)
-    if not rows:
-        return CheckOutput(POLICY, "neutral", "No policies", summary)
     invalid = [s for s in report.specs if not s.valid]
+    if not rows:
+        # Neutral counts as passing for a required check: a spec that could not be judged fails.
+        if invalid:
+            return CheckOutput(POLICY, "failure", _not_run(invalid), summary)
+        return CheckOutput(POLICY, "neutral", "No policies", summary)
     judged = sum(r["verdict"] not in ("unjudged",) for r in rows)
     if blocking:
         title = f"{_n(blocking, 'policy', 'policies')} block{'s' * (blocking == 1)} the merge"
     else:
         title = f"{judged} of {_n(len(rows), 'policy', 'policies')} judged, none blocks"
     if invalid:
-        title += f"; {len(invalid)} invalid spec{_s(len(invalid))} not judged"
+        title += f"; not run: {_n(len(invalid), 'invalid spec')} ({_paths(invalid)})"
     return CheckOutput(
         POLICY,
         "failure" if blocking or invalid else "success",
@@ -268,6 +299,18 @@ def _skip_reason(spec: SpecReport) -> str | None:
     if spec.parsed and not spec.has_tests:
         return "no tests"
     return None
+
+
+def _not_run(invalid: list[SpecReport]) -> str:
+    """The title of a check that could not judge `invalid` specs (it fails: never neutral)."""
+    if len(invalid) == 1:
+        return f"Not run: the spec is invalid ({invalid[0].path})"
+    return f"Not run: {len(invalid)} specs are invalid ({_paths(invalid)})"
+
+
+def _paths(specs: list[SpecReport]) -> str:
+    names = [s.path for s in specs[:3]]
+    return ", ".join(names) + ("…" if len(specs) > 3 else "")
 
 
 def _n(count: int, word: str, plural: str | None = None) -> str:

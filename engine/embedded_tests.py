@@ -142,6 +142,39 @@ async def run_test(
     return outcome
 
 
+def soft_policies(pipeline: Pipeline) -> frozenset[str]:
+    """The REQUIRE_APPROVAL policies: judged apart from the tests, where an approval can
+    lift them. `flujo test` and the bot's `flujo/test` both pass these as `overrides`, so a
+    test passes or fails the same way in both; `needs_approval` then says which block."""
+    return frozenset(p.id for p in pipeline.policies if p.action == "REQUIRE_APPROVAL")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """A REQUIRE_APPROVAL policy that failed in some test run and nobody approved."""
+
+    id: str
+    spec: str
+    explanation: str | None
+    tests: tuple[str, ...]
+
+
+def needs_approval(results: list[TestResult], approved: frozenset[str]) -> list[PendingApproval]:
+    """The REQUIRE_APPROVAL policies that block a merge (as `flujo/policy` fails on them),
+    by spec and id, in first-failure order, with the tests whose runs failed them."""
+    found: dict[tuple[str, str], PendingApproval] = {}
+    for result in results:
+        for policy in result.policies:
+            if not policy.blocks or policy.action != "REQUIRE_APPROVAL" or policy.id in approved:
+                continue
+            key = (result.spec, policy.id)
+            seen = found.get(key)
+            tests = (*seen.tests, result.name) if seen else (result.name,)
+            explanation = seen.explanation if seen else policy.explanation
+            found[key] = PendingApproval(policy.id, result.spec, explanation, tests)
+    return list(found.values())
+
+
 def _judge(source: str, path: str, pipeline: Pipeline, bindings: dict[str, Any]) -> AssertionResult:
     line = pipeline.locate(path)[0] if pipeline.source is not None else None
     try:
@@ -153,8 +186,10 @@ def _judge(source: str, path: str, pipeline: Pipeline, bindings: dict[str, Any])
         return AssertionResult(source, False, path, line, exc.message)
 
 
-def report(results: list[TestResult], errors: list[str]) -> dict[str, Any]:
-    """The stable JSON report of a `flujo test` session."""
+def report(
+    results: list[TestResult], errors: list[str], pending: list[PendingApproval] | None = None
+) -> dict[str, Any]:
+    """The stable JSON report of a `flujo test` session (`pending`: `needs_approval`)."""
     passed = sum(r.outcome == "passed" for r in results)
     return {
         "version": REPORT_VERSION,
@@ -164,6 +199,7 @@ def report(results: list[TestResult], errors: list[str]) -> dict[str, Any]:
             "errors": len(errors),
             "total": len(results),
             "cost_usd": sum(r.cost_usd or 0.0 for r in results),
+            "needs_approval": sorted({p.id for p in pending or []}),
         },
         "errors": errors,
         "tests": [r.to_dict() for r in results],

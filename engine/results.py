@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flujo.spec.fields import RESULT_FIELDS, STEP_FIELDS
+
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 
@@ -12,23 +14,7 @@ RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 class StepResult:
     """The outcome of one step (over all its attempts, loop iterations or map items)."""
 
-    __expr_fields__ = frozenset(
-        {
-            "name",
-            "kind",
-            "yaml_path",
-            "output",
-            "success",
-            "error",
-            "attempts",
-            "cost_usd",
-            "tokens",
-            "input_tokens",
-            "output_tokens",
-            "latency_s",
-            "model",
-        }
-    )
+    __expr_fields__ = frozenset(STEP_FIELDS)
 
     name: str
     kind: str
@@ -79,22 +65,7 @@ class StepResults(dict[str, StepResult]):
 class PipelineResult:
     """The outcome of a run."""
 
-    __expr_fields__ = frozenset(
-        {
-            "run_id",
-            "spec_sha256",
-            "output",
-            "success",
-            "status",
-            "error",
-            "error_path",
-            "total_cost_usd",
-            "total_tokens",
-            "latency_s",
-            "steps",
-            "input",
-        }
-    )
+    __expr_fields__ = frozenset(RESULT_FIELDS)
 
     run_id: str
     spec_sha256: str

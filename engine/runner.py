@@ -592,6 +592,7 @@ class _Run:
                 raise StepFailed(step, record.error, "input") from None
         if self.captured:
             self.step_inputs.setdefault(step.name, value)
+        bindings = self._context(scope_input, previous)  # what a template_render sees
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"
@@ -602,9 +603,9 @@ class _Run:
             try:
                 if config.timeout_s is not None:
                     async with asyncio.timeout(config.timeout_s):
-                        output = await self.call(step, value, feedback, span, record)
+                        output = await self.call(step, value, feedback, span, record, bindings)
                 else:
-                    output = await self.call(step, value, feedback, span, record)
+                    output = await self.call(step, value, feedback, span, record, bindings)
                 problem = self._validate(step, output)
                 if problem is not None:
                     raise ValidationFailed(problem)
@@ -683,7 +684,9 @@ class _Run:
         feedback: str | None,
         span: SpanRecord,
         record: StepResult,
+        bindings: dict[str, Any] | None = None,
     ) -> Any:
+        """Run the step's `uses:` once; `bindings` are what its templates see."""
         uses = step.uses
         if uses is None:
             return value
@@ -701,6 +704,8 @@ class _Run:
                 span.attributes[CONTEXT_WRITES] = (
                     [str(value.get("path", ""))] if isinstance(value, dict) else []
                 )
+        elif getattr(fn, "__flujo_template__", False) and bindings is not None:
+            output = fn(value, **step.with_, bindings=bindings)  # templates see what docs say
         elif _is_factory(fn):  # flujo 0.x: a factory given the params makes the callable
             made = fn(**step.with_)
             made = getattr(made, "run", made)

@@ -18,6 +18,8 @@ EXIT_USAGE = 2
 """Usage error: a bad option, a missing or unreadable file, a store or server out of reach."""
 EXIT_INTERNAL = 3
 """A bug in Flujo."""
+EXIT_NO_TESTS = 5
+"""`flujo test` collected no test (as pytest): a result, never an error's code."""
 EXIT_INTERRUPTED = 130
 """Interrupted (Ctrl-C)."""
 EXIT_CODES = frozenset({EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED})

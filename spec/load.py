@@ -63,11 +63,15 @@ def check(
 
         if registry is None:
             registry = registry_for(spec_path)
+        # A subtree that failed to parse is gone from the salvaged copy: what it declares
+        # (step names, agent uses) still counts, so one typo gives one error.
+        raw = document.data if repaired else None
         diagnostics.extend(
             d
-            for d in check_pipeline(checked, registry=registry)
+            for d in check_pipeline(checked, registry=registry, raw=raw)
             if not any(_within(d.yaml_path, path) for path in repaired)
         )
+        diagnostics = _one_error_per_typo(diagnostics)
     if conversion is not None:
         diagnostics = [
             replace(d, yaml_path=conversion.source_path(d.yaml_path)) for d in diagnostics
@@ -119,6 +123,27 @@ def limit_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         severity="error" if errors else "warning",
     )
     return [*(kept[i] for i in shown), more]
+
+
+def _one_error_per_typo(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop "missing required key 'K'" on a node that has an unknown key whose did-you-mean
+    is 'K': the typo's own error already says it."""
+    import re
+
+    meant = set()
+    for d in diagnostics:
+        match = re.search(r"did you mean '([^']+)'\?$", d.message)
+        if d.code == "unknown-key" and match and "." in d.yaml_path:
+            meant.add((d.yaml_path.rsplit(".", 1)[0], match.group(1)))
+    return [
+        d
+        for d in diagnostics
+        if not (
+            d.code == "missing"
+            and (m := re.search(r"missing required key '([^']+)'$", d.message))
+            and (d.yaml_path, m.group(1)) in meant
+        )
+    ]
 
 
 def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:

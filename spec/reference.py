@@ -52,6 +52,7 @@ def reference_markdown() -> str:
         "- [Steps](#steps): "
         + ", ".join(f"[`{kind}`]({_anchor(_heading(m))})" for kind, m in STEP_KINDS.items()),
         "- Other nodes: " + ", ".join(f"[{m.__name__}]({_anchor(_heading(m))})" for m in others),
+        "- [Expression fields](#expression-fields): `result.FIELD`, `steps.NAME.FIELD`",
         "- [Repository configuration](#repository-configuration-githubflujoyml): "
         + ", ".join(f"[{m.__name__}]({_anchor(_heading(m))})" for m in config_models),
         "",
@@ -69,6 +70,9 @@ def reference_markdown() -> str:
     out += ["## Other nodes", ""]
     for model in others:
         out += _section(model, level=3)
+    from flujo.spec import fields
+
+    out += fields.reference_markdown()
     out += [
         "## Repository configuration (`.github/flujo.yml`)",
         "",

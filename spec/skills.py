@@ -267,15 +267,22 @@ def _check_template(params: dict[str, Any]) -> list[str]:
 
 @skill(
     "template_render",
-    "Render a Jinja2 template (sandboxed) with the input bound to `input`.",
+    "Render a Jinja2 template (sandboxed); it sees `input`, `previous` and `steps`, as "
+    "every template does.",
     output_type="str",
     params={"template": Param("string", True, "Jinja2 template text.")},
     check=_check_template,
 )
-def template_render(value: Any, template: str) -> str:
+def template_render(value: Any, template: str, *, bindings: dict[str, Any] | None = None) -> str:
+    """`bindings`: what every template of a spec sees (`input`, `previous`, `steps`), given
+    by the engine; without them (called directly), `input` is the value."""
     from flujo.spec.templating import render_bounded, untrusted_environment
 
-    return render_bounded(untrusted_environment().from_string(template), {"input": value})
+    names = bindings if bindings is not None else {"input": value}
+    return render_bounded(untrusted_environment().from_string(template), names)
+
+
+template_render.__flujo_template__ = True  # type: ignore[attr-defined]
 
 
 # -- validators ---------------------------------------------------------------------------

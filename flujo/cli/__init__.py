@@ -5,6 +5,7 @@ Exit codes, for every command:
   1  the input is invalid (a spec, patch or config has errors; they are printed)
   2  usage error (bad option, missing or unreadable file)
   3  internal error (a bug in Flujo: please report it)
+  5  `test`: no tests collected (none selected by `-k`, or no spec has `tests:`), as pytest
   130 interrupted (Ctrl-C)
 except `diff`, which follows diff(1): 0 no change, 1 changes found, 2 trouble.
 
@@ -106,6 +107,19 @@ class LazyGroup(click.Group):
             exc.show()
             ctx.exit(exc.exit_code)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, with a did-you-mean for an unknown command."""
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -147,7 +161,7 @@ def cli() -> None:
     """Flujo: AI pipelines defined as YAML, run with telemetry, improved by pull requests.
 
     \b
-    Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 internal error.
+    Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 internal error, 5 no tests collected.
     """
 
 

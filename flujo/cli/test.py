@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from flujo.cli import UsageError, exit_with
-from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 
 
 @click.command()
@@ -72,8 +72,11 @@ def test(
     Specs are the files given (or the .yml/.yaml files with tests under a folder; by
     default the current one). Models are replayed from cassettes when a spec has them
     (cassettes/<spec name>/ beside it), else only mocks are used, unless --live, --fake
-    or --replay says otherwise. Exit codes: 0 all passed, 1 a test failed, 2 a spec is
-    invalid or a path is wrong.
+    or --replay says otherwise. A test passes or fails as in the `flujo/test` check; an
+    unapproved REQUIRE_APPROVAL policy that failed is reported apart, as `flujo/policy`
+    does. Exit codes: 0 all passed, 1 a test failed or a policy needs approval (the
+    checks would block the merge), 2 a spec is invalid or a path is wrong, 5 no tests
+    collected.
     """
     import asyncio
 
@@ -111,21 +114,28 @@ def test(
                         spec=pipeline.file or str(file),
                         patterns=patterns,
                         jobs=jobs,
-                        overrides=frozenset(overrides),
+                        # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
+                        # policy fails the policy verdict (below), not the test
+                        overrides=testing.soft_policies(pipeline),
                     )
                 )
 
     asyncio.run(main())
+    pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(testing.report(results, errors), indent=2, default=str))
+        click.echo(json.dumps(testing.report(results, errors, pending), indent=2, default=str))
     else:
-        _print_text(results, errors)
+        _print_text(results, errors, pending)
     if errors or not files:
         exit_with(EXIT_USAGE)
+    if not results:  # as pytest: a selection that matches nothing is not a pass
+        if not as_json:
+            click.echo("no tests collected" + (f" (-k {' '.join(patterns)})" if patterns else ""))
+        exit_with(EXIT_NO_TESTS)
     failed = any(r.outcome == "failed" for r in results)
-    exit_with(EXIT_INVALID if failed else EXIT_OK)
+    exit_with(EXIT_INVALID if failed or pending else EXIT_OK)
 
 
 def _warn_repository_code(file: Path, references: list[str]) -> None:
@@ -182,7 +192,7 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _print_text(results: list[Any], errors: list[str]) -> None:
+def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> None:
     from flujo.engine.embedded_tests import failure_lines
 
     for error in errors:
@@ -197,8 +207,19 @@ def _print_text(results: list[Any], errors: list[str]) -> None:
         for policy in result.policies:
             if policy.action == "WARN" and policy.outcome in ("failed", "error"):
                 click.echo(f"    warning: policy {policy.id}: {policy.explanation}")
+    for policy in pending:
+        tests = ", ".join(policy.tests)
+        click.echo(
+            f"needs approval: policy {policy.id} (REQUIRE_APPROVAL) of {policy.spec} failed "
+            f"in {tests}: {policy.explanation}\n"
+            f"    approve it with --override {policy.id} "
+            f"(on a pull request: the label flujo/override:{policy.id})"
+        )
     passed = sum(r.outcome == "passed" for r in results)
     summary = f"{passed} passed, {len(results) - passed} failed"
+    if pending:
+        ids = {p.id for p in pending}
+        summary += f", {len(ids)} polic{'y needs' if len(ids) == 1 else 'ies need'} approval"
     if errors:
         summary += f", {len(errors)} spec error{'s' * (len(errors) != 1)}"
     click.echo(summary)

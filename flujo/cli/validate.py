@@ -111,8 +111,10 @@ def validate(
         if errors or warnings:
             summary += f": {errors} error{'s' * (errors != 1)}, "
             summary += f"{warnings} warning{'s' * (warnings != 1)} ({invalid} invalid)"
-        else:
+        elif reports and not problems:
             summary += ", all valid"
+        if problems:  # never "all valid" when something could not be checked
+            summary += f"; {len(problems)} path{'s' * (len(problems) != 1)} could not be read"
         click.echo(summary, err=True)
     exit_with(EXIT_USAGE if problems else EXIT_INVALID if errors else EXIT_OK)
 

@@ -75,6 +75,11 @@ def _parse(source: str) -> ast.Expression:
         starts = _Text(source).starts
         line = starts[exc.lineno - 1] if exc.lineno and 0 < exc.lineno <= len(starts) else 0
         where = line + (exc.offset or 0) - 1  # SyntaxError columns count characters
+        mistake = _mistake(body)
+        if mistake is not None:
+            token, at, meant = mistake
+            message = f"invalid expression: unexpected `{token}`: did you mean `{meant}`?"
+            raise ExpressionError(message, source, lead + at, "syntax") from None
         if not exc.offset or where >= len(body):  # Python says 0 at the end of input
             message, where = "invalid expression: unexpected end", len(body)
         else:
@@ -83,6 +88,21 @@ def _parse(source: str) -> ast.Expression:
     except (ValueError, RecursionError, MemoryError) as exc:
         message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ExpressionError(f"invalid expression: {message}", source, lead, "syntax") from None
+
+
+_MISTAKES = re.compile(r"===|=>|=<|&&|\|\||!(?!=)|(?<![=!<>])=(?!=)")
+_MEANT = {"===": "==", "=>": ">=", "=<": "<=", "&&": "and", "||": "or", "!": "not", "=": "=="}
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _mistake(body: str) -> tuple[str, int, str] | None:
+    """The first operator from another language in `body` (outside string literals):
+    the token, where it starts, and what it is in this one."""
+    blanked = _STRINGS.sub(lambda m: " " * len(m.group(0)), body)
+    match = _MISTAKES.search(blanked)
+    if match is None:
+        return None
+    return match.group(0), match.start(), _MEANT[match.group(0)]
 
 
 def parse(source: str) -> ast.Expression | ExpressionProblem:

@@ -569,6 +569,7 @@ class _Converter:
             for key in agent:
                 if key not in ("id", "params"):
                     self.unknown(where, key, ["id", "params"])
+            _keep_0x_template_input(out, "input" in raw)
         elif agent is not None:
             self.report(
                 paths.child(source, "agent"), "`agent` must be a string or a mapping", "schema"
@@ -837,3 +838,17 @@ def _import_path(reference: str) -> str:
         return reference
     module, _, attr = reference.rpartition(".")
     return f"{module}:{attr}"
+
+
+def _keep_0x_template_input(out: dict[str, Any], has_input: bool) -> None:
+    """In 0.x a `template_render` template's `input` was the step's own input (the previous
+    output); here every template's `input` is the pipeline's input, so a converted template
+    that reads `input` rebinds it to `previous`, and runs as it did."""
+    params = out.get("with")
+    if not isinstance(params, dict) or out.get("uses") != "template_render" or has_input:
+        return
+    template = params.get("template")
+    if not isinstance(template, str):
+        return
+    if re.search(r"\binput\b", template):
+        params["template"] = "{% with input = previous %}" + template + "{% endwith %}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -282,3 +283,96 @@ def test_a_check_run_carries_at_most_200_annotations_and_says_how_many_more() ->
     assert "800 more annotations are not shown" in output.summary
     few = CheckOutput("flujo/validate", "failure", "t", "summary", annotations=many[:3])
     assert capped(few) == few
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        GOOD.replace("uses: template_render", "uses: template_rendr"),  # parsed, invalid
+        "version: '1'\nsteps: [unclosed\n",  # does not parse at all
+    ],
+)
+async def test_an_invalid_spec_fails_every_check_that_could_not_judge_it(
+    tmp_path: Path, broken: str
+) -> None:
+    checks = await outputs(tmp_path, {"flujo/greeter.yml": broken})
+    for name in ("flujo/validate", "flujo/test", "flujo/policy"):
+        assert checks[name].conclusion == "failure", name  # never neutral: neutral passes
+    for name in ("flujo/test", "flujo/policy"):
+        assert "not run: the spec is invalid" in checks[name].title.lower(), name
+
+
+@pytest.mark.parametrize("approved", [(), ("needs_review",)])
+def test_flujo_test_and_the_checks_share_one_verdict_model(
+    tmp_path: Path, approved: tuple[str, ...]
+) -> None:
+    """A test passes or fails as in `flujo/test`; `flujo test` exits 1 exactly when
+    `flujo/test` or `flujo/policy` fails (an unapproved REQUIRE_APPROVAL policy fails
+    the policy check, not the test)."""
+    overrides = {i: Override(i, "octocat", "now") for i in approved}
+    checks = asyncio.run(outputs(tmp_path, {"flujo/greeter.yml": GOOD}, overrides))
+    args = ["test", str(tmp_path / "flujo/greeter.yml")]
+    for policy_id in approved:
+        args += ["--override", policy_id]
+    result = CliRunner().invoke(cli, args)
+    blocked = any(checks[n].conclusion == "failure" for n in ("flujo/test", "flujo/policy"))
+    assert result.exit_code == (1 if blocked else 0), result.output
+    assert checks["flujo/test"].conclusion == "success"
+    assert "PASS " in result.output and "FAIL " not in result.output
+    if not approved:
+        assert checks["flujo/policy"].conclusion == "failure"
+        assert "needs approval: policy needs_review (REQUIRE_APPROVAL)" in result.output
+        assert "--override needs_review" in result.output
+        assert result.output.splitlines()[-1] == "1 passed, 0 failed, 1 policy needs approval"
+    report = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+    assert report["summary"]["needs_approval"] == ([] if approved else ["needs_review"])
+
+
+MODEL_SPEC = """\
+version: "1"
+name: writer
+agents:
+  writer: {model: "openai:gpt-4o-mini", system_prompt: "Write."}
+steps:
+  - name: write
+    uses: agents.writer
+tests:
+  - name: writes
+    input: hello
+    assertions: ["output != ''"]
+"""
+
+
+async def test_check_messages_show_repository_paths_and_commands_a_clone_can_run(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "snapshot-7f3a"  # the server's temporary copy of the commit
+    root.mkdir()
+    checks = await outputs(
+        root,
+        {"flujo/writer.yml": MODEL_SPEC, "flujo/cassettes/writer/stale.json": "{}"},
+    )
+    test = checks["flujo/test"]
+    assert test.conclusion == "failure"
+    shown = [test.title, test.summary] + [a.message for a in test.annotations]
+    assert "flujo/cassettes/writer" in test.summary
+    assert "`flujo test flujo/writer.yml`" in test.summary
+    for text in shown:
+        assert str(tmp_path) not in text and "snapshot-7f3a" not in text, text
+
+
+async def test_specs_outside_the_globs_are_named_with_the_line_to_add(tmp_path: Path) -> None:
+    checks = await outputs(
+        tmp_path,
+        {
+            "pipelines/triage.yaml": GOOD,
+            ".github/workflows/ci.yml": "on: push\njobs: {build: {steps: []}}\n",
+            "config/app.yml": "steps: 3\n",  # a top-level steps: alone is not a spec
+        },
+    )
+    for check in checks.values():
+        assert "No Flujo specs found" not in check.title
+        assert "pipelines/triage.yaml" in check.title
+        assert 'specs: ["pipelines/**/*.yaml"]' in check.summary
+        assert ".github/flujo.yml" in check.summary
+        assert "ci.yml" not in check.summary and "app.yml" not in check.summary

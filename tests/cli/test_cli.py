@@ -177,3 +177,28 @@ def test_patch_reports_a_path_that_does_not_exist(write) -> None:  # type: ignor
     code, _, err = run("patch", "--check", str(spec), "-", input=json.dumps(patch))
     assert code == 1
     assert "path '/steps/7' (steps[7]) does not exist" in err
+
+
+def test_validate_a_missing_file_never_says_all_valid(tmp_path: Path) -> None:
+    code, out, err = run("validate", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert "all valid" not in out + err
+    assert "no such file" in err and "1 path could not be read" in err
+
+
+def test_an_unknown_command_gets_a_did_you_mean() -> None:
+    code, _, err = run("tset")
+    assert code == 2
+    assert "No such command 'tset'" in err and "Did you mean 'test'?" in err
+
+
+def test_test_with_no_test_selected_exits_5_like_pytest(tmp_path: Path) -> None:
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "steps:\n  - {name: a, uses: passthrough}\n"
+        "tests:\n  - {name: t, input: x, assertions: [\"output == 'x'\"]}\n"
+    )
+    code, out, _ = run("test", str(spec), "-k", "nomatch")
+    assert code == 5, out
+    assert "no tests collected" in out
+    assert run("test", str(spec))[0] == 0

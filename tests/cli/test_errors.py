@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import flujo.cli
 from flujo.cli import Interrupted, InvalidInput, UsageError, cli, main
 from flujo.engine.store import StoreError
-from flujo.spec.errors import EXIT_CODES, Diagnostic, FlujoError, SpecError
+from flujo.spec.errors import EXIT_CODES, EXIT_NO_TESTS, Diagnostic, FlujoError, SpecError
 from tests.cli.test_house import source_modules
 from tests.support.specs import ROOT
 
@@ -76,7 +76,7 @@ def test_every_exception_of_the_product_is_a_flujo_error_with_a_documented_exit_
 def test_the_exit_codes_are_the_ones_the_command_line_documents() -> None:
     doc = flujo.cli.__doc__ or ""
     documented = {int(code) for code in re.findall(r"^\s+(\d+)\s+\S", doc, re.M)}
-    assert documented == EXIT_CODES | {0}
+    assert documented == EXIT_CODES | {0, EXIT_NO_TESTS}  # 5: `flujo test` collected none
 
 
 @pytest.mark.parametrize(

@@ -117,10 +117,11 @@ def test_failures_are_explained_and_require_approval_needs_an_override(tmp_path:
     code, out, _ = invoke("test", str(path))
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith(f"FAIL {path}::loud")
-    assert "    policy needs_review (REQUIRE_APPROVAL) failed: " in out
+    # as in the bot: the policy needs approval (flujo/policy), the test itself passes
+    assert lines[0].startswith(f"PASS {path}::loud")
+    assert f"needs approval: policy needs_review (REQUIRE_APPROVAL) of {path} failed in " in out
     assert "assertion steps.shout.output == 'hello' (line 18): 'HELLO' == 'hello' is False" in out
-    assert lines[-1] == "0 passed, 2 failed"
+    assert lines[-1] == "1 passed, 1 failed, 1 policy needs approval"
     code, out, _ = invoke("test", str(path), "--override", "needs_review", "-k", "loud")
     assert code == 0 and out.splitlines() == [out.splitlines()[0], "1 passed, 0 failed"]
     assert out.startswith(f"PASS {path}::loud")
@@ -138,6 +139,7 @@ def test_json_report_is_stable_and_selects_by_tag(tmp_path: Path) -> None:
         "errors": 0,
         "total": 1,
         "cost_usd": 0.0,
+        "needs_approval": ["needs_review"],
     }
     (test,) = report["tests"]
     assert test["name"] == "quiet" and test["yaml_path"] == "tests[1]"

@@ -692,3 +692,26 @@ def test_0x_literals_and_mapping_get_are_accepted() -> None:
     assert refusal("result.get('secret')").kind in ("refused", "runtime")
     assert refusal("input.get()").kind == "refused"
     assert refusal("input.get('a', 1, 2)").kind == "refused"
+
+
+@pytest.mark.parametrize(
+    ("source", "token", "hint"),
+    [
+        ("result.total_cost_usd => 1", "=>", "did you mean `>=`?"),
+        ("output =< 3", "=<", "did you mean `<=`?"),
+        ("output = 'a'", "=", "did you mean `==`?"),
+        ("a && b", "&&", "did you mean `and`?"),
+        ("a || b", "||", "did you mean `or`?"),
+        ("!a", "!", "did you mean `not`?"),
+        ("a === b", "===", "did you mean `==`?"),
+    ],
+)
+def test_a_syntax_error_points_at_the_offending_token_with_a_hint(
+    source: str, token: str, hint: str
+) -> None:
+    from flujo.spec.expressions import ExpressionProblem, parse
+
+    problem = parse(source)
+    assert isinstance(problem, ExpressionProblem)
+    assert problem.offset == source.index(token)
+    assert problem.message.endswith(f"`{token}`: {hint}"), problem.message

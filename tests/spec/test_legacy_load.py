@@ -105,7 +105,9 @@ def test_constructs_become_the_current_model() -> None:
     assert isinstance(billing, AgentStep) and billing.config.timeout_s == 30
     tech = support.step("tech_reply")
     assert isinstance(tech, AgentStep)
-    assert (tech.uses, tech.with_) == ("template_render", {"template": "Tech: {{ input }}"})
+    # 0.x's template `input` was the step's input: rebound to `previous`, it runs the same
+    template = "{% with input = previous %}Tech: {{ input }}{% endwith %}"
+    assert (tech.uses, tech.with_) == ("template_render", {"template": template})
     other = support.step("other_reply")
     assert isinstance(other, AgentStep) and other.uses == "tests.support.skills:shout"
     extras = support.step("extras")

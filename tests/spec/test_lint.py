@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flujo.spec.load import check
-from tests.support.specs import EXAMPLES, errors, problems, spec
+from tests.support.specs import EXAMPLES, ROOT, errors, problems, spec
 
 
 def messages(text: str) -> list[tuple[int, int, str]]:
@@ -79,7 +79,8 @@ def test_skill_parameters_are_checked() -> None:
     )
     assert [m for *_, m in found] == [
         "invalid regular expression in 'pattern': missing ) at position 9",
-        "skill 'template_render' has no parameter 'extra' (parameters: template)",
+        "template syntax error: unexpected '}'",  # at the template, not at `with:`
+        "skill 'template_render' has no parameter 'extra' (parameters: template)",  # at `extra`
         "'schema' is not a valid JSON Schema: 12 is not valid under any of the given schemas "
         "(at /type)",
         "parameter 'max' of skill 'max_length' must be integer",
@@ -212,3 +213,94 @@ def test_duplicate_test_names_and_policy_ids() -> None:
 
 def test_spec_helper_dedents() -> None:
     assert spec("\n  a: 1\n") == "a: 1\n"
+
+
+FIELDS_SPEC = """
+version: "1"
+agents:
+  reader:
+    model: openai:gpt-4o-mini
+    system_prompt: Read.
+    output_schema:
+      type: object
+      properties: {urgency: {type: string}, sender: {type: string}}
+steps:
+  - name: read_email
+    uses: agents.reader
+  - name: route
+    kind: conditional
+    condition_expression: "steps.read_email.output.urgancy == 'high'"
+    branches:
+      high: [{name: shout, uses: passthrough}]
+tests:
+  - name: t
+    input: x
+    mocks: {read_email: {urgency: high, sender: a}}
+    assertions:
+      - "result.total_cost < 1 and steps.read_email.sucess and result.steps.route.output != 1"
+      - "steps.read_email.output.sender.lower() == 'a' and steps.read_email.output['urgency']"
+"""
+
+
+def test_expressions_are_checked_against_the_fields_and_the_output_schema_they_read() -> None:
+    found = [(d.line, d.col, d.code, d.message) for d in errors(FIELDS_SPEC)]
+    assert found == [
+        (
+            14,
+            52,
+            "unknown-field",
+            "the output of step 'read_email' has no property 'urgancy' (its agent's "
+            "output_schema has urgency, sender); did you mean 'urgency'?",
+        ),
+        (
+            22,
+            17,
+            "unknown-field",
+            "a run's result has no field 'total_cost'; did you mean 'total_cost_usd'?",
+        ),
+        (22, 53, "unknown-field", "a step's result has no field 'sucess'; did you mean 'success'?"),
+    ]
+
+
+def test_the_engine_exposes_exactly_the_documented_fields() -> None:
+    from flujo.engine.results import PipelineResult, StepResult
+    from flujo.spec.fields import RESULT_FIELDS, STEP_FIELDS
+
+    assert PipelineResult.__expr_fields__ == set(RESULT_FIELDS)
+    assert StepResult.__expr_fields__ == set(STEP_FIELDS)
+    reference = (ROOT / "docs" / "spec-reference.md").read_text(encoding="utf-8")
+    assert "## Expression fields" in reference and "| `total_cost_usd` |" in reference
+
+
+TYPO_SPEC = """
+version: "1"
+agents:
+  writer: {model: "openai:gpt-4o-mini", system_prompt: "Write."}
+steps:
+  - name: route
+    kind: conditional
+    condition_expresion: "input.kind == 'a'"
+    branches:
+      a:
+        steps:
+          - name: draft
+            uses: agents.writer
+  - name: after
+    input: "{{ steps.draft.output }}"
+tests:
+  - name: t
+    input: {kind: a}
+    mocks: {draft: x}
+    assertions: ["steps.draft.output == 'x'", "steps.route.success"]
+"""
+
+
+def test_one_typo_gives_one_error_not_a_cascade() -> None:
+    found = [(d.line, d.code, d.message) for d in problems(TYPO_SPEC)]
+    assert found == [
+        (
+            7,
+            "unknown-key",
+            "unknown key 'condition_expresion'; did you mean 'condition_expression'?",
+        )
+    ]
