@@ -48,8 +48,17 @@ def cell(value: object) -> str:
 
 
 def one_line(value: object) -> str:
-    """The text on one line."""
-    return str(value).replace("\n", " ")
+    """A stranger's text (a spec's name, a message quoting a key) shown as plain text on one
+    line in GitHub Markdown: HTML escaped, Markdown punctuation (links, images, emphasis,
+    table pipes) backslash-escaped, and @mentions, #references and bare URLs broken with a
+    zero-width space, so it can neither format, link nor notify anyone."""
+    text = html.escape(str(value).replace("\n", " ").replace("\r", " "), quote=False)
+    text = _MARKDOWN.sub(r"\\\g<0>", text)
+    return _NOTIFY.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+
+_MARKDOWN = re.compile(r"[\\`*_\[\]()!|~]")
+_NOTIFY = re.compile(r"[@#]\w|:/")
 
 
 def unfence(value: object) -> str:

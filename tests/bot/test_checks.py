@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -376,3 +377,27 @@ async def test_specs_outside_the_globs_are_named_with_the_line_to_add(tmp_path: 
         assert 'specs: ["pipelines/**/*.yaml"]' in check.summary
         assert ".github/flujo.yml" in check.summary
         assert "ci.yml" not in check.summary and "app.yml" not in check.summary
+
+
+INJECTED = "[click](https://evil.example) <img src=x onerror=alert(1)> @acme/everyone **loud**"
+
+
+async def test_strangers_text_cannot_format_link_or_notify_in_check_summaries(
+    tmp_path: Path,
+) -> None:
+    import cmarkgfm
+    from cmarkgfm.cmark import Options
+
+    name = INJECTED.replace('"', "'")
+    spec_text = GOOD.replace("name: greeter", f'name: "{name}"').replace(
+        "  - name: greet\n", f'  - name: greet\n    "{name}": 1\n'
+    )
+    checks = await outputs(tmp_path, {"flujo/greeter.yml": spec_text})
+    for check in checks.values():
+        shown = cmarkgfm.github_flavored_markdown_to_html(
+            check.summary, options=Options.CMARK_OPT_UNSAFE
+        )
+        assert "<a " not in shown and "<img" not in shown and "<strong>loud" not in shown, shown
+        outside_code = re.sub(r"<code>.*?</code>", "", shown, flags=re.S)
+        assert "@acme/everyone" not in outside_code  # a mention would notify the team
+    assert "click" in checks["flujo/validate"].summary  # the text is shown, inert
