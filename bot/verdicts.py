@@ -17,7 +17,7 @@ from flujo.bot.forge import (
     Level,
 )
 from flujo.spec.errors import Diagnostic
-from flujo.templates.environment import product_environment
+from flujo.templates.environment import cell, one_line, product_environment
 from flujo.templates.fit import fit, shrink
 
 VALIDATE, TEST, POLICY = "flujo/validate", "flujo/test", "flujo/policy"
@@ -257,13 +257,16 @@ def _policy_row(spec: SpecReport, verdict: PolicyVerdict) -> dict[str, Any]:
         "overridden": "✅ approved",
         "unjudged": "➖ not judged (no tests)",
     }
-    why = verdict.explanation or ""
+    # Markdown for the summary's table: the spec's own words (explanations quote its
+    # expressions, test names) are made inert; the bot's own words around them are not.
+    why = one_line(verdict.explanation or "")
     if verdict.tests:
-        why = f"{why} (in {', '.join(verdict.tests[:3])}{'…' if len(verdict.tests) > 3 else ''})"
-    if verdict.override is not None:
+        names = ", ".join(one_line(name) for name in verdict.tests[:3])
+        why = f"{why} (in {names}{'…' if len(verdict.tests) > 3 else ''})"
+    if verdict.override is not None:  # a GitHub login: letters, digits and hyphens
         why = f"approved by @{verdict.override.by} at {verdict.override.at}; was: {why}"
     elif verdict.blocks and verdict.action == "REQUIRE_APPROVAL":
-        why = f"{why}; approve with the label `flujo/override:{verdict.id}`"
+        why = f"{why}; approve with the label `flujo/override:{cell(verdict.id)}`"
     return {
         "id": verdict.id,
         "spec": spec.path,
@@ -271,7 +274,7 @@ def _policy_row(spec: SpecReport, verdict: PolicyVerdict) -> dict[str, Any]:
         "action": verdict.action,
         "verdict": verdict.verdict,
         "verdict_text": texts[verdict.verdict],
-        "why": why.strip("; ") or (verdict.description or ""),
+        "why": why.strip("; ") or one_line(verdict.description or ""),
     }
 
 
