@@ -31,6 +31,8 @@ from flujo.spec.errors import Diagnostic, FlujoError
 
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
 SAFE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
+# A spec that reads other files says so with one of these words (`snapshot.references`).
+REFERENCE_WORDS = (b"imports", b"from_file")
 # Exit codes the child uses to say which limit it hit (see flujo.bot.isolated).
 EXIT_MEMORY = 86
 
@@ -233,6 +235,8 @@ class Isolated:
     async def references(self, root: Path, paths: list[str]) -> list[str]:
         found: set[str] = set()
         for path in paths:  # one by one: a spec that cannot be read hides no other's files
+            if not any(word in (root / path).read_bytes() for word in REFERENCE_WORDS):
+                continue  # it names no other file: no child needed (a search, no parsing)
             payload = {"root": str(root), "paths": [path]}
             try:
                 answer = await run_isolated("references", payload, scratch=root, limits=self.limits)
