@@ -16,37 +16,19 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from flujo.bot.evaluate import InProcess
 from flujo.bot.isolation import Isolated
 from flujo.spec.registry import StepRegistry
+from tests.support.bot import GOOD
 
-SPEC = """\
-version: "1"
-name: greeter
-steps:
-  - name: greet
-    uses: template_render
-    with: {template: "Hello, {{ input.name }}!"}
-tests:
-  - name: greets by name
-    input: {name: Ada}
-    assertions:
-      - "output == 'Hello, Ada!'"
-policies:
-  - id: short
-    assert: "len(output) < 50"
-    action: FAIL_RUN
-  - id: needs_review
-    assert: "len(output) < 5"
-    action: REQUIRE_APPROVAL
-  - id: friendly
-    assert: "'!' not in output"
-    action: WARN
-"""
+SPEC = GOOD  # the bot tests' spec: one embedded test, three policies
 
 
 async def once(evaluator: InProcess | Isolated, root: Path, files: list[str]) -> float:

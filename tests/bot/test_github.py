@@ -349,13 +349,18 @@ async def test_the_approve_button_labels_the_pull_request_and_lifts_the_block(
     assert [a["identifier"] for a in policy.actions] == ["approve"]
     assert fake.check_run(REPO, sha, "flujo/validate").actions == []
 
+    await _press_approve(world, sha, number, policy.id, "maintainer-ada")
+    assert "flujo/override:needs_review" in fake.labels(REPO, number)
+    approved = fake.check_run(REPO, sha, "flujo/policy")
+    assert approved.conclusion == "success" and approved.actions == []
+    assert "approved by @maintainer-ada" in (approved.summary or "")
+
+
+async def _press_approve(world: World, sha: str, number: int, run_id: int, by: str) -> None:
+    """`by` presses *Approve policies* on the policy check run of pull request `number`."""
+    fake = world.fake
     payload = fake.webhook(
-        "check_run",
-        "requested_action",
-        repo=REPO,
-        sha=sha,
-        check_run_id=policy.id,
-        sender="maintainer-ada",
+        "check_run", "requested_action", repo=REPO, sha=sha, check_run_id=run_id, sender=by
     )
     payload["requested_action"] = {"identifier": "approve"}
     payload["check_run"]["pull_requests"][0]["number"] = number  # type: ignore[index]
@@ -363,10 +368,6 @@ async def test_the_approve_button_labels_the_pull_request_and_lifts_the_block(
     status, _ = await fake.deliver(str(world.server.make_url("/webhooks")), "check_run", payload)
     assert status == 202
     await world.settle()
-    assert "flujo/override:needs_review" in fake.labels(REPO, number)
-    approved = fake.check_run(REPO, sha, "flujo/policy")
-    assert approved.conclusion == "success" and approved.actions == []
-    assert "approved by @maintainer-ada" in (approved.summary or "")
 
 
 async def _blocked_pull(world: World) -> tuple[str, int]:
@@ -448,20 +449,7 @@ async def test_the_approve_button_needs_write_access(world: World) -> None:
     sha, number = await _blocked_pull(world)
     fake = world.fake
     policy = fake.check_run(REPO, sha, "flujo/policy")
-    payload = fake.webhook(
-        "check_run",
-        "requested_action",
-        repo=REPO,
-        sha=sha,
-        check_run_id=policy.id,
-        sender="drive-by",
-    )
-    payload["requested_action"] = {"identifier": "approve"}
-    payload["check_run"]["pull_requests"][0]["number"] = number  # type: ignore[index]
-    assert world.server is not None
-    status, _ = await fake.deliver(str(world.server.make_url("/webhooks")), "check_run", payload)
-    assert status == 202
-    await world.settle()
+    await _press_approve(world, sha, number, policy.id, "drive-by")
     assert "flujo/override:needs_review" not in fake.labels(REPO, number)
     assert fake.check_run(REPO, sha, "flujo/policy").conclusion == "failure"
     assert any(c.body.startswith("@drive-by: approving") for c in fake.comments(REPO, number))
