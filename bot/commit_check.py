@@ -29,11 +29,15 @@ async def check_commit(
     evaluator: Evaluator,
     overrides: Mapping[str, Override] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    git_ref: str | None = None,
 ) -> list[CheckOutput]:
-    """Run the three checks on `repo@sha` and report them; returns what was reported."""
+    """Run the three checks on `repo@sha` and report them; returns what was reported.
+    With `git_ref` (the branch or pull request ref checked), a repository that opted in
+    also gets the findings in code scanning."""
     refs = {name: await forge.queue_check(repo, sha, name) for name in CHECK_NAMES}
     for ref in refs.values():
         await forge.start_check(repo, ref)
+    report: CommitReport | None = None
     try:
         report = await evaluate_commit(forge, repo, sha, evaluator, overrides or {}, limits)
         outputs = [capped(output) for output in check_outputs(report)]
@@ -49,8 +53,25 @@ async def check_commit(
         raise
     for output in outputs:
         await forge.complete_check(repo, refs[output.name], output)
+    if report is not None and report.code_scanning and git_ref is not None:
+        await _upload_findings(forge, repo, sha, git_ref, report)
     log.info("%s@%s: %s", repo, sha[:12], ", ".join(f"{o.name} {o.conclusion}" for o in outputs))
     return outputs
+
+
+async def _upload_findings(
+    forge: Forge, repo: str, sha: str, git_ref: str, report: CommitReport
+) -> None:
+    """Code scanning is extra: the checks already carry every finding, so a refused
+    upload (code scanning not enabled on the repository) is logged, not retried."""
+    from flujo import __version__
+    from flujo.bot.code_scanning import encoded_sarif
+
+    sarif, _ = encoded_sarif(report, str(__version__))
+    try:
+        await forge.upload_sarif(repo, sha, git_ref, sarif)
+    except Exception as exc:
+        log.warning("%s@%s: code scanning upload refused: %s", repo, sha[:12], exc)
 
 
 def capped(output: CheckOutput, limit: int = MAX_ANNOTATIONS) -> CheckOutput:

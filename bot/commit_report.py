@@ -73,3 +73,5 @@ class CommitReport:
     patterns: tuple[str, ...] = ()
     lookalikes: list[str] = field(default_factory=list)
     """Files that look like Flujo specs but match no `specs:` glob (when none does)."""
+    code_scanning: bool = False
+    """The repository asked for its findings in code scanning."""

@@ -130,6 +130,7 @@ def commit_config(root: Path, files: list[str]) -> CommitReport:
     """An empty report carrying the commit's config: its path, problems and `specs:` globs."""
     config, config_path, config_problems = read_config(root, files)
     report = CommitReport([], config_path, config_problems, tuple(config.specs))
+    report.code_scanning = config.code_scanning
     if not spec_paths(files, report.patterns):
         report.lookalikes = [p for p in lookalike_candidates(files) if looks_like_spec(root / p)]
     return report

@@ -72,6 +72,7 @@ class PullNumber(_Model):
 
 class CheckSuite(_Model):
     head_sha: str
+    head_branch: str | None = None
 
 
 class CheckRun(_Model):
@@ -139,6 +140,7 @@ class _BySender(_Model):
 
 class PushEvent(RepositoryEvent):
     EVENT = "push"
+    ref: str | None = None
     after: str | None = None
     deleted: bool | None = None
 

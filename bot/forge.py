@@ -163,3 +163,6 @@ class Forge(Protocol):
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         """Policy ids approved by `flujo/override:<id>` labels on pull requests of `sha`,
         with the pull request's number."""
+
+    async def upload_sarif(self, repo: str, sha: str, ref: str, sarif: str) -> None:
+        """Send code scanning findings of `sha` on `ref` (`sarif`: gzip, then base64)."""

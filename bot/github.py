@@ -402,6 +402,10 @@ class GitHubForge:
             lambda gh: gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body})
         )
 
+    async def upload_sarif(self, repo: str, sha: str, ref: str, sarif: str) -> None:
+        data = {"commit_sha": sha, "ref": ref, "sarif": sarif, "tool_name": "flujo"}
+        await self._call(lambda gh: gh.post(f"/repos/{repo}/code-scanning/sarifs", data=data))
+
     async def can_write(self, repo: str, login: str) -> bool:
         """GitHub's `permission` is admin, write, read or none (maintain shows as write)."""
         try:

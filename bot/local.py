@@ -8,6 +8,8 @@ callback (the CLI prints them).
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import json
 import os
 import re
@@ -208,6 +210,12 @@ class LocalForge:
 
     async def override_labels(self, repo: str, sha: str) -> dict[str, int]:
         return dict(self._overrides)
+
+    async def upload_sarif(self, repo: str, sha: str, ref: str, sarif: str) -> None:
+        """Written beside the checks as `flujo.sarif`, for an editor or another uploader."""
+        folder = await self.checks_dir(sha)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "flujo.sarif").write_bytes(gzip.decompress(base64.b64decode(sarif)))
 
     async def queue_check(self, repo: str, sha: str, name: str) -> CheckRef:
         ref = CheckRef(_slug(name), name, sha)

@@ -22,6 +22,7 @@ def encode_report(report: CommitReport) -> dict[str, Any]:
         "config_problems": [d.to_dict() for d in report.config_problems],
         "patterns": list(report.patterns),
         "lookalikes": list(report.lookalikes),
+        "code_scanning": report.code_scanning,
         "specs": [encode_spec(s) for s in report.specs],
     }
 
@@ -33,6 +34,7 @@ def decode_report(data: dict[str, Any]) -> CommitReport:
         config_problems=[Diagnostic(**d) for d in data["config_problems"]],
         patterns=tuple(data["patterns"]),
         lookalikes=list(data.get("lookalikes", [])),
+        code_scanning=bool(data.get("code_scanning", False)),
     )
 
 

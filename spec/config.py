@@ -34,6 +34,12 @@ class RepoConfig(BaseModel):
         description="Glob patterns of the spec files in the repository.",
     )
     skills: SkillsConfig = Field(default_factory=SkillsConfig, description="Skill allow-list.")
+    code_scanning: bool = Field(
+        default=False,
+        description="Also upload validation and policy findings to GitHub code scanning "
+        "(SARIF), where they show in the Security tab and beside other linters' annotations. "
+        "Needs code scanning enabled on the repository.",
+    )
 
     def is_spec(self, path: str) -> bool:
         """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""

@@ -1,4 +1,4 @@
-"""Render diagnostics as text, JSON, or GitHub Actions workflow commands."""
+"""Render diagnostics as text, JSON, GitHub Actions workflow commands or SARIF."""
 
 from __future__ import annotations
 
@@ -74,4 +74,12 @@ def _escape(value: str, *, prop: bool = False) -> str:
     return value
 
 
-FORMATS = {"text": as_text, "json": as_json, "github": as_github}
+def as_sarif(reports: list[FileReport]) -> str:
+    """A SARIF 2.1.0 log, for GitHub code scanning and editors."""
+    from flujo import __version__
+    from flujo.spec.sarif import as_sarif_text
+
+    return as_sarif_text((d for r in reports for d in r.diagnostics), tool_version=str(__version__))
+
+
+FORMATS = {"text": as_text, "json": as_json, "github": as_github, "sarif": as_sarif}

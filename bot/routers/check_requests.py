@@ -27,12 +27,13 @@ async def on_push(event: Event, ctx: BotContext) -> None:
     sha = push.after or NO_COMMIT
     if push.deleted or sha == NO_COMMIT:
         return  # a deleted branch has nothing to check
-    await ctx.check(push, sha, force=False)
+    await ctx.check(push, sha, force=False, git_ref=push.ref)
 
 
 async def on_pull_request(event: Event, ctx: BotContext) -> None:
     pull = PullRequestEvent.parse(event)
-    await ctx.check(pull, pull.pull_request.head.sha, force=False)
+    git_ref = f"refs/pull/{pull.pull_request.number}/head"
+    await ctx.check(pull, pull.pull_request.head.sha, force=False, git_ref=git_ref)
 
 
 for _action in PullRequestEvent.ACTIONS:
@@ -42,13 +43,13 @@ for _action in PullRequestEvent.ACTIONS:
 @router.register("check_suite", action="requested")
 async def on_check_suite_requested(event: Event, ctx: BotContext) -> None:
     suite = CheckSuiteEvent.parse(event)
-    await ctx.check(suite, suite.check_suite.head_sha, force=False)
+    await ctx.check(suite, suite.check_suite.head_sha, force=False, git_ref=_branch_ref(suite))
 
 
 @router.register("check_suite", action="rerequested")
 async def on_check_suite_rerequested(event: Event, ctx: BotContext) -> None:
     suite = CheckSuiteEvent.parse(event)
-    await ctx.check(suite, suite.check_suite.head_sha, force=True)
+    await ctx.check(suite, suite.check_suite.head_sha, force=True, git_ref=_branch_ref(suite))
 
 
 @router.register("check_run", action="rerequested")
@@ -67,3 +68,8 @@ async def on_requested_action(event: Event, ctx: BotContext) -> None:
         await ctx.approve(action, sha, action.pulls, action.actor)
     else:
         log.info("ignoring the unknown check run action %r", action.identifier)
+
+
+def _branch_ref(suite: CheckSuiteEvent) -> str | None:
+    branch = suite.check_suite.head_branch
+    return f"refs/heads/{branch}" if branch else None

@@ -52,9 +52,12 @@ class BotContext:
             return None
         return self.public_url.rstrip("/") + page_path(self.page_key, repo, suggestion_id)
 
-    async def check(self, event: RepositoryEvent, sha: str, *, force: bool) -> list[CheckOutput]:
+    async def check(
+        self, event: RepositoryEvent, sha: str, *, force: bool, git_ref: str | None = None
+    ) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless
-        `force`: GitHub sends push, pull_request and check_suite for the same commit)."""
+        `force`: GitHub sends push, pull_request and check_suite for the same commit).
+        `git_ref` is the branch or pull request ref, for code scanning."""
         repo = event.repo
         forge = await self.forge_for(event.installation_id)
         labels = await forge.override_labels(repo, sha)
@@ -68,6 +71,7 @@ class BotContext:
             evaluator=self.evaluator,
             overrides=self.state.overrides(repo, labels, sha),
             limits=self.limits,
+            git_ref=git_ref,
         )
         await self.state.mark_checked(repo, sha, key)
         return outputs

@@ -126,6 +126,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
             sha,
             evaluator=InProcess(StepRegistry(allow=settings.skills_allow)),
             overrides={o: Override(o, f"{by} (--override)", at) for o in overrides},
+            git_ref=rev,
         )
         return sha, outputs, await forge.checks_dir(sha)
 

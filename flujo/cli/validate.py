@@ -21,10 +21,11 @@ SPEC_SUFFIXES = (".yml", ".yaml")
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json", "github"]),
+    type=click.Choice(["text", "json", "github", "sarif"]),
     default="text",
     show_default=True,
-    help="text: file:line:col lines; json: one document; github: Actions annotations.",
+    help="text: file:line:col lines; json: one document; github: Actions annotations; "
+    "sarif: a SARIF 2.1.0 log for code scanning.",
 )
 @click.option(
     "--config",

@@ -196,6 +196,16 @@ def test_bot_local_checks_the_commit_not_the_working_tree(repo: Path) -> None:
     ]
 
 
+def test_bot_local_writes_code_scanning_findings_when_the_repository_opts_in(repo: Path) -> None:
+    broken = GOOD.replace("template_render", "template_rendr")
+    commit(repo, {"flujo/greeter.yml": broken, ".github/flujo.yml": "code_scanning: true\n"})
+    assert CliRunner().invoke(cli, ["bot", "local", str(repo)]).exit_code == 1
+    (written,) = (repo / ".git" / "flujo" / "checks").glob("*/flujo.sarif")
+    (result,) = json.loads(written.read_text())["runs"][0]["results"]
+    assert result["ruleId"] == "unknown-skill"
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 5
+
+
 def test_bot_local_on_something_that_is_not_a_repository(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bot", "local", str(tmp_path)])
     assert result.exit_code == 2

@@ -26,7 +26,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.fakegithub import webhooks
+from tests.support.fakegithub import code_scanning, webhooks  # noqa: F401 (code_scanning: its routes)
 from tests.support.fakegithub.endpoints import HANDLERS
 from tests.support.fakegithub.git import Entry, GitRepo
 from tests.support.fakegithub.openapi import OpenAPI, Operation, load_openapi

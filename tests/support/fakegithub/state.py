@@ -174,6 +174,8 @@ class Repo:
     created_at: str = field(default_factory=now_iso)
     permissions: dict[str, str] = field(default_factory=dict)
     """login -> admin, maintain, write, triage or read (the owner is admin)."""
+    sarif_uploads: list[dict[str, Json]] = field(default_factory=list)
+    """Code scanning uploads: id, commit_sha, ref and the decoded SARIF `log`."""
 
     def permission(self, login: str) -> str:
         """GitHub's role of `login` here; people not listed can only read (public repo)."""
