@@ -235,12 +235,12 @@ class SpecTelemetry:
     def window(self, yaml_path: str) -> list[str]:
         """The spec versions in which `yaml_path` has its current value (or is absent, as
         now); versions whose text is unknown are never in a window."""
-        want = _value_at(self.current, yaml_path)
+        want = value_at(self.current, yaml_path)
         return [
             sha
             for sha in self.runs_by_version
             if self.documents.get(sha) is not None
-            and _value_at(self.documents[sha], yaml_path) == want
+            and value_at(self.documents[sha], yaml_path) == want
         ]
 
     def window_stats(self, step: str, yaml_path: str) -> StepStats | None:
@@ -267,7 +267,8 @@ class SpecTelemetry:
 _ABSENT = object()
 
 
-def _value_at(document: Any, yaml_path: str) -> Any:
+def value_at(document: Any, yaml_path: str) -> Any:
+    """The value at `yaml_path` in spec data (a unique marker when there is none)."""
     from flujo.spec import paths
 
     node = document
@@ -280,7 +281,8 @@ def _value_at(document: Any, yaml_path: str) -> Any:
     return node
 
 
-def _document(text: str | None) -> Any:
+def spec_document(text: str | None) -> Any:
+    """A stored spec's text as data (None when absent or not YAML)."""
     if not text:
         return None
     from ruamel.yaml import YAML
@@ -344,12 +346,12 @@ def load_view(
             view.limit_hits_by_version.setdefault(sha, Counter())[crossed.group(1)] += 1
     started = [r["started_at"] for r in runs]
     view.first_at, view.last_at = min(started), max(started)
-    view.current = _document(
+    view.current = spec_document(
         pipeline.source.text if pipeline.source is not None else pipeline.to_yaml()
     )
     for sha in view.runs_by_version:
         text = store.spec_text(sha)
-        view.documents[sha] = view.current if sha == pipeline.spec_sha256 else _document(text)
+        view.documents[sha] = view.current if sha == pipeline.spec_sha256 else spec_document(text)
     _add_spans(view, store, pipeline, where, args)
     return view
 

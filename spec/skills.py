@@ -135,7 +135,7 @@ def passthrough(value: Any) -> Any:
     "json_parse",
     "Parse JSON text (a ```json fenced block is accepted) into data.",
     input_type="str",
-    output_type="any",
+    output_type="JSON",
 )
 def json_parse(value: Any) -> Any:
     if not isinstance(value, str):
@@ -253,6 +253,50 @@ def regex_extract(value: Any, pattern: str, group: int | str = 0, all: bool = Fa
     return match.group(group) if match else None
 
 
+@skill("json_dump", "Write data as compact JSON text.", input_type="JSON", output_type="str")
+def json_dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _check_ddl(params: dict[str, Any]) -> list[str]:
+    from flujo.spec.sql_check import ddl_problem
+
+    problem = ddl_problem(params["schema"])
+    return [problem] if problem else []
+
+
+@skill(
+    "sql_validate",
+    "Check that a SQL query compiles against a database schema (SQLite's compiler, "
+    "nothing is run): the query comes out unchanged, or the step fails with the reason.",
+    input_type="SQL",
+    output_type="ValidatedSQL",
+    params={"schema": Param("string", True, "CREATE TABLE/VIEW statements of the database.")},
+    check=_check_ddl,
+)
+def sql_validate(value: Any, schema: str) -> str:
+    from flujo.spec.sql_check import compile_problem
+
+    sql = str(value).strip()
+    problem = compile_problem(sql, schema)
+    if problem is not None:
+        raise ValueError(problem)
+    return sql
+
+
+@skill(
+    "sql_compiles",
+    "Fail when a SQL query does not compile against a database schema (nothing is run).",
+    kind="validator",
+    params={"schema": Param("string", True, "CREATE TABLE/VIEW statements of the database.")},
+    check=_check_ddl,
+)
+def sql_compiles(value: Any, schema: str) -> str | None:
+    from flujo.spec.sql_check import compile_problem
+
+    return compile_problem(str(value).strip(), schema)
+
+
 def _check_template(params: dict[str, Any]) -> list[str]:
     from jinja2 import TemplateSyntaxError
 
@@ -348,9 +392,12 @@ def max_length(value: Any, max: int) -> str | None:
 BUILTINS: tuple[Callable[..., Any], ...] = (
     passthrough,
     json_parse,
+    json_dump,
     regex_extract,
+    sql_validate,
     template_render,
     non_empty,
     json_schema,
+    sql_compiles,
     max_length,
 )

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("flujo.cli.validate:validate", "Check spec files and report every problem."),
     "schema": ("flujo.cli.schema:schema", "Print the JSON Schema of the spec format."),
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
+    "market": ("flujo.cli.market:market", "Plan chains of typed skills by cost, latency, success."),
     "patch": ("flujo.cli.patch:patch", "Apply a JSON Patch to a spec, changing only its lines."),
     "bot": ("flujo.cli.bot:bot", "The GitHub App: serve it, or check a local repository."),
     "diff": ("flujo.cli.diff:diff", "Show what changed between two specs, step by step."),

@@ -1,0 +1,72 @@
+"""A plan of typed skills as a pipeline: the steps a planner's chain becomes.
+
+Built-in and plugin skills become `uses: NAME` steps, given the parameters they declare
+from `params`; a model-backed skill becomes an agent (its prompt rendered with `params`
+in the template sandbox) and a step that uses it, with the skill's checks as validators.
+Each step receives the previous one's output, the first the pipeline's input. The result
+is spec data, loaded and checked like any spec before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from flujo.spec.skill_packs import ModelSkill, model_skills
+
+
+def fragment(
+    skills: Sequence[str],
+    params: dict[str, Any],
+    *,
+    name: str = "plan",
+    declared: dict[str, set[str]] | None = None,
+) -> dict[str, Any]:
+    """Spec data running `skills` in order. `declared`: the parameter names of each
+    non-model skill (from the registry), so each gets only its own."""
+    agents: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+    packs = model_skills()
+    for index, skill in enumerate(skills):
+        step: dict[str, Any] = {"name": f"s{index}_{skill}"}
+        pack = packs.get(skill)
+        if pack is not None:
+            agents[skill] = _agent(pack, params)
+            step["uses"] = f"agents.{skill}"
+            checks = [
+                uses if not given else {"uses": uses, "with": given}
+                for uses, given in pack.checks(params)
+            ]
+            if checks:
+                step["validators"] = checks
+        else:
+            step["uses"] = skill
+            wanted = (declared or {}).get(skill, set())
+            given = {k: v for k, v in params.items() if k in wanted}
+            if given:
+                step["with"] = given
+        steps.append(step)
+    data: dict[str, Any] = {"version": "1", "name": name, "steps": steps}
+    if agents:
+        data["agents"] = agents
+    return data
+
+
+def fragment_text(data: dict[str, Any]) -> str:
+    """Spec data as YAML text (JSON is YAML), for loading and checking."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _agent(pack: ModelSkill, params: dict[str, Any]) -> dict[str, Any]:
+    from flujo.spec.templating import render_bounded, untrusted_environment
+
+    prompt = render_bounded(
+        untrusted_environment().from_string(pack.system_prompt), {"params": params}
+    )
+    agent: dict[str, Any] = {"model": pack.model, "system_prompt": prompt}
+    if pack.max_tokens is not None:
+        agent["max_tokens"] = pack.max_tokens
+    if pack.output_schema is not None:
+        agent["output_schema"] = pack.output_schema
+    return agent
