@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flujo.learn.market import Figures, Manifest, figures_of
 from flujo.spec.registry import StepRegistry
+from flujo.spec.skill_figures import Figures, Manifest, figures_of
 
 SALES_SCHEMA = (
     "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, country TEXT);\n"

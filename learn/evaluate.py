@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flujo.spec.stats import wilson
+
 if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.session import SessionOptions
@@ -52,16 +54,6 @@ class Example:
     outputs: dict[str, Any]
     cost_usd: float | None
     latency_s: float | None
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval (95%) of k successes in n trials."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _ensure(store: RunStore) -> None:

@@ -12,7 +12,7 @@ from flujo.cli import exit_with
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
-    from flujo.learn.market import Listing
+    from flujo.spec.skill_figures import Listing
 
 LOCAL_FIGURES = Path(".flujo") / "skill-figures.json"
 
@@ -64,8 +64,8 @@ def query(
     \b
     Exit codes: 0 a plan was found, 1 none meets the constraints, 2 bad usage.
     """
-    from flujo.learn.market import offers
     from flujo.spec.marketplace import MarketplaceQuery
+    from flujo.spec.skill_figures import offers
 
     found = load_listings(figures, store)
     answer = MarketplaceQuery(
@@ -98,9 +98,10 @@ def query(
 def load_listings(figures: Path | None, store: Path | None) -> list[Listing]:
     """Every skill with its figures: the manifest, refined by a store's live runs."""
     from flujo.cli import InvalidInput
-    from flujo.learn.market import Manifest, listings, observed
+    from flujo.learn.market import observed
     from flujo.spec.config import find_config, load_config
     from flujo.spec.registry import StepRegistry
+    from flujo.spec.skill_figures import Manifest, listings
 
     manifest_path = figures or (LOCAL_FIGURES if LOCAL_FIGURES.is_file() else None)
     try:

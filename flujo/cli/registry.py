@@ -31,9 +31,9 @@ def list_skills(as_json: bool, config: Path | None, figures: Path | None) -> Non
     skills, with their types, measured figures and where the figures come from."""
     from flujo.cli import InvalidInput
     from flujo.cli.market import LOCAL_FIGURES
-    from flujo.learn.market import Manifest, listings
     from flujo.spec.config import find_config, load_config
     from flujo.spec.registry import RegistryError, StepRegistry
+    from flujo.spec.skill_figures import Manifest, listings
 
     try:  # a SpecError (a bad config) shows its diagnostics and exits 1
         repo_config = load_config(config or find_config(Path.cwd()))

@@ -12,10 +12,11 @@ from flujo.cli import cli
 from flujo.engine.fake_openai import ChatRequest, FakeBehaviour, FakeOpenAI
 from flujo.engine.session import SessionOptions, run_many
 from flujo.learn.characterize import characterize
-from flujo.learn.market import MIN_RUNS, Manifest, listings, observed, offers
+from flujo.learn.market import observed
 from flujo.spec.load import load_pipeline
 from flujo.spec.marketplace import MarketplaceQuery
 from flujo.spec.registry import StepRegistry
+from flujo.spec.skill_figures import MIN_RUNS, Manifest, listings, offers
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
