@@ -368,8 +368,11 @@ def wants_sql(chat: ChatRequest) -> bool:
 
 
 def sql_reply(chat: ChatRequest) -> str:
-    """A fenced ```sql block with one SELECT over a table named in the prompt."""
+    """A fenced ```sql block with one SELECT over a table named in the prompt (or, when
+    it names none, in the system message: where callers put a schema)."""
     table, columns = _sql_target(chat.prompt)
+    if table == "items" and chat.system:
+        table, columns = _sql_target(chat.system)
     limit = 10 * (1 + pick(chat.digest, "limit", 10))
     return f"```sql\nSELECT {', '.join(columns)}\nFROM {table}\nLIMIT {limit};\n```"
 

@@ -20,15 +20,18 @@ from typing import TYPE_CHECKING, Any
 from flujo.engine import telemetry as tm
 from flujo.engine.capture import CaptureSettings
 from flujo.engine.cassette_miss import CassetteMiss
+from flujo.engine.jit import Ask, JitPlan, PlanBook
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id
 from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
+from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
     HitlStep,
+    JitStep,
     LoopStep,
     MapStep,
     ParallelStep,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from flujo.engine.human import Human
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
+    from flujo.spec.model import Agent
 
 AGENT_PREFIX = "agents."
 IMPORT_PREFIX = "imports."
@@ -133,8 +137,12 @@ class Runner:
         mode: str = "live",
         origin: str = "sdk",
         capture: CaptureSettings | None = None,
+        plans: PlanBook | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.plans = plans or PlanBook(None, "off")
+        """Where the plans of `jit` steps are recorded or replayed from."""
+        self._jit: dict[int, asyncio.Task[JitPlan]] = {}
         self.capture = capture or CaptureSettings.for_pipeline(pipeline)
         """Which runs' inputs and outputs are captured (see `flujo.engine.capture`)."""
         self.mode = mode
@@ -182,6 +190,28 @@ class Runner:
         """
         run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
         return await run.execute()
+
+    async def jit_plan(self, step: JitStep, ask: Ask) -> JitPlan:
+        """The plan of a `jit` step, made once per runner (concurrent runs share it); its
+        steps are registered with yaml_paths under the step's."""
+        from flujo.engine.jit import make_plan
+
+        task = self._jit.get(id(step))
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.ensure_future(make_plan(step, self.registry, self.plans, ask))
+            self._jit[id(step)] = task
+        plan = await asyncio.shield(task)
+        root = paths.child(step.yaml_path, "jit")
+        for path, inner in plan.fragment.walk():
+            if id(inner) not in self._attrs:
+                self._owner[id(inner)] = plan.fragment
+                self._attrs[id(inner)] = {
+                    tm.YAML_PATH: f"{root}.{path}",
+                    tm.YAML_LINE: step.line,
+                    tm.STEP_NAME: inner.name,
+                    tm.STEP_KIND: inner.kind,
+                }
+        return plan
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -277,7 +307,9 @@ class _Run:
                 self._judge_policies(span)
         except (StepFailed, UsageLimitExceeded) as exc:
             result.status, result.error = "failed", str(exc)
-            result.error_path = exc.step.yaml_path
+            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
+                tm.YAML_PATH, exc.step.yaml_path
+            )  # a jit plan's step: under the jit step
             result.cause = exc.cause if isinstance(exc, StepFailed) else "limit"
         except InputRejected as exc:
             result.status, result.error = "failed", str(exc)
@@ -413,6 +445,8 @@ class _Run:
                 output = await self.hitl(step, scope_input, previous, span)
             elif isinstance(step, StateMachineStep):
                 output = await self.state_machine(step, scope_input, previous, span)
+            elif isinstance(step, JitStep):
+                output = await self.jit(step, scope_input, previous, span)
             else:  # pragma: no cover - the schema admits no other kinds
                 raise StepFailed(step, f"unknown kind {step.kind}")
         except BaseException as exc:
@@ -573,6 +607,44 @@ class _Run:
         return None
 
     # -- plain steps: agents and skills -----------------------------------------------------
+
+    async def jit(self, step: JitStep, scope_input: Any, previous: Any, span: SpanRecord) -> Any:
+        """Plan (once per runner), then run the plan's steps under this step's span."""
+        from flujo.engine.jit import JitRefused
+
+        value = previous
+        if step.input is not None:
+            try:
+                value = render(step.input, self._context(scope_input, previous))
+            except Exception as exc:
+                raise StepFailed(step, f"input template: {_reason(exc)}", "input") from None
+        try:
+            plan = await self.runner.jit_plan(step, self._ask_planner)
+        except JitRefused as exc:
+            raise StepFailed(step, str(exc), exc.cause) from None
+        span.attributes.update(plan.attributes())
+        spent, output = self.cost, value
+        limit = step.budget.max_cost_usd
+        for inner in plan.fragment.steps:
+            output = await self.step(inner, value, output, span)
+            if limit is not None and self.cost - spent > limit:
+                raise UsageLimitExceeded(step, "budget.max_cost_usd", self.cost - spent, limit)
+        return output
+
+    async def _ask_planner(
+        self, agent: Agent, step: AgentStep, prompt: Any, feedback: str | None
+    ) -> Any:
+        """A model builder's reply; its cost and tokens count in the run's."""
+        models = self.runner.models
+        if models is None:
+            raise NoModel("a jit step's model builder needs a model: use --fake or --replay DIR")
+        completion = await models.complete(agent, step, prompt, feedback)
+        self.tokens += completion.input_tokens + completion.output_tokens
+        if completion.cost_usd is None:
+            self.cost_known = False
+        else:
+            self.cost += completion.cost_usd
+        return completion.output
 
     async def agent_step(
         self, step: AgentStep, scope_input: Any, previous: Any, parent: SpanRecord

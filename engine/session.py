@@ -90,7 +90,19 @@ async def session(
             human=_human(options),
             mode=options.mode,
             origin=options.origin,
+            plans=_plans(options),
         )
+
+
+def _plans(options: SessionOptions) -> Any:
+    """Where `jit` steps' plans are replayed from or recorded to (the cassette folder)."""
+    from flujo.engine.jit import PlanBook
+
+    if options.replay is not None:
+        return PlanBook(options.replay, "replay")
+    if options.record is not None:
+        return PlanBook(options.record, "record")
+    return PlanBook(None, "off")
 
 
 def _human(options: SessionOptions) -> Any:
@@ -145,7 +157,10 @@ async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> An
 
 
 def _uses_agents(pipeline: Pipeline) -> bool:
-    return bool(pipeline.agents) or any(_uses_agents(p) for p in pipeline.imported.values())
+    """Whether a run may call a model: agents, or `jit` steps (their plans may)."""
+    if pipeline.agents or any(step.kind == "jit" for _, step in pipeline.walk()):
+        return True
+    return any(_uses_agents(p) for p in pipeline.imported.values())
 
 
 async def run_many(

@@ -22,14 +22,16 @@ def fragment(
     *,
     name: str = "plan",
     declared: dict[str, set[str]] | None = None,
+    prefix: str = "s",
 ) -> dict[str, Any]:
-    """Spec data running `skills` in order. `declared`: the parameter names of each
-    non-model skill (from the registry), so each gets only its own."""
+    """Spec data running `skills` in order, in steps named `PREFIX-INDEX-SKILL`.
+    `declared`: the parameter names of each non-model skill (from the registry), so each
+    gets only its own."""
     agents: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
     packs = model_skills()
     for index, skill in enumerate(skills):
-        step: dict[str, Any] = {"name": f"s{index}_{skill}"}
+        step: dict[str, Any] = {"name": f"{prefix[:40]}-{index}-{skill}"[:64]}
         pack = packs.get(skill)
         if pack is not None:
             agents[skill] = _agent(pack, params)

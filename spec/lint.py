@@ -12,6 +12,7 @@ from flujo.spec.model import (
     AgentStep,
     ConditionalStep,
     HitlStep,
+    JitStep,
     LoopStep,
     MapStep,
     Pipeline,
@@ -132,6 +133,13 @@ def check_pipeline(
                     _check_step_ref(report, known, paths.child(path, "message"), ref)
         elif isinstance(step, StateMachineStep):
             _check_state_machine(report, path, step, check_expr)
+        elif isinstance(step, JitStep):
+            from flujo.spec.jit_check import jit_problems
+
+            for segments, message, code in jit_problems(step, registry):
+                report.add(_under(path, segments), message, code)
+            for where, text in _template_strings(paths.child(path, "input"), step.input):
+                _check_template_names(report, where, text)
 
     _unique(
         report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)), "test name"

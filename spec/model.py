@@ -409,6 +409,57 @@ class StateMachineStep(StepBase):
             yield child("states", state), steps
 
 
+class JitBudget(SpecNode):
+    """What the plan of a `jit` step may use: it can never go beyond this."""
+
+    max_cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="Most the plan may cost per run, in USD: plans estimated above it are not "
+        "made, and the run fails when its steps spend more.",
+    )
+    max_steps: int = Field(4, ge=1, le=12, description="Most steps a plan may have.")
+    allow: list[str] | None = Field(
+        None,
+        description="Skills a plan may use (default: every typed skill the registry allows; "
+        "never more than the registry allows).",
+    )
+
+
+class JitStep(StepBase):
+    """`kind: jit`: a goal turned into a validated sub-pipeline of typed skills at run
+    time (see the marketplace docs), run with spans under this step's yaml_path."""
+
+    kind: Literal["jit"] = Field("jit", description="Kind of step.")
+    goal: str = Field(min_length=1, max_length=2000, description="What the plan must achieve.")
+    input: Any = Field(
+        None,
+        description="Input of the plan (a template, or data); defaults to the previous output.",
+    )
+    input_type: str = Field("str", description="Type of the plan's input (e.g. `str`).")
+    output_type: str = Field(description="Type the plan must produce (e.g. `ValidatedSQL`).")
+    with_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="with",
+        description="Parameters given to every skill of the plan that declares them "
+        "(e.g. `schema`).",
+    )
+    budget: JitBudget = Field(default_factory=JitBudget, description="Limits of the plan.")
+    builder: str = Field(
+        "offline",
+        pattern=r"^(offline|openai:[A-Za-z0-9_.:-]+)$",
+        description="`offline`: the marketplace planner; `openai:MODEL`: a model proposes the "
+        "plan (through the guard; the planner's answer is its example).",
+    )
+    minimize: Literal["cost", "latency"] = Field("cost", description="What the plan minimises.")
+    min_success: float = Field(
+        0.0, ge=0, le=1, description="Least estimated success of the plan (measured figures only)."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=5, description="Plans asked of a model builder, each told why the last failed."
+    )
+
+
 STEP_KINDS: dict[str, type[StepBase]] = {
     "step": AgentStep,
     "parallel": ParallelStep,
@@ -417,6 +468,7 @@ STEP_KINDS: dict[str, type[StepBase]] = {
     "map": MapStep,
     "hitl": HitlStep,
     "state_machine": StateMachineStep,
+    "jit": JitStep,
 }
 
 
@@ -434,7 +486,8 @@ Step = Annotated[
     | Annotated[LoopStep, Tag("loop")]
     | Annotated[MapStep, Tag("map")]
     | Annotated[HitlStep, Tag("hitl")]
-    | Annotated[StateMachineStep, Tag("state_machine")],
+    | Annotated[StateMachineStep, Tag("state_machine")]
+    | Annotated[JitStep, Tag("jit")],
     Discriminator(_step_kind),
 ]
 

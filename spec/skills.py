@@ -268,16 +268,17 @@ def _check_ddl(params: dict[str, Any]) -> list[str]:
 @skill(
     "sql_validate",
     "Check that a SQL query compiles against a database schema (SQLite's compiler, "
-    "nothing is run): the query comes out unchanged, or the step fails with the reason.",
+    "nothing is run): the query comes out (taken out of a ```sql fence), or the step "
+    "fails with the reason.",
     input_type="SQL",
     output_type="ValidatedSQL",
     params={"schema": Param("string", True, "CREATE TABLE/VIEW statements of the database.")},
     check=_check_ddl,
 )
 def sql_validate(value: Any, schema: str) -> str:
-    from flujo.spec.sql_check import compile_problem
+    from flujo.spec.sql_check import compile_problem, unfenced
 
-    sql = str(value).strip()
+    sql = unfenced(str(value))
     problem = compile_problem(sql, schema)
     if problem is not None:
         raise ValueError(problem)
@@ -292,9 +293,9 @@ def sql_validate(value: Any, schema: str) -> str:
     check=_check_ddl,
 )
 def sql_compiles(value: Any, schema: str) -> str | None:
-    from flujo.spec.sql_check import compile_problem
+    from flujo.spec.sql_check import compile_problem, unfenced
 
-    return compile_problem(str(value).strip(), schema)
+    return compile_problem(unfenced(str(value)), schema)
 
 
 def _check_template(params: dict[str, Any]) -> list[str]:

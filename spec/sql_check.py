@@ -8,12 +8,14 @@ handler bounds the work, because specs (and so schemas and queries) come from st
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 
 MAX_SCHEMA = 256 * 1024
 MAX_SQL = 64 * 1024
 TIME_LIMIT_S = 1.0
+_FENCE = re.compile(r"```(?:sql|sqlite)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _REFUSED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_PRAGMA}
 
 
@@ -23,6 +25,12 @@ def ddl_problem(schema: str) -> str | None:
     if db is not None:
         db.close()
     return problem
+
+
+def unfenced(text: str) -> str:
+    """The query in a ```sql fenced block (as models often write it), else the text."""
+    match = _FENCE.search(text)
+    return (match.group(1) if match else text).strip()
 
 
 def compile_problem(sql: str, schema: str) -> str | None:

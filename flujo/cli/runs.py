@@ -169,4 +169,11 @@ def _print_tree(
         if span["error"]:
             cause = f"[{span['cause']}] " if span.get("cause") else ""
             click.echo(f"{indent}    {cause}{span['error']}")
+        attributes = span.get("attributes") or {}
+        if attributes.get("flujo.jit.plan"):
+            sha = str(attributes.get("flujo.jit.plan_sha256", ""))[:12]
+            builder = attributes.get("flujo.jit.builder", "?")
+            click.echo(f"{indent}    plan: {attributes['flujo.jit.plan']}  ({builder}, sha {sha})")
+            for reason in attributes.get("flujo.jit.rejected") or []:
+                click.echo(f"{indent}    refused before: {reason}")
         _print_tree(children, span["span_id"], file, indent + "  ")
