@@ -55,6 +55,8 @@ class Bot:
         self._session: aiohttp.ClientSession | None = None
         self._forge_for = forge_for
         self._sleep = sleep
+        self.registry_page: str | None = None
+        """`/registry`, rendered on first request (the registry does not change)."""
         self.context = BotContext(
             forge_for=self._forge,
             state=self.state,
@@ -165,6 +167,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     )
     app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
     app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
+    app.router.add_get("/registry", _registry_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
 
@@ -195,6 +198,22 @@ async def _suggestion_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such suggestion")
     page = await asyncio.to_thread(render_page, [view])
     return web.Response(text=page, content_type="text/html")
+
+
+async def _registry_page(request: web.Request) -> web.Response:
+    """The skills the bot allows, typed, with their figures (public: no repository data)."""
+    bot = request.app[BOT]
+    if bot.registry_page is None:
+
+        def render() -> str:
+            from flujo.learn.registry_page import render_registry_page
+            from flujo.spec.skill_figures import Manifest, listings
+
+            manifest = Manifest.load()
+            return render_registry_page(listings(bot.context.registry, manifest), manifest)
+
+        bot.registry_page = await asyncio.to_thread(render)
+    return web.Response(text=bot.registry_page, content_type="text/html")
 
 
 async def _healthz(request: web.Request) -> web.Response:

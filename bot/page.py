@@ -7,14 +7,11 @@ Served by the bot at `/suggestions/<id>` and written by `flujo suggest --html FI
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 import jinja2
-from markupsafe import Markup
 
 from flujo.learn.proposal import SuggestionView
-from flujo.templates.environment import product_environment
+from flujo.templates.environment import mermaid_js, product_environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +48,8 @@ def render_page(views: list[SuggestionView]) -> str:
         for v in views
     ]
     title = sections[0].title if len(sections) == 1 else f"{len(sections)} Flujo suggestions"
-    return _template().render(suggestions=sections, title=title, mermaid_js=_mermaid_js())
+    return _template().render(suggestions=sections, title=title, mermaid_js=mermaid_js())
 
 
 def _template() -> jinja2.Template:
     return product_environment(autoescape=True).get_template("suggestion_page.html.j2")
-
-
-@lru_cache(maxsize=1)
-def _mermaid_js() -> Markup:
-    source = resources.files("flujo.templates").joinpath("vendor/mermaid.min.js")
-    # Inlined in a <script>: only a closing tag could end it early.
-    return Markup(source.read_text(encoding="utf-8").replace("</script", "<\\/script"))

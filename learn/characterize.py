@@ -141,18 +141,22 @@ async def _run_pack(
     return outcomes, None
 
 
+def success_text(figures: Figures) -> str:
+    """`7/8 (0.53–0.98)`, or `not measured` (fake model)."""
+    interval = figures.interval
+    if interval is None:
+        return "not measured"
+    return f"{figures.successes}/{figures.samples} ({interval[0]:.2f}–{interval[1]:.2f})"
+
+
 def describe(figures: Figures) -> str:
     """One line: successes with their interval, cost and p95 latency per call."""
     from flujo.learn.roi import money
 
-    interval = figures.interval
-    if interval is None:
+    if figures.interval is None:
         success = f"success not measured ({figures.samples} samples, {figures.mode} model)"
     else:
-        success = (
-            f"{figures.successes}/{figures.samples} succeeded "
-            f"(95% {interval[0]:.2f}–{interval[1]:.2f})"
-        )
+        success = f"{success_text(figures)} succeeded"
     latency = (
         "latency not measured"
         if figures.latency_p95_s is None

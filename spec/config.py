@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
 DEFAULT_SPEC_GLOBS = ("**/*.flujo.yml", "**/*.flujo.yaml", "flujo/**/*.yml", "flujo/**/*.yaml")
@@ -34,12 +35,29 @@ class RepoConfig(BaseModel):
         description="Glob patterns of the spec files in the repository.",
     )
     skills: SkillsConfig = Field(default_factory=SkillsConfig, description="Skill allow-list.")
+    types: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The repository's own skill types (name: JSON Schema), beside the "
+        "built-in `str`, `JSON`, `SQL`, `ValidatedSQL`, `Summary` and `Labels`.",
+    )
     code_scanning: bool = Field(
         default=False,
         description="Also upload validation and policy findings to GitHub code scanning "
         "(SARIF), where they show in the Security tab and beside other linters' annotations. "
         "Needs code scanning enabled on the repository.",
     )
+
+    @field_validator("types")
+    @classmethod
+    def _type_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from flujo.spec.skill_types import BUILTIN_TYPES, NAME
+
+        for name in value:
+            if not NAME.match(name):
+                raise ValueError(f"type name {name!r} must be letters, digits and `_`")
+            if name in BUILTIN_TYPES:
+                raise ValueError(f"type {name!r} is built in; choose another name")
+        return value
 
     def is_spec(self, path: str) -> bool:
         """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""

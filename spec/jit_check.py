@@ -20,7 +20,7 @@ def jit_problems(
         ("input_type", step.input_type),
         ("output_type", step.output_type),
     ):
-        if not plannable(type_name):
+        if not plannable(type_name, registry.types):
             close = difflib.get_close_matches(type_name, list(BUILTIN_TYPES), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             known = ", ".join(BUILTIN_TYPES)

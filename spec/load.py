@@ -203,10 +203,12 @@ def registry_for(spec_path: Path | None, *, untrusted: bool = False) -> StepRegi
     pull request can change: code it names is the pull request's code)."""
     from flujo.spec.config import find_config, load_config
 
-    if untrusted:
-        return StepRegistry(allow=operator_allow())
     config = load_config(find_config(spec_path)) if spec_path is not None else None
-    return StepRegistry(allow=(*operator_allow(), *(config.skills.allow if config else ())))
+    types = config.types if config else None  # data, not code: kept even when untrusted
+    if untrusted:
+        return StepRegistry(allow=operator_allow(), types=types)
+    allowed = (*operator_allow(), *(config.skills.allow if config else ()))
+    return StepRegistry(allow=allowed, types=types)
 
 
 def repository_allowed_references(pipeline: Pipeline, spec_path: Path) -> list[str]:

@@ -38,7 +38,15 @@ class RegistryError(FlujoError, LookupError):
 class StepRegistry:
     """The skills a spec may use, with their metadata."""
 
-    def __init__(self, allow: Iterable[str] = (), *, entry_points: bool = True) -> None:
+    def __init__(
+        self,
+        allow: Iterable[str] = (),
+        *,
+        entry_points: bool = True,
+        types: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.types = dict(types or {})
+        """The repository's own skill types (name: JSON Schema), beside the built-in ones."""
         self._builtins: dict[str, tuple[SkillInfo, Callable[..., Any]]] = {}
         from flujo.spec.legacy.builtins import LEGACY_BUILTINS
 

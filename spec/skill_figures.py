@@ -124,8 +124,6 @@ def listings(
     registry: StepRegistry,
     manifest: Manifest,
     observed: dict[str, Figures] | None = None,
-    *,
-    extra_types: dict[str, Any] | None = None,
 ) -> list[Listing]:
     """Every registry entry with its figures and badge (model-backed skills included)."""
     from flujo.spec.skill_packs import model_skills
@@ -146,8 +144,8 @@ def listings(
                 info.summary,
                 figures,
                 badge,
-                plannable(info.input_type, extra_types)
-                and plannable(info.output_type, extra_types),
+                plannable(info.input_type, registry.types)
+                and plannable(info.output_type, registry.types),
             )
         )
     return found

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import html
 import re
-from functools import cache
+from functools import cache, lru_cache
+from importlib import resources
 
 import jinja2
 from markupsafe import Markup
@@ -78,3 +79,12 @@ def diff_class(line: str) -> str:
     if line.startswith(("+++", "---")):
         return "meta"
     return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
+
+
+@lru_cache(maxsize=1)
+def mermaid_js() -> Markup:
+    """Mermaid's bundle (`vendor/mermaid.min.js`), safe to inline in a `<script>` of a
+    page: pages work with no CDN and no network."""
+    source = resources.files("flujo.templates").joinpath("vendor/mermaid.min.js")
+    # Inlined in a <script>: only a closing tag could end it early.
+    return Markup(source.read_text(encoding="utf-8").replace("</script", "<\\/script"))

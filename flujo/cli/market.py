@@ -118,7 +118,7 @@ def load_listings(figures: Path | None, store: Path | None) -> list[Listing]:
         finally:
             run_store.close()
     config = load_config(find_config(Path.cwd()))
-    registry = StepRegistry(allow=config.skills.allow)
+    registry = StepRegistry(allow=config.skills.allow, types=config.types)
     return listings(registry, manifest, seen)
 
 

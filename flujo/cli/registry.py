@@ -26,7 +26,15 @@ def registry() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Characterisation manifest (default: .flujo/skill-figures.json, else the shipped one).",
 )
-def list_skills(as_json: bool, config: Path | None, figures: Path | None) -> None:
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the registry page (the typed graph and every skill's figures) to this file.",
+)
+def list_skills(
+    as_json: bool, config: Path | None, figures: Path | None, html_path: Path | None
+) -> None:
     """List built-in skills, plugin skills, allow-listed import paths and model-backed
     skills, with their types, measured figures and where the figures come from."""
     from flujo.cli import InvalidInput
@@ -37,12 +45,19 @@ def list_skills(as_json: bool, config: Path | None, figures: Path | None) -> Non
 
     try:  # a SpecError (a bad config) shows its diagnostics and exits 1
         repo_config = load_config(config or find_config(Path.cwd()))
-        reg = StepRegistry(allow=repo_config.skills.allow)
+        reg = StepRegistry(allow=repo_config.skills.allow, types=repo_config.types)
         skills = reg.manifest()
     except (RegistryError, ImportError, AttributeError) as exc:
         raise InvalidInput(f"flujo registry: cannot load an allow-listed skill: {exc}") from None
     path = figures or (LOCAL_FIGURES if LOCAL_FIGURES.is_file() else None)
-    found = {item.name: item for item in listings(reg, Manifest.load(path))}
+    manifest = Manifest.load(path)
+    found = {item.name: item for item in listings(reg, manifest)}
+    if html_path is not None:
+        from flujo.learn.registry_page import render_registry_page
+
+        html_path.write_text(render_registry_page(list(found.values()), manifest), "utf-8")
+        click.echo(f"wrote {html_path}", err=True)
+        return
     if as_json:
         rows = []
         for info in skills:

@@ -13,41 +13,12 @@ from click.testing import CliRunner
 from flujo.bot.page import render_page
 from flujo.cli import cli
 from flujo.learn.proposal import SuggestionView
-from tests.support.browser import CHROMIUM_FLAGS, chromium_path
+from tests.support.bot_world import World
+from tests.support.browser import chromium_path, open_page
 from tests.support.learn import SEEDS, record
 from tests.support.specs import ROOT
 
 DOCS = ROOT / "docs"
-
-
-def open_page(path: Path, screenshot: Path | None = None) -> dict[str, object]:
-    """Load a page from disk in headless Chromium; what rendered, and any outside request."""
-    from playwright.sync_api import sync_playwright
-
-    outside: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            page.on(
-                "request",
-                lambda r: (
-                    outside.append(r.url) if not r.url.startswith(("file:", "data:")) else None
-                ),
-            )
-            page.goto(path.as_uri())
-            page.wait_for_function("document.body.dataset.rendered !== undefined", timeout=30_000)
-            rendered = page.evaluate("document.body.dataset.rendered")
-            svgs = page.evaluate(
-                "[...document.querySelectorAll('pre.mermaid')].map(p => ({side: p.dataset.side,"
-                " svg: !!p.querySelector('svg'), nodes: p.querySelectorAll('g.node').length,"
-                " text: p.textContent}))"
-            )
-            if screenshot is not None:
-                page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
-    return {"rendered": rendered, "svgs": svgs, "outside": outside}
 
 
 def view() -> SuggestionView:
@@ -152,3 +123,15 @@ def test_chromium_is_needed_unless_skipping_is_asked(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("FLUJO_SKIP_BROWSER", raising=False)
     with pytest.raises(pytest.fail.Exception):
         chromium_path()
+
+
+async def test_the_bot_serves_the_registry_of_the_skills_it_allows(world: World) -> None:
+    import aiohttp
+
+    await world.start()
+    assert world.server is not None
+    url = str(world.server.make_url("/registry"))
+    async with aiohttp.ClientSession() as http, http.get(url) as answer:
+        assert answer.status == 200 and answer.content_type == "text/html"
+        page = await answer.text()
+    assert 'data-name="sql_validate"' in page and "typed skills a planner can chain" in page

@@ -144,3 +144,25 @@ def test_validate_flags_unknown_types_and_skills_at_their_lines(write) -> None: 
     messages = {(d.yaml_path, d.message.split(";")[0]) for d in diagnostics}
     assert ("steps[0].output_type", "unknown type 'ValidSQL'") in messages
     assert ("steps[0].budget.allow[0]", "unknown skill 'sql_validat'") in messages
+
+
+def test_a_repositorys_own_types_are_known_to_validate(write) -> None:  # type: ignore[no-untyped-def]
+    from flujo.spec.load import check, registry_for
+
+    text = SALES.read_text().replace("output_type: ValidatedSQL", "output_type: Invoice")
+    spec = write("flows/s.yaml", text)
+    _, before = check(spec, registry=registry_for(spec))
+    assert any(d.yaml_path == "steps[0].output_type" for d in before)
+    write(".github/flujo.yml", "types:\n  Invoice: {type: object, required: [total]}\n")
+    _, after = check(spec, registry=registry_for(spec))
+    assert not any(d.yaml_path == "steps[0].output_type" for d in after)
+    bad = write(".github/flujo.yml", "types:\n  SQL: {type: string}\n")
+    from flujo.spec.config import load_config
+    from flujo.spec.errors import SpecError
+
+    try:
+        load_config(bad)
+    except SpecError as exc:
+        assert "type 'SQL' is built in" in str(exc)
+    else:
+        raise AssertionError("a built-in type name was accepted")
