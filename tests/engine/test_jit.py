@@ -37,18 +37,18 @@ async def test_a_goal_becomes_checked_steps_that_run_under_the_jit_steps_path(
         load_pipeline(SALES), [QUESTION], SessionOptions(fake=True, store=store, export=False)
     )
     assert result.success, result.error
-    assert result.output.startswith("SELECT") and "FROM customers" in result.output
-    assert result.steps["query-0-text_to_sql_mini"].yaml_path == "steps[0].jit.steps[0]"
-    assert result.steps["query-1-sql_validate"].yaml_path == "steps[0].jit.steps[1]"
+    assert result.steps["query"].output.startswith("SELECT") and "FROM customers" in result.output
+    assert result.steps["query-0-text_to_sql_mini"].yaml_path == "steps[2].jit.steps[0]"
+    assert result.steps["query-1-sql_validate"].yaml_path == "steps[2].jit.steps[1]"
     from flujo.engine.store import RunStore
 
     runs = RunStore(store)
     spans = {s["yaml_path"]: s for s in runs.spans(result.run_id) if s["yaml_path"]}
     runs.close()
-    jit = spans["steps[0]"]["attributes"]
+    jit = spans["steps[2]"]["attributes"]
     assert jit["flujo.jit.plan"] == "text_to_sql_mini → sql_validate"
     assert jit["flujo.jit.builder"] == "offline" and len(jit["flujo.jit.plan_sha256"]) == 64
-    assert spans["steps[0].jit.steps[0]"]["model"] == "gpt-4o-mini"
+    assert spans["steps[2].jit.steps[0]"]["model"] == "gpt-4o-mini"
 
 
 async def test_a_recorded_plan_is_replayed_identically_and_a_missing_one_fails_clearly(
@@ -142,8 +142,8 @@ def test_validate_flags_unknown_types_and_skills_at_their_lines(write) -> None: 
     text = text.replace("max_steps: 3", "max_steps: 3\n      allow: [sql_validat]")
     _, diagnostics = check(write("s.yaml", text))
     messages = {(d.yaml_path, d.message.split(";")[0]) for d in diagnostics}
-    assert ("steps[0].output_type", "unknown type 'ValidSQL'") in messages
-    assert ("steps[0].budget.allow[0]", "unknown skill 'sql_validat'") in messages
+    assert ("steps[2].output_type", "unknown type 'ValidSQL'") in messages
+    assert ("steps[2].budget.allow[0]", "unknown skill 'sql_validat'") in messages
 
 
 def test_a_repositorys_own_types_are_known_to_validate(write) -> None:  # type: ignore[no-untyped-def]
@@ -152,10 +152,10 @@ def test_a_repositorys_own_types_are_known_to_validate(write) -> None:  # type: 
     text = SALES.read_text().replace("output_type: ValidatedSQL", "output_type: Invoice")
     spec = write("flows/s.yaml", text)
     _, before = check(spec, registry=registry_for(spec))
-    assert any(d.yaml_path == "steps[0].output_type" for d in before)
+    assert any(d.yaml_path == "steps[2].output_type" for d in before)
     write(".github/flujo.yml", "types:\n  Invoice: {type: object, required: [total]}\n")
     _, after = check(spec, registry=registry_for(spec))
-    assert not any(d.yaml_path == "steps[0].output_type" for d in after)
+    assert not any(d.yaml_path == "steps[2].output_type" for d in after)
     bad = write(".github/flujo.yml", "types:\n  SQL: {type: string}\n")
     from flujo.spec.config import load_config
     from flujo.spec.errors import SpecError

@@ -68,10 +68,10 @@ def test_the_examples_tests_pass_by_replaying_their_cassettes(tmp_path: Path) ->
     junit = tmp_path / "junit.xml"
     code, out, err = invoke("test", str(ROOT / "examples"), "--junit", str(junit))
     assert code == 0, out + err
-    assert out.splitlines()[-1] == "4 passed, 0 failed"
+    assert out.splitlines()[-1] == "5 passed, 0 failed"
     xml = junitparser.JUnitXml.fromfile(str(junit))
     suites = list(xml)
-    assert sum(suite.tests for suite in suites) == 4
+    assert sum(suite.tests for suite in suites) == 5
     assert all(case.is_passed for suite in suites for case in suite)
 
 

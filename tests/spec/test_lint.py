@@ -189,7 +189,7 @@ def test_schema_errors_and_reference_errors_are_reported_together() -> None:
             11,
             5,
             "unknown step kind 'whatever'; expected one of: "
-            "step, parallel, conditional, loop, map, hitl, state_machine",
+            "step, parallel, conditional, loop, map, hitl, state_machine, jit",
         ),
         (14, 15, "assertions: needs at least 1 item (got 0)"),
         (15, 35, "unknown step 'nope'"),

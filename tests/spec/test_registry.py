@@ -17,10 +17,13 @@ from flujo.spec.registry import RegistryError, StepRegistry
 BUILTIN_NAMES = [
     "passthrough",
     "json_parse",
+    "json_dump",
     "regex_extract",
+    "sql_validate",
     "template_render",
     "non_empty",
     "json_schema",
+    "sql_compiles",
     "max_length",
 ]
 
