@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flujo.cli import UsageError, exit_with
+from flujo.cli import InvalidInput, UsageError, exit_with
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
@@ -21,19 +21,20 @@ def bot() -> None:
     """
 
 
-def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from flujo.bot.settings import BotSettings
+def _settings(command: str = "flujo bot", *, serving: bool = False) -> Any:
+    """The settings, or every problem with them at once (exit code 2)."""
+    from flujo.bot.settings import SettingsError, load_settings
 
     try:
-        return BotSettings()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            lines.append(f"flujo bot: FLUJO_BOT_{where.upper()}: {error['msg']}")
-        raise UsageError("\n".join(lines)) from None
+        return load_settings(serving=serving)
+    except SettingsError as exc:
+        hint = (
+            "\nRegister an App and store its settings with `flujo bot setup`; every setting is "
+            "in docs/github-app.md#settings."
+            if serving
+            else ""
+        )
+        raise UsageError(f"{command}: cannot start, {exc}{hint}") from None
 
 
 @bot.command()
@@ -46,26 +47,19 @@ def _settings() -> Any:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 def serve(host: str | None, port: int | None, log_level: str) -> None:
-    """Serve webhooks: POST /webhooks, GET /healthz, GET /readyz.
+    """Serve webhooks: POST /webhooks, GET /healthz, GET /readyz, GET /metrics.
 
-    Refuses to start without FLUJO_BOT_WEBHOOK_SECRET, FLUJO_BOT_APP_ID and a private key.
+    Refuses to start without FLUJO_BOT_WEBHOOK_SECRET, a numeric FLUJO_BOT_APP_ID and a
+    private key, listing every missing or malformed setting at once (exit code 2).
     """
     from aiohttp import web
 
     from flujo.bot.app import create_app
     from flujo.bot.logs import configure_logging
-    from flujo.bot.settings import SettingsError
 
-    settings = _settings()
-    from flujo.bot.github import load_private_key
-
-    try:
-        settings.app()
-        load_private_key(settings.key())
-        app = create_app(settings)
-    except SettingsError as exc:
-        raise UsageError(f"flujo bot serve: {exc}") from None
-    configure_logging(log_level.upper(), settings.secrets())
+    settings = _settings("flujo bot serve", serving=True)
+    app = create_app(settings)
+    configure_logging(log_level.upper(), settings.secrets(), settings.log_format)
     web.run_app(
         app,
         host=host or settings.host,
@@ -105,7 +99,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     from flujo.bot.local import GitError, LocalForge
     from flujo.spec.registry import StepRegistry
 
-    settings = _settings()
+    settings = _settings("flujo bot local")
 
     def show(ref: CheckRef, status: str, output: CheckOutput | None) -> None:
         if output is None or as_json:
@@ -159,15 +153,30 @@ def _as_dict(output: Any) -> dict[str, Any]:
 )
 @click.option("--limit", default=50, show_default=True, help="Most jobs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """List webhook deliveries in the queue, newest first (dead letters with --state dead)."""
+@click.option(
+    "--retry",
+    "retry_id",
+    type=int,
+    metavar="ID",
+    help="Queue dead letter ID again (a running bot takes it within seconds).",
+)
+def jobs(states: tuple[str, ...], limit: int, as_json: bool, retry_id: int | None) -> None:
+    """List webhook deliveries in the queue, newest first (dead letters with --state dead),
+    or queue a dead letter again with --retry ID.
+
+    Exit codes: 0 done, 1 no such job or not a dead letter (--retry), 2 no queue or bad
+    settings.
+    """
     import datetime
 
     from flujo.bot.sqlite_queue import read_jobs
 
-    settings = _settings()
+    settings = _settings("flujo bot jobs")
     if not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
+    if retry_id is not None:
+        _retry(settings, retry_id, as_json)
+        return
     found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
@@ -183,6 +192,33 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
             f"{job.key or '-'}  attempts={job.attempts}{error}"
         )
     sys.stdout.flush()
+
+
+def _retry(settings: Any, job_id: int, as_json: bool) -> None:
+    """`--retry`: the dead letter back in the queue, through the queue's own interface."""
+    import asyncio
+
+    from flujo.bot.queue import DeliveryQueue, Job, NotRetryable
+    from flujo.bot.sqlite_queue import SQLiteQueue
+
+    async def requeue() -> Job:
+        queue: DeliveryQueue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
+        try:
+            return await queue.requeue(job_id)
+        finally:
+            await queue.close()
+
+    try:
+        job = asyncio.run(requeue())
+    except NotRetryable as exc:
+        raise InvalidInput(f"flujo bot jobs --retry: {exc}") from None
+    if as_json:
+        click.echo(json.dumps({"retried": job_id, "job": _job_dict(job)}, indent=2))
+    else:
+        click.echo(
+            f"dead letter {job_id} queued again as job {job.id} "
+            f"({job.event}, delivery {job.delivery_id})"
+        )
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
@@ -208,7 +244,7 @@ def token(repository: str, installation: int) -> None:
 
     if repository.count("/") != 1 or not all(repository.split("/")):
         raise UsageError(f"flujo bot token: {repository!r} is not OWNER/NAME")
-    settings = _settings()
+    settings = _settings("flujo bot token")
     state = BotState(settings.db)
     try:
         click.echo(state.issue_token(installation, repository))
