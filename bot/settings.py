@@ -7,12 +7,12 @@ its variable's name (`SettingsError`, exit code 2), never with a value.
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from flujo.spec.errors import EXIT_USAGE, FlujoError
@@ -67,7 +67,7 @@ class BotSettings(BaseSettings):
     max_rate_limit_wait_s: float = Field(
         60.0, ge=0, description="Wait this long inline for a rate limit; longer waits re-queue."
     )
-    skills_allow: list[str] = Field(
+    skills_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Import paths specs may use beyond built-ins and plugins. A repository's "
         "own `.github/flujo.yml` cannot widen this: the bot runs strangers' YAML.",
@@ -93,6 +93,16 @@ class BotSettings(BaseSettings):
     isolation_commit_s: float = Field(
         900.0, gt=0, description="Seconds all the specs of one commit may take together."
     )
+
+    @field_validator("skills_allow", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value) if value.strip() else []
+        except ValueError:
+            raise ValueError('not JSON (a list is written ["a.module", "b.module"])') from None
 
     @field_validator("app_id")
     @classmethod
@@ -184,13 +194,8 @@ def load_settings(*, serving: bool = False) -> BotSettings:
                     message = BOTH_KEYS
                 problems.setdefault(env_name(field), message)
                 fixed[field] = _default(field)
-        except SourceError as exc:  # a list or other JSON setting that is not JSON
-            found = re.search(r'field "(\w+)"', str(exc))
-            field = found.group(1) if found else ""
-            if field not in BotSettings.model_fields or field in fixed:
-                raise SettingsError(f"settings: {exc}") from None
-            problems[env_name(field)] = 'not JSON (a list is written ["a.module", "b.module"])'
-            fixed[field] = _default(field)
+        except SourceError as exc:  # a source that cannot be read at all
+            raise SettingsError(f"settings: {exc}") from None
     if settings is not None and serving:
         for name, message in serving_problems(settings).items():
             problems.setdefault(name, message)

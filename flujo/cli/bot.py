@@ -52,20 +52,28 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
     Refuses to start without FLUJO_BOT_WEBHOOK_SECRET, a numeric FLUJO_BOT_APP_ID and a
     private key, listing every missing or malformed setting at once (exit code 2).
     """
+    import logging
+
     from aiohttp import web
 
     from flujo.bot.app import create_app
-    from flujo.bot.logs import configure_logging
+    from flujo.bot.logs import configure_logging, log_event
 
     settings = _settings("flujo bot serve", serving=True)
     app = create_app(settings)
     configure_logging(log_level.upper(), settings.secrets(), settings.log_format)
+    listen_host: str = host or settings.host
+    listen_port: int = port or settings.port
     web.run_app(
         app,
-        host=host or settings.host,
-        port=port or settings.port,
-        print=lambda _msg: click.echo(
-            f"flujo bot: listening on {host or settings.host}:{port or settings.port}", err=True
+        host=listen_host,
+        port=listen_port,
+        print=lambda _msg: log_event(
+            logging.getLogger("flujo.bot"),
+            logging.INFO,
+            "listening",
+            host=listen_host,
+            port=listen_port,
         ),
     )
 
