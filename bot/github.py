@@ -526,6 +526,27 @@ class GitHubForge:
         await self._call(lambda gh: gh.patch(f"/repos/{repo}/check-runs/{ref.id}", data=body))
 
 
+async def convert_manifest(
+    session: aiohttp.ClientSession, base_url: str, code: str
+) -> dict[str, Any]:
+    """The App GitHub created from a manifest (with its `id`, `pem` and `webhook_secret`),
+    for the temporary `code` GitHub gave the browser. Needs no credentials; a code works
+    once, within an hour (else GitHub answers 404 or 422: `gidgethub.BadRequest`)."""
+    client = GitHubClient(session, base_url=base_url)
+    answer = await client.post(f"/app-manifests/{quote(code, safe='')}/conversions", data=b"")
+    return dict(answer)
+
+
+def web_url(api_url: str) -> str:
+    """Where people use GitHub, from its REST API root: `https://api.github.com` →
+    `https://github.com`, `https://HOST/api/v3` (Enterprise Server) → `https://HOST`;
+    any other root (a test server) is both."""
+    root = api_url.rstrip("/")
+    if root == "https://api.github.com":
+        return "https://github.com"
+    return root.removesuffix("/api/v3")
+
+
 def override_policy(label: str) -> str | None:
     """The policy id of an override label (`flujo/override:<policy-id>`), else None."""
     prefix = "flujo/override:"

@@ -29,6 +29,7 @@ class SettingsError(FlujoError, ValueError):
     exit_code = EXIT_USAGE
 
 
+ENV_FILE = ".env"  # read from the working directory; `flujo bot setup` writes the App's here
 APP_ID_IS_A_NUMBER = (
     "must be a number: the App ID shown on the App's settings page (not its client ID)"
 )
@@ -37,7 +38,7 @@ BOTH_KEYS = "set FLUJO_BOT_PRIVATE_KEY or FLUJO_BOT_PRIVATE_KEY_FILE, not both"
 
 class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FLUJO_BOT_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="FLUJO_BOT_", env_file=ENV_FILE, extra="ignore", frozen=True
     )
 
     webhook_secret: SecretStr | None = Field(

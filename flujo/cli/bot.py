@@ -79,6 +79,101 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 
 
 @bot.command()
+@click.option(
+    "--org",
+    "organization",
+    metavar="LOGIN",
+    help="Register the App for this organization (default: your own account).",
+)
+@click.option(
+    "--name", help="The App's name (default: the manifest's; names are unique on GitHub)."
+)
+@click.option("--host", help="Interface to listen on (FLUJO_BOT_HOST, default 0.0.0.0).")
+@click.option("--port", type=int, help="Port to listen on (FLUJO_BOT_PORT, default 8080).")
+def setup(organization: str | None, name: str | None, host: str | None, port: int | None) -> None:
+    """Register the GitHub App from its manifest (app.yml) and store its settings.
+
+    Serves GET /setup and GET /setup/done where FLUJO_BOT_PUBLIC_URL points, and prints
+    a link that works once: open it, confirm on GitHub, and the App's id, private key and
+    webhook secret are written (mode 0600) to .env and a key file beside FLUJO_BOT_DB,
+    where `flujo bot serve` reads them. Exits when done. Exit codes: 0 registered, 1
+    GitHub did not give the App's credentials, 2 no FLUJO_BOT_PUBLIC_URL or bad settings.
+    """
+    import asyncio
+    import os
+
+    from aiohttp import web
+
+    from flujo.bot.logs import configure_logging
+    from flujo.bot.registration import (
+        STORED,
+        Registered,
+        Registration,
+        create_registration_app,
+    )
+    from flujo.bot.settings import ENV_FILE
+
+    settings = _settings("flujo bot setup")
+    if not settings.public_url:
+        raise UsageError(
+            "flujo bot setup: FLUJO_BOT_PUBLIC_URL: missing: where GitHub and your browser "
+            "reach the bot, e.g. https://flujo.example.com (see docs/github-app.md#tls)"
+        )
+    configure_logging("INFO", (), settings.log_format)
+    registration = Registration(
+        public_url=settings.public_url,
+        github_url=settings.github_url,
+        env_file=Path(ENV_FILE),
+        key_file=settings.db.parent / "app-private-key.pem",
+        name=name,
+        organization=organization,
+    )
+
+    async def serve() -> Registered | None:
+        finished: asyncio.Future[Registered | None] = asyncio.get_running_loop().create_future()
+
+        def done(app: Registered | None) -> None:
+            if not finished.done():
+                finished.set_result(app)
+
+        registration.on_done = done
+        runner = web.AppRunner(create_registration_app(registration), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host or settings.host, port or settings.port).start()
+            click.echo(
+                "flujo bot setup: open this link in your browser to register the App "
+                f"(it works once):\n  {registration.link}",
+                err=True,
+            )
+            app = await finished
+            await asyncio.sleep(0.5)  # the last page on its way to the browser
+            return app
+        finally:
+            await runner.cleanup()
+
+    app = asyncio.run(serve())
+    if app is None:
+        raise InvalidInput(
+            "flujo bot setup: GitHub did not give the App's credentials (the code works "
+            "once, within an hour); nothing was stored: run flujo bot setup again"
+        )
+    click.echo(
+        f"flujo bot setup: App {app.app_id} ({app.slug}) registered; its settings are in "
+        f"{Path(ENV_FILE).resolve()} and {registration.key_file.resolve()} (mode 0600).\n"
+        f"Install it: {app.html_url}/installations/new, then run `flujo bot serve`.",
+        err=True,
+    )
+    for variable in STORED:
+        if variable in os.environ:
+            click.echo(
+                f"flujo bot setup: note: {variable} is set in the environment and wins over "
+                f"{ENV_FILE}: unset it",
+                err=True,
+            )
+
+
+@bot.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--rev", default="HEAD", show_default=True, help="The commit to check.")
 @click.option(

@@ -63,18 +63,19 @@ class BotProcess:
                 self.process.wait()
 
 
-async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProcess:
-    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names)."""
+async def start_bot(
+    fake: FakeGitHub, folder: Path, *, credentials: bool = True, **settings: str
+) -> BotProcess:
+    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names).
+
+    Without `credentials` the App's id, key and secret are not passed: the bot reads them
+    from `folder/.env` (as `flujo bot setup` stores them).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    key = folder / "app.pem"
-    key.write_text(fake.private_key_pem, encoding="utf-8")
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),  # the allow-listed test skills live in tests/support/
-        "FLUJO_BOT_WEBHOOK_SECRET": fake.webhook_secret,
-        "FLUJO_BOT_APP_ID": str(fake.app_id),
-        "FLUJO_BOT_PRIVATE_KEY_FILE": str(key),
         "FLUJO_BOT_GITHUB_URL": fake.base_url,
         "FLUJO_BOT_DB": str(folder / "bot.db"),
         "FLUJO_BOT_HOST": "127.0.0.1",
@@ -82,6 +83,12 @@ async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProce
         "FLUJO_BOT_RETRY_BASE_S": "0.05",
         "FLUJO_BOT_MAX_ATTEMPTS": "2",
     }
+    if credentials:
+        key = folder / "app.pem"
+        key.write_text(fake.private_key_pem, encoding="utf-8")
+        env["FLUJO_BOT_WEBHOOK_SECRET"] = fake.webhook_secret
+        env["FLUJO_BOT_APP_ID"] = str(fake.app_id)
+        env["FLUJO_BOT_PRIVATE_KEY_FILE"] = str(key)
     env.update({f"FLUJO_BOT_{name.upper()}": value for name, value in settings.items()})
     log = folder / "bot.log"
     with log.open("wb") as out:
