@@ -537,6 +537,11 @@ async def convert_manifest(
     return dict(answer)
 
 
+def install_url(app_html_url: str) -> str:
+    """The page where a person installs the App (`html_url` from GitHub's App object)."""
+    return f"{app_html_url.rstrip('/')}/installations/new"
+
+
 def web_url(api_url: str) -> str:
     """Where people use GitHub, from its REST API root: `https://api.github.com` →
     `https://github.com`, `https://HOST/api/v3` (Enterprise Server) → `https://HOST`;

@@ -61,10 +61,14 @@ def log_event(logger: logging.Logger, level: int, message: str, **fields: Any) -
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger: message key=value …`."""
+    """`time level logger: message key=value …` (a traceback, if any, masked too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._redactor = redactor or Redactor()
+
+    def formatException(self, ei: Any) -> str:
+        return self._redactor.redact(super().formatException(ei))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -76,9 +80,9 @@ class TextFormatter(logging.Formatter):
         return f"{head} {pairs}{newline}{rest}"
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(TextFormatter):
     """One JSON object per line: time, level, logger, message, the event's fields (and
-    `exception` when there is one)."""
+    `exception` when there is one, masked)."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -103,8 +107,9 @@ def configure_logging(
     level: str, secrets: Iterable[str] = (), fmt: Literal["text", "json"] = "text"
 ) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(Redactor(secrets))
+    redactor = Redactor(secrets)
+    handler.setFormatter(JsonFormatter(redactor) if fmt == "json" else TextFormatter(redactor))
+    handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -136,6 +136,8 @@ class Registration:
     async def done(self, request: web.Request) -> web.Response:
         if not self._accepts(request):
             raise _refused()
+        from flujo.bot.github import install_url
+
         code = request.query.get("code", "")
         if not code:
             raise web.HTTPBadRequest(text="GitHub sent no code: start again from the link")
@@ -149,7 +151,7 @@ class Registration:
             mode="done",
             slug=app.slug,
             app_id=app.app_id,
-            install=f"{app.html_url}/installations/new",
+            install=install_url(app.html_url),
             env_file=str(self.env_file.resolve()),
             key_file=str(self.key_file.resolve()),
         )

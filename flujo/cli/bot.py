@@ -15,9 +15,11 @@ from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 @click.group()
 def bot() -> None:
-    """The GitHub App: `serve` it, or run its checks on a local repository.
+    """The GitHub App: register it (`setup`), `serve` it, or run its checks on a local
+    repository.
 
-    Settings come from FLUJO_BOT_* environment variables (see README, "The GitHub App").
+    Settings come from FLUJO_BOT_* environment variables or a .env file (see
+    docs/github-app.md).
     """
 
 
@@ -104,6 +106,7 @@ def setup(organization: str | None, name: str | None, host: str | None, port: in
 
     from aiohttp import web
 
+    from flujo.bot.github import install_url
     from flujo.bot.logs import configure_logging
     from flujo.bot.registration import (
         STORED,
@@ -117,7 +120,8 @@ def setup(organization: str | None, name: str | None, host: str | None, port: in
     if not settings.public_url:
         raise UsageError(
             "flujo bot setup: FLUJO_BOT_PUBLIC_URL: missing: where GitHub and your browser "
-            "reach the bot, e.g. https://flujo.example.com (see docs/github-app.md#tls)"
+            "reach the bot, e.g. https://flujo.example.com (behind a proxy that terminates "
+            "TLS: docs/github-app.md#tls-behind-a-reverse-proxy)"
         )
     configure_logging("INFO", (), settings.log_format)
     registration = Registration(
@@ -161,7 +165,7 @@ def setup(organization: str | None, name: str | None, host: str | None, port: in
     click.echo(
         f"flujo bot setup: App {app.app_id} ({app.slug}) registered; its settings are in "
         f"{Path(ENV_FILE).resolve()} and {registration.key_file.resolve()} (mode 0600).\n"
-        f"Install it: {app.html_url}/installations/new, then run `flujo bot serve`.",
+        f"Install it: {install_url(app.html_url)}, then run `flujo bot serve`.",
         err=True,
     )
     for variable in STORED:

@@ -87,6 +87,18 @@ def test_a_numeric_app_id_with_a_key_and_a_secret_is_enough(no_bot_env: Path) ->
             del os.environ[name]
 
 
+def test_text_log_lines_carry_the_fields_quoted_and_masked() -> None:
+    import logging
+
+    from flujo.bot.logs import FIELDS, Redactor, TextFormatter
+
+    record = logging.LogRecord("flujo.bot.worker", logging.WARNING, "", 0, "job failed", (), None)
+    setattr(record, FIELDS, {"job": 3, "repository": "acme/flows", "error": "token s3cret-v"})
+    Redactor(["s3cret-v"]).filter(record)
+    line = TextFormatter().format(record)
+    assert line.endswith(': job failed job=3 repository=acme/flows error="token [redacted]"')
+
+
 def log_lines(bot: BotProcess) -> list[dict[str, Any]]:
     """Every line of the bot's output, each a JSON object (fails on any other line)."""
     lines = [line for line in bot.output().splitlines() if line.strip()]

@@ -221,3 +221,17 @@ def test_storing_keeps_other_settings_and_replaces_an_older_app(tmp_path: Path) 
 
     read = BotSettings(_env_file=env_file)  # as the bot reads them back
     assert (read.app(), read.secret(), read.key()) == ("7", 'se"cret', "PEM")
+
+
+def test_setup_without_a_public_url_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLUJO_BOT_PUBLIC_URL", raising=False)
+    result = CliRunner().invoke(cli, ["bot", "setup"])
+    assert result.exit_code == 2
+    assert "FLUJO_BOT_PUBLIC_URL: missing" in result.output and "TLS" in result.output
