@@ -5,7 +5,10 @@ first, while different repositories run in parallel up to `concurrency`. A faile
 is retried with jittered exponential backoff in its lane (later jobs of the same
 repository wait for it) and is dead-lettered after `max_attempts`. Jobs left running
 by a crash go back to the queue at start, so every delivery is handled; handlers are
-idempotent, so handling one twice changes nothing (exactly once in effect).
+idempotent, so handling one twice changes nothing (exactly once in effect). Each delivery
+taken up and each attempt is one log line with its facts (`logs.log_event`); attempts also
+go to an observer (the metrics). The queue is read when woken and every `poll_s`, so jobs
+added by another process (`flujo bot jobs --retry`) are taken up too.
 """
 
 from __future__ import annotations
