@@ -1,7 +1,10 @@
-# The Flujo GitHub App: `docker build -t flujo-bot .` then
-#   docker run -p 8080:8080 -v flujo-data:/data \
-#     -e FLUJO_BOT_WEBHOOK_SECRET=... -e FLUJO_BOT_APP_ID=... \
-#     -e FLUJO_BOT_PRIVATE_KEY_FILE=/run/secrets/flujo.pem flujo-bot
+# The Flujo GitHub App: `docker build -t flujo-bot .`, register the App once (its settings
+# are stored in the volume, /data/.env and /data/app-private-key.pem, mode 0600):
+#   docker run --rm -p 8080:8080 -v flujo-data:/data \
+#     -e FLUJO_BOT_PUBLIC_URL=https://flujo.example.com flujo-bot setup
+# then serve (the default command; other `flujo bot` commands run the same way):
+#   docker run -d --name flujo-bot -p 8080:8080 -v flujo-data:/data flujo-bot
+#   docker exec flujo-bot flujo bot token OWNER/REPO --installation ID
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.9
@@ -32,4 +35,5 @@ VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
-ENTRYPOINT ["flujo", "bot", "serve"]
+ENTRYPOINT ["flujo", "bot"]
+CMD ["serve"]

@@ -16,6 +16,7 @@ from gidgethub.sansio import Event
 
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
+from flujo.bot.metrics import BotMetrics
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
@@ -48,6 +49,7 @@ class Bot:
         from flujo.spec.registry import StepRegistry
 
         self.settings = settings
+        self.metrics = BotMetrics()
         self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         self.state = BotState(settings.db)
         self.telemetry = TelemetryStores(settings.db.parent / "telemetry")
@@ -80,6 +82,7 @@ class Bot:
             concurrency=settings.workers,
             max_attempts=settings.max_attempts,
             retry_base_s=settings.retry_base_s,
+            observe=self.metrics.job,
         )
         self.auth: AppAuth | None = None
 
@@ -96,6 +99,7 @@ class Bot:
                 private_key=self.settings.key(),
                 base_url=self.settings.github_url,
                 max_wait_s=self.settings.max_rate_limit_wait_s,
+                on_headers=self.metrics.github_headers,
                 **kwargs,
             )
         return await self.auth.forge(installation_id)
@@ -154,7 +158,8 @@ class Bot:
 
 def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application:
     """The aiohttp application: `POST /webhooks`, `POST /v1/traces` and `/v1/metrics`
-    (OTLP/HTTP telemetry, bearer token per repository), `GET /healthz`, `GET /readyz`.
+    (OTLP/HTTP telemetry, bearer token per repository), `GET /healthz`, `GET /readyz`,
+    `GET /metrics` (Prometheus).
 
     Raises SettingsError when no webhook secret is configured.
     """
@@ -162,14 +167,16 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     bot = bot or Bot(settings)
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
     app[BOT] = bot
-    app.router.add_post(
-        "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
+    webhooks = WebhookHandler(
+        secret, bot.queue, on_enqueued=bot.workers.wake, record=bot.metrics.delivery
     )
+    app.router.add_post("/webhooks", webhooks.handle)
     app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
     app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
     app.router.add_get("/registry", _registry_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
 
     async def lifecycle(app: web.Application) -> Any:
         await bot.start()
@@ -218,6 +225,12 @@ async def _registry_page(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    bot = request.app[BOT]
+    body, content_type = await bot.metrics.exposition(bot.queue, request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def _readyz(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import base64
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -50,14 +50,25 @@ class GitHubClient(GitHubAPI):
         max_wait_s: float = 60.0,
         max_retries: int = 4,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_headers: Callable[[Mapping[str, str]], None] | None = None,
     ) -> None:
         super().__init__(session, USER_AGENT, oauth_token=oauth_token, base_url=base_url)
         self._max_wait_s = max_wait_s
         self._max_retries = max_retries
         self._sleep = sleep
+        self._on_headers = on_headers
 
     async def sleep(self, seconds: float) -> None:
         await self._sleep(seconds)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """gidgethub's request, its answer's headers shown to `on_headers` (rate limits)."""
+        status, answer, content = await super()._request(method, url, headers, body)
+        if self._on_headers is not None:
+            self._on_headers(answer)
+        return status, answer, content
 
     async def handle_rate_limit_error(
         self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
@@ -120,8 +131,10 @@ class AppAuth:
         base_url: str,
         max_wait_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_headers: Callable[[str, Mapping[str, str]], None] | None = None,
     ) -> None:
         self._session = session
+        self._on_headers = on_headers
         self._app_id = app_id
         self._private_key = load_private_key(private_key)
         self.base_url = base_url
@@ -133,13 +146,24 @@ class AppAuth:
     def __repr__(self) -> str:  # never show the key
         return f"AppAuth(app_id={self._app_id!r}, base_url={self.base_url!r})"
 
-    def client(self, token: str | None = None) -> GitHubClient:
+    def client(self, token: str | None = None, installation: int | None = None) -> GitHubClient:
+        """A client with `token` (none: the App's JWT is passed per request); the answers'
+        headers go to `on_headers` under the installation's id, or "app"."""
+        on_headers = self._on_headers
+        observe = None
+        if on_headers is not None:
+            label = "app" if installation is None else str(installation)
+
+            def observe(headers: Mapping[str, str]) -> None:
+                on_headers(label, headers)
+
         return GitHubClient(
             self._session,
             base_url=self.base_url,
             oauth_token=token,
             max_wait_s=self._max_wait_s,
             sleep=self._sleep,
+            on_headers=observe,
         )
 
     async def token(self, installation_id: int) -> str:
@@ -211,7 +235,8 @@ class GitHubForge:
         404 and 422 answers are logged (a 404 only when `missing_ok` is false) and raised.
         """
         for attempt in (1, 2):
-            client = self._auth.client(await self._auth.token(self.installation_id))
+            token = await self._auth.token(self.installation_id)
+            client = self._auth.client(token, self.installation_id)
             try:
                 return await request(client)
             except gidgethub.BadRequest as exc:
@@ -503,6 +528,32 @@ class GitHubForge:
 
     async def _patch(self, repo: str, ref: CheckRef, body: dict[str, Any]) -> None:
         await self._call(lambda gh: gh.patch(f"/repos/{repo}/check-runs/{ref.id}", data=body))
+
+
+async def convert_manifest(
+    session: aiohttp.ClientSession, base_url: str, code: str
+) -> dict[str, Any]:
+    """The App GitHub created from a manifest (with its `id`, `pem` and `webhook_secret`),
+    for the temporary `code` GitHub gave the browser. Needs no credentials; a code works
+    once, within an hour (else GitHub answers 404 or 422: `gidgethub.BadRequest`)."""
+    client = GitHubClient(session, base_url=base_url)
+    answer = await client.post(f"/app-manifests/{quote(code, safe='')}/conversions", data=b"")
+    return dict(answer)
+
+
+def install_url(app_html_url: str) -> str:
+    """The page where a person installs the App (`html_url` from GitHub's App object)."""
+    return f"{app_html_url.rstrip('/')}/installations/new"
+
+
+def web_url(api_url: str) -> str:
+    """Where people use GitHub, from its REST API root: `https://api.github.com` →
+    `https://github.com`, `https://HOST/api/v3` (Enterprise Server) → `https://HOST`;
+    any other root (a test server) is both."""
+    root = api_url.rstrip("/")
+    if root == "https://api.github.com":
+        return "https://github.com"
+    return root.removesuffix("/api/v3")
 
 
 def override_policy(label: str) -> str | None:

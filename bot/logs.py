@@ -1,10 +1,18 @@
-"""Logging for the bot: one line per event, secrets masked before anything is written."""
+"""Logging for the bot: one line per event, secrets masked before anything is written.
+
+Events that operators count and search (deliveries, jobs) carry their facts as fields
+(`log_event`): `key=value` after the message in the text format, keys of one JSON object
+per line with `FLUJO_BOT_LOG_FORMAT=json`. Fields never hold secrets or a body's content.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 # Installation/OAuth tokens, App JWTs and PEM keys, whatever a message carries.
 _TOKEN = re.compile(
@@ -14,6 +22,8 @@ _TOKEN = re.compile(
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"
 )
 MASK = "[redacted]"
+FIELDS = "flujo_fields"  # the LogRecord attribute holding an event's fields
+_PLAIN = re.compile(r"[^\s=\"]+")
 
 
 class Redactor(logging.Filter):
@@ -33,13 +43,73 @@ class Redactor(logging.Filter):
         clean = self.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        fields = getattr(record, FIELDS, None)
+        if isinstance(fields, dict):
+            setattr(
+                record,
+                FIELDS,
+                {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()},
+            )
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+def log_event(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
+    """One line for an event with its facts as fields (None values are left out)."""
+    if logger.isEnabledFor(level):
+        kept = {k: v for k, v in fields.items() if v is not None}
+        logger.log(level, message, extra={FIELDS: kept})
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger: message key=value …` (a traceback, if any, masked too)."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._redactor = redactor or Redactor()
+
+    def formatException(self, ei: Any) -> str:
+        return self._redactor.redact(super().formatException(ei))
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, FIELDS, None) or {}
+        pairs = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
+        if not pairs:
+            return line
+        head, newline, rest = line.partition("\n")  # keep a traceback after the fields
+        return f"{head} {pairs}{newline}{rest}"
+
+
+class JsonFormatter(TextFormatter):
+    """One JSON object per line: time, level, logger, message, the event's fields (and
+    `exception` when there is one, masked)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in (getattr(record, FIELDS, None) or {}).items():
+            data.setdefault(key, value)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if _PLAIN.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), fmt: Literal["text", "json"] = "text"
+) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(Redactor(secrets))
+    redactor = Redactor(secrets)
+    handler.setFormatter(JsonFormatter(redactor) if fmt == "json" else TextFormatter(redactor))
+    handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

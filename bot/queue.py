@@ -44,6 +44,13 @@ class RetryLater(FlujoError):
         self.at = at
 
 
+class NotRetryable(FlujoError):
+    """`requeue` was asked for a job that is not a dead letter, or that does not exist
+    (exit code 1: the id given is wrong; the message says why)."""
+
+    exit_code = EXIT_INVALID
+
+
 class Permanent(FlujoError):
     """Raised by a handler for a failure that retrying cannot fix (exit code 1: the event
     itself cannot be handled)."""
@@ -108,6 +115,17 @@ class DeliveryQueue(Protocol):
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
         """Jobs (without bodies), newest first."""
+
+    async def counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zero included)."""
+
+    async def requeue(self, job_id: int) -> Job:
+        """Queue a dead letter again, as a new job (a new, higher id, so that running
+        workers see it) with its stored delivery and no attempts; returns the new job.
+
+        Raises NotRetryable when there is no such job or it is not dead: only a dead
+        letter can be retried (a queued or running job will run anyway, a done one ran).
+        """
 
     async def close(self) -> None:
         """Flush and release the store."""

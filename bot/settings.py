@@ -1,15 +1,19 @@
 """The bot's settings, from `FLUJO_BOT_*` environment variables (or a `.env` file).
 
 Secrets are `SecretStr`: they print as `**********` in reprs, logs and error messages.
+`load_settings` reads them and reports every missing or malformed one at once, each by
+its variable's name (`SettingsError`, exit code 2), never with a value.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
@@ -25,15 +29,22 @@ class SettingsError(FlujoError, ValueError):
     exit_code = EXIT_USAGE
 
 
+ENV_FILE = ".env"  # read from the working directory; `flujo bot setup` writes the App's here
+APP_ID_IS_A_NUMBER = (
+    "must be a number: the App ID shown on the App's settings page (not its client ID)"
+)
+BOTH_KEYS = "set FLUJO_BOT_PRIVATE_KEY or FLUJO_BOT_PRIVATE_KEY_FILE, not both"
+
+
 class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FLUJO_BOT_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="FLUJO_BOT_", env_file=ENV_FILE, extra="ignore", frozen=True
     )
 
     webhook_secret: SecretStr | None = Field(
         None, description="The App's webhook secret; the server refuses to start without it."
     )
-    app_id: str | None = Field(None, description="The GitHub App's id.")
+    app_id: str | None = Field(None, description="The GitHub App's id (a number).")
     private_key: SecretStr | None = Field(None, description="The App's private key (PEM).")
     private_key_file: Path | None = Field(None, description="A file holding the private key.")
     github_url: str = Field("https://api.github.com", description="GitHub's REST API root.")
@@ -46,6 +57,9 @@ class BotSettings(BaseSettings):
         description="`normal`: acknowledged deliveries survive a crash of the bot; `full`: "
         "also a power failure (an fsync per grouped commit).",
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line (for log collectors)."
+    )
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = Field(4, ge=1, description="Repositories worked on at once.")
@@ -54,7 +68,7 @@ class BotSettings(BaseSettings):
     max_rate_limit_wait_s: float = Field(
         60.0, ge=0, description="Wait this long inline for a rate limit; longer waits re-queue."
     )
-    skills_allow: list[str] = Field(
+    skills_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Import paths specs may use beyond built-ins and plugins. A repository's "
         "own `.github/flujo.yml` cannot widen this: the bot runs strangers' YAML.",
@@ -81,10 +95,29 @@ class BotSettings(BaseSettings):
         900.0, gt=0, description="Seconds all the specs of one commit may take together."
     )
 
+    @field_validator("skills_allow", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value) if value.strip() else []
+        except ValueError:
+            raise ValueError('not JSON (a list is written ["a.module", "b.module"])') from None
+
+    @field_validator("app_id")
+    @classmethod
+    def _numeric_app_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().isdecimal():
+            raise ValueError(APP_ID_IS_A_NUMBER)
+        return value.strip()
+
     @model_validator(mode="after")
     def _one_key_source(self) -> BotSettings:
         if self.private_key is not None and self.private_key_file is not None:
-            raise ValueError("set FLUJO_BOT_PRIVATE_KEY or FLUJO_BOT_PRIVATE_KEY_FILE, not both")
+            raise ValueError(BOTH_KEYS)
         return self
 
     def isolation_limits(self) -> IsolationLimits:
@@ -133,3 +166,74 @@ class BotSettings(BaseSettings):
         """Every secret value, for the log redactor."""
         values = [self.webhook_secret, self.private_key]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: `app_id` → `FLUJO_BOT_APP_ID`."""
+    return f"FLUJO_BOT_{field.upper()}"
+
+
+def load_settings(*, serving: bool = False) -> BotSettings:
+    """The settings from the environment (and `.env`); with `serving`, also what
+    `flujo bot serve` needs (webhook secret, numeric App id, a readable PEM key).
+
+    Raises SettingsError naming every problem, one line each (`FLUJO_BOT_X: what is
+    wrong`); values are never shown, as any of them may be a secret.
+    """
+    problems: dict[str, str] = {}
+    fixed: dict[str, Any] = {}
+    settings: BotSettings | None = None
+    for _ in range(len(BotSettings.model_fields) + 2):
+        try:
+            settings = BotSettings(**fixed)
+            break
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else "private_key"
+                message = str(error["msg"]).removeprefix("Value error, ")
+                if field == "private_key" and not error["loc"]:
+                    message = BOTH_KEYS
+                problems.setdefault(env_name(field), message)
+                fixed[field] = _default(field)
+        except SourceError as exc:  # a source that cannot be read at all
+            raise SettingsError(f"settings: {exc}") from None
+    if settings is not None and serving:
+        for name, message in serving_problems(settings).items():
+            problems.setdefault(name, message)
+    if problems or settings is None:
+        lines = [f"  {name}: {message}" for name, message in problems.items()]
+        count = f"{len(lines)} setting{'s' if len(lines) != 1 else ''}"
+        raise SettingsError(f"{count} to fix:\n" + "\n".join(lines))
+    return settings
+
+
+def serving_problems(settings: BotSettings) -> dict[str, str]:
+    """What `flujo bot serve` lacks: variable name → what to do about it."""
+    from flujo.bot.github import load_private_key
+
+    problems: dict[str, str] = {}
+    try:
+        settings.secret()
+    except SettingsError:
+        problems[env_name("webhook_secret")] = (
+            "missing: the webhook secret of your GitHub App (the bot never accepts unsigned "
+            "deliveries)"
+        )
+    if not settings.app_id:
+        problems[env_name("app_id")] = "missing: the App ID shown on the App's settings page"
+    if settings.private_key is None and settings.private_key_file is None:
+        problems[env_name("private_key_file")] = (
+            "missing: the path of the App's private key (.pem), or set FLUJO_BOT_PRIVATE_KEY "
+            "to the key itself"
+        )
+        return problems
+    try:
+        load_private_key(settings.key())
+    except SettingsError as exc:
+        name = "private_key" if settings.private_key is not None else "private_key_file"
+        problems[env_name(name)] = str(exc)
+    return problems
+
+
+def _default(field: str) -> Any:
+    return BotSettings.model_fields[field].get_default(call_default_factory=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
+from flujo.bot.queue import JOB_STATES, Delivery, Job, JobState, NotRetryable, QueueUnavailable
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
@@ -242,6 +242,50 @@ class SQLiteQueue:
             return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
 
         return await self._writer.submit(op)
+
+    async def counts(self) -> dict[JobState, int]:
+        def op(db: sqlite3.Connection) -> dict[JobState, int]:
+            found = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+            return {state: int(found.get(state, 0)) for state in JOB_STATES}
+
+        return await self._writer.submit(op)
+
+    async def requeue(self, job_id: int) -> Job:
+        def op(db: sqlite3.Connection) -> Job | str:
+            row = db.execute(f"SELECT {_JOB_COLUMNS}, body FROM jobs WHERE id = ?", (job_id,))
+            found = row.fetchone()
+            if found is None:
+                return f"there is no job {job_id}"
+            job = _job(found)
+            if job.state != "dead":
+                return (
+                    f"job {job_id} is {job.state}, not a dead letter: only dead letters can be "
+                    "retried (`flujo bot jobs --state dead` lists them)"
+                )
+            if found[10] is None:
+                return f"job {job_id} kept no delivery to run again"
+            # A new row, so that it gets a higher id than every job the workers have seen.
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            cursor = db.execute(
+                "INSERT INTO jobs (delivery_id, event, body, received_at, run_after, last_error)"
+                " VALUES (?, ?, ?, ?, 0, ?)",
+                (
+                    job.delivery_id,
+                    job.event,
+                    found[10],
+                    job.received_at,
+                    f"retried by hand (was job {job_id}): {job.last_error or ''}".strip(),
+                ),
+            )
+            new = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
+            return _job(new)
+
+        result = await self._writer.submit(op)
+        if isinstance(result, str):
+            raise NotRetryable(result)
+        return result
 
     async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
         def op(db: sqlite3.Connection) -> None:

@@ -56,6 +56,7 @@ class WebhookHandler:
         queue: DeliveryQueue,
         *,
         on_enqueued: Callable[[], None] | None = None,
+        record: Callable[[str, str], None] | None = None,
         max_body: int = MAX_BODY_BYTES,
         max_readers: int = MAX_READERS,
         read_timeout_s: float = READ_TIMEOUT_S,
@@ -66,12 +67,23 @@ class WebhookHandler:
         self._key = secret.encode()
         self._queue = queue
         self._notify = on_enqueued
+        self._record = record
         self._max_body = max_body
         self._readers = asyncio.Semaphore(max_readers)
         self._read_timeout_s = read_timeout_s
         self._slot_wait_s = slot_wait_s
 
     async def handle(self, request: web.Request) -> web.Response:
+        """Answer a delivery; `record(event, outcome)` counts it (refused ones as event
+        "-": until the signature is checked, the headers are anyone's)."""
+        response = await self._handle(request)
+        if self._record is not None:
+            outcome = response.get(OUTCOME) or "refused"
+            event = request.headers.get("X-GitHub-Event", "") if outcome != "refused" else "-"
+            self._record(event, outcome)
+        return response
+
+    async def _handle(self, request: web.Request) -> web.Response:
         headers = request.headers
         signature = headers.get(SIGNATURE_HEADER)
         if signature is None:
@@ -107,17 +119,19 @@ class WebhookHandler:
         if body.lstrip()[:1] != b"{":
             return _refuse(400, "body is not a JSON object", request)
         if event == "ping":
-            return web.json_response({"pong": True})
+            return _outcome(web.json_response({"pong": True}), "ping")
         try:
             stored = await self._queue.enqueue(Delivery(delivery_id, event, body, time.time()))
         except QueueUnavailable as exc:  # not stored: GitHub must see a failure and redeliver
             log.error("cannot store delivery %s: %s", delivery_id, exc)
-            return web.json_response({"error": "cannot store the delivery"}, status=503)
+            failed = web.json_response({"error": "cannot store the delivery"}, status=503)
+            return _outcome(failed, "unavailable")
         if stored and self._notify is not None:
             self._notify()
-        return web.json_response(
+        answer = web.json_response(
             {"delivery": delivery_id, "queued": stored}, status=202 if stored else 200
         )
+        return _outcome(answer, "queued" if stored else "duplicate")
 
     async def _read(self, request: web.Request) -> tuple[bytes, str]:
         """The body and its HMAC, read chunk by chunk; raises `_TooLarge` past the limit."""
@@ -129,6 +143,14 @@ class WebhookHandler:
             mac.update(chunk)
             body += chunk
         return bytes(body), mac.hexdigest()
+
+
+OUTCOME = web.ResponseKey("flujo_outcome", str)  # a verified delivery's outcome
+
+
+def _outcome(response: web.Response, outcome: str) -> web.Response:
+    response[OUTCOME] = outcome
+    return response
 
 
 class _TooLarge(FlujoError):

@@ -5,12 +5,16 @@ first, while different repositories run in parallel up to `concurrency`. A faile
 is retried with jittered exponential backoff in its lane (later jobs of the same
 repository wait for it) and is dead-lettered after `max_attempts`. Jobs left running
 by a crash go back to the queue at start, so every delivery is handled; handlers are
-idempotent, so handling one twice changes nothing (exactly once in effect).
+idempotent, so handling one twice changes nothing (exactly once in effect). Each delivery
+taken up and each attempt is one log line with its facts (`logs.log_event`); attempts also
+go to an observer (the metrics). The queue is read when woken and every `poll_s`, so jobs
+added by another process (`flujo bot jobs --retry`) are taken up too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -20,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flujo.bot.logs import log_event
 from flujo.bot.queue import DeliveryQueue, Job, Permanent, RetryLater
 
 log = logging.getLogger("flujo.bot.worker")
@@ -34,8 +39,45 @@ class Work:
     data: dict[str, Any]
     key: str
 
+    @property
+    def repository(self) -> str | None:
+        """`owner/name` of the delivery's repository, if it names one."""
+        repository = self.data.get("repository")
+        name = repository.get("full_name") if isinstance(repository, dict) else None
+        return name if isinstance(name, str) else None
+
+    @property
+    def installation(self) -> int | None:
+        """The App installation the delivery is for, if it names one."""
+        installation = self.data.get("installation")
+        found = installation.get("id") if isinstance(installation, dict) else None
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+    def fields(self) -> dict[str, Any]:
+        """What a log line says about this job (never the body's content)."""
+        action = self.data.get("action")
+        return {
+            "job": self.job.id,
+            "delivery": self.job.delivery_id,
+            "event": self.event,
+            "action": action if isinstance(action, str) else None,
+            "repository": self.repository,
+            "installation": self.installation,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt at a job ended: `done`, `retry` (queued again) or `dead`."""
+
+    work: Work
+    outcome: str
+    attempt: int
+    seconds: float
+
 
 Handler = Callable[[Work], Awaitable[None]]
+Observer = Callable[[Outcome], None]
 
 
 def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> str:
@@ -64,8 +106,12 @@ class Workers:
         max_attempts: int = 5,
         retry_base_s: float = 2.0,
         max_retry_s: float = 3600.0,
+        poll_s: float = 5.0,
+        observe: Observer | None = None,
     ) -> None:
         self._queue = queue
+        self._poll_s = poll_s
+        self._observe = observe
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
@@ -114,7 +160,9 @@ class Workers:
 
     async def _intake(self) -> None:
         while True:
-            await self._wake.wait()
+            # Also look now and then: another process (`flujo bot jobs --retry`) may add work.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
             self._wake.clear()
             self._fetching = True
             try:
@@ -142,6 +190,8 @@ class Workers:
             return
         self._admitted.add(job.id)
         work = Work(job, job.event, data, ordering_key(data, job.event, job.delivery_id))
+        if job.attempts == 0:  # first seen (not resumed after a stop or a retry)
+            log_event(log, logging.INFO, "delivery queued", **work.fields())
         self._lanes.setdefault(work.key, deque()).append(work)
         if work.key not in self._lane_tasks:
             self._lane_tasks[work.key] = asyncio.create_task(
@@ -177,37 +227,53 @@ class Workers:
             async with self._slots:
                 await self._queue.started(job, work.key)
                 attempts += 1
+                began = time.monotonic()
                 try:
                     await self._handler(work)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a handler failure must not stop the lane
+                    seconds = time.monotonic() - began
                     retry_at = self._retry_at(exc, attempts)
                     reason = _describe(exc)
                     await self._queue.failed(job, reason, retry_at=retry_at)
-                    if retry_at is None:
-                        log.error(
-                            "%s delivery %s dead-lettered after %d attempt(s): %s",
-                            work.event,
-                            job.delivery_id,
-                            attempts,
-                            reason,
-                        )
+                    dead = retry_at is None
+                    self._report(
+                        Outcome(work, "dead" if dead else "retry", attempts, seconds),
+                        error=reason,
+                        retry_in_s=None if retry_at is None else round(retry_at - time.time(), 1),
+                    )
+                    if dead:
                         log.debug("details", exc_info=exc)
                         return
-                    log.warning(
-                        "%s delivery %s failed (attempt %d), retrying in %.1fs: %s",
-                        work.event,
-                        job.delivery_id,
-                        attempts,
-                        retry_at - time.time(),
-                        reason,
-                    )
+                    assert retry_at is not None
                     delay = retry_at - time.time()
                     continue
+                seconds = time.monotonic() - began
                 await self._queue.finished(job)
                 self.handled += 1
+                self._report(Outcome(work, "done", attempts, seconds))
                 return
+
+    def _report(self, outcome: Outcome, **extra: Any) -> None:
+        """The job's log line (warning on a retry, error for a dead letter) and metrics."""
+        level = {"done": logging.INFO, "retry": logging.WARNING}.get(outcome.outcome, logging.ERROR)
+        log_event(
+            log,
+            level,
+            "job "
+            + {"done": "done", "retry": "failed, will retry"}.get(outcome.outcome, "dead-lettered"),
+            **outcome.work.fields(),
+            outcome=outcome.outcome,
+            attempt=outcome.attempt,
+            duration_s=round(outcome.seconds, 3),
+            **extra,
+        )
+        if self._observe is not None:
+            try:
+                self._observe(outcome)
+            except Exception as exc:  # metrics must never stop a lane
+                log.error("cannot record the metrics of job %s: %s", outcome.work.job.id, exc)
 
     def _retry_at(self, exc: Exception, attempts: int) -> float | None:
         if isinstance(exc, Permanent) or attempts >= self._max_attempts:

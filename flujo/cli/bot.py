@@ -9,31 +9,34 @@ from typing import Any
 
 import click
 
-from flujo.cli import UsageError, exit_with
+from flujo.cli import InvalidInput, UsageError, exit_with
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
 @click.group()
 def bot() -> None:
-    """The GitHub App: `serve` it, or run its checks on a local repository.
+    """The GitHub App: register it (`setup`), `serve` it, or run its checks on a local
+    repository.
 
-    Settings come from FLUJO_BOT_* environment variables (see README, "The GitHub App").
+    Settings come from FLUJO_BOT_* environment variables or a .env file (see
+    docs/github-app.md).
     """
 
 
-def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from flujo.bot.settings import BotSettings
+def _settings(command: str = "flujo bot", *, serving: bool = False) -> Any:
+    """The settings, or every problem with them at once (exit code 2)."""
+    from flujo.bot.settings import SettingsError, load_settings
 
     try:
-        return BotSettings()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            lines.append(f"flujo bot: FLUJO_BOT_{where.upper()}: {error['msg']}")
-        raise UsageError("\n".join(lines)) from None
+        return load_settings(serving=serving)
+    except SettingsError as exc:
+        hint = (
+            "\nRegister an App and store its settings with `flujo bot setup`; every setting is "
+            "in docs/github-app.md#settings."
+            if serving
+            else ""
+        )
+        raise UsageError(f"{command}: cannot start, {exc}{hint}") from None
 
 
 @bot.command()
@@ -46,34 +49,132 @@ def _settings() -> Any:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 def serve(host: str | None, port: int | None, log_level: str) -> None:
-    """Serve webhooks: POST /webhooks, GET /healthz, GET /readyz.
+    """Serve webhooks: POST /webhooks, GET /healthz, GET /readyz, GET /metrics.
 
-    Refuses to start without FLUJO_BOT_WEBHOOK_SECRET, FLUJO_BOT_APP_ID and a private key.
+    Refuses to start without FLUJO_BOT_WEBHOOK_SECRET, a numeric FLUJO_BOT_APP_ID and a
+    private key, listing every missing or malformed setting at once (exit code 2).
     """
+    import logging
+
     from aiohttp import web
 
     from flujo.bot.app import create_app
-    from flujo.bot.logs import configure_logging
-    from flujo.bot.settings import SettingsError
+    from flujo.bot.logs import configure_logging, log_event
 
-    settings = _settings()
-    from flujo.bot.github import load_private_key
-
-    try:
-        settings.app()
-        load_private_key(settings.key())
-        app = create_app(settings)
-    except SettingsError as exc:
-        raise UsageError(f"flujo bot serve: {exc}") from None
-    configure_logging(log_level.upper(), settings.secrets())
+    settings = _settings("flujo bot serve", serving=True)
+    app = create_app(settings)
+    configure_logging(log_level.upper(), settings.secrets(), settings.log_format)
+    listen_host: str = host or settings.host
+    listen_port: int = port or settings.port
     web.run_app(
         app,
-        host=host or settings.host,
-        port=port or settings.port,
-        print=lambda _msg: click.echo(
-            f"flujo bot: listening on {host or settings.host}:{port or settings.port}", err=True
+        host=listen_host,
+        port=listen_port,
+        print=lambda _msg: log_event(
+            logging.getLogger("flujo.bot"),
+            logging.INFO,
+            "listening",
+            host=listen_host,
+            port=listen_port,
         ),
     )
+
+
+@bot.command()
+@click.option(
+    "--org",
+    "organization",
+    metavar="LOGIN",
+    help="Register the App for this organization (default: your own account).",
+)
+@click.option(
+    "--name", help="The App's name (default: the manifest's; names are unique on GitHub)."
+)
+@click.option("--host", help="Interface to listen on (FLUJO_BOT_HOST, default 0.0.0.0).")
+@click.option("--port", type=int, help="Port to listen on (FLUJO_BOT_PORT, default 8080).")
+def setup(organization: str | None, name: str | None, host: str | None, port: int | None) -> None:
+    """Register the GitHub App from its manifest (app.yml) and store its settings.
+
+    Serves GET /setup and GET /setup/done where FLUJO_BOT_PUBLIC_URL points, and prints
+    a link that works once: open it, confirm on GitHub, and the App's id, private key and
+    webhook secret are written (mode 0600) to .env and a key file beside FLUJO_BOT_DB,
+    where `flujo bot serve` reads them. Exits when done. Exit codes: 0 registered, 1
+    GitHub did not give the App's credentials, 2 no FLUJO_BOT_PUBLIC_URL or bad settings.
+    """
+    import asyncio
+    import os
+
+    from aiohttp import web
+
+    from flujo.bot.github import install_url
+    from flujo.bot.logs import configure_logging
+    from flujo.bot.registration import (
+        STORED,
+        Registered,
+        Registration,
+        create_registration_app,
+    )
+    from flujo.bot.settings import ENV_FILE
+
+    settings = _settings("flujo bot setup")
+    if not settings.public_url:
+        raise UsageError(
+            "flujo bot setup: FLUJO_BOT_PUBLIC_URL: missing: where GitHub and your browser "
+            "reach the bot, e.g. https://flujo.example.com (behind a proxy that terminates "
+            "TLS: docs/github-app.md#tls-behind-a-reverse-proxy)"
+        )
+    configure_logging("INFO", (), settings.log_format)
+    registration = Registration(
+        public_url=settings.public_url,
+        github_url=settings.github_url,
+        env_file=Path(ENV_FILE),
+        key_file=settings.db.parent / "app-private-key.pem",
+        name=name,
+        organization=organization,
+    )
+
+    async def serve() -> Registered | None:
+        finished: asyncio.Future[Registered | None] = asyncio.get_running_loop().create_future()
+
+        def done(app: Registered | None) -> None:
+            if not finished.done():
+                finished.set_result(app)
+
+        registration.on_done = done
+        runner = web.AppRunner(create_registration_app(registration), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host or settings.host, port or settings.port).start()
+            click.echo(
+                "flujo bot setup: open this link in your browser to register the App "
+                f"(it works once):\n  {registration.link}",
+                err=True,
+            )
+            app = await finished
+            await asyncio.sleep(0.5)  # the last page on its way to the browser
+            return app
+        finally:
+            await runner.cleanup()
+
+    app = asyncio.run(serve())
+    if app is None:
+        raise InvalidInput(
+            "flujo bot setup: GitHub did not give the App's credentials (the code works "
+            "once, within an hour); nothing was stored: run flujo bot setup again"
+        )
+    click.echo(
+        f"flujo bot setup: App {app.app_id} ({app.slug}) registered; its settings are in "
+        f"{Path(ENV_FILE).resolve()} and {registration.key_file.resolve()} (mode 0600).\n"
+        f"Install it: {install_url(app.html_url)}, then run `flujo bot serve`.",
+        err=True,
+    )
+    for variable in STORED:
+        if variable in os.environ:
+            click.echo(
+                f"flujo bot setup: note: {variable} is set in the environment and wins over "
+                f"{ENV_FILE}: unset it",
+                err=True,
+            )
 
 
 @bot.command()
@@ -105,7 +206,7 @@ def local(path: Path, rev: str, overrides: tuple[str, ...], as_json: bool) -> No
     from flujo.bot.local import GitError, LocalForge
     from flujo.spec.registry import StepRegistry
 
-    settings = _settings()
+    settings = _settings("flujo bot local")
 
     def show(ref: CheckRef, status: str, output: CheckOutput | None) -> None:
         if output is None or as_json:
@@ -160,15 +261,30 @@ def _as_dict(output: Any) -> dict[str, Any]:
 )
 @click.option("--limit", default=50, show_default=True, help="Most jobs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """List webhook deliveries in the queue, newest first (dead letters with --state dead)."""
+@click.option(
+    "--retry",
+    "retry_id",
+    type=int,
+    metavar="ID",
+    help="Queue dead letter ID again (a running bot takes it within seconds).",
+)
+def jobs(states: tuple[str, ...], limit: int, as_json: bool, retry_id: int | None) -> None:
+    """List webhook deliveries in the queue, newest first (dead letters with --state dead),
+    or queue a dead letter again with --retry ID.
+
+    Exit codes: 0 done, 1 no such job or not a dead letter (--retry), 2 no queue or bad
+    settings.
+    """
     import datetime
 
     from flujo.bot.sqlite_queue import read_jobs
 
-    settings = _settings()
+    settings = _settings("flujo bot jobs")
     if not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
+    if retry_id is not None:
+        _retry(settings, retry_id, as_json)
+        return
     found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
@@ -184,6 +300,33 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
             f"{job.key or '-'}  attempts={job.attempts}{error}"
         )
     sys.stdout.flush()
+
+
+def _retry(settings: Any, job_id: int, as_json: bool) -> None:
+    """`--retry`: the dead letter back in the queue, through the queue's own interface."""
+    import asyncio
+
+    from flujo.bot.queue import DeliveryQueue, Job, NotRetryable
+    from flujo.bot.sqlite_queue import SQLiteQueue
+
+    async def requeue() -> Job:
+        queue: DeliveryQueue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
+        try:
+            return await queue.requeue(job_id)
+        finally:
+            await queue.close()
+
+    try:
+        job = asyncio.run(requeue())
+    except NotRetryable as exc:
+        raise InvalidInput(f"flujo bot jobs --retry: {exc}") from None
+    if as_json:
+        click.echo(json.dumps({"retried": job_id, "job": _job_dict(job)}, indent=2))
+    else:
+        click.echo(
+            f"dead letter {job_id} queued again as job {job.id} "
+            f"({job.event}, delivery {job.delivery_id})"
+        )
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
@@ -209,7 +352,7 @@ def token(repository: str, installation: int) -> None:
 
     if repository.count("/") != 1 or not all(repository.split("/")):
         raise UsageError(f"flujo bot token: {repository!r} is not OWNER/NAME")
-    settings = _settings()
+    settings = _settings("flujo bot token")
     state = BotState(settings.db)
     try:
         click.echo(state.issue_token(installation, repository))

@@ -8,39 +8,14 @@ repository's checks complete meanwhile.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 from tests.support.bot import GOOD
-from tests.support.bot_process import BotProcess, start_bot
+from tests.support.bot_process import push, settled, start_bot
 from tests.support.fakegithub.server import FakeGitHub
 
 NAMES = ("flujo/validate", "flujo/test", "flujo/policy")
 SPEC = "flujo/greeter.yml"
-
-
-async def settled(
-    fake: FakeGitHub, bot: BotProcess, repo: str, sha: str, timeout_s: float
-) -> dict[str, str | None]:
-    """Wait until the three checks of `repo@sha` are completed, asking `/healthz` meanwhile."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert await bot.healthy(2.0), f"/healthz did not answer:\n{bot.output()[-3000:]}"
-        runs = {n: fake.check_runs_for(repo, sha, n) for n in NAMES}
-        if all(r and r[-1].status == "completed" for r in runs.values()):
-            return {n: r[-1].conclusion for n, r in runs.items()}
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"checks of {repo}@{sha[:7]} did not complete:\n{bot.output()[-3000:]}")
-
-
-async def push(fake: FakeGitHub, bot: BotProcess, repo: str, files: dict[str, str]) -> str:
-    before = fake.branch_sha(repo, "main")
-    sha = fake.commit(repo, files)
-    payload = fake.webhook("push", "payload", repo=repo, sha=sha, before=before)
-    status, text = await fake.deliver(f"{bot.url}/webhooks", "push", payload)
-    assert status == 202, text
-    return sha
 
 
 async def test_the_served_bot_checks_a_commit(fake_github: FakeGitHub, tmp_path: Path) -> None:

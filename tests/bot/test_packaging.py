@@ -49,7 +49,8 @@ def test_the_dockerfile_runs_the_locked_bot_as_a_non_root_user() -> None:
     assert "uv sync --frozen --no-dev" in text  # the lock file, nothing else
     assert re.search(r"^USER flujo$", text, re.M)
     assert "HEALTHCHECK" in text and "/healthz" in text
-    assert 'ENTRYPOINT ["flujo", "bot", "serve"]' in text
+    assert 'ENTRYPOINT ["flujo", "bot"]' in text and 'CMD ["serve"]' in text
+    assert "/data/.env" in text and re.search(r"^WORKDIR /data$", text, re.M)  # setup's file
     uv = re.search(r"uv==([\d.]+)", text)
     assert uv and f"UV_VERSION={uv.group(1)}" in (ROOT / "dev").read_text()
     # Every package folder is copied into the image.
@@ -80,6 +81,6 @@ def test_every_subpackage_and_data_file_is_shipped() -> None:
     for package, globs in config["package-data"].items():
         folder = folder_of(package)
         for path in folder.iterdir():
-            if path.is_file() and path.suffix in (".j2", ".json", ".md", ".html", ".yaml"):
+            if path.is_file() and path.suffix in (".j2", ".json", ".md", ".html", ".yaml", ".yml"):
                 assert any(fnmatch.fnmatch(path.name, g) for g in globs), path
     assert any(g.startswith("vendor/") for g in config["package-data"]["flujo.templates"])

@@ -63,18 +63,19 @@ class BotProcess:
                 self.process.wait()
 
 
-async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProcess:
-    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names)."""
+async def start_bot(
+    fake: FakeGitHub, folder: Path, *, credentials: bool = True, **settings: str
+) -> BotProcess:
+    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names).
+
+    Without `credentials` the App's id, key and secret are not passed: the bot reads them
+    from `folder/.env` (as `flujo bot setup` stores them).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    key = folder / "app.pem"
-    key.write_text(fake.private_key_pem, encoding="utf-8")
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),  # the allow-listed test skills live in tests/support/
-        "FLUJO_BOT_WEBHOOK_SECRET": fake.webhook_secret,
-        "FLUJO_BOT_APP_ID": str(fake.app_id),
-        "FLUJO_BOT_PRIVATE_KEY_FILE": str(key),
         "FLUJO_BOT_GITHUB_URL": fake.base_url,
         "FLUJO_BOT_DB": str(folder / "bot.db"),
         "FLUJO_BOT_HOST": "127.0.0.1",
@@ -82,6 +83,12 @@ async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProce
         "FLUJO_BOT_RETRY_BASE_S": "0.05",
         "FLUJO_BOT_MAX_ATTEMPTS": "2",
     }
+    if credentials:
+        key = folder / "app.pem"
+        key.write_text(fake.private_key_pem, encoding="utf-8")
+        env["FLUJO_BOT_WEBHOOK_SECRET"] = fake.webhook_secret
+        env["FLUJO_BOT_APP_ID"] = str(fake.app_id)
+        env["FLUJO_BOT_PRIVATE_KEY_FILE"] = str(key)
     env.update({f"FLUJO_BOT_{name.upper()}": value for name, value in settings.items()})
     log = folder / "bot.log"
     with log.open("wb") as out:
@@ -108,3 +115,29 @@ async def served_bot(fake: FakeGitHub, folder: Path, **settings: str) -> AsyncIt
         yield bot
     finally:
         bot.stop()
+
+
+CHECKS = ("flujo/validate", "flujo/test", "flujo/policy")
+
+
+async def settled(
+    fake: FakeGitHub, bot: BotProcess, repo: str, sha: str, timeout_s: float
+) -> dict[str, str | None]:
+    """Wait until the three checks of `repo@sha` are completed, asking `/healthz` meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert await bot.healthy(2.0), f"/healthz did not answer:\n{bot.output()[-3000:]}"
+        runs = {n: fake.check_runs_for(repo, sha, n) for n in CHECKS}
+        if all(r and r[-1].status == "completed" for r in runs.values()):
+            return {n: r[-1].conclusion for n, r in runs.items()}
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"checks of {repo}@{sha[:7]} did not complete:\n{bot.output()[-3000:]}")
+
+
+async def push(fake: FakeGitHub, bot: BotProcess, repo: str, files: dict[str, str]) -> str:
+    before = fake.branch_sha(repo, "main")
+    sha = fake.commit(repo, files)
+    payload = fake.webhook("push", "payload", repo=repo, sha=sha, before=before)
+    status, text = await fake.deliver(f"{bot.url}/webhooks", "push", payload)
+    assert status == 202, text
+    return sha

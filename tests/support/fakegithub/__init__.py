@@ -29,11 +29,14 @@ the repository (else 401 "Bad credentials" / 404). Note: PyJWT re-parses a PEM k
 `get_jwt` (~120 ms, RSA checks); load it once and pass the key object (`fake.private_key` is
 that object for the fake's key).
 
-World setup (`FakeGitHub` methods): `add_installation(id, account)`, `create_repo(full_name,
-files, default_branch="main", installation_id=None) -> sha` (a real bare git repository on
-disk), `commit(full_name, {path: text | None}, branch="main", message=…) -> sha` (None
-deletes; a new branch starts from the default branch), `open_pull(full_name, head, base=None,
-title=…, body=None, user="octocat", draft=False, labels=None) -> number`,
+World setup (`FakeGitHub` methods): `register_from_manifest(manifest) -> code` (what
+github.com does with a posted manifest form: `POST /app-manifests/{code}/conversions` then
+answers once with this fake's App, key and webhook secret), `add_installation(id, account)`,
+`create_repo(full_name, files, default_branch="main", installation_id=None) -> sha` (a real
+bare git repository on disk), `commit(full_name, {path: text | None}, branch="main",
+message=…) -> sha` (None deletes; a new branch starts from the default branch),
+`open_pull(full_name, head, base=None, title=…, body=None, user="octocat", draft=False,
+labels=None) -> number`,
 `add_comment(full_name, number, body, user="octocat") -> id`, `add_review(full_name, number,
 state="APPROVED", user="alice", body="") -> id`.
 
@@ -68,7 +71,8 @@ and levels, enums and types of every body. Check runs list with `filter=latest` 
 run per name), as GitHub does. Pagination: `per_page` (30, max 100) and `page` with GitHub's
 `Link` header. Every response carries the x-ratelimit-* headers. Endpoints in the OpenAPI subset
 that the fake does not implement answer 404 and record a violation (implemented: app and
-installation tokens, repos, contents, git blobs/trees/commits/refs, compare, branches, check
-runs/suites, statuses, pulls, files, merge, reviews, labels, issue comments, rate_limit).
+installation tokens, manifest conversions, repos, contents, git blobs/trees/commits/refs,
+compare, branches, check runs/suites, statuses, pulls, files, merge, reviews, labels, issue
+comments, rate_limit).
 The fake sends no webhooks by itself.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -119,6 +120,34 @@ def paginate(fake: FakeGitHub, call: Call, items: list[Json]) -> tuple[list[Json
 @route("GET", "/app")
 def get_app(fake: FakeGitHub, call: Call) -> Reply:
     return ok(app_json(fake))
+
+
+@route("POST", "/app-manifests/{code}/conversions")
+def convert_manifest(fake: FakeGitHub, call: Call) -> Reply:
+    import time
+
+    found = fake.manifest_codes.pop(call.params["code"], None)
+    if found is None or found[1] < time.time():
+        raise not_found()
+    manifest, _ = found
+    fake.app_name = str(manifest["name"])
+    fake.app_slug = fake.app_name.lower().replace(" ", "-")
+    app = app_json(fake)
+    app.update(
+        {
+            "name": fake.app_name,
+            "description": manifest.get("description") or "",
+            "external_url": manifest["url"],
+            "permissions": dict(manifest.get("default_permissions") or {}),
+            "events": list(manifest.get("default_events") or ()),
+            "client_id": "Iv1." + secrets.token_hex(8),
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": fake.webhook_secret,
+            "pem": fake.private_key_pem,
+        }
+    )
+    app.pop("installations_count", None)
+    return ok(app, 201)
 
 
 @route("GET", "/app/installations")

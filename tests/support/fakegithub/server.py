@@ -143,6 +143,7 @@ class FakeGitHub:
         self.check_suites: dict[int, CheckSuite] = {}
         self.tokens: dict[str, tuple[int, float]] = {}
         self.rate_remaining = RATE_LIMIT
+        self.manifest_codes: dict[str, tuple[dict[str, Json], float]] = {}
         self._faults: list[Fault] = []
         self._valid_bodies: set[tuple[str, str, int, str]] = set()
         self._ids = itertools.count(1001)
@@ -236,6 +237,29 @@ class FakeGitHub:
         return self.commit(
             full_name, dict(files or {}), branch=default_branch, message="Initial commit"
         )
+
+    def register_from_manifest(self, manifest: dict[str, Json]) -> str:
+        """What github.com does when a person posts a manifest form and confirms: checks the
+        manifest as GitHub does and returns the code it puts in the redirect URL (one use,
+        one hour). The conversion then answers with this fake's own App (its id, key and
+        webhook secret), so a bot given them talks to this fake."""
+        problems = []
+        for key in ("name", "url", "hook_attributes", "redirect_url"):
+            if not manifest.get(key):
+                problems.append(f"{key} is required")
+        hook = manifest.get("hook_attributes") or {}
+        if not isinstance(hook, dict) or not hook.get("url"):
+            problems.append("hook_attributes.url is required")
+        for scope, level in (manifest.get("default_permissions") or {}).items():
+            if level not in ("read", "write", "admin"):
+                problems.append(f"default_permissions.{scope}: {level!r} is not read or write")
+        if not all(isinstance(e, str) for e in manifest.get("default_events") or ()):
+            problems.append("default_events must be event names")
+        if problems:
+            raise ValueError("GitHub would refuse this manifest: " + "; ".join(problems))
+        code = secrets.token_hex(10)
+        self.manifest_codes[code] = (dict(manifest), time.time() + 3600)
+        return code
 
     def set_permission(self, full_name: str, login: str, role: str) -> None:
         """Give `login` a role on the repository (admin, maintain, write, triage, read)."""
@@ -544,6 +568,8 @@ class FakeGitHub:
 
     def _authenticate(self, header: str | None, template: str) -> int | None:
         """The installation id behind the request (None for an App JWT); raises 401."""
+        if template == "/app-manifests/{code}/conversions":
+            return None  # the one-time code is the credential
         scheme, _, credential = (header or "").partition(" ")
         credential = credential.strip()
         if scheme.lower() not in ("token", "bearer") or not credential:
