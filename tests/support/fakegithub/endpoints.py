@@ -556,6 +556,9 @@ def create_commit(fake: FakeGitHub, call: Call) -> Reply:
         if repo.git.object_type(parent) != "commit":
             raise GitHubError(422, "Parent SHA does not exist or is not a commit object")
     sha = repo.git.commit_tree(tree, parents, call.body["message"])
+    own_identity = any(k in call.body for k in ("author", "committer", "signature"))
+    if call.installation_id is not None and not own_identity:
+        repo.signed_commits.add(sha)  # GitHub signs an App's API commits itself
     body = git_commit_json(fake, repo, repo.git.read_commit(sha))
     return ok(body, 201, {"Location": body["url"]})
 

@@ -125,7 +125,11 @@ class FakeGitHub:
         app_slug: str = "flujo-test",
         webhook_secret: str = "fake-webhook-secret",
         root: Path | None = None,
+        api_prefix: str = "",
     ) -> None:
+        self.api_prefix = api_prefix.rstrip("/")
+        """Where the REST API is served: `` as on github.com, `/api/v3` as on GitHub
+        Enterprise Server."""
         self.app_id = app_id
         self.app_slug = app_slug
         self.app_name = "Flujo Test"
@@ -181,10 +185,10 @@ class FakeGitHub:
 
     @property
     def base_url(self) -> str:
-        """`http://127.0.0.1:<port>` (no trailing slash): gidgethub's `base_url`."""
+        """`http://127.0.0.1:<port>[/api/v3]` (no trailing slash): gidgethub's `base_url`."""
         if not self._port:
             raise RuntimeError("FakeGitHub is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._port}{self.api_prefix}"
 
     def new_id(self) -> int:
         return next(self._ids)
@@ -614,6 +618,11 @@ class FakeGitHub:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.method.upper()
         path = request.rel_url.raw_path
+        if self.api_prefix:  # GitHub Enterprise Server: everything under /api/v3
+            if not path.startswith(self.api_prefix + "/"):
+                self.violations.append(f"{method} {path}: outside {self.api_prefix}")
+                return web.json_response({"message": "Not Found"}, status=404)
+            path = path[len(self.api_prefix) :]
         query = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
         raw = await request.read()
         matched = self.spec.match(method, path)

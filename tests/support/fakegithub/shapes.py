@@ -201,13 +201,25 @@ def git_commit_json(fake: FakeGitHub, repo: Repo, info: CommitInfo) -> Json:
             }
             for p in info.parents
         ],
-        "verification": {
+        "verification": _verification(info.sha in repo.signed_commits),
+    }
+
+
+def _verification(signed: bool) -> Json:
+    if not signed:
+        return {
             "verified": False,
             "reason": "unsigned",
             "signature": None,
             "payload": None,
             "verified_at": None,
-        },
+        }
+    return {
+        "verified": True,
+        "reason": "valid",
+        "signature": "-----BEGIN PGP SIGNATURE-----\n(fake)\n-----END PGP SIGNATURE-----",
+        "payload": "(the commit object)",
+        "verified_at": "2026-01-01T00:00:00Z",
     }
 
 
@@ -227,13 +239,7 @@ def commit_json(fake: FakeGitHub, repo: Repo, sha: str, *, files: bool = True) -
             "message": info.message.rstrip("\n"),
             "comment_count": 0,
             "tree": {"sha": info.tree, "url": f"{api}/git/trees/{info.tree}"},
-            "verification": {
-                "verified": False,
-                "reason": "unsigned",
-                "signature": None,
-                "payload": None,
-                "verified_at": None,
-            },
+            "verification": _verification(sha in repo.signed_commits),
         },
         "author": None,
         "committer": None,

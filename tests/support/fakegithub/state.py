@@ -174,6 +174,9 @@ class Repo:
     created_at: str = field(default_factory=now_iso)
     permissions: dict[str, str] = field(default_factory=dict)
     """login -> admin, maintain, write, triage or read (the owner is admin)."""
+    signed_commits: set[str] = field(default_factory=set)
+    """Commits GitHub signed: made through the API by an App, with no author or committer
+    given (GitHub shows them as Verified)."""
     sarif_uploads: list[dict[str, Json]] = field(default_factory=list)
     """Code scanning uploads: id, commit_sha, ref and the decoded SARIF `log`."""
 
