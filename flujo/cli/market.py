@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from flujo.spec.skill_figures import Listing
 
 LOCAL_FIGURES = Path(".flujo") / "skill-figures.json"
+figures_option = click.option(
+    "--figures",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Characterisation manifest (default: .flujo/skill-figures.json, else the "
+    "one shipped with Flujo).",
+)
 
 
 @click.group()
@@ -33,12 +39,7 @@ def market() -> None:
 @click.option("--max-cost", type=click.FloatRange(0), help="Ceiling on the cost per run, USD.")
 @click.option("--allow", multiple=True, help="Only these skills (repeatable).")
 @click.option("--limit", type=click.IntRange(1, 20), default=3, show_default=True)
-@click.option(
-    "--figures",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Characterisation manifest (default: .flujo/skill-figures.json, else the "
-    "one shipped with Flujo).",
-)
+@figures_option
 @click.option(
     "--store",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

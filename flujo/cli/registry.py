@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from flujo.cli.market import figures_option
+
 
 @click.group()
 def registry() -> None:
@@ -21,11 +23,7 @@ def registry() -> None:
     help="Repository config whose allow-list to include (default: found from the "
     "current directory).",
 )
-@click.option(
-    "--figures",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Characterisation manifest (default: .flujo/skill-figures.json, else the shipped one).",
-)
+@figures_option
 @click.option(
     "--html",
     "html_path",

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from flujo.bot.github import AppAuth
 from flujo.bot.settings import BotSettings
 from tests.bot.test_proposals import AFTER, BEFORE, REPO, SPEC, proposal
-from tests.support.bot import GOOD
+from tests.support.bot import GOOD, app_forge
 from tests.support.bot_world import NAMES, World
 from tests.support.fakegithub.server import FakeGitHub
 
@@ -59,14 +57,7 @@ async def test_suggestion_commits_are_made_through_the_api_so_github_verifies_th
 ) -> None:
     fake_github.add_installation(42, "acme")
     fake_github.create_repo(REPO, {SPEC: BEFORE}, installation_id=42)
-    async with aiohttp.ClientSession() as session:
-        auth = AppAuth(
-            session,
-            app_id=str(fake_github.app_id),
-            private_key=fake_github.private_key_pem,
-            base_url=fake_github.base_url,
-        )
-        forge = await auth.forge(42)
+    async with app_forge(fake_github, 42) as forge:
         await forge.propose(REPO, proposal())
     head = fake_github.branch_sha(REPO, "flujo/suggest/abc123")
     assert head in fake_github.repo(REPO).signed_commits  # no author or committer forged

@@ -6,12 +6,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from flujo.bot.forge import Proposal
-from flujo.bot.github import AppAuth
 from flujo.bot.local import LocalForge
+from tests.support.bot import app_forge
 from tests.support.fakegithub.server import FakeGitHub
 
 REPO = "acme/flows"
@@ -36,14 +35,7 @@ async def test_a_proposal_opens_one_pull_request_and_updates_it(
 ) -> None:
     fake_github.add_installation(42, "acme")
     base = fake_github.create_repo(REPO, {SPEC: BEFORE, "README.md": "hi\n"}, installation_id=42)
-    async with aiohttp.ClientSession() as session:
-        auth = AppAuth(
-            session,
-            app_id=str(fake_github.app_id),
-            private_key=fake_github.private_key_pem,
-            base_url=fake_github.base_url,
-        )
-        forge = await auth.forge(42)
+    async with app_forge(fake_github, 42) as forge:
         first = await forge.propose(REPO, proposal())
         assert first.created and first.changed
         pull = fake_github.pull(REPO, first.number)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from flujo.bot.webhook import signature_of
 from tests.support.fakegithub.reference import reference_dir
 from tests.support.specs import spec
+
+if TYPE_CHECKING:
+    from flujo.bot.github import GitHubForge
+    from tests.support.fakegithub.server import FakeGitHub
 
 REFERENCE = reference_dir()
 SECRET = "test-webhook-secret"
@@ -64,3 +70,20 @@ GOOD = spec(
         action: WARN
     """
 )
+
+
+@contextlib.asynccontextmanager
+async def app_forge(fake: FakeGitHub, installation_id: int) -> AsyncIterator[GitHubForge]:
+    """The bot's forge for an installation on the fake GitHub, authenticated as the App."""
+    import aiohttp
+
+    from flujo.bot.github import AppAuth
+
+    async with aiohttp.ClientSession() as session:
+        auth = AppAuth(
+            session,
+            app_id=str(fake.app_id),
+            private_key=fake.private_key_pem,
+            base_url=fake.base_url,
+        )
+        yield await auth.forge(installation_id)
