@@ -8,7 +8,6 @@ suggestion proposed either way looks the same.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,9 @@ class SuggestionView:
     quality: str = ""
     """The "Quality evidence" sentence."""
     why: str = ""
+    step: str = ""
+    """What the changed step does and what its output decides."""
+    watch_for: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +78,10 @@ def commit_message(title: str, suggestion: Suggestion) -> str:
 
 
 def branch_for(suggestion: Suggestion) -> str:
-    """The branch of a suggestion: one per opportunity (spec, kind, place), so a newer
-    patch for the same opportunity updates its open pull request instead of adding one."""
-    key = f"{suggestion.spec}\n{suggestion.kind}\n{suggestion.yaml_path}"
-    return BRANCH_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
+    """The branch of a suggestion, named by its id: one per opportunity (spec, kind, place),
+    so a newer patch for the same opportunity updates its open pull request instead of
+    adding one."""
+    return BRANCH_PREFIX + suggestion.id
 
 
 def review(
@@ -141,6 +143,10 @@ def review(
             quality=suggestion.quality_evidence.get("summary"),
             basis=suggestion.basis or None,
             where=_where(suggestion, old),
+            step=suggestion.step_summary or None,
+            watch_for=suggestion.watch_for or None,
+            suggestion_id=suggestion.id,
+            spec_path=suggestion.spec,
         )
     )
     return SuggestionView(
@@ -156,6 +162,8 @@ def review(
         body,
         suggestion.quality_evidence.get("summary", ""),
         suggestion.why,
+        suggestion.step_summary,
+        suggestion.watch_for,
     )
 
 

@@ -85,11 +85,13 @@ def confidence(events: int, sample_size: int) -> tuple[float, str]:
     return value, label
 
 
-def estimate(opportunity: Opportunity, view: SpecTelemetry) -> Estimate:
-    """Savings, risk and rank of acting on `opportunity`, from the observed telemetry."""
+def estimate(opportunity: Opportunity, view: SpecTelemetry, risk: Risk | None = None) -> Estimate:
+    """Savings, risk and rank of acting on `opportunity`, from the observed telemetry;
+    `risk` overrides the kind's own (`flujo.learn.step_role.risk_for`: what the step's
+    output decides)."""
     saved, latency, failure_drop, quality = _effect(opportunity, view)
     per_month = view.runs_per_month
-    risk = RISK_OF[opportunity.kind]
+    risk = risk or RISK_OF[opportunity.kind]
     evidence = opportunity.evidence
     sample = int(evidence.get("sample_size", 0))
     conf, label = confidence(int(evidence.get("events", sample)), sample)
