@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flujo.spec.figures import money
+
 if TYPE_CHECKING:
     from flujo.learn.suggest import Suggestion
 
@@ -88,6 +90,7 @@ def review(
     suggestion: Suggestion, before: str, after: str, details_url: str | None = None
 ) -> SuggestionView:
     """Everything a reviewer sees of a suggestion, from the spec before and after it."""
+    from flujo.learn.evidence_table import evidence_rows
     from flujo.spec.model import Pipeline
     from flujo.spec.review.bullets import bullets, plain
     from flujo.spec.review.diff import diff_specs
@@ -119,11 +122,7 @@ def review(
         tests = [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
     evidence = Evidence(
         runs=int(suggestion.evidence.get("runs", 0) or 0),
-        rows=[
-            EvidenceRow(_metric(str(k)), _fmt(str(k), v), "")
-            for k, v in suggestion.evidence.items()
-            if k != "runs" and not isinstance(v, (dict, list))
-        ],
+        rows=[EvidenceRow(label, value, "") for label, value in evidence_rows(suggestion.evidence)],
     )
     chart_before = flowchart(old, change.marks("old"))
     chart_after = flowchart(new, change.marks("new"))
@@ -216,23 +215,4 @@ def _short(value: Any) -> str:
 
 def _savings(suggestion: Suggestion) -> str | None:
     per_run = suggestion.estimate.usd_per_run
-    return f"~${per_run:.4f}/run" if per_run > 0 else None
-
-
-def _metric(key: str) -> str:
-    """An evidence key as words: `cost_usd_per_run` -> `cost per run`."""
-    words = key.removesuffix("_s").replace("_usd", "").replace("_", " ")
-    return words[:1].upper() + words[1:]
-
-
-def _fmt(key: str, value: Any) -> str:
-    """An evidence value with its unit, read from its key (`_share`, `_usd`, `_s`)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if "share" in key:
-        return f"{value:.0%}"
-    if "usd" in key:
-        return f"${value:.4g}"
-    if key.endswith("_s"):
-        return f"{value:.3g} s"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"~{money(per_run)}/run" if per_run > 0 else None

@@ -28,7 +28,9 @@ RISK_OF_LEVEL: dict[Level, Risk] = {
     "decides": "high",
     "critical": "high",
 }
-OUTPUT_CHANGING = frozenset({"cheaper_model", "expensive_step", "long_prompt"})
+OUTPUT_CHANGING = frozenset(
+    {"cheaper_model", "expensive_step", "long_prompt", "repeated_call", "fallback_rescues"}
+)
 """Kinds of finding whose patch may change what a step answers."""
 _RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 
@@ -188,6 +190,9 @@ def watch_for(kind: str, role: StepRole, facts: dict[str, Any]) -> str:
 _WORSE = {
     "cheaper_model": "the smaller model answers `{step}` wrongly or in another shape",
     "long_prompt": "`{step}` behaves differently without the instructions that were cut",
+    "repeated_call": "`{step}` no longer gets a second, independent answer",
+    "fallback_rescues": "runs in which the old primary answered now get the fallback's answer",
+    "loop_at_max": "the loop stops earlier than it does today",
 }
 _EFFECT = {
     "branch": "a wrong answer sends the run down the wrong branch of `{name}`",

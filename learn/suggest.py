@@ -20,10 +20,11 @@ from flujo.learn.feedback import feedback
 from flujo.learn.guard import GuardStats, PromptGuard
 from flujo.learn.meta_agents import MetaAgent, OfflineAgent
 from flujo.learn.opportunities import Opportunity, find_opportunities
-from flujo.learn.roi import RISK_OF, Estimate, estimate, money
+from flujo.learn.roi import RISK_OF, Estimate, estimate
 from flujo.learn.step_role import StepRole, risk_for, roles, watch_for
 from flujo.learn.suggestion_log import suggestion_id
 from flujo.learn.telemetry_view import load_view
+from flujo.spec.figures import money
 
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
@@ -307,6 +308,15 @@ async def suggest(
             )
             continue
         outcome = await agent.propose(opportunity, guard)
+        if outcome is None and opportunity.kind in NEEDS_WRITER:
+            detail = (
+                f"{opportunity.why} (~{money(roi.usd_per_month)}/month at the observed rate; "
+                "no rule-based patch: `--agent openai:MODEL` can write one)"
+            )
+            report.dropped.append(
+                Dropped(opportunity.kind, opportunity.yaml_path, "needs_writer", detail)
+            )
+            continue
         if outcome is None:
             report.dropped.append(Dropped(opportunity.kind, opportunity.yaml_path, "no_patch"))
             continue
@@ -378,7 +388,19 @@ async def suggest(
     return report
 
 
-OUTPUT_FIELDS = ("model", "system_prompt", "output_schema", "temperature", "max_tokens", "top_p")
+NEEDS_WRITER = frozenset({"long_prompt", "loop_at_max"})
+"""Findings whose patch is text to write (a shorter prompt, an exit condition): the offline
+agent has no recipe for them, and the report lists them as worth a look."""
+
+OUTPUT_FIELDS = (
+    "model",
+    "system_prompt",
+    "output_schema",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "uses",
+)
 """Settings whose change may change what a step outputs."""
 
 
@@ -427,7 +449,7 @@ def quality_evidence(
     if found is not None and found.get("mode") in ("live", "replay") and found.get("examples"):
         low, high = found["interval_95"]
         cost = found.get("eval_cost_usd")
-        cost_text = "unknown" if cost is None else f"${cost:.4f}"
+        cost_text = money(cost)
         summary = (
             f"`flujo eval`: the changed step{'s' * (len(found['steps']) != 1)} "
             f"({', '.join(found['steps'])}) agreed with today's outputs on {found['agreed']} "

@@ -434,7 +434,8 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         click.echo(f"     Evidence: {_evidence(item.evidence)}")
         est = item.estimate
         events, sample = item.evidence.get("events"), item.evidence.get("sample_size")
-        basis = f", from {events} of {sample}" if events is not None else ""
+        unit = item.evidence.get("sample_unit", "runs")
+        basis = f", from {events} of {sample} {unit}" if events is not None else ""
         click.echo(
             f"     Risk: {item.risk}; quality: {est.quality}; confidence: "
             f"{est.confidence_label} ({est.confidence:.2f}{basis})"
@@ -465,6 +466,11 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         if diff:
             for line in item.diff.splitlines()[2:]:
                 click.echo(f"       {line}")
+    worth = [d for d in report.dropped if d.reason == "needs_writer"]
+    if worth:
+        click.echo("\n  Worth a look (no rule-based patch):")
+        for dropped in worth:
+            click.echo(f"    {dropped.kind} at {dropped.yaml_path}: {dropped.detail}")
     if report.dropped:
         reasons: dict[str, int] = {}
         for dropped in report.dropped:
@@ -472,6 +478,8 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         click.echo(f"\n  Dropped {len(report.dropped)}: {summary}")
         for dropped in report.dropped:
+            if dropped.reason == "needs_writer":
+                continue  # listed above
             detail = f": {dropped.detail}" if dropped.detail else ""
             click.echo(f"    {dropped.kind} at {dropped.yaml_path}: {dropped.reason}{detail}")
     stats = report.guard
@@ -499,23 +507,6 @@ def evidence_line(report: SuggestReport) -> str:
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
-    from flujo.learn.roi import money
+    from flujo.learn.evidence_table import evidence_rows
 
-    parts = []
-    for key, value in evidence.items():
-        if key in ("sample_size", "events"):
-            continue  # shown with the confidence
-        label = key.removesuffix("_s").removesuffix("_usd").replace("_usd_", " ")
-        if isinstance(value, float):
-            if key.endswith(("share", "rate")):
-                value = f"{value:.0%}"
-            elif "usd" in key:
-                value = money(value)
-            elif key.endswith("_s"):
-                value = f"{value:.2f}s"
-            else:
-                value = f"{value:g}"
-        elif isinstance(value, list):
-            value = ", ".join(map(str, value))
-        parts.append(f"{label.replace('_', ' ')} {value}")
-    return "; ".join(parts)
+    return "; ".join(f"{label}: {value}" for label, value in evidence_rows(evidence))
