@@ -146,8 +146,9 @@ def _evidence(
         "attempts": stats.attempts,
         "cost_share": round(view.cost_share(stats.name), 4),
         "cost_usd_per_run": round(stats.cost_per_run, 8),
-        "latency_p50_s": round(stats.latency(50), 4),
-        "latency_p99_s": round(stats.latency(99), 4),
+        # not measured without a successful attempt (None, never 0)
+        "latency_p50_s": round(stats.latency(50), 4) if stats.latencies_s else None,
+        "latency_p99_s": round(stats.latency(99), 4) if stats.latencies_s else None,
         **extra,
     }
 

@@ -182,7 +182,7 @@ def _rescued(
         f"and its fallback '{fallback.name}' answered in {answered} of them; each rescue "
         f"waited {wait:.2f}s on average for the failing attempts"
         + (f" and they cost {money(failed_cost)} per run" if failed_cost > 0 else "")
-        + f": use '{fallback.name}''s {fallback.uses} as the step's own"
+        + f": make the fallback's {fallback.uses} the step's own"
     )
     return [
         Opportunity(

@@ -171,6 +171,11 @@ def test_a_primary_its_fallback_keeps_rescuing_is_replaced_by_it_never_retried(
     ]
     assert item.estimate.latency_s_per_run < 0  # the wait for the failing attempts goes
     assert "frequent_retries" not in {d.kind for d in found.dropped}  # a 404: never retried
+    assert item.evidence["latency_p50_s"] is None  # no attempt succeeded: not measured, not 0
+    before = path.read_text(encoding="utf-8")
+    body = proposal_for(item, before, apply_patch(before, item.patch)).body
+    assert "| Attempts of the step | 120 over 40 runs |" in body
+    assert "Latency of the step" not in body
 
 
 def test_a_fallback_that_rarely_answers_for_its_primary_is_fine(tmp_path: Path) -> None:
