@@ -152,3 +152,19 @@ def test_chromium_is_needed_unless_skipping_is_asked(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("FLUJO_SKIP_BROWSER", raising=False)
     with pytest.raises(pytest.fail.Exception):
         chromium_path()
+
+
+def test_the_page_opens_with_what_the_step_does_and_what_to_watch_for() -> None:
+    from dataclasses import replace
+
+    shown = replace(
+        view(),
+        step="`classify` sorts tickets <b>; its output picks the branch of `route`.",
+        watch_for="a wrong answer sends the run down the wrong branch of `route`",
+        quality="not measured: no captured examples",
+    )
+    html = render_page([shown])
+    step = html.index("<strong>The step:</strong> `classify` sorts tickets &lt;b&gt;;")
+    watch = html.index("<strong>Watch for:</strong> a wrong answer sends the run")
+    quality = html.index("<strong>Quality evidence:</strong> not measured")
+    assert html.index('class="headline"') < step < watch < quality
