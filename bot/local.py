@@ -16,7 +16,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,15 @@ async def git(
         message = err.decode(errors="replace").strip() or f"git {args[0]} failed"
         raise GitError(message)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A local proposal that is no longer open: its branch was merged or deleted."""
+
+    branch: str
+    base: str
+    merged: bool
 
 
 class LocalForge:
@@ -151,7 +160,8 @@ class LocalForge:
                     "GIT_COMMITTER_EMAIL": "flujo@localhost",
                 },
             )
-            await git(self.repo, "update-ref", ref, commit.decode().strip())
+            head = commit.decode().strip()
+            await git(self.repo, "update-ref", ref, head)
         pulls = await self._pulls_dir()
         record = pulls / f"{_slug(proposal.branch)}.json"
         previous = json.loads(record.read_text()) if record.exists() else None
@@ -164,6 +174,7 @@ class LocalForge:
                     "number": number,
                     "branch": proposal.branch,
                     "base": base,
+                    "head": head,
                     "state": "open",
                     "title": proposal.title,
                     "body": proposal.body,
@@ -193,6 +204,37 @@ class LocalForge:
             if data.get("state") == "open" and str(data["branch"]).startswith(prefix):
                 found.append(PullRef(int(data["number"]), str(record), data["branch"]))
         return found
+
+    async def settle_proposals(self, prefix: str) -> list[Settled]:
+        """Open proposals whose branch was merged into the branch it was made from, or
+        was deleted unmerged; each is marked `merged` or `closed` so it is reported once.
+        A merge is a branch commit reachable from the base branch (a squash merge, which
+        leaves none, reads as a deletion)."""
+        pulls = await self._pulls_dir()
+        settled = []
+        for record in sorted(pulls.glob("*.json")):
+            data = json.loads(record.read_text())
+            branch, base = str(data.get("branch", "")), str(data.get("base", ""))
+            if data.get("state") != "open" or not branch.startswith(prefix) or not base:
+                continue
+            try:
+                tip: str | None = await self.resolve(f"refs/heads/{branch}")
+            except GitError:
+                tip = None
+            head = tip or data.get("head")
+            merged = False
+            if head:
+                try:
+                    await git(self.repo, "merge-base", "--is-ancestor", head, base)
+                    merged = True
+                except GitError:
+                    merged = False
+            if not merged and tip is not None:
+                continue  # still there, not merged: still open
+            data["state"] = "merged" if merged else "closed"
+            record.write_text(json.dumps(data, indent=2), encoding="utf-8")
+            settled.append(Settled(branch, base, merged))
+        return settled
 
     async def _pulls_dir(self) -> Path:
         folder = (await self.checks_dir("x")).parent.parent / "pulls"

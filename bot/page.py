@@ -27,6 +27,8 @@ class PageSection:
     diff: str
     quality: str = ""
     why: str = ""
+    step: str = ""
+    watch_for: str = ""
 
 
 def render_page(views: list[SuggestionView]) -> str:
@@ -44,6 +46,8 @@ def render_page(views: list[SuggestionView]) -> str:
             v.diff,
             v.quality,
             v.why,
+            v.step,
+            v.watch_for,
         )
         for v in views
     ]

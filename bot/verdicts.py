@@ -17,6 +17,7 @@ from flujo.bot.forge import (
     Level,
 )
 from flujo.spec.errors import Diagnostic
+from flujo.spec.figures import money
 from flujo.templates.environment import cell, one_line, product_environment
 from flujo.templates.fit import fit, shrink
 
@@ -116,7 +117,7 @@ def test_output(report: CommitReport) -> CheckOutput:
                 "path": spec.path,
                 "passed": ok,
                 "failed": bad,
-                "cost": f"${cost:.4f}",
+                "cost": money(cost),
                 "duration": f"{sum(t.duration_s for t in spec.tests):.2f}s",
                 "skipped": _skip_reason(spec),
             }
@@ -134,7 +135,7 @@ def test_output(report: CommitReport) -> CheckOutput:
         "check_test.md.j2",
         specs=specs,
         failures=failures,
-        total_cost=f"${total_cost:.4f}",
+        total_cost=money(total_cost),
         patterns=report.patterns,
     )
     if not report.specs:

@@ -18,6 +18,7 @@ from typing import Any
 
 from flujo.engine.results import PipelineResult
 from flujo.engine.session import SessionOptions, session
+from flujo.spec.figures import money
 from flujo.spec.model import Pipeline
 
 
@@ -173,7 +174,7 @@ class BatchSummary:
             head += (
                 f"; {self.input_errors} input line{'s' if self.input_errors > 1 else ''} skipped"
             )
-        cost = "unknown" if self.total_cost_usd is None else f"${self.total_cost_usd:.6f}"
+        cost = money(self.total_cost_usd)
         text = [head, f"cost {cost}, {self.total_tokens} tokens"]
         if self.runs:
             text.append(

@@ -120,6 +120,14 @@ def recipe(opportunity: Opportunity, data: Any) -> list[dict[str, Any]] | None:
         return [_set(data, opportunity.scope[0], value)]
     if kind == "unused_output":  # mocks first: removing a step shifts no test index
         return [{"op": "remove", "path": p} for p in (*opportunity.scope[1:], opportunity.scope[0])]
+    if kind == "repeated_call":
+        return [{"op": "replace", "path": opportunity.scope[0], "value": facts["replacement"]}]
+    if kind == "fallback_rescues":
+        uses, fallback = opportunity.scope
+        return [
+            {"op": "replace", "path": uses, "value": facts["uses"]},
+            {"op": "remove", "path": fallback},
+        ]
     if kind == "parallelizable":
         first, second = (_get(data, p) for p in opportunity.scope)
         merged = {

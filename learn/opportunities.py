@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.spec import paths
+from flujo.spec.figures import money
 from flujo.spec.model import AgentStep, Pipeline, StepBase
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ Kind = Literal[
     "parallelizable",
     "unused_output",
     "usage_limit_hits",
+    "long_prompt",
+    "loop_at_max",
+    "repeated_call",
+    "fallback_rescues",
 ]
 KINDS: tuple[Kind, ...] = Kind.__args__  # type: ignore[attr-defined]
 
@@ -117,6 +122,9 @@ def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportun
         found += _timeouts(view, path, step, stats)
     found += _structure(pipeline, view)
     found += _usage_limits(pipeline, view)
+    from flujo.learn.waste import find_waste
+
+    found += find_waste(pipeline, view)
     return found
 
 
@@ -125,19 +133,22 @@ def _evidence(
     view: SpecTelemetry,
     events: int | None = None,
     sample_size: int | None = None,
+    unit: str = "runs",
     **extra: Any,
 ) -> dict[str, Any]:
-    """The figures behind a finding: `events` of `sample_size` (default: every run) are
-    what its confidence is computed from."""
+    """The figures behind a finding: `events` of `sample_size` `unit` (default: every
+    run) are what its confidence is computed from."""
     return {
         "runs": stats.runs,
         "events": stats.runs if events is None else events,
         "sample_size": stats.runs if sample_size is None else sample_size,
+        "sample_unit": unit,
         "attempts": stats.attempts,
         "cost_share": round(view.cost_share(stats.name), 4),
         "cost_usd_per_run": round(stats.cost_per_run, 8),
-        "latency_p50_s": round(stats.latency(50), 4),
-        "latency_p99_s": round(stats.latency(99), 4),
+        # not measured without a successful attempt (None, never 0)
+        "latency_p50_s": round(stats.latency(50), 4) if stats.latencies_s else None,
+        "latency_p99_s": round(stats.latency(99), 4) if stats.latencies_s else None,
         **extra,
     }
 
@@ -236,6 +247,7 @@ def _expensive(
                 view,
                 len(runaway),
                 len(stats.output_tokens),
+                "replies",
                 output_tokens_p95=p95,
                 replies_over_cap=len(runaway),
             ),
@@ -269,6 +281,7 @@ def _flaky_validator(
                 view,
                 stats.validator_failures,
                 stats.attempts,
+                "attempts",
                 validator_failure_rate=round(rate, 4),
                 failed_runs=stats.failed_runs,
             ),
@@ -302,6 +315,7 @@ def _timeouts(
                     view,
                     stats.timeouts,
                     stats.attempts,
+                    "attempts",
                     timeout_rate=round(stats.timeout_rate, 4),
                 ),
                 (paths.to_pointer(f"{path}.config"),),
@@ -327,7 +341,7 @@ def _timeouts(
                 path,
                 step.name,
                 why,
-                _evidence(stats, view, len(stats.latencies_s), len(stats.latencies_s)),
+                _evidence(stats, view, len(stats.latencies_s), len(stats.latencies_s), "attempts"),
                 (paths.to_pointer(f"{path}.config.timeout_s"),),
                 max_ops=1,
                 facts={"timeout_s": new},
@@ -457,7 +471,7 @@ def _unused(
     why = (
         f"nothing reads the output of '{step.name}' (no later step, test or policy refers to "
         f"steps.{step.name} and the next step has its own input), yet it costs "
-        f"${stats.cost_per_run:.4f} and {stats.latency(50):.2f}s per run"
+        f"{money(stats.cost_per_run)} and {stats.latency(50):.2f}s per run"
     )
     return Opportunity(
         "unused_output",
@@ -543,6 +557,7 @@ def _usage_limits(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
                 "runs": runs,
                 "events": hits,
                 "sample_size": runs,
+                "sample_unit": "runs",
                 "hits": hits,
                 "hit_rate": round(rate, 4),
                 "run_cost_p95_usd": round(_p(view.run_costs, 95), 8),

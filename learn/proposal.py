@@ -8,9 +8,10 @@ suggestion proposed either way looks the same.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from flujo.spec.figures import money
 
 if TYPE_CHECKING:
     from flujo.learn.suggest import Suggestion
@@ -39,6 +40,9 @@ class SuggestionView:
     quality: str = ""
     """The "Quality evidence" sentence."""
     why: str = ""
+    step: str = ""
+    """What the changed step does and what its output decides."""
+    watch_for: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +80,17 @@ def commit_message(title: str, suggestion: Suggestion) -> str:
 
 
 def branch_for(suggestion: Suggestion) -> str:
-    """The branch of a suggestion: one per opportunity (spec, kind, place), so a newer
-    patch for the same opportunity updates its open pull request instead of adding one."""
-    key = f"{suggestion.spec}\n{suggestion.kind}\n{suggestion.yaml_path}"
-    return BRANCH_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:12]
+    """The branch of a suggestion, named by its id: one per opportunity (spec, kind, place),
+    so a newer patch for the same opportunity updates its open pull request instead of
+    adding one."""
+    return BRANCH_PREFIX + suggestion.id
 
 
 def review(
     suggestion: Suggestion, before: str, after: str, details_url: str | None = None
 ) -> SuggestionView:
     """Everything a reviewer sees of a suggestion, from the spec before and after it."""
+    from flujo.learn.evidence_table import evidence_rows
     from flujo.spec.model import Pipeline
     from flujo.spec.review.bullets import bullets, plain
     from flujo.spec.review.diff import diff_specs
@@ -117,11 +122,7 @@ def review(
         tests = [EmbeddedTest(f"{verification.tests_passed} embedded test(s) ({mode})", True)]
     evidence = Evidence(
         runs=int(suggestion.evidence.get("runs", 0) or 0),
-        rows=[
-            EvidenceRow(_metric(str(k)), _fmt(str(k), v), "")
-            for k, v in suggestion.evidence.items()
-            if k != "runs" and not isinstance(v, (dict, list))
-        ],
+        rows=[EvidenceRow(label, value, "") for label, value in evidence_rows(suggestion.evidence)],
     )
     chart_before = flowchart(old, change.marks("old"))
     chart_after = flowchart(new, change.marks("new"))
@@ -141,6 +142,10 @@ def review(
             quality=suggestion.quality_evidence.get("summary"),
             basis=suggestion.basis or None,
             where=_where(suggestion, old),
+            step=suggestion.step_summary or None,
+            watch_for=suggestion.watch_for or None,
+            suggestion_id=suggestion.id,
+            spec_path=suggestion.spec,
         )
     )
     return SuggestionView(
@@ -156,6 +161,8 @@ def review(
         body,
         suggestion.quality_evidence.get("summary", ""),
         suggestion.why,
+        suggestion.step_summary,
+        suggestion.watch_for,
     )
 
 
@@ -208,23 +215,4 @@ def _short(value: Any) -> str:
 
 def _savings(suggestion: Suggestion) -> str | None:
     per_run = suggestion.estimate.usd_per_run
-    return f"~${per_run:.4f}/run" if per_run > 0 else None
-
-
-def _metric(key: str) -> str:
-    """An evidence key as words: `cost_usd_per_run` -> `cost per run`."""
-    words = key.removesuffix("_s").replace("_usd", "").replace("_", " ")
-    return words[:1].upper() + words[1:]
-
-
-def _fmt(key: str, value: Any) -> str:
-    """An evidence value with its unit, read from its key (`_share`, `_usd`, `_s`)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return str(value)
-    if "share" in key:
-        return f"{value:.0%}"
-    if "usd" in key:
-        return f"${value:.4g}"
-    if key.endswith("_s"):
-        return f"{value:.3g} s"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"~{money(per_run)}/run" if per_run > 0 else None

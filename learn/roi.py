@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from flujo.spec.figures import money
+
 if TYPE_CHECKING:
     from flujo.learn.opportunities import Opportunity
     from flujo.learn.telemetry_view import SpecTelemetry
@@ -25,6 +27,10 @@ RISK_OF: dict[str, Risk] = {
     "usage_limit_hits": "medium",
     "parallelizable": "high",
     "unused_output": "high",
+    "long_prompt": "medium",
+    "loop_at_max": "medium",
+    "repeated_call": "medium",
+    "fallback_rescues": "medium",
 }
 """low: retries, timeouts, docs; medium: model swaps, caps and limits; high: structure."""
 RISK_WEIGHT: dict[Risk, float] = {"low": 1.0, "medium": 0.6, "high": 0.3}
@@ -85,11 +91,13 @@ def confidence(events: int, sample_size: int) -> tuple[float, str]:
     return value, label
 
 
-def estimate(opportunity: Opportunity, view: SpecTelemetry) -> Estimate:
-    """Savings, risk and rank of acting on `opportunity`, from the observed telemetry."""
+def estimate(opportunity: Opportunity, view: SpecTelemetry, risk: Risk | None = None) -> Estimate:
+    """Savings, risk and rank of acting on `opportunity`, from the observed telemetry;
+    `risk` overrides the kind's own (`flujo.learn.step_role.risk_for`: what the step's
+    output decides)."""
     saved, latency, failure_drop, quality = _effect(opportunity, view)
     per_month = view.runs_per_month
-    risk = RISK_OF[opportunity.kind]
+    risk = risk or RISK_OF[opportunity.kind]
     evidence = opportunity.evidence
     sample = int(evidence.get("sample_size", 0))
     conf, label = confidence(int(evidence.get("events", sample)), sample)
@@ -149,6 +157,17 @@ def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float
         assert step is not None
         note = "no step, test or policy reads the output that goes away"
         return step.cost_per_run, -step.latency(50), 0.0, note
+    if kind in ("long_prompt", "loop_at_max"):
+        saved = float(facts.get("usd_per_run", 0.0))
+        return saved, 0.0, 0.0, "what the step is told or how long the loop runs changes"
+    if kind == "repeated_call":
+        assert step is not None
+        note = "the second call's answer becomes the first's (a second sample is lost)"
+        return float(facts["usd_per_run"]), -step.latency(50), 0.0, note
+    if kind == "fallback_rescues":
+        note = "the answers that were the fallback's in most runs become the step's own"
+        saved = float(facts.get("usd_per_run", 0.0))
+        return saved, -float(facts.get("latency_saving_s", 0.0)), 0.0, note
     if kind == "usage_limit_hits":
         mean = sum(view.run_costs) / max(len(view.run_costs), 1)
         return -mean * rate * 0.5, 0.0, rate, f"{rate:.0%} of runs stop at the limit today"
@@ -157,20 +176,6 @@ def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float
 
 def _cost(price: Any, tokens_in: float, tokens_out: float) -> float:
     return float(tokens_in * price.input + tokens_out * price.output) / 1_000_000
-
-
-def money(usd: float) -> str:
-    """`$0.10`, `$0.0031`, `$300`: enough digits to be meaningful."""
-    amount = abs(usd)
-    if amount >= 100:
-        text = f"${amount:,.0f}"
-    elif amount >= 0.1:
-        text = f"${amount:.2f}"
-    elif amount == 0:
-        text = "$0"
-    else:
-        text = f"${amount:.2g}" if amount < 0.0001 else f"${amount:.4f}".rstrip("0")
-    return text
 
 
 def headline(saved: float, monthly: float, latency: float, avoided: float, risk: Risk) -> str:

@@ -11,18 +11,20 @@ The JSON form (`SuggestReport.to_dict`) is documented in the README; bump
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from flujo.learn.feedback import feedback, normalised_patch
+from flujo.learn.feedback import feedback
 from flujo.learn.guard import GuardStats, PromptGuard
 from flujo.learn.meta_agents import MetaAgent, OfflineAgent
 from flujo.learn.opportunities import Opportunity, find_opportunities
-from flujo.learn.roi import Estimate, estimate, money
+from flujo.learn.roi import RISK_OF, Estimate, estimate
+from flujo.learn.step_role import StepRole, risk_for, roles, watch_for
+from flujo.learn.suggestion_log import suggestion_id
 from flujo.learn.telemetry_view import load_view
+from flujo.spec.figures import money
 
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
@@ -108,7 +110,8 @@ class Suggestion:
     """One verified, ranked change to a spec."""
 
     id: str
-    """Stable: a hash of the spec path and the normalised patch."""
+    """One per opportunity (spec, kind, place; `suggestion_id`): shown by the CLI, in the
+    branch name and in the pull request body."""
     spec: str
     kind: str
     yaml_path: str
@@ -129,6 +132,19 @@ class Suggestion:
     examples), or why that was not measured (see `quality_evidence`)."""
     basis: str = ""
     """Where the monthly figures come from: runs counted and the observed rate."""
+    roles: tuple[StepRole, ...] = ()
+    """What each step the change concerns does, and what its output decides."""
+    watch_for: str = ""
+    """The concrete failure a reviewer should look for."""
+
+    @property
+    def step_summary(self) -> str:
+        """What the steps do and what their outputs decide, in a sentence per step."""
+        return " ".join(
+            f"`{r.step}`{' (critical)' if r.critical else ''} {r.does.rstrip('.')}; "
+            f"its output {r.decides()}."
+            for r in self.roles
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +172,8 @@ class Suggestion:
             "verification": self.verification.to_dict(),
             "quality_evidence": self.quality_evidence,
             "basis": self.basis,
+            "steps": [r.to_dict() for r in self.roles],
+            "watch_for": self.watch_for,
             "agent": self.agent,
             "attempts": self.attempts,
         }
@@ -279,7 +297,10 @@ async def suggest(
     verifier = _Verifier(spec, pipeline, registry) if verify_tests else None
     seen: set[str] = set()
     for opportunity in opportunities:
-        roi = estimate(opportunity, view)
+        names = [str(n) for n in opportunity.evidence.get("steps", [opportunity.step]) if n]
+        step_roles = roles(pipeline, names)
+        base = RISK_OF[opportunity.kind]
+        roi = estimate(opportunity, view, risk_for(opportunity.kind, base, step_roles))
         if roi.value_per_month <= 0:  # nothing measured would get better
             detail = f"expected value {money(roi.value_per_month)}/month from what was measured"
             report.dropped.append(
@@ -287,6 +308,15 @@ async def suggest(
             )
             continue
         outcome = await agent.propose(opportunity, guard)
+        if outcome is None and opportunity.kind in NEEDS_WRITER:
+            detail = (
+                f"{opportunity.why} (~{money(roi.usd_per_month)}/month at the observed rate; "
+                "no rule-based patch: `--agent openai:MODEL` can write one)"
+            )
+            report.dropped.append(
+                Dropped(opportunity.kind, opportunity.yaml_path, "needs_writer", detail)
+            )
+            continue
         if outcome is None:
             report.dropped.append(Dropped(opportunity.kind, opportunity.yaml_path, "no_patch"))
             continue
@@ -301,7 +331,7 @@ async def suggest(
                 )
             )
             continue
-        ident = suggestion_id(key, verdict.patch)
+        ident = suggestion_id(key, opportunity.kind, opportunity.yaml_path)
         if ident in seen:
             continue
         seen.add(ident)
@@ -344,6 +374,12 @@ async def suggest(
                 attempts=outcome.attempts,
                 quality_evidence=quality,
                 basis=basis,
+                roles=tuple(step_roles),
+                watch_for="; ".join(
+                    w
+                    for r in step_roles
+                    if (w := watch_for(opportunity.kind, r, opportunity.facts))
+                ),
             )
         )
     report.suggestions.sort(key=lambda s: (-s.estimate.score, s.id))
@@ -352,7 +388,19 @@ async def suggest(
     return report
 
 
-OUTPUT_FIELDS = ("model", "system_prompt", "output_schema", "temperature", "max_tokens", "top_p")
+NEEDS_WRITER = frozenset({"long_prompt", "loop_at_max"})
+"""Findings whose patch is text to write (a shorter prompt, an exit condition): the offline
+agent has no recipe for them, and the report lists them as worth a look."""
+
+OUTPUT_FIELDS = (
+    "model",
+    "system_prompt",
+    "output_schema",
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "uses",
+)
 """Settings whose change may change what a step outputs."""
 
 
@@ -401,7 +449,7 @@ def quality_evidence(
     if found is not None and found.get("mode") in ("live", "replay") and found.get("examples"):
         low, high = found["interval_95"]
         cost = found.get("eval_cost_usd")
-        cost_text = "unknown" if cost is None else f"${cost:.4f}"
+        cost_text = money(cost)
         summary = (
             f"`flujo eval`: the changed step{'s' * (len(found['steps']) != 1)} "
             f"({', '.join(found['steps'])}) agreed with today's outputs on {found['agreed']} "
@@ -441,19 +489,24 @@ def quality_evidence(
     }
 
 
+MEASURED_LOW_RISK = 0.9
+"""A measured change stays low risk only if its agreement's 95% interval starts above this."""
+
+
 def _honest_risk(roi: Estimate, quality: dict[str, Any]) -> tuple[str, Estimate]:
-    """Risk at least medium when a change's quality was not measured (its headline too)."""
+    """Risk at least medium when a change's quality was not measured, or measured with an
+    agreement that may be below `MEASURED_LOW_RISK` (its headline too)."""
     from dataclasses import replace
 
-    if not quality.get("needed") or quality.get("measured") or roi.risk != "low":
+    if not quality.get("needed") or roi.risk != "low":
         return roi.risk, roi
+    if quality.get("measured") and quality["interval_95"][0] >= MEASURED_LOW_RISK:
+        return roi.risk, roi
+    from flujo.learn.roi import RISK_WEIGHT
+
     headline = roi.headline.replace("with low risk", "with medium risk")
-    return "medium", replace(roi, risk="medium", headline=headline)
-
-
-def suggestion_id(spec_path: str, patch: list[dict[str, Any]]) -> str:
-    digest = hashlib.sha256(f"{spec_path}\n{normalised_patch(patch)}".encode())
-    return digest.hexdigest()[:12]
+    score = roi.score / RISK_WEIGHT["low"] * RISK_WEIGHT["medium"]
+    return "medium", replace(roi, risk="medium", headline=headline, score=score)
 
 
 def _line(pipeline: Pipeline, yaml_path: str) -> int | None:

@@ -135,6 +135,16 @@ class StepStats:
     output_tokens: list[int] = field(default_factory=list)
     input_tokens: list[int] = field(default_factory=list)
     models: Counter[str] = field(default_factory=Counter)
+    failed_cost_usd: float = 0.0
+    """What the failed attempts cost."""
+    loops_at_max: int = 0
+    """Runs in which this loop ran to `max_loops` (its exit never held)."""
+    rescued_runs: int = 0
+    """Runs in which every attempt failed and the step's fallback ran."""
+    fallback_answered: int = 0
+    """Of those, runs in which the fallback answered."""
+    rescue_wait_s: list[float] = field(default_factory=list)
+    """Per rescued run: seconds from the first attempt to the fallback's start."""
 
     @property
     def cost_per_run(self) -> float:
@@ -383,7 +393,7 @@ def _add_spans(
     rows = store.query(
         "SELECT r.spec_sha256 AS sha, s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt,"
         " s.status, s.error, s.start_ns, s.end_ns, s.cost_usd, s.input_tokens,"
-        " s.output_tokens, s.model, s.cause,"
+        " s.output_tokens, s.model, s.cause, s.events,"
         " json_extract(s.attributes, '$.\"http.response.status_code\"') AS status_code"
         " FROM spans s JOIN runs r ON r.run_id = s.run_id"
         f" WHERE {where}"
@@ -399,6 +409,7 @@ def _add_spans(
             not_evidence.add(row["run_id"])
     view.not_evidence_runs = len(not_evidence)
     per_run: dict[tuple[str, str, str], list[tuple[bool, bool]]] = {}
+    started: dict[tuple[str, str, str], int] = {}
     for row in rows:
         if row["run_id"] in not_evidence:
             continue
@@ -413,6 +424,9 @@ def _add_spans(
         ok = row["status"] == "OK"
         error = row["error"] or ""
         cause = cause_of(row) if not ok else ""
+        started.setdefault((row["sha"], row["run_id"], name), row["start_ns"])
+        if row["kind"] == "loop" and '"flujo.loop.max_loops"' in (row["events"] or ""):
+            stats.loops_at_max += 1
         if not ok:
             stats.causes[cause] += 1
             if cause not in RETRYABLE_CAUSES:  # a usage limit or cancellation: no evidence
@@ -435,6 +449,8 @@ def _add_spans(
         if ok and row["end_ns"]:
             stats.latencies_s.append((row["end_ns"] - row["start_ns"]) / 1e9)
         stats.cost_usd += row["cost_usd"] or 0.0
+        if not ok:
+            stats.failed_cost_usd += row["cost_usd"] or 0.0
         if row["output_tokens"] is not None:
             stats.output_tokens.append(row["output_tokens"])
         if row["input_tokens"] is not None:
@@ -452,12 +468,41 @@ def _add_spans(
         stats.transient_failed_runs += failed and transient
         if failed:
             stats.failed_run_attempts.append(len(outcomes))
+    _add_rescues(view, pipeline, per_run, started)
     for versions in view.by_version.values():
         for name, stats in versions.items():
             total = view.steps.get(name)
             if total is None:
                 total = view.steps[name] = StepStats(name, stats.yaml_path)
             total.merge(stats)
+
+
+def _add_rescues(
+    view: SpecTelemetry,
+    pipeline: Pipeline,
+    per_run: dict[tuple[str, str, str], list[tuple[bool, bool]]],
+    started: dict[tuple[str, str, str], int],
+) -> None:
+    """Count, per step with a fallback, the runs its fallback had to answer."""
+    from flujo.spec.model import AgentStep
+
+    fallbacks = {
+        step.name: step.fallback.name
+        for _, step in pipeline.walk()
+        if isinstance(step, AgentStep) and step.fallback is not None
+    }
+    for (sha, run_id, name), outcomes in per_run.items():
+        fallback = fallbacks.get(name)
+        if fallback is None or any(ok for ok, _ in outcomes):
+            continue
+        answers = per_run.get((sha, run_id, fallback))
+        if answers is None:
+            continue
+        stats = view.by_version[sha][name]
+        stats.rescued_runs += 1
+        stats.fallback_answered += any(ok for ok, _ in answers)
+        wait = started[(sha, run_id, fallback)] - started[(sha, run_id, name)]
+        stats.rescue_wait_s.append(max(wait, 0) / 1e9)
 
 
 def _current_name(

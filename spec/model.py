@@ -166,6 +166,11 @@ class StepBase(SpecNode):
     name: Name = Field(description="Unique name of the step across the whole pipeline.")
     kind: str = Field(description="Kind of step.")
     description: str | None = Field(None, description="What the step is for (for people).")
+    critical: bool = Field(
+        False,
+        description="The step's output matters for safety, money or compliance: every "
+        "suggested change to it is high risk.",
+    )
     updates_context: bool = Field(
         False,
         description="Merge the step's output (a mapping) into the run's `context`.",

@@ -83,6 +83,14 @@ class PRBody:
     """Where the monthly figures come from (runs counted, observed rate)."""
     where: str | None = None
     """The file, line, and old and new values, e.g. "`flows/t.yaml` line 4: a → b"."""
+    step: str | None = None
+    """What the changed step does and what its output decides."""
+    watch_for: str | None = None
+    """The concrete failure a reviewer should look for."""
+    suggestion_id: str | None = None
+    """The suggestion's id (also its branch's name and what `flujo suggest` shows)."""
+    spec_path: str | None = None
+    """The spec's path in the repository (for the local reject command)."""
 
 
 def render_pr_body(body: PRBody, *, limit: int = GITHUB_TEXT_LIMIT) -> str:
@@ -233,6 +241,8 @@ class _Plan:
             summary.insert(0, f"**Saves {escape(body.savings, 100)}**")
         count = len(body.bullets)
         summary.append(f"{count} change{'s' * (count != 1)}")
+        if body.suggestion_id:
+            summary.append(f"suggestion {code_span(body.suggestion_id[:64])}")
         if exercised:
             summary.append(
                 f"tests {sum(t.passed for t in exercised)}/{len(exercised)} passed"
@@ -244,6 +254,8 @@ class _Plan:
             summary.append("no embedded tests")
         context = {
             "why": escape(body.why, 600) if body.why else "",
+            "step": escape(body.step, 600) if body.step else "",
+            "watch_for": escape(body.watch_for, 600) if body.watch_for else "",
             "quality": escape(body.quality, 600) if body.quality else "",
             "basis": escape(body.basis, 300) if body.basis else "",
             "where": _bullet(body.where) if body.where else "",
@@ -263,8 +275,31 @@ class _Plan:
             "patch_text": patch_text,
             "patch_note": patch_note,
             "reject": escape(body.reject, 1000),
+            "reject_command": _reject_command(body),
         }
         return _template().render(context)
+
+
+def code_span(text: str) -> str:
+    """`text` as an inline code span, whatever backticks it holds."""
+    flat = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{ticks}{pad}{flat}{pad}{ticks}"
+
+
+def _reject_command(body: PRBody) -> str:
+    """The local command that records a rejection of this suggestion, as code."""
+    import shlex
+
+    if not body.suggestion_id or not body.spec_path:
+        return ""
+    command = (
+        f"flujo suggest {shlex.quote(body.spec_path[:300])} --reject {body.suggestion_id[:64]}"
+        " --reason 'why'"
+    )
+    return code_span(command)
 
 
 def _tests_summary(tests: Sequence[EmbeddedTest], passed: int) -> str:

@@ -14,6 +14,7 @@ import click
 from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
+from flujo.spec.figures import money
 
 
 @click.command()
@@ -62,7 +63,7 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
         mean = sum(r.latency_s for r in results) / len(results)
         click.echo(
             f"  {spec.name:<24} {len(results) - spec_failed} ok, {spec_failed} failed, "
-            f"${cost:.4f} in all, {mean * 1000:.0f} ms per run"
+            f"{money(cost)} in all, {mean * 1000:.0f} ms per run"
         )
     db = RunStore(target)
     try:

@@ -11,6 +11,7 @@ import click
 
 from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.spec.figures import money
 
 
 @click.command("eval")
@@ -130,7 +131,7 @@ def _share(value: Any) -> str:
 
 
 def _money(value: Any) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+    return money(value)
 
 
 def print_eval(data: dict[str, Any]) -> None:

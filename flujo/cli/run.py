@@ -11,6 +11,7 @@ import click
 from flujo.cli import exit_with
 from flujo.cli.options import model_options, store_options
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.spec.figures import money
 
 
 def parse_input(value: str | None) -> Any:
@@ -91,7 +92,7 @@ def run(
 
 
 def format_result(result: Any) -> str:
-    cost = "unknown" if result.total_cost_usd is None else f"${result.total_cost_usd:.6f}"
+    cost = money(result.total_cost_usd)
     lines = [
         f"run {result.run_id}: {result.status} in {result.latency_s:.3f}s, "
         f"{result.total_tokens} tokens, {cost}",

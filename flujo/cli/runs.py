@@ -11,6 +11,7 @@ import click
 
 from flujo.cli import UsageError
 from flujo.cli.options import store_options
+from flujo.spec.figures import money
 
 
 @click.group()
@@ -55,7 +56,7 @@ def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
     for row in rows:
         started = datetime.fromtimestamp(row["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
         cost = row["total_cost_usd"]
-        cost_text = "unknown" if cost is None else f"${cost:.6f}"
+        cost_text = money(cost)
         latency = row["latency_s"] or 0.0
         status = row["status"] + (f" ({row['cause']})" if row.get("cause") else "")
         click.echo(
@@ -100,8 +101,7 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
         f"run {run['run_id']}  {run['status']}{cause}  mode {run['mode']}  origin "
         f"{run['origin']}  spec {run['spec_path']} "
         f"(sha256 {run['spec_sha256'][:12]}…)  {run['latency_s'] or 0:.3f}s  "
-        f"{run['total_tokens'] or 0} tokens  "
-        + ("cost unknown" if cost is None else f"${cost:.6f}")
+        f"{run['total_tokens'] or 0} tokens  " + ("cost unknown" if cost is None else money(cost))
     )
     if run["error"]:
         click.echo(f"error: {run['error']}")
@@ -156,7 +156,7 @@ def _print_tree(
         if span["input_tokens"] is not None:
             details.append(f"{span['input_tokens']}+{span['output_tokens']} tok")
         if span["cost_usd"] is not None:
-            details.append(f"${span['cost_usd']:.6f}")
+            details.append(money(span["cost_usd"]))
         elif span["model"] is not None:
             details.append("cost unknown")
         if (span["attempt"] or 1) > 1:

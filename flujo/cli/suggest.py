@@ -57,6 +57,21 @@ def parse_duration(text: str) -> float:
 )
 @click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
 @click.option(
+    "--accept",
+    "accept_id",
+    metavar="ID",
+    help="Record that you accepted suggestion ID (as shown, or its first 4+ characters), "
+    "then exit.",
+)
+@click.option(
+    "--reject",
+    "reject_id",
+    metavar="ID",
+    help="Record that you rejected suggestion ID (needs --reason); it is never suggested "
+    "again. Then exit.",
+)
+@click.option("--reason", help="Why, for --reject (and optionally --accept).")
+@click.option(
     "--include",
     "include_text",
     default="",
@@ -75,6 +90,9 @@ def suggest(
     create_pr: bool,
     html_file: Path | None,
     history: bool,
+    accept_id: str | None,
+    reject_id: str | None,
+    reason: str | None,
     include_text: str,
     store: Path | None,
 ) -> None:
@@ -83,7 +101,13 @@ def suggest(
     Every suggestion is a JSON Patch that applies, validates and keeps the spec's embedded
     tests green (replayed from cassettes when the spec has them, else with their mocks);
     suggestions that fail are dropped and counted. Exit codes: 0 (also when there is
-    nothing to suggest), 2 bad input (spec, option, unreachable model server).
+    nothing to suggest), 2 bad input (spec, option, unreachable model server, unknown
+    suggestion id).
+
+    Each suggestion has an id, also the name of its branch (`flujo/suggest/ID`) and shown in
+    its pull request body. `--accept ID` and `--reject ID --reason TEXT` record what you
+    decided; in a git repository, a suggestion branch merged into the branch it was made
+    from, or deleted unmerged, is recorded as accepted or rejected on the next run.
     """
     import asyncio
 
@@ -102,24 +126,38 @@ def suggest(
         raise click.UsageError(str(exc)) from None
     if not spec.is_file():
         raise UsageError(f"flujo suggest: {spec}: no such file")
+    if accept_id is not None and reject_id is not None:
+        raise click.UsageError("--accept and --reject cannot be used together")
+    if reject_id is not None and not (reason or "").strip():
+        raise click.UsageError("--reject needs --reason TEXT (it is kept with the rejection)")
     target = store or default_path()
+    # Named as the bot names it, by the spec's path in its repository, so that ids match.
+    root = _git_root(spec)
+    if create_pr and root is None:
+        raise UsageError(f"flujo suggest: --create-pr needs {spec} to be in a git repository")
+    key = spec.resolve().relative_to(root).as_posix() if root is not None else None
+    if accept_id is not None or reject_id is not None:
+        _decide(spec, key, target, accept_id, reject_id, reason or "")
+        return
     if history:
-        _history(spec, target, as_json)
+        _history(spec, key, target, as_json)
         return
     if not target.exists():
         _no_telemetry(spec, target, as_json, agent)
         return
-
-    # Proposed as the bot would: named by the spec's path in its repository.
-    root = _git_root(spec) if create_pr else None
-    key = spec.resolve().relative_to(root).as_posix() if root is not None else None
+    if root is not None:
+        _settle_branches(root, target)
 
     async def main() -> SuggestReport:
+        from flujo.learn.suggestion_log import remember
+
         db = RunStore(target)
         try:
-            return await run_suggest(
+            found = await run_suggest(
                 spec, db, agent=meta_agent, limit=limit, since_s=since_s, key=key, include=include
             )
+            remember(db, found.suggestions)
+            return found
         finally:
             db.close()
             close = getattr(meta_agent, "close", None)
@@ -140,7 +178,7 @@ def suggest(
         if not isinstance(exc, openai.OpenAIError):
             raise
         raise UsageError(f"flujo suggest: the model server failed: {exc}") from None
-    if root is not None and key is not None and report.suggestions:
+    if create_pr and root is not None and key is not None and report.suggestions:
         _create_prs(spec, root, key, report)
     if html_file is not None and report.suggestions:
         _write_page(spec, report, html_file)
@@ -152,19 +190,114 @@ def suggest(
         print_report(report)
 
 
-def _git_root(spec: Path) -> Path:
-    """The top of the git repository holding `spec`; exit 2 when there is none."""
+def _git_root(spec: Path) -> Path | None:
+    """The top of the git repository holding `spec` (None outside one, or without git)."""
     import subprocess
 
-    found = subprocess.run(
-        ["git", "-C", str(spec.resolve().parent), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        raise UsageError(f"flujo suggest: --create-pr needs {spec} to be in a git repository")
-    return Path(found.stdout.strip())
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(spec.resolve().parent), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "local"
+
+
+def _decide(
+    spec: Path,
+    key: str | None,
+    target: Path,
+    accept_id: str | None,
+    reject_id: str | None,
+    reason: str,
+) -> None:
+    """`--accept ID` / `--reject ID --reason TEXT`: the decision, kept in the run store."""
+    from flujo.engine.store import RunStore
+    from flujo.learn.feedback import record_acceptance, record_rejection
+    from flujo.learn.suggestion_log import lookup, settle
+    from flujo.spec.display import display_name
+
+    ident = accept_id if accept_id is not None else reject_id
+    assert ident is not None
+    name = key or display_name(spec)
+    hint = f"run `flujo suggest {spec}` to see the ids of its suggestions"
+    if not target.exists():
+        raise UsageError(f"flujo suggest: no suggestion {ident} for {name}: {hint}")
+    db = RunStore(target)
+    try:
+        found = lookup(db, name, ident)
+        if isinstance(found, list):
+            raise UsageError(
+                f"flujo suggest: {ident} names {len(found)} suggestions of {name} "
+                f"({', '.join(found)}): give more of the id"
+            )
+        if found is None:
+            raise UsageError(f"flujo suggest: no suggestion {ident} for {name}: {hint}")
+        if accept_id is not None:
+            record_acceptance(db, name, found.patch, _actor(), reason)
+            settle(db, found.id, "accepted")
+            click.echo(
+                f"Recorded: suggestion {found.id} ({found.kind} at {found.yaml_path}) accepted."
+            )
+        else:
+            record_rejection(db, name, found.patch, reason, _actor())
+            settle(db, found.id, "rejected")
+            click.echo(
+                f"Recorded: suggestion {found.id} ({found.kind} at {found.yaml_path}) rejected: "
+                f"{reason}. Flujo will not suggest this patch again."
+            )
+    finally:
+        db.close()
+
+
+def _settle_branches(root: Path, target: Path) -> None:
+    """Suggestion branches merged or deleted since the last run, recorded as accepted or
+    rejected (`flujo.bot.local.LocalForge.settle_proposals`)."""
+    import asyncio
+
+    from flujo.bot.local import GitError, LocalForge
+    from flujo.engine.store import RunStore
+    from flujo.learn.feedback import record_acceptance, record_rejection
+    from flujo.learn.proposal import BRANCH_PREFIX
+    from flujo.learn.suggestion_log import get, settle
+
+    try:
+        settled = asyncio.run(LocalForge(root).settle_proposals(BRANCH_PREFIX))
+    except GitError:
+        return  # not a repository git can read: nothing to settle
+    if not settled:
+        return
+    db = RunStore(target)
+    try:
+        for item in settled:
+            logged = get(db, item.branch.removeprefix(BRANCH_PREFIX))
+            if logged is None:
+                continue
+            if item.merged:
+                why = f"branch {item.branch} merged into {item.base}"
+                record_acceptance(db, logged.spec_path, logged.patch, "git", why)
+                settle(db, logged.id, "accepted")
+                verdict = "accepted"
+            else:
+                why = f"branch {item.branch} deleted without being merged into {item.base}"
+                record_rejection(db, logged.spec_path, logged.patch, why, "git")
+                settle(db, logged.id, "rejected")
+                verdict = "rejected"
+            click.echo(f"suggestion {logged.id}: {why}: recorded as {verdict}", err=True)
+    finally:
+        db.close()
 
 
 def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport) -> None:
@@ -214,20 +347,23 @@ def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
     click.echo(f"wrote {target}", err=True)
 
 
-def _history(spec: Path, target: Path, as_json: bool) -> None:
+def _history(spec: Path, key: str | None, target: Path, as_json: bool) -> None:
     import datetime
 
     from flujo.engine.store import RunStore
     from flujo.learn.feedback import feedback
+    from flujo.learn.suggestion_log import ids_by_patch
     from flujo.spec.display import display_name
 
-    key = display_name(spec)
+    key = key or display_name(spec)
+    ids: dict[str, str] = {}
     if not target.exists():
         rows = []
     else:
         db = RunStore(target)
         try:
             rows = feedback(db, key, "accepted", limit=100) + feedback(db, key, "rejected", 100)
+            ids = ids_by_patch(db, key)
         finally:
             db.close()
     rows.sort(key=lambda f: f.at, reverse=True)
@@ -236,6 +372,7 @@ def _history(spec: Path, target: Path, as_json: bool) -> None:
             json.dumps(
                 [
                     {
+                        "id": ids.get(f.patch_hash),
                         "verdict": f.verdict,
                         "patch": f.patch,
                         "actor": f.actor,
@@ -253,7 +390,10 @@ def _history(spec: Path, target: Path, as_json: bool) -> None:
     for f in rows:
         when = datetime.datetime.fromtimestamp(f.at).strftime("%Y-%m-%d %H:%M")
         reason = f" — {f.reason}" if f.reason else ""
-        click.echo(f"{when}  {f.verdict:<8}  by {f.actor}{reason}\n    {json.dumps(f.patch)}")
+        ident = f"  {ids[f.patch_hash]}" if f.patch_hash in ids else ""
+        click.echo(
+            f"{when}  {f.verdict:<8}{ident}  by {f.actor}{reason}\n    {json.dumps(f.patch)}"
+        )
 
 
 def _no_telemetry(spec: Path, store: Path, as_json: bool, agent: str) -> None:
@@ -286,11 +426,16 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         where = f"{item.yaml_path}" + (f" (line {item.line})" if item.line else "")
         click.echo(f"\n  {rank}. {item.headline}")
         click.echo(f"     {item.kind} at {where}  [id {item.id}]")
+        if item.step_summary:
+            click.echo(f"     The step: {item.step_summary}")
+        if item.watch_for:
+            click.echo(f"     Watch for: {item.watch_for}")
         click.echo(f"     Why: {item.why}")
         click.echo(f"     Evidence: {_evidence(item.evidence)}")
         est = item.estimate
         events, sample = item.evidence.get("events"), item.evidence.get("sample_size")
-        basis = f", from {events} of {sample}" if events is not None else ""
+        unit = item.evidence.get("sample_unit", "runs")
+        basis = f", from {events} of {sample} {unit}" if events is not None else ""
         click.echo(
             f"     Risk: {item.risk}; quality: {est.quality}; confidence: "
             f"{est.confidence_label} ({est.confidence:.2f}{basis})"
@@ -321,6 +466,11 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         if diff:
             for line in item.diff.splitlines()[2:]:
                 click.echo(f"       {line}")
+    worth = [d for d in report.dropped if d.reason == "needs_writer"]
+    if worth:
+        click.echo("\n  Worth a look (no rule-based patch):")
+        for dropped in worth:
+            click.echo(f"    {dropped.kind} at {dropped.yaml_path}: {dropped.detail}")
     if report.dropped:
         reasons: dict[str, int] = {}
         for dropped in report.dropped:
@@ -328,6 +478,8 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         summary = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         click.echo(f"\n  Dropped {len(report.dropped)}: {summary}")
         for dropped in report.dropped:
+            if dropped.reason == "needs_writer":
+                continue  # listed above
             detail = f": {dropped.detail}" if dropped.detail else ""
             click.echo(f"    {dropped.kind} at {dropped.yaml_path}: {dropped.reason}{detail}")
     stats = report.guard
@@ -355,23 +507,6 @@ def evidence_line(report: SuggestReport) -> str:
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
-    from flujo.learn.roi import money
+    from flujo.learn.evidence_table import evidence_rows
 
-    parts = []
-    for key, value in evidence.items():
-        if key in ("sample_size", "events"):
-            continue  # shown with the confidence
-        label = key.removesuffix("_s").removesuffix("_usd").replace("_usd_", " ")
-        if isinstance(value, float):
-            if key.endswith(("share", "rate")):
-                value = f"{value:.0%}"
-            elif "usd" in key:
-                value = money(value)
-            elif key.endswith("_s"):
-                value = f"{value:.2f}s"
-            else:
-                value = f"{value:g}"
-        elif isinstance(value, list):
-            value = ", ".join(map(str, value))
-        parts.append(f"{label.replace('_', ' ')} {value}")
-    return "; ".join(parts)
+    return "; ".join(f"{label}: {value}" for label, value in evidence_rows(evidence))

@@ -10,6 +10,7 @@ import click
 
 from flujo.cli import UsageError, exit_with
 from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
+from flujo.spec.figures import money
 
 
 @click.command()
@@ -198,7 +199,7 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
     for error in errors:
         click.echo(error, err=True)
     for result in results:
-        cost = "" if result.cost_usd in (None, 0.0) else f", ${result.cost_usd:.6f}"
+        cost = "" if result.cost_usd in (None, 0.0) else f", {money(result.cost_usd)}"
         mark = "PASS" if result.outcome == "passed" else "FAIL"
         click.echo(f"{mark} {result.id}  ({result.duration_s:.2f}s{cost})")
         if result.outcome == "failed":

@@ -135,3 +135,19 @@ async def test_the_bot_serves_the_registry_of_the_skills_it_allows(world: World)
         assert answer.status == 200 and answer.content_type == "text/html"
         page = await answer.text()
     assert 'data-name="sql_validate"' in page and "typed skills a planner can chain" in page
+
+
+def test_the_page_opens_with_what_the_step_does_and_what_to_watch_for() -> None:
+    from dataclasses import replace
+
+    shown = replace(
+        view(),
+        step="`classify` sorts tickets <b>; its output picks the branch of `route`.",
+        watch_for="a wrong answer sends the run down the wrong branch of `route`",
+        quality="not measured: no captured examples",
+    )
+    html = render_page([shown])
+    step = html.index("<strong>The step:</strong> `classify` sorts tickets &lt;b&gt;;")
+    watch = html.index("<strong>Watch for:</strong> a wrong answer sends the run")
+    quality = html.index("<strong>Quality evidence:</strong> not measured")
+    assert html.index('class="headline"') < step < watch < quality

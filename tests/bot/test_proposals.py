@@ -103,9 +103,11 @@ def test_one_branch_per_opportunity_so_a_newer_patch_updates_its_pull_request() 
     from types import SimpleNamespace
 
     from flujo.learn.proposal import branch_for
+    from flujo.learn.suggestion_log import suggestion_id
 
     def suggestion(kind: str, path: str, patch: object) -> object:
-        return SimpleNamespace(spec="flujo/a.yml", kind=kind, yaml_path=path, patch=patch)
+        ident = suggestion_id("flujo/a.yml", kind, path)  # the patch is not part of it
+        return SimpleNamespace(id=ident, spec="flujo/a.yml", kind=kind, yaml_path=path, patch=patch)
 
     first = branch_for(suggestion("loose_timeout", "steps[0]", [{"value": 30}]))  # type: ignore[arg-type]
     newer = branch_for(suggestion("loose_timeout", "steps[0]", [{"value": 45}]))  # type: ignore[arg-type]

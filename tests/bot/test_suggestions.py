@@ -113,7 +113,8 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     assert_mermaid(*charts)  # the real Mermaid parser reads both diagrams
     assert "Close this PR; Flujo will not suggest it again." in body
     assert "- ✅ billing ticket is routed to billing" in body  # each embedded test, by name
-    assert "| Cost share | " in body and "%" in body.split("| Cost share | ")[1].split("|")[0]
+    share = "| Share of the spec's cost | "  # each evidence label says what it counts
+    assert share in body and "%" in body.split(share)[1].split("|")[0]
     assert '"op": "replace"' in body or '"op":"replace"' in body
     assert len(body) <= 65_535
     # Only the patched line changes in the suggestion's commit.

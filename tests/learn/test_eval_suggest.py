@@ -136,12 +136,19 @@ def test_live_capture_then_eval_gives_measured_quality_evidence(
     assert code == 0, err
     assert "Quality evidence: `flujo eval`: the changed step (classify) agreed" in out
     body = pr_body(repo)
-    first = "\n".join(body.splitlines()[:14])
+    first = "\n".join(body.splitlines()[:18])
     # A fresh reader of the first lines learns what the step does, what it saves, what
     # could go wrong and how well the new model agreed.
     assert "Saves" in first and "/month" in first  # what it saves
-    assert "Routes each support ticket to a team" in first  # what the step does
-    assert "Risk:" in first  # what could go wrong
+    assert (  # what the step does and what its output decides
+        "**The step:** \\`classify\\` Routes each support ticket to a team; its output is what "
+        "the pipeline returns." in first
+    )
+    assert (  # what could go wrong
+        "**Watch for:** the smaller model answers \\`classify\\` wrongly or in another shape: "
+        "the answer people get is worse" in first
+    )
+    assert "Risk: 🟡 medium" in first  # 80% agreement: not low, though only displayed
     agreed = N - N // DIFFERENT_EVERY
     assert f"agreed with today's outputs on {agreed} of {N} captured live examples (80%" in first
     assert "runs/month is their observed rate" in first  # where the extrapolation comes from

@@ -77,7 +77,9 @@ def failing_at(pipeline: Pipeline, step: int, cause: str) -> Telemetry:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.sampled_from(["retries", "timeouts", "flaky_validator", "cheaper_model", "clean"]),
+    seed=st.sampled_from(
+        ["retries", "timeouts", "flaky_validator", "cheaper_model", "clean", "fallback"]
+    ),
     added=st.lists(
         st.tuples(st.integers(0, 5), st.sampled_from(["harness", "input"]), st.booleans()),
         min_size=1,

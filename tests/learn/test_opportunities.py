@@ -12,7 +12,15 @@ from flujo.learn.opportunities import find_opportunities
 from flujo.learn.suggest import suggest
 from flujo.learn.telemetry_view import load_view, percentile
 from flujo.spec.model import Pipeline
-from tests.support.learn import NO_MEASURED_VALUE, PLANTED, SEEDS, Profile, Telemetry, record
+from tests.support.learn import (
+    NEEDS_WRITER,
+    NO_MEASURED_VALUE,
+    PLANTED,
+    SEEDS,
+    Profile,
+    Telemetry,
+    record,
+)
 from tests.support.specs import spec
 
 
@@ -34,10 +42,13 @@ async def test_offline_agent_finds_each_planted_inefficiency(tmp_path: Path, nam
     planted_kinds = {k for k, _ in planted}
     report = await suggest(path, store)
     found = {(s.kind, s.yaml_path) for s in report.suggestions}
-    assert found == {p for p in planted if p[0] not in NO_MEASURED_VALUE}
-    # found, yet not worth a pull request: nothing measured would improve
-    assert {(d.kind, d.reason) for d in report.dropped} <= {(k, "no_value") for k in planted_kinds}
-    assert {d.kind for d in report.dropped} == {k for k, _ in planted} & NO_MEASURED_VALUE
+    assert found == {p for p in planted if p[0] not in NO_MEASURED_VALUE | NEEDS_WRITER}
+    # found, yet not worth a pull request (nothing measured would improve), or worth a
+    # look but without a rule-based patch
+    assert {(d.kind, d.reason) for d in report.dropped} <= {
+        (k, "no_value" if k in NO_MEASURED_VALUE else "needs_writer") for k in planted_kinds
+    }
+    assert {d.kind for d in report.dropped} == planted_kinds & (NO_MEASURED_VALUE | NEEDS_WRITER)
     for item in report.suggestions:
         assert item.verification.validated
         assert item.verification.tests_mode == "mock"
@@ -52,12 +63,12 @@ async def test_precision_and_recall_on_the_seeded_set(tmp_path: Path) -> None:
         path, store, planted = seeded(tmp_path, name)
         report = await suggest(path, store)
         found = {(s.kind, s.yaml_path) for s in report.suggestions}
-        planted = {p for p in planted if p[0] not in NO_MEASURED_VALUE}
+        planted = {p for p in planted if p[0] not in NO_MEASURED_VALUE | NEEDS_WRITER}
         planted_total += len(planted)
         found_total += len(found)
         true_positives += len(found & planted)
         store.close()
-    assert planted_total == 8  # the loose timeout has no measured value (see above)
+    assert planted_total == 10  # not the loose timeout (no measured value) nor NEEDS_WRITER
     assert true_positives / found_total == 1.0  # precision
     assert true_positives / planted_total == 1.0  # recall
 
