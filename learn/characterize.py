@@ -151,7 +151,7 @@ def success_text(figures: Figures) -> str:
 
 def describe(figures: Figures) -> str:
     """One line: successes with their interval, cost and p95 latency per call."""
-    from flujo.learn.roi import money
+    from flujo.spec.figures import money
 
     if figures.interval is None:
         success = f"success not measured ({figures.samples} samples, {figures.mode} model)"

@@ -15,7 +15,7 @@ _ID = re.compile(r"[^A-Za-z0-9_]")
 
 def render_registry_page(found: list[Listing], manifest: Manifest, observed_runs: int = 0) -> str:
     from flujo.learn.characterize import success_text
-    from flujo.learn.roi import money
+    from flujo.spec.figures import money
 
     rows = []
     for item in sorted(found, key=lambda i: (not i.plannable, i.input_type, i.name)):

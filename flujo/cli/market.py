@@ -124,7 +124,7 @@ def load_listings(figures: Path | None, store: Path | None) -> list[Listing]:
 
 
 def _plan_text(rank: int, plan: Any) -> str:
-    from flujo.learn.roi import money
+    from flujo.spec.figures import money
 
     success = "not measured" if plan.success is None else f"{plan.success:.2f}"
     latency = "not measured" if plan.latency_p95_s is None else f"≤ {plan.latency_p95_s:.2f} s"

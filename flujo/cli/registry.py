@@ -120,7 +120,7 @@ def characterize_command(
     import asyncio
 
     from flujo.learn.characterize import characterize, describe
-    from flujo.learn.roi import money
+    from flujo.spec.figures import money
     from flujo.spec.registry import StepRegistry
 
     result = asyncio.run(
