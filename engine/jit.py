@@ -150,6 +150,7 @@ def checked(
 ) -> JitPlan | str:
     """The plan, or why it cannot run: every check a plan must pass, whoever made it."""
     from flujo.spec.errors import SpecError
+    from flujo.spec.figures import money
     from flujo.spec.fragment import fragment, fragment_text
     from flujo.spec.load import load_pipeline
     from flujo.spec.skill_packs import model_skills
@@ -178,7 +179,7 @@ def checked(
     cost = sum(f.cost_usd for f in figures if f is not None)
     limit = step.budget.max_cost_usd
     if limit is not None and cost > limit:
-        return f"the plan is estimated at ${cost:.6f} per run, over budget.max_cost_usd {limit}"
+        return f"the plan is estimated at {money(cost)} per run, over budget.max_cost_usd {limit}"
     declared = {info.name: set(info.params) for info in registry.manifest() if info.name in skills}
     packs = model_skills()
     for name in skills:

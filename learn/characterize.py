@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from flujo.spec.figures import money
 from flujo.spec.registry import StepRegistry
 from flujo.spec.skill_figures import Figures, Manifest, figures_of
 
@@ -133,7 +134,7 @@ async def _run_pack(
             if max_cost_usd is not None and outcomes:
                 per_call = result.spent_usd / max(len(outcomes), 1)
                 if result.spent_usd + per_call > max_cost_usd:
-                    return outcomes, f"stopped at the budget (${max_cost_usd:g})"
+                    return outcomes, f"stopped at the budget ({money(max_cost_usd)})"
             run = await runner.run(value)
             cost = run.total_cost_usd
             result.spent_usd += cost or 0.0

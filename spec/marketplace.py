@@ -324,13 +324,15 @@ def _best(market: Market, query: MarketplaceQuery, what: str) -> Plan | None:
 
 
 def _closest(what: str, plan: Plan | None, limit: str) -> str:
+    from flujo.spec.figures import money
+
     if plan is None:
         return f"no plan satisfies {limit}"
     chain = " → ".join(plan.names)
     value = {
         "success": f"succeeds {plan.success or 0.0:.3f}",
         "latency": f"has p95 {plan.latency_p95_s or 0.0:.2f} s",
-        "cost": f"costs ${plan.cost_usd:.6f}".rstrip("0"),
+        "cost": f"costs {money(plan.cost_usd)}",
     }[what]
     best = {"success": "most reliable", "latency": "fastest", "cost": "cheapest"}[what]
     return f"the {best} plan ({chain}) {value}, outside {limit}"
