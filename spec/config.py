@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flujo.spec.autoapply import AutoApply
+
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
 DEFAULT_SPEC_GLOBS = ("**/*.flujo.yml", "**/*.flujo.yaml", "flujo/**/*.yml", "flujo/**/*.yaml")
 
@@ -34,6 +36,10 @@ class RepoConfig(BaseModel):
         description="Glob patterns of the spec files in the repository.",
     )
     skills: SkillsConfig = Field(default_factory=SkillsConfig, description="Skill allow-list.")
+    auto_apply: AutoApply = Field(
+        default_factory=AutoApply,
+        description="What the bot may apply by itself (by default nothing merges).",
+    )
 
     def is_spec(self, path: str) -> bool:
         """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""
