@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.learn.opportunities import Opportunity, reads_previous, refers_to
-from flujo.spec.autoapply import Bounds
+from flujo.spec.autoapply import AutoApply, Bounds
 from flujo.spec.config import CONFIG_NAMES
 from flujo.spec.model import Pipeline, StepBase
-from flujo.spec.review.diff import Change, SpecDiff
+from flujo.spec.review.diff import Change, SpecDiff, diff_specs
 from flujo.spec.skills import BUILTINS
+
+if TYPE_CHECKING:
+    from flujo.learn.suggest import Suggestion
 
 Tier = Literal["low", "medium", "high"]
 TIERS: tuple[Tier, ...] = ("low", "medium", "high")
@@ -369,3 +372,42 @@ def _dump(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", by_alias=True)
     return value
+
+
+def agreement_of(quality: dict[str, Any]) -> Agreement | None:
+    """The measured agreement in a suggestion's quality evidence (None: not measured)."""
+    if not quality.get("measured") or not quality.get("examples"):
+        return None
+    return Agreement(int(quality["agreed"]), int(quality["examples"]), str(quality.get("mode")))
+
+
+def decide_suggestion(
+    suggestion: Suggestion,
+    before: str,
+    after: str,
+    *,
+    settings: AutoApply,
+    spec_path: str,
+    default_branch_green: bool | None,
+    files: Iterable[str] | None = None,
+    validators: frozenset[str] = BUILTIN_VALIDATORS,
+) -> TierDecision:
+    """The tier of a verified suggestion: its spec before and after its patch."""
+    from flujo.spec.load import validate_document
+    from flujo.spec.source import parse
+
+    old, _ = validate_document(parse(before, spec_path))
+    new, _ = validate_document(parse(after, spec_path))
+    if old is None or new is None:
+        return TierDecision("high", "the spec does not load on both sides", ())
+    return decide(
+        diff_specs(old, new),
+        suggestion.opportunity,
+        files=[spec_path] if files is None else files,
+        spec_path=spec_path,
+        default_branch_green=default_branch_green,
+        bounds=settings.bounds,
+        floor=settings.agreement_floor,
+        agreement=agreement_of(suggestion.quality_evidence),
+        validators=validators,
+    )

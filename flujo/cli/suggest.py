@@ -55,6 +55,20 @@ def parse_duration(text: str) -> float:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a page showing each suggestion: bullets, before/after diagrams, YAML diff.",
 )
+@click.option(
+    "--apply",
+    "apply_id",
+    metavar="ID",
+    help="Apply suggestion ID in the spec's git working tree: patch, run the checks (validate, "
+    "tests, policies), commit; on any failure the file is restored as it was.",
+)
+@click.option(
+    "--tier",
+    "max_tier",
+    type=click.Choice(["low", "medium", "high"]),
+    help="With --apply: only if the suggestion's risk tier is at most this and nothing "
+    "on the never-automatic list applies (as the App decides).",
+)
 @click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
 @click.option(
     "--include",
@@ -74,6 +88,8 @@ def suggest(
     since: str | None,
     create_pr: bool,
     html_file: Path | None,
+    apply_id: str | None,
+    max_tier: str | None,
     history: bool,
     include_text: str,
     store: Path | None,
@@ -83,7 +99,9 @@ def suggest(
     Every suggestion is a JSON Patch that applies, validates and keeps the spec's embedded
     tests green (replayed from cassettes when the spec has them, else with their mocks);
     suggestions that fail are dropped and counted. Exit codes: 0 (also when there is
-    nothing to suggest), 2 bad input (spec, option, unreachable model server).
+    nothing to suggest), 1 --apply did not apply (its tier, a never-automatic rule or a
+    failed check; the file is as it was), 2 bad input (spec, option, unreachable model
+    server, no git repository, uncommitted changes to the spec).
     """
     import asyncio
 
@@ -94,6 +112,8 @@ def suggest(
     from flujo.spec.errors import SpecError
 
     include = tuple(w.strip() for w in include_text.split(",") if w.strip())
+    if max_tier is not None and apply_id is None:
+        raise click.UsageError("--tier goes with --apply ID")
     try:
         since_s = parse_duration(since) if since is not None else None
         evidence_filter(include)
@@ -111,7 +131,9 @@ def suggest(
         return
 
     # Proposed as the bot would: named by the spec's path in its repository.
-    root = _git_root(spec) if create_pr else None
+    root = (
+        _git_root(spec, "--apply" if apply_id else "--create-pr") if create_pr or apply_id else None
+    )
     key = spec.resolve().relative_to(root).as_posix() if root is not None else None
 
     async def main() -> SuggestReport:
@@ -140,6 +162,11 @@ def suggest(
         if not isinstance(exc, openai.OpenAIError):
             raise
         raise UsageError(f"flujo suggest: the model server failed: {exc}") from None
+    if apply_id is not None:
+        from flujo.cli.apply import apply_suggestion, echo
+
+        echo(apply_suggestion(spec, report, apply_id, max_tier, target))
+        return
     if root is not None and key is not None and report.suggestions:
         _create_prs(spec, root, key, report)
     if html_file is not None and report.suggestions:
@@ -152,19 +179,11 @@ def suggest(
         print_report(report)
 
 
-def _git_root(spec: Path) -> Path:
+def _git_root(spec: Path, option: str) -> Path:
     """The top of the git repository holding `spec`; exit 2 when there is none."""
-    import subprocess
+    from flujo.cli.apply import git_root
 
-    found = subprocess.run(
-        ["git", "-C", str(spec.resolve().parent), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        raise UsageError(f"flujo suggest: --create-pr needs {spec} to be in a git repository")
-    return Path(found.stdout.strip())
+    return git_root(spec, option)
 
 
 def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport) -> None:
