@@ -6,6 +6,11 @@ is retried with jittered exponential backoff in its lane (later jobs of the same
 repository wait for it) and is dead-lettered after `max_attempts`. Jobs left running
 by a crash go back to the queue at start, so every delivery is handled; handlers are
 idempotent, so handling one twice changes nothing (exactly once in effect).
+
+Scheduled jobs (a `not_before` more than `TIMER_HORIZON_S` away: merge windows, bake-ins,
+watches) wait outside the lanes, so they hold up no webhook of their repository; they
+are admitted when the clock (`flujo.bot.clock`) reaches their time. They stay queued in
+the store meanwhile, so a restart reads them again.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.queue import DeliveryQueue, Job, Permanent, RetryLater
 
 log = logging.getLogger("flujo.bot.worker")
@@ -36,6 +41,8 @@ class Work:
 
 
 Handler = Callable[[Work], Awaitable[None]]
+TIMER_HORIZON_S = 60.0
+"""Jobs due later than this wait outside their lane (timers)."""
 
 
 def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> str:
@@ -64,8 +71,13 @@ class Workers:
         max_attempts: int = 5,
         retry_base_s: float = 2.0,
         max_retry_s: float = 3600.0,
+        clock: Clock | None = None,
     ) -> None:
         self._queue = queue
+        self.clock: Clock = clock or SystemClock()
+        self._timers: dict[int, Job] = {}  # scheduled jobs not yet due, by id
+        self._timer_wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
@@ -91,11 +103,16 @@ class Workers:
         if recovered:
             log.info("resuming %d job(s) interrupted by a stop", recovered)
         self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")
+        self._timer_task = asyncio.create_task(self._timer_loop(), name="flujo-timers")
         self.wake()
 
     async def stop(self) -> None:
         """Stop taking work; running handlers are cancelled and re-run after a restart."""
-        tasks = [t for t in (self._loop_task, *self._lane_tasks.values()) if t is not None]
+        tasks = [
+            t
+            for t in (self._loop_task, self._timer_task, *self._lane_tasks.values())
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -108,7 +125,7 @@ class Workers:
             await asyncio.sleep(0.005)
             if self._wake.is_set() or self._fetching or self._background:
                 continue
-            later = time.time() + horizon_s
+            later = self.clock.now() + horizon_s
             if all(self._sleeping.get(key, 0.0) > later for key in self._lanes):
                 return
 
@@ -128,9 +145,34 @@ class Workers:
             finally:
                 self._fetching = False
 
-    def _admit(self, job: Job) -> None:
-        if job.id in self._admitted:
+    def timers(self) -> list[Job]:
+        """Scheduled jobs waiting for their time, soonest first."""
+        return sorted(self._timers.values(), key=lambda j: j.run_after)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_wake.clear()
+            now = self.clock.now()
+            for job in [j for j in self._timers.values() if j.run_after <= now]:
+                del self._timers[job.id]
+                self._admit(job, scheduled=True)
+            if not self._timers:
+                await self._timer_wake.wait()
+                continue
+            due = min(j.run_after for j in self._timers.values())
+            sleeping = asyncio.ensure_future(self.clock.sleep(due - now))
+            woken = asyncio.ensure_future(self._timer_wake.wait())
+            _, waiting = await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            for task in waiting:
+                task.cancel()
+
+    def _admit(self, job: Job, *, scheduled: bool = False) -> None:
+        if job.id in self._admitted or job.id in self._timers:
             return  # already in a lane (the queue is being read again after a failure)
+        if not scheduled and job.run_after > self.clock.now() + TIMER_HORIZON_S:
+            self._timers[job.id] = job
+            self._timer_wake.set()
+            return
         data = _json_object(job.body)
         if isinstance(data, str):
             log.warning("delivery %s is not valid JSON (%s): dead-lettered", job.delivery_id, data)
@@ -166,12 +208,12 @@ class Workers:
     async def _run(self, work: Work) -> None:
         job = work.job
         attempts = job.attempts
-        delay = job.run_after - time.time()
+        delay = job.run_after - self.clock.now()
         while True:
             if delay > 0:
-                self._sleeping[work.key] = time.time() + delay
+                self._sleeping[work.key] = self.clock.now() + delay
                 try:
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                 finally:
                     self._sleeping.pop(work.key, None)
             async with self._slots:
@@ -200,10 +242,10 @@ class Workers:
                         work.event,
                         job.delivery_id,
                         attempts,
-                        retry_at - time.time(),
+                        retry_at - self.clock.now(),
                         reason,
                     )
-                    delay = retry_at - time.time()
+                    delay = retry_at - self.clock.now()
                     continue
                 await self._queue.finished(job)
                 self.handled += 1
@@ -215,7 +257,7 @@ class Workers:
         if isinstance(exc, RetryLater):
             return float(exc.at)
         backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
-        return float(time.time() + backoff * random.uniform(0.5, 1.0))  # jittered
+        return float(self.clock.now() + backoff * random.uniform(0.5, 1.0))  # jittered
 
 
 def _describe(exc: BaseException) -> str:
