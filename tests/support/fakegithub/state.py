@@ -158,6 +158,15 @@ class CheckSuite:
 
 
 @dataclass
+class RequiredChecks:
+    """Status checks a branch requires before a merge (protection or a ruleset rule)."""
+
+    contexts: list[str]
+    strict: bool = False
+    """The pull request's branch must contain the base's head (up to date)."""
+
+
+@dataclass
 class Repo:
     id: int
     owner: str
@@ -174,6 +183,10 @@ class Repo:
     created_at: str = field(default_factory=now_iso)
     permissions: dict[str, str] = field(default_factory=dict)
     """login -> admin, maintain, write, triage or read (the owner is admin)."""
+    protection: dict[str, RequiredChecks] = field(default_factory=dict)
+    """Branch protection's required status checks, by branch."""
+    rules: dict[str, RequiredChecks] = field(default_factory=dict)
+    """A ruleset's `required_status_checks` rule, by branch."""
 
     def permission(self, login: str) -> str:
         """GitHub's role of `login` here; people not listed can only read (public repo)."""
