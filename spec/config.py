@@ -180,14 +180,21 @@ def load_config(path: Path | None) -> RepoConfig:
     """Read a config file; an absent file gives the defaults. Raises SpecError."""
     if path is None:
         return RepoConfig()
+    from flujo.spec.display import display_name
+    from flujo.spec.source import read_bytes
+
+    return parse_config(read_bytes(path), display_name(path))
+
+
+def parse_config(data: bytes, name: str) -> RepoConfig:
+    """A config from its bytes (`name` is shown in errors). Raises SpecError."""
     from pydantic import ValidationError
 
-    from flujo.spec.display import display_name
     from flujo.spec.errors import SpecError
     from flujo.spec.load import pydantic_diagnostics
-    from flujo.spec.source import parse, read_bytes
+    from flujo.spec.source import parse
 
-    document = parse(read_bytes(path), display_name(path))
+    document = parse(data, name)
     try:
         return RepoConfig.model_validate(document.data or {})
     except ValidationError as exc:
