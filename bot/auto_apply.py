@@ -306,3 +306,52 @@ def _next_day(settings: AutoApply, now: float) -> float:
     moment = datetime.fromtimestamp(now, zone)
     midnight = datetime.combine(moment.date(), datetime.min.time(), zone)
     return (midnight.timestamp() + 86400) + 1
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    """A pending auto-apply step, for `flujo bot jobs --scheduled`."""
+
+    due: float
+    kind: str
+    """`merge` (waiting for checks or a window) or `watch` (after a merge)."""
+    repo: str
+    number: int
+    tier: str
+    state: str
+    last: str
+    """The last decision, as said on the pull request."""
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def scheduled_steps(db: Any, apps: Applications) -> list[ScheduledStep]:
+    """The queued auto-apply jobs whose application still waits for them, soonest first."""
+    from flujo.bot.sqlite_queue import read_jobs
+
+    found: dict[tuple[str, int, str], ScheduledStep] = {}
+    for queued in read_jobs(db, ("queued", "running"), 10_000):
+        if queued.event != AUTO_APPLY_EVENT:
+            continue
+        name, _, rest = queued.delivery_id.removeprefix("auto-apply:").rpartition("#")
+        number_text, kind = rest.split(":")[:2]
+        app = apps.get(name, int(number_text))
+        live = {"merge": ("waiting",), "watch": ("merged", "watching")}.get(kind, ())
+        if app is None or app.state not in live:
+            continue
+        step = ScheduledStep(
+            queued.run_after,
+            kind,
+            name,
+            app.number,
+            app.tier,
+            app.state,
+            app.log[-1].splitlines()[0] if app.log else "",
+        )
+        key = (name, app.number, kind)
+        if key not in found or found[key].due > step.due:
+            found[key] = step
+    return sorted(found.values(), key=lambda s: s.due)

@@ -158,8 +158,14 @@ def _as_dict(output: Any) -> dict[str, Any]:
     help="Only jobs in this state (repeatable). Default: all.",
 )
 @click.option("--limit", default=50, show_default=True, help="Most jobs to show.")
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Only the pending auto-apply steps (merges waiting for checks or a window, "
+    "watches after a merge), soonest first, with each one's last decision.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
+def jobs(states: tuple[str, ...], limit: int, scheduled: bool, as_json: bool) -> None:
     """List webhook deliveries in the queue, newest first (dead letters with --state dead)."""
     import datetime
 
@@ -168,6 +174,9 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     settings = _settings()
     if not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
+    if scheduled:
+        _scheduled(settings.db, limit, as_json)
+        return
     found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
@@ -183,6 +192,31 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
             f"{job.key or '-'}  attempts={job.attempts}{error}"
         )
     sys.stdout.flush()
+
+
+def _scheduled(db: Any, limit: int, as_json: bool) -> None:
+    import datetime
+
+    from flujo.bot.applications import Applications
+    from flujo.bot.auto_apply import scheduled_steps
+
+    apps = Applications(db)
+    try:
+        steps = scheduled_steps(db, apps)[:limit]
+    finally:
+        apps.close()
+    if as_json:
+        click.echo(json.dumps([step.to_dict() for step in steps], indent=2))
+        return
+    if not steps:
+        click.echo("no pending auto-apply steps")
+        return
+    for step in steps:
+        due = datetime.datetime.fromtimestamp(step.due, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(
+            f"{due}  {step.kind:<6}  {step.repo}#{step.number}  tier {step.tier}  "
+            f"{step.state}: {step.last}"
+        )
 
 
 def _job_dict(job: Any) -> dict[str, Any]:

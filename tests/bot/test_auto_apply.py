@@ -5,10 +5,14 @@ regression reverts it. Time is a `ManualClock` the tests move."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flujo.bot.app import Bot
+from flujo.bot.auto_apply import start
 from flujo.bot.clock import ManualClock
 from flujo.bot.suggestion_prs import suggest_delivery
 from flujo.learn.feedback import is_rejected
@@ -185,3 +189,112 @@ async def test_a_planted_regression_after_the_merge_is_reverted_and_rejected(
     patch = bot.applications.get(REPO, number)
     assert patch is not None and patch.state == "reverted"
     assert is_rejected(bot.telemetry.store(REPO), SPEC, patch.patch)
+
+
+async def test_a_restart_while_a_merge_waits_loses_nothing(world: World, tmp_path: Path) -> None:
+    clock = ManualClock(MONDAY_0830)
+    window = "windows: [{days: [mon], start: '09:00', end: '10:00'}]"
+    bot = await setup(world, clock, config(window))
+    number = await cycle(world, bot, clock)
+    head = world.fake.branch_sha(REPO, world.fake.pull(REPO, number).head) or ""
+    world.fake.set_status(REPO, head, "ci/build", "success")
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+
+    listed = CliRunner().invoke(
+        cli, ["bot", "jobs", "--scheduled"], env={"FLUJO_BOT_DB": str(world.settings.db)}
+    )
+    assert listed.exit_code == 0, listed.output
+    assert (
+        f"2026-12-07 09:00 UTC  merge   {REPO}#{number}  tier low  waiting: Waiting: outside"
+        in (listed.output)
+    )
+    await world.stop()  # the bot stops before the window opens ...
+    await bot.stop()
+    again = ManualClock(MONDAY_0830)
+    bot = await world.start(Bot(world.settings, sleep=world.sleep, clock=again))
+    await advance(world, bot, again, 31 * 60)  # ... and a new process merges it on time
+    assert world.fake.pull(REPO, number).merged
+    watch = CliRunner().invoke(
+        cli, ["bot", "jobs", "--scheduled", "--json"], env={"FLUJO_BOT_DB": str(world.settings.db)}
+    )
+    (step,) = json.loads(watch.output)
+    assert (step["kind"], step["number"], step["state"]) == ("watch", number, "merged")
+
+
+async def test_the_freeze_label_and_the_daily_cap_stop_merges(world: World) -> None:
+    clock = ManualClock(MONDAY_0830)
+    bot = await setup(world, clock, config(ALWAYS + "\nmax_merges_per_day: 0"))
+    number = await cycle(world, bot, clock)
+    head = world.fake.branch_sha(REPO, world.fake.pull(REPO, number).head) or ""
+    world.fake.set_status(REPO, head, "ci/build", "success")
+    await advance(world, bot, clock, 60)
+    assert "0 automatic merge(s) today (2026-12-07), the most `max_merges_per_day` allows" in (
+        said(world, number)
+    )
+    world.fake.ensure_label(world.fake.repo(REPO), "flujo/freeze")
+    world.fake.pull(REPO, number).labels.append("flujo/freeze")
+    await advance(world, bot, clock, 86400)
+    assert "Frozen: the label `flujo/freeze` is on this pull request" in said(world, number)
+    assert not world.fake.pull(REPO, number).merged
+
+
+async def test_a_moved_base_updates_the_branch_and_checks_again(world: World) -> None:
+    clock = ManualClock(MONDAY_0830)
+    bot = await setup(world, clock, config())
+    fake = world.fake
+    number = await cycle(world, bot, clock)
+    pull = fake.pull(REPO, number)
+    old_head = fake.branch_sha(REPO, pull.head) or ""
+    fake.set_status(REPO, old_head, "ci/build", "success")
+    fake.commit(REPO, {"README.md": "hello\n"})  # someone pushes to main meanwhile
+    await advance(world, bot, clock, 60)
+    new_head = fake.branch_sha(REPO, pull.head) or ""
+    assert new_head != old_head and not pull.merged
+    assert "The base branch moved" in said(world, number)
+    await advance(world, bot, clock, 60)
+    assert "`ci/build` stale (it ran on " in said(world, number)  # its run was on the old head
+    fake.set_status(REPO, new_head, "ci/build", "success")
+    await advance(world, bot, clock, 60)
+    assert pull.merged and "README.md" in fake.files(REPO, "main")
+
+
+async def test_policies_or_tests_changes_are_never_merged_automatically(tmp_path: Path) -> None:
+    from flujo.learn.tiers import TierDecision
+    from flujo.spec.autoapply import AutoApply
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.comments: list[str] = []
+
+        async def comment(self, repo: str, number: int, body: str) -> None:
+            self.comments.append(body)
+
+    forge = Recorder()
+    settings = AutoApply.model_validate({"tiers": {"low": "merge", "medium": "merge"}})
+    from flujo.bot.applications import Applications
+
+    apps = Applications(tmp_path / "apps.db")
+    for number, never in enumerate(("it changes `policies:`", "it changes `tests:`"), 1):
+        decision = TierDecision("low", "sets timeout_s of `draft` to 10", (), (never,))
+        suggestion = type("S", (), {"spec": SPEC, "id": "abc", "patch": []})()
+        scheduled = await start(
+            forge,  # type: ignore[arg-type]
+            apps,
+            repo=REPO,
+            installation=42,
+            number=number,
+            branch="flujo/suggest/abc",
+            suggestion=suggestion,
+            decision=decision,
+            settings=settings,
+            base_sha="0" * 40,
+            spec_before="",
+            spec_after="",
+            now=time.time(),
+        )
+        assert scheduled is None
+        assert f"Never automatic: {never}" in forge.comments[-1]
+        assert "Mode `propose`" in forge.comments[-1]
+    apps.close()
