@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.bot.applications import Application, Applications
-from flujo.bot.forge import CheckState, Forge, MergeRefused, Merging
+from flujo.bot.forge import CheckOutput, CheckState, Forge, MergeRefused, Merging
 from flujo.bot.queue import Delivery
 from flujo.bot.verdicts import CHECK_NAMES, POLICY
 
@@ -40,6 +40,18 @@ FROZEN_POLL_S = 3600.0
 WATCH_POLL_S = 3600.0
 """How often the watch after a merge looks at live runs."""
 COMMENT_HEADER = "**Flujo auto-apply**"
+STORY_CHECK = "flujo/auto-apply"
+"""A neutral check run on the pull request's head whose summary is every decision."""
+_TITLES = {
+    "proposed": "a person decides",
+    "waiting": "waiting to merge",
+    "merged": "merged automatically; watching",
+    "watching": "merged automatically; watching",
+    "kept": "merged automatically; watch ended, kept",
+    "reverted": "merged automatically, then reverted",
+    "blocked": "not merged: a person decides",
+    "closed": "closed",
+}
 Step = Literal["merge", "watch"]
 
 
@@ -270,6 +282,22 @@ async def _decide(
         now + min(WATCH_POLL_S, settings.watch),
         "watch",
     )
+
+
+async def show_story(forge: Forge, app: Application) -> None:
+    """Every decision so far as the summary of the `flujo/auto-apply` check run on the
+    pull request's head (neutral: it never blocks a merge itself)."""
+    branch_sha = getattr(forge, "branch_sha", None)
+    sha = await branch_sha(app.repo, app.branch) if branch_sha is not None else None
+    if sha is None:
+        return
+    what = "Revert" if app.revert_of is not None else f"Tier {app.tier}"
+    title = f"{what}: {_TITLES.get(app.state, app.state)}"
+    if app.revert_of is not None and app.merged_sha is not None:
+        title = f"{what}: merged automatically"
+    summary = "\n".join(f"{i}. {line}" for i, line in enumerate(app.log[-50:], 1))
+    ref = await forge.queue_check(app.repo, sha, STORY_CHECK)
+    await forge.complete_check(app.repo, ref, CheckOutput(STORY_CHECK, "neutral", title, summary))
 
 
 def _verdict(

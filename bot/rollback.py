@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flujo.bot.applications import Application
 from flujo.bot.apply_hooks import ApplyEvent, on_rollback
-from flujo.bot.auto_apply import COMMENT_HEADER, WATCH_POLL_S, job, when
+from flujo.bot.auto_apply import COMMENT_HEADER, WATCH_POLL_S, job, show_story, when
 from flujo.bot.forge import Forge, Proposal
 from flujo.bot.verdicts import POLICY, TEST
 
@@ -62,6 +62,7 @@ async def watch_step(ctx: BotContext, forge: Forge, app: Application, now: float
         app = replace(app, state="kept").with_line(line)
         await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
         await apps.save(app, now)
+        await show_story(forge, app)
         return
     await apps.save(replace(app, state="watching"), now)
     if ctx.schedule is not None:
@@ -176,6 +177,8 @@ async def revert(
     app = replace(app, state="reverted").with_line(line)
     await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
     await apps.save(app, now)
+    await show_story(forge, app)
+    await show_story(forge, revert_app)
     await ctx.check_head(app.installation, app.repo, pull.branch)
     if app.automatic and ctx.schedule is not None:
         await ctx.schedule(job(app.repo, app.installation, pull.number, "merge", now))

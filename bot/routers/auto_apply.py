@@ -11,7 +11,7 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from flujo.bot.apply_hooks import ApplyEvent, on_commit
-from flujo.bot.auto_apply import AUTO_APPLY_EVENT, attempt_merge, job
+from flujo.bot.auto_apply import AUTO_APPLY_EVENT, attempt_merge, job, show_story
 from flujo.bot.events import AutoApplyEvent
 from flujo.bot.routers.context import BotContext
 from flujo.learn.feedback import record_acceptance
@@ -52,6 +52,7 @@ async def on_step(event: Event, ctx: BotContext) -> None:
         merging: Merging = forge  # type: ignore[assignment]  # GitHub implements both
         app, nxt = await attempt_merge(merging, forge, apps, app, settings, now)
         await apps.save(app, now)
+        await show_story(forge, app)
         if app.state == "merged":
             failures = await on_commit(
                 ctx.apply_hooks,

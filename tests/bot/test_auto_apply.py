@@ -189,6 +189,21 @@ async def test_a_planted_regression_after_the_merge_is_reverted_and_rejected(
     patch = bot.applications.get(REPO, number)
     assert patch is not None and patch.state == "reverted"
     assert is_rejected(bot.telemetry.store(REPO), SPEC, patch.patch)
+    # The check summary on the suggestion's head tells the story, one decision a line.
+    story = fake.check_run(REPO, head, "flujo/auto-apply")
+    assert (story.conclusion, story.title) == (
+        "neutral",
+        "Tier low: merged automatically, then reverted",
+    )
+    lines = (story.summary or "").splitlines()
+    assert lines[0].startswith("1. Tier **low**: sets timeout_s of `draft` to 10")
+    assert lines[1].startswith("2. Mode `merge`")
+    assert any(line.split(". ", 1)[1].startswith("Merged automatically at") for line in lines)
+    assert any(
+        f"Regression after the merge: reverting in #{revert.number}" in line for line in lines
+    )
+    revert_story = fake.check_run(REPO, revert_head, "flujo/auto-apply")
+    assert revert_story.title == "Revert: merged automatically"
 
 
 async def test_a_restart_while_a_merge_waits_loses_nothing(world: World, tmp_path: Path) -> None:
