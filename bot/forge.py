@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
+
 Level = Literal["notice", "warning", "failure"]
 Conclusion = Literal["success", "failure", "neutral", "action_required", "skipped"]
 MAX_ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per create/update of a check run
@@ -206,8 +208,11 @@ class CheckState:
     """success, failure, neutral, skipped, cancelled, timed_out, action_required, error."""
 
 
-class MergeRefused(Exception):
-    """The forge would not merge or update the pull request (the reason is its answer)."""
+class MergeRefused(FlujoError):
+    """The forge would not merge or update the pull request (the reason is its answer;
+    exit code 1 if it ever reached a command: the pull request cannot be merged as it is)."""
+
+    exit_code = EXIT_INVALID
 
 
 class Merging(Protocol):
