@@ -313,3 +313,22 @@ async def test_policies_or_tests_changes_are_never_merged_automatically(tmp_path
         assert f"Never automatic: {never}" in forge.comments[-1]
         assert "Mode `propose`" in forge.comments[-1]
     apps.close()
+
+
+async def test_a_red_default_branch_after_the_merge_reverts_it(world: World) -> None:
+    clock = ManualClock(MONDAY_0830)
+    bot = await setup(world, clock, config())
+    fake = world.fake
+    number = await cycle(world, bot, clock)
+    head = fake.branch_sha(REPO, fake.pull(REPO, number).head) or ""
+    fake.set_status(REPO, head, "ci/build", "success")
+    await advance(world, bot, clock, 60)
+    record_ = bot.applications.get(REPO, number)
+    assert record_ is not None and record_.merged_sha is not None
+    # The default branch's flujo/test fails on the merge commit (no live runs needed).
+    fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
+    await advance(world, bot, clock, 3600)
+    (_, revert) = fake.pulls(REPO)
+    text = said(world, number)
+    assert f"reverting in #{revert.number}" in text
+    assert f"default branch `flujo/test`: failure on {record_.merged_sha}" in text
