@@ -14,9 +14,13 @@ import aiohttp
 from aiohttp import web
 from gidgethub.sansio import Event
 
+from flujo.bot.applications import Applications
+from flujo.bot.apply_hooks import installed_hooks
+from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
 from flujo.bot.metrics import BotMetrics
+from flujo.bot.queue import Delivery
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
@@ -43,6 +47,7 @@ class Bot:
         *,
         forge_for: Callable[[int], Awaitable[Forge]] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         from flujo.bot.isolation import Isolated
         from flujo.bot.page_links import page_key
@@ -59,6 +64,8 @@ class Bot:
         self._sleep = sleep
         self.registry_page: str | None = None
         """`/registry`, rendered on first request (the registry does not change)."""
+        self.clock: Clock = clock or SystemClock()
+        self.applications = Applications(settings.db)
         self.context = BotContext(
             forge_for=self._forge,
             state=self.state,
@@ -71,6 +78,10 @@ class Bot:
                 folder=settings.db.parent / "snapshots",
             ),
             suggest_max_open=settings.suggest_max_open,
+            applications=self.applications,
+            clock=self.clock,
+            schedule=self.schedule,
+            apply_hooks=installed_hooks(),
             public_url=settings.public_url,
             page_key=page_key(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
@@ -83,6 +94,7 @@ class Bot:
             max_attempts=settings.max_attempts,
             retry_base_s=settings.retry_base_s,
             observe=self.metrics.job,
+            clock=self.clock,
         )
         self.auth: AppAuth | None = None
 
@@ -103,6 +115,11 @@ class Bot:
                 **kwargs,
             )
         return await self.auth.forge(installation_id)
+
+    async def schedule(self, delivery: Delivery) -> None:
+        """Store a scheduled job; the workers take it when its time comes."""
+        if await self.queue.enqueue(delivery):
+            self.workers.wake()
 
     def store_for_token(self, token: str) -> RunStore | None:
         """The run store that telemetry sent with this bearer token goes to."""
@@ -151,6 +168,7 @@ class Bot:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.queue.close()
         self.state.close()
+        self.applications.close()
         self.telemetry.close()
         if self._session is not None:
             await self._session.close()

@@ -9,11 +9,12 @@ never retried). Parsing takes some 10-20 µs per delivery.
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from gidgethub.sansio import Event
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from flujo.bot.auto_apply import AUTO_APPLY_EVENT
 from flujo.bot.queue import Permanent
 from flujo.bot.suggestion_prs import SUGGEST_EVENT
 
@@ -231,6 +232,15 @@ class SuggestEvent(RepositoryEvent):
     EVENT = SUGGEST_EVENT
 
 
+class AutoApplyEvent(RepositoryEvent):
+    """The bot's own scheduled job: the next step of an auto-applied suggestion
+    (`flujo.bot.auto_apply.job`)."""
+
+    EVENT = AUTO_APPLY_EVENT
+    number: int
+    step: Literal["merge", "watch"]
+
+
 MODELS: tuple[type[WebhookEvent], ...] = (
     PushEvent,
     PullRequestEvent,
@@ -242,5 +252,6 @@ MODELS: tuple[type[WebhookEvent], ...] = (
     InstallationEvent,
     InstallationRepositoriesEvent,
     SuggestEvent,
+    AutoApplyEvent,
 )
 """Every model, one per routed (event, action) set; a test holds it equal to the routes."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from flujo.spec.errors import EXIT_INVALID, FlujoError
+
 Level = Literal["notice", "warning", "failure"]
 Conclusion = Literal["success", "failure", "neutral", "action_required", "skipped"]
 MAX_ANNOTATIONS_PER_REQUEST = 50  # GitHub's limit per create/update of a check run
@@ -166,3 +168,77 @@ class Forge(Protocol):
 
     async def upload_sarif(self, repo: str, sha: str, ref: str, sarif: str) -> None:
         """Send code scanning findings of `sha` on `ref` (`sarif`: gzip, then base64)."""
+
+
+# -- merging (auto-apply) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PullState:
+    """A pull request as the forge has it now."""
+
+    number: int
+    state: str
+    merged: bool
+    head_sha: str
+    head_branch: str
+    base_branch: str
+    labels: tuple[str, ...] = ()
+    body: str = ""
+    merge_commit_sha: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredChecks:
+    """The status checks a branch requires, from branch protection and rulesets."""
+
+    contexts: tuple[str, ...]
+    strict: bool = False
+    """The pull request must contain the base's head before merging."""
+    sources: tuple[str, ...] = ()
+    """Where they were read (`branch protection`, `rulesets`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """The latest check run or commit status of one name on one commit."""
+
+    name: str
+    sha: str
+    status: str
+    """`completed`, or `queued` / `in_progress` / `pending` while it runs."""
+    conclusion: str | None
+    """success, failure, neutral, skipped, cancelled, timed_out, action_required, error."""
+
+
+class MergeRefused(FlujoError):
+    """The forge would not merge or update the pull request (the reason is its answer;
+    exit code 1 if it ever reached a command: the pull request cannot be merged as it is)."""
+
+    exit_code = EXIT_INVALID
+
+
+class Merging(Protocol):
+    """What auto-apply needs beyond `Forge`: read pull requests and required checks, merge."""
+
+    async def pull(self, repo: str, number: int) -> PullState:
+        """Pull request `number` now."""
+
+    async def required_checks(self, repo: str, branch: str) -> RequiredChecks:
+        """Every status check `branch` requires (protection and rulesets, merged)."""
+
+    async def check_states(self, repo: str, sha: str) -> list[CheckState]:
+        """The latest check run of each name and the latest status of each context on `sha`."""
+
+    async def merge(self, repo: str, number: int, sha: str, title: str, message: str) -> str:
+        """Merge (squash) pull request `number` only if its head is still `sha`; returns
+        the merge commit's SHA. Raises MergeRefused with the forge's reason."""
+
+    async def update_branch(self, repo: str, number: int, expected_head: str) -> None:
+        """Bring the base branch into the pull request's branch. Raises MergeRefused."""
+
+    async def branch_sha(self, repo: str, branch: str) -> str | None:
+        """The head SHA of `branch` (None: no such branch)."""
+
+    async def set_body(self, repo: str, number: int, body: str) -> None:
+        """Replace the body of pull request `number`."""

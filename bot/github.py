@@ -26,9 +26,13 @@ from flujo.bot.forge import (
     MAX_ANNOTATIONS_PER_REQUEST,
     CheckOutput,
     CheckRef,
+    CheckState,
+    MergeRefused,
     Proposal,
     PullRef,
+    PullState,
     RepoFile,
+    RequiredChecks,
 )
 from flujo.bot.queue import Permanent, RetryLater
 
@@ -456,6 +460,121 @@ class GitHubForge:
                 if policy:
                     found.setdefault(policy, int(pull["number"]))
         return found
+
+    # -- merging (auto-apply) ----------------------------------------------------------
+
+    async def pull(self, repo: str, number: int) -> PullState:
+        p = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/pulls/{number}"))
+        return PullState(
+            number=int(p["number"]),
+            state=str(p["state"]),
+            merged=bool(p.get("merged")),
+            head_sha=str(p["head"]["sha"]),
+            head_branch=str(p["head"]["ref"]),
+            base_branch=str(p["base"]["ref"]),
+            labels=tuple(str(label.get("name", "")) for label in p.get("labels") or ()),
+            body=str(p.get("body") or ""),
+            merge_commit_sha=p.get("merge_commit_sha") if p.get("merged") else None,
+        )
+
+    async def required_checks(self, repo: str, branch: str) -> RequiredChecks:
+        contexts: list[str] = []
+        strict = False
+        sources: list[str] = []
+        name = quote(branch, safe="")
+        try:
+            protection = await self._call(
+                lambda gh: gh.getitem(
+                    f"/repos/{repo}/branches/{name}/protection/required_status_checks"
+                ),
+                missing_ok=True,
+            )
+        except gidgethub.BadRequest as exc:
+            if int(exc.status_code) != 404:  # 404: no protection (or no checks required)
+                raise
+        else:
+            contexts += [str(c) for c in protection.get("contexts") or ()]
+            contexts += [str(c["context"]) for c in protection.get("checks") or ()]
+            strict = bool(protection.get("strict"))
+            sources.append("branch protection")
+
+        async def rules(gh: GitHubClient) -> list[dict[str, Any]]:
+            return [
+                r async for r in gh.getiter(f"/repos/{repo}/rules/branches/{name}?per_page=100")
+            ]
+
+        for rule in await self._call(rules):
+            if rule.get("type") != "required_status_checks":
+                continue
+            parameters = rule.get("parameters") or {}
+            contexts += [str(c["context"]) for c in parameters.get("required_status_checks") or ()]
+            strict = strict or bool(parameters.get("strict_required_status_checks_policy"))
+            if "rulesets" not in sources:
+                sources.append("rulesets")
+        return RequiredChecks(tuple(dict.fromkeys(contexts)), strict, tuple(sources))
+
+    async def check_states(self, repo: str, sha: str) -> list[CheckState]:
+        async def runs(gh: GitHubClient) -> list[dict[str, Any]]:
+            return [
+                r
+                async for r in gh.getiter(
+                    f"/repos/{repo}/commits/{sha}/check-runs?filter=latest&per_page=100",
+                    iterable_key="check_runs",
+                )
+            ]
+
+        states = {
+            str(r["name"]): CheckState(str(r["name"]), sha, str(r["status"]), r.get("conclusion"))
+            for r in sorted(await self._call(runs), key=lambda r: int(r["id"]))
+        }
+        combined = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/commits/{sha}/status"))
+        for status in combined.get("statuses") or ():  # newest first: keep the first of each
+            context = str(status["context"])
+            if context in states:
+                continue
+            state = str(status["state"])
+            done = state != "pending"
+            states[context] = CheckState(
+                context, sha, "completed" if done else "pending", state if done else None
+            )
+        return list(states.values())
+
+    async def merge(self, repo: str, number: int, sha: str, title: str, message: str) -> str:
+        body = {
+            "sha": sha,
+            "merge_method": "squash",
+            "commit_title": title,
+            "commit_message": message,
+        }
+        try:
+            done = await self._call(
+                lambda gh: gh.put(f"/repos/{repo}/pulls/{number}/merge", data=body)
+            )
+        except gidgethub.BadRequest as exc:
+            if int(exc.status_code) in (405, 409, 422):
+                raise MergeRefused(str(exc)) from None
+            raise
+        return str(done["sha"])
+
+    async def update_branch(self, repo: str, number: int, expected_head: str) -> None:
+        try:
+            await self._call(
+                lambda gh: gh.put(
+                    f"/repos/{repo}/pulls/{number}/update-branch",
+                    data={"expected_head_sha": expected_head},
+                    accept="application/vnd.github+json",
+                )
+            )
+        except gidgethub.BadRequest as exc:
+            if int(exc.status_code) in (403, 422):
+                raise MergeRefused(str(exc)) from None
+            raise
+
+    async def branch_sha(self, repo: str, branch: str) -> str | None:
+        return await self._ref_sha(repo, branch)
+
+    async def set_body(self, repo: str, number: int, body: str) -> None:
+        await self._call(lambda gh: gh.patch(f"/repos/{repo}/pulls/{number}", data={"body": body}))
 
     # -- check runs --------------------------------------------------------------------
 

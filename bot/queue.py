@@ -93,6 +93,12 @@ class DeliveryQueue(Protocol):
     async def enqueue(self, delivery: Delivery) -> bool:
         """Store a delivery durably; False when its id was seen before (a redelivery).
 
+        `delivery.not_before` is the job's not-before time (Unix seconds; 0: at once): it
+        becomes the job's `run_after`, and `pending` returns it from the start like any
+        other job (the workers hold it until then). Timers (merge windows, bake-ins,
+        watches) are deliveries with a future `not_before` and an id that names them, so
+        scheduling the same timer twice stores it once and a restart loses none.
+
         Raises QueueUnavailable when it cannot be stored (the caller must not acknowledge it).
         """
 

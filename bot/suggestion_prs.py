@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from flujo.bot.state import ProposalRecord
     from flujo.engine.store import RunStore
     from flujo.learn.suggest import Suggestion
+    from flujo.learn.tiers import TierDecision
+    from flujo.spec.autoapply import AutoApply
     from flujo.spec.registry import StepRegistry
 
 log = logging.getLogger("flujo.bot.suggestion_prs")
@@ -55,6 +57,13 @@ class Proposed:
     suggestion: Suggestion
     view: SuggestionView
     pull: PullRef
+    decision: TierDecision | None = None
+    """Its risk tier and what keeps it from being applied automatically."""
+    settings: AutoApply | None = None
+    """The repository's `auto_apply:` settings at the default branch's head."""
+    base_sha: str = ""
+    spec_before: str = ""
+    spec_after: str = ""
 
 
 async def propose_suggestions(
@@ -88,6 +97,12 @@ async def propose_suggestions(
 
         evaluator = InProcess(registry or StepRegistry())
     async with snapshot(forge, repo, sha, evaluator, limits) as snap:
+        from flujo.bot.evaluate import read_config
+        from flujo.learn.tiers import decide_suggestion
+        from flujo.spec.source import spec_sha256
+
+        settings = read_config(snap.root, snap.files)[0].auto_apply
+        green = await default_branch_green(forge, repo, sha)
         specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
         open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
         budget = max_open - len(open_now)
@@ -131,8 +146,44 @@ async def propose_suggestions(
                 if branch not in open_now:
                     open_now.add(branch)
                     budget -= 1
-                done.append(Proposed(suggestion, proposal.view, pull))
+                decision = decide_suggestion(
+                    suggestion,
+                    before,
+                    after,
+                    settings=settings,
+                    spec_path=path,
+                    default_branch_green=green,
+                    files=[path],
+                )
+                done.append(
+                    Proposed(
+                        suggestion,
+                        proposal.view,
+                        pull,
+                        decision,
+                        settings,
+                        sha,
+                        spec_sha256(before.encode("utf-8")),
+                        spec_sha256(after.encode("utf-8")),
+                    )
+                )
     return done
+
+
+async def default_branch_green(forge: Forge, repo: str, sha: str) -> bool | None:
+    """Whether the default branch's head passed `flujo/test` (success) and `flujo/policy`
+    (success, or neutral: no policies); None when the forge cannot tell or they have not
+    run (which blocks auto-apply like a failure)."""
+    from flujo.bot.verdicts import POLICY, TEST
+
+    check_states = getattr(forge, "check_states", None)
+    if check_states is None:
+        return None
+    states = {s.name: s for s in await check_states(repo, sha)}
+    test, policy = states.get(TEST), states.get(POLICY)
+    if test is None or policy is None or {test.status, policy.status} != {"completed"}:
+        return None
+    return test.conclusion == "success" and policy.conclusion in ("success", "neutral")
 
 
 async def record_outcome(

@@ -88,14 +88,17 @@ def validate_output(report: CommitReport) -> CheckOutput:
     if not report.specs:
         return CheckOutput(VALIDATE, "neutral", "No Flujo specs found", summary)
     total = len(report.specs)
+    config_errors = [d for d in report.config_problems if d.severity == "error"]
     if invalid:
         title = f"{len(invalid)} of {total} spec{_s(total)} invalid: {_n(len(errors), 'error')}"
+    elif config_errors:  # the defaults were used instead: auto-apply settings among them
+        title = f"{report.config_path} invalid: {_n(len(config_errors), 'error')}"
     else:
         warnings = len(diagnostics) - len(errors)
         title = f"{_n(total, 'spec')} valid" + (f", {_n(warnings, 'warning')}" if warnings else "")
     return CheckOutput(
         VALIDATE,
-        "failure" if errors and invalid else "success",
+        "failure" if errors and (invalid or config_errors) else "success",
         title,
         summary,
         annotations=tuple(_diagnostic_annotation(d) for d in diagnostics),

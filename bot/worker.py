@@ -9,6 +9,11 @@ idempotent, so handling one twice changes nothing (exactly once in effect). Each
 taken up and each attempt is one log line with its facts (`logs.log_event`); attempts also
 go to an observer (the metrics). The queue is read when woken and every `poll_s`, so jobs
 added by another process (`flujo bot jobs --retry`) are taken up too.
+
+Scheduled jobs (a `not_before` more than `TIMER_HORIZON_S` away: merge windows, bake-ins,
+watches) wait outside the lanes, so they hold up no webhook of their repository; they
+are admitted when the clock (`flujo.bot.clock`) reaches their time. They stay queued in
+the store meanwhile, so a restart reads them again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.logs import log_event
 from flujo.bot.queue import DeliveryQueue, Job, Permanent, RetryLater
 
@@ -78,6 +84,8 @@ class Outcome:
 
 Handler = Callable[[Work], Awaitable[None]]
 Observer = Callable[[Outcome], None]
+TIMER_HORIZON_S = 60.0
+"""Jobs due later than this wait outside their lane (timers)."""
 
 
 def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> str:
@@ -108,10 +116,15 @@ class Workers:
         max_retry_s: float = 3600.0,
         poll_s: float = 5.0,
         observe: Observer | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._queue = queue
         self._poll_s = poll_s
         self._observe = observe
+        self.clock: Clock = clock or SystemClock()
+        self._timers: dict[int, Job] = {}  # scheduled jobs not yet due, by id
+        self._timer_wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
         self._handler = handler
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
@@ -137,11 +150,16 @@ class Workers:
         if recovered:
             log.info("resuming %d job(s) interrupted by a stop", recovered)
         self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")
+        self._timer_task = asyncio.create_task(self._timer_loop(), name="flujo-timers")
         self.wake()
 
     async def stop(self) -> None:
         """Stop taking work; running handlers are cancelled and re-run after a restart."""
-        tasks = [t for t in (self._loop_task, *self._lane_tasks.values()) if t is not None]
+        tasks = [
+            t
+            for t in (self._loop_task, self._timer_task, *self._lane_tasks.values())
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -154,7 +172,7 @@ class Workers:
             await asyncio.sleep(0.005)
             if self._wake.is_set() or self._fetching or self._background:
                 continue
-            later = time.time() + horizon_s
+            later = self.clock.now() + horizon_s
             if all(self._sleeping.get(key, 0.0) > later for key in self._lanes):
                 return
 
@@ -176,9 +194,34 @@ class Workers:
             finally:
                 self._fetching = False
 
-    def _admit(self, job: Job) -> None:
-        if job.id in self._admitted:
+    def timers(self) -> list[Job]:
+        """Scheduled jobs waiting for their time, soonest first."""
+        return sorted(self._timers.values(), key=lambda j: j.run_after)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_wake.clear()
+            now = self.clock.now()
+            for job in [j for j in self._timers.values() if j.run_after <= now]:
+                del self._timers[job.id]
+                self._admit(job, scheduled=True)
+            if not self._timers:
+                await self._timer_wake.wait()
+                continue
+            due = min(j.run_after for j in self._timers.values())
+            sleeping = asyncio.ensure_future(self.clock.sleep(due - now))
+            woken = asyncio.ensure_future(self._timer_wake.wait())
+            _, waiting = await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+            for task in waiting:
+                task.cancel()
+
+    def _admit(self, job: Job, *, scheduled: bool = False) -> None:
+        if job.id in self._admitted or job.id in self._timers:
             return  # already in a lane (the queue is being read again after a failure)
+        if not scheduled and job.run_after > self.clock.now() + TIMER_HORIZON_S:
+            self._timers[job.id] = job
+            self._timer_wake.set()
+            return
         data = _json_object(job.body)
         if isinstance(data, str):
             log.warning("delivery %s is not valid JSON (%s): dead-lettered", job.delivery_id, data)
@@ -216,12 +259,12 @@ class Workers:
     async def _run(self, work: Work) -> None:
         job = work.job
         attempts = job.attempts
-        delay = job.run_after - time.time()
+        delay = job.run_after - self.clock.now()
         while True:
             if delay > 0:
-                self._sleeping[work.key] = time.time() + delay
+                self._sleeping[work.key] = self.clock.now() + delay
                 try:
-                    await asyncio.sleep(delay)
+                    await self.clock.sleep(delay)
                 finally:
                     self._sleeping.pop(work.key, None)
             async with self._slots:
@@ -241,13 +284,15 @@ class Workers:
                     self._report(
                         Outcome(work, "dead" if dead else "retry", attempts, seconds),
                         error=reason,
-                        retry_in_s=None if retry_at is None else round(retry_at - time.time(), 1),
+                        retry_in_s=None
+                        if retry_at is None
+                        else round(retry_at - self.clock.now(), 1),
                     )
                     if dead:
                         log.debug("details", exc_info=exc)
                         return
                     assert retry_at is not None
-                    delay = retry_at - time.time()
+                    delay = retry_at - self.clock.now()
                     continue
                 seconds = time.monotonic() - began
                 await self._queue.finished(job)
@@ -281,7 +326,7 @@ class Workers:
         if isinstance(exc, RetryLater):
             return float(exc.at)
         backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
-        return float(time.time() + backoff * random.uniform(0.5, 1.0))  # jittered
+        return float(self.clock.now() + backoff * random.uniform(0.5, 1.0))  # jittered
 
 
 def _describe(exc: BaseException) -> str:

@@ -420,7 +420,7 @@ def _structure(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
             stats = view.window_stats(step.name, f"{list_path}[{i}]")
             if stats is None or stats.runs < MIN_RUNS:
                 continue
-            if not _reads_previous(follower) and not _referenced(step.name, text):
+            if not reads_previous(follower) and not _referenced(step.name, text):
                 if _agent_of(step) is not None:
                     out.append(_unused(list_path, i, step, stats, view, mocks.get(step.name, [])))
                 continue
@@ -436,7 +436,7 @@ def _step_lists(pipeline: Pipeline) -> list[tuple[str, list[Any]]]:
     return lists
 
 
-def _reads_previous(step: StepBase) -> bool:
+def reads_previous(step: StepBase) -> bool:
     """Whether a step takes the previous step's output (implicitly or by name)."""
     if not isinstance(step, AgentStep):
         return True  # conservative: containers pass `previous` on
@@ -450,7 +450,7 @@ def _referenced(name: str, text: str) -> bool:
     )
 
 
-def _refers_to(step: StepBase, name: str) -> bool:
+def refers_to(step: StepBase, name: str) -> bool:
     dumped = repr(step.model_dump(by_alias=True))
     return (
         re.search(rf"steps\s*(\.\s*{re.escape(name)}\b|\[\s*['\"]{re.escape(name)}['\"])", dumped)
@@ -496,7 +496,7 @@ def _parallel(
     first, second = steps[i], steps[i + 1]
     if i in taken or not isinstance(second, AgentStep) or i + 2 >= len(steps):
         return []  # the last step of a list gives the list's output: keep it in place
-    if _reads_previous(second) or _refers_to(second, first.name) or _reads_previous(steps[i + 2]):
+    if reads_previous(second) or refers_to(second, first.name) or reads_previous(steps[i + 2]):
         return []
     a = view.window_stats(first.name, f"{list_path}[{i}]")
     b = view.window_stats(second.name, f"{list_path}[{i + 1}]")

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flujo.spec.autoapply import AutoApply
+
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
 DEFAULT_SPEC_GLOBS = ("**/*.flujo.yml", "**/*.flujo.yaml", "flujo/**/*.yml", "flujo/**/*.yaml")
 
@@ -58,6 +60,11 @@ class RepoConfig(BaseModel):
             if name in BUILTIN_TYPES:
                 raise ValueError(f"type {name!r} is built in; choose another name")
         return value
+
+    auto_apply: AutoApply = Field(
+        default_factory=AutoApply,
+        description="What the bot may apply by itself (by default nothing merges).",
+    )
 
     def is_spec(self, path: str) -> bool:
         """Whether a repository-relative path (with `/`) is a spec by the `specs` globs."""
@@ -198,14 +205,21 @@ def load_config(path: Path | None) -> RepoConfig:
     """Read a config file; an absent file gives the defaults. Raises SpecError."""
     if path is None:
         return RepoConfig()
+    from flujo.spec.display import display_name
+    from flujo.spec.source import read_bytes
+
+    return parse_config(read_bytes(path), display_name(path))
+
+
+def parse_config(data: bytes, name: str) -> RepoConfig:
+    """A config from its bytes (`name` is shown in errors). Raises SpecError."""
     from pydantic import ValidationError
 
-    from flujo.spec.display import display_name
     from flujo.spec.errors import SpecError
     from flujo.spec.load import pydantic_diagnostics
-    from flujo.spec.source import parse, read_bytes
+    from flujo.spec.source import parse
 
-    document = parse(read_bytes(path), display_name(path))
+    document = parse(data, name)
     try:
         return RepoConfig.model_validate(document.data or {})
     except ValidationError as exc:

@@ -239,4 +239,6 @@ def _default(field: FieldInfo) -> str:
         return "unset"
     if isinstance(value, BaseModel):
         return "its defaults"
-    return f"`{json.dumps(value, ensure_ascii=False)}`"
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        value = [item.model_dump(mode="json") for item in value]
+    return f"`{json.dumps(value, ensure_ascii=False, default=str)}`"

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from gidgethub.routing import Router
 
-from flujo.bot.routers import check_requests, installations, overrides, suggestions
+from flujo.bot.routers import auto_apply, check_requests, installations, overrides, suggestions
 
-router = Router(check_requests.router, overrides.router, installations.router, suggestions.router)
+router = Router(
+    check_requests.router,
+    overrides.router,
+    installations.router,
+    suggestions.router,
+    auto_apply.router,
+)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from flujo.bot.applications import Applications
+from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.commit_check import check_commit, evaluate_commit
 from flujo.bot.evaluate import Evaluator
 from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.page_links import page_key, page_path
+from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
 from flujo.bot.telemetry import TelemetryStores
@@ -42,6 +45,13 @@ class BotContext:
     limits: Limits = field(default_factory=Limits)
     suggest_max_open: int = 3
     public_url: str | None = None
+    applications: Applications | None = None
+    """Suggestions the bot may apply by itself (`auto_apply.py`)."""
+    clock: Clock = field(default_factory=SystemClock)
+    schedule: Callable[[Delivery], Awaitable[None]] | None = None
+    """Store a scheduled job (a timer) in the queue."""
+    apply_hooks: list[Any] = field(default_factory=list)
+    """Plugins' `on_commit`/`on_rollback` hooks (`apply_hooks.py`)."""
     page_key: bytes = field(default_factory=lambda: page_key(None))
     """The server secret behind suggestion page links (`page_links.py`)."""
     """Where people reach the bot (for links to suggestion pages)."""
@@ -58,8 +68,23 @@ class BotContext:
         """Check `sha` of the event's repository (skipped when already checked, unless
         `force`: GitHub sends push, pull_request and check_suite for the same commit).
         `git_ref` is the branch or pull request ref, for code scanning."""
-        repo = event.repo
-        forge = await self.forge_for(event.installation_id)
+        return await self.check_sha(
+            event.installation_id, event.repo, sha, force=force, git_ref=git_ref
+        )
+
+    async def check_head(self, installation: int, repo: str, branch: str) -> None:
+        """Check the head of a branch the bot pushed (auto-apply does not wait for the
+        webhooks of its own pushes; a later webhook finds it checked already)."""
+        forge = await self.forge_for(installation)
+        branch_sha = getattr(forge, "branch_sha", None)
+        sha = await branch_sha(repo, branch) if branch_sha is not None else None
+        if sha is not None:
+            await self.check_sha(installation, repo, sha, force=False)
+
+    async def check_sha(
+        self, installation: int, repo: str, sha: str, *, force: bool, git_ref: str | None = None
+    ) -> list[CheckOutput]:
+        forge = await self.forge_for(installation)
         labels = await forge.override_labels(repo, sha)
         key = ",".join(sorted(labels))
         if not force and await self.state.was_checked(repo, sha, key):

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from flujo.bot.auto_apply import show_story, start
 from flujo.bot.events import PullRequestClosedEvent, SuggestEvent
 from flujo.bot.routers.context import BotContext
 from flujo.bot.suggestion_prs import (
@@ -46,6 +47,27 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
             item.pull.number,
             asdict(item.view),
         )
+        if item.decision is not None and item.settings is not None and ctx.applications:
+            scheduled = await start(
+                forge,
+                ctx.applications,
+                repo=repo,
+                installation=suggest.installation_id,
+                number=item.pull.number,
+                branch=item.pull.branch,
+                suggestion=item.suggestion,
+                decision=item.decision,
+                settings=item.settings,
+                base_sha=item.base_sha,
+                spec_before=item.spec_before,
+                spec_after=item.spec_after,
+                now=ctx.clock.now(),
+            )
+            record = ctx.applications.get(repo, item.pull.number)
+            if record is not None:
+                await show_story(forge, record)
+            if scheduled is not None and ctx.schedule is not None:
+                await ctx.schedule(scheduled)
     log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(proposed))
 
 

@@ -260,6 +260,12 @@ def _as_dict(output: Any) -> dict[str, Any]:
     help="Only jobs in this state (repeatable). Default: all.",
 )
 @click.option("--limit", default=50, show_default=True, help="Most jobs to show.")
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="Only the pending auto-apply steps (merges waiting for checks or a window, "
+    "watches after a merge), soonest first, with each one's last decision.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
     "--retry",
@@ -268,9 +274,12 @@ def _as_dict(output: Any) -> dict[str, Any]:
     metavar="ID",
     help="Queue dead letter ID again (a running bot takes it within seconds).",
 )
-def jobs(states: tuple[str, ...], limit: int, as_json: bool, retry_id: int | None) -> None:
+def jobs(
+    states: tuple[str, ...], limit: int, scheduled: bool, as_json: bool, retry_id: int | None
+) -> None:
     """List webhook deliveries in the queue, newest first (dead letters with --state dead),
-    or queue a dead letter again with --retry ID.
+    the pending auto-apply steps with --scheduled, or queue a dead letter again with
+    --retry ID.
 
     Exit codes: 0 done, 1 no such job or not a dead letter (--retry), 2 no queue or bad
     settings.
@@ -284,6 +293,9 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool, retry_id: int | Non
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
     if retry_id is not None:
         _retry(settings, retry_id, as_json)
+        return
+    if scheduled:
+        _scheduled(settings.db, limit, as_json)
         return
     found = read_jobs(settings.db, states, limit)
     if as_json:
@@ -326,6 +338,31 @@ def _retry(settings: Any, job_id: int, as_json: bool) -> None:
         click.echo(
             f"dead letter {job_id} queued again as job {job.id} "
             f"({job.event}, delivery {job.delivery_id})"
+        )
+
+
+def _scheduled(db: Any, limit: int, as_json: bool) -> None:
+    import datetime
+
+    from flujo.bot.applications import Applications
+    from flujo.bot.auto_apply import scheduled_steps
+
+    apps = Applications(db)
+    try:
+        steps = scheduled_steps(db, apps)[:limit]
+    finally:
+        apps.close()
+    if as_json:
+        click.echo(json.dumps([step.to_dict() for step in steps], indent=2))
+        return
+    if not steps:
+        click.echo("no pending auto-apply steps")
+        return
+    for step in steps:
+        due = datetime.datetime.fromtimestamp(step.due, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(
+            f"{due}  {step.kind:<6}  {step.repo}#{step.number}  tier {step.tier}  "
+            f"{step.state}: {step.last}"
         )
 
 

@@ -55,6 +55,20 @@ def parse_duration(text: str) -> float:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a page showing each suggestion: bullets, before/after diagrams, YAML diff.",
 )
+@click.option(
+    "--apply",
+    "apply_id",
+    metavar="ID",
+    help="Apply suggestion ID in the spec's git working tree: patch, run the checks (validate, "
+    "tests, policies), commit; on any failure the file is restored as it was.",
+)
+@click.option(
+    "--tier",
+    "max_tier",
+    type=click.Choice(["low", "medium", "high"]),
+    help="With --apply: only if the suggestion's risk tier is at most this and nothing "
+    "on the never-automatic list applies (as the App decides).",
+)
 @click.option("--history", is_flag=True, help="Show accepted and rejected suggestions, then exit.")
 @click.option(
     "--accept",
@@ -89,6 +103,8 @@ def suggest(
     since: str | None,
     create_pr: bool,
     html_file: Path | None,
+    apply_id: str | None,
+    max_tier: str | None,
     history: bool,
     accept_id: str | None,
     reject_id: str | None,
@@ -101,8 +117,9 @@ def suggest(
     Every suggestion is a JSON Patch that applies, validates and keeps the spec's embedded
     tests green (replayed from cassettes when the spec has them, else with their mocks);
     suggestions that fail are dropped and counted. Exit codes: 0 (also when there is
-    nothing to suggest), 2 bad input (spec, option, unreachable model server, unknown
-    suggestion id).
+    nothing to suggest), 1 --apply did not apply (its tier, a never-automatic rule or a
+    failed check; the file is as it was), 2 bad input (spec, option, unreachable model
+    server, unknown suggestion id, no git repository, uncommitted changes to the spec).
 
     Each suggestion has an id, also the name of its branch (`flujo/suggest/ID`) and shown in
     its pull request body. `--accept ID` and `--reject ID --reason TEXT` record what you
@@ -118,6 +135,8 @@ def suggest(
     from flujo.spec.errors import SpecError
 
     include = tuple(w.strip() for w in include_text.split(",") if w.strip())
+    if max_tier is not None and apply_id is None:
+        raise click.UsageError("--tier goes with --apply ID")
     try:
         since_s = parse_duration(since) if since is not None else None
         evidence_filter(include)
@@ -145,6 +164,10 @@ def suggest(
     if not target.exists():
         _no_telemetry(spec, target, as_json, agent)
         return
+    if apply_id is not None and root is None:
+        from flujo.cli.apply import git_root
+
+        git_root(spec, "--apply")  # exits 2: --apply commits, so it needs a repository
     if root is not None:
         _settle_branches(root, target)
 
@@ -178,6 +201,11 @@ def suggest(
         if not isinstance(exc, openai.OpenAIError):
             raise
         raise UsageError(f"flujo suggest: the model server failed: {exc}") from None
+    if apply_id is not None:
+        from flujo.cli.apply import apply_suggestion, echo
+
+        echo(apply_suggestion(spec, report, apply_id, max_tier, target))
+        return
     if create_pr and root is not None and key is not None and report.suggestions:
         _create_prs(spec, root, key, report)
     if html_file is not None and report.suggestions:

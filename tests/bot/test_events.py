@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from flujo.bot.events import (
     MODELS,
+    AutoApplyEvent,
     CheckRunActionEvent,
     InstallationEvent,
     MalformedEvent,
@@ -79,12 +80,24 @@ def test_every_real_payload_of_a_routed_event_parses_into_its_model(
     assert isinstance(parsed, model)
 
 
-@pytest.mark.parametrize("model", [m for m in MODELS if m is not SuggestEvent], ids=str)
+@pytest.mark.parametrize(
+    "model", [m for m in MODELS if m not in (SuggestEvent, AutoApplyEvent)], ids=str
+)
 def test_each_model_of_a_github_event_has_real_payloads(model: type[WebhookEvent]) -> None:
     found = {
         json.loads(p.read_text(encoding="utf-8")).get("action") for p in reference_payloads(model)
     }
     assert found == set(model.ACTIONS or (None,))
+
+
+def test_the_auto_apply_steps_the_bot_queues_parse() -> None:
+    from flujo.bot.auto_apply import job
+
+    for step in ("merge", "watch"):
+        delivery = job(REPO, 42, 7, step, 1_000_000.0)
+        parsed = parse(AutoApplyEvent, json.loads(delivery.body), delivery.event)
+        assert isinstance(parsed, AutoApplyEvent) and (parsed.number, parsed.step) == (7, step)
+        assert delivery.not_before == 1_000_000.0
 
 
 def test_the_suggestion_cycle_the_bot_queues_parses() -> None:

@@ -271,3 +271,34 @@ async def test_a_job_that_stopped_the_bot_every_time_is_dead_lettered_at_start(
     assert "stopped while handling this job, 3 times" in (jobs["d-1"].last_error or "")
     assert jobs["d-2"].state == "done"
     assert [n for _, n in handler.calls] == [2]  # the poison never runs again
+
+
+async def test_a_scheduled_job_waits_for_the_clock_without_holding_up_its_repository(
+    queue: SQLiteQueue,
+) -> None:
+    from dataclasses import replace
+
+    from flujo.bot.clock import ManualClock
+
+    clock = ManualClock(1_000_000.0)
+    handler = Recorder()
+    workers = Workers(queue, handler, clock=clock)
+    timer = replace(delivery(1), received_at=clock.now(), not_before=clock.now() + 86400)
+    await queue.enqueue(timer)  # a watch due in 24 h, for o/r
+    await queue.enqueue(delivery(2))  # then a webhook of the same repository
+    await workers.start()
+    await workers.drain()
+    assert [n for _, n in handler.calls] == [2]  # the webhook did not wait a day
+    assert [j.delivery_id for j in workers.timers()] == ["d-1"]
+    await clock.advance(86399)
+    await workers.drain()
+    assert [n for _, n in handler.calls] == [2]
+    await clock.advance(1)
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(handler.calls) == 2:
+            break
+    await workers.drain()
+    await workers.stop()
+    assert [n for _, n in handler.calls] == [2, 1]
+    assert {j.state for j in queue.list_jobs()} == {"done"}

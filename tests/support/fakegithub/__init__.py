@@ -38,7 +38,11 @@ message=…) -> sha` (None deletes; a new branch starts from the default branch)
 `open_pull(full_name, head, base=None, title=…, body=None, user="octocat", draft=False,
 labels=None) -> number`,
 `add_comment(full_name, number, body, user="octocat") -> id`, `add_review(full_name, number,
-state="APPROVED", user="alice", body="") -> id`.
+state="APPROVED", user="alice", body="") -> id`, `protect(full_name, branch, contexts,
+strict=False)` (branch protection's required status checks) and `add_rule(...)` (a ruleset's
+`required_status_checks` rule), both enforced on merge as GitHub does (where skipped and
+neutral count as passed), `set_status(full_name, sha, context, state)` (another CI's commit
+status), `add_check_run(full_name, sha, name, conclusion, status="")` (another App's run).
 
 Read back: `check_run(full_name, sha, name)` (latest, with ALL annotations appended across
 PATCHes), `check_runs_for(full_name, sha, name=None)`, `check_suites`, `pull(full_name, n)`,
@@ -72,7 +76,8 @@ run per name), as GitHub does. Pagination: `per_page` (30, max 100) and `page` w
 `Link` header. Every response carries the x-ratelimit-* headers. Endpoints in the OpenAPI subset
 that the fake does not implement answer 404 and record a violation (implemented: app and
 installation tokens, manifest conversions, repos, contents, git blobs/trees/commits/refs,
-compare, branches, check runs/suites, statuses, pulls, files, merge, reviews, labels, issue
-comments, rate_limit).
+compare, branches, check runs/suites, statuses, pulls, files, merge, update-branch, reviews,
+labels, issue comments, required status checks of branch protection, branch rules, code
+scanning uploads, rate_limit).
 The fake sends no webhooks by itself.
 """

@@ -279,8 +279,8 @@ def get_branch(fake: FakeGitHub, call: Call) -> Reply:
                     "html": f"{HTML}/{repo.full_name}/tree/{name}",
                     "self": f"{api}/branches/{name}",
                 },
-                "protected": False,
-                "protection": {"enabled": False},
+                "protected": name in repo.protection,
+                "protection": {"enabled": name in repo.protection},
                 "protection_url": f"{api}/branches/{name}/protection",
             },
         )
@@ -932,6 +932,7 @@ def merge_pull(fake: FakeGitHub, call: Call) -> Reply:
         raise GitHubError(405, "Pull Request is not mergeable")
     if body.get("sha") and body["sha"] != head:
         raise GitHubError(409, "Head branch was modified. Review and try the merge again.")
+    _enforce_required_checks(fake, repo, pull, head, base)
     tree = repo.git.merge_tree(base, head)
     if tree is None:
         raise GitHubError(405, "Pull Request is not mergeable")
@@ -950,6 +951,103 @@ def merge_pull(fake: FakeGitHub, call: Call) -> Reply:
     pull.merged_by = bot_login(fake)
     pull.merged_at = pull.closed_at = pull.updated_at = now_iso()
     return ok({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
+
+def _required(repo: Repo, branch: str) -> tuple[list[str], bool]:
+    contexts: list[str] = []
+    strict = False
+    for source in (repo.protection.get(branch), repo.rules.get(branch)):
+        if source is not None:
+            contexts += [c for c in source.contexts if c not in contexts]
+            strict = strict or source.strict
+    return contexts, strict
+
+
+def _enforce_required_checks(
+    fake: FakeGitHub, repo: Repo, pull: Pull, head: str, base: str
+) -> None:
+    """GitHub refuses (405) to merge before every required check passed on the head, and
+    (strict) before the head contains the base's."""
+    contexts, strict = _required(repo, pull.base)
+    if strict and contexts and not repo.git.is_ancestor(base, head):
+        raise GitHubError(405, "Head branch is out of date. Review and try the merge again.")
+    for context in contexts:
+        runs = [
+            r
+            for r in fake.check_runs.values()
+            if r.repo == repo.full_name and r.head_sha == head and r.name == context
+        ]
+        statuses = [s for s in repo.statuses if s.sha == head and s.context == context]
+        passed = (
+            runs and max(runs, key=lambda r: r.id).conclusion in ("success", "neutral", "skipped")
+        ) or (statuses and statuses[-1].state == "success")
+        if not passed:
+            raise GitHubError(405, f'Required status check "{context}" is expected.')
+
+
+@route("GET", R + "/branches/{branch}/protection/required_status_checks")
+def required_status_checks(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    branch = call.params["branch"]
+    protection = repo.protection.get(branch)
+    if protection is None:
+        raise GitHubError(404, "Required status checks not enabled")
+    api = f"{fake.base_url}/repos/{repo.full_name}/branches/{branch}/protection"
+    return ok(
+        {
+            "url": f"{api}/required_status_checks",
+            "contexts_url": f"{api}/required_status_checks/contexts",
+            "strict": protection.strict,
+            "contexts": list(protection.contexts),
+            "checks": [{"context": c, "app_id": None} for c in protection.contexts],
+        }
+    )
+
+
+@route("GET", R + "/rules/branches/{branch}")
+def rules_for_branch(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    rule = repo.rules.get(call.params["branch"])
+    rules = []
+    if rule is not None:
+        rules.append(
+            {
+                "type": "required_status_checks",
+                "parameters": {
+                    "required_status_checks": [{"context": c} for c in rule.contexts],
+                    "strict_required_status_checks_policy": rule.strict,
+                },
+                "ruleset_id": 1,
+                "ruleset_source": repo.full_name,
+                "ruleset_source_type": "Repository",
+            }
+        )
+    page, headers = paginate(fake, call, rules)
+    return ok(page, headers=headers)
+
+
+@route("PUT", R + "/pulls/{pull_number}/update-branch")
+def update_branch(fake: FakeGitHub, call: Call) -> Reply:
+    """Merge the base branch into the pull request's branch (GitHub answers 202 and does it
+    in the background; the fake does it at once)."""
+    repo, pull = _repo(call), _pull(call)
+    head = repo.git.ref(f"refs/heads/{pull.head}")
+    base = repo.git.ref(f"refs/heads/{pull.base}")
+    expected = (call.body or {}).get("expected_head_sha")
+    if head is None or base is None or pull.state != "open":
+        raise invalid("the pull request cannot be updated")
+    if expected and expected != head:
+        raise invalid("expected head sha didn't match current head ref.")
+    if not repo.git.is_ancestor(base, head):
+        tree = repo.git.merge_tree(head, base)
+        if tree is None:
+            raise invalid("merge conflict between base and head")
+        message = f"Merge branch '{pull.base}' into {pull.head}"
+        repo.git.set_ref(
+            f"refs/heads/{pull.head}", repo.git.commit_tree(tree, [head, base], message)
+        )
+    url = f"{HTML}/{repo.full_name}/pull/{pull.number}"
+    return ok({"message": "Updating pull request branch.", "url": url}, 202)
 
 
 @route("GET", R + "/commits/{commit_sha}/pulls")

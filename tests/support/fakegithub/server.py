@@ -39,6 +39,7 @@ from tests.support.fakegithub.state import (
     Pull,
     RawBody,
     Repo,
+    RequiredChecks,
     Review,
     Status,
 )
@@ -350,6 +351,40 @@ class FakeGitHub:
         review = Review(self.new_id(), user, state, body, head)
         pull.reviews.append(review)
         return review.id
+
+    def protect(
+        self, full_name: str, branch: str, contexts: list[str], *, strict: bool = False
+    ) -> None:
+        """Branch protection requiring these status checks (the fake enforces them on merge)."""
+        self.repo(full_name).protection[branch] = RequiredChecks(list(contexts), strict)
+
+    def add_rule(
+        self, full_name: str, branch: str, contexts: list[str], *, strict: bool = False
+    ) -> None:
+        """A repository ruleset's `required_status_checks` rule on `branch` (enforced too)."""
+        self.repo(full_name).rules[branch] = RequiredChecks(list(contexts), strict)
+
+    def set_status(
+        self, full_name: str, sha: str, context: str, state: str, *, creator: str = "ci-bot"
+    ) -> None:
+        """A commit status from another CI (success, failure, error or pending)."""
+        repo = self.repo(full_name)
+        repo.statuses.append(Status(self.new_id(), sha, state, context, None, None, creator))
+
+    def add_check_run(
+        self, full_name: str, sha: str, name: str, conclusion: str | None, *, status: str = ""
+    ) -> int:
+        """A check run (e.g. another App's CI) on `sha`: completed with `conclusion`, or
+        `status` (queued, in_progress) when `conclusion` is None."""
+        from tests.support.fakegithub.endpoints import suite_for
+
+        repo = self.repo(full_name)
+        suite = suite_for(self, repo, sha)
+        run = CheckRun(self.new_id(), full_name, suite.id, sha, name)
+        run.status = "completed" if conclusion else (status or "queued")
+        run.conclusion = conclusion
+        self.check_runs[run.id] = run
+        return run.id
 
     def statuses(self, full_name: str, sha: str) -> list[Status]:
         """Commit statuses posted for `sha`, oldest first."""

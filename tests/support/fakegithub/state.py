@@ -158,6 +158,15 @@ class CheckSuite:
 
 
 @dataclass
+class RequiredChecks:
+    """Status checks a branch requires before a merge (protection or a ruleset rule)."""
+
+    contexts: list[str]
+    strict: bool = False
+    """The pull request's branch must contain the base's head (up to date)."""
+
+
+@dataclass
 class Repo:
     id: int
     owner: str
@@ -179,6 +188,10 @@ class Repo:
     given (GitHub shows them as Verified)."""
     sarif_uploads: list[dict[str, Json]] = field(default_factory=list)
     """Code scanning uploads: id, commit_sha, ref and the decoded SARIF `log`."""
+    protection: dict[str, RequiredChecks] = field(default_factory=dict)
+    """Branch protection's required status checks, by branch."""
+    rules: dict[str, RequiredChecks] = field(default_factory=dict)
+    """A ruleset's `required_status_checks` rule, by branch."""
 
     def permission(self, login: str) -> str:
         """GitHub's role of `login` here; people not listed can only read (public repo)."""

@@ -1,0 +1,128 @@
+"""What the bot remembers of each suggestion it may apply by itself: tier, mode, state, the
+SHAs it verified and merged, and every decision it took (one line each, also shown on
+the pull request). A table beside the queue's, so a restart forgets nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+State = Literal[
+    "proposed", "waiting", "merged", "watching", "kept", "reverted", "blocked", "closed"
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS applications (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    state TEXT NOT NULL,
+    merged_day TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (repo, number)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Application:
+    """One suggestion pull request under auto-apply."""
+
+    repo: str
+    number: int
+    installation: int
+    branch: str
+    spec: str
+    suggestion: str
+    patch: list[dict[str, Any]]
+    tier: str
+    mode: str
+    reason: str
+    state: State
+    base_sha: str
+    """The default branch's head the suggestion was made on."""
+    spec_before: str = ""
+    """spec_sha256 of the spec before the change (the watch's baseline)."""
+    spec_after: str = ""
+    heads: tuple[str, ...] = ()
+    """Every head SHA the bot saw on the pull request (older ones make checks stale)."""
+    waiting_since: float = 0.0
+    merged_sha: str | None = None
+    merged_at: float | None = None
+    automatic: bool = False
+    """Merged by the bot (a revert is then merged automatically too)."""
+    revert_of: int | None = None
+    """For a revert: the pull request it undoes."""
+    log: tuple[str, ...] = field(default=())
+
+    def with_line(self, line: str) -> Application:
+        return replace(self, log=(*self.log, line))
+
+
+class Applications:
+    """The `applications` table (same SQLite file as the bot's state)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from flujo.bot.sqlite_queue import connect
+
+        self._db = connect(Path(path))
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def get(self, repo: str, number: int) -> Application | None:
+        rows = self._run(
+            "SELECT record FROM applications WHERE repo = ? AND number = ?", (repo, number)
+        )
+        return _load(rows[0][0]) if rows else None
+
+    async def save(self, app: Application, now: float, merged_day: str | None = None) -> None:
+        record = json.dumps(_dump(app))
+
+        def write() -> None:
+            self._run(
+                "INSERT INTO applications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number)"
+                " DO UPDATE SET record = excluded.record, state = excluded.state,"
+                " merged_day = COALESCE(excluded.merged_day, applications.merged_day),"
+                " updated_at = excluded.updated_at",
+                (app.repo, app.number, record, app.state, merged_day, now),
+            )
+
+        await asyncio.to_thread(write)
+
+    def merged_on(self, repo: str, day: str) -> int:
+        """Automatic merges on `repo` on `day` (the daily cap counts these)."""
+        rows = self._run(
+            "SELECT COUNT(*) FROM applications WHERE repo = ? AND merged_day = ?", (repo, day)
+        )
+        return int(rows[0][0])
+
+    def all(self, states: tuple[str, ...] = ()) -> list[Application]:
+        rows = self._run("SELECT record, state FROM applications ORDER BY updated_at DESC")
+        return [_load(r) for r, state in rows if not states or state in states]
+
+
+def _dump(app: Application) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(app)
+    data["heads"], data["log"] = list(app.heads), list(app.log)
+    return data
+
+
+def _load(text: str) -> Application:
+    data = json.loads(text)
+    data["heads"], data["log"] = tuple(data["heads"]), tuple(data["log"])
+    return Application(**data)
