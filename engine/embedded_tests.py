@@ -230,6 +230,9 @@ def junit_xml(results: list[TestResult]) -> str:
             case = ET.SubElement(
                 suite, "testcase", classname=spec, name=test.name, time=f"{test.duration_s:.6f}"
             )
+            case.set("file", test.spec)  # where CI annotates: the test's own line
+            if test.line is not None:
+                case.set("line", str(test.line))
             if test.outcome == "failed":
                 lines = failure_lines(test)
                 failure = ET.SubElement(case, "failure", message=lines[0], type="AssertionError")
@@ -241,8 +244,9 @@ def junit_xml(results: list[TestResult]) -> str:
 def failure_lines(test: TestResult) -> list[str]:
     """Why a test failed, one line per reason, most direct first."""
     lines = []
-    if test.error:
-        lines.append(f"run failed: {test.error}")
+    stopped_by = {f"policy '{p.id}' failed" for p in test.policies if p.action == "FAIL_RUN"}
+    if test.error and not any(test.error.startswith(cause) for cause in stopped_by):
+        lines.append(f"run failed: {test.error}")  # (a FAIL_RUN policy has its own line)
     for assertion in test.assertions:
         if not assertion.passed:
             where = f" (line {assertion.line})" if assertion.line else ""

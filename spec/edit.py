@@ -189,7 +189,9 @@ def _apply(
         try:
             document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
         except jsonpatch.JsonPatchTestFailed:
-            raise PatchError(f"{where}: test failed: {_test_failure(operation, document)}") from None
+            raise PatchError(
+                f"{where}: test failed: {_test_failure(operation, document)}"
+            ) from None
         except (jsonpatch.JsonPatchConflict, JsonPointerException):
             # (their messages quote the whole document)
             target = _describe_path(operation)

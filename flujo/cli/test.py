@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from flujo.cli import UsageError, exit_with
+from flujo.cli.options import store_options
 from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 
 
@@ -49,6 +50,7 @@ from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
     "(a fork's allow-list names the fork's code).",
 )
 @click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
 @click.option(
     "--junit",
@@ -64,6 +66,7 @@ def test(
     overrides: tuple[str, ...],
     untrusted: bool,
     jobs: int,
+    store: Path | None,
     as_json: bool,
     junit: Path | None,
 ) -> None:
@@ -77,6 +80,9 @@ def test(
     does. Exit codes: 0 all passed, 1 a test failed or a policy needs approval (the
     checks would block the merge), 2 a spec is invalid or a path is wrong, 5 no tests
     collected.
+
+    Every test's run is recorded in the run store (origin `test`: never counted as
+    evidence of production), so `flujo runs show RUN_ID` shows a failed test's steps.
     """
     import asyncio
 
@@ -105,7 +111,7 @@ def test(
                 continue
             if not untrusted:
                 _warn_repository_code(file, repository_allowed_references(pipeline, file))
-            options = _options(file, mode, replay, record)
+            options = _options(file, mode, replay, record, store)
             async with session(pipeline, options, registry) as runner:
                 results.extend(
                     await testing.run_tests(
@@ -152,8 +158,11 @@ def _warn_repository_code(file: Path, references: list[str]) -> None:
     )
 
 
-def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
+def _options(
+    file: Path, mode: str | None, replay: Path | None, record: bool, store: Path | None
+) -> Any:
     from flujo.engine.session import SessionOptions
+    from flujo.engine.store import default_path
 
     cassette = replay or cassette_folder(file)
     if mode is None and replay is None and not cassette.is_dir():
@@ -162,7 +171,7 @@ def _options(file: Path, mode: str | None, replay: Path | None, record: bool) ->
         replay=cassette if mode is None else None,
         record=cassette_folder(file) if record else None,
         fake=mode == "fake",
-        use_store=False,
+        store=store or default_path(),
         offline=mode == "mock",
         origin="test",
     )
@@ -204,6 +213,8 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
         if result.outcome == "failed":
             for line in failure_lines(result):
                 click.echo(f"    {line}")
+            if result.run_id:
+                click.echo(f"    its run: flujo runs show {result.run_id}")
         for policy in result.policies:
             if policy.action == "WARN" and policy.outcome in ("failed", "error"):
                 click.echo(f"    warning: policy {policy.id}: {policy.explanation}")
