@@ -81,9 +81,9 @@ def check(spec: Path, last: int, include_text: str, store: Path | None, as_json:
             "(--include widens)"
         )
     judged = [(result, evaluate_policies(pipeline, result)) for result in results]
-    verdicts = []
+    verdicts: list[dict[str, Any]] = []
     for index, rule in enumerate(pipeline.policies):
-        outcomes = Counter(policies[index].outcome for _, policies in judged)
+        outcomes: Counter[str] = Counter(policies[index].outcome for _, policies in judged)
         failures = [(r, p[index]) for r, p in judged if p[index].outcome in ("failed", "error")]
         # An `error` means the run lacks what the rule reads (outputs are not recorded):
         # it cannot be judged on history, which is reported but does not block.
