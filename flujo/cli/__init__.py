@@ -40,6 +40,7 @@ from flujo.spec.errors import (
 
 # name -> (import path, one-line help); listed without importing the commands.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("flujo.cli.init:init", "Set up a repository: a sample spec, its test and cassette."),
     "validate": ("flujo.cli.validate:validate", "Check spec files and report every problem."),
     "schema": ("flujo.cli.schema:schema", "Print the JSON Schema of the spec format."),
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
