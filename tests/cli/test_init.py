@@ -68,7 +68,7 @@ def test_init_refuses_to_overwrite_and_names_what_exists(repo: Path) -> None:
     (repo / ".github").mkdir()
     (repo / ".github" / "flujo.yml").write_text("specs: ['pipelines/*.yaml']\n")
     (repo / ".gitignore").write_text("node_modules/")
-    code, out, err = flujo("init")
+    code, _, err = flujo("init")
     assert code == 2
     assert "not overwriting what exists: " in err and str(Path(".github/flujo.yml")) in err
     assert (repo / ".github" / "flujo.yml").read_text() == "specs: ['pipelines/*.yaml']\n"
