@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,13 +94,18 @@ async def run_tests(
     patterns: tuple[str, ...] = (),
     jobs: int = 4,
     overrides: frozenset[str] = frozenset(),
+    on_result: Callable[[TestResult], None] | None = None,
 ) -> list[TestResult]:
-    """Run the spec's selected tests (up to `jobs` at once), in spec order."""
+    """Run the spec's selected tests (up to `jobs` at once), in spec order; `on_result` is
+    told of each as it finishes (for a progress display)."""
     limit = asyncio.Semaphore(max(1, jobs))
 
     async def one(index: int, test: SpecTest) -> TestResult:
         async with limit:
-            return await run_test(pipeline, runner, spec, index, test, overrides)
+            result = await run_test(pipeline, runner, spec, index, test, overrides)
+        if on_result is not None:
+            on_result(result)
+        return result
 
     chosen = [(i, t) for i, t in enumerate(pipeline.tests) if selected(spec, t, patterns)]
     return list(await asyncio.gather(*(one(i, t) for i, t in chosen)))

@@ -164,6 +164,9 @@ def cli() -> None:
     \b
     Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 internal error, 5 no tests collected.
     """
+    from flujo.cli.terminal import colour_choice
+
+    click.get_current_context().color = colour_choice()  # NO_COLOR, FORCE_COLOR, or a tty
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -87,7 +87,7 @@ def run(
         click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
     else:
         # the status on stderr, the output alone on stdout: `flujo run … | jq` works
-        click.echo(format_status(result), err=True)
+        click.secho(format_status(result), err=True, fg="green" if result.success else "red")
         if result.output is not None:
             click.echo(format_output(result.output))
     exit_with(EXIT_OK if result.success else EXIT_INVALID)

@@ -10,6 +10,7 @@ import click
 
 from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.cli.terminal import Progress
 from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 
 
@@ -96,19 +97,27 @@ def test(
     results: list[testing.TestResult] = []
     errors: list[str] = []
 
-    async def main() -> None:
-        for file in files:
-            try:
-                registry = registry_for(file, untrusted=untrusted)
-                pipeline = Pipeline.from_yaml(file, registry=registry)
-            except SpecError as exc:
-                errors.extend(str(d) for d in exc.errors)
-                continue
-            except OSError as exc:
-                errors.append(f"{file}: cannot read: {exc.strerror or exc}")
-                continue
-            if not pipeline.tests:
-                continue
+    loaded: list[tuple[Path, Pipeline, Any]] = []
+    for file in files:
+        try:
+            registry = registry_for(file, untrusted=untrusted)
+            pipeline = Pipeline.from_yaml(file, registry=registry)
+        except SpecError as exc:
+            errors.extend(str(d) for d in exc.errors)
+            continue
+        except OSError as exc:
+            errors.append(f"{file}: cannot read: {exc.strerror or exc}")
+            continue
+        if pipeline.tests:
+            loaded.append((file, pipeline, registry))
+    total = sum(
+        testing.selected(pipeline.file or str(file), test, patterns)
+        for file, pipeline, _ in loaded
+        for test in pipeline.tests
+    )
+
+    async def main(progress: Progress) -> None:
+        for file, pipeline, registry in loaded:
             if not untrusted:
                 _warn_repository_code(file, repository_allowed_references(pipeline, file))
             options = _options(file, mode, replay, record, store)
@@ -123,10 +132,12 @@ def test(
                         # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
                         # policy fails the policy verdict (below), not the test
                         overrides=testing.soft_policies(pipeline),
+                        on_result=lambda _result: progress.advance(total),
                     )
                 )
 
-    asyncio.run(main())
+    with Progress("tests", enabled=not as_json) as progress:
+        asyncio.run(main(progress))
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
@@ -208,7 +219,11 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
         click.echo(error, err=True)
     for result in results:
         cost = "" if result.cost_usd in (None, 0.0) else f", ${result.cost_usd:.6f}"
-        mark = "PASS" if result.outcome == "passed" else "FAIL"
+        mark = (
+            click.style("PASS", fg="green")
+            if result.outcome == "passed"
+            else click.style("FAIL", fg="red", bold=True)
+        )
         click.echo(f"{mark} {result.id}  ({result.duration_s:.2f}s{cost})")
         if result.outcome == "failed":
             for line in failure_lines(result):
@@ -221,7 +236,8 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
     for policy in pending:
         tests = ", ".join(policy.tests)
         click.echo(
-            f"needs approval: policy {policy.id} (REQUIRE_APPROVAL) of {policy.spec} failed "
+            f"{click.style('needs approval', fg='yellow', bold=True)}: policy {policy.id} "
+            f"(REQUIRE_APPROVAL) of {policy.spec} failed "
             f"in {tests}: {policy.explanation}\n"
             f"    approve it with --override {policy.id} "
             f"(on a pull request: the label flujo/override:{policy.id})"
@@ -233,4 +249,5 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
         summary += f", {len(ids)} polic{'y needs' if len(ids) == 1 else 'ies need'} approval"
     if errors:
         summary += f", {len(errors)} spec error{'s' * (len(errors) != 1)}"
-    click.echo(summary)
+    failed = passed < len(results) or pending or errors
+    click.secho(summary, fg="red" if failed else "green")
