@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ def flujo(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLUJO_STORE")  # as a user has it: the run store in .flujo/
     (tmp_path / ".git").mkdir()  # the repository root (as `git init` makes it)
     return tmp_path
 
@@ -53,6 +56,51 @@ def test_init_then_test_passes_then_a_break_fails_with_its_message_then_the_fix_
     spec.write_text(good)  # the fix
     code, out, _ = flujo("test")
     assert code == 0 and out.splitlines()[-1] == "1 passed, 0 failed"
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_readme_path_goes_on_to_the_checks_and_a_local_suggestion_pull_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's commands after `flujo test`, in a real git repository."""
+    path = [
+        "flujo init",
+        "flujo validate flujo/",
+        "flujo test",
+        "flujo bot local",
+        "flujo run flujo/triage.yaml --inputs flujo/inputs/triage.jsonl --fake",
+        "flujo suggest flujo/triage.yaml --include fake --create-pr",
+    ]
+    for command in path:
+        assert re.search(rf"^{re.escape(command)}( |$)", README, re.M), command
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLUJO_STORE")  # as a user has it: the run store in .flujo/
+    git(tmp_path, "init", "--quiet", "--initial-branch=main")
+    assert flujo("init")[0] == 0
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "--quiet", "-m", "Triage pipeline")
+    code, out, err = flujo("bot", "local")
+    assert code == 0, out + err
+    for check in ("flujo/validate", "flujo/test", "flujo/policy"):
+        assert f"✓ {check}: success" in out
+    code, out, err = flujo(*path[4].split()[1:])
+    assert code == 0 and "5 succeeded, 0 failed" in out, out + err
+    code, out, err = flujo(*path[5].split()[1:])
+    assert code == 0, out + err
+    assert "cheaper_model at agents.classifier.model" in out
+    (branch,) = git(tmp_path, "branch", "--list", "flujo/suggest/*").split()
+    change = git(tmp_path, "diff", "main", branch, "--unified=0")
+    changed = [
+        line for line in change.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert changed == ["-    model: openai:gpt-4o", "+    model: openai:gpt-4o-mini"]
 
 
 def test_init_into_a_new_folder_records_nothing_in_the_run_store(tmp_path: Path) -> None:
