@@ -50,7 +50,8 @@ def test_init_then_test_passes_then_a_break_fails_with_its_message_then_the_fix_
     code, out, _ = flujo("test")
     assert code == 1
     assert "FAIL flujo/triage.yaml::a double charge gets a billing reply" in out
-    assert "assertion steps.billing_reply.success (line " in out
+    shown = "assertion steps.billing_reply.success (line 51): steps has no key 'billing_reply'"
+    assert shown in out and shown in README  # the README shows this very failure
     assert out.splitlines()[-1] == "0 passed, 1 failed"
 
     spec.write_text(good)  # the fix
