@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,13 +94,18 @@ async def run_tests(
     patterns: tuple[str, ...] = (),
     jobs: int = 4,
     overrides: frozenset[str] = frozenset(),
+    on_result: Callable[[TestResult], None] | None = None,
 ) -> list[TestResult]:
-    """Run the spec's selected tests (up to `jobs` at once), in spec order."""
+    """Run the spec's selected tests (up to `jobs` at once), in spec order; `on_result` is
+    told of each as it finishes (for a progress display)."""
     limit = asyncio.Semaphore(max(1, jobs))
 
     async def one(index: int, test: SpecTest) -> TestResult:
         async with limit:
-            return await run_test(pipeline, runner, spec, index, test, overrides)
+            result = await run_test(pipeline, runner, spec, index, test, overrides)
+        if on_result is not None:
+            on_result(result)
+        return result
 
     chosen = [(i, t) for i, t in enumerate(pipeline.tests) if selected(spec, t, patterns)]
     return list(await asyncio.gather(*(one(i, t) for i, t in chosen)))
@@ -230,6 +236,9 @@ def junit_xml(results: list[TestResult]) -> str:
             case = ET.SubElement(
                 suite, "testcase", classname=spec, name=test.name, time=f"{test.duration_s:.6f}"
             )
+            case.set("file", test.spec)  # where CI annotates: the test's own line
+            if test.line is not None:
+                case.set("line", str(test.line))
             if test.outcome == "failed":
                 lines = failure_lines(test)
                 failure = ET.SubElement(case, "failure", message=lines[0], type="AssertionError")
@@ -241,8 +250,9 @@ def junit_xml(results: list[TestResult]) -> str:
 def failure_lines(test: TestResult) -> list[str]:
     """Why a test failed, one line per reason, most direct first."""
     lines = []
-    if test.error:
-        lines.append(f"run failed: {test.error}")
+    stopped_by = {f"policy '{p.id}' failed" for p in test.policies if p.action == "FAIL_RUN"}
+    if test.error and not any(test.error.startswith(cause) for cause in stopped_by):
+        lines.append(f"run failed: {test.error}")  # (a FAIL_RUN policy has its own line)
     for assertion in test.assertions:
         if not assertion.passed:
             where = f" (line {assertion.line})" if assertion.line else ""

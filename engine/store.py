@@ -261,11 +261,19 @@ class RunStore:
 
     def find_run(self, run_id: str) -> dict[str, Any] | None:
         """The run whose id is `run_id` or starts with it (None if none, or ambiguous)."""
-        rows = self.query(
-            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id LIMIT 2",
-            (run_id.replace("%", "").replace("_", "") + "%",),
-        )
+        rows = self.find_runs(run_id, limit=2)
         return rows[0] if len(rows) == 1 else None
+
+    def find_runs(self, prefix: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """The run whose id is `prefix`, else up to `limit` runs whose id starts with it,
+        newest first (ids sort by start time): the candidates of an ambiguous prefix."""
+        exact = self.query("SELECT * FROM runs WHERE run_id = ?", (prefix,))
+        if exact:
+            return exact
+        return self.query(
+            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id DESC LIMIT ?",
+            (prefix.replace("%", "").replace("_", "") + "%", limit),
+        )
 
     def spans(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))

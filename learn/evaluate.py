@@ -332,10 +332,12 @@ async def evaluate(
     registry: Any = None,
     candidate_label: str | None = None,
     models: Any = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalReport:
     """Evaluate `candidate` against `baseline` on the spec's captured examples (a dataset
     run of `baseline` when `candidate` is None). `models` (a `ModelClient`) replaces the
-    session's model server (benchmarks, tests); runs are then recorded as `options.mode`."""
+    session's model server (benchmarks, tests); runs are then recorded as `options.mode`.
+    `progress(done, total)` is told how many examples have been evaluated (a display)."""
     from dataclasses import replace
 
     from flujo.engine.session import session
@@ -377,7 +379,9 @@ async def evaluate(
         opened = session(target, options, registry=registry)
     async with opened as runner:
         base_runner = None
-        for example in chosen:
+        for done, example in enumerate(chosen):
+            if progress is not None:
+                progress(done, len(chosen))
             if over_budget():
                 report.stopped = f"--max-cost {max_cost:g} would be crossed by the next example"
                 break
@@ -435,6 +439,8 @@ async def evaluate(
                     )
             report.agreed += agree
             spent.append(used)
+    if progress is not None:
+        progress(len(chosen), len(chosen))
     report.eval_cost_usd = sum(spent)
     if candidate is not None:
         save(store, report, baseline.spec_sha256, candidate.spec_sha256)

@@ -11,7 +11,7 @@ The JSON form (`SuggestReport.to_dict`) is documented in the README; bump
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -253,6 +253,7 @@ async def suggest(
     key: str | None = None,
     registry: StepRegistry | None = None,
     include: Iterable[str] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> SuggestReport:
     """Ranked, verified suggestions for the spec file `spec` from the runs in `store`.
 
@@ -262,6 +263,7 @@ async def suggest(
     spec's repository); the bot passes its own, since a repository may not widen it.
     Evidence is live runs that no test, check, verification or evaluation started; `include`
     adds modes (replay, fake, mock, unknown) or origins (test, …): ValueError otherwise.
+    `progress(done, total)` is told how many opportunities have been weighed (a display).
 
     Raises SpecError when the spec itself is invalid and OSError when it cannot be read.
     """
@@ -296,7 +298,9 @@ async def suggest(
     )
     verifier = _Verifier(spec, pipeline, registry) if verify_tests else None
     seen: set[str] = set()
-    for opportunity in opportunities:
+    for done, opportunity in enumerate(opportunities):
+        if progress is not None:
+            progress(done, len(opportunities))
         names = [str(n) for n in opportunity.evidence.get("steps", [opportunity.step]) if n]
         step_roles = roles(pipeline, names)
         base = RISK_OF[opportunity.kind]
@@ -382,6 +386,8 @@ async def suggest(
                 ),
             )
         )
+    if progress is not None:
+        progress(len(opportunities), len(opportunities))
     report.suggestions.sort(key=lambda s: (-s.estimate.score, s.id))
     if limit is not None:
         report.suggestions = report.suggestions[:limit]

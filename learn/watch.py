@@ -178,4 +178,6 @@ def _p95(values: list[float]) -> float:
 
 
 def _fmt(value: float, unit: str) -> str:
-    return f"${value:.4f}" if unit == "$" else f"{value:.2f}s"
+    from flujo.spec.figures import money
+
+    return money(value) if unit == "$" else f"{value:.2f}s"

@@ -185,10 +185,13 @@ def _apply(
 
     for index, operation in enumerate(operations, start=first):
         where = f"operation {index} ({operation.get('op', '?')} {operation.get('path', '?')})"
+        _check_pointers(operation, where)
         try:
             document = jsonpatch.JsonPatch([operation]).apply(document, in_place=True)
-        except jsonpatch.JsonPatchTestFailed as exc:
-            raise PatchError(f"{where}: test failed: {exc}") from None
+        except jsonpatch.JsonPatchTestFailed:
+            raise PatchError(
+                f"{where}: test failed: {_test_failure(operation, document)}"
+            ) from None
         except (jsonpatch.JsonPatchConflict, JsonPointerException):
             # (their messages quote the whole document)
             target = _describe_path(operation)
@@ -196,6 +199,28 @@ def _apply(
         except jsonpatch.InvalidJsonPatch as exc:
             raise PatchError(f"{where}: invalid operation: {exc}") from None
     return document
+
+
+def _check_pointers(operation: dict[str, Any], where: str) -> None:
+    """A JSON Pointer (RFC 6901) is empty or starts with `/`: say so, with the fix."""
+    for field in ("path", "from"):
+        pointer = operation.get(field)
+        if isinstance(pointer, str) and pointer and not pointer.startswith("/"):
+            raise PatchError(
+                f"{where}: {field} '{pointer}' is not a JSON Pointer: it must start with '/' "
+                f"(did you mean '/{pointer}'?)"
+            )
+
+
+def _test_failure(operation: dict[str, Any], document: Any) -> str:
+    """Why a `test` operation failed, with both values as JSON (as the patch wrote them)."""
+    pointer = str(operation.get("path", ""))
+    expected = json.dumps(operation.get("value"), ensure_ascii=False, default=str)
+    try:
+        found = json.dumps(_resolve(document, pointer), ensure_ascii=False, default=str)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return f"{_describe_path(operation)} does not exist (expected {expected})"
+    return f"{_describe_path(operation)} is {found}, not {expected}"
 
 
 def _quoted_for_ruamel(operation: dict[str, Any]) -> dict[str, Any]:

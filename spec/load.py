@@ -127,14 +127,19 @@ def limit_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 def _one_error_per_typo(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Drop "missing required key 'K'" on a node that has an unknown key whose did-you-mean
-    is 'K': the typo's own error already says it."""
+    is 'K', and "expected a mapping, not empty" on a key whose keys were written one level
+    too shallow: the misplaced key's own error already says it."""
     import re
 
     meant = set()
+    emptied = set()  # `config:` left empty because its keys are not indented under it
     for d in diagnostics:
         match = re.search(r"did you mean '([^']+)'\?$", d.message)
         if d.code == "unknown-key" and match and "." in d.yaml_path:
             meant.add((d.yaml_path.rsplit(".", 1)[0], match.group(1)))
+        under = re.search(r"did you mean to indent it under `([^`]+):`", d.message)
+        if d.code == "unknown-key" and under and "." in d.yaml_path:
+            emptied.add(paths.child(d.yaml_path.rsplit(".", 1)[0], under.group(1)))
     return [
         d
         for d in diagnostics
@@ -143,6 +148,7 @@ def _one_error_per_typo(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
             and (m := re.search(r"missing required key '([^']+)'$", d.message))
             and (d.yaml_path, m.group(1)) in meant
         )
+        and not (d.yaml_path in emptied and d.message.endswith("not empty (null)"))
     ]
 
 
@@ -381,7 +387,8 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
         parent_model = _model_at(root, loc[:-1])
         allowed = _keys_of(parent_model, node_data=_get(document.data, segments[:-1]))
         message = f"unknown key '{segments[-1]}'"
-        message += _suggest(str(segments[-1]), allowed)
+        deeper = _belongs_under(document, segments, _sibling_fields(parent_model))
+        message += deeper or _suggest(str(segments[-1]), allowed)
         return document.diagnostic(path, message, "unknown-key")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         kinds = list(STEP_KINDS)
@@ -403,6 +410,11 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
     message = _reword(error["msg"])
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         message = f"expected a mapping, not {_type_name(error['input'])}"
+        entry = _model_at(root, loc)  # an entry of a mapping of models (agents: {NAME: …})
+        if entry is not None and len(segments) > 1 and isinstance(segments[-1], str):
+            siblings = _get(document.data, segments[:-1])
+            same = dict.fromkeys(siblings, entry) if isinstance(siblings, dict) else {}
+            message += _belongs_under(document, segments, same) or ""
     elif kind == "list_type":
         message = f"expected a list, not {_type_name(error['input'])}"
     elif kind == "string_type":
@@ -416,6 +428,35 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
     elif "input" in error and not isinstance(error["input"], dict | list):
         message += f" (got {error['input']!r})"
     return document.diagnostic(path, f"{field}: {message}", "schema")
+
+
+def _sibling_fields(model: type[BaseModel] | None) -> dict[str, type[BaseModel]]:
+    """The fields of `model` (by their YAML key) whose values are models themselves."""
+    found: dict[str, type[BaseModel]] = {}
+    for name, field in (model.model_fields if model is not None else {}).items():
+        inner = _unwrap(field.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            found[field.alias or name] = inner
+    return found
+
+
+def _belongs_under(
+    document: SourceDocument, segments: list[paths.Segment], siblings: dict[str, Any]
+) -> str | None:
+    """`; did you mean to indent it under `S:` (line N)?` when the misplaced key is a field
+    of the model of a sibling `S` written above it (the nearest such), else None."""
+    key = segments[-1]
+    line = document.locate(paths.join(segments))[0]
+    best: tuple[int, str] | None = None
+    for sibling, model in siblings.items():
+        if sibling == key or str(key) not in _keys_of(model, None):
+            continue
+        at = document.locate(paths.join([*segments[:-1], sibling]))[0]
+        if at < line and (best is None or at > best[0]):
+            best = (at, sibling)
+    if best is None:
+        return None
+    return f"; did you mean to indent it under `{best[1]}:` (line {best[0]})?"
 
 
 def _is_name_key(loc: tuple[Any, ...], kind: str) -> bool:

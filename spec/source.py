@@ -326,7 +326,72 @@ def _yaml_diagnostic(exc: Any, text: str, file: str) -> Diagnostic:
         problem = "expected one YAML document, found more than one"
     elif exc.context and exc.problem:
         problem = f"{exc.context.strip()}: {exc.problem.strip()}"
+    if code == "yaml-syntax":
+        problem += _indentation_hint(exc, lines, line)
     return Diagnostic(problem, code, file, line, col)
+
+
+_INDENTATION_PROBLEMS = (
+    "did not find expected key",
+    "did not find expected '-' indicator",
+    "expected <block end>",
+    "mapping values are not allowed",
+)
+
+
+def _indentation_hint(exc: Any, lines: list[str], line: int) -> str:
+    """Which line to compare a misindented line with: the line before it and the line
+    where the block it breaks starts (both with their indentation), or, for a line
+    indented under a `key: value` line, that it reads as the rest of that value."""
+    if not any(p in f"{exc.problem}" for p in _INDENTATION_PROBLEMS) or line > len(lines):
+        return ""
+
+    def indent(number: int) -> int:
+        text = lines[number - 1]
+        return len(text) - len(text.lstrip(" "))
+
+    def shown(number: int) -> str:
+        text = lines[number - 1].strip()
+        return f"`{text[:40]}{'…' if len(text) > 40 else ''}`"
+
+    def spaces(number: int) -> str:
+        n = indent(number)
+        return f"{n} space{'s' * (n != 1)}"
+
+    previous = next(
+        (n for n in range(line - 1, 0, -1) if lines[n - 1].strip()[:1] not in ("", "#")), None
+    )
+    if previous is None:
+        return ""
+    if "mapping values" in f"{exc.problem}":
+        if indent(line) > indent(previous) and ": " in lines[previous - 1]:
+            return (
+                f"; line {line} is indented more than line {previous} {shown(previous)} "
+                f"({spaces(line)}, not {indent(previous)}), so it reads as the rest of that "
+                f"line's value: indent it like line {previous}"
+            )
+        return ""
+    mark = exc.context_mark
+    start, column = (mark.line + 1, mark.column) if mark is not None else (None, 0)
+    if (
+        start is not None
+        and lines[line - 1].lstrip().startswith("- ")
+        and indent(line) == column
+        and lines[start - 1].lstrip().startswith("- ")
+        and indent(start) < column
+    ):  # a new list item written at the indentation of the previous item's keys
+        return (
+            f"; line {line} starts a list item at the indentation of the keys of the item "
+            f"of line {start} {shown(start)}: put its `-` where line {start} has it "
+            f"({spaces(start)})"
+        )
+    compare = [f"line {previous} {shown(previous)} ({spaces(previous)})"]
+    if start is not None and start not in (previous, line):
+        block = f"{column} space{'s' * (column != 1)}"
+        compare.append(f"the block that starts on line {start} {shown(start)} (at {block})")
+    return f"; line {line} is indented {spaces(line)}: compare it with " + " and with ".join(
+        compare
+    )
 
 
 _CORE_TAGS = "tag:yaml.org,2002:"

@@ -11,6 +11,11 @@ import pytest
 # `flujo validate` caches results (flujo.spec.check_cache): kept out of the home folder
 # and the checkout while testing, but on, so that every test goes through it too.
 os.environ.setdefault("FLUJO_CACHE_DIR", tempfile.mkdtemp(prefix="flujo-test-cache-"))
+# `flujo run` and `flujo test` record runs in the run store: by default in .flujo/ of the
+# working folder, so a test that names no --store keeps its runs out of the checkout.
+os.environ.setdefault(
+    "FLUJO_STORE", str(Path(tempfile.mkdtemp(prefix="flujo-test-store-")) / "flujo.db")
+)
 
 pytest_plugins = [
     "tests.support.network",

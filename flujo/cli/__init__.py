@@ -40,6 +40,7 @@ from flujo.spec.errors import (
 
 # name -> (import path, one-line help); listed without importing the commands.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("flujo.cli.init:init", "Set up a repository: a sample spec, its test and cassette."),
     "validate": ("flujo.cli.validate:validate", "Check spec files and report every problem."),
     "schema": ("flujo.cli.schema:schema", "Print the JSON Schema of the spec format."),
     "registry": ("flujo.cli.registry:registry", "Show the skills specs may use."),
@@ -164,6 +165,9 @@ def cli() -> None:
     \b
     Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 internal error, 5 no tests collected.
     """
+    from flujo.cli.terminal import colour_choice
+
+    click.get_current_context().color = colour_choice()  # NO_COLOR, FORCE_COLOR, or a tty
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +10,7 @@ import click
 
 from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.cli.terminal import Progress
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 from flujo.spec.figures import money
 
@@ -49,13 +47,12 @@ def demo(examples: Path, repeat: int, store: Path | None) -> None:
     for spec, inputs in plans:
         pipeline = load_spec_or_exit(spec)
         label = f"  {spec.name:<24}"
-        bar = click.progressbar(length=len(inputs), label=label) if _interactive() else None
-        with bar or contextlib.nullcontext():
+        with Progress(label) as progress:
             results = run_session(
                 pipeline,
                 inputs,
                 {"fake": True, "store": target},
-                on_result=_advance(bar),
+                on_result=progress.advancing(len(inputs)),
             )
         spec_failed = sum(not r.success for r in results)
         failed += spec_failed
@@ -92,13 +89,3 @@ def _print_suggestions(specs: list[Path], db: Any) -> None:
     for report in asyncio.run(reports()):
         print_report(report)
         click.echo("")
-
-
-def _advance(bar: Any) -> Callable[[Any], None] | None:
-    if bar is None:
-        return None
-    return lambda _result: bar.update(1)
-
-
-def _interactive() -> bool:
-    return sys.stdout.isatty()

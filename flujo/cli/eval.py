@@ -11,6 +11,7 @@ import click
 
 from flujo.cli import UsageError, exit_with
 from flujo.cli.options import store_options
+from flujo.cli.terminal import Progress
 from flujo.spec.figures import money
 
 
@@ -96,18 +97,20 @@ def eval_command(
     options = SessionOptions(base_url=base_url, replay=replay, fake=fake)
     db = RunStore(target)
     try:
-        report = asyncio.run(
-            evaluate(
-                baseline,
-                other,
-                db,
-                options,
-                spec_path=baseline.file or str(spec),
-                examples=examples,
-                max_cost=max_cost,
-                candidate_label=label,
+        with Progress("examples", enabled=not as_json) as progress:
+            report = asyncio.run(
+                evaluate(
+                    baseline,
+                    other,
+                    db,
+                    options,
+                    spec_path=baseline.file or str(spec),
+                    examples=examples,
+                    max_cost=max_cost,
+                    candidate_label=label,
+                    progress=progress,
+                )
             )
-        )
     finally:
         db.close()
     data = report.to_dict()

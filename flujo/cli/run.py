@@ -87,11 +87,15 @@ def run(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
     else:
-        click.echo(format_result(result))
+        # the status on stderr, the output alone on stdout: `flujo run … | jq` works
+        click.secho(format_status(result), err=True, fg="green" if result.success else "red")
+        if result.output is not None:
+            click.echo(format_output(result.output))
     exit_with(EXIT_OK if result.success else EXIT_INVALID)
 
 
-def format_result(result: Any) -> str:
+def format_status(result: Any) -> str:
+    """The run's status line (and its error, with the failing step's yaml_path)."""
     cost = money(result.total_cost_usd)
     lines = [
         f"run {result.run_id}: {result.status} in {result.latency_s:.3f}s, "
@@ -100,14 +104,14 @@ def format_result(result: Any) -> str:
     if result.error:
         where = f" ({result.error_path})" if result.error_path else ""
         lines.append(f"error: {result.error}{where}")
-    if result.output is not None:
-        output = (
-            result.output
-            if isinstance(result.output, str)
-            else json.dumps(result.output, indent=2, default=str, ensure_ascii=False)
-        )
-        lines.append(output)
     return "\n".join(lines)
+
+
+def format_output(output: Any) -> str:
+    """A run's output: text as it is, anything else as JSON."""
+    if isinstance(output, str):
+        return output
+    return json.dumps(output, indent=2, default=str, ensure_ascii=False)
 
 
 __all__ = ["EXIT_USAGE", "run"]

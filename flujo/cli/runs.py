@@ -82,9 +82,13 @@ def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
 def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     """A run as a tree of step attempts, each with its yaml_path and file:line."""
     db = _store(store)
-    run = db.find_run(run_id)
-    if run is None:
-        raise UsageError(f"flujo runs: no single run matches '{run_id}'")
+    shown_at_most = 10
+    found = db.find_runs(run_id, limit=shown_at_most + 1)
+    if not found:
+        raise UsageError(f"flujo runs: no run matches '{run_id}' in {db.path}")
+    if len(found) > 1:
+        raise UsageError(_ambiguous(run_id, found, shown_at_most))
+    run = found[0]
     spans = db.spans(run["run_id"])
     from flujo.engine.capture import captures_of_run
 
@@ -118,6 +122,21 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
             click.echo(f"  {example['step'] or '(run)'}{cut}")
             click.echo(f"    input:  {json.dumps(example['input'], ensure_ascii=False)[:2000]}")
             click.echo(f"    output: {json.dumps(example['output'], ensure_ascii=False)[:2000]}")
+
+
+def _ambiguous(prefix: str, found: list[dict[str, Any]], shown_at_most: int) -> str:
+    lines = [
+        f"flujo runs: '{prefix}' matches "
+        + (f"more than {shown_at_most}" if len(found) > shown_at_most else str(len(found)))
+        + " runs; give more of the id:"
+    ]
+    for row in found[:shown_at_most]:
+        started = datetime.fromtimestamp(row["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"  {row['run_id']}  {started}  {row['status']}  {row['origin']}  "
+            f"{row['spec_path'] or '-'}"
+        )
+    return "\n".join(lines)
 
 
 @runs.command("prune")

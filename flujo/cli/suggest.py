@@ -11,6 +11,7 @@ import click
 
 from flujo.cli import UsageError
 from flujo.cli.options import store_options
+from flujo.cli.terminal import Progress
 
 if TYPE_CHECKING:
     from flujo.learn.suggest import SuggestReport
@@ -176,9 +177,17 @@ def suggest(
 
         db = RunStore(target)
         try:
-            found = await run_suggest(
-                spec, db, agent=meta_agent, limit=limit, since_s=since_s, key=key, include=include
-            )
+            with Progress("weighing opportunities", enabled=not as_json) as progress:
+                found = await run_suggest(
+                    spec,
+                    db,
+                    agent=meta_agent,
+                    limit=limit,
+                    since_s=since_s,
+                    key=key,
+                    include=include,
+                    progress=progress,
+                )
             remember(db, found.suggestions)
             return found
         finally:

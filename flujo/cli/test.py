@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from flujo.cli import UsageError, exit_with
+from flujo.cli.options import store_options
+from flujo.cli.terminal import Progress
 from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 from flujo.spec.figures import money
 
@@ -50,6 +52,7 @@ from flujo.spec.figures import money
     "(a fork's allow-list names the fork's code).",
 )
 @click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
 @click.option(
     "--junit",
@@ -65,6 +68,7 @@ def test(
     overrides: tuple[str, ...],
     untrusted: bool,
     jobs: int,
+    store: Path | None,
     as_json: bool,
     junit: Path | None,
 ) -> None:
@@ -78,6 +82,9 @@ def test(
     does. Exit codes: 0 all passed, 1 a test failed or a policy needs approval (the
     checks would block the merge), 2 a spec is invalid or a path is wrong, 5 no tests
     collected.
+
+    Every test's run is recorded in the run store (origin `test`: never counted as
+    evidence of production), so `flujo runs show RUN_ID` shows a failed test's steps.
     """
     import asyncio
 
@@ -91,22 +98,30 @@ def test(
     results: list[testing.TestResult] = []
     errors: list[str] = []
 
-    async def main() -> None:
-        for file in files:
-            try:
-                registry = registry_for(file, untrusted=untrusted)
-                pipeline = Pipeline.from_yaml(file, registry=registry)
-            except SpecError as exc:
-                errors.extend(str(d) for d in exc.errors)
-                continue
-            except OSError as exc:
-                errors.append(f"{file}: cannot read: {exc.strerror or exc}")
-                continue
-            if not pipeline.tests:
-                continue
+    loaded: list[tuple[Path, Pipeline, Any]] = []
+    for file in files:
+        try:
+            registry = registry_for(file, untrusted=untrusted)
+            pipeline = Pipeline.from_yaml(file, registry=registry)
+        except SpecError as exc:
+            errors.extend(str(d) for d in exc.errors)
+            continue
+        except OSError as exc:
+            errors.append(f"{file}: cannot read: {exc.strerror or exc}")
+            continue
+        if pipeline.tests:
+            loaded.append((file, pipeline, registry))
+    total = sum(
+        testing.selected(pipeline.file or str(file), test, patterns)
+        for file, pipeline, _ in loaded
+        for test in pipeline.tests
+    )
+
+    async def main(progress: Progress) -> None:
+        for file, pipeline, registry in loaded:
             if not untrusted:
                 _warn_repository_code(file, repository_allowed_references(pipeline, file))
-            options = _options(file, mode, replay, record)
+            options = _options(file, mode, replay, record, store)
             async with session(pipeline, options, registry) as runner:
                 results.extend(
                     await testing.run_tests(
@@ -118,10 +133,12 @@ def test(
                         # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
                         # policy fails the policy verdict (below), not the test
                         overrides=testing.soft_policies(pipeline),
+                        on_result=lambda _result: progress.advance(total),
                     )
                 )
 
-    asyncio.run(main())
+    with Progress("tests", enabled=not as_json) as progress:
+        asyncio.run(main(progress))
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
@@ -153,8 +170,11 @@ def _warn_repository_code(file: Path, references: list[str]) -> None:
     )
 
 
-def _options(file: Path, mode: str | None, replay: Path | None, record: bool) -> Any:
+def _options(
+    file: Path, mode: str | None, replay: Path | None, record: bool, store: Path | None
+) -> Any:
     from flujo.engine.session import SessionOptions
+    from flujo.engine.store import default_path
 
     cassette = replay or cassette_folder(file)
     if mode is None and replay is None and not cassette.is_dir():
@@ -163,7 +183,7 @@ def _options(file: Path, mode: str | None, replay: Path | None, record: bool) ->
         replay=cassette if mode is None else None,
         record=cassette_folder(file) if record else None,
         fake=mode == "fake",
-        use_store=False,
+        store=store or default_path(),
         offline=mode == "mock",
         origin="test",
     )
@@ -200,18 +220,25 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
         click.echo(error, err=True)
     for result in results:
         cost = "" if result.cost_usd in (None, 0.0) else f", {money(result.cost_usd)}"
-        mark = "PASS" if result.outcome == "passed" else "FAIL"
+        mark = (
+            click.style("PASS", fg="green")
+            if result.outcome == "passed"
+            else click.style("FAIL", fg="red", bold=True)
+        )
         click.echo(f"{mark} {result.id}  ({result.duration_s:.2f}s{cost})")
         if result.outcome == "failed":
             for line in failure_lines(result):
                 click.echo(f"    {line}")
+            if result.run_id:
+                click.echo(f"    its run: flujo runs show {result.run_id}")
         for policy in result.policies:
             if policy.action == "WARN" and policy.outcome in ("failed", "error"):
                 click.echo(f"    warning: policy {policy.id}: {policy.explanation}")
     for policy in pending:
         tests = ", ".join(policy.tests)
         click.echo(
-            f"needs approval: policy {policy.id} (REQUIRE_APPROVAL) of {policy.spec} failed "
+            f"{click.style('needs approval', fg='yellow', bold=True)}: policy {policy.id} "
+            f"(REQUIRE_APPROVAL) of {policy.spec} failed "
             f"in {tests}: {policy.explanation}\n"
             f"    approve it with --override {policy.id} "
             f"(on a pull request: the label flujo/override:{policy.id})"
@@ -223,4 +250,5 @@ def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> No
         summary += f", {len(ids)} polic{'y needs' if len(ids) == 1 else 'ies need'} approval"
     if errors:
         summary += f", {len(errors)} spec error{'s' * (len(errors) != 1)}"
-    click.echo(summary)
+    failed = passed < len(results) or pending or errors
+    click.secho(summary, fg="red" if failed else "green")

@@ -116,7 +116,8 @@ def validate(
             summary += ", all valid"
         if problems:  # never "all valid" when something could not be checked
             summary += f"; {len(problems)} path{'s' * (len(problems) != 1)} could not be read"
-        click.echo(summary, err=True)
+        colour = "red" if errors or problems else "yellow" if warnings else "green"
+        click.secho(summary, err=True, fg=colour)
     exit_with(EXIT_USAGE if problems else EXIT_INVALID if errors else EXIT_OK)
 
 

@@ -179,6 +179,24 @@ def test_patch_reports_a_path_that_does_not_exist(write) -> None:  # type: ignor
     assert "path '/steps/7' (steps[7]) does not exist" in err
 
 
+def test_patch_test_failure_shows_json_values_not_python_reprs(write) -> None:  # type: ignore[no-untyped-def]
+    spec = write("p.yaml", SPEC)
+    patch = [{"op": "test", "path": "/steps/0/name", "value": None}]
+    code, _, err = run("patch", "--check", str(spec), "-", input=json.dumps(patch))
+    assert code == 1
+    assert "test failed: '/steps/0/name' (steps[0].name) is \"classify\", not null" in err
+    assert "<class" not in err and "None" not in err
+
+
+def test_patch_says_a_pointer_needs_its_leading_slash(write) -> None:  # type: ignore[no-untyped-def]
+    spec = write("p.yaml", SPEC)
+    patch = [{"op": "replace", "path": "steps/0/name", "value": "b"}]
+    code, _, err = run("patch", "--check", str(spec), "-", input=json.dumps(patch))
+    assert code == 1
+    assert "path 'steps/0/name' is not a JSON Pointer: it must start with '/'" in err
+    assert "did you mean '/steps/0/name'?" in err
+
+
 def test_validate_a_missing_file_never_says_all_valid(tmp_path: Path) -> None:
     code, out, err = run("validate", str(tmp_path / "missing.yaml"))
     assert code == 2

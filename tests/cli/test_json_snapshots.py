@@ -184,6 +184,31 @@ def test_flujo_runs_show_json(ran: tuple[Path, Any]) -> None:
     check_snapshot("runs_show", "flujo runs show RUN_ID --json", normalise(shown, here))
 
 
+def test_flujo_policy_check_json(ran: tuple[Path, Any]) -> None:
+    here, result = ran
+    with (here / "triage.yaml").open("a") as spec:  # a stricter rule, weighed on history
+        spec.write(
+            '  - id: no_tokens\n    assert: "result.total_tokens == 0"\n    action: FAIL_RUN\n'
+        )
+    report = flujo(
+        "policy",
+        "check",
+        "triage.yaml",
+        "--store",
+        "runs.db",
+        "--include",
+        "fake",
+        "--json",
+        codes=(1,),
+    )
+    assert report["runs"] == 1 and [p["id"] for p in report["policies"]] == [
+        "cost_gate",
+        "no_tokens",
+    ]
+    assert report["blocking"] and report["policies"][1]["failures"][0]["run_id"] == result["run_id"]
+    check_snapshot("policy_check", "flujo policy check SPEC --json", normalise(report, here))
+
+
 def test_flujo_test_json(here: Path) -> None:
     report = flujo("test", "triage.yaml", "--fake", "--json", codes=(1,))
     assert report["summary"]["failed"] == 1  # the failed test shows its explanation

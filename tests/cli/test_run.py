@@ -70,12 +70,41 @@ def test_run_then_show_leads_every_step_to_its_line(tmp_path: Path) -> None:
 def test_a_failed_run_exits_1_and_says_why(tmp_path: Path) -> None:
     spec = tmp_path / "p.yaml"
     spec.write_text("steps:\n  - name: parse\n    uses: json_parse\n")
-    code, out, _ = invoke(
+    code, out, err = invoke(
         "run", str(spec), "--input", "not json at all", "--store", str(tmp_path / "db")
     )
     assert code == 1
-    assert "failed" in out.splitlines()[0]
-    assert "error: step 'parse' failed: JSONDecodeError" in out and "(steps[0])" in out
+    assert out == ""  # the status and the error go to stderr
+    assert "failed" in err.splitlines()[0]
+    assert "error: step 'parse' failed: JSONDecodeError" in err and "(steps[0])" in err
+
+
+def test_run_prints_only_the_output_on_stdout_and_its_status_on_stderr(tmp_path: Path) -> None:
+    spec = tmp_path / "p.yaml"
+    spec.write_text("steps:\n  - name: parse\n    uses: json_parse\n")
+    code, out, err = invoke(
+        "run", str(spec), "--input", json.dumps('{"a": [1, 2]}'), "--store", str(tmp_path / "db")
+    )
+    assert code == 0, err
+    assert json.loads(out) == {"a": [1, 2]}  # stdout is the output alone: pipe it to jq
+    assert re.match(r"run \w+: succeeded in ", err)
+
+
+def test_runs_show_lists_the_candidates_of_an_ambiguous_prefix(tmp_path: Path) -> None:
+    spec = tmp_path / "p.yaml"
+    spec.write_text("steps:\n  - name: a\n    uses: passthrough\n")
+    store = str(tmp_path / "runs.db")
+    ids = []
+    for _ in range(2):
+        code, out, err = invoke("run", str(spec), "--input", "x", "--store", store, "--json")
+        ids.append(json.loads(out)["run_id"])
+    common = next(i for i in range(len(ids[0])) if ids[0][i] != ids[1][i])
+    code, _, err = invoke("runs", "show", ids[0][:common], "--store", store)
+    assert code == 2
+    assert f"'{ids[0][:common]}' matches 2 runs; give more of the id:" in err
+    assert ids[0] in err and ids[1] in err and str(spec) in err
+    code, _, err = invoke("runs", "show", "zzz", "--store", store)
+    assert code == 2 and "no run matches 'zzz'" in err
 
 
 def test_an_invalid_spec_is_not_run(tmp_path: Path) -> None:
@@ -90,7 +119,7 @@ def test_an_invalid_spec_is_not_run(tmp_path: Path) -> None:
 def test_a_replay_miss_names_the_step(tmp_path: Path) -> None:
     spec = tmp_path / "p.yaml"
     spec.write_text(SPEC)
-    code, out, _ = invoke(
+    code, _, err = invoke(
         "run",
         str(spec),
         "--input",
@@ -101,7 +130,7 @@ def test_a_replay_miss_names_the_step(tmp_path: Path) -> None:
         str(tmp_path / "db"),
     )
     assert code == 1
-    assert "no recording for step 'write' calls model 'gpt-4o-mini'" in out
+    assert "no recording for step 'write' calls model 'gpt-4o-mini'" in err
 
 
 def test_runs_without_a_store_is_a_usage_error(tmp_path: Path) -> None:

@@ -109,14 +109,22 @@ def test_live_runs_are_captured_redacted_and_candidate_agreement_is_measured(
 
     candidate = Pipeline.from_yaml(SPEC.replace("openai:gpt-4o\n", "openai:gpt-4o-mini\n"))
 
+    progress: list[tuple[int, int]] = []  # what `flujo eval` shows on a terminal
+
     async def run_eval() -> Any:
         async with FakeOpenAI(FakeBehaviour(responder=responder)) as server:
             options = SessionOptions(base_url=server.base_url)
             return await evaluate(
-                Pipeline.from_yaml(spec), candidate, store, options, spec_path=str(spec)
+                Pipeline.from_yaml(spec),
+                candidate,
+                store,
+                options,
+                spec_path=str(spec),
+                progress=lambda done, total: progress.append((done, total)),
             )
 
     report = asyncio.run(run_eval())
+    assert progress == [(i, N) for i in range(N + 1)]
     data = report.to_dict()
     assert data["mode"] == "live" and data["steps"] == ["classify"]
     assert data["comparators"] == {"classify": "json_fields"}

@@ -62,6 +62,53 @@ BAD_FILES: dict[str, tuple[str | bytes, str, int, int, str]] = {
         14,
         "unknown key 'max_retry'; did you mean 'max_retries'?",
     ),
+    # indentation: which line to compare with, and a key written one level too shallow
+    "key_not_indented_under_config": (
+        "steps:\n  - name: a\n    uses: passthrough\n    config:\n    max_retries: 2\n",
+        "unknown-key",
+        5,
+        5,
+        "unknown key 'max_retries'; did you mean to indent it under `config:` (line 4)?",
+    ),
+    "key_dedented_out_of_config": (
+        "steps:\n  - name: a\n    config:\n      max_retries: 1\n    timeout_s: 3\n",
+        "unknown-key",
+        5,
+        5,
+        "did you mean to indent it under `config:` (line 3)?",
+    ),
+    "agent_field_not_indented_under_agent": (
+        "agents:\n  w:\n    model: openai:gpt-4o\n  system_prompt: hi\n"
+        "steps:\n  - {name: a, uses: agents.w}\n",
+        "schema",
+        4,
+        3,
+        "expected a mapping, not a string; did you mean to indent it under `w:` (line 2)?",
+    ),
+    "indented_between_two_levels": (
+        "steps:\n  - name: a\n    config:\n      max_retries: 1\n     timeout_s: 3\n",
+        "yaml-syntax",
+        5,
+        6,
+        "line 5 is indented 5 spaces: compare it with line 4 `max_retries: 1` (6 spaces) "
+        "and with the block that starts on line 2 `- name: a` (at 4 spaces)",
+    ),
+    "indented_under_a_value": (
+        "steps:\n  - name: a\n    uses: passthrough\n      config: {max_retries: 1}\n",
+        "yaml-syntax",
+        4,
+        13,
+        "line 4 is indented more than line 3 `uses: passthrough` (6 spaces, not 4), so it "
+        "reads as the rest of that line's value: indent it like line 3",
+    ),
+    "list_item_at_key_indentation": (
+        "steps:\n- name: a\n  uses: passthrough\n  - name: b\n",
+        "yaml-syntax",
+        4,
+        3,
+        "line 4 starts a list item at the indentation of the keys of the item of line 2 "
+        "`- name: a`: put its `-` where line 2 has it (0 spaces)",
+    ),
     "unknown_kind": (
         "steps:\n  - name: a\n    kind: lop\n",
         "unknown-kind",
