@@ -10,14 +10,12 @@ from click.testing import CliRunner
 
 from flujo.cli import cli
 from flujo.engine.store import RunStore
-from flujo.learn.suggest import suggestion_id
+from flujo.learn.suggestion_log import suggestion_id
 from flujo.spec.model import Pipeline
 from tests.support.learn import PLANTED, SEEDS, record
 
-# frequent_timeouts at steps[0]: timeout_s 5 -> 10, named by the spec's path in its repository
-TIMEOUT_ID = suggestion_id(
-    "flujo/timeouts.yaml", [{"op": "replace", "path": "/steps/0/config/timeout_s", "value": 10}]
-)
+# frequent_timeouts at steps[0] (timeout_s 5 -> 10), named by the spec's path in its repository
+TIMEOUT_ID = suggestion_id("flujo/timeouts.yaml", "frequent_timeouts", "steps[0]")
 
 
 def git(repo: Path, *args: str) -> str:
