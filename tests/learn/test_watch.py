@@ -52,7 +52,7 @@ def test_cost_and_latency_regress_only_when_clearly_higher() -> None:
     assert compare(runs(40, 0, cost=0.001), runs(40, 0, cost=0.002), 30).verdict == "regression"
     same = compare(runs(40, 0, cost=0.001), runs(40, 0, cost=0.001), 30)
     assert same.verdict == "no_regression"
-    assert any(f.startswith("cost per run: mean $0.0010 vs $0.0010") for f in same.figures)
+    assert any(f.startswith("cost per run: mean $0.001 vs $0.001") for f in same.figures)
 
 
 def test_fake_and_test_runs_are_never_production_evidence(tmp_path: Path) -> None:
