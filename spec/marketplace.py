@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from operator import le
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import le
 from typing import Literal
 
 Objective = Literal["cost", "latency"]
