@@ -17,6 +17,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import le
 from typing import Literal
 
 Objective = Literal["cost", "latency"]
@@ -198,7 +199,7 @@ def _search(
     start: _Label = (0.0, 0.0, 0.0, 0)
     if not _within(start, query.source, to_go, limits, (goal, *checked)):
         return []
-    kept: dict[str, dict[_Label, None]] = {query.source: {start: None}}
+    kept: dict[str, dict[_Label, tuple[float, ...]]] = {query.source: {start: ()}}
     counter = 0
     heap: list[tuple[float, int, str, _Label, tuple[Offer, ...]]] = [
         (to_go[goal][query.source], 0, query.source, start, ())
@@ -263,15 +264,17 @@ def _backward(
     return best
 
 
-def _admit(labels: dict[_Label, None], new: _Label, keys: tuple[int, ...]) -> bool:
+def _admit(labels: dict[_Label, tuple[float, ...]], new: _Label, keys: tuple[int, ...]) -> bool:
     """Keep `new` unless a label there is as good in every criterion of `keys`; drop the
-    labels it beats."""
-    for old in labels:
-        if all(old[k] <= new[k] for k in keys):
+    labels it beats. Labels are kept with their criteria of `keys` (compared in C)."""
+    mine = tuple(new[k] for k in keys)
+    for theirs in labels.values():
+        if all(map(le, theirs, mine)):
             return False
-    for old in [old for old in labels if all(new[k] <= old[k] for k in keys)]:
+    beaten = [old for old, theirs in labels.items() if all(map(le, mine, theirs))]
+    for old in beaten:
         del labels[old]
-    labels[new] = None
+    labels[new] = mine
     return True
 
 
