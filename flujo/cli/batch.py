@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from flujo.cli import Interrupted, UsageError, exit_with
+from flujo.cli.progress import progress
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 
@@ -48,27 +48,21 @@ def run_inputs(
     for error in errors:
         click.echo(f"{inputs_file}:{error.line}: {error.error} (skipped)", err=True)
 
-    bar: Any = None
-    if not as_json and sys.stderr.isatty() and inputs:
-        bar = click.progressbar(length=len(inputs), label="runs", file=sys.stderr)
-        bar.__enter__()
     settings = SessionOptions.from_cli(options)
     started = time.perf_counter()
     try:
-        results = asyncio.run(
-            run_batch(
-                pipeline,
-                inputs,
-                settings,
-                jobs,
-                on_result=(lambda _item, _result: bar.update(1)) if bar is not None else None,
+        with progress(len(inputs), "runs", quiet=as_json) as step:
+            results = asyncio.run(
+                run_batch(
+                    pipeline,
+                    inputs,
+                    settings,
+                    jobs,
+                    on_result=(lambda _item, _result: step()) if step is not None else None,
+                )
             )
-        )
     except KeyboardInterrupt:
         raise Interrupted("flujo: interrupted; runs in flight were recorded as cancelled") from None
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     summary = BatchSummary.of(
         results, errors, wall_s=time.perf_counter() - started, jobs=min(jobs, len(inputs)) or 1
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from flujo.cli import UsageError, exit_with
+from flujo.cli.progress import progress
 from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
 
 
@@ -48,7 +50,14 @@ from flujo.spec.errors import EXIT_INVALID, EXIT_NO_TESTS, EXIT_OK, EXIT_USAGE
     "built-ins, plugins and $FLUJO_SKILLS_ALLOW run. Use it in CI for pull requests "
     "(a fork's allow-list names the fork's code).",
 )
-@click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Tests run at once, across all the specs (one process); 1 runs them one by one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
 @click.option(
     "--junit",
@@ -85,42 +94,60 @@ def test(
     from flujo.spec.errors import SpecError
     from flujo.spec.load import registry_for, repository_allowed_references
     from flujo.spec.model import Pipeline
+    from flujo.spec.registry import StepRegistry
 
     files = _spec_files(paths or (Path("."),))
-    results: list[testing.TestResult] = []
     errors: list[str] = []
+    specs: list[tuple[Path, Pipeline, StepRegistry]] = []
+    for file in files:  # every spec is read and checked first, in order
+        try:
+            registry = registry_for(file, untrusted=untrusted)
+            pipeline = Pipeline.from_yaml(file, registry=registry)
+        except SpecError as exc:
+            errors.extend(str(d) for d in exc.errors)
+            continue
+        except OSError as exc:
+            errors.append(f"{file}: cannot read: {exc.strerror or exc}")
+            continue
+        if not pipeline.tests:
+            continue
+        if not untrusted:
+            _warn_repository_code(file, repository_allowed_references(pipeline, file))
+        specs.append((file, pipeline, registry))
+    chosen = sum(
+        testing.selected(pipeline.file or str(file), t, patterns)
+        for file, pipeline, _ in specs
+        for t in pipeline.tests
+    )
 
-    async def main() -> None:
-        for file in files:
-            try:
-                registry = registry_for(file, untrusted=untrusted)
-                pipeline = Pipeline.from_yaml(file, registry=registry)
-            except SpecError as exc:
-                errors.extend(str(d) for d in exc.errors)
-                continue
-            except OSError as exc:
-                errors.append(f"{file}: cannot read: {exc.strerror or exc}")
-                continue
-            if not pipeline.tests:
-                continue
-            if not untrusted:
-                _warn_repository_code(file, repository_allowed_references(pipeline, file))
-            options = _options(file, mode, replay, record)
-            async with session(pipeline, options, registry) as runner:
-                results.extend(
-                    await testing.run_tests(
+    async def main(done: Callable[[], None] | None) -> list[list[testing.TestResult]]:
+        # `jobs` tests at once over all the specs, and at most `jobs` specs' sessions
+        # open; results are kept in spec order, then test order, whatever ends first
+        tests, sessions = asyncio.Semaphore(jobs), asyncio.Semaphore(jobs)
+
+        async def spec_tests(
+            file: Path, pipeline: Pipeline, registry: StepRegistry
+        ) -> list[testing.TestResult]:
+            async with sessions:
+                options = _options(file, mode, replay, record)
+                async with session(pipeline, options, registry) as runner:
+                    return await testing.run_tests(
                         pipeline,
                         runner,
                         spec=pipeline.file or str(file),
                         patterns=patterns,
-                        jobs=jobs,
                         # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
                         # policy fails the policy verdict (below), not the test
                         overrides=testing.soft_policies(pipeline),
+                        limit=tests,
+                        on_result=(lambda _: done()) if done is not None else None,
                     )
-                )
 
-    asyncio.run(main())
+        return await asyncio.gather(*(spec_tests(*spec) for spec in specs))
+
+    with progress(chosen, "tests", quiet=as_json) as done:
+        per_spec = asyncio.run(main(done))
+    results = [result for spec_results in per_spec for result in spec_results]
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
