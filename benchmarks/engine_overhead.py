@@ -2,13 +2,16 @@
 LangGraph, on the same 200-step chain whose agent answers instantly (in-process).
 
 Run: .venv/bin/python benchmarks/engine_overhead.py   (LangGraph comes from the `bench`
-dependency group: .tools/bin/uv sync --group bench). Prints µs per step and ratios.
+dependency group: .tools/bin/uv sync --group bench). Prints µs per step and ratios, then
+the overhead with spans and the store at 50, 1,000 and 10,000 steps (wall and CPU time,
+as wall times on a shared machine follow its load), and the load average.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -21,6 +24,7 @@ from flujo.spec.model import Pipeline
 
 STEPS = 200
 REPEATS = 15
+SIZES = (50, 1_000, 10_000)
 
 
 async def agent(value: Any) -> Any:
@@ -129,16 +133,32 @@ async def measure() -> None:
         lang = best(samples["langgraph (no tracing, no store)"]) / STEPS - baseline
         print(f"flujo (spans + store) / langgraph (neither): {flujo / lang:.2f}x")
 
-    # flat as pipelines grow
-    print("\nflujo, spans + store, by pipeline size (µs/step):")
+    # flat as pipelines grow: wall and CPU time (the CPU time of both threads: the store
+    # writes on a worker thread), best of several runs beside plain asyncio
+    print("\nflujo, spans + store, by pipeline size (µs/step of overhead over plain asyncio):")
+    print(f"{'steps':>7} {'wall best':>10} {'wall median':>12} {'CPU best':>9} {'runs':>5}")
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(Path(folder) / "grow.db")
-        for size in (50, 200, 1000, 10_000):
+        for size in SIZES:
             runner = Runner(chain_spec(size), models=InstantModels(), store=store)
             await flujo_runs(runner)
-            timings = [await flujo_runs(runner) for _ in range(5)]
-            print(f"  {size:>5} steps: {best(timings) / size * 1e6:7.1f}")
+            repeats = max(3, min(REPEATS, 20_000 // size))
+            walls, cpus, plains = [], [], []
+            for _ in range(repeats):
+                gc.collect()
+                cpu = time.process_time()
+                walls.append(await flujo_runs(runner))
+                cpus.append(time.process_time() - cpu)
+                plains.append(await plain_asyncio(size))
+            plain = best(plains)
+            print(
+                f"{size:>7,} {(best(walls) - plain) / size * 1e6:10.1f}"
+                f" {(statistics.median(walls) - plain) / size * 1e6:12.1f}"
+                f" {(best(cpus) - plain) / size * 1e6:9.1f} {repeats:>5}"
+            )
         store.close()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average (1, 5, 15 min) at the end: {load}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from flujo.engine.policies import PolicyResult, bindings_for
 from flujo.spec.expressions import ExpressionError, compile_expression
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flujo.engine.runner import Runner
     from flujo.spec.model import Pipeline, SpecTest
 
@@ -94,18 +96,20 @@ async def run_tests(
     patterns: tuple[str, ...] = (),
     jobs: int = 4,
     overrides: frozenset[str] = frozenset(),
+    limit: asyncio.Semaphore | None = None,
     on_result: Callable[[TestResult], None] | None = None,
 ) -> list[TestResult]:
-    """Run the spec's selected tests (up to `jobs` at once), in spec order; `on_result` is
-    told of each as it finishes (for a progress display)."""
-    limit = asyncio.Semaphore(max(1, jobs))
+    """Run the spec's selected tests (up to `jobs` at once, or as many at once as `limit`,
+    a semaphore shared with other specs' tests, lets), in spec order; `on_result` is told
+    of each test as it ends."""
+    slots = limit if limit is not None else asyncio.Semaphore(max(1, jobs))
 
     async def one(index: int, test: SpecTest) -> TestResult:
-        async with limit:
-            result = await run_test(pipeline, runner, spec, index, test, overrides)
+        async with slots:
+            outcome = await run_test(pipeline, runner, spec, index, test, overrides)
         if on_result is not None:
-            on_result(result)
-        return result
+            on_result(outcome)
+        return outcome
 
     chosen = [(i, t) for i, t in enumerate(pipeline.tests) if selected(spec, t, patterns)]
     return list(await asyncio.gather(*(one(i, t) for i, t in chosen)))

@@ -404,10 +404,8 @@ class _Run:
 
         write_captures(store, rows, rows[0][3], self.runner.capture.keep)
 
-    async def _maybe_flush(self) -> None:
-        store = self.runner.store
-        if store is None or time.monotonic() - self.last_flush < FLUSH_EVERY_S:
-            return
+    async def _flush(self, store: RunStore) -> None:
+        """Write the spans so far (a long run's spans reach the store while it runs)."""
         self.last_flush = time.monotonic()
         await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
 
@@ -416,10 +414,11 @@ class _Run:
     async def steps(
         self, steps: list[Any], scope_input: Any, previous: Any, parent: SpanRecord
     ) -> Any:
+        store = self.runner.store
         for step in steps:
             previous = await self.step(step, scope_input, previous, parent)
-            if self.runner.store is not None:
-                await self._maybe_flush()
+            if store is not None and time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+                await self._flush(store)
         return previous
 
     async def step(
@@ -664,7 +663,12 @@ class _Run:
                 raise StepFailed(step, record.error, "input") from None
         if self.captured:
             self.step_inputs.setdefault(step.name, value)
-        bindings = self._context(scope_input, previous)  # what a template_render sees
+        uses = step.uses
+        bindings = (  # what a template_render skill sees (agents and imports see no templates)
+            self._context(scope_input, previous)
+            if uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX))
+            else None
+        )
         config = step.config
         feedback: str | None = None
         error = "no attempt was made"
@@ -678,7 +682,7 @@ class _Run:
                         output = await self.call(step, value, feedback, span, record, bindings)
                 else:
                     output = await self.call(step, value, feedback, span, record, bindings)
-                problem = self._validate(step, output)
+                problem = self._validate(step, output) if step.validators else None
                 if problem is not None:
                     raise ValidationFailed(problem)
             except (UsageLimitExceeded, asyncio.CancelledError) as exc:
@@ -866,8 +870,7 @@ class _Run:
     ) -> SpanRecord:
         if step.kind != "loop":
             record.attempts += 1
-        attributes = self.runner._attrs[id(step)] | {tm.ATTEMPT: attempt}
-        return self.telemetry.start(step.name, parent, attributes)
+        return self.telemetry.start(step.name, parent, self.runner._attrs[id(step)], attempt)
 
     def _context(self, scope_input: Any, previous: Any) -> dict[str, Any]:
         # `previous_step` is flujo 0.x's name for `previous`

@@ -10,6 +10,7 @@ with the metrics. Attribute names follow OpenTelemetry's GenAI conventions plus 
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -76,7 +77,7 @@ class SpanRecord:
 class RunTelemetry:
     """Collects the spans of one run."""
 
-    __slots__ = ("base", "spans", "trace_id")
+    __slots__ = ("_next_id", "base", "spans", "trace_id")
 
     def __init__(
         self, run_id: str, spec_sha256: str, mode: str = "live", origin: str = "sdk"
@@ -84,14 +85,27 @@ class RunTelemetry:
         self.trace_id = _ids.getrandbits(128) or 1
         self.base = {RUN_ID: run_id, SPEC_SHA: spec_sha256, RUN_MODE: mode, RUN_ORIGIN: origin}
         self.spans: list[SpanRecord] = []
+        # span ids: a random start, then consecutive (unique in the trace, never 0, and
+        # below 2**63 so they fit SQLite's signed INTEGER); the store appends them in order
+        self._next_id = itertools.count(_ids.getrandbits(62) + 1).__next__
 
-    def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
+    def start(
+        self,
+        name: str,
+        parent: SpanRecord | None,
+        attributes: dict[str, Any],
+        attempt: int | None = None,
+    ) -> SpanRecord:
+        """Open a span with the run's attributes, then `attributes`, then the attempt."""
+        merged = self.base | attributes
+        if attempt is not None:
+            merged[ATTEMPT] = attempt
         span = SpanRecord(
-            _ids.getrandbits(63) or 1,  # 63 bits: fits SQLite's signed INTEGER
+            self._next_id(),
             parent.span_id if parent is not None else None,
             name,
             time.time_ns(),
-            self.base | attributes,
+            merged,
         )
         self.spans.append(span)
         return span
@@ -102,8 +116,14 @@ class NullTelemetry(RunTelemetry):
 
     __slots__ = ()
 
-    def start(self, name: str, parent: SpanRecord | None, attributes: dict[str, Any]) -> SpanRecord:
-        return SpanRecord(0, None, name, 0, attributes)
+    def start(
+        self,
+        name: str,
+        parent: SpanRecord | None,
+        attributes: dict[str, Any],
+        attempt: int | None = None,
+    ) -> SpanRecord:
+        return SpanRecord(0, None, name, 0, {})  # what the step writes; read by nobody
 
 
 # -- export through the OpenTelemetry SDK --------------------------------------------------

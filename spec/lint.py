@@ -20,6 +20,7 @@ from flujo.spec.model import (
     ValidatorRef,
 )
 from flujo.spec.registry import StepRegistry
+from flujo.spec.templating import TEMPLATE_NAMES, plainly_fine
 
 AGENT_PREFIX = "agents."
 IMPORT_PREFIX = "imports."
@@ -460,7 +461,6 @@ def _expression_checker(
     return check
 
 
-TEMPLATE_NAMES = ("input", "previous", "previous_step", "steps")
 """What every template of a spec sees (`engine.runner`'s context; docs/spec.md#templates)."""
 
 
@@ -480,6 +480,8 @@ def _template_strings(path: str, value: Any) -> Iterable[tuple[str, str]]:
 def _check_template_names(report: _Reporter, path: str, template: str) -> None:
     """A name the template reads that no template can see, at its line (it would fail the
     step on its first real run: templates use strict undefined names)."""
+    if plainly_fine(template):
+        return
     from jinja2 import TemplateSyntaxError, meta, nodes
 
     from flujo.spec.templating import untrusted_environment

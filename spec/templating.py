@@ -34,6 +34,23 @@ if TYPE_CHECKING:
     from jinja2 import Template
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+TEMPLATE_NAMES = ("input", "previous", "previous_step", "steps")
+"""The names a template sees (`previous_step` is flujo 0.x's name for `previous`)."""
+_PLAIN_OUTPUT = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)* *\}\}")
+"""`{{ name.attr… }}`: the most common template, which needs no Jinja parser to check."""
+
+
+def plainly_fine(template: str) -> bool:
+    """Whether `template` is only text and `{{ name.attr… }}` outputs of names templates
+    see (or `context`, refused elsewhere with its own error): then Jinja would parse it and
+    find nothing wrong, and checking it needs no Jinja import. False means "not sure":
+    Jinja checks it, so diagnostics never depend on this shortcut."""
+    names = [match.group(1) for match in _PLAIN_OUTPUT.finditer(template)]
+    text = _PLAIN_OUTPUT.sub("", template)
+    known = (*TEMPLATE_NAMES, "context")
+    return all(name in known for name in names) and "{" not in text and "}" not in text
+
+
 MAX_TEXT = 1_000_000
 """Characters (or items) a template may build in one value, and write in one render."""
 MAX_DIGITS = 4_000

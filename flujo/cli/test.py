@@ -51,7 +51,14 @@ from flujo.spec.figures import money
     "built-ins, plugins and $FLUJO_SKILLS_ALLOW run. Use it in CI for pull requests "
     "(a fork's allow-list names the fork's code).",
 )
-@click.option("--jobs", "-j", default=4, show_default=True, help="Tests run at once per spec.")
+@click.option(
+    "--jobs",
+    "-j",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Tests run at once, across all the specs (one process); 1 runs them one by one.",
+)
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON report.")
 @click.option(
@@ -93,13 +100,12 @@ def test(
     from flujo.spec.errors import SpecError
     from flujo.spec.load import registry_for, repository_allowed_references
     from flujo.spec.model import Pipeline
+    from flujo.spec.registry import StepRegistry
 
     files = _spec_files(paths or (Path("."),))
-    results: list[testing.TestResult] = []
     errors: list[str] = []
-
-    loaded: list[tuple[Path, Pipeline, Any]] = []
-    for file in files:
+    specs: list[tuple[Path, Pipeline, StepRegistry]] = []
+    for file in files:  # every spec is read and checked first, in order
         try:
             registry = registry_for(file, untrusted=untrusted)
             pipeline = Pipeline.from_yaml(file, registry=registry)
@@ -109,36 +115,45 @@ def test(
         except OSError as exc:
             errors.append(f"{file}: cannot read: {exc.strerror or exc}")
             continue
-        if pipeline.tests:
-            loaded.append((file, pipeline, registry))
-    total = sum(
-        testing.selected(pipeline.file or str(file), test, patterns)
-        for file, pipeline, _ in loaded
-        for test in pipeline.tests
+        if not pipeline.tests:
+            continue
+        if not untrusted:
+            _warn_repository_code(file, repository_allowed_references(pipeline, file))
+        specs.append((file, pipeline, registry))
+    chosen = sum(
+        testing.selected(pipeline.file or str(file), t, patterns)
+        for file, pipeline, _ in specs
+        for t in pipeline.tests
     )
 
-    async def main(progress: Progress) -> None:
-        for file, pipeline, registry in loaded:
-            if not untrusted:
-                _warn_repository_code(file, repository_allowed_references(pipeline, file))
-            options = _options(file, mode, replay, record, store)
-            async with session(pipeline, options, registry) as runner:
-                results.extend(
-                    await testing.run_tests(
+    async def main(progress: Progress) -> list[list[testing.TestResult]]:
+        # `jobs` tests at once over all the specs, and at most `jobs` specs' sessions
+        # open; results are kept in spec order, then test order, whatever ends first
+        tests, sessions = asyncio.Semaphore(jobs), asyncio.Semaphore(jobs)
+
+        async def spec_tests(
+            file: Path, pipeline: Pipeline, registry: StepRegistry
+        ) -> list[testing.TestResult]:
+            async with sessions:
+                options = _options(file, mode, replay, record, store)
+                async with session(pipeline, options, registry) as runner:
+                    return await testing.run_tests(
                         pipeline,
                         runner,
                         spec=pipeline.file or str(file),
                         patterns=patterns,
-                        jobs=jobs,
                         # as the bot's flujo/test: an unapproved REQUIRE_APPROVAL
                         # policy fails the policy verdict (below), not the test
                         overrides=testing.soft_policies(pipeline),
-                        on_result=lambda _result: progress.advance(total),
+                        limit=tests,
+                        on_result=lambda _result: progress.advance(chosen),
                     )
-                )
+
+        return await asyncio.gather(*(spec_tests(*spec) for spec in specs))
 
     with Progress("tests", enabled=not as_json) as progress:
-        asyncio.run(main(progress))
+        per_spec = asyncio.run(main(progress))
+    results = [result for spec_results in per_spec for result in spec_results]
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")

@@ -61,3 +61,18 @@ def count_round(value: Any) -> dict[str, Any]:
     """Returns a mapping for `updates_context`."""
     rounds = list(value.get("rounds", [])) if isinstance(value, dict) else []
     return {"rounds": [*rounds, len(rounds) + 1]}
+
+
+running = {"now": 0, "most": 0}
+"""How many `overlapping` calls are under way, and the most at once (reset it in tests)."""
+
+
+async def overlapping(value: Any, seconds: float = 0.2) -> Any:
+    """Waits `seconds`, counting how many calls wait at the same time."""
+    running["now"] += 1
+    running["most"] = max(running["most"], running["now"])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        running["now"] -= 1
+    return value

@@ -1,0 +1,105 @@
+"""The run store's span rows: what is written is what a reader gets back, whichever way
+each row is written (rows without an error are written by a shorter statement, shared
+extra attributes are encoded once per batch, the run's row is checked once per batch)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flujo.engine import telemetry as tm
+from flujo.engine.results import PipelineResult
+from flujo.engine.store import RunStore
+from flujo.engine.telemetry import RunTelemetry
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    db = RunStore(tmp_path / "runs.db")
+    yield db  # type: ignore[misc]
+    db.close()
+
+
+def begin(store: RunStore, run_id: str, telemetry: RunTelemetry) -> None:
+    store.begin_run(
+        run_id=run_id,
+        spec_sha256="sha",
+        spec_text="steps: []\n",
+        spec_path=None,
+        pipeline="p",
+        trace_id=telemetry.trace_id,
+        mode="fake",
+        origin="test",
+    )
+
+
+def test_every_kind_of_span_reads_back_as_it_was_recorded(store: RunStore) -> None:
+    telemetry = RunTelemetry("r1", "sha", "fake", "test")
+    root = telemetry.start("flujo.run p", None, {tm.YAML_LINE: 1})
+    step = {tm.STEP_NAME: "a", tm.STEP_KIND: "step", tm.YAML_PATH: "steps[0]", tm.YAML_LINE: 3}
+    ok = telemetry.start("a", root, step, 1)
+    ok.attributes |= {tm.COST: 0.5, tm.GEN_AI_MODEL: "m", "flujo.step.mocked": True}
+    ok.end(True)
+    one = telemetry.start("a", root, step, 2)  # 1 == True: must not share True's JSON
+    one.attributes["flujo.step.mocked"] = 1
+    one.end(True)
+    failed = telemetry.start("a", root, step, 3)
+    failed.attributes |= {tm.CAUSE: "provider", tm.HTTP_STATUS: 500, "flujo.context.writes": ["k"]}
+    failed.end(False, "APIError: boom")
+    failed.event("flujo.retry", attempt=4, delay_s=0.5)
+    open_ = telemetry.start("b", root, step | {tm.STEP_NAME: "b"}, 1)  # written while open
+    root.end(False, "step 'a' failed")
+    root.attributes[tm.CAUSE] = "provider"
+    begin(store, "r1", telemetry)
+    store.finish_run(PipelineResult("r1", "sha", status="failed"), telemetry.spans)
+
+    rows = {int(row["span_id"], 16): row for row in store.spans("r1")}
+    assert len(rows) == 5
+    for span in telemetry.spans:
+        row = rows[span.span_id]
+        expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
+        if span.status != "ERROR":
+            expected.pop(tm.CAUSE, None)
+        assert row["attributes"] == expected
+        assert type(row["attributes"].get("flujo.step.mocked")) is type(
+            span.attributes.get("flujo.step.mocked")
+        )
+        assert row["status"] == span.status and row["error"] == span.status_message
+        assert row["end_ns"] == (span.end_ns or None)
+        assert row["events"] == [[n, t, a] for n, t, a in span.events]
+        assert row["cause"] == (
+            span.attributes.get(tm.CAUSE) if span is failed or span is root else None
+        )
+    assert rows[open_.span_id]["status"] == "UNSET"
+    assert rows[root.span_id]["parent_id"] is None
+    assert rows[ok.span_id]["parent_id"] == f"{root.span_id:016x}"
+
+
+def test_span_ids_are_unique_nonzero_and_fit_sqlite_integers() -> None:
+    telemetry = RunTelemetry("r", "sha")
+    root = telemetry.start("root", None, {})
+    ids = [telemetry.start(f"s{i}", root, {}, 1).span_id for i in range(1000)]
+    ids.append(root.span_id)
+    assert len(set(ids)) == len(ids)
+    assert all(0 < i < 2**63 for i in ids)
+    assert RunTelemetry("r2", "sha").start("root", None, {}).span_id != root.span_id
+
+
+def test_spans_of_a_run_never_begun_are_refused_and_foreign_keys_stay_on(
+    store: RunStore,
+) -> None:
+    telemetry = RunTelemetry("ghost", "sha")
+    telemetry.start("flujo.run p", None, {}).end(True)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.write_spans("ghost", telemetry.spans)
+    assert store.query("SELECT count(*) AS n FROM spans", ())[0]["n"] == 0
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # still checked
+        store.execute(
+            "INSERT INTO runs (run_id, spec_sha256, status, started_at) VALUES (?, ?, ?, ?)",
+            [("r", "no such spec", "running", 0.0)],
+        )
+    begin(store, "ghost", telemetry)  # the store still works after the refusal
+    store.write_spans("ghost", telemetry.spans)
+    assert len(store.spans("ghost")) == 1
