@@ -87,7 +87,7 @@ def suggest(
     """
     import asyncio
 
-    from flujo.engine.store import RunStore, default_path
+    from flujo.engine.store import RunStore, default_path, exists
     from flujo.learn.meta_agents import AgentUnavailable, make_agent
     from flujo.learn.suggest import suggest as run_suggest
     from flujo.learn.telemetry_view import evidence_filter
@@ -106,7 +106,7 @@ def suggest(
     if history:
         _history(spec, target, as_json)
         return
-    if not target.exists():
+    if not exists(target):
         _no_telemetry(spec, target, as_json, agent)
         return
 
@@ -214,15 +214,15 @@ def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
     click.echo(f"wrote {target}", err=True)
 
 
-def _history(spec: Path, target: Path, as_json: bool) -> None:
+def _history(spec: Path, target: Path | str, as_json: bool) -> None:
     import datetime
 
-    from flujo.engine.store import RunStore
+    from flujo.engine.store import RunStore, exists
     from flujo.learn.feedback import feedback
     from flujo.spec.display import display_name
 
     key = display_name(spec)
-    if not target.exists():
+    if not exists(target):
         rows = []
     else:
         db = RunStore(target)
@@ -256,7 +256,7 @@ def _history(spec: Path, target: Path, as_json: bool) -> None:
         click.echo(f"{when}  {f.verdict:<8}  by {f.actor}{reason}\n    {json.dumps(f.patch)}")
 
 
-def _no_telemetry(spec: Path, store: Path, as_json: bool, agent: str) -> None:
+def _no_telemetry(spec: Path, store: Path | str, as_json: bool, agent: str) -> None:
     if as_json:
         from flujo.learn.suggest import SuggestReport
 

@@ -177,3 +177,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A new, empty database on the session's server."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a run store goes, once per backend: a SQLite file, then a new PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        return tmp_path / "runs.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
