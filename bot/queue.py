@@ -89,6 +89,20 @@ class DeliveryQueue(Protocol):
         Raises QueueUnavailable when it cannot be stored (the caller must not acknowledge it).
         """
 
+    def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
+        """Jobs (without bodies), newest first."""
+
+    def count(self, states: Sequence[JobState]) -> int:
+        """How many jobs are in these states."""
+
+    async def close(self) -> None:
+        """Flush and release the store."""
+
+
+class PulledQueue(DeliveryQueue, Protocol):
+    """A queue that this process's `Workers` read and mark (the embedded SQLite queue);
+    a queue with workers of its own (PostgreSQL, `postgres_queue.py`) needs none of this."""
+
     async def pending(self, after_id: int) -> list[Job]:
         """Unfinished jobs with an id above `after_id`, oldest first (with bodies)."""
 
@@ -105,9 +119,3 @@ class DeliveryQueue(Protocol):
         """After a crash: jobs left running go back to the queue, except those that had
         `max_attempts` tries already (they stopped the bot each time: poison), which are
         dead-lettered with that reason. Returns how many went back."""
-
-    def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        """Jobs (without bodies), newest first."""
-
-    async def close(self) -> None:
-        """Flush and release the store."""

@@ -46,6 +46,15 @@ class BotSettings(BaseSettings):
         description="`normal`: acknowledged deliveries survive a crash of the bot; `full`: "
         "also a power failure (an fsync per grouped commit).",
     )
+    database_url: str | None = Field(
+        None,
+        description="A postgresql:// URL: the queue (procrastinate) and the telemetry run "
+        "stores go to PostgreSQL, and several `flujo bot serve` / `flujo bot worker` "
+        "processes share the work. Unset: the embedded SQLite queue, one process.",
+    )
+    lease_s: float = Field(
+        30.0, gt=0, description="A worker silent this long (killed) loses its job to another."
+    )
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = Field(4, ge=1, description="Repositories worked on at once.")
@@ -80,6 +89,13 @@ class BotSettings(BaseSettings):
     isolation_commit_s: float = Field(
         900.0, gt=0, description="Seconds all the specs of one commit may take together."
     )
+
+    @model_validator(mode="after")
+    def _postgres_url(self) -> BotSettings:
+        url = self.database_url
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("FLUJO_BOT_DATABASE_URL must be a postgresql:// URL")
+        return self
 
     @model_validator(mode="after")
     def _one_key_source(self) -> BotSettings:

@@ -77,6 +77,50 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
 
 
 @bot.command()
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def worker(log_level: str) -> None:
+    """Handle queued deliveries without serving webhooks (FLUJO_BOT_DATABASE_URL): run
+    as many as you like beside `flujo bot serve`, on one PostgreSQL database."""
+    import asyncio
+    import contextlib
+
+    from flujo.bot.app import Bot
+    from flujo.bot.github import load_private_key
+    from flujo.bot.logs import configure_logging
+    from flujo.bot.settings import SettingsError
+
+    settings = _settings()
+    if not settings.database_url:
+        raise UsageError(
+            "flujo bot worker: set FLUJO_BOT_DATABASE_URL (postgresql://…): workers apart "
+            "from `flujo bot serve` need the PostgreSQL queue"
+        )
+    try:
+        settings.app()
+        load_private_key(settings.key())
+    except SettingsError as exc:
+        raise UsageError(f"flujo bot worker: {exc}") from None
+    configure_logging(log_level.upper(), settings.secrets())
+
+    async def main() -> None:
+        bot = Bot(settings)
+        await bot.start()
+        click.echo("flujo bot: worker started", err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bot.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@bot.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--rev", default="HEAD", show_default=True, help="The commit to check.")
 @click.option(
@@ -166,9 +210,14 @@ def jobs(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     from flujo.bot.sqlite_queue import read_jobs
 
     settings = _settings()
-    if not settings.db.exists():
+    if settings.database_url:
+        from flujo.bot.postgres_queue import read_jobs as read_pg_jobs
+
+        found = read_pg_jobs(settings.database_url, states, limit)
+    elif not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
-    found = read_jobs(settings.db, states, limit)
+    else:
+        found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
         return
