@@ -2,6 +2,7 @@
 #   docker run -p 8080:8080 -v flujo-data:/data \
 #     -e FLUJO_BOT_WEBHOOK_SECRET=... -e FLUJO_BOT_APP_ID=... \
 #     -e FLUJO_BOT_PRIVATE_KEY_FILE=/run/secrets/flujo.pem flujo-bot
+# On PostgreSQL (several processes, `flujo bot worker` beside `serve`): docker-compose.yml.
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.9

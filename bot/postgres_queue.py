@@ -135,6 +135,7 @@ class PostgresQueue:
         self._reader: psycopg.Connection[Any] | None = None
         self._read_lock = threading.Lock()
         self._opened = False
+        self._opening = asyncio.Lock()
         self.handled = 0
 
     async def open(self) -> None:
@@ -142,6 +143,11 @@ class PostgresQueue:
         database has none (one process at a time)."""
         if self._opened:
             return
+        async with self._opening:
+            if not self._opened:
+                await self._open()
+
+    async def _open(self) -> None:
         with _reaching():
             await self.app.open_async()
             self._opened = True
