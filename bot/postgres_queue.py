@@ -211,6 +211,10 @@ class PostgresQueue:
                         fetch_job_polling_interval=poll_s,
                         update_heartbeat_interval=max(0.2, self.lease_s / 4),
                         stalled_worker_timeout=self.lease_s,
+                        # Handlers stop with their worker at once (and their jobs go back):
+                        # a worker that lost the database must not go on with jobs that
+                        # another process takes over once the lease has run out.
+                        shutdown_graceful_timeout=0.0,
                         delete_jobs="successful",
                     )
                     return
@@ -253,7 +257,8 @@ class PostgresQueue:
             # it keeps its place before the repository's later jobs (procrastinate would
             # otherwise record it as aborted, for good).
             reason = "interrupted: the worker stopped"
-            await asyncio.shield(self._mark(job.id, "running", reason))
+            with contextlib.suppress(Exception):  # the database may be what went away
+                await asyncio.shield(self._mark(job.id, "running", reason))
             raise _Failed(reason, time.time()) from None
         except Exception as exc:
             reason = describe(exc)

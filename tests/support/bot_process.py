@@ -63,8 +63,11 @@ class BotProcess:
                 self.process.wait()
 
 
-async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProcess:
-    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names)."""
+async def start_bot(
+    fake: FakeGitHub, folder: Path, command: str = "serve", **settings: str
+) -> BotProcess:
+    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names):
+    `flujo bot serve`, or `flujo bot worker` (no web server: ready when it says so)."""
     folder.mkdir(parents=True, exist_ok=True)
     key = folder / "app.pem"
     key.write_text(fake.private_key_pem, encoding="utf-8")
@@ -86,7 +89,7 @@ async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProce
     log = folder / "bot.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flujo", "bot", "serve"],
+            [sys.executable, "-m", "flujo", "bot", command],
             env=env,
             cwd=folder,
             stdout=out,
@@ -94,7 +97,7 @@ async def start_bot(fake: FakeGitHub, folder: Path, **settings: str) -> BotProce
         )
     bot = BotProcess(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60
-    while not await bot.healthy(0.5):
+    while not ("worker started" in bot.output() if command == "worker" else await bot.healthy(0.5)):
         if process.poll() is not None or time.monotonic() > deadline:
             bot.stop()
             pytest.fail(f"flujo bot serve did not start:\n{bot.output()}")
