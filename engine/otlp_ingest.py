@@ -152,8 +152,9 @@ def ingest_traces(store: RunStore, body: bytes, content_type: str) -> IngestResu
                 )
                 runs.setdefault(run_id, (sha, []))[1].append(record)
                 accepted += 1
-    for run_id, (sha, spans) in runs.items():
-        _store_run(store, run_id, sha, spans)
+    with store.batch():  # one commit for the whole export
+        for run_id, (sha, spans) in runs.items():
+            _store_run(store, run_id, sha, spans)
     return IngestResult(accepted, ignored, len(runs))
 
 

@@ -10,10 +10,13 @@ same tables from the same versioned migrations (`store_db.py` holds the differen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +215,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path | None = None, *, namespace: str | None = None) -> None:
+        self._batch = threading.local()
         location = path if path is not None else default_path()
         self.path: Path | str = location if is_postgres(location) else Path(location)
         try:
@@ -263,7 +267,22 @@ class RunStore:
         self._db.close()
 
     def _transaction(self) -> Any:
-        return self._db.transaction()
+        current: Cursor | None = getattr(self._batch, "cursor", None)
+        return contextlib.nullcontext(current) if current is not None else self._db.transaction()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write of this thread inside the block (one commit for
+        a whole OTLP export instead of several per run)."""
+        if getattr(self._batch, "cursor", None) is not None:
+            yield
+            return
+        with self._db.transaction() as cursor:
+            self._batch.cursor = cursor
+            try:
+                yield
+            finally:
+                self._batch.cursor = None
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class SQLiteDatabase:
     def __init__(self, path: Path) -> None:
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a query inside a batch's transaction
         self._db = sqlite3.connect(
             str(path), timeout=30, check_same_thread=False, isolation_level=None
         )
@@ -141,7 +141,7 @@ class PostgresDatabase:
     def __init__(self, url: str, namespace: str | None = None) -> None:
         self.url = url
         self.schema = schema_name(namespace) if namespace else None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a query inside a batch's transaction
         self._db: Any = None
         with self._lock:
             self._connect()
