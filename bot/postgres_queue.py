@@ -59,20 +59,35 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
 CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
 """
 _ENQUEUE = """
-WITH stored AS (
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)s::text[], %(events)s::text[], %(bodies)s::bytea[], %(received)s::float8[],
+        %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
+    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
+),
+stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after, key)
-    VALUES (%(id)s, %(event)s, %(body)s, %(received_at)s, %(run_after)s, %(key)s)
+    SELECT delivery_id, event, body, received_at, run_after, key FROM input ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
+),
+deferred AS (
+    SELECT procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(
+            %(queue)s, %(task)s, 0, i.key, NULL,
+            jsonb_build_object('delivery_id', i.delivery_id), i.at
+        )::procrastinate_job_to_defer_v1
+        FROM input i JOIN stored s ON s.delivery_id = i.delivery_id
+        WHERE i.n = (SELECT min(n) FROM input o WHERE o.delivery_id = i.delivery_id)
+        ORDER BY i.n
+    ))
 )
-SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
-    %(queue)s, %(task)s, 0, %(key)s, NULL,
-    jsonb_build_object('delivery_id', delivery_id),
-    %(at)s
-)::procrastinate_job_to_defer_v1]) FROM stored
+SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored)
 """
-"""One statement, one transaction: the delivery is stored and its job deferred, or (a
-redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's versioned SQL API."""
+"""One statement, one transaction, for every delivery acknowledged while the previous
+group was being committed (group commit): each is stored and its job deferred, in the
+order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
+versioned SQL API."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -136,6 +151,10 @@ class PostgresQueue:
         self._read_lock = threading.Lock()
         self._opened = False
         self._opening = asyncio.Lock()
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
 
     async def open(self) -> None:
@@ -174,22 +193,56 @@ class PostgresQueue:
             if delivery.not_before > time.time()
             else None
         )
+        row = (
+            delivery.delivery_id,
+            delivery.event,
+            delivery.body,
+            delivery.received_at,
+            delivery.not_before,
+            key,
+            at,
+        )
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="flujo-enqueue")
+        return await future
+
+    async def _commit_groups(self) -> None:
+        """Commit the waiting deliveries in groups, until none waits."""
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                stored = await self._store([row for row, _ in group])
+            except Exception as exc:  # nothing of this group is stored
+                error = QueueUnavailable(f"queue on PostgreSQL: {exc}")
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (row, future), first in zip(group, _firsts(group), strict=True):
+                if not future.done():
+                    future.set_result(first and row[0] in stored)
+
+    async def _store(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        columns = list(zip(*rows, strict=True))
         params = {
-            "id": delivery.delivery_id,
-            "event": delivery.event,
-            "body": delivery.body,
-            "received_at": delivery.received_at,
-            "run_after": delivery.not_before,
-            "key": key,
+            "ids": list(columns[0]),
+            "events": list(columns[1]),
+            "bodies": list(columns[2]),
+            "received": list(columns[3]),
+            "run_after": list(columns[4]),
+            "keys": list(columns[5]),
+            "at": list(columns[6]),
             "queue": QUEUE,
             "task": TASK,
-            "at": at,
         }
-        with _reaching():
-            pool = self.app.connector.pool  # type: ignore[attr-defined]
-            async with pool.connection() as db:
-                cursor = await db.execute(_ENQUEUE, params)
-                return (await cursor.fetchone()) is not None
+        pool = self.app.connector.pool  # type: ignore[attr-defined]
+        async with pool.connection() as db:
+            cursor = await db.execute(_ENQUEUE, params)
+            found = await cursor.fetchone()
+        self.commits += 1
+        return set(found[1]) if found else set()
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -374,12 +427,25 @@ class PostgresQueue:
         )
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
         if self._opened:
             await self.app.close_async()
             self._opened = False
+
+
+def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
+    """For each delivery of a group, whether it is the first with its id in the group (a
+    second copy is a redelivery: not stored again)."""
+    seen: set[str] = set()
+    firsts = []
+    for row, _ in group:
+        firsts.append(row[0] not in seen)
+        seen.add(row[0])
+    return firsts
 
 
 def read_jobs(url: str, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
