@@ -31,6 +31,7 @@ from procrastinate.schema import SchemaManager
 
 from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
 from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
+from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 log = logging.getLogger("flujo.bot.queue")
 
@@ -102,9 +103,12 @@ def _reaching() -> Iterator[None]:
         raise error from exc
 
 
-class _Failed(Exception):
+class _Failed(FlujoError):
     """A handler's failure and when to try again (None: dead-lettered), decided once by
-    `worker.retry_at` and recorded on the delivery before procrastinate hears of it."""
+    `worker.retry_at` and recorded on the delivery before procrastinate hears of it. It
+    never reaches a command; if it did, exit code 2 (as `RetryLater`)."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, reason: str, at: float | None) -> None:
         super().__init__(reason)
