@@ -3,7 +3,8 @@ database.
 
 A delivery is one row of `flujo_deliveries` (unique by `X-GitHub-Delivery`, so a
 redelivery is recognised whichever process receives it) and one procrastinate job,
-inserted in one transaction before the 202. The job's lock is the ordering key
+inserted in one transaction before the 202; deliveries that arrive together share that
+transaction (group commit). The job's lock is the ordering key
 (`worker.ordering_key`: the repository), so procrastinate runs a repository's jobs one at
 a time, oldest first, while other repositories' run in parallel in any process. A worker
 that dies mid-job stops sending heartbeats; after `lease_s` any other worker puts its job
