@@ -5,6 +5,7 @@
 # then serve (the default command; other `flujo bot` commands run the same way):
 #   docker run -d --name flujo-bot -p 8080:8080 -v flujo-data:/data flujo-bot
 #   docker exec flujo-bot flujo bot token OWNER/REPO --installation ID
+# On PostgreSQL (several processes, `flujo bot worker` beside `serve`): docker-compose.yml.
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 RUN pip install --no-cache-dir uv==0.13.9

@@ -8,6 +8,11 @@ The bare handler only verifies the signature; Flujo's also stores every delivery
 the acknowledgement path alone.
 
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
+    .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
+
+With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
+(tests/support/postgres.py) and Flujo's queue is procrastinate's on it: one transaction
+(delivery row and job) per acknowledgement.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ class NoWorkers(Bot):
     async def start(self):  # measure the acknowledgement path alone
         pass
 
-settings = BotSettings(webhook_secret=sys.argv[2], db=Path(sys.argv[3]))
+url = sys.argv[4] if len(sys.argv) > 4 else None
+settings = BotSettings(webhook_secret=sys.argv[2], db=Path(sys.argv[3]), database_url=url)
 app = create_app(settings, NoWorkers(settings))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
@@ -153,11 +159,19 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="the queue on PostgreSQL")
     args = parser.parse_args()
     bodies = payloads()
+    postgres = None
+    if args.postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.postgres import PostgresServer
+
+        postgres = PostgresServer.start(fsync=True)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bot.db"
-        servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db)])}
+        url = [postgres.url()] if postgres else []
+        servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db), *url])}
         try:
             for server in servers.values():
                 await wait_ready(server.port)
@@ -173,15 +187,24 @@ async def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-        import sqlite3
+        if postgres is not None:
+            import psycopg
 
-        with sqlite3.connect(db) as connection:
-            stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            with psycopg.connect(postgres.url()) as connection:
+                found = connection.execute("SELECT count(*) FROM flujo_deliveries").fetchone()
+            stored = found[0] if found else 0
+            postgres.stop()
+        else:
+            import sqlite3
+
+            with sqlite3.connect(db) as connection:
+                stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
     bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
     sizes = [len(b) for b in bodies]
     print(
         f"{args.rounds} alternating rounds x {args.requests} signed push deliveries "
-        f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback"
+        f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback, queue on "
+        + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
     print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for label, row in (("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)):

@@ -8,7 +8,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +31,9 @@ from flujo.bot.suggestion_prs import suggest_delivery
 from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.webhook import WebhookHandler
 from flujo.bot.worker import Work, Workers
+
+if TYPE_CHECKING:
+    from flujo.bot.postgres_queue import PostgresQueue, QueueWorkers
 from flujo.engine.otlp_ingest import IngestResult, make_otlp_routes
 from flujo.engine.store import RunStore
 
@@ -55,9 +58,20 @@ class Bot:
 
         self.settings = settings
         self.metrics = BotMetrics()
-        self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
+        self.queue: SQLiteQueue | PostgresQueue
+        if settings.database_url:
+            from flujo.bot.postgres_queue import PostgresQueue
+
+            self.queue = PostgresQueue(
+                settings.database_url,
+                max_attempts=settings.max_attempts,
+                retry_base_s=settings.retry_base_s,
+                lease_s=settings.lease_s,
+            )
+        else:
+            self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         self.state = BotState(settings.db)
-        self.telemetry = TelemetryStores(settings.db.parent / "telemetry")
+        self.telemetry = TelemetryStores(settings.db.parent / "telemetry", settings.database_url)
         self._background: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._forge_for = forge_for
@@ -87,15 +101,21 @@ class Bot:
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             ),
         )
-        self.workers = Workers(
-            self.queue,
-            self.handle,
-            concurrency=settings.workers,
-            max_attempts=settings.max_attempts,
-            retry_base_s=settings.retry_base_s,
-            observe=self.metrics.job,
-            clock=self.clock,
-        )
+        self.workers: Workers | QueueWorkers
+        if isinstance(self.queue, SQLiteQueue):
+            self.workers = Workers(
+                self.queue,
+                self.handle,
+                concurrency=settings.workers,
+                max_attempts=settings.max_attempts,
+                retry_base_s=settings.retry_base_s,
+                observe=self.metrics.job,
+                clock=self.clock,
+            )
+        else:
+            from flujo.bot.postgres_queue import QueueWorkers
+
+            self.workers = QueueWorkers(self.queue, self.handle, concurrency=settings.workers)
         self.auth: AppAuth | None = None
 
     async def _forge(self, installation_id: int) -> Forge:
@@ -158,6 +178,8 @@ class Bot:
         await self.workers.drain()
 
     async def start(self) -> None:
+        if not isinstance(self.queue, SQLiteQueue):
+            await self.queue.open()
         folder = self.context.limits.folder
         if folder is not None and (removed := clear_stale(folder)):
             log.info("removed %d snapshot folder(s) left by an earlier run", removed)

@@ -102,6 +102,20 @@ class DeliveryQueue(Protocol):
         Raises QueueUnavailable when it cannot be stored (the caller must not acknowledge it).
         """
 
+    def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
+        """Jobs (without bodies), newest first."""
+
+    def count(self, states: Sequence[JobState]) -> int:
+        """How many jobs are in these states."""
+
+    async def close(self) -> None:
+        """Flush and release the store."""
+
+
+class PulledQueue(DeliveryQueue, Protocol):
+    """A queue that this process's `Workers` read and mark (the embedded SQLite queue);
+    a queue with workers of its own (PostgreSQL, `postgres_queue.py`) needs none of this."""
+
     async def pending(self, after_id: int) -> list[Job]:
         """Unfinished jobs with an id above `after_id`, oldest first (with bodies)."""
 
@@ -119,12 +133,6 @@ class DeliveryQueue(Protocol):
         `max_attempts` tries already (they stopped the bot each time: poison), which are
         dead-lettered with that reason. Returns how many went back."""
 
-    def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        """Jobs (without bodies), newest first."""
-
-    async def counts(self) -> dict[JobState, int]:
-        """How many jobs are in each state (every state present, zero included)."""
-
     async def requeue(self, job_id: int) -> Job:
         """Queue a dead letter again, as a new job (a new, higher id, so that running
         workers see it) with its stored delivery and no attempts; returns the new job.
@@ -132,6 +140,3 @@ class DeliveryQueue(Protocol):
         Raises NotRetryable when there is no such job or it is not dead: only a dead
         letter can be retried (a queued or running job will run anyway, a done one ran).
         """
-
-    async def close(self) -> None:
-        """Flush and release the store."""

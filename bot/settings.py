@@ -60,6 +60,15 @@ class BotSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="`json`: one JSON object per log line (for log collectors)."
     )
+    database_url: str | None = Field(
+        None,
+        description="A postgresql:// URL: the queue (procrastinate) and the telemetry run "
+        "stores go to PostgreSQL, and several `flujo bot serve` / `flujo bot worker` "
+        "processes share the work. Unset: the embedded SQLite queue, one process.",
+    )
+    lease_s: float = Field(
+        30.0, gt=0, description="A worker silent this long (killed) loses its job to another."
+    )
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = Field(4, ge=1, description="Repositories worked on at once.")
@@ -113,6 +122,13 @@ class BotSettings(BaseSettings):
         if not value.strip().isdecimal():
             raise ValueError(APP_ID_IS_A_NUMBER)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _postgres_url(self) -> BotSettings:
+        url = self.database_url
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("FLUJO_BOT_DATABASE_URL must be a postgresql:// URL")
+        return self
 
     @model_validator(mode="after")
     def _one_key_source(self) -> BotSettings:

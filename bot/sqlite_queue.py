@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flujo.bot.queue import JOB_STATES, Delivery, Job, JobState, NotRetryable, QueueUnavailable
+from flujo.bot.queue import Delivery, Job, JobState, NotRetryable, QueueUnavailable
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
@@ -240,13 +240,6 @@ class SQLiteQueue:
                 (time.time(), POISON.format(attempts=max_attempts), max_attempts),
             )
             return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
-
-        return await self._writer.submit(op)
-
-    async def counts(self) -> dict[JobState, int]:
-        def op(db: sqlite3.Connection) -> dict[JobState, int]:
-            found = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
-            return {state: int(found.get(state, 0)) for state in JOB_STATES}
 
         return await self._writer.submit(op)
 

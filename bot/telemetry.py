@@ -21,8 +21,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 class TelemetryStores:
     """Opens each repository's run store once and keeps it open."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, database_url: str | None = None) -> None:
         self.folder = folder
+        self.database_url = database_url
+        """On PostgreSQL each repository's runs live in a schema of their own."""
         self._stores: dict[str, RunStore] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +38,11 @@ class TelemetryStores:
         with self._lock:
             found = self._stores.get(repo)
             if found is None:
-                found = self._stores[repo] = RunStore(self.path(repo))
+                found = self._stores[repo] = (
+                    RunStore(self.database_url, namespace=repo)
+                    if self.database_url
+                    else RunStore(self.path(repo))
+                )
             return found
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.logs import log_event
-from flujo.bot.queue import DeliveryQueue, Job, Permanent, RetryLater
+from flujo.bot.queue import Job, Permanent, PulledQueue, RetryLater
 
 log = logging.getLogger("flujo.bot.worker")
 
@@ -107,7 +107,7 @@ def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> s
 class Workers:
     def __init__(
         self,
-        queue: DeliveryQueue,
+        queue: PulledQueue,
         handler: Handler,
         *,
         concurrency: int = 4,
@@ -321,12 +321,45 @@ class Workers:
                 log.error("cannot record the metrics of job %s: %s", outcome.work.job.id, exc)
 
     def _retry_at(self, exc: Exception, attempts: int) -> float | None:
-        if isinstance(exc, Permanent) or attempts >= self._max_attempts:
-            return None
-        if isinstance(exc, RetryLater):
-            return float(exc.at)
-        backoff = min(self._max_retry_s, self._retry_base_s * 2 ** (attempts - 1))
-        return float(self.clock.now() + backoff * random.uniform(0.5, 1.0))  # jittered
+        return retry_at(
+            exc,
+            attempts,
+            self._max_attempts,
+            self._retry_base_s,
+            self._max_retry_s,
+            now=self.clock.now(),
+        )
+
+
+def retry_at(
+    exc: BaseException,
+    attempts: int,
+    max_attempts: int,
+    base_s: float,
+    max_s: float,
+    *,
+    now: float | None = None,
+) -> float | None:
+    """When a job that failed with `exc` on its `attempts`-th try runs again: None to
+    dead-letter it (`Permanent`, or no tries left), `RetryLater.at`, else a jittered
+    exponential backoff from `now` (default: the time now). Both queues retry by this rule."""
+    if isinstance(exc, Permanent) or attempts >= max_attempts:
+        return None
+    if isinstance(exc, RetryLater):
+        return float(exc.at)
+    backoff = min(max_s, base_s * 2 ** (attempts - 1))
+    start = time.time() if now is None else now
+    return float(start + backoff * random.uniform(0.5, 1.0))  # jittered
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one bounded line for the job's record."""
+    return _describe(exc)
+
+
+def json_object(body: bytes) -> dict[str, Any] | str:
+    """The delivery's JSON object, or why it is not one (never raises)."""
+    return _json_object(body)
 
 
 def _describe(exc: BaseException) -> str:

@@ -50,21 +50,6 @@ SECRET_TEXT = (
 """Text that looks like a key or token: always redacted."""
 _ALWAYS = re.compile("|".join(SECRET_TEXT))
 
-TABLE = """
-CREATE TABLE IF NOT EXISTS captures (
-    run_id TEXT NOT NULL,
-    step_name TEXT NOT NULL,
-    spec_sha256 TEXT NOT NULL,
-    spec_path TEXT,
-    input TEXT,
-    output TEXT,
-    truncated INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, step_name)
-)
-"""
-INDEX = "CREATE INDEX IF NOT EXISTS captures_by_spec ON captures (spec_path, created_at)"
-
 
 @dataclass(frozen=True)
 class CaptureSettings:
@@ -199,11 +184,6 @@ def rows_from_events(
     return rows, path, keep
 
 
-def ensure_table(store: RunStore) -> None:
-    store.execute(TABLE)
-    store.execute(INDEX)
-
-
 def capture_rows(
     result: PipelineResult,
     step_inputs: dict[str, Any],
@@ -240,8 +220,13 @@ def capture_rows(
 def write_captures(
     store: RunStore, rows: list[tuple[Any, ...]], spec_path: str | None, keep: int
 ) -> None:
-    ensure_table(store)
-    store.execute("INSERT OR REPLACE INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store.execute(
+        "INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_name)"
+        " DO UPDATE SET spec_sha256 = excluded.spec_sha256, spec_path = excluded.spec_path,"
+        " input = excluded.input, output = excluded.output, truncated = excluded.truncated,"
+        " created_at = excluded.created_at",
+        rows,
+    )
     if spec_path is not None:
         store.execute(
             "DELETE FROM captures WHERE spec_path = ? AND run_id NOT IN (SELECT run_id FROM "
@@ -251,7 +236,6 @@ def write_captures(
 
 
 def captures_of_run(store: RunStore, run_id: str) -> list[dict[str, Any]]:
-    ensure_table(store)
     rows = store.query(
         "SELECT step_name, input, output, truncated FROM captures WHERE run_id = ? "
         "ORDER BY created_at, step_name",
@@ -271,7 +255,6 @@ def captures_of_run(store: RunStore, run_id: str) -> list[dict[str, Any]]:
 def prune(store: RunStore, *, older_than_s: float | None = None, keep: int | None = None) -> int:
     """Drop captured runs older than `older_than_s` seconds and beyond the newest `keep`
     per spec; returns how many captured runs were dropped."""
-    ensure_table(store)
     before = store.query("SELECT COUNT(*) AS n FROM captures WHERE step_name = ''", ())[0]["n"]
     if older_than_s is not None:
         store.execute("DELETE FROM captures WHERE created_at < ?", [(time.time() - older_than_s,)])
@@ -279,9 +262,9 @@ def prune(store: RunStore, *, older_than_s: float | None = None, keep: int | Non
         paths = store.query("SELECT DISTINCT spec_path FROM captures", ())
         for row in paths:
             store.execute(
-                "DELETE FROM captures WHERE spec_path IS ? AND run_id NOT IN (SELECT run_id FROM "
-                "captures WHERE spec_path IS ? AND step_name = '' ORDER BY created_at DESC "
-                "LIMIT ?)",
+                "DELETE FROM captures WHERE spec_path IS NOT DISTINCT FROM ? AND run_id NOT IN ("
+                "SELECT run_id FROM captures WHERE spec_path IS NOT DISTINCT FROM ?"
+                " AND step_name = '' ORDER BY created_at DESC LIMIT ?)",
                 [(row["spec_path"], row["spec_path"], keep)],
             )
     after = store.query("SELECT COUNT(*) AS n FROM captures WHERE step_name = ''", ())[0]["n"]

@@ -152,8 +152,9 @@ def ingest_traces(store: RunStore, body: bytes, content_type: str) -> IngestResu
                 )
                 runs.setdefault(run_id, (sha, []))[1].append(record)
                 accepted += 1
-    for run_id, (sha, spans) in runs.items():
-        _store_run(store, run_id, sha, spans)
+    with store.batch():  # one commit for the whole export
+        for run_id, (sha, spans) in runs.items():
+            _store_run(store, run_id, sha, spans)
     return IngestResult(accepted, ignored, len(runs))
 
 
@@ -169,13 +170,13 @@ def _store_run(store: RunStore, run_id: str, sha: str, spans: list[SpanRecord]) 
     mode = _provenance(spans, tm.RUN_MODE, MODES)
     origin = _provenance(spans, tm.RUN_ORIGIN, ORIGINS)
     store.execute(
-        "INSERT OR IGNORE INTO specs (sha256, path, name, text, first_seen)"
-        " VALUES (?, NULL, ?, '', ?)",
+        "INSERT INTO specs (sha256, path, name, text, first_seen)"
+        " VALUES (?, NULL, ?, '', ?) ON CONFLICT DO NOTHING",
         [(sha, pipeline, time.time())],
     )
     store.execute(
-        "INSERT OR IGNORE INTO runs (run_id, spec_sha256, pipeline, status, started_at, mode,"
-        " origin) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+        "INSERT INTO runs (run_id, spec_sha256, pipeline, status, started_at, mode,"
+        " origin) VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT DO NOTHING",
         [(run_id, sha, pipeline, started, mode, origin)],
     )
     store.execute(

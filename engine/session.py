@@ -26,7 +26,7 @@ class SessionOptions:
     record: Path | None = None
     replay: Path | None = None
     fake: bool = False
-    store: Path | None = None
+    store: Path | str | None = None
     use_store: bool = True
     console_telemetry: bool = False
     export: bool = True

@@ -1,29 +1,34 @@
-"""The run store: runs, spans and spec versions in one SQLite file (WAL).
+"""The run store: runs, spans and spec versions, in a SQLite file (WAL) or on PostgreSQL.
 
 Each spec version is stored once, by spec_sha256, so any span can be mapped back to
 the exact YAML line it ran. A run's row is written when it starts and again when it
 ends; its spans are written in one transaction at the end (and in batches during long
 runs), so the hot path never waits for the disk. Several processes may write at once.
+`FLUJO_STORE` (or `--store`) names a SQLite file or a `postgresql://` URL; both get the
+same tables from the same versioned migrations (`store_db.py` holds the differences).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import sqlite3
+import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flujo.engine import telemetry as tm
+from flujo.engine.store_db import Cursor, Database, is_postgres, open_database
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in `_MIGRATIONS` when the tables change."""
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
@@ -40,16 +45,51 @@ CAUSES = ("model", "provider", "harness", "input", "limit", "cancelled")
 error, timeout), the harness (cassette miss, no model configured), the run's input, a
 usage limit, cancellation."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS specs (
+_EXTENSIONS = (
+    # captured examples (engine/capture.py)
+    """CREATE TABLE IF NOT EXISTS captures (
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    spec_sha256 TEXT NOT NULL,
+    spec_path TEXT,
+    input TEXT,
+    output TEXT,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, step_name)
+)""",
+    "CREATE INDEX IF NOT EXISTS captures_by_spec ON captures (spec_path, created_at)",
+    # evaluations of candidate spec versions (learn/evaluate.py)
+    """CREATE TABLE IF NOT EXISTS evaluations (
+    spec_path TEXT,
+    baseline_sha256 TEXT NOT NULL,
+    candidate_sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    report TEXT NOT NULL
+)""",
+    # people's verdicts on suggested patches (learn/feedback.py)
+    """CREATE TABLE IF NOT EXISTS suggestion_feedback (
+    spec_path TEXT NOT NULL,
+    patch_hash TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL,
+    patch TEXT NOT NULL,
+    PRIMARY KEY (spec_path, patch_hash)
+)""",
+)
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS specs (
     sha256 TEXT PRIMARY KEY,
     path TEXT,
     name TEXT,
     text TEXT NOT NULL,
     first_seen REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
+)""",
+    """CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     spec_sha256 TEXT NOT NULL REFERENCES specs(sha256),
     spec_path TEXT,
@@ -67,9 +107,9 @@ CREATE TABLE IF NOT EXISTS runs (
     mode TEXT NOT NULL DEFAULT 'unknown',
     origin TEXT NOT NULL DEFAULT 'unknown',
     cause TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
-CREATE TABLE IF NOT EXISTS spans (
+)""",
+    "CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at)",
+    """CREATE TABLE IF NOT EXISTS spans (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     span_id INTEGER NOT NULL,
     parent_id INTEGER,
@@ -92,8 +132,10 @@ CREATE TABLE IF NOT EXISTS spans (
     events TEXT NOT NULL,
     cause TEXT,
     PRIMARY KEY (run_id, span_id)
-);
-"""
+)""",
+    *_EXTENSIONS,
+)
+"""A new store's tables, at SCHEMA_VERSION (both backends; see `store_db.to_postgres`)."""
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2 -> 3: provenance of runs and causes of failed attempts. Existing runs get mode and
@@ -105,21 +147,39 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE runs ADD COLUMN cause TEXT",
         "ALTER TABLE spans ADD COLUMN cause TEXT",
     ),
+    # 3 -> 4: the tables that captured examples, evaluations and feedback created on first
+    # use are the store's own (created here, so PostgreSQL gets them too).
+    3: _EXTENSIONS,
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
-_SPAN_COLUMNS = (
-    "run_id, span_id, parent_id, name, step_name, kind, yaml_path, line, attempt, status,"
-    " error, start_ns, end_ns, cost_usd, input_tokens, output_tokens, model, provider,"
-    " attributes, events, cause"
+_SPAN_FIELDS = (
+    "run_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "step_name",
+    "kind",
+    "yaml_path",
+    "line",
+    "attempt",
+    "status",
+    "error",
+    "start_ns",
+    "end_ns",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "model",
+    "provider",
+    "attributes",
+    "events",
+    "cause",
 )
-_INSERT_SPANS = f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 21)})"
-_INSERT_CLEAN_SPANS = (
-    f"INSERT OR REPLACE INTO spans ({_SPAN_COLUMNS}) VALUES ({', '.join('?' * 10)}, NULL,"
-    f" {', '.join('?' * 9)}, NULL)"
+_INSERT_SPANS = (
+    f"INSERT INTO spans ({', '.join(_SPAN_FIELDS)}) VALUES ({', '.join('?' * len(_SPAN_FIELDS))})"
+    " ON CONFLICT (run_id, span_id) DO UPDATE SET "
+    + ", ".join(f"{f} = excluded.{f}" for f in _SPAN_FIELDS[2:])
 )
-"""Spans without an error or a cause (most of them): those two columns are NULL in the
-statement instead of bound, as binding None costs as much as the rest of the row."""
-_RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"
 
 
 class StoreError(FlujoError):
@@ -128,9 +188,18 @@ class StoreError(FlujoError):
     exit_code = EXIT_USAGE
 
 
-def default_path() -> Path:
-    """FLUJO_STORE, or .flujo/flujo.db under the current directory."""
-    return Path(os.environ.get("FLUJO_STORE") or DEFAULT_PATH)
+def default_path() -> Path | str:
+    """FLUJO_STORE (a SQLite file or a postgresql:// URL), or .flujo/flujo.db under the
+    current directory."""
+    found = os.environ.get("FLUJO_STORE")
+    if found and is_postgres(found):
+        return found
+    return Path(found or DEFAULT_PATH)
+
+
+def exists(location: Path | str) -> bool:
+    """Whether there is a store there (a PostgreSQL URL always counts: it is created)."""
+    return is_postgres(location) or Path(location).exists()
 
 
 def new_run_id() -> str:
@@ -139,69 +208,81 @@ def new_run_id() -> str:
 
 
 class RunStore:
-    """SQLite-backed store; safe to share between threads of one process."""
+    """The run store on SQLite or PostgreSQL; safe to share between threads of one process.
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            str(self.path), timeout=30, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        found = self._schema_version()
-        if found is not None and found != SCHEMA_VERSION:
-            if found in _MIGRATIONS and found < SCHEMA_VERSION:
-                self._migrate(found)
-            else:
-                self._db.close()
-                raise StoreError(
-                    f"the run store {self.path} has schema version {found}, this Flujo needs "
-                    f"{SCHEMA_VERSION}: move it aside (runs in it stay readable by the Flujo "
-                    "that wrote them) and a new one is created"
-                )
-        with self._transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+    `namespace` (PostgreSQL only) keeps one repository's runs apart from every other's on
+    a shared database (a schema of their own).
+    """
 
-    def _schema_version(self) -> int | None:
+    def __init__(self, path: str | Path | None = None, *, namespace: str | None = None) -> None:
+        self._batch = threading.local()
+        location = path if path is not None else default_path()
+        self.path: Path | str = location if is_postgres(location) else Path(location)
         try:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:  # a new, empty file
-            return None
-        return int(row[0]) if row else None
+            self._db: Database = open_database(self.path, namespace)
+        except Exception as exc:  # psycopg's or sqlite3's: the store cannot be reached
+            raise StoreError(f"cannot open the run store {_shown(self.path)}: {exc}") from None
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
-    def _migrate(self, found: int) -> None:
-        """Bring a store of an older schema version up to date, one version at a time."""
+    def _migrate(self) -> None:
+        """Create a new store's tables, or bring an older one up to date; refuse a newer."""
         with self._transaction() as db:
-            version = found
-            while version < SCHEMA_VERSION:
-                for statement in _MIGRATIONS[version]:
+            self._db.advisory_lock(db)
+            found = _schema_version(self._db, db)
+            if found is None:
+                for statement in _SCHEMA:
                     db.execute(statement)
-                version += 1
-            db.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-            )
+                db.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif found != SCHEMA_VERSION and not (
+                found < SCHEMA_VERSION
+                and all(v in _MIGRATIONS for v in range(found, SCHEMA_VERSION))
+            ):
+                raise StoreError(
+                    f"the run store {_shown(self.path)} has schema version {found}, this Flujo "
+                    f"needs {SCHEMA_VERSION}: move it aside (runs in it stay readable by the "
+                    "Flujo that wrote them) and a new one is created"
+                )
+            elif found < SCHEMA_VERSION:
+                for version in range(found, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[version]:
+                        db.execute(statement)
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._db.dialect
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _transaction(self) -> Any:
+        current: Cursor | None = getattr(self._batch, "cursor", None)
+        return contextlib.nullcontext(current) if current is not None else self._db.transaction()
 
-    def _span_transaction(self, run_id: str) -> _Transaction:
-        """A transaction that writes spans of the run `run_id`: the run's row is checked
-        once, instead of by the foreign key once per span."""
-        return _Transaction(self._db, self._lock, run_id)
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write of this thread inside the block (one commit for
+        a whole OTLP export instead of several per run)."""
+        if getattr(self._batch, "cursor", None) is not None:
+            yield
+            return
+        with self._db.transaction() as cursor:
+            self._batch.cursor = cursor
+            try:
+                yield
+            finally:
+                self._batch.cursor = None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -220,7 +301,7 @@ class RunStore:
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO specs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (spec_sha256, spec_path, pipeline, spec_text, now),
             )
             db.execute(
@@ -233,15 +314,16 @@ class RunStore:
         """Insert or update spans (a span may be written open, then again when it ends)."""
         if not spans:
             return
-        clean, other = _span_rows(run_id, spans)
-        with self._span_transaction(run_id) as db:
-            _insert_spans(db, clean, other)
+        rows = [_span_row(run_id, span) for span in spans]
+        with self._transaction() as db:
+            db.executemany(_INSERT_SPANS, rows)
 
     def finish_run(self, result: PipelineResult, spans: list[SpanRecord]) -> None:
         """Record the outcome and every span of a run in one transaction."""
-        clean, other = _span_rows(result.run_id, spans)
-        with self._span_transaction(result.run_id) as db:
-            _insert_spans(db, clean, other)
+        rows = [_span_row(result.run_id, span) for span in spans]
+        with self._transaction() as db:
+            if rows:
+                db.executemany(_INSERT_SPANS, rows)
             db.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
                 " total_tokens = ?, error = ?, error_path = ?, policies = ?, cause = ?"
@@ -273,19 +355,11 @@ class RunStore:
 
     def find_run(self, run_id: str) -> dict[str, Any] | None:
         """The run whose id is `run_id` or starts with it (None if none, or ambiguous)."""
-        rows = self.find_runs(run_id, limit=2)
-        return rows[0] if len(rows) == 1 else None
-
-    def find_runs(self, prefix: str, *, limit: int = 10) -> list[dict[str, Any]]:
-        """The run whose id is `prefix`, else up to `limit` runs whose id starts with it,
-        newest first (ids sort by start time): the candidates of an ambiguous prefix."""
-        exact = self.query("SELECT * FROM runs WHERE run_id = ?", (prefix,))
-        if exact:
-            return exact
-        return self.query(
-            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id DESC LIMIT ?",
-            (prefix.replace("%", "").replace("_", "") + "%", limit),
+        rows = self.query(
+            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id LIMIT 2",
+            (run_id.replace("%", "").replace("_", "") + "%",),
         )
+        return rows[0] if len(rows) == 1 else None
 
     def spans(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))
@@ -306,67 +380,30 @@ class RunStore:
 
     def execute(self, statement: str, rows: list[tuple[Any, ...]] | None = None) -> None:
         """Run a write statement once per row (once, without parameters, when no rows are
-        given) in one transaction: for importers and extensions with tables of their own."""
+        given) in one transaction: for importers and extensions. Write it in the SQL both
+        backends take (`?` markers, `ON CONFLICT` upserts; see `store_db.py`)."""
         with self._transaction() as db:
             if rows is None:
                 db.execute(statement)
-            else:
+            elif rows:
                 db.executemany(statement, rows)
 
     def query(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
-        with self._lock:
-            cursor = self._db.execute(query, args)
-            names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        """Rows as dicts; the same SQL rules as `execute`."""
+        return self._db.query(query, args)
 
 
-class _Transaction:
-    """`BEGIN IMMEDIATE` … `COMMIT` (`ROLLBACK` on an exception) under the store's lock.
+def _schema_version(database: Database, db: Cursor) -> int | None:
+    """The store's schema version, None for a new (empty) one."""
+    if not database.has_table(db, "meta"):
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
 
-    With `spans_of`, a transaction that writes spans of that run: the run's row is checked
-    once at the start, instead of by the foreign key once per span (a fifth of the cost of
-    a span's row); the foreign keys are on again when it ends, whatever happens.
-    """
 
-    def __init__(
-        self, db: sqlite3.Connection, lock: threading.Lock, spans_of: str | None = None
-    ) -> None:
-        self.db = db
-        self.lock = lock
-        self.spans_of = spans_of
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            if self.spans_of is not None:
-                self.db.execute("PRAGMA foreign_keys = OFF")
-            self.db.execute("BEGIN IMMEDIATE")
-            missing = (
-                self.spans_of is not None
-                and self.db.execute(_RUN_EXISTS, (self.spans_of,)).fetchone() is None
-            )
-            if missing:  # what the foreign key would have said
-                raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
-        except BaseException:
-            self._end("ROLLBACK")
-            raise
-        return self.db
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self._end("COMMIT" if kind is None else "ROLLBACK")
-
-    def _end(self, statement: str) -> None:
-        try:
-            if self.db.in_transaction:
-                self.db.execute(statement)
-        finally:
-            try:
-                if self.spans_of is not None:
-                    if self.db.in_transaction:  # a failed COMMIT
-                        self.db.execute("ROLLBACK")
-                    self.db.execute("PRAGMA foreign_keys = ON")
-            finally:
-                self.lock.release()
+def _shown(location: Path | str) -> str:
+    """A store's location for messages: a URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(location))
 
 
 _TYPED = frozenset(
@@ -388,72 +425,38 @@ _TYPED = frozenset(
 )
 
 
-_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
-"""`json.dumps(value, default=str, separators=(",", ":"))`, without building an encoder
-per call."""
-
-
-def _span_rows(
-    run_id: str, spans: list[SpanRecord]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rows of the spans table for `spans`: those without an error or a cause (for
-    `_INSERT_CLEAN_SPANS`), then the others (for `_INSERT_SPANS`). Attributes with a
-    column of their own are not repeated in JSON."""
-    clean: list[tuple[Any, ...]] = []
-    other: list[tuple[Any, ...]] = []
-    typed = _TYPED
-    extras: dict[tuple[Any, ...], str] = {}  # most spans of a run share their extra attributes
-    for span in spans:
-        a = span.attributes
-        get = a.get
-        if a.keys() <= typed:
-            extra = "{}"
-        else:
-            rest = tuple([item for item in a.items() if item[0] not in typed])
-            if all(type(value) is str for _, value in rest):  # (1 == True: no other kinds)
-                extra = extras.get(rest) or extras.setdefault(rest, _encode(dict(rest)))
-            else:
-                extra = _encode(dict(rest))
-        events = _encode(span.events) if span.events else "[]"
-        status = span.status
-        cause = get(tm.CAUSE) if status == "ERROR" else None
-        head = (
-            run_id,
-            span.span_id,
-            span.parent_id,
-            span.name,
-            get(tm.STEP_NAME),
-            get(tm.STEP_KIND),
-            get(tm.YAML_PATH),
-            get(tm.YAML_LINE),
-            get(tm.ATTEMPT),
-            status,
-        )
-        tail = (
-            span.start_ns,
-            span.end_ns or None,
-            get(tm.COST),
-            get(tm.GEN_AI_INPUT_TOKENS),
-            get(tm.GEN_AI_OUTPUT_TOKENS),
-            get(tm.GEN_AI_MODEL),
-            get(tm.GEN_AI_SYSTEM),
-            extra,
-            events,
-        )
-        if span.status_message is None and cause is None:
-            clean.append(head + tail)
-        else:
-            other.append((*head, span.status_message, *tail, cause))
-    return clean, other
-
-
-def _insert_spans(
-    db: sqlite3.Connection, clean: list[tuple[Any, ...]], other: list[tuple[Any, ...]]
-) -> None:
-    if clean:
-        db.executemany(_INSERT_CLEAN_SPANS, clean)
-    if other:
-        db.executemany(_INSERT_SPANS, other)
+def _span_row(run_id: str, span: SpanRecord) -> tuple[Any, ...]:
+    """A spans row; attributes with a column of their own are not repeated in JSON."""
+    a = span.attributes
+    get = a.get
+    if a.keys() <= _TYPED:
+        extra = "{}"
+    else:
+        rest = {k: v for k, v in a.items() if k not in _TYPED}
+        extra = json.dumps(rest, default=str, separators=(",", ":"))
+    return (
+        run_id,
+        span.span_id,
+        span.parent_id,
+        span.name,
+        get(tm.STEP_NAME),
+        get(tm.STEP_KIND),
+        get(tm.YAML_PATH),
+        get(tm.YAML_LINE),
+        get(tm.ATTEMPT),
+        span.status,
+        span.status_message,
+        span.start_ns,
+        span.end_ns or None,
+        get(tm.COST),
+        get(tm.GEN_AI_INPUT_TOKENS),
+        get(tm.GEN_AI_OUTPUT_TOKENS),
+        get(tm.GEN_AI_MODEL),
+        get(tm.GEN_AI_SYSTEM),
+        extra,
+        json.dumps(span.events, default=str, separators=(",", ":")) if span.events else "[]",
+        get(tm.CAUSE) if span.status == "ERROR" else None,
+    )
 
 
 def attributes_of(row: dict[str, Any]) -> dict[str, Any]:

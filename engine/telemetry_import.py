@@ -96,7 +96,8 @@ def _table(db: sqlite3.Connection, table: str) -> tuple[list[str], list[tuple[An
 
 def _insert(table: str, columns: list[str]) -> str:
     names = ", ".join(columns)
-    return f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
 def _one(db: sqlite3.Connection, query: str) -> Any:

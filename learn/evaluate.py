@@ -33,15 +33,6 @@ if TYPE_CHECKING:
     from flujo.spec.model import AgentStep, Pipeline
 
 EVIDENCE_ORIGINS = ("cli", "sdk", "shadow")
-TABLE = """
-CREATE TABLE IF NOT EXISTS evaluations (
-    spec_path TEXT,
-    baseline_sha256 TEXT NOT NULL,
-    candidate_sha256 TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    report TEXT NOT NULL
-)
-"""
 
 
 @dataclass
@@ -56,16 +47,8 @@ class Example:
     latency_s: float | None
 
 
-def _ensure(store: RunStore) -> None:
-    from flujo.engine.capture import ensure_table
-
-    ensure_table(store)
-    store.execute(TABLE)
-
-
 def captured_counts(store: RunStore, spec_path: str) -> dict[str, int]:
     """Captured runs of the spec by `mode/origin` (evidence or not)."""
-    _ensure(store)
     rows = store.query(
         "SELECT r.mode AS mode, r.origin AS origin, COUNT(*) AS n FROM captures c JOIN runs r "
         "ON r.run_id = c.run_id WHERE c.spec_path = ? AND c.step_name = '' "
@@ -77,15 +60,14 @@ def captured_counts(store: RunStore, spec_path: str) -> dict[str, int]:
 
 def load_examples(store: RunStore, spec_path: str, limit: int | None = None) -> list[Example]:
     """The newest captured live runs of the spec that are production evidence."""
-    _ensure(store)
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
     runs = store.query(
         "SELECT c.run_id AS run_id, c.spec_sha256 AS sha, c.input AS input, "
         "r.total_cost_usd AS cost, r.latency_s AS latency FROM captures c JOIN runs r "
         "ON r.run_id = c.run_id WHERE c.spec_path = ? AND c.step_name = '' AND c.truncated = 0 "
-        f"AND r.mode = 'live' AND r.origin IN ({marks}) ORDER BY c.created_at DESC, c.run_id "
-        "LIMIT ?",
-        (spec_path, *EVIDENCE_ORIGINS, -1 if limit is None else limit),
+        f"AND r.mode = 'live' AND r.origin IN ({marks}) ORDER BY c.created_at DESC, c.run_id"
+        + ("" if limit is None else " LIMIT ?"),
+        (spec_path, *EVIDENCE_ORIGINS, *(() if limit is None else (limit,))),
     )
     steps: dict[str, dict[str, Any]] = {}
     if runs:
@@ -114,7 +96,6 @@ def load_examples(store: RunStore, spec_path: str, limit: int | None = None) -> 
 
 def count_examples(store: RunStore, spec_path: str) -> int:
     """How many captured live runs of the spec are production evidence."""
-    _ensure(store)
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
     rows = store.query(
         "SELECT COUNT(*) AS n FROM captures c JOIN runs r ON r.run_id = c.run_id "
@@ -483,7 +464,6 @@ def _dataset(report: EvalReport, pipeline: Pipeline, result: PipelineResult) -> 
 
 
 def save(store: RunStore, report: EvalReport, baseline_sha: str, candidate_sha: str) -> None:
-    _ensure(store)
     store.execute(
         "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?)",
         [(report.spec, baseline_sha, candidate_sha, time.time(), json.dumps(report.to_dict()))],
@@ -492,7 +472,6 @@ def save(store: RunStore, report: EvalReport, baseline_sha: str, candidate_sha: 
 
 def stored_evaluation(store: RunStore, candidate_sha: str) -> dict[str, Any] | None:
     """The newest stored evaluation of a candidate spec version, if any."""
-    _ensure(store)
     rows = store.query(
         "SELECT report FROM evaluations WHERE candidate_sha256 = ? ORDER BY created_at DESC "
         "LIMIT 1",

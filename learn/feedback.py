@@ -17,19 +17,6 @@ if TYPE_CHECKING:
 
 Verdict = Literal["rejected", "accepted"]
 
-_TABLE = """
-CREATE TABLE IF NOT EXISTS suggestion_feedback (
-    spec_path TEXT NOT NULL,
-    patch_hash TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    at REAL NOT NULL,
-    patch TEXT NOT NULL,
-    PRIMARY KEY (spec_path, patch_hash)
-)
-"""
-
 
 @dataclass(frozen=True)
 class Feedback:
@@ -51,10 +38,6 @@ def patch_hash(patch: list[dict[str, Any]]) -> str:
     return hashlib.sha256(normalised_patch(patch).encode()).hexdigest()[:16]
 
 
-def _ensure(store: RunStore) -> None:
-    store.execute(_TABLE)
-
-
 def _record(
     store: RunStore,
     spec_path: str,
@@ -63,9 +46,11 @@ def _record(
     reason: str,
     actor: str,
 ) -> None:
-    _ensure(store)
     store.execute(
-        "INSERT OR REPLACE INTO suggestion_feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO suggestion_feedback VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (spec_path, patch_hash) DO UPDATE SET verdict = excluded.verdict,"
+        " reason = excluded.reason, actor = excluded.actor, at = excluded.at,"
+        " patch = excluded.patch",
         [
             (
                 spec_path,
@@ -95,7 +80,6 @@ def record_acceptance(
 
 
 def is_rejected(store: RunStore, spec_path: str, patch: list[dict[str, Any]]) -> bool:
-    _ensure(store)
     rows = store.query(
         "SELECT 1 FROM suggestion_feedback WHERE spec_path = ? AND patch_hash = ?"
         " AND verdict = 'rejected'",
@@ -108,7 +92,6 @@ def feedback(
     store: RunStore, spec_path: str, verdict: Verdict = "rejected", limit: int = 20
 ) -> list[Feedback]:
     """The newest feedback of one kind for a spec."""
-    _ensure(store)
     rows = store.query(
         "SELECT * FROM suggestion_feedback WHERE spec_path = ? AND verdict = ?"
         " ORDER BY at DESC LIMIT ?",

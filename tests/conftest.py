@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.fakegithub.fixtures",
     "tests.support.bot_world",
     "tests.support.legacy",
+    "tests.support.postgres",
 ]
 
 

@@ -35,7 +35,7 @@ class NotApplied(FlujoError):
 
 
 def apply_suggestion(
-    spec: Path, report: SuggestReport, suggestion_id: str, max_tier: str | None, store: Path
+    spec: Path, report: SuggestReport, suggestion_id: str, max_tier: str | None, store: Path | str
 ) -> list[str]:
     """Apply, check and commit; returns the lines to print. Raises NotApplied or UsageError."""
     from flujo.learn.proposal import proposal_for
@@ -178,7 +178,7 @@ def _problems(outputs: list[CheckOutput], *, strict: bool) -> list[str]:
     return problems
 
 
-def _record(store: Path, suggestion: Suggestion) -> None:
+def _record(store: Path | str, suggestion: Suggestion) -> None:
     """An applied suggestion is an accepted one (`flujo suggest --history`)."""
     import getpass
 

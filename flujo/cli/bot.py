@@ -178,6 +178,43 @@ def setup(organization: str | None, name: str | None, host: str | None, port: in
 
 
 @bot.command()
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def worker(log_level: str) -> None:
+    """Handle queued deliveries without serving webhooks (FLUJO_BOT_DATABASE_URL): run
+    as many as you like beside `flujo bot serve`, on one PostgreSQL database."""
+    import asyncio
+    import contextlib
+
+    from flujo.bot.app import Bot
+    from flujo.bot.logs import configure_logging
+
+    settings = _settings("flujo bot worker", serving=True)
+    if not settings.database_url:
+        raise UsageError(
+            "flujo bot worker: set FLUJO_BOT_DATABASE_URL (postgresql://…): workers apart "
+            "from `flujo bot serve` need the PostgreSQL queue"
+        )
+    configure_logging(log_level.upper(), settings.secrets(), settings.log_format)
+
+    async def main() -> None:
+        bot = Bot(settings)
+        await bot.start()
+        click.echo("flujo bot: worker started", err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bot.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@bot.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--rev", default="HEAD", show_default=True, help="The commit to check.")
 @click.option(
@@ -289,15 +326,22 @@ def jobs(
     from flujo.bot.sqlite_queue import read_jobs
 
     settings = _settings("flujo bot jobs")
-    if not settings.db.exists():
+    if retry_id is not None or scheduled:
+        if not settings.db.exists():
+            raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
+        if retry_id is not None:
+            _retry(settings, retry_id, as_json)
+        else:
+            _scheduled(settings.db, limit, as_json)
+        return
+    if settings.database_url:
+        from flujo.bot.postgres_queue import read_jobs as read_pg_jobs
+
+        found = read_pg_jobs(settings.database_url, states, limit)
+    elif not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
-    if retry_id is not None:
-        _retry(settings, retry_id, as_json)
-        return
-    if scheduled:
-        _scheduled(settings.db, limit, as_json)
-        return
-    found = read_jobs(settings.db, states, limit)
+    else:
+        found = read_jobs(settings.db, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
         return
@@ -318,11 +362,11 @@ def _retry(settings: Any, job_id: int, as_json: bool) -> None:
     """`--retry`: the dead letter back in the queue, through the queue's own interface."""
     import asyncio
 
-    from flujo.bot.queue import DeliveryQueue, Job, NotRetryable
+    from flujo.bot.queue import Job, NotRetryable, PulledQueue
     from flujo.bot.sqlite_queue import SQLiteQueue
 
     async def requeue() -> Job:
-        queue: DeliveryQueue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
+        queue: PulledQueue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         try:
             return await queue.requeue(job_id)
         finally:

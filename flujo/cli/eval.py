@@ -60,7 +60,7 @@ def eval_command(
     """Replay captured examples through a candidate and compare the changed steps' outputs
     with the baseline's; without --patch/--candidate, a dataset run of SPEC."""
     from flujo.engine.session import SessionOptions
-    from flujo.engine.store import RunStore, default_path
+    from flujo.engine.store import RunStore, default_path, exists
     from flujo.learn.evaluate import evaluate
     from flujo.spec.errors import SpecError
     from flujo.spec.model import Pipeline
@@ -70,7 +70,7 @@ def eval_command(
     if not spec.is_file():
         raise UsageError(f"flujo eval: {spec}: no such file")
     target = store or default_path()
-    if not target.exists():
+    if not exists(target):
         raise UsageError(f"flujo eval: no run store at {target} (capture some runs first)")
     try:
         baseline = Pipeline.from_yaml(spec)

@@ -45,7 +45,7 @@ def check(spec: Path, last: int, include_text: str, store: Path | None, as_json:
     from flujo.cli.load_and_run import load_spec_or_exit
     from flujo.engine.history import recorded_results
     from flujo.engine.policies import evaluate_policies
-    from flujo.engine.store import RunStore, default_path
+    from flujo.engine.store import RunStore, default_path, exists
     from flujo.learn.telemetry_view import evidence_filter
     from flujo.spec.display import display_name
 
@@ -61,7 +61,7 @@ def check(spec: Path, last: int, include_text: str, store: Path | None, as_json:
             click.echo(f"{display_name(spec)} has no policies")
         return
     target = store or default_path()
-    if not target.exists():
+    if not exists(target):
         raise UsageError(f"flujo policy: no run store at {target}")
     db = RunStore(target)
     results = recorded_results(

@@ -20,10 +20,10 @@ def runs() -> None:
 
 
 def _store(path: Path | None) -> Any:
-    from flujo.engine.store import RunStore, default_path
+    from flujo.engine.store import RunStore, default_path, exists
 
     target = path or default_path()
-    if not target.exists():
+    if not exists(target):
         raise UsageError(f"flujo runs: no run store at {target} (run a pipeline first)")
     return RunStore(target)
 

@@ -129,7 +129,7 @@ def suggest(
     """
     import asyncio
 
-    from flujo.engine.store import RunStore, default_path
+    from flujo.engine.store import RunStore, default_path, exists
     from flujo.learn.meta_agents import AgentUnavailable, make_agent
     from flujo.learn.suggest import suggest as run_suggest
     from flujo.learn.telemetry_view import evidence_filter
@@ -162,7 +162,7 @@ def suggest(
     if history:
         _history(spec, key, target, as_json)
         return
-    if not target.exists():
+    if not exists(target):
         _no_telemetry(spec, target, as_json, agent)
         return
     if apply_id is not None and root is None:
@@ -255,13 +255,13 @@ def _actor() -> str:
 def _decide(
     spec: Path,
     key: str | None,
-    target: Path,
+    target: Path | str,
     accept_id: str | None,
     reject_id: str | None,
     reason: str,
 ) -> None:
     """`--accept ID` / `--reject ID --reason TEXT`: the decision, kept in the run store."""
-    from flujo.engine.store import RunStore
+    from flujo.engine.store import RunStore, exists
     from flujo.learn.feedback import record_acceptance, record_rejection
     from flujo.learn.suggestion_log import lookup, settle
     from flujo.spec.display import display_name
@@ -270,7 +270,7 @@ def _decide(
     assert ident is not None
     name = key or display_name(spec)
     hint = f"run `flujo suggest {spec}` to see the ids of its suggestions"
-    if not target.exists():
+    if not exists(target):
         raise UsageError(f"flujo suggest: no suggestion {ident} for {name}: {hint}")
     db = RunStore(target)
     try:
@@ -299,7 +299,7 @@ def _decide(
         db.close()
 
 
-def _settle_branches(root: Path, target: Path) -> None:
+def _settle_branches(root: Path, target: Path | str) -> None:
     """Suggestion branches merged or deleted since the last run, recorded as accepted or
     rejected (`flujo.bot.local.LocalForge.settle_proposals`)."""
     import asyncio
@@ -384,17 +384,17 @@ def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:
     click.echo(f"wrote {target}", err=True)
 
 
-def _history(spec: Path, key: str | None, target: Path, as_json: bool) -> None:
+def _history(spec: Path, key: str | None, target: Path | str, as_json: bool) -> None:
     import datetime
 
-    from flujo.engine.store import RunStore
+    from flujo.engine.store import RunStore, exists
     from flujo.learn.feedback import feedback
     from flujo.learn.suggestion_log import ids_by_patch
     from flujo.spec.display import display_name
 
     key = key or display_name(spec)
     ids: dict[str, str] = {}
-    if not target.exists():
+    if not exists(target):
         rows = []
     else:
         db = RunStore(target)
@@ -433,7 +433,7 @@ def _history(spec: Path, key: str | None, target: Path, as_json: bool) -> None:
         )
 
 
-def _no_telemetry(spec: Path, store: Path, as_json: bool, agent: str) -> None:
+def _no_telemetry(spec: Path, store: Path | str, as_json: bool, agent: str) -> None:
     if as_json:
         from flujo.learn.suggest import SuggestReport
 

@@ -57,6 +57,27 @@ def test_serve_refuses_to_start_without_a_webhook_secret(
     assert "FLUJO_BOT_WEBHOOK_SECRET" in result.output
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "set FLUJO_BOT_DATABASE_URL (postgresql://…)"),
+        ({"FLUJO_BOT_DATABASE_URL": "mysql://x"}, "must be a postgresql:// URL"),
+        ({"FLUJO_BOT_DATABASE_URL": "postgresql://u@127.0.0.1/x"}, "FLUJO_BOT_PRIVATE_KEY_FILE"),
+    ],
+    ids=["no-database", "not-postgres", "no-key"],
+)
+def test_worker_refuses_to_start_and_says_what_to_set(
+    env: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("FLUJO_BOT_DATABASE_URL", "FLUJO_BOT_PRIVATE_KEY", "FLUJO_BOT_PRIVATE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli, ["bot", "worker"], env={"FLUJO_BOT_APP_ID": "1", **env})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
 def test_token_prints_a_token_and_keeps_only_its_hash(tmp_path: Path) -> None:
     db = tmp_path / "bot.db"
     env = {"FLUJO_BOT_DB": str(db)}

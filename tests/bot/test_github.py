@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from flujo.bot.app import Bot
-from flujo.bot.sqlite_queue import SQLiteQueue
 from flujo.bot.worker import Work
 from tests.support.bot import GOOD
 from tests.support.bot_world import BROKEN, NAMES, REPO, SPEC, World
@@ -242,9 +241,7 @@ async def test_a_job_interrupted_midway_is_finished_after_restart_without_duplic
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
     await world.stop()
-    queue = SQLiteQueue(world.settings.db)
-    assert [j.state for j in queue.list_jobs()] == ["running"]
-    await queue.close()
+    assert world.job_states() == ["running"]
 
     with caplog.at_level(logging.INFO):
         bot = await world.start()
@@ -253,7 +250,8 @@ async def test_a_job_interrupted_midway_is_finished_after_restart_without_duplic
     for name in NAMES:
         assert len(world.fake.check_runs_for(REPO, sha, name)) == 1
     assert len(world.fake.check_run(REPO, sha, "flujo/validate").annotations) == 1
-    assert "resuming 1 job" in caplog.text
+    if not world.settings.database_url:  # PostgreSQL: the stopped worker put it back itself
+        assert "resuming 1 job" in caplog.text
 
 
 async def test_installations_and_their_repositories_are_remembered(world: World) -> None:

@@ -40,8 +40,8 @@ BAD_REPLIES = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    db = RunStore(tmp_path / "runs.db")
+def store(store_location: Path | str) -> Iterator[RunStore]:
+    db = RunStore(store_location)
     record(db, Pipeline.from_yaml(SPEC), PLANTED["cheaper_model"][0])
     yield db
     db.close()

@@ -40,8 +40,8 @@ PIPELINE = spec(
 
 
 @pytest.fixture
-async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[str, RunStore]]:
-    store = RunStore(tmp_path / "installation.db")
+async def endpoint(store_location: Path | str) -> AsyncIterator[tuple[str, RunStore]]:
+    store = RunStore(store_location)
     app = web.Application()
     app.add_routes(make_otlp_routes(lambda token: store if token == TOKEN else None))
     runner = web.AppRunner(app)

@@ -64,9 +64,15 @@ class BotProcess:
 
 
 async def start_bot(
-    fake: FakeGitHub, folder: Path, *, credentials: bool = True, **settings: str
+    fake: FakeGitHub,
+    folder: Path,
+    command: str = "serve",
+    *,
+    credentials: bool = True,
+    **settings: str,
 ) -> BotProcess:
-    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names).
+    """Start the bot for `fake`'s App, with extra `FLUJO_BOT_*` settings (lower-case names):
+    `flujo bot serve`, or `flujo bot worker` (no web server: ready when it says so).
 
     Without `credentials` the App's id, key and secret are not passed: the bot reads them
     from `folder/.env` (as `flujo bot setup` stores them).
@@ -93,7 +99,7 @@ async def start_bot(
     log = folder / "bot.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flujo", "bot", "serve"],
+            [sys.executable, "-m", "flujo", "bot", command],
             env=env,
             cwd=folder,
             stdout=out,
@@ -101,7 +107,7 @@ async def start_bot(
         )
     bot = BotProcess(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 60
-    while not await bot.healthy(0.5):
+    while not ("worker started" in bot.output() if command == "worker" else await bot.healthy(0.5)):
         if process.poll() is not None or time.monotonic() > deadline:
             bot.stop()
             pytest.fail(f"flujo bot serve did not start:\n{bot.output()}")

@@ -54,13 +54,32 @@ class World:
         assert self.bot is not None
         await asyncio.wait_for(self.bot.drain(), 30)
 
+    def job_states(self) -> list[str]:
+        """The states of the stored jobs, newest first, read from the store itself (works
+        while no bot runs)."""
+        if self.settings.database_url:
+            from flujo.bot.postgres_queue import read_jobs as read_pg_jobs
+
+            jobs = read_pg_jobs(self.settings.database_url)
+        else:
+            from flujo.bot.sqlite_queue import read_jobs
+
+            jobs = read_jobs(self.settings.db)
+        return [job.state for job in jobs]
+
     def conclusions(self, sha: str) -> dict[str, str | None]:
         return {n: self.fake.check_run(REPO, sha, n).conclusion for n in NAMES}
 
 
-@pytest.fixture
-async def world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def world(
+    fake_github: FakeGitHub, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """The bot on each queue: the embedded SQLite one, then PostgreSQL (procrastinate)."""
     fake_github.add_installation(42, "acme")
+    database_url = (
+        request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    )
     settings = BotSettings(
         webhook_secret=fake_github.webhook_secret,
         app_id=str(fake_github.app_id),
@@ -70,6 +89,8 @@ async def world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]
         retry_base_s=0.01,
         max_attempts=3,
         suggest_delay_s=0,
+        database_url=database_url,
+        lease_s=1.0,
     )
     world = World(fake_github, settings, [])
     yield world

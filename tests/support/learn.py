@@ -71,7 +71,7 @@ def record(
     sha, name = pipeline.spec_sha256, pipeline.name
     text = pipeline.source.text if pipeline.source else pipeline.to_yaml()
     store.execute(
-        "INSERT OR IGNORE INTO specs VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO specs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(sha, pipeline.file, name, text, end - telemetry.runs * telemetry.every_s)],
     )
     paths = {step.name: path for path, step in pipeline.walk()}

@@ -1,0 +1,517 @@
+"""The delivery queue on PostgreSQL, worked by procrastinate: several bot processes, one
+database.
+
+A delivery is one row of `flujo_deliveries` (unique by `X-GitHub-Delivery`, so a
+redelivery is recognised whichever process receives it) and one procrastinate job,
+inserted in one transaction before the 202; deliveries that arrive together share that
+transaction (group commit). The job's lock is the ordering key
+(`worker.ordering_key`: the repository), so procrastinate runs a repository's jobs one at
+a time, oldest first, while other repositories' run in parallel in any process. A worker
+that dies mid-job stops sending heartbeats; after `lease_s` any other worker puts its job
+back. Failures retry by the rule of the embedded queue (`worker.retry_at`); a job out of
+tries, or started `max_attempts` times (poison), is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+from procrastinate import App, BaseRetryStrategy, PsycopgConnector, RetryDecision
+from procrastinate import exceptions as procrastinate_errors
+from procrastinate.jobs import Job as ProcrastinateJob
+from procrastinate.schema import SchemaManager
+
+from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
+from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
+from flujo.spec.errors import EXIT_USAGE, FlujoError
+
+log = logging.getLogger("flujo.bot.queue")
+
+TASK = "flujo.handle_delivery"
+QUEUE = "flujo_deliveries"
+_MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
+POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
+_COLUMNS = (
+    "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
+)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS flujo_deliveries (
+    id BIGSERIAL PRIMARY KEY,
+    delivery_id TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    body BYTEA,
+    received_at DOUBLE PRECISION NOT NULL,
+    run_after DOUBLE PRECISION NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    key TEXT,
+    last_error TEXT,
+    finished_at DOUBLE PRECISION,
+    done_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
+"""
+_ENQUEUE = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)s::text[], %(events)s::text[], %(bodies)s::bytea[], %(received)s::float8[],
+        %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
+    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
+),
+stored AS (
+    INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after, key)
+    SELECT delivery_id, event, body, received_at, run_after, key FROM input ORDER BY n
+    ON CONFLICT (delivery_id) DO NOTHING
+    RETURNING delivery_id
+),
+deferred AS (
+    SELECT procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(
+            %(queue)s, %(task)s, 0, i.key, NULL,
+            jsonb_build_object('delivery_id', i.delivery_id), i.at
+        )::procrastinate_job_to_defer_v1
+        FROM input i JOIN stored s ON s.delivery_id = i.delivery_id
+        WHERE i.n = (SELECT min(n) FROM input o WHERE o.delivery_id = i.delivery_id)
+        ORDER BY i.n
+    ))
+)
+SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored)
+"""
+"""One statement, one transaction, for every delivery acknowledged while the previous
+group was being committed (group commit): each is stored and its job deferred, in the
+order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
+versioned SQL API."""
+
+Handler = Callable[[Work], Awaitable[None]]
+
+
+@contextlib.contextmanager
+def _reaching() -> Iterator[None]:
+    """Raise the database's errors as `QueueUnavailable`."""
+    try:
+        yield
+    except (psycopg.Error, procrastinate_errors.ConnectorException) as exc:
+        error = QueueUnavailable(f"queue on PostgreSQL: {exc}")
+        raise error from exc
+
+
+class _Failed(FlujoError):
+    """A handler's failure and when to try again (None: dead-lettered), decided once by
+    `worker.retry_at` and recorded on the delivery before procrastinate hears of it. It
+    never reaches a command; if it did, exit code 2 (as `RetryLater`)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, reason: str, at: float | None) -> None:
+        super().__init__(reason)
+        self.at = at
+
+
+class _Retry(BaseRetryStrategy):
+    """Tells procrastinate what `_Failed` says."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: ProcrastinateJob
+    ) -> RetryDecision | None:
+        if not isinstance(exception, _Failed) or exception.at is None:
+            return None
+        return RetryDecision(retry_at=datetime.datetime.fromtimestamp(exception.at, datetime.UTC))
+
+
+class PostgresQueue:
+    """`DeliveryQueue` on PostgreSQL; `work()` runs this process's workers."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_attempts: int = 5,
+        retry_base_s: float = 2.0,
+        max_retry_s: float = 3600.0,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.max_attempts = max_attempts
+        self.lease_s = lease_s
+        self.app = App(connector=PsycopgConnector(conninfo=url))
+        self.app.task(
+            name=TASK,
+            queue=QUEUE,
+            pass_context=True,
+            retry=_Retry(),
+        )(self._run)
+        self.retry_base_s = retry_base_s
+        self.max_retry_s = max_retry_s
+        self._handler: Handler | None = None
+        self._reader: psycopg.Connection[Any] | None = None
+        self._read_lock = threading.Lock()
+        self._opened = False
+        self._opening = asyncio.Lock()
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
+        self.handled = 0
+
+    async def open(self) -> None:
+        """Connect, and create procrastinate's tables and the deliveries table when the
+        database has none (one process at a time)."""
+        if self._opened:
+            return
+        async with self._opening:
+            if not self._opened:
+                await self._open()
+
+    async def _open(self) -> None:
+        with _reaching():
+            await self.app.open_async()
+            self._opened = True
+            async with await psycopg.AsyncConnection.connect(self.url) as db, db.transaction():
+                await db.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                found = await db.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+                row = await found.fetchone()
+                if not (row and row[0]):
+                    await db.execute(SchemaManager.get_schema())
+                await db.execute(SCHEMA)
+
+    # -- the acknowledgement path ----------------------------------------------------------
+
+    async def enqueue(self, delivery: Delivery) -> bool:
+        await self.open()
+        data = json_object(delivery.body)
+        key = (
+            ordering_key(data, delivery.event, delivery.delivery_id)
+            if isinstance(data, dict)
+            else "-"
+        )
+        at = (
+            datetime.datetime.fromtimestamp(delivery.not_before, datetime.UTC)
+            if delivery.not_before > time.time()
+            else None
+        )
+        row = (
+            delivery.delivery_id,
+            delivery.event,
+            delivery.body,
+            delivery.received_at,
+            delivery.not_before,
+            key,
+            at,
+        )
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="flujo-enqueue")
+        return await future
+
+    async def _commit_groups(self) -> None:
+        """Commit the waiting deliveries in groups, until none waits."""
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                stored = await self._store([row for row, _ in group])
+            except Exception as exc:  # nothing of this group is stored
+                error = QueueUnavailable(f"queue on PostgreSQL: {exc}")
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (row, future), first in zip(group, _firsts(group), strict=True):
+                if not future.done():
+                    future.set_result(first and row[0] in stored)
+
+    async def _store(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        columns = list(zip(*rows, strict=True))
+        params = {
+            "ids": list(columns[0]),
+            "events": list(columns[1]),
+            "bodies": list(columns[2]),
+            "received": list(columns[3]),
+            "run_after": list(columns[4]),
+            "keys": list(columns[5]),
+            "at": list(columns[6]),
+            "queue": QUEUE,
+            "task": TASK,
+        }
+        pool = self.app.connector.pool  # type: ignore[attr-defined]
+        async with pool.connection() as db:
+            cursor = await db.execute(_ENQUEUE, params)
+            found = await cursor.fetchone()
+        self.commits += 1
+        return set(found[1]) if found else set()
+
+    # -- the workers -----------------------------------------------------------------------
+
+    async def work(self, handler: Handler, concurrency: int, *, poll_s: float = 0.1) -> None:
+        """Run `concurrency` jobs at a time until cancelled; a database that goes away is
+        waited for (the worker starts again), and jobs of dead workers are put back.
+        New jobs wake the workers at once (LISTEN/NOTIFY); a repository's next job, freed
+        when its lock is released, is picked within `poll_s`."""
+        self._handler = handler
+        await self.open()
+        reaper = asyncio.create_task(self._put_back_stalled(), name="flujo-stalled-jobs")
+        try:
+            while True:
+                try:
+                    await self.app.run_worker_async(
+                        queues=[QUEUE],
+                        concurrency=concurrency,
+                        install_signal_handlers=False,
+                        fetch_job_polling_interval=poll_s,
+                        update_heartbeat_interval=max(0.2, self.lease_s / 4),
+                        stalled_worker_timeout=self.lease_s,
+                        # Handlers stop with their worker at once (and their jobs go back):
+                        # a worker that lost the database must not go on with jobs that
+                        # another process takes over once the lease has run out.
+                        shutdown_graceful_timeout=0.0,
+                        delete_jobs="successful",
+                    )
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database went away: start again shortly
+                    log.error("workers stopped: %s; starting again in 1 s", exc)
+                    await asyncio.sleep(1.0)
+        finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+
+    async def _put_back_stalled(self) -> None:
+        """Jobs of workers silent for `lease_s` go back to the queue (by any process)."""
+        manager = self.app.job_manager
+        while True:
+            await asyncio.sleep(max(0.2, self.lease_s / 2))
+            try:
+                for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.lease_s):
+                    log.warning("resuming the job %s of a worker that stopped", job.id)
+                    await manager.retry_job(job)
+            except Exception as exc:  # the database is away: next round
+                log.debug("cannot look for stalled jobs: %s", exc)
+
+    async def _run(self, context: Any, delivery_id: str) -> None:
+        """The procrastinate task: one delivery, handled by the bot's handler."""
+        assert self._handler is not None
+        job = await self._start(delivery_id)
+        if job is None:
+            return  # handled already (a put-back job whose worker had finished it) or dead
+        data = json_object(job.body)
+        if isinstance(data, str):
+            await self._mark(job.id, "dead", f"malformed JSON: {data}")
+            return
+        work = Work(job, job.event, data, job.key or "-")
+        try:
+            await self._handler(work)
+        except asyncio.CancelledError:
+            # This process is stopping: the job goes back to the queue under its own id, so
+            # it keeps its place before the repository's later jobs (procrastinate would
+            # otherwise record it as aborted, for good).
+            reason = "interrupted: the worker stopped"
+            with contextlib.suppress(Exception):  # the database may be what went away
+                await asyncio.shield(self._mark(job.id, "running", reason))
+            raise _Failed(reason, time.time()) from None
+        except Exception as exc:
+            reason = describe(exc)
+            at = retry_at(exc, job.attempts, self.max_attempts, self.retry_base_s, self.max_retry_s)
+            await self._mark(job.id, "dead" if at is None else "queued", reason, run_after=at)
+            if at is None:
+                log.error(
+                    "%s delivery %s dead-lettered after %d attempt(s): %s",
+                    job.event,
+                    delivery_id,
+                    job.attempts,
+                    reason,
+                )
+            else:
+                log.warning(
+                    "%s delivery %s failed (attempt %d), retrying: %s",
+                    job.event,
+                    delivery_id,
+                    job.attempts,
+                    reason,
+                )
+            raise _Failed(reason, at) from exc
+        await self._mark(job.id, "done", None)
+        self.handled += 1
+
+    async def _start(self, delivery_id: str) -> Job | None:
+        """Mark the delivery running (one more attempt) and read it; None when it is done,
+        dead, or was started `max_attempts` times already (poison: dead-lettered)."""
+        async with self.app.connector.pool.connection() as db, db.transaction():  # type: ignore[attr-defined]
+            cursor = await db.execute(
+                f"SELECT {_COLUMNS}, body FROM flujo_deliveries WHERE delivery_id = %s FOR UPDATE",
+                (delivery_id,),
+            )
+            row = await cursor.fetchone()
+            if row is None or row[3] in ("done", "dead"):
+                return None
+            if row[4] >= self.max_attempts:
+                await db.execute(
+                    "UPDATE flujo_deliveries SET state = 'dead', last_error = %s,"
+                    " finished_at = %s WHERE id = %s",
+                    (POISON.format(attempts=row[4]), time.time(), row[0]),
+                )
+                return None
+            await db.execute(
+                "UPDATE flujo_deliveries SET state = 'running', attempts = attempts + 1"
+                " WHERE id = %s",
+                (row[0],),
+            )
+        job = _job(row)
+        return dataclasses.replace(job, attempts=job.attempts + 1, state="running")
+
+    async def _mark(
+        self, job_id: int, state: JobState, error: str | None, *, run_after: float | None = None
+    ) -> None:
+        finished = time.time() if state in ("done", "dead") else None
+        async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
+            await db.execute(
+                "UPDATE flujo_deliveries SET state = %s, last_error = %s, finished_at = %s,"
+                " done_count = done_count + %s, run_after = coalesce(%s, run_after),"
+                " body = CASE WHEN %s THEN NULL ELSE body END WHERE id = %s",
+                (state, error, finished, int(state == "done"), run_after, state == "done", job_id),
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._read_lock, _reaching():
+            for attempt in (1, 2):
+                if self._reader is None or self._reader.closed or self._reader.broken:
+                    self._reader = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                try:
+                    return self._reader.execute(sql, tuple(params)).fetchall()
+                except psycopg.OperationalError:
+                    self._reader.close()
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+    def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
+        where = "WHERE state = ANY(%s)" if states else ""
+        params: list[Any] = [list(states)] if states else []
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
+            [*params, limit],
+        )
+        return [_job(row) for row in rows]
+
+    def count(self, states: Sequence[JobState]) -> int:
+        rows = self._read(
+            "SELECT count(*) FROM flujo_deliveries WHERE state = ANY(%s)", [list(states)]
+        )
+        return int(rows[0][0])
+
+    def unfinished(self, before: float) -> int:
+        """Deliveries running, or queued to run before `before`."""
+        rows = self._read(
+            "SELECT count(*) FROM flujo_deliveries WHERE state = 'running'"
+            " OR (state = 'queued' AND run_after <= %s)",
+            [before],
+        )
+        return int(rows[0][0])
+
+    def get(self, delivery_id: str) -> Job | None:
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM flujo_deliveries WHERE delivery_id = %s", [delivery_id]
+        )
+        return _job(rows[0]) if rows else None
+
+    def handled_twice(self) -> int:
+        """Deliveries handled to the end more than once (for tests: should stay 0)."""
+        return int(
+            self._read("SELECT count(*) FROM flujo_deliveries WHERE done_count > 1", [])[0][0]
+        )
+
+    async def close(self) -> None:
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+        if self._opened:
+            await self.app.close_async()
+            self._opened = False
+
+
+def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
+    """For each delivery of a group, whether it is the first with its id in the group (a
+    second copy is a redelivery: not stored again)."""
+    seen: set[str] = set()
+    firsts = []
+    for row, _ in group:
+        firsts.append(row[0] not in seen)
+        seen.add(row[0])
+    return firsts
+
+
+def read_jobs(url: str, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
+    """Jobs (without bodies), newest first, on their own short connection (for
+    `flujo bot jobs`)."""
+    where = "WHERE state = ANY(%s)" if states else ""
+    params: list[Any] = [list(states)] if states else []
+    with _reaching(), psycopg.connect(url, connect_timeout=5) as db:
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
+            (*params, limit),
+        ).fetchall()
+    return [_job(row) for row in rows]
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    body = row[10] if len(row) > 10 and row[10] is not None else b""
+    return Job(
+        id=row[0],
+        delivery_id=row[1],
+        event=row[2],
+        state=row[3],
+        attempts=row[4],
+        received_at=row[5],
+        run_after=row[6],
+        key=row[7],
+        last_error=row[8],
+        finished_at=row[9],
+        body=bytes(body),
+    )
+
+
+class QueueWorkers:
+    """This process's share of the workers, with the interface of `worker.Workers`."""
+
+    def __init__(self, queue: PostgresQueue, handler: Handler, *, concurrency: int) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._concurrency = concurrency
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def handled(self) -> int:
+        return self._queue.handled
+
+    def wake(self) -> None:
+        """Nothing to do: procrastinate's workers hear of new jobs through LISTEN/NOTIFY."""
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(
+            self._queue.work(self._handler, self._concurrency), name="flujo-workers"
+        )
+
+    async def stop(self) -> None:
+        """Stop taking jobs; running handlers are cancelled and their jobs run again (by
+        this or another process) after the lease."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def drain(self, horizon_s: float = 1.0) -> None:
+        """Wait until no delivery is queued or running (tests, one-shot runs)."""
+        while await asyncio.to_thread(self._queue.unfinished, time.time() + horizon_s):
+            await asyncio.sleep(0.05)

@@ -1,0 +1,90 @@
+"""The PostgreSQL queue (procrastinate) as two bot processes see it: a redelivery is
+recognised whichever process receives it, a repository's jobs run in order across
+workers while repositories run in parallel, and a scheduled job waits for its time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from flujo.bot.postgres_queue import PostgresQueue
+from flujo.bot.queue import Delivery
+from flujo.bot.worker import Work
+
+
+def _delivery(n: int, repo: str, not_before: float = 0.0, event: str = "push") -> Delivery:
+    body = json.dumps({"repository": {"full_name": repo}, "n": n}).encode()
+    return Delivery(f"d{n}", event, body, time.time(), not_before)
+
+
+async def test_a_redelivery_to_another_process_is_not_queued_again(postgres_url: str) -> None:
+    one, two = PostgresQueue(postgres_url), PostgresQueue(postgres_url)
+    try:
+        results = await asyncio.gather(
+            one.enqueue(_delivery(1, "a/b")), two.enqueue(_delivery(1, "a/b"))
+        )
+        assert sorted(results) == [False, True]
+        assert await one.enqueue(_delivery(1, "a/b")) is False
+        assert [j.delivery_id for j in two.list_jobs()] == ["d1"]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_two_workers_keep_each_repository_in_order(postgres_url: str) -> None:
+    queues = [PostgresQueue(postgres_url, lease_s=5) for _ in range(2)]
+    seen: list[tuple[str, int]] = []
+    running: set[str] = set()
+
+    async def handler(work: Work) -> None:
+        repo = work.data["repository"]["full_name"]
+        assert repo not in running, "two jobs of one repository at once"
+        running.add(repo)
+        await asyncio.sleep(0.01)
+        seen.append((repo, work.data["n"]))
+        running.discard(repo)
+
+    for n in range(30):
+        assert await queues[n % 2].enqueue(_delivery(n, f"acme/r{n % 3}"))
+    workers = [asyncio.create_task(q.work(handler, 4, poll_s=0.05)) for q in queues]
+    try:
+        for _ in range(600):
+            if queues[0].count(("queued", "running")) == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    assert sorted(n for _, n in seen) == list(range(30))  # each once
+    for r in range(3):
+        mine = [n for repo, n in seen if repo == f"acme/r{r}"]
+        assert mine == sorted(mine)
+    assert all(q.handled for q in queues), "both processes took jobs"
+    for queue in queues:
+        await queue.close()
+
+
+async def test_a_scheduled_job_waits_for_its_time(postgres_url: str) -> None:
+    queue = PostgresQueue(postgres_url)
+    handled: list[float] = []
+
+    async def handler(work: Work) -> None:
+        handled.append(time.time())
+
+    at = time.time() + 1.5
+    assert await queue.enqueue(_delivery(1, "a/b", not_before=at, event="flujo_suggest"))
+    worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
+    try:
+        await asyncio.sleep(0.5)
+        assert handled == []
+        for _ in range(100):
+            if handled:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+    assert len(handled) == 1 and handled[0] >= at
