@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in `_MIGRATIONS` when the tables change."""
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
@@ -93,6 +93,14 @@ CREATE TABLE IF NOT EXISTS spans (
     cause TEXT,
     PRIMARY KEY (run_id, span_id)
 );
+CREATE TABLE IF NOT EXISTS cache_entries (
+    step_key TEXT NOT NULL,
+    input_digest TEXT NOT NULL,
+    output TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (step_key, input_digest)
+);
 """
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -104,6 +112,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'unknown'",
         "ALTER TABLE runs ADD COLUMN cause TEXT",
         "ALTER TABLE spans ADD COLUMN cause TEXT",
+    ),
+    # 3 -> 4: outputs of `kind: cache` steps (JSON), by step definition and input digest.
+    3: (
+        "CREATE TABLE IF NOT EXISTS cache_entries (step_key TEXT NOT NULL, input_digest TEXT"
+        " NOT NULL, output TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,"
+        " PRIMARY KEY (step_key, input_digest))",
     ),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
@@ -283,6 +297,33 @@ class RunStore:
     def spec_text(self, spec_sha256: str) -> str | None:
         rows = self.query("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
         return rows[0]["text"] if rows else None
+
+    # -- cached step outputs ----------------------------------------------------------------
+
+    def cached_output(self, step_key: str, input_digest: str) -> str | None:
+        """The JSON text of a `kind: cache` step's output stored for this input and not yet
+        expired (None when there is none)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT output FROM cache_entries WHERE step_key = ? AND input_digest = ?"
+                " AND expires_at > ?",
+                (step_key, input_digest, time.time()),
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def store_output(self, step_key: str, input_digest: str, output: str, ttl_s: float) -> None:
+        """Keep a cache step's output (JSON text) for `ttl_s` seconds; expired entries of
+        the same step are dropped."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM cache_entries WHERE step_key = ? AND expires_at <= ?",
+                (step_key, now),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?)",
+                (step_key, input_digest, output, now, now + ttl_s),
+            )
 
     def execute(self, statement: str, rows: list[tuple[Any, ...]] | None = None) -> None:
         """Run a write statement once per row (once, without parameters, when no rows are

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from flujo.spec.model import (
+    AgenticLoopStep,
     AgentStep,
+    CacheStep,
     ConditionalStep,
+    DynamicRouterStep,
     HitlStep,
     LoopStep,
     MapStep,
@@ -176,8 +179,9 @@ class _Chart:
         ident = node_id(step.name)
         mark = self.marks.get(step.name)
         inner = indent + "  "
-        if isinstance(step, ParallelStep):
-            self.node(ident, f"[[{label(step.name + ' · parallel')}]]", indent, mark)
+        if isinstance(step, ParallelStep | DynamicRouterStep):
+            kind = "parallel" if isinstance(step, ParallelStep) else "router chooses"
+            self.node(ident, f"[[{label(step.name + ' · ' + kind)}]]", indent, mark)
             join = node_id(step.name, "j_")
             exits: list[tuple[str, str | None]] = []
             for branch, step_list in step.branches.items():
@@ -219,6 +223,11 @@ class _Chart:
             text = f"{step.name} · {uses}"
         elif isinstance(step, HitlStep):
             text = f"{step.name} · ask a person"
+        elif isinstance(step, CacheStep):
+            text = f"{step.name} · cached {step.wrapped_step.uses or step.wrapped_step.name}"
+        elif isinstance(step, AgenticLoopStep):
+            tools = ", ".join(step.tools) or "no tools"
+            text = f"{step.name} · planner {step.planner.uses} with {tools}"
         self.node(ident, f"[{label(text)}]", indent, mark)
         exits = [(ident, None)]
         if isinstance(step, AgentStep) and step.fallback is not None:

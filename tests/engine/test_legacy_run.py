@@ -221,7 +221,7 @@ def test_flujo_validate_accepts_0x_files_and_strict_turns_warnings_into_errors()
     assert CliRunner().invoke(cli, ["validate", "--strict", *files]).exit_code == 1
 
 
-@pytest.mark.parametrize("kind", ["cache", "my_custom_kind"])
+@pytest.mark.parametrize("kind", ["tree_search", "my_custom_kind"])
 def test_flujo_run_refuses_kinds_it_cannot_run_without_a_traceback(
     kind: str, tmp_path: Path
 ) -> None:

@@ -107,7 +107,7 @@ def test_cli_refuses_files_with_errors_and_missing_files(tmp_path: Path) -> None
     bad.write_text("steps:\n  - name: x\n    kind: cache\n", encoding="utf-8")
     code, out, err = invoke(str(bad), str(tmp_path / "nope.yaml"))
     assert code == 2 and out == ""
-    assert "bad.yaml:3:5: error: step kind 'cache' is not supported" in err
+    assert "bad.yaml:2:5: error: 'x' is missing required key 'wrapped_step'" in err
     assert "not migrated" in err and "no such file" in err
     assert invoke(str(bad))[0] == 1
 
