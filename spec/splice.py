@@ -819,8 +819,40 @@ class _Splicer:
             self.splice(start, nxt, "")
         else:
             end = self.entry_end(self.end(node), column)
+            line, end = self.with_own_blank_lines(parent, index, line, end)
             self.splice(line, end, "")
         del parent.value[index]
+
+    def with_own_blank_lines(self, parent: Any, index: int, line: int, end: int) -> tuple[int, int]:
+        """The span [line, end) of a removed block entry, widened to the blank lines that
+        belong to it, so the spacing left is the one a person would leave: the blank lines
+        above it when blank lines follow it too or it is the last entry (they separated it
+        from the entry before), else, for the first entry, the blank lines below it (they
+        separated it from the next)."""
+        text = self.text
+        above = line
+        while above > 0:
+            previous = text.rfind("\n", 0, above - 1) + 1
+            if text[previous : above - 1].strip(" \t"):
+                break
+            above = previous
+        if index > 0:  # blank lines that end a `|+` block above are its content
+            before = parent.value[index - 1]
+            content_end = self.end(before[1] if parent.id == "mapping" else before)
+            if content_end > above:
+                above = content_end if text[content_end - 1] == "\n" else line
+        below = end
+        while below < len(text):
+            stop = self.eol(below)
+            if text[below:stop].strip(" \t"):
+                break
+            below = min(stop + 1, len(text))
+        last = index == len(parent.value) - 1
+        if above < line and (below > end or last):
+            return above, end
+        if index == 0 and below > end and not last:
+            return line, below
+        return line, end
 
     def empty_collection(self, path: list[str], node: Any) -> None:
         """Remove the only entry of a block collection: it becomes `{}` or `[]`."""
