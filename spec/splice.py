@@ -1,5 +1,5 @@
-"""RFC 6902 operations applied to YAML text by splicing it at the spans of the nodes
-they touch; every other byte stays as it is.
+"""RFC 6902 operations (and `rename`, a mapping key renamed in place) applied to YAML
+text by splicing it at the spans of the nodes they touch; every other byte stays as it is.
 
 The composer gives every node its start and end in the text. A `replace` rewrites the
 value's own span, in the value's style where the new value allows it; `add` and
@@ -441,6 +441,8 @@ class _Splicer:
             self.retry(lambda: self.remove(path))
         elif op in ("add", "replace"):
             self.retry(lambda: self.add(path, operation["value"], op == "replace"))
+        elif op == "rename":
+            self.retry(lambda: self.rename(path, str(operation["to"])))
         elif op in ("move", "copy"):
             source = _tokens(str(operation.get("from")))
             if source == path:
@@ -779,6 +781,25 @@ class _Splicer:
             return False
         starts = [self.start(node) for node in nodes[-2:]]
         return "\n" in self.text[starts[0] : starts[1]]
+
+    # -- rename --
+
+    def rename(self, path: list[str], new: str) -> None:
+        """Write the key of the entry at `path` as `new`, in place: its value, comments
+        and position stay."""
+        if not path:
+            raise Unsupported("rename the root")
+        parent = self.walk(path[:-1])
+        if parent.id != "mapping" or self.merges(parent):
+            raise Unsupported("rename outside a plain mapping")
+        index = self.find(parent, path[-1])
+        if index < 0:
+            raise Unsupported("a key a merge (`<<`) brings")
+        key, value = parent.value[index]
+        if self.text[self.start(key) : self.start(key) + 1] in ("&", "!", "*", "?"):
+            raise Unsupported("an anchored, tagged or complex key")
+        self.splice(self.start(key), self.end(key), self.key(new, bool(parent.flow_style)))
+        parent.value[index] = (_FRESH, value)
 
     # -- remove --
 

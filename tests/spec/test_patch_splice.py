@@ -198,3 +198,15 @@ def test_a_removed_entry_takes_the_blank_lines_that_belong_to_it(
     result = patch_text(text, patch)
     assert result.spliced and result.text == expected
     assert parse(result.text).data == rfc(text, patch)
+
+
+def test_a_key_renamed_in_place_keeps_its_value_comment_and_position() -> None:
+    text = "a: 1\ndefault_branch:   # the fallback\n  - x\nb: 2\n"
+    patch = [{"op": "rename", "path": "/default_branch", "to": "default"}]
+    result = patch_text(text, patch, renames=True)
+    assert result.spliced
+    assert result.text == "a: 1\ndefault:   # the fallback\n  - x\nb: 2\n"
+    with pytest.raises(PatchError, match="not a JSON Patch operation"):
+        patch_text(text, patch)  # `flujo patch` takes RFC 6902 operations only
+    with pytest.raises(PatchError, match="cannot rename"):
+        patch_text(text, [{"op": "rename", "path": "/a", "to": "b"}], renames=True)
