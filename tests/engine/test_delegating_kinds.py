@@ -277,3 +277,14 @@ def test_each_kind_is_written_back_and_read_again_unchanged(steps: str) -> None:
     again = Pipeline.from_yaml(loaded.to_yaml(), registry=ALLOW)
     assert again == loaded
     assert [s.yaml_path for _, s in again.walk()] == [s.yaml_path for _, s in loaded.walk()]
+
+
+def test_review_diagrams_draw_each_kind_with_what_it_runs() -> None:
+    from flujo.spec.review.mermaid import flowchart
+
+    text = flowchart(
+        pipeline(CACHED + ROUTED.replace("steps:\n", "", 1) + LOOP.split("steps:\n")[1])
+    )
+    assert "cached · cached agents.writer" in text
+    assert "route · router chooses" in text and "branch billing" in text
+    assert "research · planner agents.planner with shout" in text
