@@ -287,4 +287,5 @@ def test_review_diagrams_draw_each_kind_with_what_it_runs() -> None:
     )
     assert "cached · cached agents.writer" in text
     assert "route · router chooses" in text and "branch billing" in text
+    assert "s_route_5f_router" in text and "s_research_5f_planner" in text
     assert "research · planner agents.planner with shout" in text
