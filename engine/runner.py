@@ -28,8 +28,11 @@ from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.model import (
+    AgenticLoopStep,
     AgentStep,
+    CacheStep,
     ConditionalStep,
+    DynamicRouterStep,
     HitlStep,
     JitStep,
     LoopStep,
@@ -38,6 +41,7 @@ from flujo.spec.model import (
     Pipeline,
     StateMachineStep,
     StepBase,
+    StepList,
 )
 from flujo.spec.registry import StepRegistry
 
@@ -157,6 +161,8 @@ class Runner:
         self.export = export
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
+        """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
         self._attrs: dict[int, dict[str, Any]] = {}
         self._owner: dict[int, Pipeline] = {}  # id(step) -> the pipeline it is written in
         pending = [pipeline]
@@ -446,6 +452,18 @@ class _Run:
                 output = await self.state_machine(step, scope_input, previous, span)
             elif isinstance(step, JitStep):
                 output = await self.jit(step, scope_input, previous, span)
+            elif isinstance(step, CacheStep):
+                from flujo.engine.cached import run_cache
+
+                output = await run_cache(self, step, scope_input, previous, span)
+            elif isinstance(step, DynamicRouterStep):
+                from flujo.engine.delegating import run_router
+
+                output = await run_router(self, step, scope_input, previous, span)
+            elif isinstance(step, AgenticLoopStep):
+                from flujo.engine.delegating import run_agentic_loop
+
+                output = await run_agentic_loop(self, step, scope_input, previous, span, record)
             else:  # pragma: no cover - the schema admits no other kinds
                 raise StepFailed(step, f"unknown kind {step.kind}")
         except BaseException as exc:
@@ -463,9 +481,23 @@ class _Run:
     async def parallel(
         self, step: ParallelStep, scope_input: Any, previous: Any, span: SpanRecord
     ) -> Any:
-        names = list(step.branches)
-        ignore = step.on_branch_failure == "ignore"
+        outputs = await self.branches(
+            step.branches, list(step.branches), step.on_branch_failure, scope_input, previous, span
+        )
+        return outputs if step.merge == "dict" else list(outputs.values())
 
+    async def branches(
+        self,
+        branches: dict[str, StepList],
+        names: list[str],
+        on_failure: str,
+        scope_input: Any,
+        previous: Any,
+        span: SpanRecord,
+    ) -> dict[str, Any]:
+        """Run the branches `names` concurrently; their outputs by name (failed branches
+        left out when `on_failure` is `ignore`)."""
+        ignore = on_failure == "ignore"
         before = _CONTEXT.get()
         contexts: dict[str, dict[str, Any]] = {}
 
@@ -474,7 +506,7 @@ class _Run:
             own = contexts[name] = copy.deepcopy(before)
             _CONTEXT.set(own)
             try:
-                return await self.steps(step.branches[name].steps, scope_input, previous, span)
+                return await self.steps(branches[name].steps, scope_input, previous, span)
             except StepFailed as exc:
                 if not ignore:
                     raise
@@ -491,8 +523,7 @@ class _Run:
         snapshot = copy.deepcopy(before)
         for name in names:  # what a branch changed, in branch order: the later wins
             _merge_changes(before, snapshot, contexts.get(name, snapshot))
-        outputs = {name: out for name, out in outputs.items() if out is not _FAILED}
-        return outputs if step.merge == "dict" else list(outputs.values())
+        return {name: out for name, out in outputs.items() if out is not _FAILED}
 
     async def conditional(
         self, step: ConditionalStep, scope_input: Any, previous: Any, span: SpanRecord
@@ -868,7 +899,7 @@ class _Run:
     def _span(
         self, step: StepBase, parent: SpanRecord, record: StepResult, attempt: int = 1
     ) -> SpanRecord:
-        if step.kind != "loop":
+        if step.kind not in ("loop", "agentic_loop"):
             record.attempts += 1
         return self.telemetry.start(step.name, parent, self.runner._attrs[id(step)], attempt)
 

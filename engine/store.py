@@ -46,6 +46,15 @@ error, timeout), the harness (cassette miss, no model configured), the run's inp
 usage limit, cancellation."""
 
 _EXTENSIONS = (
+    # outputs of `kind: cache` steps (engine/cached.py)
+    """CREATE TABLE IF NOT EXISTS cache_entries (
+    step_key TEXT NOT NULL,
+    input_digest TEXT NOT NULL,
+    output TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (step_key, input_digest)
+)""",
     # captured examples (engine/capture.py)
     """CREATE TABLE IF NOT EXISTS captures (
     run_id TEXT NOT NULL,
@@ -148,7 +157,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE spans ADD COLUMN cause TEXT",
     ),
     # 3 -> 4: the tables that captured examples, evaluations and feedback created on first
-    # use are the store's own (created here, so PostgreSQL gets them too).
+    # use are the store's own (created here, so PostgreSQL gets them too), and the outputs
+    # of `kind: cache` steps (JSON), by step definition and input digest.
     3: _EXTENSIONS,
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
@@ -377,6 +387,34 @@ class RunStore:
     def spec_text(self, spec_sha256: str) -> str | None:
         rows = self.query("SELECT text FROM specs WHERE sha256 = ?", (spec_sha256,))
         return rows[0]["text"] if rows else None
+
+    # -- cached step outputs ----------------------------------------------------------------
+
+    def cached_output(self, step_key: str, input_digest: str) -> str | None:
+        """The JSON text of a `kind: cache` step's output stored for this input and not yet
+        expired (None when there is none)."""
+        rows = self.query(
+            "SELECT output FROM cache_entries WHERE step_key = ? AND input_digest = ?"
+            " AND expires_at > ?",
+            (step_key, input_digest, time.time()),
+        )
+        return str(rows[0]["output"]) if rows else None
+
+    def store_output(self, step_key: str, input_digest: str, output: str, ttl_s: float) -> None:
+        """Keep a cache step's output (JSON text) for `ttl_s` seconds; expired entries of
+        the same step are dropped."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM cache_entries WHERE step_key = ? AND expires_at <= ?",
+                (step_key, now),
+            )
+            db.execute(
+                "INSERT INTO cache_entries VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (step_key, input_digest) DO UPDATE SET output = excluded.output,"
+                " created_at = excluded.created_at, expires_at = excluded.expires_at",
+                (step_key, input_digest, output, now, now + ttl_s),
+            )
 
     def execute(self, statement: str, rows: list[tuple[Any, ...]] | None = None) -> None:
         """Run a write statement once per row (once, without parameters, when no rows are

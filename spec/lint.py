@@ -293,6 +293,9 @@ def _check_skill(
         report.add(where, message, "skill-params")
 
 
+_SINGLE_STEP_KEYS = ("fallback", "wrapped_step", "router_agent", "planner")
+
+
 def _declared(raw: Any) -> tuple[set[str], set[str]]:
     """Step names (`name:` of a mapping in a list or under `fallback:`) and agents named
     by `uses: agents.NAME`, anywhere in a document's data."""
@@ -307,7 +310,7 @@ def _declared(raw: Any) -> tuple[set[str], set[str]]:
             uses = node.get("uses")
             if isinstance(uses, str) and uses.startswith(AGENT_PREFIX):
                 agents.add(uses[len(AGENT_PREFIX) :])
-            stack.extend((v, k == "fallback") for k, v in node.items())
+            stack.extend((v, k in _SINGLE_STEP_KEYS) for k, v in node.items())
         elif isinstance(node, list):
             stack.extend((item, True) for item in node)
     return names, agents

@@ -198,6 +198,11 @@ class StepBase(SpecNode):
         """Nested step lists with their field path relative to this step."""
         return iter(())
 
+    def inner_steps(self) -> Iterator[tuple[str, AgentStep]]:
+        """Single plain steps nested in this one (a fallback, a cached step, a router,
+        a planner and its tools), with their field path relative to this step."""
+        return iter(())
+
     def step_names(self) -> list[str]:
         """This step's name and those of every step nested in it (fallbacks included),
         depth first in document order."""
@@ -205,9 +210,8 @@ class StepBase(SpecNode):
         for _, step_list in self.children():
             for inner in step_list.steps:
                 names.extend(inner.step_names())
-        fallback: StepBase | None = getattr(self, "fallback", None)
-        if fallback is not None:
-            names.extend(fallback.step_names())
+        for _, single in self.inner_steps():
+            names.extend(single.step_names())
         return names
 
 
@@ -257,6 +261,10 @@ class AgentStep(StepBase):
     eval_: StepEval | None = Field(
         None, alias="eval", description="How `flujo eval` compares this step's outputs."
     )
+
+    def inner_steps(self) -> Iterator[tuple[str, AgentStep]]:
+        if self.fallback is not None:
+            yield "fallback", self.fallback
 
 
 class ParallelStep(StepBase):
@@ -465,6 +473,137 @@ class JitStep(StepBase):
     )
 
 
+def _plain_step_shorthand(value: Any, name: str) -> Any:
+    """`agents.NAME` (or any `uses:` reference) written where a plain step goes: the step
+    `{name: NAME, uses: value}`."""
+    return {"name": name, "uses": value} if isinstance(value, str) else value
+
+
+def _derived_name(*parts: str) -> str:
+    return "_".join(parts)[:64]
+
+
+def _shorthand_schema(*fields: str, mapping: str | None = None) -> Any:
+    """Schema hook: `fields` (and the values of the mapping field `mapping`) may also be
+    written as a `uses:` string, as the before-validators read them."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        _kind_is_required(schema)
+        properties = schema["properties"]
+        for name in fields:
+            properties[name] = {
+                "anyOf": [{"type": "string", "minLength": 1}, properties[name]],
+                "description": properties[name].get("description", ""),
+            }
+        if mapping is not None:
+            patterns = properties[mapping]["patternProperties"]
+            for pattern, values in patterns.items():
+                patterns[pattern] = {"anyOf": [{"type": "string", "minLength": 1}, values]}
+
+    return extra
+
+
+class CacheStep(StepBase):
+    """`kind: cache`: run `wrapped_step`, reusing its output for an equal input within
+    `ttl_s` (kept in the run store, keyed by the step's definition and the input)."""
+
+    kind: Literal["cache"] = Field("cache", description="Kind of step.")
+    wrapped_step: AgentStep = Field(description="The plain step whose output is reused.")
+    ttl_s: float = Field(
+        3600, gt=0, le=30 * 86400, description="Seconds a stored output is reused."
+    )
+
+    def inner_steps(self) -> Iterator[tuple[str, AgentStep]]:
+        yield "wrapped_step", self.wrapped_step
+
+
+class DynamicRouterStep(StepBase):
+    """`kind: dynamic_router`: `router_agent` (an agent or skill) names the branches to
+    run (a list of names, or one name); they run concurrently, as in `parallel`."""
+
+    model_config = ConfigDict(json_schema_extra=_shorthand_schema("router_agent"))
+
+    kind: Literal["dynamic_router"] = Field("dynamic_router", description="Kind of step.")
+    router_agent: AgentStep = Field(
+        description="Plain step (or just its `uses:`, e.g. `agents.router`) whose output "
+        "names the branches to run: a list of branch names, or one name."
+    )
+    branches: dict[Name, StepList] = Field(
+        min_length=1, description="Branches the router may choose, by name."
+    )
+    on_branch_failure: Literal["fail", "ignore"] = Field(
+        "fail", description="`fail` the step when a branch fails, or `ignore` the branch."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _router_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("router_agent"), str):
+            name = _derived_name(str(value.get("name", "router")), "router")
+            value = {**value, "router_agent": _plain_step_shorthand(value["router_agent"], name)}
+        return value
+
+    def children(self) -> Iterator[tuple[str, StepList]]:
+        from flujo.spec.paths import child
+
+        for branch, steps in self.branches.items():
+            yield child("branches", branch), steps
+
+    def inner_steps(self) -> Iterator[tuple[str, AgentStep]]:
+        yield "router_agent", self.router_agent
+
+
+class AgenticLoopStep(StepBase):
+    """`kind: agentic_loop`: the `planner` is asked, turn by turn, for a command:
+    `{"type": "run_agent", "agent_name": TOOL, "input_data": …}` runs one of `tools`
+    (its output goes back to the planner), `{"type": "finish", "final_answer": …}` ends
+    the loop with that answer. At most `max_loops` turns, within the run's usage limits."""
+
+    model_config = ConfigDict(json_schema_extra=_shorthand_schema("planner", mapping="tools"))
+
+    kind: Literal["agentic_loop"] = Field("agentic_loop", description="Kind of step.")
+    planner: AgentStep = Field(
+        description="Plain step (or just its `uses:`, e.g. `agents.planner`) that answers "
+        "each turn with a command; it is given `{goal, history}`."
+    )
+    tools: dict[Name, AgentStep] = Field(
+        default_factory=dict,
+        description="Tools the planner may run, by name: plain steps, or just their `uses:`.",
+    )
+    max_loops: int = Field(10, ge=1, le=1000, description="Most planner turns.")
+    output_template: str | None = Field(
+        None,
+        description="Template over `previous_step` (the final answer) and `context` giving "
+        "the step's output; the final answer itself when unset.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        name = str(value.get("name", "loop"))
+        value = dict(value)
+        if isinstance(value.get("planner"), str):
+            value["planner"] = _plain_step_shorthand(
+                value["planner"], _derived_name(name, "planner")
+            )
+        tools = value.get("tools")
+        if isinstance(tools, dict):
+            value["tools"] = {
+                key: _plain_step_shorthand(tool, _derived_name(name, str(key)))
+                for key, tool in tools.items()
+            }
+        return value
+
+    def inner_steps(self) -> Iterator[tuple[str, AgentStep]]:
+        from flujo.spec.paths import child
+
+        yield "planner", self.planner
+        for name, tool in self.tools.items():
+            yield child("tools", name), tool
+
+
 STEP_KINDS: dict[str, type[StepBase]] = {
     "step": AgentStep,
     "parallel": ParallelStep,
@@ -474,6 +613,9 @@ STEP_KINDS: dict[str, type[StepBase]] = {
     "hitl": HitlStep,
     "state_machine": StateMachineStep,
     "jit": JitStep,
+    "cache": CacheStep,
+    "dynamic_router": DynamicRouterStep,
+    "agentic_loop": AgenticLoopStep,
 }
 
 
@@ -492,7 +634,10 @@ Step = Annotated[
     | Annotated[MapStep, Tag("map")]
     | Annotated[HitlStep, Tag("hitl")]
     | Annotated[StateMachineStep, Tag("state_machine")]
-    | Annotated[JitStep, Tag("jit")],
+    | Annotated[JitStep, Tag("jit")]
+    | Annotated[CacheStep, Tag("cache")]
+    | Annotated[DynamicRouterStep, Tag("dynamic_router")]
+    | Annotated[AgenticLoopStep, Tag("agentic_loop")],
     Discriminator(_step_kind),
 ]
 
@@ -676,8 +821,7 @@ class Pipeline(SpecNode):
             for field_path, step_list in step.children():
                 base = f"{path}.{field_path}.steps"
                 nested.extend((f"{base}[{i}]", s) for i, s in enumerate(step_list.steps))
-            if isinstance(step, AgentStep) and step.fallback is not None:
-                nested.append((f"{path}.fallback", step.fallback))
+            nested.extend((f"{path}.{field}", inner) for field, inner in step.inner_steps())
             stack.extend(reversed(nested))
 
     def step(self, name: str) -> StepBase:
@@ -690,4 +834,7 @@ class Pipeline(SpecNode):
 
 StepList.model_rebuild()
 AgentStep.model_rebuild()
+CacheStep.model_rebuild()
+DynamicRouterStep.model_rebuild()
+AgenticLoopStep.model_rebuild()
 Pipeline.model_rebuild()

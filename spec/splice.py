@@ -1,5 +1,5 @@
-"""RFC 6902 operations applied to YAML text by splicing it at the spans of the nodes
-they touch; every other byte stays as it is.
+"""RFC 6902 operations (and `rename`, a mapping key renamed in place) applied to YAML
+text by splicing it at the spans of the nodes they touch; every other byte stays as it is.
 
 The composer gives every node its start and end in the text. A `replace` rewrites the
 value's own span, in the value's style where the new value allows it; `add` and
@@ -441,6 +441,8 @@ class _Splicer:
             self.retry(lambda: self.remove(path))
         elif op in ("add", "replace"):
             self.retry(lambda: self.add(path, operation["value"], op == "replace"))
+        elif op == "rename":
+            self.retry(lambda: self.rename(path, str(operation["to"])))
         elif op in ("move", "copy"):
             source = _tokens(str(operation.get("from")))
             if source == path:
@@ -780,6 +782,25 @@ class _Splicer:
         starts = [self.start(node) for node in nodes[-2:]]
         return "\n" in self.text[starts[0] : starts[1]]
 
+    # -- rename --
+
+    def rename(self, path: list[str], new: str) -> None:
+        """Write the key of the entry at `path` as `new`, in place: its value, comments
+        and position stay."""
+        if not path:
+            raise Unsupported("rename the root")
+        parent = self.walk(path[:-1])
+        if parent.id != "mapping" or self.merges(parent):
+            raise Unsupported("rename outside a plain mapping")
+        index = self.find(parent, path[-1])
+        if index < 0:
+            raise Unsupported("a key a merge (`<<`) brings")
+        key, value = parent.value[index]
+        if self.text[self.start(key) : self.start(key) + 1] in ("&", "!", "*", "?"):
+            raise Unsupported("an anchored, tagged or complex key")
+        self.splice(self.start(key), self.end(key), self.key(new, bool(parent.flow_style)))
+        parent.value[index] = (_FRESH, value)
+
     # -- remove --
 
     def remove(self, path: list[str]) -> None:
@@ -819,8 +840,40 @@ class _Splicer:
             self.splice(start, nxt, "")
         else:
             end = self.entry_end(self.end(node), column)
+            line, end = self.with_own_blank_lines(parent, index, line, end)
             self.splice(line, end, "")
         del parent.value[index]
+
+    def with_own_blank_lines(self, parent: Any, index: int, line: int, end: int) -> tuple[int, int]:
+        """The span [line, end) of a removed block entry, widened to the blank lines that
+        belong to it, so the spacing left is the one a person would leave: the blank lines
+        above it when blank lines follow it too or it is the last entry (they separated it
+        from the entry before), else, for the first entry, the blank lines below it (they
+        separated it from the next)."""
+        text = self.text
+        above = line
+        while above > 0:
+            previous = text.rfind("\n", 0, above - 1) + 1
+            if text[previous : above - 1].strip(" \t"):
+                break
+            above = previous
+        if index > 0:  # blank lines that end a `|+` block above are its content
+            before = parent.value[index - 1]
+            content_end = self.end(before[1] if parent.id == "mapping" else before)
+            if content_end > above:
+                above = content_end if text[content_end - 1] == "\n" else line
+        below = end
+        while below < len(text):
+            stop = self.eol(below)
+            if text[below:stop].strip(" \t"):
+                break
+            below = min(stop + 1, len(text))
+        last = index == len(parent.value) - 1
+        if above < line and (below > end or last):
+            return above, end
+        if index == 0 and below > end and not last:
+            return line, below
+        return line, end
 
     def empty_collection(self, path: list[str], node: Any) -> None:
         """Remove the only entry of a block collection: it becomes `{}` or `[]`."""

@@ -22,9 +22,12 @@ from flujo.spec.errors import Diagnostic, Severity
 from flujo.spec.model import FORMAT_VERSION
 from flujo.spec.source import SourceDocument
 
-UNSUPPORTED_KINDS = ("cache", "dynamic_router", "agentic_loop", "tree_search")
+UNSUPPORTED_KINDS = ("tree_search",)
 """0.x step kinds this Flujo does not run."""
 KINDS = {
+    "cache": "cache",
+    "dynamic_router": "dynamic_router",
+    "agentic_loop": "agentic_loop",
     "step": "step",
     "parallel": "parallel",
     "conditional": "conditional",
@@ -100,6 +103,9 @@ _CONVERTED_STEP_KEYS = {
     "map": {"map"},
     "hitl": {"message", "input_schema"},
     "StateMachine": {"start_state", "end_states", "states", "transitions"},
+    "cache": {"wrapped_step"},
+    "dynamic_router": {"router"},
+    "agentic_loop": {"planner", "registry", "output_template"},
 }
 _NO_CONTEXT = ("updates_context", "sink_to")
 _TOP_KEYS = ("version", "name", "agents", "imports", "steps", "static_invariants")
@@ -154,6 +160,13 @@ def _step_legacy(step: Any) -> bool:
         return False
     kind = step.get("kind", "step")
     if kind in ("StateMachine", *UNSUPPORTED_KINDS):
+        return True
+    # the current format has these kinds too, written differently
+    if kind == "dynamic_router" and "router" in step:
+        return True
+    if kind == "agentic_loop" and "registry" in step:
+        return True
+    if kind == "cache" and _step_legacy(step.get("wrapped_step")):
         return True
     # `updates_context`, `sink_to` and `condition` mean the same in both formats
     markers = ("step", "agent", "default_branch", "merge_strategy")
@@ -452,24 +465,14 @@ class _Converter:
         if not isinstance(kind, str):
             self.report(paths.child(source, "kind"), "step `kind` must be a string", "schema")
             return None
-        if kind == "cache" and isinstance(raw.get("wrapped_step"), dict):
-            # 0.x's CacheStep.cached(step) only saves time: the wrapped step runs here
-            self.warn(
-                paths.child(source, "kind"),
-                "`kind: cache` is not supported yet: its wrapped step runs every time "
-                "(outputs are not reused)",
-                "legacy-cache",
-            )
-            where = paths.child(source, "wrapped_step")
-            return self.step(raw["wrapped_step"], where, f"{legacy}.wrapped_step", target)
+        if kind == "cache" and not any(k in raw for k in ("name", "step")):
+            inner = raw.get("wrapped_step")
+            inner_name = inner.get("name", inner.get("step")) if isinstance(inner, dict) else None
+            raw = {**raw, "name": f"{inner_name or 'step'}_cache"}
         if kind in UNSUPPORTED_KINDS:
             hint = {
-                "cache": "a cache step needs `wrapped_step:`",
-                "dynamic_router": "write a `parallel` step, or a `conditional` on the router's "
-                "answer",
-                "agentic_loop": "write a `loop` whose body calls the planner agent and the "
-                "tools (as skills)",
-                "tree_search": "write a `loop` over proposer and evaluator agents",
+                "tree_search": "write a `loop` over proposer and evaluator agents, or an "
+                "`agentic_loop` whose planner calls them as tools",
             }[kind]
             self.report(
                 paths.child(source, "kind"),
@@ -760,6 +763,95 @@ class _Converter:
             paths.child(paths.child(legacy, "map"), "body"),
             paths.child(target, "body"),
         )
+
+    def _cache(
+        self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
+    ) -> None:
+        where, to = paths.child(source, "wrapped_step"), paths.child(target, "wrapped_step")
+        if "wrapped_step" not in raw:
+            self.report(
+                source, "a cache step needs `wrapped_step:` (the step it caches)", "missing"
+            )
+            out["wrapped_step"] = {"name": f"{out['name']}_inner"}
+            return
+        step = self.step(raw["wrapped_step"], where, f"{legacy}.wrapped_step", to)
+        if step is not None and step.get("kind", "step") != "step":
+            self.report(where, "a cache step wraps a plain step", "schema")
+        out["wrapped_step"] = step if step is not None else {"name": f"{out['name']}_inner"}
+
+    def _agent_reference(self, value: Any, source: str, target: str, legacy: str) -> Any:
+        """An agent named as 0.x names them (`agents.X`, `pkg.mod.attr`, `pkg.mod:attr`, a
+        skills.yaml name): the `uses:` shorthand of a plain step here."""
+        self.origin[target] = source
+        if not isinstance(value, str) or not value:
+            self.report(source, "expected an agent: `agents.NAME` or `pkg.mod:attr`", "schema")
+            return "passthrough"
+        self.step_paths[target] = legacy
+        return _import_path(self.catalog().get(value, value))
+
+    def _dynamic_router(
+        self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
+    ) -> None:
+        router = raw.get("router")
+        where, legacy_router = paths.child(source, "router"), f"{legacy}.router"
+        if not isinstance(router, dict) or "router_agent" not in router or "branches" not in router:
+            self.report(
+                where if "router" in raw else source,
+                "a dynamic_router step needs `router:` with `router_agent` and `branches`",
+                "missing",
+            )
+            out["router_agent"], out["branches"] = "passthrough", {"none": {"steps": []}}
+            return
+        for extra in router:
+            if extra not in ("router_agent", "branches"):
+                self.unknown(where, extra, ["router_agent", "branches"])
+        out["router_agent"] = self._agent_reference(
+            router["router_agent"],
+            paths.child(where, "router_agent"),
+            paths.child(target, "router_agent"),
+            f"{legacy_router}.router_agent",
+        )
+        out["branches"] = self.branches(router, where, legacy_router, target)
+
+    def _agentic_loop(
+        self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str
+    ) -> None:
+        if "planner" not in raw:
+            self.report(source, "an agentic_loop step needs `planner:` (an agent)", "missing")
+            out["planner"] = "passthrough"
+        else:
+            out["planner"] = self._agent_reference(
+                raw["planner"],
+                paths.child(source, "planner"),
+                paths.child(target, "planner"),
+                f"{legacy}.planner",
+            )
+        registry = raw.get("registry", {})
+        where, to = paths.child(source, "registry"), paths.child(target, "tools")
+        if not isinstance(registry, dict):
+            self.report(
+                where,
+                "`registry` must map tool names to agents here (an import path to a "
+                "dict is not read: checking never imports code)",
+                "schema",
+            )
+            registry = {}
+        self.origin[to] = where
+        out["tools"] = {
+            str(name): self._agent_reference(
+                agent,
+                paths.child(where, str(name)),
+                paths.child(to, str(name)),
+                f"{legacy}.registry.{name}",
+            )
+            for name, agent in registry.items()
+        }
+        if "output_template" in raw:
+            out["output_template"] = self.copy(
+                raw["output_template"],
+                paths.child(source, "output_template"),
+                paths.child(target, "output_template"),
+            )
 
     def _hitl(
         self, raw: dict[str, Any], out: dict[str, Any], source: str, legacy: str, target: str

@@ -1,11 +1,12 @@
 """Rewrite a flujo 0.x blueprint in the current format, keeping what did not change.
 
 The target is the conversion `flujo.spec.legacy.blueprint` makes when it loads the file, so the
-migrated file loads to the same model. The rewrite is done on ruamel's round-trip tree:
-each key of the result is taken from the node it came from (renamed in place, keeping
-its comments and position); values that stay the same keep their text; then the same
-three-way line merge as patches (`flujo.spec.edit.rewrite_text`) leaves every untouched
-line byte-identical.
+migrated file loads to the same model. The rewrite is a list of edit operations applied by
+the one edit path of patches (`flujo.spec.edit.patch_text`, text splicing): each key of
+the result is the key it came from renamed in place (comments and position kept), a value
+moved from deeper in the same step (with its own text), or new; values that stay the same
+keep their text; keys nothing comes from are removed with their lines. Every untouched
+line stays byte-identical.
 """
 
 from __future__ import annotations
@@ -71,142 +72,189 @@ def migrate(path: Path) -> Migration:
 
 
 def migrate_text(text: str, conversion: Conversion, file: str = "<string>") -> str:
-    """`text` (a 0.x blueprint) rewritten as `conversion` says."""
-    from flujo.spec.edit import rewrite_text
+    """`text` (a 0.x blueprint) rewritten as `conversion` says, through the same text
+    splicing as `flujo patch` (`flujo.spec.edit.patch_text`): keys renamed in place,
+    values moved with their own text, dropped keys removed with their lines."""
+    from flujo.spec.edit import PatchError, patch_text
+    from flujo.spec.source import parse
 
     expected = conversion.document.data
+    source = parse(text, file).data
+    builder = _Operations(conversion.origin)
+    body = {key: value for key, value in expected.items() if key != "version"}
+    rest = {key: value for key, value in source.items() if key != "version"}
+    builder.mapping(rest, body, "", "", "")
+    operations = builder.operations
+    if "version" not in source:
+        version_line = f'version: "{expected["version"]}"'
+    else:
+        version_line = ""
+        operations.append({"op": "replace", "path": "/version", "value": expected["version"]})
+    result = patch_text(text, operations, file=file, renames=True).text
+    if version_line:
+        result = _version_below_header(result, version_line)
+    if parse(result, file).data != expected:  # pragma: no cover - patch_text checked the rest
+        raise PatchError("the migrated file does not load to the converted blueprint")
+    return result
 
-    def change(tree: Any) -> None:
-        _Morph(conversion.origin).mapping(tree, expected, "", "")
 
-    return _version_below_header(rewrite_text(text, change, expected, file=file).text)
-
-
-def _version_below_header(text: str) -> str:
-    """A `version:` line added on top goes below the file's leading comment block."""
-    lines = text.split("\n")
-    if not lines[0].startswith("version:"):
-        return text
-    end = 1
+def _version_below_header(text: str, line: str) -> str:
+    """`version:` goes on top, below the file's leading comment block."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(newline)
+    end = 0
     while end < len(lines) and lines[end].startswith("#"):
         end += 1
-    return "\n".join([*lines[1:end], lines[0], *lines[end:]])
+    return newline.join([*lines[:end], line, *lines[end:]])
 
 
-class _Morph:
-    """Turns round-trip nodes into the converted data, reusing nodes where it can."""
+_WRAP = "__flujo_migrate"
+"""Temporary key a bare step list or single step is wrapped under (then renamed)."""
+
+
+class _Operations:
+    """The operations that turn the 0.x data into the converted data, node by node: a
+    target key is the source key renamed, a value moved from deeper in the same step, or
+    new; source keys nothing comes from are removed."""
 
     def __init__(self, origin: dict[str, str]) -> None:
         self.origin = origin
+        self.operations: list[dict[str, Any]] = []
 
-    def value(self, node: Any, target: Any, source: str, path: str) -> Any:
-        if isinstance(target, dict):
-            return self.mapping(node, target, source, path)
-        if isinstance(target, list):
-            return self.sequence(node, target, source, path)
-        if _plain(node) == target and type(_plain(node)) is type(target):
-            return node
-        if path == "version":
-            from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+    def op(self, **operation: Any) -> None:
+        self.operations.append(operation)
 
-            return DoubleQuotedScalarString(target)
-        return _styled(target)
-
-    def mapping(self, node: Any, target: dict[str, Any], source: str, path: str) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-        wraps_itself = any(
-            self.origin.get(paths.child(path, key)) == source for key in target
-        )  # a single step written where a pipeline goes: it becomes `steps: [it]`
-        if not isinstance(node, CommentedMap) or wraps_itself:
-            built = CommentedMap()
-            for key, item in target.items():
-                value = self._child(node, item, source, paths.child(path, key))[0]
-                if wraps_itself and isinstance(value, CommentedSeq):
-                    value.fa.set_block_style()  # `[a, b]` becomes `steps:` with items below
-                built[key] = value
-            return built
-        order = list(node.keys())
-        entries: list[tuple[float, int, str, Any, Any]] = []
-        anchor = -1.0
-        for rank, (key, item) in enumerate(target.items()):
-            value, head = self._child(node, item, source, paths.child(path, key))
-            if head is not None:
-                anchor = float(order.index(head))
-            elif key != "version":
-                anchor += 0.001
-            entries.append((anchor if key != "version" else -1.0, rank, key, value, head))
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
-        comments = dict(node.ca.items)
-        heads = {entry[4] for entry in entries}
-        node.clear()
-        node.ca.items.clear()
-        used: set[Any] = set()
-        for _, _, name, value, head in entries:
-            # an unquoted `true:` / `false:` key stays as written
-            written: Any = head if isinstance(head, bool) and str(head).lower() == name else name
-            node[written] = value
-            if head is not None and head in comments and head not in used:
-                node.ca.items[written] = comments[head]
-                used.add(head)
-        # A dropped key's trailing comment or blank lines stay where they were.
-        for dropped in (k for k in order if k not in heads and k in comments):
-            _carry_comment(node, comments[dropped])
-        return node
-
-    def sequence(self, node: Any, target: list[Any], source: str, path: str) -> Any:
-        from ruamel.yaml.comments import CommentedSeq
-
-        values = [
-            self._child(node, item, source, f"{path}[{i}]")[0] for i, item in enumerate(target)
-        ]
-        if isinstance(node, CommentedSeq):
-            if len(values) == len(node):  # item by item: comments stay with their items
-                for i, value in enumerate(values):
-                    node[i] = value
-            else:
-                node[:] = values
-            return node
-        return CommentedSeq(values)
-
-    def _child(self, node: Any, target: Any, source: str, path: str) -> tuple[Any, Any]:
-        """The morphed value for converted `path`, and the key of `node` it comes from."""
-        origin = self.origin.get(path)
-        if origin is None or not _within(origin, source):
-            return self.value(None, target, source, path), None
-        rest = paths.split(origin)[len(paths.split(source)) :]
-        found = node
-        for segment in rest:
-            found = _get(found, segment)
-            if found is _MISSING:
-                return _styled(target), None
-        head = _key_of(node, rest[0]) if rest else None
-        return self.value(found, target, origin, path), head
-
-
-_MISSING = object()
-
-
-def _carry_comment(node: Any, comment: Any) -> None:
-    """Give the comment after a removed key to the last scalar now in `node`."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if not isinstance(comment, list) or len(comment) < 3 or comment[2] is None:
-        return
-    while True:
-        if isinstance(node, CommentedMap) and node:
-            last: Any = list(node.keys())[-1]
-        elif isinstance(node, CommentedSeq) and node:
-            last = len(node) - 1
-        else:
+    def value(self, node: Any, target: Any, source: str, path: str, pointer: str) -> None:
+        """Turn `node` (the source value now at `pointer`, from `source`) into `target`
+        (at converted `path`)."""
+        if isinstance(target, dict) and isinstance(node, dict | list):
+            steps_origin = self.origin.get(paths.child(path, "steps"))
+            if set(target) == {"steps"} and steps_origin == source and source != "":
+                self.wrap(node, target, source, path, pointer)
+                return
+            if isinstance(node, dict):
+                self.mapping(node, target, source, path, pointer)
+                return
+        listed = isinstance(target, list) and isinstance(node, list)
+        if listed and self.sequence(node, target, source, path, pointer):
             return
-        value = node[last]
-        if isinstance(value, CommentedMap | CommentedSeq) and value and not value.fa.flow_style():
-            node = value
-            continue
-        if last not in node.ca.items:
-            node.ca.items[last] = [None, None, comment[2], None]
-        return
+        if not _same(node, target):
+            self.op(op="replace", path=pointer, value=target)
+
+    def wrap(self, node: Any, target: dict[str, Any], source: str, path: str, pointer: str) -> None:
+        """A bare list of steps, or one step, where a pipeline goes: `{steps: [...]}`."""
+        parent, _, key = pointer.rpartition("/")
+        temporary = f"{parent}/{_WRAP}"
+        if isinstance(node, list):
+            # (a placeholder value: the list's own text replaces it, in block style)
+            self.op(op="add", path=temporary, value={"steps": None})
+            self.op(op="move", path=f"{temporary}/steps", **{"from": pointer})
+            self.op(op="rename", path=temporary, to=_unescape(key))
+            steps_path = paths.child(path, "steps")
+            self.value(node, target["steps"], source, steps_path, pointer + "/steps")
+            return
+        self.op(op="add", path=temporary, value={"steps": [None]})
+        self.op(op="move", path=f"{temporary}/steps/0", **{"from": pointer})
+        self.op(op="remove", path=f"{temporary}/steps/1")
+        self.op(op="rename", path=temporary, to=_unescape(key))
+        step_path = f"{paths.child(path, 'steps')}[0]"
+        self.value(node, target["steps"][0], source, step_path, pointer + "/steps/0")
+
+    def mapping(
+        self, node: dict[str, Any], target: dict[str, Any], source: str, path: str, pointer: str
+    ) -> None:
+        depth = len(paths.split(source))
+        kept: dict[str, str] = {}  # target key -> source key renamed (or kept) in place
+        moved: dict[str, list[paths.Segment]] = {}  # target key -> source path below node
+        added: list[str] = []
+        for key in target:
+            origin = self.origin.get(paths.child(path, key))
+            segments = paths.split(origin) if origin is not None else []
+            inside = origin is not None and _within(origin, source) and len(segments) > depth
+            head = _key_of(node, segments[depth]) if inside else None
+            if inside and isinstance(head, str) and head in node and len(segments) == depth + 1:
+                if head in kept.values():  # one source value for two keys: copy it
+                    added.append(key)
+                else:
+                    kept[key] = head
+            elif inside and isinstance(head, str) and head in node:
+                moved[key] = [head, *segments[depth + 1 :]]
+            else:
+                added.append(key)
+        carriers = {segments[0] for segments in moved.values()}
+        for key in node:
+            if key not in kept.values() and key not in carriers:
+                self.op(op="remove", path=_pointer(pointer, key))
+        for new, old in kept.items():
+            if new != old:
+                if new in node and new not in kept.values():
+                    raise _cannot(f"'{old}' renamed to '{new}', which the file also has")
+                self.op(op="rename", path=_pointer(pointer, old), to=new)
+        for new, segments in moved.items():
+            if new in node and new not in carriers:
+                raise _cannot(f"a value moved to '{new}', which the file also has")
+            start = "".join(f"/{_escape(str(s))}" for s in segments)
+            self.op(op="move", path=_pointer(pointer, new), **{"from": pointer + start})
+        for carrier in carriers:
+            if carrier not in target:
+                self.op(op="remove", path=_pointer(pointer, str(carrier)))
+        for key in added:
+            self.op(op="add", path=_pointer(pointer, key), value=target[key])
+        for new, old in kept.items():
+            child, at = paths.child(source, old), paths.child(path, new)
+            self.value(node[old], target[new], child, at, _pointer(pointer, new))
+        for new, segments in moved.items():
+            found: Any = node
+            for segment in segments:
+                found = _get(found, segment)
+            origin = self.origin[paths.child(path, new)]
+            self.value(found, target[new], origin, paths.child(path, new), _pointer(pointer, new))
+
+    def sequence(
+        self, node: list[Any], target: list[Any], source: str, path: str, pointer: str
+    ) -> bool:
+        """Item by item when each target item comes from a source item, in order (the
+        others removed); False when the list must be written anew."""
+        indices: list[int] = []
+        for i in range(len(target)):
+            origin = self.origin.get(f"{path}[{i}]")
+            prefix = source + "["
+            if origin is None or not origin.startswith(prefix) or not origin.endswith("]"):
+                return False
+            inner = origin[len(prefix) : -1]
+            if not inner.isdigit():
+                return False
+            indices.append(int(inner))
+        if indices != sorted(set(indices)) or (indices and indices[-1] >= len(node)):
+            return False
+        for j in reversed(range(len(node))):
+            if j not in indices:
+                self.op(op="remove", path=f"{pointer}/{j}")
+        for i, j in enumerate(indices):
+            self.value(node[j], target[i], f"{source}[{j}]", f"{path}[{i}]", f"{pointer}/{i}")
+        return True
+
+
+def _cannot(why: str) -> Exception:
+    from flujo.spec.edit import PatchError
+
+    return PatchError(f"cannot migrate in place: {why}")
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def _pointer(base: str, key: str) -> str:
+    return f"{base}/{_escape(key)}"
+
+
+def _same(node: Any, target: Any) -> bool:
+    return bool(node == target) and type(node) is type(target)
 
 
 def _within(path: str, prefix: str) -> bool:
@@ -219,6 +267,9 @@ def _key_of(node: Any, segment: paths.Segment) -> Any:
     return segment
 
 
+_MISSING = object()
+
+
 def _get(node: Any, segment: paths.Segment) -> Any:
     key = _key_of(node, segment)
     if isinstance(node, dict):
@@ -226,21 +277,3 @@ def _get(node: Any, segment: paths.Segment) -> Any:
     if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
         return node[key]
     return _MISSING
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
-
-
-def _styled(value: Any) -> Any:
-    from flujo.spec.dump import styled
-
-    return styled(value)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flujo.spec import paths
-from flujo.spec.model import AgentStep, Pipeline, StepBase
+from flujo.spec.model import Pipeline, StepBase
 
 ChangeKind = Literal["added", "removed", "renamed", "moved", "changed"]
 Subject = Literal["step", "agent", "test", "policy", "pipeline"]
@@ -288,12 +288,11 @@ def _place(pipeline: Pipeline) -> dict[str, _Placed]:
     def descend(step: StepBase, path: str) -> None:
         for field_path, step_list in step.children():
             visit(step_list.steps, f"{path}.{field_path}.steps", f"{step.name}.{field_path}")
-        if isinstance(step, AgentStep) and step.fallback is not None:
-            fallback = step.fallback
-            placed[fallback.name] = _Placed(
-                fallback, f"{path}.fallback", f"{step.name}.fallback", 0
+        for field_path, inner in step.inner_steps():
+            placed[inner.name] = _Placed(
+                inner, f"{path}.{field_path}", f"{step.name}.{field_path}", 0
             )
-            descend(fallback, f"{path}.fallback")
+            descend(inner, f"{path}.{field_path}")
 
     visit(pipeline.steps, "", "")
     return placed
@@ -308,8 +307,12 @@ def _own(step: StepBase) -> dict[str, Any]:
         for segment in segments[:-1]:
             node = node[segment]
         node[segments[-1]] = [s.name for s in step_list.steps]
-    if isinstance(step, AgentStep) and step.fallback is not None:
-        data["fallback"] = step.fallback.name
+    for field_path, inner in step.inner_steps():
+        segments = [str(segment) for segment in paths.split(field_path)]
+        node = data
+        for segment in segments[:-1]:
+            node = node[segment]
+        node[segments[-1]] = inner.name
     return data
 
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from flujo.spec.model import (
+    AgenticLoopStep,
     AgentStep,
+    CacheStep,
     ConditionalStep,
+    DynamicRouterStep,
     HitlStep,
     LoopStep,
     MapStep,
@@ -176,13 +179,18 @@ class _Chart:
         ident = node_id(step.name)
         mark = self.marks.get(step.name)
         inner = indent + "  "
-        if isinstance(step, ParallelStep):
-            self.node(ident, f"[[{label(step.name + ' · parallel')}]]", indent, mark)
+        if isinstance(step, ParallelStep | DynamicRouterStep):
+            kind = "parallel" if isinstance(step, ParallelStep) else "router chooses"
+            self.node(ident, f"[[{label(step.name + ' · ' + kind)}]]", indent, mark)
             join = node_id(step.name, "j_")
             exits: list[tuple[str, str | None]] = []
+            fork: list[tuple[str, str | None]] = [(ident, None)]
+            if isinstance(step, DynamicRouterStep):  # the router runs first
+                entry, fork = self.step(step.router_agent, indent)
+                self.connect([(ident, None)], entry)
             for branch, step_list in step.branches.items():
                 self.subgraph(f"branch {branch}", indent)
-                exits += self.sequence(step_list.steps, [(ident, None)], inner)
+                exits += self.sequence(step_list.steps, fork, inner)
                 self.line("end", indent)
             self.node(join, f"(({label('join', 10)}))", indent, None)
             self.connect(exits, join)
@@ -219,8 +227,26 @@ class _Chart:
             text = f"{step.name} · {uses}"
         elif isinstance(step, HitlStep):
             text = f"{step.name} · ask a person"
+        elif isinstance(step, CacheStep):
+            text = f"{step.name} · cached {step.wrapped_step.uses or step.wrapped_step.name}"
+        elif isinstance(step, AgenticLoopStep):
+            tools = ", ".join(step.tools) or "no tools"
+            text = f"{step.name} · planner {step.planner.uses} with {tools}"
         self.node(ident, f"[{label(text)}]", indent, mark)
         exits = [(ident, None)]
+        if isinstance(step, CacheStep):  # a miss runs the wrapped step
+            entry, wrapped_exits = self.step(step.wrapped_step, indent)
+            self.connect([(ident, "miss")], entry)
+            return ident, [(ident, "hit"), *wrapped_exits]
+        if isinstance(step, AgenticLoopStep):  # the planner, then a tool, turn by turn
+            planner, planner_exits = self.step(step.planner, indent)
+            self.connect([(ident, None)], planner)
+            for name, tool in step.tools.items():
+                entry, tool_exits = self.step(tool, indent)
+                self.connect([(p, name) for p, _ in planner_exits], entry)
+                for source, _ in tool_exits:
+                    self.edge(f"{source} -.->|{label('result', 10)}| {planner}")
+            return ident, [(p, "finish") for p, _ in planner_exits]
         if isinstance(step, AgentStep) and step.fallback is not None:
             entry, fallback_exits = self.step(step.fallback, indent)
             self.edge(f"{ident} -.->|{label('on failure', 12)}| {entry}")

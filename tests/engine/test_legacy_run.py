@@ -221,7 +221,7 @@ def test_flujo_validate_accepts_0x_files_and_strict_turns_warnings_into_errors()
     assert CliRunner().invoke(cli, ["validate", "--strict", *files]).exit_code == 1
 
 
-@pytest.mark.parametrize("kind", ["cache", "my_custom_kind"])
+@pytest.mark.parametrize("kind", ["tree_search", "my_custom_kind"])
 def test_flujo_run_refuses_kinds_it_cannot_run_without_a_traceback(
     kind: str, tmp_path: Path
 ) -> None:
@@ -269,3 +269,27 @@ def test_flujo_test_answers_hitl_steps_from_mocks(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(cli, ["test", str(path)])
     assert result.exit_code == 0, result.output
+
+
+async def test_a_replayed_run_sees_the_context_the_recorded_run_built(tmp_path: Path) -> None:
+    pipeline = Pipeline.from_yaml(
+        spec(
+            """
+            steps:
+              - name: ask
+                kind: hitl
+                message: "Budget for {{ input.item }}?"
+                sink_to: budget
+              - name: note
+                uses: template_render
+                with: {template: "{{ context.item }} costs {{ context.budget }}"}
+            """
+        )
+    )
+    recorder = RecordedHumans(tmp_path, "record", Answers("40"))
+    recorded = await Runner(pipeline, human=recorder).run({"item": "lamp"})
+    replayed = await Runner(pipeline, human=RecordedHumans(tmp_path, "replay")).run(
+        {"item": "lamp"}
+    )
+    assert recorded.context == replayed.context == {"item": "lamp", "budget": "40"}
+    assert replayed.output == recorded.output == "lamp costs 40"

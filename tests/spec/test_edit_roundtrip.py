@@ -391,7 +391,11 @@ def _gap_region(name: str, operation: dict[str, Any]) -> str:
     return parent_path(document, operation["path"])
 
 
-@pytest.mark.parametrize(("name", "operation"), GAP_CASES)
+@pytest.mark.parametrize(
+    ("name", "operation"),
+    # (a removed first entry also takes the blank lines after it: the test below)
+    [case for case in GAP_CASES if case.id != "remove-step-before-comment"],
+)
 def test_gap_case_changes_only_the_patched_node(name: str, operation: dict[str, Any]) -> None:
     text = TEXTS[name]
     assert_local(text, apply_patch(text, [operation]), _gap_region(name, operation))
@@ -414,6 +418,9 @@ def test_removing_the_step_before_a_comment_keeps_the_comment() -> None:
     out = assert_faithful(text, [{"op": "remove", "path": "/steps/0"}])
     lines = lines_of(out)
     assert lines[lines.index(COMMENT) + 1] == "  - name: route"
+    # the step's lines and the blank line that separated it from the next go together
+    start = text.index("  - name: classify")
+    assert out == text[:start] + text[text.index(COMMENT) :]
 
 
 # -- NEL, LS and PS in a new value (ruamel writes them raw and reads them back as spaces) ---

@@ -183,7 +183,7 @@ def test_imported_steps_keep_their_own_file_paths_and_lines() -> None:
     assert strip.line == line_of("sub/cleanup.yaml", "step: strip")
 
 
-@pytest.mark.parametrize("kind", ["cache", "dynamic_router", "agentic_loop", "tree_search"])
+@pytest.mark.parametrize("kind", ["tree_search"])
 def test_kinds_this_flujo_does_not_run_are_errors_naming_kind_and_line(
     kind: str, tmp_path: Path
 ) -> None:
@@ -446,7 +446,32 @@ def test_without_a_repository_imports_stay_in_the_specs_folder(tmp_path: Path) -
     assert [(d.code, d.col) for d in diagnostics if d.severity == "error"] == [("unsafe-path", 28)]
 
 
-def test_a_cache_step_runs_its_wrapped_step_with_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("cache", "a cache step needs `wrapped_step:`"),
+        ("dynamic_router", "needs `router:` with `router_agent` and `branches`"),
+        ("agentic_loop", "an agentic_loop step needs `planner:`"),
+    ],
+)
+def test_the_0x_kinds_that_run_here_say_what_they_lack(
+    kind: str, message: str, tmp_path: Path
+) -> None:
+    pipeline, diagnostics = load_text(
+        f"""
+        version: "0.1"
+        steps:
+          - name: special
+            kind: {kind}
+        """,
+        tmp_path,
+    )
+    assert pipeline is None
+    [error] = [d for d in diagnostics if d.severity == "error"]
+    assert message in error.message and error.line == 3
+
+
+def test_a_cache_step_wraps_its_step_under_06s_yaml_path(tmp_path: Path) -> None:
     pipeline, diagnostics = load_text(
         """
         steps:
@@ -458,9 +483,8 @@ def test_a_cache_step_runs_its_wrapped_step_with_a_warning(tmp_path: Path) -> No
         """,
         tmp_path,
     )
-    assert pipeline is not None
-    [warning] = diagnostics
-    assert (warning.line, warning.code, warning.severity) == (3, "legacy-cache", "warning")
+    assert pipeline is not None and diagnostics == []
+    assert pipeline.step("cached").kind == "cache"
     inner = pipeline.step("inner")
     assert isinstance(inner, AgentStep) and inner.uses == "flujo.builtins:stringify"
     assert inner.yaml_path == "steps[0].wrapped_step"

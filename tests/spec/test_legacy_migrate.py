@@ -107,12 +107,14 @@ def test_cli_refuses_files_with_errors_and_missing_files(tmp_path: Path) -> None
     bad.write_text("steps:\n  - name: x\n    kind: cache\n", encoding="utf-8")
     code, out, err = invoke(str(bad), str(tmp_path / "nope.yaml"))
     assert code == 2 and out == ""
-    assert "bad.yaml:3:5: error: step kind 'cache' is not supported" in err
+    assert "bad.yaml:2:5: error: 'x' is missing required key 'wrapped_step'" in err
     assert "not migrated" in err and "no such file" in err
     assert invoke(str(bad))[0] == 1
 
 
-def test_yaml_11_on_keys_become_on_and_boolean_branch_keys_stay(tmp_path: Path) -> None:
+def test_yaml_11_on_keys_become_on_and_boolean_branch_keys_keep_their_meaning(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "sm.yaml"
     path.write_text(
         "steps:\n"
@@ -134,6 +136,45 @@ def test_yaml_11_on_keys_become_on_and_boolean_branch_keys_stay(tmp_path: Path) 
     [rule] = [line for line in text.splitlines() if "from: a" in line]
     assert rule.startswith("      - {from: a, on: success, to: a, when: 'False'}")
     assert rule.endswith("# as a YAML 1.1 tool wrote it")
-    assert "      true:\n" in text
+    # the bare list is wrapped (`{steps: […]}`, its own text kept); the key is written
+    # as the string the branch is named by
+    assert '      "true":\n        steps: [{name: y}]\n' in text
     path.write_text(text, encoding="utf-8")
     assert load(path) == before
+
+
+def test_migrate_splices_the_text_keys_renamed_in_place_with_their_comments(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "b.yaml"
+    text = (
+        "# header\n"
+        "steps:\n"
+        "  - step: pick   # the router\n"
+        "    kind: conditional\n"
+        "    condition_expression: \"'a'\"\n"
+        "    branches:\n"
+        "      a:\n"
+        "        steps:\n"
+        "          - name: one   # first\n"
+        "    default_branch:   # otherwise\n"
+        "      steps:\n"
+        "        - name: two\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    migrated = migrate(path).text
+    assert migrated == (
+        "# header\n"
+        'version: "1"\n'
+        "steps:\n"
+        "  - name: pick   # the router\n"
+        "    kind: conditional\n"
+        "    condition_expression: \"'a'\"\n"
+        "    branches:\n"
+        "      a:\n"
+        "        steps:\n"
+        "          - name: one   # first\n"
+        "    default:   # otherwise\n"
+        "      steps:\n"
+        "        - name: two\n"
+    )

@@ -189,7 +189,8 @@ def test_schema_errors_and_reference_errors_are_reported_together() -> None:
             11,
             5,
             "unknown step kind 'whatever'; expected one of: "
-            "step, parallel, conditional, loop, map, hitl, state_machine, jit",
+            "step, parallel, conditional, loop, map, hitl, state_machine, jit, cache, "
+            "dynamic_router, agentic_loop",
         ),
         (14, 15, "assertions: needs at least 1 item (got 0)"),
         (15, 35, "unknown step 'nope'"),

@@ -166,6 +166,24 @@ def _pointer(path: str) -> str:
     return paths.to_pointer(path)
 
 
+def _and_blank_lines_below(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """A first entry's lines and the blank lines after it: removing it takes them too."""
+    lines = text.split("\n")
+    end = span[1]
+    while end < len(lines) and not lines[end].strip(" \t"):
+        end += 1
+    return span[0], end
+
+
+def _and_blank_lines_above(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """A last entry's lines and the blank lines before it: removing it takes them too."""
+    lines = text.split("\n")
+    start = span[0]
+    while start > 1 and not lines[start - 2].strip(" \t"):
+        start -= 1
+    return start, span[1]
+
+
 def cases_for(name: str) -> dict[str, Case]:
     document = DOCUMENTS[name]
     data = document.data
@@ -201,12 +219,22 @@ def cases_for(name: str) -> dict[str, Case]:
             None,
             frozenset({span[steps][1] + 1}),
         ),
-        "remove-step": Case({"op": "remove", "path": _pointer(first)}, span[first], frozenset()),
+        "remove-step": Case(
+            {"op": "remove", "path": _pointer(first)},
+            _and_blank_lines_below(document.text, span[first]) if len(items) > 1 else span[first],
+            frozenset(),
+        ),
     }
     moved = first if first != "steps[0]" else last  # (a top-level list: its last item)
+    if len(items) < 2:
+        moved_lines = span[moved]
+    elif moved == first:
+        moved_lines = _and_blank_lines_below(document.text, span[moved])
+    else:  # the last entry: the blank lines above it go with it
+        moved_lines = _and_blank_lines_above(document.text, span[moved])
     cases["move-step-to-top"] = Case(
         {"op": "move", "from": _pointer(moved), "path": "/steps/0"},
-        span[moved],
+        moved_lines,
         frozenset({gap_start(document, document.positions["steps[0]"][0])}),
     )
     flow = _flow_mapping(document)
@@ -532,7 +560,10 @@ def test_an_inserted_step_is_indented_like_its_siblings(name: str, op: str) -> N
 @pytest.mark.parametrize("name", CORPUS)
 def test_a_moved_step_keeps_its_lines_but_for_indentation(name: str) -> None:
     added, removed = _added_and_removed(name, "move-step-to-top")
-    assert [line.lstrip(" ") for line in added] == [line.lstrip(" ") for line in removed]
+    # (the blank lines that separated it from its siblings stay behind: spacing only)
+    assert [line.lstrip(" ") for line in added] == [
+        line.lstrip(" ") for line in removed if line.strip(" \t")
+    ]
 
 
 # -- anchors and aliases: a patch through an alias changes that place only ------------------

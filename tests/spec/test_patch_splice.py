@@ -172,3 +172,41 @@ def test_an_empty_mapping_first_in_a_commented_list() -> None:
     result = patch_text(text, patch)
     # (first in the list: above the comments that open it)
     assert result.text == "s:\n  - {}\n  # c1\n  - name: a\n    uses: b\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "expected"),
+    [
+        # between blank lines: the blank lines above it go, one gap stays
+        ("s:\n  - a\n\n  - b\n\n  - c\n", "/s/1", "s:\n  - a\n\n  - c\n"),
+        ("a: 1\n\nb: 2\n\nc: 3\n", "/b", "a: 1\n\nc: 3\n"),
+        # first: the blank lines below it go
+        ("s:\n  - a\n\n  - b\n\n  - c\n", "/s/0", "s:\n  - b\n\n  - c\n"),
+        # last: the blank lines above it go
+        ("s:\n  - a\n\n  - b\n\n  - c\n", "/s/2", "s:\n  - a\n\n  - b\n"),
+        ("a:\n  x: 1\n\n  y: 2\nb: 3\n", "/a/y", "a:\n  x: 1\nb: 3\n"),
+        # followed by its sibling at once: the gap above separates what stays
+        ("a:\n  x: 1\n\n  y: 2\n  z: 3\n", "/a/y", "a:\n  x: 1\n\n  z: 3\n"),
+        # blank lines that end a `|+` block are the block's text: they stay
+        ("a: |+\n  t\n\nb: 2\nc: 3\n", "/b", "a: |+\n  t\n\nc: 3\n"),
+    ],
+)
+def test_a_removed_entry_takes_the_blank_lines_that_belong_to_it(
+    text: str, path: str, expected: str
+) -> None:
+    patch = [{"op": "remove", "path": path}]
+    result = patch_text(text, patch)
+    assert result.spliced and result.text == expected
+    assert parse(result.text).data == rfc(text, patch)
+
+
+def test_a_key_renamed_in_place_keeps_its_value_comment_and_position() -> None:
+    text = "a: 1\ndefault_branch:   # the fallback\n  - x\nb: 2\n"
+    patch = [{"op": "rename", "path": "/default_branch", "to": "default"}]
+    result = patch_text(text, patch, renames=True)
+    assert result.spliced
+    assert result.text == "a: 1\ndefault:   # the fallback\n  - x\nb: 2\n"
+    with pytest.raises(PatchError, match="not a JSON Patch operation"):
+        patch_text(text, patch)  # `flujo patch` takes RFC 6902 operations only
+    with pytest.raises(PatchError, match="cannot rename"):
+        patch_text(text, [{"op": "rename", "path": "/a", "to": "b"}], renames=True)

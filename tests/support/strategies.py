@@ -407,6 +407,8 @@ def _step_list(
 
 
 _CONTAINERS = ("parallel", "conditional", "loop", "map", "state_machine")
+"""Kinds the generator nests steps in (cache, dynamic_router and agentic_loop are
+covered by tests/engine/test_delegating_kinds.py)."""
 
 
 def _step(
