@@ -16,6 +16,7 @@ from gidgethub.sansio import Event
 
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
+from flujo.bot.queue import Job
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
@@ -78,6 +79,7 @@ class Bot:
             concurrency=settings.workers,
             max_attempts=settings.max_attempts,
             retry_base_s=settings.retry_base_s,
+            on_poisoned=self.poisoned,
         )
         self.auth: AppAuth | None = None
 
@@ -123,6 +125,27 @@ class Bot:
         task = asyncio.ensure_future(enqueue())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def poisoned(self, job: Job) -> None:
+        """A job that stopped the bot every time was dead-lettered: complete the checks it
+        had started as failed, saying why (they would stay in progress for ever)."""
+        import json
+
+        from flujo.bot.commit_check import fail_checks, poison_summary
+        from flujo.bot.routers.check_requests import commit_of
+
+        try:
+            data = json.loads(job.body)
+        except (ValueError, RecursionError):
+            return
+        found = commit_of(job.event, data) if isinstance(data, dict) else None
+        if found is None:
+            return
+        event, sha = found
+        forge = await self._forge(event.installation_id)
+        title, summary = poison_summary(job.attempts)
+        await fail_checks(forge, event.repo, sha, title, summary)
+        log.info("%s@%s: checks completed as failed (%s)", event.repo, sha[:12], title)
 
     async def handle(self, work: Work) -> None:
         event = Event(work.data, event=work.event, delivery_id=work.job.delivery_id)

@@ -36,6 +36,7 @@ class Work:
 
 
 Handler = Callable[[Work], Awaitable[None]]
+Poisoned = Callable[[Job], Awaitable[None]]
 
 
 def ordering_key(data: dict[str, Any], event: str = "", delivery: str = "") -> str:
@@ -64,9 +65,13 @@ class Workers:
         max_attempts: int = 5,
         retry_base_s: float = 2.0,
         max_retry_s: float = 3600.0,
+        on_poisoned: Poisoned | None = None,
     ) -> None:
+        """`on_poisoned(job)` is told of each job dead-lettered at start because it stopped
+        the bot every time it ran (to complete what the job had started, as failed)."""
         self._queue = queue
         self._handler = handler
+        self._on_poisoned = on_poisoned
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
@@ -87,11 +92,26 @@ class Workers:
         self._wake.set()
 
     async def start(self) -> None:
-        recovered = await self._queue.recover(self._max_attempts)
-        if recovered:
-            log.info("resuming %d job(s) interrupted by a stop", recovered)
+        recovery = await self._queue.recover(self._max_attempts)
+        if recovery.resumed:
+            log.info("resuming %d job(s) interrupted by a stop", recovery.resumed)
+        for job in recovery.poisoned:
+            log.error(
+                "%s delivery %s dead-lettered: %s", job.event, job.delivery_id, job.last_error
+            )
+            if self._on_poisoned is not None:
+                task = asyncio.create_task(self._report_poisoned(job))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")
         self.wake()
+
+    async def _report_poisoned(self, job: Job) -> None:
+        assert self._on_poisoned is not None
+        try:
+            await self._on_poisoned(job)
+        except Exception as exc:  # reporting is best effort; the job is dead-lettered anyway
+            log.error("could not report dead-lettered delivery %s: %s", job.delivery_id, exc)
 
     async def stop(self) -> None:
         """Stop taking work; running handlers are cancelled and re-run after a restart."""
