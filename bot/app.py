@@ -16,6 +16,7 @@ from gidgethub.sansio import Event
 
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
+from flujo.bot.logs import RefusalLog, bounded
 from flujo.bot.queue import Job
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
@@ -32,6 +33,7 @@ from flujo.engine.store import RunStore
 
 log = logging.getLogger("flujo.bot")
 BOT: web.AppKey[Bot] = web.AppKey("bot", object)  # type: ignore[arg-type]
+REFUSALS: web.AppKey[RefusalLog] = web.AppKey("refusals", RefusalLog)
 
 
 class Bot:
@@ -183,10 +185,16 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     bot = bot or Bot(settings)
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
     app[BOT] = bot
+    refusals = app[REFUSALS] = RefusalLog(log)
     app.router.add_post(
-        "/webhooks", WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake).handle
+        "/webhooks",
+        WebhookHandler(secret, bot.queue, on_enqueued=bot.workers.wake, refusals=refusals).handle,
     )
-    app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
+
+    def telemetry_refused(request: web.Request, status: int, reason: str) -> None:
+        refusals.refused(f"telemetry {request.path}", status, reason, request.remote)
+
+    app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived, telemetry_refused))
     app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -240,7 +248,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except web.HTTPException:
         raise
-    except Exception as exc:  # one line in the log, a plain answer to the caller
-        log.error("error on %s %s: %s", request.method, request.path, exc)
+    except Exception as exc:  # one bounded line in the log, a plain answer to the caller
+        reason = f"error on {request.method}: {type(exc).__name__}: {exc}"
+        request.app[REFUSALS].refused(bounded(request.path, 64), 500, reason, request.remote)
         log.debug("details", exc_info=exc)
         return web.json_response({"error": "internal error"}, status=500)
