@@ -74,6 +74,7 @@ class Bot:
             page_key=page_key(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             ),
+            evaluation=settings.evaluation(),
         )
         self.workers = Workers(
             self.queue,

@@ -1,0 +1,224 @@
+"""The suggestion cycle on a repository's content: suggest, verify, measure, review.
+
+It reads the default branch's specs (a snapshot) and the repository's run store, asks
+`flujo.learn.suggest` for verified suggestions, measures those that change what a model
+is asked (`flujo eval` on the repository's captured examples, when the bot has an
+evaluation provider), and words each as a pull request (`flujo.learn.proposal`). The
+App runs it in a confined child (`Isolated.suggest`), `flujo bot local` in process; the
+outcome is plain data (`suggestion_codec.Cycle`), so the bot itself only talks to the forge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flujo.bot.suggestion_codec import Change, Cycle, NotProposed, View
+
+if TYPE_CHECKING:
+    from flujo.engine.store import RunStore
+    from flujo.learn.suggest import Suggestion
+    from flujo.spec.registry import StepRegistry
+
+PAGE_PLACEHOLDER_HOST = "https://flujo.invalid/"
+BUDGET_SPENT = "not measured: evaluation budget spent"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """How the cycle may measure suggestions on captured examples (`flujo eval`)."""
+
+    base_url: str
+    api_key: str
+    """The provider's key: given to the process that calls it, never logged or shown."""
+    budget_usd: float
+    """What this cycle may still spend (the installation's monthly budget, less its spend)."""
+    min_agreement: float
+    """Suggestions whose measured agreement is below this are not proposed."""
+    max_examples: int = 50
+
+    def __repr__(self) -> str:  # the key never reaches a log through a repr
+        return f"Evaluation(base_url={self.base_url!r}, budget_usd={self.budget_usd!r}, ...)"
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRequest:
+    specs: tuple[str, ...]
+    """The specs of the snapshot (paths in the repository)."""
+    store: str
+    """The repository's run store (its file)."""
+    page_placeholder: str | None = None
+    """Stands for each suggestion page's link in the bodies (the bot fills the real one in:
+    its key never reaches the cycle); same length, so bodies keep fitting GitHub's limit."""
+    evaluation: Evaluation | None = None
+    no_evaluation: str = ""
+    """Why suggestions are not measured when `evaluation` is None (e.g. a fork)."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["specs"] = list(self.specs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CycleRequest:
+        evaluation = data.get("evaluation")
+        return cls(
+            specs=tuple(data["specs"]),
+            store=data["store"],
+            page_placeholder=data.get("page_placeholder"),
+            evaluation=Evaluation(**evaluation) if evaluation else None,
+            no_evaluation=data.get("no_evaluation", ""),
+        )
+
+
+def page_placeholder(example_url: str | None) -> str | None:
+    """A stand-in as long as `example_url` (every page link of a repository is as long)."""
+    if example_url is None:
+        return None
+    return PAGE_PLACEHOLDER_HOST + "p" * max(1, len(example_url) - len(PAGE_PLACEHOLDER_HOST))
+
+
+async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -> Cycle:
+    """The cycle on the snapshot at `root` (see the module's docstring)."""
+    from flujo.engine.store import RunStore
+    from flujo.learn.proposal import proposal_for
+    from flujo.learn.suggest import suggest
+    from flujo.spec.edit import apply_patch
+    from flujo.spec.errors import SpecError
+
+    changes: list[Change] = []
+    skipped: list[NotProposed] = []
+    notes: list[str] = []
+    spent = [0.0, 0]  # money, examples
+    store = RunStore(request.store)
+    try:
+        for path in request.specs:
+            try:
+                report = await suggest(root / path, store, key=path, registry=registry)
+            except (SpecError, OSError) as exc:  # the checks report broken specs
+                notes.append(f"{path}: no suggestions: {str(exc).splitlines()[0]}")
+                continue
+            dropped = ", ".join(f"{d.kind} ({d.reason}: {d.detail})" for d in report.dropped)
+            notes.append(
+                f"{path}: {report.runs} run(s), {report.opportunities} opportunit(ies), "
+                f"{len(report.suggestions)} suggestion(s), dropped: {dropped or 'none'}"
+            )
+            before = (root / path).read_text(encoding="utf-8")
+            for suggestion in report.suggestions:
+                after = apply_patch(before, suggestion.patch, file=path)
+                measured, refusal = await _measured(
+                    suggestion, root / path, after, store, request, registry, spent
+                )
+                proposal = proposal_for(measured, before, after, request.page_placeholder)
+                if refusal is not None:
+                    skipped.append(
+                        NotProposed(id=measured.id, spec=path, title=proposal.title, reason=refusal)
+                    )
+                    continue
+                changes.append(
+                    Change(
+                        id=measured.id,
+                        spec=path,
+                        patch=measured.patch,
+                        branch=proposal.branch,
+                        title=proposal.title,
+                        body=proposal.body,
+                        commit_message=proposal.commit_message,
+                        labels=proposal.labels,
+                        view=View(**asdict(proposal.view)),
+                        after=after,
+                        quality=proposal.view.quality,
+                    )
+                )
+    finally:
+        store.close()
+    return Cycle(
+        changes=changes,
+        not_proposed=skipped,
+        notes=notes,
+        eval_spent_usd=spent[0],
+        eval_examples=int(spent[1]),
+    )
+
+
+async def _measured(
+    suggestion: Suggestion,
+    spec: Path,
+    after: str,
+    store: RunStore,
+    request: CycleRequest,
+    registry: StepRegistry,
+    spent: list[float],
+) -> tuple[Suggestion, str | None]:
+    """The suggestion with its quality evidence measured when it can be, and why it must not
+    be proposed (None: propose it)."""
+    quality = suggestion.quality_evidence
+    if not quality.get("needed") or quality.get("measured"):
+        return suggestion, None
+    evaluation = request.evaluation
+    if evaluation is None:
+        if request.no_evaluation:
+            note = f"{quality['summary']} (the bot does not evaluate: {request.no_evaluation})"
+            return replace(suggestion, quality_evidence={**quality, "summary": note}), None
+        return suggestion, None
+    from flujo.learn.evaluate import count_examples, evaluate
+    from flujo.learn.suggest import quality_evidence
+    from flujo.spec.model import Pipeline
+    from flujo.spec.source import parse
+
+    if count_examples(store, suggestion.spec) == 0:
+        return suggestion, None  # "not measured: no captured examples" already says so
+    left = evaluation.budget_usd - spent[0]
+    if left <= 0:
+        return _unmeasured(suggestion, BUDGET_SPENT), None
+    from flujo.engine.agents import OpenAIModels
+    from flujo.engine.session import SessionOptions
+    from flujo.spec.load import validate_document
+
+    baseline = Pipeline.from_yaml(spec)
+    candidate, _ = validate_document(parse(after, suggestion.spec))
+    if candidate is None:
+        return suggestion, None
+    models = OpenAIModels(base_url=evaluation.base_url, api_key=evaluation.api_key)
+    try:
+        report = await evaluate(
+            baseline,
+            candidate,
+            store,
+            SessionOptions(base_url=evaluation.base_url),
+            spec_path=suggestion.spec,
+            examples=evaluation.max_examples,
+            max_cost=left,
+            registry=registry,
+            candidate_label=suggestion.id,
+            models=models,
+        )
+    finally:
+        await models.close()
+    spent[0] += report.eval_cost_usd
+    spent[1] += report.examples
+    if report.examples == 0:
+        return _unmeasured(suggestion, BUDGET_SPENT), None
+    quality = quality_evidence(
+        store, suggestion.spec, suggestion.patch, after, suggestion.verification
+    )
+    if report.stopped:
+        quality = {
+            **quality,
+            "summary": f"{quality['summary']} (stopped early: evaluation "
+            f"budget; {report.examples} of {report.available} examples)",
+        }
+    measured = replace(suggestion, quality_evidence=quality)  # its risk stays as cautious
+    agreement = report.agreement
+    if agreement is not None and agreement < evaluation.min_agreement:
+        return measured, (
+            f"agreement {agreement:.0%} on {report.examples} captured examples is below the "
+            f"floor of {evaluation.min_agreement:.0%}"
+        )
+    return measured, None
+
+
+def _unmeasured(suggestion: Suggestion, why: str) -> Suggestion:
+    quality = {**suggestion.quality_evidence, "measured": False, "summary": why}
+    return replace(suggestion, quality_evidence=quality)
