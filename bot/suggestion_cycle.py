@@ -154,23 +154,30 @@ async def _measured(
     """The suggestion with its quality evidence measured when it can be, and why it must not
     be proposed (None: propose it)."""
     quality = suggestion.quality_evidence
-    if not quality.get("needed") or quality.get("measured"):
-        return suggestion, None
     evaluation = request.evaluation
+    if not quality.get("needed"):
+        return suggestion, None
+    if quality.get("measured"):  # an evaluation of this very change is stored: reuse it
+        floor = evaluation.min_agreement if evaluation is not None else None
+        return suggestion, _below(quality.get("agreement"), quality.get("examples"), floor)
     if evaluation is None:
         if request.no_evaluation:
             note = f"{quality['summary']} (the bot does not evaluate: {request.no_evaluation})"
             return replace(suggestion, quality_evidence={**quality, "summary": note}), None
         return suggestion, None
-    from flujo.learn.evaluate import count_examples, evaluate
+    from flujo.learn.evaluate import evaluate, load_examples
     from flujo.learn.suggest import quality_evidence
     from flujo.spec.model import Pipeline
     from flujo.spec.source import parse
 
-    if count_examples(store, suggestion.spec) == 0:
+    key = captured_key(store, suggestion.spec)
+    examples = load_examples(store, key, evaluation.max_examples) if key else []
+    if key is None or not examples:
         return suggestion, None  # "not measured: no captured examples" already says so
     left = evaluation.budget_usd - spent[0]
-    if left <= 0:
+    costs = [e.cost_usd for e in examples if e.cost_usd is not None]
+    per_example = sum(costs) / len(costs) if costs else 0.0
+    if left <= 0 or left < per_example:  # stop before the budget is crossed
         return _unmeasured(suggestion, BUDGET_SPENT), None
     from flujo.engine.agents import OpenAIModels
     from flujo.engine.session import SessionOptions
@@ -187,7 +194,7 @@ async def _measured(
             candidate,
             store,
             SessionOptions(base_url=evaluation.base_url),
-            spec_path=suggestion.spec,
+            spec_path=key,
             examples=evaluation.max_examples,
             max_cost=left,
             registry=registry,
@@ -210,13 +217,32 @@ async def _measured(
             f"budget; {report.examples} of {report.available} examples)",
         }
     measured = replace(suggestion, quality_evidence=quality)  # its risk stays as cautious
-    agreement = report.agreement
-    if agreement is not None and agreement < evaluation.min_agreement:
-        return measured, (
-            f"agreement {agreement:.0%} on {report.examples} captured examples is below the "
-            f"floor of {evaluation.min_agreement:.0%}"
-        )
-    return measured, None
+    return measured, _below(report.agreement, report.examples, evaluation.min_agreement)
+
+
+def _below(agreement: Any, examples: Any, floor: float | None) -> str | None:
+    """Why a measured suggestion is not proposed (None: its agreement reaches the floor)."""
+    if floor is None or not isinstance(agreement, int | float) or agreement >= floor:
+        return None
+    return (
+        f"agreement {agreement:.0%} on {examples} captured examples is below the floor of "
+        f"{floor:.0%}"
+    )
+
+
+def captured_key(store: RunStore, spec: str) -> str | None:
+    """How the repository's captured examples name the spec at `spec` (its path in the
+    repository): that path, else a path ending with it (runs made outside the repository's
+    root), the newest first."""
+    from flujo.engine.capture import ensure_table
+
+    ensure_table(store)
+    rows = store.query(
+        "SELECT spec_path, MAX(created_at) AS at FROM captures WHERE spec_path = ? "
+        "OR spec_path LIKE ? ESCAPE '\\' GROUP BY spec_path ORDER BY spec_path != ?, at DESC",
+        (spec, "%/" + spec.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"), spec),
+    )
+    return str(rows[0]["spec_path"]) if rows else None
 
 
 def _unmeasured(suggestion: Suggestion, why: str) -> Suggestion:

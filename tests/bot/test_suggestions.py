@@ -106,7 +106,9 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     assert len(cycles) == 1 and cycles[0]["allow"] == list(world.settings.skills_allow)
     main = fake.branch_sha(REPO, "main") or ""
     report = fake.check_run(REPO, main, "flujo/suggestions")
-    assert report.conclusion == "neutral" and report.title == "Suggestions: 1 proposed, 0 not proposed"
+    assert (
+        report.conclusion == "neutral" and report.title == "Suggestions: 1 proposed, 0 not proposed"
+    )
     (pull,) = fake.pulls(REPO)
     assert pull.head.startswith(BRANCH_PREFIX) and pull.base == "main"
     assert fake.labels(REPO, pull.number) == ["flujo"]
