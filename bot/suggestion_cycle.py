@@ -174,16 +174,18 @@ async def _measured(
     examples = load_examples(store, key, evaluation.max_examples) if key else []
     if key is None or not examples:
         return suggestion, None  # "not measured: no captured examples" already says so
-    left = evaluation.budget_usd - spent[0]
-    costs = [e.cost_usd for e in examples if e.cost_usd is not None]
-    per_example = sum(costs) / len(costs) if costs else 0.0
-    if left <= 0 or left < per_example:  # stop before the budget is crossed
-        return _unmeasured(suggestion, BUDGET_SPENT), None
     from flujo.engine.agents import OpenAIModels
     from flujo.engine.session import SessionOptions
     from flujo.spec.load import validate_document
 
     baseline = Pipeline.from_yaml(spec)
+    left = evaluation.budget_usd - spent[0]
+    costs = [e.cost_usd for e in examples if e.cost_usd is not None]
+    per_example = sum(costs) / len(costs) if costs else 0.0
+    if any(e.spec_sha256 != baseline.spec_sha256 for e in examples):
+        per_example *= 2  # the baseline runs again too, where it changed since the capture
+    if left <= 0 or left < per_example:  # stop before the budget is crossed
+        return _unmeasured(suggestion, BUDGET_SPENT), None
     candidate, _ = validate_document(parse(after, suggestion.spec))
     if candidate is None:
         return suggestion, None
