@@ -19,8 +19,9 @@ from flujo.bot.apply_hooks import installed_hooks
 from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
+from flujo.bot.logs import RefusalLog, bounded
 from flujo.bot.metrics import BotMetrics
-from flujo.bot.queue import Delivery
+from flujo.bot.queue import Delivery, Job
 from flujo.bot.routers import router
 from flujo.bot.routers.context import BotContext
 from flujo.bot.settings import MAX_BODY_BYTES, BotSettings
@@ -39,6 +40,7 @@ from flujo.engine.store import RunStore
 
 log = logging.getLogger("flujo.bot")
 BOT: web.AppKey[Bot] = web.AppKey("bot", object)  # type: ignore[arg-type]
+REFUSALS: web.AppKey[RefusalLog] = web.AppKey("refusals", RefusalLog)
 
 
 class Bot:
@@ -100,6 +102,7 @@ class Bot:
             page_key=page_key(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             ),
+            evaluation=settings.evaluation(),
         )
         self.workers: Workers | QueueWorkers
         if isinstance(self.queue, SQLiteQueue):
@@ -111,6 +114,7 @@ class Bot:
                 retry_base_s=settings.retry_base_s,
                 observe=self.metrics.job,
                 clock=self.clock,
+                on_poisoned=self.poisoned,
             )
         else:
             from flujo.bot.postgres_queue import QueueWorkers
@@ -167,6 +171,27 @@ class Bot:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def poisoned(self, job: Job) -> None:
+        """A job that stopped the bot every time was dead-lettered: complete the checks it
+        had started as failed, saying why (they would stay in progress for ever)."""
+        import json
+
+        from flujo.bot.commit_check import fail_checks, poison_summary
+        from flujo.bot.routers.check_requests import commit_of
+
+        try:
+            data = json.loads(job.body)
+        except (ValueError, RecursionError):
+            return
+        found = commit_of(job.event, data) if isinstance(data, dict) else None
+        if found is None:
+            return
+        event, sha = found
+        forge = await self._forge(event.installation_id)
+        title, summary = poison_summary(job.attempts)
+        await fail_checks(forge, event.repo, sha, title, summary)
+        log.info("%s@%s: checks completed as failed (%s)", event.repo, sha[:12], title)
+
     async def handle(self, work: Work) -> None:
         event = Event(work.data, event=work.event, delivery_id=work.job.delivery_id)
         await router.dispatch(event, self.context)
@@ -207,11 +232,20 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
     bot = bot or Bot(settings)
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[_errors])
     app[BOT] = bot
+    refusals = app[REFUSALS] = RefusalLog(log)
     webhooks = WebhookHandler(
-        secret, bot.queue, on_enqueued=bot.workers.wake, record=bot.metrics.delivery
+        secret,
+        bot.queue,
+        on_enqueued=bot.workers.wake,
+        record=bot.metrics.delivery,
+        refusals=refusals,
     )
     app.router.add_post("/webhooks", webhooks.handle)
-    app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived))
+
+    def telemetry_refused(request: web.Request, status: int, reason: str) -> None:
+        refusals.refused(f"telemetry {request.path}", status, reason, request.remote)
+
+    app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived, telemetry_refused))
     app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
     app.router.add_get("/registry", _registry_page)
     app.router.add_get("/healthz", _healthz)
@@ -289,7 +323,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except web.HTTPException:
         raise
-    except Exception as exc:  # one line in the log, a plain answer to the caller
-        log.error("error on %s %s: %s", request.method, request.path, exc)
+    except Exception as exc:  # one bounded line in the log, a plain answer to the caller
+        reason = f"error on {request.method}: {type(exc).__name__}: {exc}"
+        request.app[REFUSALS].refused(bounded(request.path, 64), 500, reason, request.remote)
         log.debug("details", exc_info=exc)
         return web.json_response({"error": "internal error"}, status=500)

@@ -74,6 +74,26 @@ async def _upload_findings(
         log.warning("%s@%s: code scanning upload refused: %s", repo, sha[:12], exc)
 
 
+async def fail_checks(forge: Forge, repo: str, sha: str, title: str, summary: str) -> None:
+    """Complete the three checks of `repo@sha` as failed with `summary` (those already
+    queued are found by their external id, so no check is left in progress)."""
+    for output in _not_checked(title, summary):
+        ref = await forge.queue_check(repo, sha, output.name)
+        await forge.complete_check(repo, ref, output)
+
+
+def poison_summary(attempts: int) -> tuple[str, str]:
+    """The title and summary of the checks of a commit whose job crashed the bot."""
+    title = f"Not checked: checking this commit stopped the bot {attempts} times"
+    summary = (
+        f"The bot stopped (crashed or was killed) each of the {attempts} times it checked "
+        "this commit, so it gave up on it: the commit is not checked. Something in it may "
+        "exhaust the checker; re-run the checks from GitHub, or push a new commit, to try "
+        "again."
+    )
+    return title, summary
+
+
 def capped(output: CheckOutput, limit: int = MAX_ANNOTATIONS) -> CheckOutput:
     """At most `limit` annotations on one check run (each 50 cost a request to GitHub);
     the summary says how many more there are."""

@@ -23,6 +23,8 @@ from flujo.spec.config import RepoConfig, matching
 from flujo.spec.errors import Diagnostic, SpecError
 
 if TYPE_CHECKING:
+    from flujo.bot.suggestion_codec import Cycle
+    from flujo.bot.suggestion_cycle import CycleRequest
     from flujo.engine.embedded_tests import TestResult
     from flujo.spec.model import Pipeline
     from flujo.spec.registry import StepRegistry
@@ -55,6 +57,9 @@ class Evaluator(Protocol):
     ) -> CommitReport:
         """Validate, test and judge every spec of the snapshot."""
 
+    async def suggest(self, root: Path, request: CycleRequest) -> Cycle:
+        """The suggestion cycle on the snapshot's specs (`suggestion_cycle.run_cycle`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class InProcess:
@@ -76,6 +81,11 @@ class InProcess:
         return await evaluate(
             root, files, registry=self.registry, overrides=overrides, time_limit_s=self.time_limit_s
         )
+
+    async def suggest(self, root: Path, request: CycleRequest) -> Cycle:
+        from flujo.bot.suggestion_cycle import run_cycle
+
+        return await run_cycle(root, request, self.registry)
 
 
 def read_references(root: Path, paths: list[str]) -> list[str]:

@@ -143,6 +143,9 @@ class Forge(Protocol):
     async def default_head(self, repo: str) -> tuple[str, str]:
         """The default branch and the SHA of its head."""
 
+    async def is_fork(self, repo: str) -> bool:
+        """Whether the repository is a fork of another (its code comes from elsewhere)."""
+
     async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
         """The last comment `author` left on pull request `number` (why it was closed)."""
 

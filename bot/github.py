@@ -389,6 +389,9 @@ class GitHubForge:
             raise Permanent(f"{repo} has no commit on its default branch {branch!r}")
         return str(branch), sha
 
+    async def is_fork(self, repo: str) -> bool:
+        return bool((await self._call(lambda gh: gh.getitem(f"/repos/{repo}"))).get("fork"))
+
     async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
         async def comments(gh: GitHubClient) -> list[dict[str, Any]]:
             return [

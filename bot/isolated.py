@@ -120,18 +120,23 @@ def confine(confinement: Confinement) -> None:
     import tempfile
 
     tempfile.tempdir = scratch
-    sys.addaudithook(_guard(scratch, confinement.allowed_hosts))
+    sys.addaudithook(_guard(scratch, confinement.allowed_hosts, confinement.writable))
 
 
-def _guard(scratch: str, hosts: tuple[str, ...]) -> Callable[[str, tuple[Any, ...]], None]:
+def _guard(
+    scratch: str, hosts: tuple[str, ...], files: tuple[str, ...] = ()
+) -> Callable[[str, tuple[Any, ...]], None]:
     inside = scratch.rstrip("/") + "/"
+    extra = {os.path.realpath(f) for f in files} | {
+        os.path.dirname(os.path.realpath(f)) for f in files
+    }
 
     def writable(path: Any) -> bool:
         if isinstance(path, int):
             return True  # an open descriptor: opening it was checked
         name = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
         real = os.path.realpath(name)
-        return real == scratch or real.startswith(inside) or real == os.devnull
+        return real == scratch or real.startswith(inside) or real == os.devnull or real in extra
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event in REFUSED_EVENTS:
@@ -206,11 +211,25 @@ def _references(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     return {"references": read_references(Path(payload["root"]), payload["paths"])}
 
 
+def _suggest(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """The suggestion cycle on a snapshot (`flujo.bot.suggestion_cycle`)."""
+    import asyncio
+
+    from flujo.bot.suggestion_codec import encode_cycle
+    from flujo.bot.suggestion_cycle import CycleRequest, run_cycle
+    from flujo.spec.registry import StepRegistry
+
+    request = CycleRequest.from_json(payload["request"])
+    registry = StepRegistry(allow=payload["allow"])
+    return encode_cycle(asyncio.run(run_cycle(Path(payload["root"]), request, registry)))
+
+
 TASKS: dict[str, Callable[[dict[str, Any], Progress], Any]] = {
     "config": _config,
     "evaluate_spec": _evaluate_spec,
     "plan": _plan,
     "references": _references,
+    "suggest": _suggest,
 }
 
 

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flujo.bot.commit_report import CommitReport, Override, SpecReport
 from flujo.bot.evaluate import TEST_TIME_LIMIT_S, Plan, spec_paths
+from flujo.bot.suggestion_codec import Cycle
+from flujo.bot.suggestion_cycle import CycleRequest
 from flujo.spec.errors import Diagnostic, FlujoError
 
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
@@ -86,6 +88,8 @@ class Confinement:
     file_bytes: int
     scratch: str
     allowed_hosts: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
+    """Files (and their folders) outside the scratch folder the child may write."""
 
 
 _lock = threading.Lock()
@@ -122,10 +126,12 @@ async def run_isolated(
     scratch: Path,
     limits: IsolationLimits | None = None,
     allowed_hosts: tuple[str, ...] = (),
+    writable: tuple[str, ...] = (),
 ) -> Any:
     """Run `task` of `flujo.bot.isolated.TASKS` on `payload` in a confined child.
 
-    `scratch` is the only folder the child may write to (its working directory). Returns
+    `scratch` is the only folder the child may write to (its working directory), besides
+    the files named in `writable`; it may connect only to `allowed_hosts` (addresses). Returns
     the task's JSON result; raises `LimitExceeded` or `IsolationFailed` with the reason.
     """
     limits = limits or IsolationLimits()
@@ -136,6 +142,7 @@ async def run_isolated(
         file_bytes=limits.file_mb * 1024 * 1024,
         scratch=str(scratch),
         allowed_hosts=allowed_hosts,
+        writable=writable,
     )
     return await asyncio.to_thread(_run, task, payload, confinement, limits)
 
@@ -306,6 +313,40 @@ class Isolated:
                     spec.test_error = f"the tests {exc.reason}"
                     report.specs.append(spec)
         return report
+
+    async def suggest(self, root: Path, request: CycleRequest) -> Cycle:
+        """The suggestion cycle in a confined child: it may write only the snapshot and the
+        repository's run store, and connect only to the evaluation provider (if any)."""
+        from flujo.bot.suggestion_codec import decode_cycle
+
+        store = str(Path(request.store).resolve())
+        writable = (store, f"{store}-wal", f"{store}-shm", f"{store}-journal")
+        hosts: tuple[str, ...] = ()
+        if request.evaluation is not None:
+            hosts = await provider_addresses(request.evaluation.base_url)
+        payload = {"root": str(root), "allow": list(self.allow), "request": request.to_json()}
+        limits = self.limits.model_copy(update={"wall_s": self.limits.commit_s})
+        found = await run_isolated(
+            "suggest", payload, scratch=root, limits=limits, allowed_hosts=hosts, writable=writable
+        )
+        try:
+            return decode_cycle(found)
+        except ValueError as exc:
+            raise IsolationFailed(
+                f"sent a result the bot cannot read ({exc.__class__.__name__})"
+            ) from None
+
+
+async def provider_addresses(base_url: str) -> tuple[str, ...]:
+    """The addresses of the evaluation provider (the only ones a cycle may connect to)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    found = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return tuple(sorted({str(info[4][0]) for info in found}))
 
 
 def _override(override: Override) -> dict[str, str]:

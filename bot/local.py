@@ -193,6 +193,9 @@ class LocalForge:
         branch = (await git(self.repo, "symbolic-ref", "--short", "HEAD")).decode().strip()
         return branch, await self.resolve(branch)
 
+    async def is_fork(self, repo: str) -> bool:
+        return False  # a person's own clone
+
     async def closing_comment(self, repo: str, number: int, author: str) -> str | None:
         return None  # local "pull requests" have no comments
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -114,3 +115,56 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+MAX_FIELD = 160
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
+def bounded(text: object, limit: int = MAX_FIELD) -> str:
+    """`text` as one short printable line (what a client sent may hold anything)."""
+    line = _UNPRINTABLE.sub("?", str(text))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class RefusalLog:
+    """Refused requests from unauthenticated clients, logged so they cannot flood the log.
+
+    The first refusal of each kind (where, status, reason) in a window of `window_s`
+    seconds is logged as one bounded line (no body, no header but the delivery id, which
+    is checked); the others are counted and reported with the next line of that kind
+    after the window: "(4,321 more like it since the last such line)". At most `max_kinds`
+    kinds are tracked; beyond, refusals share one kind.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        window_s: float = 60.0,
+        max_kinds: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._window_s = window_s
+        self._max_kinds = max_kinds
+        self._clock = clock
+        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def refused(self, where: str, status: int, reason: str, remote: str | None) -> None:
+        now = self._clock()
+        reason = bounded(reason)
+        key = (where, status, reason)
+        if key not in self._kinds and len(self._kinds) >= self._max_kinds:
+            self._kinds = {k: v for k, v in self._kinds.items() if now - v[0] < self._window_s}
+            if len(self._kinds) >= self._max_kinds:
+                key = (where, status, "(other reasons)")
+        since, hidden = self._kinds.get(key, (float("-inf"), 0))
+        if now - since < self._window_s:
+            self._kinds[key] = (since, hidden + 1)
+            return
+        self._kinds[key] = (now, 0)
+        more = f" ({hidden:,} more like it since the last such line)" if hidden else ""
+        self._log.warning(
+            "%s refused (%d): %s [from %s]%s", where, status, key[2], bounded(remote, 64), more
+        )

@@ -87,6 +87,16 @@ class Job:
     body: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What `recover` did at start."""
+
+    resumed: int
+    """Interrupted jobs put back in the queue."""
+    poisoned: tuple[Job, ...] = ()
+    """Jobs dead-lettered because they stopped the bot every time they ran."""
+
+
 class DeliveryQueue(Protocol):
     """Durable, deduplicated, ordered per key."""
 
@@ -128,10 +138,11 @@ class PulledQueue(DeliveryQueue, Protocol):
     async def failed(self, job: Job, error: str, *, retry_at: float | None) -> None:
         """Record a failure: run again at `retry_at`, or dead-letter it when None."""
 
-    async def recover(self, max_attempts: int) -> int:
+    async def recover(self, max_attempts: int) -> Recovery:
         """After a crash: jobs left running go back to the queue, except those that had
         `max_attempts` tries already (they stopped the bot each time: poison), which are
-        dead-lettered with that reason. Returns how many went back."""
+        dead-lettered with that reason. Returns how many went back, and the poison jobs
+        (with bodies, so what they were doing can be reported as failed)."""
 
     async def requeue(self, job_id: int) -> Job:
         """Queue a dead letter again, as a new job (a new, higher id, so that running

@@ -19,6 +19,7 @@ from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 if TYPE_CHECKING:
     from flujo.bot.isolation import IsolationLimits
+    from flujo.bot.suggestion_cycle import Evaluation
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
@@ -130,6 +131,27 @@ class BotSettings(BaseSettings):
             raise ValueError("FLUJO_BOT_DATABASE_URL must be a postgresql:// URL")
         return self
 
+    eval_base_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible model provider for measuring suggestions before "
+        "they are proposed (`flujo eval` on captured examples); none: not measured.",
+    )
+    eval_api_key: SecretStr | None = Field(
+        None, description="The evaluation provider's key (never logged, shown or exported)."
+    )
+    eval_monthly_budget_usd: float = Field(
+        5.0, ge=0, description="What evaluations may spend per installation per month (UTC)."
+    )
+    eval_min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A suggestion whose measured agreement is below this is not proposed.",
+    )
+    eval_max_examples: int = Field(
+        50, ge=1, description="Captured examples evaluated per suggestion at most."
+    )
+
     @model_validator(mode="after")
     def _one_key_source(self) -> BotSettings:
         if self.private_key is not None and self.private_key_file is not None:
@@ -147,6 +169,21 @@ class BotSettings(BaseSettings):
             open_files=self.isolation_open_files,
             output_mb=self.isolation_output_mb,
             commit_s=self.isolation_commit_s,
+        )
+
+    def evaluation(self) -> Evaluation | None:
+        """How suggestion cycles measure suggestions (None when no provider is configured)."""
+        from flujo.bot.suggestion_cycle import Evaluation
+
+        if not self.eval_base_url:
+            return None
+        key = self.eval_api_key.get_secret_value() if self.eval_api_key else ""
+        return Evaluation(
+            base_url=self.eval_base_url,
+            api_key=key,
+            budget_usd=self.eval_monthly_budget_usd,
+            min_agreement=self.eval_min_agreement,
+            max_examples=self.eval_max_examples,
         )
 
     def secret(self) -> str:
@@ -180,7 +217,7 @@ class BotSettings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, for the log redactor."""
-        values = [self.webhook_secret, self.private_key]
+        values = [self.webhook_secret, self.private_key, self.eval_api_key]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
 

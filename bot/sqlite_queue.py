@@ -19,10 +19,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flujo.bot.queue import Delivery, Job, JobState, NotRetryable, QueueUnavailable
+from flujo.bot.queue import Delivery, Job, JobState, NotRetryable, QueueUnavailable, Recovery
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
@@ -232,14 +233,24 @@ class SQLiteQueue:
                 (error, retry_at, job.id),
             )
 
-    async def recover(self, max_attempts: int) -> int:
-        def op(db: sqlite3.Connection) -> int:
-            db.execute(
-                "UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ?"
-                " WHERE state = 'running' AND attempts >= ?",
-                (time.time(), POISON.format(attempts=max_attempts), max_attempts),
-            )
-            return db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'").rowcount
+    async def recover(self, max_attempts: int) -> Recovery:
+        def op(db: sqlite3.Connection) -> Recovery:
+            rows = db.execute(
+                f"SELECT {_JOB_COLUMNS}, body FROM jobs WHERE state = 'running' AND attempts >= ?"
+                " ORDER BY id",
+                (max_attempts,),
+            ).fetchall()
+            poisoned = []
+            for row in rows:
+                job = _job(row)
+                error = POISON.format(attempts=job.attempts)
+                db.execute(
+                    "UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ? WHERE id = ?",
+                    (time.time(), error, job.id),
+                )
+                poisoned.append(replace(job, state="dead", last_error=error))
+            resumed = db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
+            return Recovery(resumed.rowcount, tuple(poisoned))
 
         return await self._writer.submit(op)
 

@@ -57,6 +57,14 @@ CREATE TABLE IF NOT EXISTS proposals (
     view TEXT,
     PRIMARY KEY (repo, branch)
 );
+CREATE TABLE IF NOT EXISTS eval_spend (
+    installation INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    month TEXT NOT NULL,
+    usd REAL NOT NULL DEFAULT 0,
+    examples INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (installation, repo, month)
+);
 CREATE TABLE IF NOT EXISTS checked (
     repo TEXT NOT NULL,
     sha TEXT NOT NULL,
@@ -213,6 +221,27 @@ class BotState:
         )
         return TokenOwner(int(rows[0][0]), str(rows[0][1])) if rows else None
 
+    # -- evaluation spend (`flujo eval` before proposing) -----------------------------------
+
+    async def record_eval_spend(
+        self, installation: int, repo: str, usd: float, examples: int, month: str | None = None
+    ) -> None:
+        """Add what an evaluation spent to the repository's total for the month (UTC)."""
+        await self._write(
+            "INSERT INTO eval_spend VALUES (?, ?, ?, ?, ?) ON CONFLICT (installation, repo, "
+            "month) DO UPDATE SET usd = usd + excluded.usd, examples = examples + "
+            "excluded.examples",
+            (installation, repo, month or this_month(), usd, examples),
+        )
+
+    def eval_spend(self, installation: int, month: str | None = None) -> dict[str, float]:
+        """What evaluations spent this month (UTC), per repository of the installation."""
+        rows = self._run(
+            "SELECT repo, usd FROM eval_spend WHERE installation = ? AND month = ?",
+            (installation, month or this_month()),
+        )
+        return {str(repo): float(usd) for repo, usd in rows}
+
     # -- proposals (suggestion pull requests) --------------------------------------------
 
     async def record_proposal(
@@ -301,6 +330,11 @@ class BotState:
                 by, at = rows[0]
                 found[policy] = Override(policy, by, at)
         return found
+
+
+def this_month() -> str:
+    """The current month (UTC), as budgets count it: `2026-12`."""
+    return time.strftime("%Y-%m", time.gmtime())
 
 
 def _digest(token: str) -> str:

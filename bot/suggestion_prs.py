@@ -17,19 +17,19 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flujo.bot.forge import Forge, Proposal, PullRef
 from flujo.bot.queue import Delivery
-from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, snapshot
+from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
+from flujo.bot.suggestion_codec import Change, Cycle
 from flujo.learn.proposal import BRANCH_PREFIX as BRANCH_PREFIX  # also the routers'
-from flujo.learn.proposal import SuggestionView, branch_for, proposal_for
 
 if TYPE_CHECKING:
     from flujo.bot.evaluate import Evaluator
     from flujo.bot.state import ProposalRecord
+    from flujo.bot.suggestion_cycle import Evaluation
     from flujo.engine.store import RunStore
-    from flujo.learn.suggest import Suggestion
     from flujo.learn.tiers import TierDecision
     from flujo.spec.autoapply import AutoApply
     from flujo.spec.registry import StepRegistry
@@ -52,10 +52,12 @@ def suggest_delivery(
     return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
 
 
+SUGGESTIONS_CHECK = "flujo/suggestions"
+
+
 @dataclass(frozen=True, slots=True)
 class Proposed:
-    suggestion: Suggestion
-    view: SuggestionView
+    change: Change
     pull: PullRef
     decision: TierDecision | None = None
     """Its risk tier and what keeps it from being applied automatically."""
@@ -66,6 +68,16 @@ class Proposed:
     spec_after: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    """What a suggestion cycle did: pull requests proposed (or kept), and what it says."""
+
+    proposed: list[Proposed]
+    cycle: Cycle | None
+    """None when the cycle could not finish (`failure` says why)."""
+    failure: str | None = None
+
+
 async def propose_suggestions(
     forge: Forge,
     repo: str,
@@ -73,21 +85,26 @@ async def propose_suggestions(
     store: RunStore,
     max_open: int = 3,
     limits: Limits = DEFAULT_LIMITS,
-    agent: Any = None,
     page_url: Callable[[str], str | None] | None = None,
     registry: StepRegistry | None = None,
     evaluator: Evaluator | None = None,
-) -> list[Proposed]:
+    evaluation: Evaluation | None = None,
+    no_evaluation: str = "",
+    report: bool = False,
+) -> CycleOutcome:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
-    `page_url(suggestion_id)` is where the suggestion's page is served (linked from the body);
-    `registry` is the bot's skill allow-list (a repository's own config cannot widen it);
-    `evaluator` reads the repository's config to decide what to fetch (in process by default).
+    The cycle itself (reading specs and telemetry, verifying, measuring, wording) runs in
+    `evaluator` (a confined child for the App; in process by default); this function only
+    talks to the forge. `page_url(suggestion_id)` is where the suggestion's page is served
+    (linked from the body); `registry` is the skill allow-list of the in-process default;
+    `evaluation` lets the cycle measure suggestions with `flujo eval` (else `no_evaluation`
+    says why not). With `report`, the outcome is also shown as the `flujo/suggestions`
+    check of the default branch's head (a cycle that overran or crashed says so there).
     """
-    from flujo.learn.suggest import suggest
+    from flujo.bot.isolation import IsolationFailed
+    from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
     from flujo.spec.config import matching
-    from flujo.spec.edit import apply_patch
-    from flujo.spec.errors import SpecError
 
     base, sha = await forge.default_head(repo)
     done: list[Proposed] = []
@@ -96,78 +113,142 @@ async def propose_suggestions(
         from flujo.spec.registry import StepRegistry
 
         evaluator = InProcess(registry or StepRegistry())
-    async with snapshot(forge, repo, sha, evaluator, limits) as snap:
-        from flujo.bot.evaluate import read_config
-        from flujo.learn.tiers import decide_suggestion
-        from flujo.spec.source import spec_sha256
+    placeholder = page_placeholder(page_url("0" * 12) if page_url is not None else None)
+    try:
+        async with snapshot(forge, repo, sha, evaluator, limits) as snap:
+            from flujo.bot.evaluate import read_config
 
-        settings = read_config(snap.root, snap.files)[0].auto_apply
-        green = await default_branch_green(forge, repo, sha)
-        specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
-        open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
-        budget = max_open - len(open_now)
-        for path in specs:
-            try:
-                report = await suggest(
-                    snap.root / path, store, key=path, agent=agent, registry=registry
-                )
-            except (SpecError, OSError) as exc:  # the checks report broken specs
-                log.info("%s: no suggestions for %s: %s", repo, path, str(exc).splitlines()[0])
-                continue
-            log.info(
-                "%s: %s: %d run(s), %d opportunit(ies), %d suggestion(s), dropped: %s",
-                repo,
-                path,
-                report.runs,
-                report.opportunities,
-                len(report.suggestions),
-                ", ".join(f"{d.kind} ({d.reason}: {d.detail})" for d in report.dropped) or "none",
+            # read here with the bounded parser; the cycle only applies the tier rules
+            settings = read_config(snap.root, snap.files)[0].auto_apply
+            specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
+            request = CycleRequest(
+                tuple(specs),
+                str(store.path),
+                placeholder,
+                evaluation,
+                no_evaluation,
+                auto_apply=settings.model_dump(mode="json"),
+                default_branch_green=await default_branch_green(forge, repo, sha),
             )
-            before = (snap.root / path).read_text(encoding="utf-8")
-            for suggestion in report.suggestions:
-                branch = branch_for(suggestion)
-                if branch not in open_now and budget <= 0:
-                    continue
-                after = apply_patch(before, suggestion.patch, file=path)
-                url = page_url(suggestion.id) if page_url is not None else None
-                proposal = proposal_for(suggestion, before, after, url)
-                pull = await forge.propose(
-                    repo,
-                    Proposal(
-                        branch=proposal.branch,
-                        files={path: after.encode("utf-8")},
-                        message=proposal.commit_message,
-                        title=proposal.title,
-                        body=proposal.body,
-                        labels=proposal.labels,
-                        base=base,
-                    ),
-                )
-                if branch not in open_now:
-                    open_now.add(branch)
-                    budget -= 1
-                decision = decide_suggestion(
-                    suggestion,
-                    before,
-                    after,
-                    settings=settings,
-                    spec_path=path,
-                    default_branch_green=green,
-                    files=[path],
-                )
-                done.append(
-                    Proposed(
-                        suggestion,
-                        proposal.view,
-                        pull,
-                        decision,
-                        settings,
-                        sha,
-                        spec_sha256(before.encode("utf-8")),
-                        spec_sha256(after.encode("utf-8")),
-                    )
-                )
-    return done
+            cycle = await evaluator.suggest(snap.root, request)
+    except (IsolationFailed, TooLarge) as exc:
+        failure = exc.reason if isinstance(exc, IsolationFailed) else str(exc)
+        log.warning("%s: the suggestion cycle %s", repo, failure)
+        if report:
+            await _report(forge, repo, sha, CycleOutcome([], None, failure))
+        return CycleOutcome([], None, failure)
+    for note in cycle.notes:
+        log.info("%s: %s", repo, note)
+    open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
+    budget = max_open - len(open_now)
+    for change in cycle.changes:
+        if change.branch not in open_now and budget <= 0:
+            continue
+        change = _linked(change, placeholder, page_url)
+        pull = await forge.propose(
+            repo,
+            Proposal(
+                branch=change.branch,
+                files={change.spec: change.after.encode("utf-8")},
+                message=change.commit_message,
+                title=change.title,
+                body=change.body,
+                labels=change.labels,
+                base=base,
+            ),
+        )
+        if change.branch not in open_now:
+            open_now.add(change.branch)
+            budget -= 1
+        done.append(
+            Proposed(
+                change,
+                pull,
+                tier_decision(change),
+                settings,
+                sha,
+                change.spec_before,
+                change.spec_after,
+            )
+        )
+    outcome = CycleOutcome(done, cycle)
+    if report:
+        await _report(forge, repo, sha, outcome)
+    return outcome
+
+
+def tier_decision(change: Change) -> TierDecision | None:
+    """The change's tier as the cycle decided it by rules (`flujo.learn.tiers`)."""
+    from flujo.learn.tiers import Judged, TierDecision
+
+    found = change.decision
+    if found is None:
+        return None
+    judged = tuple(Judged(j.key, j.tier, j.reason) for j in found.changes)  # type: ignore[arg-type]
+    return TierDecision(found.tier, found.reason, judged, tuple(found.never))  # type: ignore[arg-type]
+
+
+def _linked(
+    change: Change, placeholder: str | None, page_url: Callable[[str], str | None] | None
+) -> Change:
+    """The change with its page's real link in place of the cycle's placeholder."""
+    url = page_url(change.id) if page_url is not None else None
+    if placeholder is None or url is None:
+        return change
+    view = change.view.model_copy(update={"body": change.view.body.replace(placeholder, url)})
+    return change.model_copy(update={"body": change.body.replace(placeholder, url), "view": view})
+
+
+async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> None:
+    """The cycle's outcome as the `flujo/suggestions` check of the default branch's head."""
+    from flujo.bot.forge import CheckOutput
+    from flujo.templates.fit import fit
+
+    ref = await forge.queue_check(repo, sha, SUGGESTIONS_CHECK)
+    if outcome.cycle is None:
+        output = CheckOutput(
+            SUGGESTIONS_CHECK,
+            "failure",
+            "Suggestions: the cycle could not finish",
+            f"The suggestion cycle {outcome.failure}. It was stopped; nothing was proposed. "
+            "The bot and this repository's checks are not affected; the next cycle runs "
+            "when telemetry arrives again.",
+        )
+    else:
+        output = CheckOutput(
+            SUGGESTIONS_CHECK,
+            "neutral",
+            f"Suggestions: {len(outcome.proposed)} proposed, "
+            f"{len(outcome.cycle.not_proposed)} not proposed",
+            fit(_summary(outcome, outcome.cycle)),
+        )
+    await forge.start_check(repo, ref)
+    await forge.complete_check(repo, ref, output)
+
+
+def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
+    from flujo.templates.pr_body import escape as inert
+
+    lines = []
+    if outcome.proposed:
+        lines.append("**Proposed**\n")
+        lines += [
+            f"- #{p.pull.number} {inert(p.change.title)}: {inert(p.change.quality or '-')}"
+            for p in outcome.proposed
+        ]
+    if cycle.not_proposed:
+        lines.append("\n**Not proposed**\n")
+        lines += [
+            f"- {inert(n.title)} (`{inert(n.spec)}`): {inert(n.reason)}" for n in cycle.not_proposed
+        ]
+    if cycle.eval_examples:
+        lines.append(
+            f"\nEvaluation: {cycle.eval_examples} captured example(s) run live against the "
+            f"evaluation provider, ${cycle.eval_spent_usd:.4f} spent."
+        )
+    lines.append("\n**Specs**\n")
+    lines += [f"- {inert(note)}" for note in cycle.notes] or ["- no specs on the default branch"]
+    return "\n".join(lines)
 
 
 async def default_branch_green(forge: Forge, repo: str, sha: str) -> bool | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from flujo.bot.logs import RefusalLog
 from flujo.bot.queue import Delivery, DeliveryQueue, QueueUnavailable
 from flujo.bot.settings import MAX_BODY_BYTES
 from flujo.spec.errors import FlujoError
@@ -39,14 +40,6 @@ def signature_of(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _refuse(status: int, reason: str, request: web.Request) -> web.Response:
-    delivery = request.headers.get("X-GitHub-Delivery", "-")[:64]
-    log.warning(
-        "webhook refused (%d): %s [delivery %s from %s]", status, reason, delivery, request.remote
-    )
-    return web.json_response({"error": reason}, status=status)
-
-
 class WebhookHandler:
     """The aiohttp handler; holds the secret and the queue, nothing global."""
 
@@ -61,7 +54,9 @@ class WebhookHandler:
         max_readers: int = MAX_READERS,
         read_timeout_s: float = READ_TIMEOUT_S,
         slot_wait_s: float = SLOT_WAIT_S,
+        refusals: RefusalLog | None = None,
     ) -> None:
+        """`refusals` logs refused requests (one line per kind per minute by default)."""
         if not secret:
             raise ValueError("a webhook secret is required")
         self._key = secret.encode()
@@ -72,6 +67,12 @@ class WebhookHandler:
         self._readers = asyncio.Semaphore(max_readers)
         self._read_timeout_s = read_timeout_s
         self._slot_wait_s = slot_wait_s
+        self._refusals = refusals or RefusalLog(log)
+
+    def _refuse(self, status: int, reason: str, request: web.Request) -> web.Response:
+        """Answer a refused request; logged as one bounded line, never its body."""
+        self._refusals.refused("webhook", status, reason, request.remote)
+        return web.json_response({"error": reason}, status=status)
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer a delivery; `record(event, outcome)` counts it (refused ones as event
@@ -87,37 +88,39 @@ class WebhookHandler:
         headers = request.headers
         signature = headers.get(SIGNATURE_HEADER)
         if signature is None:
-            return _refuse(401, f"missing {SIGNATURE_HEADER} header", request)
+            return self._refuse(401, f"missing {SIGNATURE_HEADER} header", request)
         if not _SIGNATURE.fullmatch(signature):
-            return _refuse(401, f"malformed {SIGNATURE_HEADER} header", request)
+            return self._refuse(401, f"malformed {SIGNATURE_HEADER} header", request)
         if request.content_length is not None and request.content_length > self._max_body:
-            return _refuse(413, f"body larger than {self._max_body} bytes", request)
+            return self._refuse(413, f"body larger than {self._max_body} bytes", request)
         try:
             async with asyncio.timeout(self._slot_wait_s):
                 await self._readers.acquire()
         except TimeoutError:
-            return _refuse(503, "too many deliveries are being read; try again", request)
+            return self._refuse(503, "too many deliveries are being read; try again", request)
         try:
             async with asyncio.timeout(self._read_timeout_s):
                 body, digest = await self._read(request)
         except TimeoutError:
-            return _refuse(408, f"body not received within {self._read_timeout_s:g} s", request)
+            return self._refuse(
+                408, f"body not received within {self._read_timeout_s:g} s", request
+            )
         except _TooLarge:
-            return _refuse(413, f"body larger than {self._max_body} bytes", request)
+            return self._refuse(413, f"body larger than {self._max_body} bytes", request)
         finally:
             self._readers.release()
         if not hmac.compare_digest("sha256=" + digest, signature):
-            return _refuse(401, "signature does not match the body", request)
+            return self._refuse(401, "signature does not match the body", request)
         event = headers.get("X-GitHub-Event", "")
         delivery_id = headers.get("X-GitHub-Delivery", "")
         if not _EVENT.fullmatch(event):
-            return _refuse(400, "missing or malformed X-GitHub-Event header", request)
+            return self._refuse(400, "missing or malformed X-GitHub-Event header", request)
         if not _DELIVERY_ID.fullmatch(delivery_id):
-            return _refuse(400, "missing or malformed X-GitHub-Delivery header", request)
+            return self._refuse(400, "missing or malformed X-GitHub-Delivery header", request)
         if request.content_type != "application/json":
-            return _refuse(415, "content type must be application/json", request)
+            return self._refuse(415, "content type must be application/json", request)
         if body.lstrip()[:1] != b"{":
-            return _refuse(400, "body is not a JSON object", request)
+            return self._refuse(400, "body is not a JSON object", request)
         if event == "ping":
             return _outcome(web.json_response({"pong": True}), "ping")
         try:

@@ -84,6 +84,7 @@ class Outcome:
 
 Handler = Callable[[Work], Awaitable[None]]
 Observer = Callable[[Outcome], None]
+Poisoned = Callable[[Job], Awaitable[None]]
 TIMER_HORIZON_S = 60.0
 """Jobs due later than this wait outside their lane (timers)."""
 
@@ -117,7 +118,10 @@ class Workers:
         poll_s: float = 5.0,
         observe: Observer | None = None,
         clock: Clock | None = None,
+        on_poisoned: Poisoned | None = None,
     ) -> None:
+        """`on_poisoned(job)` is told of each job dead-lettered at start because it stopped
+        the bot every time it ran (to complete what the job had started, as failed)."""
         self._queue = queue
         self._poll_s = poll_s
         self._observe = observe
@@ -126,6 +130,7 @@ class Workers:
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._handler = handler
+        self._on_poisoned = on_poisoned
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
@@ -146,12 +151,27 @@ class Workers:
         self._wake.set()
 
     async def start(self) -> None:
-        recovered = await self._queue.recover(self._max_attempts)
-        if recovered:
-            log.info("resuming %d job(s) interrupted by a stop", recovered)
+        recovery = await self._queue.recover(self._max_attempts)
+        if recovery.resumed:
+            log.info("resuming %d job(s) interrupted by a stop", recovery.resumed)
+        for job in recovery.poisoned:
+            log.error(
+                "%s delivery %s dead-lettered: %s", job.event, job.delivery_id, job.last_error
+            )
+            if self._on_poisoned is not None:
+                task = asyncio.create_task(self._report_poisoned(job))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         self._loop_task = asyncio.create_task(self._intake(), name="flujo-intake")
         self._timer_task = asyncio.create_task(self._timer_loop(), name="flujo-timers")
         self.wake()
+
+    async def _report_poisoned(self, job: Job) -> None:
+        assert self._on_poisoned is not None
+        try:
+            await self._on_poisoned(job)
+        except Exception as exc:  # reporting is best effort; the job is dead-lettered anyway
+            log.error("could not report dead-lettered delivery %s: %s", job.delivery_id, exc)
 
     async def stop(self) -> None:
         """Stop taking work; running handlers are cancelled and re-run after a restart."""

@@ -261,12 +261,14 @@ def ingest_metrics(store: RunStore, body: bytes, content_type: str) -> IngestRes
 def make_otlp_routes(
     store_for_token: Callable[[str], RunStore | None],
     on_ingested: Callable[[str, IngestResult], None] | None = None,
+    on_refused: Callable[[web.Request, int, str], None] | None = None,
 ) -> list[web.RouteDef]:
     """`POST /v1/traces` and `POST /v1/metrics` for an aiohttp app.
 
     Clients authenticate with `Authorization: Bearer TOKEN`; `store_for_token` maps a
     token to the installation's run store (None: 401). `on_ingested(token, result)` is
-    called after a body is stored (e.g. to schedule suggestions). Mount with
+    called after a body is stored (e.g. to schedule suggestions); `on_refused(request,
+    status, reason)` after a request is refused (to log it, bounded). Mount with
     `app.add_routes(make_otlp_routes(lookup))`.
     """
     from aiohttp import web
@@ -277,6 +279,15 @@ def make_otlp_routes(
         ExportTraceServiceResponse,
     )
 
+    def refuse(
+        request: web.Request, status: int, reason: str, logged: str | None = None
+    ) -> web.Response:
+        """Answer with `reason`; report `logged` (what a log may hold: nothing the client
+        sent) to `on_refused`."""
+        if on_refused is not None:
+            on_refused(request, status, logged or reason)
+        return web.json_response({"message": reason}, status=status)
+
     def handler(
         ingest: Callable[[RunStore, bytes, str], IngestResult], response: Callable[[], Any]
     ) -> Callable[[web.Request], Any]:
@@ -284,15 +295,18 @@ def make_otlp_routes(
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             store = store_for_token(token.strip()) if scheme.lower() == "bearer" else None
             if store is None:
-                return web.json_response({"message": "unknown or missing token"}, status=401)
+                return refuse(request, 401, "unknown or missing token")
             content_type = request.headers.get("Content-Type", "")
             try:
                 media = _media_type(content_type)
                 body = await request.read()
                 result = await asyncio.to_thread(ingest, store, body, content_type)
             except IngestError as exc:
-                status = 415 if "content type" in str(exc) else 400
-                return web.json_response({"message": str(exc)}, status=status)
+                if "content type" in str(exc):
+                    return refuse(request, 415, str(exc), "unsupported content type")
+                return refuse(request, 400, str(exc))
+            except web.HTTPRequestEntityTooLarge:
+                return refuse(request, 413, "body larger than the limit")
             if on_ingested is not None:
                 on_ingested(token.strip(), result)
             if media == PROTOBUF:

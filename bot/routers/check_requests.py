@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
@@ -13,12 +14,41 @@ from flujo.bot.events import (
     CheckSuiteEvent,
     PullRequestEvent,
     PushEvent,
+    RepositoryEvent,
 )
 from flujo.bot.routers.context import BotContext
 
 log = logging.getLogger("flujo.bot.routers.check_requests")
 router = Router()
 NO_COMMIT = "0" * 40
+
+
+def commit_of(event: str, data: dict[str, Any]) -> tuple[RepositoryEvent, str] | None:
+    """The repository event and commit a delivery asks to check, if it asks for one."""
+    kinds: tuple[type[RepositoryEvent], ...] = (
+        PushEvent,
+        PullRequestEvent,
+        CheckSuiteEvent,
+        CheckRunEvent,
+        CheckRunActionEvent,
+    )
+    for kind in kinds:
+        if event != kind.EVENT or (kind.ACTIONS and data.get("action") not in kind.ACTIONS):
+            continue
+        try:
+            parsed = kind.model_validate(data)
+        except ValueError:
+            return None
+        if isinstance(parsed, PushEvent):
+            sha = parsed.after or NO_COMMIT
+            return None if parsed.deleted or sha == NO_COMMIT else (parsed, sha)
+        if isinstance(parsed, PullRequestEvent):
+            return parsed, parsed.pull_request.head.sha
+        if isinstance(parsed, CheckSuiteEvent):
+            return parsed, parsed.check_suite.head_sha
+        if isinstance(parsed, CheckRunEvent | CheckRunActionEvent):
+            return parsed, parsed.check_run.head_sha
+    return None
 
 
 @router.register("push")

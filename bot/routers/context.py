@@ -21,6 +21,7 @@ from flujo.bot.telemetry import TelemetryStores
 from flujo.bot.verdicts import soft_blocking
 
 if TYPE_CHECKING:
+    from flujo.bot.suggestion_cycle import Evaluation
     from flujo.spec.registry import StepRegistry
 
 
@@ -54,7 +55,23 @@ class BotContext:
     """Plugins' `on_commit`/`on_rollback` hooks (`apply_hooks.py`)."""
     page_key: bytes = field(default_factory=lambda: page_key(None))
     """The server secret behind suggestion page links (`page_links.py`)."""
-    """Where people reach the bot (for links to suggestion pages)."""
+    evaluation: Evaluation | None = None
+    """The evaluation provider and its limits (`eval_*` settings); budget is monthly, per
+    installation."""
+
+    async def evaluation_for(
+        self, forge: Forge, repo: str, installation: int
+    ) -> tuple[Evaluation | None, str]:
+        """How the suggestion cycle of `repo` may measure (None, and why not, if it may not):
+        never for a fork's code; at most what is left of the installation's monthly budget."""
+        from dataclasses import replace
+
+        if self.evaluation is None:
+            return None, ""
+        if await forge.is_fork(repo):
+            return None, "evaluation never runs for code from forks, and this repository is one"
+        spent = sum(self.state.eval_spend(installation).values())
+        return replace(self.evaluation, budget_usd=max(0.0, self.evaluation.budget_usd - spent)), ""
 
     def page_url(self, repo: str, suggestion_id: str) -> str | None:
         """Where the page of a suggestion proposed on `repo` is served (unguessable)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
@@ -27,7 +26,8 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
     suggest = SuggestEvent.parse(event)
     repo = suggest.repo
     forge = await ctx.forge_for(suggest.installation_id)
-    proposed = await propose_suggestions(
+    evaluation, why_not = await ctx.evaluation_for(forge, repo, suggest.installation_id)
+    outcome = await propose_suggestions(
         forge,
         repo,
         store=ctx.telemetry.store(repo),
@@ -36,16 +36,26 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         page_url=lambda suggestion_id: ctx.page_url(repo, suggestion_id),
         registry=ctx.registry,
         evaluator=ctx.evaluator,
+        evaluation=evaluation,
+        no_evaluation=why_not,
+        report=True,
     )
-    for item in proposed:
+    if outcome.cycle is not None and outcome.cycle.eval_spent_usd > 0:
+        await ctx.state.record_eval_spend(
+            suggest.installation_id,
+            repo,
+            outcome.cycle.eval_spent_usd,
+            outcome.cycle.eval_examples,
+        )
+    for item in outcome.proposed:
         await ctx.state.record_proposal(
             repo,
             item.pull.branch,
-            item.suggestion.spec,
-            item.suggestion.id,
-            item.suggestion.patch,
+            item.change.spec,
+            item.change.id,
+            item.change.patch,
             item.pull.number,
-            asdict(item.view),
+            item.change.view.model_dump(),
         )
         if item.decision is not None and item.settings is not None and ctx.applications:
             scheduled = await start(
@@ -55,7 +65,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
                 installation=suggest.installation_id,
                 number=item.pull.number,
                 branch=item.pull.branch,
-                suggestion=item.suggestion,
+                suggestion=item.change,
                 decision=item.decision,
                 settings=item.settings,
                 base_sha=item.base_sha,
@@ -68,7 +78,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
                 await show_story(forge, record)
             if scheduled is not None and ctx.schedule is not None:
                 await ctx.schedule(scheduled)
-    log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(proposed))
+    log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(outcome.proposed))
 
 
 @router.register("pull_request", action="closed")

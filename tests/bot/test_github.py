@@ -254,6 +254,47 @@ async def test_a_job_interrupted_midway_is_finished_after_restart_without_duplic
         assert "resuming 1 job" in caplog.text
 
 
+class Hangs(Bot):
+    """A bot whose checks start and never end (as when the check kills the process)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.context.evaluator = self  # type: ignore[assignment]
+
+    async def plan(self, *args: object) -> object:
+        await asyncio.Event().wait()
+
+
+async def test_a_commit_that_stopped_the_bot_every_time_gets_failed_checks_saying_so(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    sha = world.fake.create_repo(REPO, {SPEC: GOOD}, installation_id=42)
+    for attempt in range(1, world.settings.max_attempts + 1):  # each stops the bot mid-check
+        bot = await world.start(Hangs(world.settings, sleep=world.sleep))
+        if attempt == 1:
+            await world.deliver("push", "payload", sha=sha)
+        for _ in range(500):
+            runs = world.fake.check_runs_for(REPO, sha)
+            jobs = bot.queue.list_jobs()
+            running = [r for r in runs if r.status == "in_progress"]
+            if jobs and jobs[0].attempts == attempt and len(running) == 3:
+                break
+            await asyncio.sleep(0.01)
+        await world.stop()
+    assert {r.status for r in world.fake.check_runs_for(REPO, sha)} == {"in_progress"}
+
+    with caplog.at_level(logging.INFO):
+        bot = await world.start()
+        await world.settle()
+    assert [j.state for j in bot.queue.list_jobs()] == ["dead"]
+    for name in NAMES:
+        (run,) = world.fake.check_runs_for(REPO, sha, name)
+        assert (run.status, run.conclusion) == ("completed", "failure")
+        assert run.title == "Not checked: checking this commit stopped the bot 3 times"
+        assert "crashed or was killed" in (run.summary or "")
+    assert "dead-lettered: the bot stopped while handling this job, 3 times" in caplog.text
+
+
 async def test_installations_and_their_repositories_are_remembered(world: World) -> None:
     world.fake.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
     bot = await world.start()

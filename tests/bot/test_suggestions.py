@@ -77,17 +77,18 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     base = fake.create_repo(REPO, files, installation_id=42)
     world.settings = world.settings.model_copy(update={"suggest_delay_s": 3600})
     bot = await world.start()
-    # Suggestions run with the bot's skill allow-list, never the repository's own.
-    import flujo.learn.suggest as learn
+    # The cycle runs in a confined child, with the bot's skill allow-list (never the
+    # repository's own).
+    import flujo.bot.isolation as isolation
 
-    registries: list[object] = []
-    original = learn.suggest
+    tasks: list[tuple[str, dict[str, Any]]] = []
+    original = isolation.run_isolated
 
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        registries.append(kwargs.get("registry"))
-        return await original(*args, **kwargs)
+    async def spy(task: str, payload: dict[str, Any], **kwargs: Any) -> Any:
+        tasks.append((task, payload))
+        return await original(task, payload, **kwargs)
 
-    monkeypatch.setattr(learn, "suggest", spy)
+    monkeypatch.setattr(isolation, "run_isolated", spy)
     token = bot.state.issue_token(42, REPO)
     assert world.server is not None
     runs = await send_telemetry(str(world.server.make_url("/")).rstrip("/"), token, monkeypatch)
@@ -101,7 +102,13 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     bot.workers.wake()
     await asyncio.wait_for(bot.drain(), 30)
 
-    assert registries and all(r is bot.context.registry for r in registries)
+    cycles = [payload for task, payload in tasks if task == "suggest"]
+    assert len(cycles) == 1 and cycles[0]["allow"] == list(world.settings.skills_allow)
+    main = fake.branch_sha(REPO, "main") or ""
+    report = fake.check_run(REPO, main, "flujo/suggestions")
+    assert (
+        report.conclusion == "neutral" and report.title == "Suggestions: 1 proposed, 0 not proposed"
+    )
     (pull,) = fake.pulls(REPO)
     assert pull.head.startswith(BRANCH_PREFIX) and pull.base == "main"
     assert fake.labels(REPO, pull.number) == ["flujo"]
@@ -172,3 +179,32 @@ async def test_telemetry_with_an_unknown_token_is_refused(world: World) -> None:
         ) as response,
     ):
         assert response.status == 401
+
+
+async def test_a_suggestion_cycle_that_overruns_is_stopped_and_says_so(world: World) -> None:
+    from flujo.bot.isolation import Isolated, IsolationLimits
+
+    fake = world.fake
+    main = fake.create_repo(REPO, repository_files(), installation_id=42)
+    bot = await world.start()
+    checks = bot.context.evaluator
+    bot.context.evaluator = Isolated(limits=IsolationLimits(commit_s=0.05))
+    assert await bot.queue.enqueue(cycle_now("slow"))
+    bot.workers.wake()
+    await asyncio.wait_for(bot.drain(), 30)
+
+    report = fake.check_run(REPO, main, "flujo/suggestions")
+    assert (report.conclusion, report.title) == (
+        "failure",
+        "Suggestions: the cycle could not finish",
+    )
+    assert "exceeded the limit of 0.05 s of wall time" in (report.summary or "")
+    assert "not affected" in (report.summary or "")
+    assert [j.state for j in bot.queue.list_jobs()] == ["done"]  # not retried, not dead
+    assert fake.pulls(REPO) == []
+    # The bot goes on checking commits as usual.
+    bot.context.evaluator = checks
+    sha = fake.commit(REPO, {"README.md": "changed\n"})
+    await world.deliver("push", "payload", sha=sha)
+    await world.settle()
+    assert world.conclusions(sha)["flujo/validate"] == "success"

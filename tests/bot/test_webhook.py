@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -194,3 +196,66 @@ async def test_a_body_without_a_length_is_cut_at_the_limit(tmp_path: Path) -> No
             assert response.status == 413
     finally:
         await server.close()
+
+
+async def test_refused_requests_cannot_flood_the_log_nor_write_what_they_sent(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = "BODY-CONTENT-" + "x" * 50
+    bot = client.server.app[BOT]
+    token = bot.state.issue_token(42, "acme/flows")
+
+    async def post(path: str, body: bytes, headers: dict[str, str]) -> None:
+        with contextlib.suppress(aiohttp.ClientError):  # the server may hang up (oversize)
+            await asyncio.wait_for(client.post(path, data=body, headers=headers), 5)
+
+    with caplog.at_level(logging.DEBUG):
+        for i in range(100):
+            headers, body = signed("push", {"leak": marker}, secret="wrong")
+            headers["X-GitHub-Delivery"] = f"{marker}-{i}"
+            await post("/webhooks", body, headers)  # bad signature
+            await post("/webhooks", b"{" + marker.encode(), {})  # unsigned
+            headers, body = signed("push", {"leak": marker})
+            headers |= {"Content-Length": str(30 * 1024 * 1024), "Connection": "close"}
+            async with aiohttp.ClientSession() as http:  # oversize; the server hangs up
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    await asyncio.wait_for(
+                        http.post(client.make_url("/webhooks"), data=body, headers=headers), 5
+                    )
+            for auth in ("Bearer nope", f"Bearer {token}"):  # a bad token; a malformed body
+                kind = f"application/json{marker}" if i % 2 else "application/json"
+                await post(
+                    "/v1/traces",
+                    b"{" + marker.encode(),
+                    {"Authorization": auth, "Content-Type": kind},
+                )
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert 4 <= len(lines) <= 6, lines  # one per kind of refusal, not one per request
+    assert any("signature does not match" in line for line in lines)
+    assert any("body larger than" in line for line in lines)
+    assert any("unknown or missing token" in line for line in lines)
+    for line in lines:
+        assert marker not in line and token not in line and SECRET not in line
+        assert "\n" not in line and len(line) < 400
+    assert "Traceback" not in caplog.text
+
+
+def test_a_refusal_seen_again_after_the_window_says_how_many_were_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from flujo.bot.logs import RefusalLog
+
+    now = [0.0]
+    refusals = RefusalLog(logging.getLogger("test.refusals"), window_s=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.refusals"):
+        for _ in range(1000):
+            refusals.refused("webhook", 401, "signature does not match the body", "10.0.0.1")
+        refusals.refused("webhook", 400, "missing X-GitHub-Event", "10.0.0.1")
+        now[0] = 61.0
+        refusals.refused("webhook", 401, "signature does not match the body", "10.0.0.2")
+    assert [r.getMessage() for r in caplog.records] == [
+        "webhook refused (401): signature does not match the body [from 10.0.0.1]",
+        "webhook refused (400): missing X-GitHub-Event [from 10.0.0.1]",
+        "webhook refused (401): signature does not match the body [from 10.0.0.2] (999 more "
+        "like it since the last such line)",
+    ]

@@ -202,7 +202,8 @@ def test_create_pr_proposes_a_suggestion_as_the_bot_does(
         db = RunStore(Path(store))
         try:
             forge = LocalForge(tmp_path / "by_bot")
-            return [p.pull.branch for p in await propose_suggestions(forge, "by_bot", store=db)]
+            outcome = await propose_suggestions(forge, "by_bot", store=db)
+            return [p.pull.branch for p in outcome.proposed]
         finally:
             db.close()
 

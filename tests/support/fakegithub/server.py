@@ -216,6 +216,7 @@ class FakeGitHub:
         default_branch: str = "main",
         installation_id: int | None = None,
         private: bool = False,
+        fork: bool = False,
     ) -> str:
         """A repository whose default branch has one commit holding `files`; returns its SHA.
 
@@ -238,6 +239,7 @@ class FakeGitHub:
             installation_id=installation_id,
             git=git,
             private=private,
+            fork=fork,
         )
         return self.commit(
             full_name, dict(files or {}), branch=default_branch, message="Initial commit"

@@ -135,7 +135,7 @@ def repo_json(fake: FakeGitHub, repo: Repo, schema: str = "repository") -> Json:
             "pulls_url": f"{api}/pulls{{/number}}",
             "contents_url": f"{api}/contents/{{+path}}",
             "default_branch": repo.default_branch,
-            "fork": False,
+            "fork": repo.fork,
             "description": None,
             "homepage": None,
             "language": None,

@@ -176,6 +176,7 @@ class Repo:
     installation_id: int | None
     git: GitRepo
     private: bool = False
+    fork: bool = False
     labels: dict[str, dict[str, Json]] = field(default_factory=dict)
     pulls: dict[int, Pull] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
