@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with a migration in `_MIGRATIONS` when the tables change."""
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS runs (
     policies TEXT,
     mode TEXT NOT NULL DEFAULT 'unknown',
     origin TEXT NOT NULL DEFAULT 'unknown',
-    cause TEXT
+    cause TEXT,
+    prices_version TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at);
 CREATE TABLE IF NOT EXISTS spans (
@@ -105,6 +106,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE runs ADD COLUMN cause TEXT",
         "ALTER TABLE spans ADD COLUMN cause TEXT",
     ),
+    # 3 -> 4: the version of the price table that computed each run's cost. Existing runs
+    # get NULL: their costs were computed by a table whose version was not recorded.
+    3: ("ALTER TABLE runs ADD COLUMN prices_version TEXT",),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
 _SPAN_COLUMNS = (
@@ -204,6 +208,7 @@ class RunStore:
         trace_id: int,
         mode: str = UNKNOWN,
         origin: str = UNKNOWN,
+        prices_version: str | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
@@ -213,8 +218,19 @@ class RunStore:
             )
             db.execute(
                 "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
-                " trace_id, mode, origin) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, spec_sha256, spec_path, pipeline, now, f"{trace_id:032x}", mode, origin),
+                " trace_id, mode, origin, prices_version)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    spec_sha256,
+                    spec_path,
+                    pipeline,
+                    now,
+                    f"{trace_id:032x}",
+                    mode,
+                    origin,
+                    prices_version,
+                ),
             )
 
     def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:

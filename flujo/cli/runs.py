@@ -102,6 +102,7 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
         f"(sha256 {run['spec_sha256'][:12]}…)  {run['latency_s'] or 0:.3f}s  "
         f"{run['total_tokens'] or 0} tokens  "
         + ("cost unknown" if cost is None else f"${cost:.6f}")
+        + f"  prices {run.get('prices_version') or 'not recorded'}"
     )
     if run["error"]:
         click.echo(f"error: {run['error']}")
