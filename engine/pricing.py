@@ -20,9 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flujo.spec.prices_config import DEFAULT_MAX_AGE_DAYS, PricesConfig
+
+if TYPE_CHECKING:
+    from flujo.spec.model import Pipeline
 
 DEFAULT_PROVIDER = "openai"
 _KEYS = {"input", "output", "cached_input", "source", "as_of"}
@@ -204,7 +207,7 @@ class PriceTable:
         named = ", ".join(f"{m} ({p.as_of}, {age} days)" for m, p, age in stale[:3])
         more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
         return (
-            f"flujo: warning: prices older than {self.max_age_days} days (oldest {oldest} "
+            f"flujo: warning: prices older than {_days(self.max_age_days)} (oldest {oldest} "
             f"days) compute these costs: {named}{more}; table {self.version}. Refresh them: "
             "upgrade Flujo, or set today's prices with `as_of` under `prices: models:` in "
             ".github/flujo.yml (or raise `prices: max_age_days:`)"
@@ -215,6 +218,20 @@ def _canonical(price: Price) -> list[Any]:
     """A price as hashed for the version: numbers as floats, so 1 and 1.0 are one price."""
     cached = None if price.cached_input is None else float(price.cached_input)
     return [float(price.input), float(price.output), cached, price.source, price.as_of]
+
+
+def pipeline_models(pipeline: Pipeline) -> list[str]:
+    """The models a pipeline's agents (and those of the specs it imports) call."""
+    models: set[str] = set()
+    pending, seen = [pipeline], set[int]()
+    while pending:
+        spec = pending.pop()
+        if id(spec) in seen:
+            continue
+        seen.add(id(spec))
+        models.update(agent.model for agent in spec.agents.values())
+        pending.extend(spec.imported.values())
+    return sorted(models)
 
 
 def table_for(config: PricesConfig) -> PriceTable:
@@ -251,3 +268,7 @@ def _table(overrides: Mapping[str, PriceLike] | None) -> PriceTable:
 @lru_cache(maxsize=1)
 def _default_table() -> PriceTable:
     return PriceTable()
+
+
+def _days(count: int) -> str:
+    return f"{count} day" + ("" if count == 1 else "s")

@@ -114,4 +114,5 @@ class PipelineResult:
             "mode": self.mode,
             "origin": self.origin,
             "cause": self.cause,
+            "prices_version": self.prices_version,
         }

@@ -89,6 +89,7 @@ def test(
     files = _spec_files(paths or (Path("."),))
     results: list[testing.TestResult] = []
     errors: list[str] = []
+    tested: list[tuple[Pipeline, Path, int]] = []  # with the count of results before it
 
     async def main() -> None:
         for file in files:
@@ -106,6 +107,7 @@ def test(
             if not untrusted:
                 _warn_repository_code(file, repository_allowed_references(pipeline, file))
             options = _options(file, mode, replay, record)
+            tested.append((pipeline, file, len(results)))
             async with session(pipeline, options, registry) as runner:
                 results.extend(
                     await testing.run_tests(
@@ -121,6 +123,7 @@ def test(
                 )
 
     asyncio.run(main())
+    _warn_stale_prices(tested, results)
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
@@ -190,6 +193,16 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     if problems:
         raise UsageError("\n".join(f"flujo test: {problem}" for problem in problems))
     return files
+
+
+def _warn_stale_prices(tested: list[tuple[Any, Path, int]], results: list[Any]) -> None:
+    """The old-prices warning for each spec whose tests showed a cost."""
+    from flujo.cli.prices import warn_if_stale
+
+    ends = [start for _, _, start in tested[1:]] + [len(results)]
+    for (pipeline, file, start), end in zip(tested, ends[: len(tested)], strict=True):
+        if any(r.cost_usd for r in results[start:end]):
+            warn_if_stale(pipeline, file)
 
 
 def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> None:

@@ -149,3 +149,24 @@ def test_bad_repository_prices_are_reported_at_their_line(tmp_path: Path) -> Non
     assert result.exit_code == 1, result.output  # an invalid config, like an invalid spec
     assert "flujo.yml:3:26: error: input: must be greater than or equal to 0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_flujo_run_warns_of_old_prices_on_stderr_unless_the_repository_allows_them(
+    tmp_path: Path,
+) -> None:
+    import datetime
+
+    from flujo.engine.pricing import prices_as_of
+
+    age = (datetime.date.today() - datetime.date.fromisoformat(prices_as_of())).days
+    spec = _repository(tmp_path, "prices: {max_age_days: 1}\n")
+    args = ["run", str(spec), "--fake", "--input", '{"question": "q"}']
+    result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "r.db")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("flujo: warning: prices older than 1 day (oldest")
+    assert f"openai:gpt-4o-mini ({prices_as_of()}, {age} days)" in result.stderr
+    assert f"(prices {table_version()})" in result.stdout  # the cost says its table
+    (tmp_path / ".github" / "flujo.yml").write_text(f"prices: {{max_age_days: {age + 1}}}\n")
+    quiet = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "r.db"), "--json"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["prices_version"] == table_version()
