@@ -72,3 +72,44 @@ def test_without_live_runs_of_the_merged_version_nothing_is_claimed(tmp_path: Pa
     assert found.after.runs == 0 and found.saving_per_run is None
     assert found.not_measured == "no live run of the merged version yet"
     store.close()
+
+
+def test_flujo_roi_draws_the_realised_saving_of_a_merged_suggestion_in_chromium(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+    from flujo.learn.feedback import record_acceptance
+    from tests.support.browser import open_page
+
+    store, merged = _store(tmp_path)
+    spec_path = str(tmp_path / "triage.yml")
+    patch = [{"op": "replace", "path": "/agents/classifier/model", "value": "openai:gpt-4o-mini"}]
+    record_acceptance(store, spec_path, patch, "ada")
+    store.execute("UPDATE suggestion_feedback SET at = ?", [(merged,)])  # merged 30 h ago
+    store.close()
+    page = tmp_path / "roi.html"
+    result = CliRunner().invoke(
+        cli, ["roi", "--html", str(page), "--store", str(tmp_path / "runs.db")]
+    )
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "Realised saving: <b>$0.008800 per run</b>" in text
+    assert "Promised: not recorded with the merge" in text
+    assert "<b>1</b>suggestions merged" in text
+    seen = open_page(page, screenshot=tmp_path / "roi.png")
+    assert seen["outside"] == []  # self-contained: no request leaves the file
+    assert int(str(seen["rendered"])) == 3  # savings, before/after, monthly spend
+
+
+def test_flujo_roi_without_a_store_says_so(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+
+    missing = tmp_path / "none.db"
+    result = CliRunner().invoke(
+        cli, ["roi", "--html", str(tmp_path / "p.html"), "--store", str(missing)]
+    )
+    assert result.exit_code == 2 and f"no run store at {missing}" in result.output
