@@ -207,8 +207,10 @@ def _short(value: Any) -> str:
 
 
 def _savings(suggestion: Suggestion) -> str | None:
+    from flujo.engine.pricing import table_version
+
     per_run = suggestion.estimate.usd_per_run
-    return f"~${per_run:.4f}/run" if per_run > 0 else None
+    return f"~${per_run:.4f}/run (prices {table_version()})" if per_run > 0 else None
 
 
 def _metric(key: str) -> str:
