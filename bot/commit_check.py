@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from flujo.bot.commit_report import CommitReport, Override
+from flujo.bot.cost_change import Baseline
 from flujo.bot.evaluate import Evaluator
 from flujo.bot.forge import CheckOutput, Forge
 from flujo.bot.isolation import IsolationFailed
@@ -30,17 +31,20 @@ async def check_commit(
     overrides: Mapping[str, Override] | None = None,
     limits: Limits = DEFAULT_LIMITS,
     git_ref: str | None = None,
+    base: tuple[str, str] | None = None,
 ) -> list[CheckOutput]:
     """Run the three checks on `repo@sha` and report them; returns what was reported.
     With `git_ref` (the branch or pull request ref checked), a repository that opted in
-    also gets the findings in code scanning."""
+    also gets the findings in code scanning. With `base` (a pull request's base sha and
+    branch), `flujo/test` also compares the expected cost per test run with the base's."""
     refs = {name: await forge.queue_check(repo, sha, name) for name in CHECK_NAMES}
     for ref in refs.values():
         await forge.start_check(repo, ref)
     report: CommitReport | None = None
     try:
         report = await evaluate_commit(forge, repo, sha, evaluator, overrides or {}, limits)
-        outputs = [capped(output) for output in check_outputs(report)]
+        baseline = await _baseline(forge, repo, base, evaluator, limits) if base else None
+        outputs = [capped(output) for output in check_outputs(report, baseline)]
     except TooLarge as exc:  # a check that could not judge must never pass
         outputs = _not_checked("Not checked: the commit is too large", str(exc))
     except IsolationFailed as exc:
@@ -92,6 +96,18 @@ def poison_summary(attempts: int) -> tuple[str, str]:
         "again."
     )
     return title, summary
+
+
+async def _baseline(
+    forge: Forge, repo: str, base: tuple[str, str], evaluator: Evaluator, limits: Limits
+) -> Baseline:
+    """The base branch's report, evaluated as the head's is; or why it could not be."""
+    sha, ref = base
+    try:
+        return Baseline(ref, await evaluate_commit(forge, repo, sha, evaluator, {}, limits))
+    except Exception as exc:  # the comparison is extra: the head's checks still stand
+        log.warning("%s@%s: the base %s could not be evaluated: %s", repo, sha[:12], ref, exc)
+        return Baseline(ref, None, f"the base branch could not be evaluated ({exc})")
 
 
 def capped(output: CheckOutput, limit: int = MAX_ANNOTATIONS) -> CheckOutput:

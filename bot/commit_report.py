@@ -57,6 +57,10 @@ class SpecReport:
     parsed: bool = False
     """The spec loaded into a model (it may still have errors)."""
     has_tests: bool = False
+    prices_version: str | None = None
+    """The price table that computed the test runs' costs."""
+    prices_warning: str | None = None
+    """The warning about old prices behind those costs, if any."""
 
     @property
     def valid(self) -> bool:

@@ -281,6 +281,8 @@ async def _test(
                 asyncio.timeout(time_limit_s),
                 session(pipeline, options, registry) as runner,
             ):
+                spec.prices_version = runner.prices_version
+                spec.prices_warning = _prices_warning(root / spec.path, pipeline)
                 spec.tests = await run_tests(
                     pipeline, runner, spec=spec.path, overrides=soft, jobs=4
                 )
@@ -292,6 +294,14 @@ async def _test(
         except Exception as exc:  # a broken spec must not break the check
             spec.test_error = f"the tests could not run: {exc}"
     spec.policies = judge_policies(pipeline, spec.tests, overrides)
+
+
+def _prices_warning(path: Path, pipeline: Pipeline) -> str | None:
+    """The old-prices warning for the spec's models, by its repository's `prices:`."""
+    from flujo.engine.pricing import pipeline_models, table_for
+    from flujo.spec.prices_config import repository_prices
+
+    return table_for(repository_prices(path)).stale_warning(pipeline_models(pipeline))
 
 
 def judge_policies(

@@ -64,6 +64,7 @@ class Head(_Model):
 class PullRequest(_Model):
     number: int
     head: Head
+    base: Head | None = None
     merged: bool | None = None
 
 

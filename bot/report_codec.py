@@ -49,6 +49,8 @@ def encode_spec(spec: SpecReport) -> dict[str, Any]:
         "policies": [asdict(p) for p in spec.policies],
         "parsed": spec.parsed,
         "has_tests": spec.has_tests,
+        "prices_version": spec.prices_version,
+        "prices_warning": spec.prices_warning,
     }
 
 
@@ -69,6 +71,8 @@ def decode_spec(data: dict[str, Any]) -> SpecReport:
         policies=policies,
         parsed=data["parsed"],
         has_tests=data["has_tests"],
+        prices_version=data.get("prices_version"),
+        prices_warning=data.get("prices_warning"),
     )
 
 

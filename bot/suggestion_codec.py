@@ -31,6 +31,8 @@ class View(_Plain):
     body: str
     quality: str = ""
     why: str = ""
+    step: str = ""
+    watch_for: str = ""
 
 
 class Judgement(_Plain):

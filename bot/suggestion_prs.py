@@ -227,6 +227,7 @@ async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> N
 
 
 def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
+    from flujo.spec.figures import money
     from flujo.templates.pr_body import escape as inert
 
     lines = []
@@ -244,7 +245,7 @@ def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
     if cycle.eval_examples:
         lines.append(
             f"\nEvaluation: {cycle.eval_examples} captured example(s) run live against the "
-            f"evaluation provider, ${cycle.eval_spent_usd:.4f} spent."
+            f"evaluation provider, {money(cycle.eval_spent_usd)} spent."
         )
     lines.append("\n**Specs**\n")
     lines += [f"- {inert(note)}" for note in cycle.notes] or ["- no specs on the default branch"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flujo.bot.commit_report import CommitReport, PolicyVerdict, SpecReport
+from flujo.bot.cost_change import Baseline, change_rows
 from flujo.bot.forge import (
     Action,
     Annotation,
@@ -29,11 +30,12 @@ APPROVE = Action(
 _ROWS = 200
 
 
-def check_outputs(report: CommitReport) -> list[CheckOutput]:
-    """The three checks for a commit, in `CHECK_NAMES` order."""
+def check_outputs(report: CommitReport, base: Baseline | None = None) -> list[CheckOutput]:
+    """The three checks for a commit, in `CHECK_NAMES` order; `base` (on a pull request)
+    adds the change in expected cost per run to `flujo/test`."""
     if not report.specs and report.lookalikes:
         return [lookalikes_output(name, report) for name in CHECK_NAMES]
-    return [validate_output(report), test_output(report), policy_output(report)]
+    return [validate_output(report), test_output(report, base), policy_output(report)]
 
 
 def lookalikes_output(name: str, report: CommitReport) -> CheckOutput:
@@ -105,7 +107,7 @@ def validate_output(report: CommitReport) -> CheckOutput:
     )
 
 
-def test_output(report: CommitReport) -> CheckOutput:
+def test_output(report: CommitReport, base: Baseline | None = None) -> CheckOutput:
     specs, failures, annotations = [], [], []
     passed = failed = 0
     total_cost = 0.0
@@ -140,6 +142,10 @@ def test_output(report: CommitReport) -> CheckOutput:
         failures=failures,
         total_cost=money(total_cost),
         patterns=report.patterns,
+        prices_versions=sorted({s.prices_version for s in report.specs if s.prices_version}),
+        prices_warnings=sorted({s.prices_warning for s in report.specs if s.prices_warning}),
+        base_ref=base.ref if base is not None else None,
+        cost_changes=change_rows(report, base) if base is not None else [],
     )
     if not report.specs:
         return CheckOutput(TEST, "neutral", "No Flujo specs found", summary)

@@ -109,6 +109,8 @@ class OpenAIModels:
         usage = response.usage
         input_tokens = usage.prompt_tokens if usage else 0
         output_tokens = usage.completion_tokens if usage else 0
+        details = usage.prompt_tokens_details if usage else None
+        cached = (details.cached_tokens or 0) if details else 0
         output: Any = text
         if schema is not None:
             output = _conforming(text, schema)
@@ -117,7 +119,14 @@ class OpenAIModels:
             model=response.model or model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=cost_usd(agent.model, input_tokens, output_tokens, overrides=self.prices),
+            cost_usd=cost_usd(
+                agent.model,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens=cached,
+                overrides=self.prices,
+            ),
+            cached_input_tokens=cached,
         )
 
     @staticmethod

@@ -78,6 +78,7 @@ class InProcessFake:
         text = payload["choices"][0]["message"]["content"] or ""
         usage = payload["usage"]
         input_tokens, output_tokens = usage["prompt_tokens"], usage["completion_tokens"]
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         output: Any = text
         if schema is not None:
             output = _conforming(text, schema)
@@ -86,7 +87,14 @@ class InProcessFake:
             model=payload["model"] or model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=cost_usd(agent.model, input_tokens, output_tokens, overrides=self.prices),
+            cost_usd=cost_usd(
+                agent.model,
+                input_tokens,
+                output_tokens,
+                cached_input_tokens=cached,
+                overrides=self.prices,
+            ),
+            cached_input_tokens=cached,
         )
 
     def _check_in_process(self, chat: ChatRequest) -> None:

@@ -88,6 +88,8 @@ class PipelineResult:
     """What started the run: cli, sdk, test, check, verification, eval or shadow."""
     cause: str | None = None
     """Why a failed run failed: model, provider, harness, input, limit or cancelled."""
+    prices_version: str | None = None
+    """The version of the price table that computed `total_cost_usd` (date.hash)."""
     context: dict[str, Any] = field(default_factory=dict)
     """The run context as the run left it (`updates_context`, `sink_to`, context skills)."""
 
@@ -112,4 +114,5 @@ class PipelineResult:
             "mode": self.mode,
             "origin": self.origin,
             "cause": self.cause,
+            "prices_version": self.prices_version,
         }

@@ -122,6 +122,8 @@ class Completion:
     input_tokens: int
     output_tokens: int
     cost_usd: float | None
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, those served from the provider's prompt cache."""
 
 
 class Runner:
@@ -142,8 +144,15 @@ class Runner:
         origin: str = "sdk",
         capture: CaptureSettings | None = None,
         plans: PlanBook | None = None,
+        prices_version: str | None = None,
     ) -> None:
         self.pipeline = pipeline
+        if prices_version is None:
+            from flujo.engine.pricing import table_version
+
+            prices_version = table_version(getattr(models, "prices", None))
+        self.prices_version = prices_version
+        """The version of the price table that computes this runner's costs."""
         self.plans = plans or PlanBook(None, "off")
         """Where the plans of `jit` steps are recorded or replayed from."""
         self._jit: dict[int, asyncio.Task[JitPlan]] = {}
@@ -267,7 +276,12 @@ class _Run:
         if mocks and mode == "live":  # mocked outputs are not what a model does
             mode = "mock"
         self.result = PipelineResult(
-            run_id, pipeline.spec_sha256, input=input, mode=mode, origin=origin
+            run_id,
+            pipeline.spec_sha256,
+            input=input,
+            mode=mode,
+            origin=origin,
+            prices_version=runner.prices_version,
         )
         telemetry = RunTelemetry if runner.trace else NullTelemetry
         self.telemetry = telemetry(run_id, pipeline.spec_sha256, mode, origin)
@@ -299,9 +313,12 @@ class _Run:
                 trace_id=self.telemetry.trace_id,
                 mode=result.mode,
                 origin=result.origin,
+                prices_version=result.prices_version,
             )
         span = self.telemetry.start(
-            f"flujo.run {self.pipeline.name or 'pipeline'}", None, {tm.YAML_LINE: 1}
+            f"flujo.run {self.pipeline.name or 'pipeline'}",
+            None,
+            {tm.YAML_LINE: 1, tm.PRICES_VERSION: result.prices_version},
         )
         started = time.perf_counter()
         token = _CONTEXT.set(self.initial_context)
@@ -847,6 +864,8 @@ class _Run:
         attributes[tm.GEN_AI_MODEL] = completion.model
         attributes[tm.GEN_AI_INPUT_TOKENS] = completion.input_tokens
         attributes[tm.GEN_AI_OUTPUT_TOKENS] = completion.output_tokens
+        if completion.cached_input_tokens:
+            attributes[tm.GEN_AI_CACHED_INPUT_TOKENS] = completion.cached_input_tokens
         attributes[tm.COST] = completion.cost_usd
         self.tokens += completion.input_tokens + completion.output_tokens
         if completion.cost_usd is None:

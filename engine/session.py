@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class SessionOptions:
     """Send runs to the exporters the environment configures (OTLP); off where runs are
     checks, not traffic (the bot's checks, verifying suggestions)."""
     prices: dict[str, Any] | None = None
+    """Price overrides by model; None: the `prices:` of the spec's repository config."""
     offline: bool = False
     """No model calls at all (tests with mocks only): model steps fail clearly."""
     ask: bool = False
@@ -61,6 +63,7 @@ async def session(
     pipeline: Pipeline, options: SessionOptions, registry: Any = None
 ) -> AsyncIterator[Runner]:
     """A ready Runner; closes clients, the fake server and exporters on exit."""
+    from flujo.engine.pricing import table_version
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
 
@@ -69,6 +72,13 @@ async def session(
 
         source = pipeline.source
         registry = registry_for(Path(source.file)) if source and source.file != "<string>" else None
+    source = pipeline.source
+    if options.prices is None and source is not None and source.file != "<string>":
+        from flujo.spec.prices_config import repository_prices
+
+        options = dataclasses.replace(
+            options, prices=repository_prices(Path(source.file)).overrides()
+        )
     async with contextlib.AsyncExitStack() as stack:
         models = await _models(pipeline, options, stack)
         store = RunStore(options.store) if options.use_store else None
@@ -91,6 +101,7 @@ async def session(
             mode=options.mode,
             origin=options.origin,
             plans=_plans(options),
+            prices_version=table_version(options.prices),
         )
 
 

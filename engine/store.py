@@ -115,7 +115,8 @@ _SCHEMA = (
     policies TEXT,
     mode TEXT NOT NULL DEFAULT 'unknown',
     origin TEXT NOT NULL DEFAULT 'unknown',
-    cause TEXT
+    cause TEXT,
+    prices_version TEXT
 )""",
     "CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at)",
     """CREATE TABLE IF NOT EXISTS spans (
@@ -157,9 +158,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE spans ADD COLUMN cause TEXT",
     ),
     # 3 -> 4: the tables that captured examples, evaluations and feedback created on first
-    # use are the store's own (created here, so PostgreSQL gets them too), and the outputs
-    # of `kind: cache` steps (JSON), by step definition and input digest.
-    3: _EXTENSIONS,
+    # use are the store's own (created here, so PostgreSQL gets them too), the outputs of
+    # `kind: cache` steps (JSON), by step definition and input digest, and the version of
+    # the price table that computed each run's cost (NULL for older runs: not recorded).
+    3: (*_EXTENSIONS, "ALTER TABLE runs ADD COLUMN prices_version TEXT"),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
 _SPAN_FIELDS = (
@@ -307,6 +309,7 @@ class RunStore:
         trace_id: int,
         mode: str = UNKNOWN,
         origin: str = UNKNOWN,
+        prices_version: str | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
@@ -316,8 +319,19 @@ class RunStore:
             )
             db.execute(
                 "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
-                " trace_id, mode, origin) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, spec_sha256, spec_path, pipeline, now, f"{trace_id:032x}", mode, origin),
+                " trace_id, mode, origin, prices_version)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    spec_sha256,
+                    spec_path,
+                    pipeline,
+                    now,
+                    f"{trace_id:032x}",
+                    mode,
+                    origin,
+                    prices_version,
+                ),
             )
 
     def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:
@@ -370,6 +384,17 @@ class RunStore:
             (run_id.replace("%", "").replace("_", "") + "%",),
         )
         return rows[0] if len(rows) == 1 else None
+
+    def find_runs(self, prefix: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """The run whose id is `prefix`, else up to `limit` runs whose id starts with it,
+        newest first (ids sort by start time): the candidates of an ambiguous prefix."""
+        exact = self.query("SELECT * FROM runs WHERE run_id = ?", (prefix,))
+        if exact:
+            return exact
+        return self.query(
+            "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id DESC LIMIT ?",
+            (prefix.replace("%", "").replace("_", "") + "%", limit),
+        )
 
     def spans(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns", (run_id,))

@@ -46,6 +46,10 @@ GEN_AI_SYSTEM = "gen_ai.system"
 GEN_AI_MODEL = "gen_ai.request.model"
 GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_CACHED_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+"""Of the input tokens, those the provider served from its prompt cache (priced apart)."""
+PRICES_VERSION = "flujo.prices.version"
+"""On a run's span: the version of the price table that computed its costs."""
 
 _ids = random.Random()  # span ids need uniqueness, not secrecy (as in the OTel SDK)
 

@@ -214,5 +214,7 @@ def _short(value: Any) -> str:
 
 
 def _savings(suggestion: Suggestion) -> str | None:
+    from flujo.engine.pricing import table_version
+
     per_run = suggestion.estimate.usd_per_run
-    return f"~{money(per_run)}/run" if per_run > 0 else None
+    return f"~{money(per_run)}/run (prices {table_version()})" if per_run > 0 else None

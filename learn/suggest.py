@@ -216,6 +216,8 @@ class SuggestReport:
     """Runs of the spec not counted, by why (`mode fake`, `origin test`)."""
     not_evidence_runs: int = 0
     """Counted runs that failed because of the harness or their input."""
+    prices_version: str | None = None
+    """The price table behind the estimated savings (`flujo.engine.pricing`)."""
 
     @property
     def no_telemetry(self) -> bool:
@@ -226,6 +228,7 @@ class SuggestReport:
             "schema_version": SCHEMA_VERSION,
             "spec": self.spec,
             "agent": self.agent,
+            "prices_version": self.prices_version,
             "evidence_modes": list(self.evidence_modes),
             "evidence_origins_excluded": list(self.excluded_origins),
             "telemetry": {
@@ -274,7 +277,9 @@ async def suggest(
     pipeline = Pipeline.from_yaml(spec)
     key = key or pipeline.file or str(spec)
     agent = agent or OfflineAgent()
-    report = SuggestReport(key, agent.name)
+    from flujo.engine.pricing import table_version
+
+    report = SuggestReport(key, agent.name, prices_version=table_version())
     view = load_view(store, pipeline, since_s=since_s, include=include)
     report.runs, report.versions, report.runs_per_month = (
         view.runs,

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flujo.spec.autoapply import AutoApply
+from flujo.spec.prices_config import PricesConfig
 
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
 DEFAULT_SPEC_GLOBS = ("**/*.flujo.yml", "**/*.flujo.yaml", "flujo/**/*.yml", "flujo/**/*.yaml")
@@ -47,6 +48,11 @@ class RepoConfig(BaseModel):
         description="Also upload validation and policy findings to GitHub code scanning "
         "(SARIF), where they show in the Security tab and beside other linters' annotations. "
         "Needs code scanning enabled on the repository.",
+    )
+    prices: PricesConfig = Field(
+        default_factory=PricesConfig,
+        description="The repository's own model prices (replacing the built-in ones for "
+        "those models) and when a price is too old to trust.",
     )
 
     @field_validator("types")

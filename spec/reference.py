@@ -8,6 +8,7 @@ docs/spec-reference.md, and a test checks the committed file is current.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import json
 import re
@@ -160,6 +161,7 @@ _SCALARS: dict[Any, str] = {
     int: "integer",
     float: "number",
     bool: "boolean",
+    datetime.date: "date (YYYY-MM-DD)",
     Any: "any",
     type(None): "null",
 }

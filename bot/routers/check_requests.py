@@ -63,7 +63,14 @@ async def on_push(event: Event, ctx: BotContext) -> None:
 async def on_pull_request(event: Event, ctx: BotContext) -> None:
     pull = PullRequestEvent.parse(event)
     git_ref = f"refs/pull/{pull.pull_request.number}/head"
-    await ctx.check(pull, pull.pull_request.head.sha, force=False, git_ref=git_ref)
+    base = pull.pull_request.base
+    await ctx.check(
+        pull,
+        pull.pull_request.head.sha,
+        force=False,
+        git_ref=git_ref,
+        base=(base.sha, base.ref) if base is not None else None,
+    )
 
 
 for _action in PullRequestEvent.ACTIONS:

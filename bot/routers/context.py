@@ -80,13 +80,20 @@ class BotContext:
         return self.public_url.rstrip("/") + page_path(self.page_key, repo, suggestion_id)
 
     async def check(
-        self, event: RepositoryEvent, sha: str, *, force: bool, git_ref: str | None = None
+        self,
+        event: RepositoryEvent,
+        sha: str,
+        *,
+        force: bool,
+        git_ref: str | None = None,
+        base: tuple[str, str] | None = None,
     ) -> list[CheckOutput]:
         """Check `sha` of the event's repository (skipped when already checked, unless
         `force`: GitHub sends push, pull_request and check_suite for the same commit).
-        `git_ref` is the branch or pull request ref, for code scanning."""
+        `git_ref` is the branch or pull request ref, for code scanning; `base` the
+        pull request's base (sha, branch), whose test costs `flujo/test` compares."""
         return await self.check_sha(
-            event.installation_id, event.repo, sha, force=force, git_ref=git_ref
+            event.installation_id, event.repo, sha, force=force, git_ref=git_ref, base=base
         )
 
     async def check_head(self, installation: int, repo: str, branch: str) -> None:
@@ -99,7 +106,14 @@ class BotContext:
             await self.check_sha(installation, repo, sha, force=False)
 
     async def check_sha(
-        self, installation: int, repo: str, sha: str, *, force: bool, git_ref: str | None = None
+        self,
+        installation: int,
+        repo: str,
+        sha: str,
+        *,
+        force: bool,
+        git_ref: str | None = None,
+        base: tuple[str, str] | None = None,
     ) -> list[CheckOutput]:
         forge = await self.forge_for(installation)
         labels = await forge.override_labels(repo, sha)
@@ -114,6 +128,7 @@ class BotContext:
             overrides=self.state.overrides(repo, labels, sha),
             limits=self.limits,
             git_ref=git_ref,
+            base=base,
         )
         await self.state.mark_checked(repo, sha, key)
         return outputs

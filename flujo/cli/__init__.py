@@ -62,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "flujo.cli.eval:eval_command",
         "Compare a change on captured examples (agreement, cost, latency).",
     ),
+    "roi": ("flujo.cli.roi:roi", "Write the page of what merged suggestions saved."),
     "migrate": ("flujo.cli.migrate:migrate", "Rewrite flujo 0.x blueprints in the current format."),
 }
 

@@ -193,12 +193,12 @@ def worker(log_level: str) -> None:
     from flujo.bot.app import Bot
     from flujo.bot.logs import configure_logging
 
-    settings = _settings("flujo bot worker", serving=True)
-    if not settings.database_url:
+    if not _settings("flujo bot worker").database_url:
         raise UsageError(
             "flujo bot worker: set FLUJO_BOT_DATABASE_URL (postgresql://…): workers apart "
             "from `flujo bot serve` need the PostgreSQL queue"
         )
+    settings = _settings("flujo bot worker", serving=True)
     configure_logging(log_level.upper(), settings.secrets(), settings.log_format)
 
     async def main() -> None:

@@ -84,6 +84,10 @@ def run(
     value = parse_input(input_text)
     results = run_session(pipeline, [value], options | {"ask": True})
     result = results[0]
+    if result.total_tokens:  # models were called: their costs are shown
+        from flujo.cli.prices import warn_if_stale
+
+        warn_if_stale(pipeline, spec)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
     else:
@@ -97,6 +101,8 @@ def run(
 def format_status(result: Any) -> str:
     """The run's status line (and its error, with the failing step's yaml_path)."""
     cost = money(result.total_cost_usd)
+    if result.prices_version:
+        cost += f" (prices {result.prices_version})"
     lines = [
         f"run {result.run_id}: {result.status} in {result.latency_s:.3f}s, "
         f"{result.total_tokens} tokens, {cost}",

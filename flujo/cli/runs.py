@@ -105,7 +105,9 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
         f"run {run['run_id']}  {run['status']}{cause}  mode {run['mode']}  origin "
         f"{run['origin']}  spec {run['spec_path']} "
         f"(sha256 {run['spec_sha256'][:12]}…)  {run['latency_s'] or 0:.3f}s  "
-        f"{run['total_tokens'] or 0} tokens  " + ("cost unknown" if cost is None else money(cost))
+        f"{run['total_tokens'] or 0} tokens  "
+        + ("cost unknown" if cost is None else money(cost))
+        + f"  prices {run.get('prices_version') or 'not recorded'}"
     )
     if run["error"]:
         click.echo(f"error: {run['error']}")

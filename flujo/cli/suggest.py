@@ -455,6 +455,8 @@ def print_report(report: SuggestReport, *, diff: bool = True) -> None:
         f"opportunit{'y' if report.opportunities == 1 else 'ies'}"
     )
     click.echo(f"  {evidence_line(report)}")
+    if report.prices_version:
+        click.echo(f"  Costs and savings at the prices of table {report.prices_version}.")
     if not report.suggestions and report.runs == 0:
         click.echo("  Nothing to suggest: no recorded run counts as evidence.")
     elif not report.suggestions:

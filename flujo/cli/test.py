@@ -154,6 +154,11 @@ def test(
     with Progress("tests", enabled=not as_json) as progress:
         per_spec = asyncio.run(main(progress))
     results = [result for spec_results in per_spec for result in spec_results]
+    starts = [0]
+    for spec_results in per_spec[:-1]:
+        starts.append(starts[-1] + len(spec_results))
+    tested = [(p, f, start) for (f, p, _), start in zip(specs, starts, strict=False)]
+    _warn_stale_prices(tested, results)
     pending = testing.needs_approval(results, frozenset(overrides))
     if junit is not None:
         junit.write_text(testing.junit_xml(results), encoding="utf-8")
@@ -226,6 +231,16 @@ def _spec_files(paths: tuple[Path, ...]) -> list[Path]:
     if problems:
         raise UsageError("\n".join(f"flujo test: {problem}" for problem in problems))
     return files
+
+
+def _warn_stale_prices(tested: list[tuple[Any, Path, int]], results: list[Any]) -> None:
+    """The old-prices warning for each spec whose tests showed a cost."""
+    from flujo.cli.prices import warn_if_stale
+
+    ends = [start for _, _, start in tested[1:]] + [len(results)]
+    for (pipeline, file, start), end in zip(tested, ends[: len(tested)], strict=True):
+        if any(r.cost_usd for r in results[start:end]):
+            warn_if_stale(pipeline, file)
 
 
 def _print_text(results: list[Any], errors: list[str], pending: list[Any]) -> None:

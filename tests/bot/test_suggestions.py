@@ -16,6 +16,7 @@ from flujo.bot.queue import Delivery
 from flujo.bot.suggestion_prs import BRANCH_PREFIX, suggest_delivery
 from flujo.engine.agents import OpenAIModels
 from flujo.engine.fake_openai import FakeOpenAI
+from flujo.engine.pricing import table_version
 from flujo.engine.runner import Runner
 from flujo.engine.telemetry import OTelExport
 from flujo.learn.feedback import is_rejected
@@ -116,6 +117,8 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
     body = pull.body or ""
     assert body.count("```mermaid") == 1  # a model swap draws the same chart before and after
     assert "**Quality evidence:** not measured: no captured examples" in body
+    summary = next(line for line in body.splitlines() if line.startswith("**Saves"))
+    assert f"prices {table_version()}" in summary  # the saving names its price table
     charts = [block.split("```", 1)[0] for block in body.split("```mermaid\n")[1:]]
     assert_mermaid(*charts)  # the real Mermaid parser reads both diagrams
     assert "Close this PR; Flujo will not suggest it again." in body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from importlib import resources
 
 import pytest
@@ -16,7 +17,10 @@ from flujo.engine.pricing import (
     cost_usd,
     price_for,
     prices_as_of,
+    table_for,
+    table_version,
 )
+from flujo.spec.prices_config import PricesConfig
 
 COMMON = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o3-mini"]
 
@@ -57,7 +61,7 @@ def test_unknown_models_have_no_cost_not_zero(model: str) -> None:
 
 def test_dated_snapshots_use_their_base_price_unless_listed() -> None:
     assert price_for("gpt-4o-mini-2024-07-18") == price_for("gpt-4o-mini")
-    assert price_for("openai:gpt-4o-2024-08-06") == Price(2.5, 10.0)
+    assert price_for("openai:gpt-4o-2024-08-06") == Price(2.5, 10.0, 1.25)
     assert price_for("gpt-4o-2024-05-13") == Price(5.0, 15.0)
 
 
@@ -86,8 +90,8 @@ def test_a_table_can_replace_the_builtin_prices() -> None:
 @pytest.mark.parametrize(
     ("price", "message"),
     [
-        ({"input": 1.0}, "exactly the keys"),
-        ({"input": 1.0, "output": 2.0, "cached": 0.5}, "exactly the keys"),
+        ({"input": 1.0}, "needs the keys"),
+        ({"input": 1.0, "output": 2.0, "cached": 0.5}, "needs the keys"),
         ({"input": -1.0, "output": 2.0}, ">= 0"),
         ({"input": "cheap", "output": 2.0}, "must be a number"),
         ({"input": float("nan"), "output": 2.0}, "finite"),
@@ -108,3 +112,59 @@ def test_negative_token_counts_are_rejected() -> None:
 def test_costs_are_free_of_float_noise() -> None:
     assert cost_usd("gpt-4o-mini", 1_000, 0) == 0.00015
     assert cost_usd("gpt-4.1-nano", 3, 7) == 0.0000031
+
+
+def test_every_builtin_price_says_where_and_when_it_was_read() -> None:
+    for model, price in builtin_prices().items():
+        assert price.source and price.source.startswith("https://"), model
+        assert price.as_of is not None and datetime.date.fromisoformat(price.as_of), model
+
+
+def test_cached_input_tokens_cost_their_own_price() -> None:
+    # gpt-4o: 2.5 per 1M input, 1.25 per 1M cached input, 10 per 1M output
+    assert (
+        cost_usd("gpt-4o", 1_000_000, 0, cached_input_tokens=400_000) == 2.0
+    )  # 0.6M x 2.5 + 0.4M x 1.25
+    assert cost_usd("gpt-4o", 1_000_000, 0) == 2.5
+    # no cached price known: cached tokens cost the input price (never cheaper by guess)
+    assert cost_usd("gpt-4", 1_000_000, 0, cached_input_tokens=1_000_000) == 30.0
+    with pytest.raises(ValueError, match="negative"):
+        cost_usd("gpt-4o", 10, 0, cached_input_tokens=-1)
+
+
+def test_the_version_names_the_date_and_changes_with_any_price() -> None:
+    builtin = PriceTable()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}\.[0-9a-f]{8}", builtin.version)
+    assert builtin.version.startswith(prices_as_of())
+    assert table_version() == builtin.version == PriceTable().version
+    cheaper = PriceTable({"gpt-4o": {"input": 2.4, "output": 10.0, "as_of": "2026-11-30"}})
+    assert cheaper.version.startswith("2026-11-30.") and cheaper.version.endswith("-repo")
+    assert cheaper.version != PriceTable({"gpt-4o": {"input": 2.5, "output": 10.0}}).version
+
+
+def test_old_prices_draw_a_warning_with_their_age_and_the_way_to_refresh() -> None:
+    today = datetime.date.fromisoformat(prices_as_of()) + datetime.timedelta(days=200)
+    table = PriceTable(max_age_days=180)
+    warning = table.stale_warning(["gpt-4o-mini", "llama3"], today)
+    assert warning is not None and warning.startswith("flujo: warning:")
+    assert "gpt-4o-mini" in warning and "200 days" in warning and table.version in warning
+    assert "prices:" in warning and ".github/flujo.yml" in warning
+    assert table.stale_warning(["gpt-4o-mini"], today - datetime.timedelta(days=30)) is None
+    assert PriceTable(max_age_days=365).stale_warning(["gpt-4o-mini"], today) is None
+    fresh = PriceTable({"gpt-4o-mini": {"input": 0.1, "output": 0.4, "as_of": today}})
+    assert fresh.stale_warning(["gpt-4o-mini"], today) is None
+    assert table.stale_warning([], today) is None  # no model used: nothing to warn about
+
+
+def test_a_repository_config_overrides_prices_and_the_age_limit() -> None:
+    config = PricesConfig.model_validate(
+        {
+            "max_age_days": 30,
+            "models": {"local:llama3": {"input": 0.01, "output": 0.02, "as_of": "2026-12-01"}},
+        }
+    )
+    table = table_for(config)
+    assert table.max_age_days == 30
+    assert table.cost_usd("local:llama3", 1_000_000, 1_000_000) == 0.03
+    assert table.price("local:llama3") == Price(0.01, 0.02)
+    assert table.version.endswith("-repo")

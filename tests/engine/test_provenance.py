@@ -306,6 +306,7 @@ def test_a_schema_2_store_is_migrated_and_its_runs_are_of_unknown_provenance(
     store = RunStore(path)
     (row,) = store.list_runs()
     assert (row["mode"], row["origin"], row["cause"]) == ("unknown", "unknown", None)
+    assert row["prices_version"] is None  # schema 4: the table of old costs is not known
     (span,) = store.spans("r1")
     assert span["cause"] == "provider"  # inferred from the error text of the old row
     version = store.query("SELECT value FROM meta WHERE key = 'schema_version'", ())
