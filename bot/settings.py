@@ -124,12 +124,12 @@ class BotSettings(BaseSettings):
             raise ValueError(APP_ID_IS_A_NUMBER)
         return value.strip()
 
-    @model_validator(mode="after")
-    def _postgres_url(self) -> BotSettings:
-        url = self.database_url
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
         if url is not None and not url.startswith(("postgresql://", "postgres://")):
             raise ValueError("FLUJO_BOT_DATABASE_URL must be a postgresql:// URL")
-        return self
+        return url
 
     eval_base_url: str | None = Field(
         None,

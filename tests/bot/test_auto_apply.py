@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from flujo.bot.app import Bot
 from flujo.bot.auto_apply import start
 from flujo.bot.clock import ManualClock
@@ -19,6 +21,15 @@ from flujo.learn.feedback import is_rejected
 from flujo.spec.model import Pipeline
 from tests.support.bot_world import REPO, World
 from tests.support.learn import PLANTED, SEEDS, Profile, Telemetry, record
+
+
+@pytest.fixture
+async def world(sqlite_world: World) -> World:
+    """The embedded SQLite queue only: suggestion cycles run in an isolated child that
+    reads the repository's run store as a file (on PostgreSQL the child cannot reach it
+    yet), and timers wait on the clock this test moves."""
+    return sqlite_world
+
 
 SPEC = "flujo/timeouts.yaml"
 MONDAY_0830 = datetime(2026, 12, 7, 8, 30, tzinfo=UTC).timestamp()

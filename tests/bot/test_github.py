@@ -266,8 +266,9 @@ class Hangs(Bot):
 
 
 async def test_a_commit_that_stopped_the_bot_every_time_gets_failed_checks_saying_so(
-    world: World, caplog: pytest.LogCaptureFixture
+    sqlite_world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
+    world = sqlite_world  # the embedded queue finds poison jobs at start (PostgreSQL: a lease)
     sha = world.fake.create_repo(REPO, {SPEC: GOOD}, installation_id=42)
     for attempt in range(1, world.settings.max_attempts + 1):  # each stops the bot mid-check
         bot = await world.start(Hangs(world.settings, sleep=world.sleep))

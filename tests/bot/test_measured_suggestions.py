@@ -25,6 +25,15 @@ from tests.learn.test_eval_suggest import DESCRIBED, server_in_thread
 from tests.learn.test_evaluate import DIFFERENT_EVERY, N, inputs
 from tests.support.bot_world import REPO, World
 
+
+@pytest.fixture
+async def world(sqlite_world: World) -> World:
+    """The embedded SQLite queue only: suggestion cycles run in an isolated child that
+    reads the repository's run store as a file (on PostgreSQL the child cannot reach it
+    yet), and timers wait on the clock this test moves."""
+    return sqlite_world
+
+
 SPEC = "flujo/triage.yaml"
 KEY = "sk-evaluation-key-0123456789abcdef"
 SHARE = 1 / DIFFERENT_EVERY  # inputs the candidate answers differently

@@ -25,6 +25,15 @@ from tests.support.bot_world import REPO, World
 from tests.support.mermaid import assert_mermaid
 from tests.support.specs import ROOT
 
+
+@pytest.fixture
+async def world(sqlite_world: World) -> World:
+    """The embedded SQLite queue only: suggestion cycles run in an isolated child that
+    reads the repository's run store as a file (on PostgreSQL the child cannot reach it
+    yet), and timers wait on the clock this test moves."""
+    return sqlite_world
+
+
 SPEC = "flujo/support_triage.yaml"
 
 

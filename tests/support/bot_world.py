@@ -76,10 +76,26 @@ async def world(
     fake_github: FakeGitHub, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[World]:
     """The bot on each queue: the embedded SQLite one, then PostgreSQL (procrastinate)."""
-    fake_github.add_installation(42, "acme")
     database_url = (
         request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     )
+    async for found in _world(fake_github, tmp_path, database_url):
+        yield found
+
+
+@pytest.fixture
+async def sqlite_world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]:
+    """The bot on the embedded SQLite queue only: for what only it does (timers on a
+    clock the test moves; poison jobs found at start; the isolated suggestion cycle,
+    which reads the repository's run store as a file)."""
+    async for found in _world(fake_github, tmp_path, None):
+        yield found
+
+
+async def _world(
+    fake_github: FakeGitHub, tmp_path: Path, database_url: str | None
+) -> AsyncIterator[World]:
+    fake_github.add_installation(42, "acme")
     settings = BotSettings(
         webhook_secret=fake_github.webhook_secret,
         app_id=str(fake_github.app_id),
