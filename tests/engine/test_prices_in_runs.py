@@ -165,7 +165,7 @@ def test_flujo_run_warns_of_old_prices_on_stderr_unless_the_repository_allows_th
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("flujo: warning: prices older than 1 day (oldest")
     assert f"openai:gpt-4o-mini ({prices_as_of()}, {age} days)" in result.stderr
-    assert f"(prices {table_version()})" in result.stdout  # the cost says its table
+    assert f"(prices {table_version()})" in result.stderr  # the status line says its table
     (tmp_path / ".github" / "flujo.yml").write_text(f"prices: {{max_age_days: {age + 1}}}\n")
     quiet = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "r.db"), "--json"])
     assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -77,8 +77,9 @@ def test_a_schema_3_store_gets_the_tables_of_examples_and_feedback(
     store_location: Path | str,
 ) -> None:
     store = RunStore(store_location)
-    for table in ("captures", "evaluations", "suggestion_feedback"):
+    for table in ("captures", "evaluations", "suggestion_feedback", "cache_entries"):
         store.execute(f"DROP TABLE {table}")
+    store.execute("ALTER TABLE runs DROP COLUMN prices_version")  # as schema 3 had it
     store.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     store.close()
     store = RunStore(store_location)
@@ -86,6 +87,8 @@ def test_a_schema_3_store_gets_the_tables_of_examples_and_feedback(
         assert store.query("SELECT value FROM meta", ()) == [{"value": str(SCHEMA_VERSION)}]
         assert store.query("SELECT count(*) AS n FROM captures", ()) == [{"n": 0}]
         assert store.query("SELECT count(*) AS n FROM suggestion_feedback", ()) == [{"n": 0}]
+        assert store.query("SELECT count(*) AS n FROM cache_entries", ()) == [{"n": 0}]
+        assert store.query("SELECT count(prices_version) AS n FROM runs", ()) == [{"n": 0}]
     finally:
         store.close()
 

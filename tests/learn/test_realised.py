@@ -95,7 +95,7 @@ def test_flujo_roi_draws_the_realised_saving_of_a_merged_suggestion_in_chromium(
     )
     assert result.exit_code == 0, result.output
     text = page.read_text()
-    assert "Realised saving: <b>$0.008800 per run</b>" in text
+    assert "Realised saving: <b>$0.0088 per run</b>" in text
     assert "Promised: not recorded with the merge" in text
     assert "<b>1</b>suggestions merged" in text
     seen = open_page(page, screenshot=tmp_path / "roi.png")
