@@ -30,7 +30,7 @@ from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Job as ProcrastinateJob
 from procrastinate.schema import SchemaManager
 
-from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable
+from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable, job_from_row
 from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
@@ -365,7 +365,7 @@ class PostgresQueue:
                 " WHERE id = %s",
                 (row[0],),
             )
-        job = _job(row)
+        job = job_from_row(row)
         return dataclasses.replace(job, attempts=job.attempts + 1, state="running")
 
     async def _mark(
@@ -402,7 +402,7 @@ class PostgresQueue:
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
             [*params, limit],
         )
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def count(self, states: Sequence[JobState]) -> int:
         rows = self._read(
@@ -423,7 +423,7 @@ class PostgresQueue:
         rows = self._read(
             f"SELECT {_COLUMNS} FROM flujo_deliveries WHERE delivery_id = %s", [delivery_id]
         )
-        return _job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def handled_twice(self) -> int:
         """Deliveries handled to the end more than once (for tests: should stay 0)."""
@@ -463,24 +463,7 @@ def read_jobs(url: str, states: Sequence[str] = (), limit: int = 100) -> list[Jo
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
             (*params, limit),
         ).fetchall()
-    return [_job(row) for row in rows]
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    body = row[10] if len(row) > 10 and row[10] is not None else b""
-    return Job(
-        id=row[0],
-        delivery_id=row[1],
-        event=row[2],
-        state=row[3],
-        attempts=row[4],
-        received_at=row[5],
-        run_after=row[6],
-        key=row[7],
-        last_error=row[8],
-        finished_at=row[9],
-        body=bytes(body),
-    )
+    return [job_from_row(row) for row in rows]
 
 
 class QueueWorkers:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from flujo.spec.errors import EXIT_INVALID, EXIT_USAGE, FlujoError
 
@@ -85,6 +85,25 @@ class Job:
     last_error: str | None = None
     finished_at: float | None = None
     body: bytes = b""
+
+
+def job_from_row(row: tuple[Any, ...]) -> Job:
+    """A job from a row of the queue's columns (id, delivery_id, event, state, attempts,
+    received_at, run_after, key, last_error, finished_at[, body]), as both queues store it."""
+    body = row[10] if len(row) > 10 and row[10] is not None else b""
+    return Job(
+        id=row[0],
+        delivery_id=row[1],
+        event=row[2],
+        state=row[3],
+        attempts=row[4],
+        received_at=row[5],
+        run_after=row[6],
+        key=row[7],
+        last_error=row[8],
+        finished_at=row[9],
+        body=bytes(body),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from flujo.bot.queue import Delivery, Job, JobState, NotRetryable, QueueUnavailable, Recovery
+from flujo.bot.queue import (
+    Delivery,
+    Job,
+    JobState,
+    NotRetryable,
+    QueueUnavailable,
+    Recovery,
+    job_from_row,
+)
 
 T = TypeVar("T")
 _MAX_GROUP = 1024
@@ -203,7 +211,7 @@ class SQLiteQueue:
                 " AND state IN ('queued', 'running') ORDER BY id",
                 (after_id,),
             ).fetchall()
-            return [_job(row) for row in rows]
+            return [job_from_row(row) for row in rows]
 
         return await self._writer.submit(op)
 
@@ -242,7 +250,7 @@ class SQLiteQueue:
             ).fetchall()
             poisoned = []
             for row in rows:
-                job = _job(row)
+                job = job_from_row(row)
                 error = POISON.format(attempts=job.attempts)
                 db.execute(
                     "UPDATE jobs SET state = 'dead', finished_at = ?, last_error = ? WHERE id = ?",
@@ -260,7 +268,7 @@ class SQLiteQueue:
             found = row.fetchone()
             if found is None:
                 return f"there is no job {job_id}"
-            job = _job(found)
+            job = job_from_row(found)
             if job.state != "dead":
                 return (
                     f"job {job_id} is {job.state}, not a dead letter: only dead letters can be "
@@ -284,7 +292,7 @@ class SQLiteQueue:
             new = db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (cursor.lastrowid,)
             ).fetchone()
-            return _job(new)
+            return job_from_row(new)
 
         result = await self._writer.submit(op)
         if isinstance(result, str):
@@ -315,7 +323,7 @@ class SQLiteQueue:
             row = self._reader.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE delivery_id = ?", (delivery_id,)
             ).fetchone()
-        return _job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def close(self) -> None:
         await asyncio.sleep(0)  # let a scheduled flush run
@@ -331,7 +339,7 @@ def select_jobs(db: sqlite3.Connection, states: Sequence[str], limit: int) -> li
     rows = db.execute(
         f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ?", (*states, limit)
     ).fetchall()
-    return [_job(row) for row in rows]
+    return [job_from_row(row) for row in rows]
 
 
 def read_jobs(path: Path, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
@@ -342,20 +350,3 @@ def read_jobs(path: Path, states: Sequence[str] = (), limit: int = 100) -> list[
             return select_jobs(db, states, limit)
         finally:
             db.close()
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    body = row[10] if len(row) > 10 and row[10] is not None else b""
-    return Job(
-        id=row[0],
-        delivery_id=row[1],
-        event=row[2],
-        state=row[3],
-        attempts=row[4],
-        received_at=row[5],
-        run_after=row[6],
-        key=row[7],
-        last_error=row[8],
-        finished_at=row[9],
-        body=bytes(body),
-    )
