@@ -3,7 +3,6 @@ branch, updated in place, never duplicated."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from flujo.bot.forge import Proposal
 from flujo.bot.local import LocalForge
 from tests.support.bot import app_forge
 from tests.support.fakegithub.server import FakeGitHub
+from tests.support.gitrepo import git
 
 REPO = "acme/flows"
 SPEC = "flujo/greeter.yml"
@@ -56,16 +56,6 @@ async def test_a_proposal_opens_one_pull_request_and_updates_it(
         assert [p.number for p in await forge.proposals(REPO, "flujo/suggest/")] == [first.number]
         assert await forge.proposals(REPO, "other/") == []
     assert fake_github.branch_sha(REPO, "main") == base
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture

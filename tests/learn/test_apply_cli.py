@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,11 @@ from flujo.cli import cli
 from flujo.engine.store import RunStore
 from flujo.learn.suggestion_log import suggestion_id
 from flujo.spec.model import Pipeline
+from tests.support.gitrepo import git
 from tests.support.learn import PLANTED, SEEDS, record
 
 # frequent_timeouts at steps[0] (timeout_s 5 -> 10), named by the spec's path in its repository
 TIMEOUT_ID = suggestion_id("flujo/timeouts.yaml", "frequent_timeouts", "steps[0]")
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture
