@@ -499,8 +499,31 @@ def _check_template_names(report: _Reporter, path: str, template: str) -> None:
         message = f"template syntax error: {exc.message}"
         report.add_in_template(path, message, "template-syntax", template, line, first)
         return
+    environment = untrusted_environment()
+    bad = False
+    for kind, found, known in (
+        ("filter", tree.find_all(nodes.Filter), environment.filters),
+        ("test", tree.find_all(nodes.Test), environment.tests),
+    ):
+        for used in found:
+            if used.name not in known:
+                bad = True
+                hint = _did_you_mean(used.name, known)
+                message = f"a template has no {kind} '{used.name}'{hint}"
+                report.add_in_template(
+                    path, message, f"unknown-{kind}", template, used.lineno, used.name
+                )
+    if bad:
+        return
     # `context` (flujo 0.x's shared context) is refused at load time with its own error
-    unknown = meta.find_undeclared_variables(tree) - {*TEMPLATE_NAMES, "context"}
+    try:
+        declared = meta.find_undeclared_variables(tree)  # compiles: other checks may fire
+    except TemplateSyntaxError as exc:
+        report.add_in_template(
+            path, f"template error: {exc.message}", "template-syntax", template, 1, " "
+        )
+        return
+    unknown = declared - {*TEMPLATE_NAMES, "context"}
     if not unknown:
         return
     for node in tree.find_all(nodes.Name):

@@ -305,3 +305,23 @@ def test_one_typo_gives_one_error_not_a_cascade() -> None:
             "unknown key 'condition_expresion'; did you mean 'condition_expression'?",
         )
     ]
+
+
+def test_an_unknown_filter_or_test_in_a_template_is_an_error_at_its_name() -> None:
+    found = messages(
+        """
+        steps:
+          - name: a
+            uses: template_render
+            with: {template: "{{ input | to_json }}"}
+          - name: b
+            uses: template_render
+            input: "{% if input is evn %}even{% endif %}"
+            with: {template: "{{ input | upper | bogus(2) }}"}
+        """
+    )
+    assert [(line, col, m) for line, col, *_, m in found] == [
+        (4, 34, "a template has no filter 'to_json'; did you mean 'tojson'?"),
+        (7, 28, "a template has no test 'evn'; did you mean 'even'?"),
+        (8, 42, "a template has no filter 'bogus'"),
+    ]
