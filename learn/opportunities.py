@@ -213,7 +213,6 @@ def _expensive(
     stats: StepStats,
     skip_agents: set[str],
 ) -> list[Opportunity]:
-    from flujo.engine.pricing import price_for
 
     share = view.cost_share(step.name)
     agent = _agent_of(step)
@@ -224,7 +223,7 @@ def _expensive(
     p95 = stats.tokens_out(95)
     cap = max(64, int(math.ceil(p95 * MAX_TOKENS_FACTOR / 16) * 16))
     runaway = [t for t in stats.output_tokens if t > cap]
-    price = price_for(pipeline.agents[agent].model)
+    price = view.price(pipeline.agents[agent].model)
     if not runaway or price is None or stats.runs == 0:
         return []  # no reply observed above the cap: nothing would be saved
     saved = sum(t - cap for t in runaway) * float(price.output) / 1_000_000 / stats.runs

@@ -121,13 +121,12 @@ def estimate(opportunity: Opportunity, view: SpecTelemetry, risk: Risk | None = 
 
 def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float, float, str]:
     """(USD saved per run, latency change per run, failure-rate drop, quality note)."""
-    from flujo.engine.pricing import price_for
 
     facts, kind = opportunity.facts, opportunity.kind
     names = [n for n in opportunity.evidence.get("steps", [opportunity.step]) if n]
     steps = [view.window_stats(n, opportunity.yaml_path) or view.steps[n] for n in names]
     if kind == "cheaper_model":
-        old, new = price_for(facts["model"]), price_for(facts["suggested"])
+        old, new = view.price(facts["model"]), view.price(facts["suggested"])
         saved = 0.0
         if old is not None and new is not None:
             for s in steps:

@@ -278,9 +278,12 @@ async def suggest(
     key = key or pipeline.file or str(spec)
     agent = agent or OfflineAgent()
     from flujo.engine.pricing import table_version
+    from flujo.spec.prices_config import repository_prices
 
-    report = SuggestReport(key, agent.name, prices_version=table_version())
+    prices = repository_prices(spec).overrides()
+    report = SuggestReport(key, agent.name, prices_version=table_version(prices or None))
     view = load_view(store, pipeline, since_s=since_s, include=include)
+    view.price_overrides = prices
     report.runs, report.versions, report.runs_per_month = (
         view.runs,
         view.versions,

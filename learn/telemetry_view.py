@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from flujo.engine.pricing import Price
     from flujo.engine.store import RunStore
     from flujo.spec.model import Pipeline, StepBase
 
@@ -222,6 +223,15 @@ class SpecTelemetry:
     """The current spec's document (plain data), for windows."""
     documents: dict[str, Any] = field(default_factory=dict)
     """Each version's document (None when its text is unknown or unreadable)."""
+    price_overrides: dict[str, Any] = field(default_factory=dict)
+    """The repository's `prices:` (as `flujo.engine.pricing.to_price` reads them): the
+    estimates price models as the repository does, not only by the built-in table."""
+
+    def price(self, model: str) -> Price | None:
+        """The `Price` of `model` with the repository's overrides, or None when unknown."""
+        from flujo.engine.pricing import price_for
+
+        return price_for(model, overrides=self.price_overrides or None)
 
     @property
     def total_cost_usd(self) -> float:

@@ -65,7 +65,6 @@ def _agent_name(step: AgentStep) -> str | None:
 def _long_prompt(
     pipeline: Pipeline, view: SpecTelemetry, path: str, step: AgentStep
 ) -> list[Opportunity]:
-    from flujo.engine.pricing import price_for
     from flujo.learn.opportunities import Opportunity, _evidence
 
     name = _agent_name(step)
@@ -75,7 +74,7 @@ def _long_prompt(
     prompt_path = paths.child(paths.child("agents", name), "system_prompt")
     stats = view.window_stats(step.name, prompt_path)
     prompt_tokens = len(agent.system_prompt) // CHARS_PER_TOKEN
-    price = price_for(agent.model)
+    price = view.price(agent.model)
     if stats is None or not stats.input_tokens or price is None:
         return []
     p95_out = stats.tokens_out(95)

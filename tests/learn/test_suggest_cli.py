@@ -216,3 +216,22 @@ def test_create_pr_proposes_a_suggestion_as_the_bot_does(
     assert "\n\nFlujo-Suggestion: " in message
     diff = git(tmp_path / "by_cli", "diff", "--stat", "main", branches[0])
     assert "flujo/cheaper_model.yaml | 2 +-" in diff
+
+
+def test_savings_are_priced_with_the_repositorys_own_prices(tmp_path: Path, store: str) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".github").mkdir(parents=True)
+    spec = repo / "cheaper_model.yaml"
+    spec.write_text(Path(SPEC).read_text())
+    args = ("suggest", str(spec), "--store", store, "--json", "--limit", "1")
+    _, out, _ = invoke(*args)
+    builtin = json.loads(out)
+    (repo / ".github" / "flujo.yml").write_text(
+        "prices:\n  models:\n    openai:gpt-4o: {input: 250.0, output: 1000.0, as_of: 2026-12-01}\n"
+    )
+    code, out, _ = invoke(*args)
+    own = json.loads(out)
+    assert code == 0
+    assert own["prices_version"] != builtin["prices_version"]
+    saved = [r["suggestions"][0]["savings"]["usd_per_run"] for r in (builtin, own)]
+    assert saved[1] > 50 * saved[0] > 0
