@@ -127,7 +127,7 @@ def builtin_prices() -> dict[str, Price]:
 
 
 def prices_as_of() -> str:
-    """Date of the built-in list prices (ISO 8601)."""
+    """Date of the built-in table: its newest price (ISO 8601); rows keep their own dates."""
     return _builtin()[0]
 
 

@@ -156,15 +156,16 @@ def test_flujo_run_warns_of_old_prices_on_stderr_unless_the_repository_allows_th
 ) -> None:
     import datetime
 
-    from flujo.engine.pricing import prices_as_of
+    from flujo.engine.pricing import builtin_prices
 
-    age = (datetime.date.today() - datetime.date.fromisoformat(prices_as_of())).days
+    read = builtin_prices()["openai:gpt-4o-mini"].as_of or ""
+    age = (datetime.date.today() - datetime.date.fromisoformat(read)).days
     spec = _repository(tmp_path, "prices: {max_age_days: 1}\n")
     args = ["run", str(spec), "--fake", "--input", '{"question": "q"}']
     result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "r.db")])
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("flujo: warning: prices older than 1 day (oldest")
-    assert f"openai:gpt-4o-mini ({prices_as_of()}, {age} days)" in result.stderr
+    assert f"openai:gpt-4o-mini ({read}, {age} days)" in result.stderr
     assert f"(prices {table_version()})" in result.stderr  # the status line says its table
     (tmp_path / ".github" / "flujo.yml").write_text(f"prices: {{max_age_days: {age + 1}}}\n")
     quiet = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "r.db"), "--json"])

@@ -143,7 +143,9 @@ def test_the_version_names_the_date_and_changes_with_any_price() -> None:
 
 
 def test_old_prices_draw_a_warning_with_their_age_and_the_way_to_refresh() -> None:
-    today = datetime.date.fromisoformat(prices_as_of()) + datetime.timedelta(days=200)
+    read = builtin_prices()["openai:gpt-4o-mini"].as_of
+    assert read is not None
+    today = datetime.date.fromisoformat(read) + datetime.timedelta(days=200)
     table = PriceTable(max_age_days=180)
     warning = table.stale_warning(["gpt-4o-mini", "llama3"], today)
     assert warning is not None and warning.startswith("flujo: warning:")
