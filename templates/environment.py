@@ -20,6 +20,8 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
+from flujo.spec.figures import money
+
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")
 
@@ -40,6 +42,7 @@ def product_environment(autoescape: bool) -> jinja2.Environment:
     env.filters["fence"] = unfence
     env.filters["bullet"] = bullet_html
     env.filters["diff_class"] = diff_class
+    env.filters["money"] = money
     return env
 
 

@@ -42,6 +42,7 @@ def test_counts_agree_with_their_number() -> None:
 
 PRODUCT = ("spec", "engine", "learn", "bot", "templates", "flujo")
 AD_HOC_MONEY = re.compile(r"\$\{[^}]*:[,.]?\.?\d*[fge]\}|\$%")
+AD_HOC_TEMPLATE_MONEY = re.compile(r"\$\{\{[^}]*\|\s*(format|round)\b")
 
 
 def test_money_is_formatted_in_one_place() -> None:
@@ -53,5 +54,9 @@ def test_money_is_formatted_in_one_place() -> None:
                 continue
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if AD_HOC_MONEY.search(line):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+        for path in (ROOT / folder).rglob("*.j2"):  # templates: the `money` filter
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if AD_HOC_TEMPLATE_MONEY.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
