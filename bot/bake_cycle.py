@@ -130,5 +130,7 @@ async def run_bake(root: Path, request: BakeRequest, registry: StepRegistry) -> 
         failures=Failures(**data["failures"]),
         disagreements=[Where(run_id=d.run_id, step=d.step) for d in report.disagreements],
         eval_cost_usd=report.eval_cost_usd,
-        not_measured="" if report.examples else "no production input was captured since",
+        not_measured=""
+        if report.examples
+        else "no production input was captured since the last look",
     )

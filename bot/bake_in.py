@@ -13,6 +13,7 @@ evidence and leaves it to a person.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import replace
@@ -144,6 +145,10 @@ async def _look(
     from flujo.bot.isolation import IsolationFailed
     from flujo.bot.snapshot import TooLarge, snapshot
 
+    fresh = await asyncio.to_thread(_fresh, ctx.telemetry.store(app.repo), app.spec, tally.since)
+    if not fresh:  # nothing captured since the last look: no child, no model call
+        why = f"no production input was captured since {when(tally.since)}"
+        return replace(tally, not_measured=why)
     _, sha = await forge.default_head(app.repo)
     found = await forge.read_files(app.repo, head, [app.spec])
     if app.spec not in found:
@@ -174,6 +179,16 @@ async def _look(
     return tally.add(look.model_dump(mode="json"))
 
 
+def _fresh(store: Any, spec: str, since: float) -> int:
+    """Production inputs of `spec` captured after `since` (read by the bot from its own
+    store: numbers only, nothing of the repository's content runs here)."""
+    from flujo.bot.suggestion_cycle import captured_key
+    from flujo.learn.evaluate import count_examples
+
+    key = captured_key(store, spec)
+    return count_examples(store, key, since) if key is not None else 0
+
+
 def _next_look(tally: BakeTally, now: float) -> float:
     return min(now + BAKE_POLL_S, tally.ends) if now < tally.ends else now
 
@@ -184,6 +199,11 @@ def _status(tally: BakeTally, now: float) -> str:
 
 
 async def _say(forge: Forge, apps: Any, app: Application, line: str, now: float) -> None:
+    """Say the bake-in's end on the pull request (and in its story), take the baking label
+    off, and remember it."""
+    remove_label = getattr(forge, "remove_label", None)
+    if remove_label is not None:
+        await remove_label(app.repo, app.number, BAKING_LABEL)
     app = app.with_line(line)
     await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
     await apps.save(app, now)
@@ -203,8 +223,8 @@ def section(tally: BakeTally, settings: AutoApply, status: str) -> str:
         f"Window: {settings.bake_in / 3600:g} h from {when(tally.started)} to "
         f"{when(tally.ends)}. Merged after it only with at least {settings.min_examples} fresh "
         f"examples, agreement at least {settings.agreement_floor:.0%} and no new failure "
-        "cause (model or provider); figures come from production inputs only, never from "
-        "test, check or evaluation runs.",
+        "cause (model or provider). Inputs are production runs' only (live, started by "
+        "`cli`, `sdk` or `shadow`); test, check and evaluation runs never count.",
         SECTION_END,
     ]
     return "\n".join(lines)

@@ -117,7 +117,8 @@ class BakeTally:
                     for cause, n in causes.items()
                 )
                 if causes
-                else f"none (model and provider failures compared on {self.examples} examples)"
+                else "none (the candidate's model and provider failures compared with the "
+                f"baseline's on the same {self.examples} inputs)"
             )
             + ".",
         ]
