@@ -165,3 +165,74 @@ async def test_a_restart_during_bake_in_loses_nothing(
     await advance(world, bot, again, 23 * 3600)  # ... and a new process finishes it
     assert "Examples compared: 12" in bake_in(world, number)  # both looks' examples
     assert world.fake.pull(REPO, number).merged
+
+
+async def test_a_fork_is_never_evaluated_so_its_staged_change_is_left_to_a_person(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from flujo.bot.applications import Application, Applications
+    from flujo.bot.bake_in import bake_step
+    from flujo.bot.forge import PullState, RepoFile
+    from flujo.bot.routers.context import BotContext
+    from flujo.bot.suggestion_cycle import Evaluation
+    from flujo.learn.bake import BakeTally
+
+    said_: list[str] = []
+
+    class Fork:
+        async def is_fork(self, repo: str) -> bool:
+            return True
+
+        async def default_head(self, repo: str) -> tuple[str, str]:
+            return "main", "a" * 40
+
+        async def list_files(self, repo: str, sha: str) -> list[RepoFile]:
+            return [RepoFile(".github/flujo.yml", len(FLUJO_YML))]
+
+        async def read_files(self, repo: str, sha: str, paths: list[str]) -> dict[str, bytes]:
+            return {".github/flujo.yml": FLUJO_YML.encode()}
+
+        async def pull(self, repo: str, number: int) -> PullState:
+            return PullState(7, "open", False, "b" * 40, "flujo/suggest/x", "main")
+
+        async def comment(self, repo: str, number: int, body: str) -> None:
+            said_.append(body)
+
+        async def set_body(self, repo: str, number: int, body: str) -> None:
+            said_.append(body)
+
+    apps = Applications(tmp_path / "apps.db")
+    ctx = SimpleNamespace(
+        applications=apps,
+        evaluation=Evaluation("http://127.0.0.1:9", KEY, 5.0, 0.5),
+        state=None,  # never asked: a fork gets no budget
+        evaluator=None,  # never called: nothing of a fork is evaluated
+        schedule=None,
+    )
+    ctx.evaluation_for = lambda *a: BotContext.evaluation_for(ctx, *a)  # type: ignore[arg-type]
+    app = Application(
+        repo=REPO,
+        number=7,
+        installation=42,
+        branch="flujo/suggest/x",
+        spec=SPEC,
+        suggestion="x",
+        patch=[],
+        tier="medium",
+        mode="stage",
+        reason="swaps model",
+        state="baking",
+        base_sha="a" * 40,
+        bake=BakeTally(0.0, 86400.0).to_json(),
+    )
+    await bake_step(ctx, Fork(), app, 3600.0)  # type: ignore[arg-type]
+    record = apps.get(REPO, 7)
+    assert record is not None and record.state == "blocked"
+    text = "\n".join(said_)
+    assert "Not baked: evaluation never runs for code from forks" in text
+    assert "a person decides" in text
+    assert "Examples compared: 0 (not measured: evaluation never runs for code from forks" in text
+    assert KEY not in text
+    apps.close()
