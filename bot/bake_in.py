@@ -14,6 +14,7 @@ evidence and leaves it to a person.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from dataclasses import replace
@@ -98,7 +99,23 @@ async def bake_step(ctx: BotContext, forge: Forge, app: Application, now: float)
         await show_section(forge, app, tally, settings, now, status="not baked: a person decides")
         await _say(forge, apps, app, line, now)
         return
-    tally = await _look(ctx, forge, app, pull.head_sha, tally, evaluation)
+    found = await forge.read_files(app.repo, pull.head_sha, [app.spec])
+    candidate = found.get(app.spec)
+    if candidate is None:
+        line = f"Bake-in stopped: `{app.spec}` is not on the pull request's head; a person decides."
+        await _say(forge, apps, replace(app, state="blocked"), line, now)
+        return
+    version = hashlib.sha256(candidate).hexdigest()
+    if tally.candidate and tally.candidate != version:  # what bakes must be what merges
+        tally = BakeTally(now, now + settings.bake_in)
+        line = (
+            f"The pull request's `{app.spec}` changed ({pull.head_sha[:7]}): the bake-in starts "
+            f"again and ends {when(tally.ends)}."
+        )
+        app = app.with_line(line)
+        await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
+    tally = replace(tally, candidate=version)
+    tally = await _look(ctx, forge, app, candidate.decode("utf-8", "replace"), tally, evaluation)
     app = replace(app, bake=tally.to_json())
     if now < tally.ends:
         await show_section(forge, app, tally, settings, now, status=_status(tally, now))
@@ -137,9 +154,14 @@ async def bake_step(ctx: BotContext, forge: Forge, app: Application, now: float)
 
 
 async def _look(
-    ctx: BotContext, forge: Forge, app: Application, head: str, tally: BakeTally, evaluation: Any
+    ctx: BotContext,
+    forge: Forge,
+    app: Application,
+    candidate: str,
+    tally: BakeTally,
+    evaluation: Any,
 ) -> BakeTally:
-    """The tally with one more look: the candidate (the pull request's head) evaluated
+    """The tally with one more look: the candidate (the pull request's spec) evaluated
     against the default branch's spec on the inputs captured since the last look."""
     from flujo.bot.bake_cycle import BakeRequest
     from flujo.bot.isolation import IsolationFailed
@@ -150,12 +172,9 @@ async def _look(
         why = f"no production input was captured since {when(tally.since)}"
         return replace(tally, not_measured=why)
     _, sha = await forge.default_head(app.repo)
-    found = await forge.read_files(app.repo, head, [app.spec])
-    if app.spec not in found:
-        return replace(tally, not_measured=f"`{app.spec}` is not on the pull request's head")
     request = BakeRequest(
         spec=app.spec,
-        candidate=found[app.spec].decode("utf-8", "replace"),
+        candidate=candidate,
         store=str(ctx.telemetry.path(app.repo)),
         since=tally.since,
         evaluation=evaluation,

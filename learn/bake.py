@@ -43,6 +43,8 @@ class BakeTally:
     spent_usd: float = 0.0
     not_measured: str = ""
     """Why the last look could not measure (empty: it did, or no look yet)."""
+    candidate: str = ""
+    """SHA-256 of the candidate spec the looks evaluated (a new one starts over)."""
 
     @property
     def since(self) -> float:

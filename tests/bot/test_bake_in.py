@@ -236,3 +236,23 @@ async def test_a_fork_is_never_evaluated_so_its_staged_change_is_left_to_a_perso
     assert "Examples compared: 0 (not measured: evaluation never runs for code from forks" in text
     assert KEY not in text
     apps.close()
+
+
+async def test_a_spec_pushed_to_a_baking_pull_request_starts_the_bake_in_over(
+    world: World, url: str, tmp_path: Path
+) -> None:
+    clock = ManualClock(time.time())
+    bot, number = await staged(world, url, tmp_path, clock)
+    fake = world.fake
+    await production(bot, url, tmp_path, AGREEING)
+    await advance(world, bot, clock, 3600)
+    assert "Examples compared: 12" in bake_in(world, number)
+    pull = fake.pull(REPO, number)
+    changed = fake.files(REPO, pull.head)[SPEC].replace("Classify the ticket.", "Classify it.")
+    fake.commit(REPO, {SPEC: changed}, branch=pull.head)
+    await advance(world, bot, clock, 3600)
+    assert "the bake-in starts again" in said(world, number)
+    assert "Examples compared: 0 (not measured:" in bake_in(world, number)
+    await advance(world, bot, clock, 22 * 3600)  # the first window has passed, not the new one
+    assert not pull.merged
+    assert "(2.0 h left)" in bake_in(world, number)  # it restarted 2 h after the first
