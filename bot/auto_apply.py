@@ -192,6 +192,11 @@ async def _decide(
         )
     revert = app.revert_of is not None  # undoing a regression waits for no window
     baked = app.baked and settings.mode(app.tier) == "stage"  # its bake-in passed
+    if baked and not await _still_baked(forge, app, pull.head_sha):
+        return replace(app, state="blocked"), Next(
+            f"Not merged: `{app.spec}` on {pull.head_sha[:7]} is not the version that baked; "
+            "a person decides."
+        )
     if not revert and not baked and settings.mode(app.tier) != "merge":
         return replace(app, state="proposed"), Next(
             f"Not merged: `.github/flujo.yml` now sets tier {app.tier} to "
@@ -309,6 +314,18 @@ async def show_story(forge: Forge, app: Application) -> None:
     summary = "\n".join(f"{i}. {line}" for i, line in enumerate(app.log[-50:], 1))
     ref = await forge.queue_check(app.repo, sha, STORY_CHECK)
     await forge.complete_check(app.repo, ref, CheckOutput(STORY_CHECK, "neutral", title, summary))
+
+
+async def _still_baked(forge: Any, app: Application, head: str) -> bool:
+    """Whether the spec on `head` is the candidate whose bake-in passed."""
+    import hashlib
+
+    baked = (app.bake or {}).get("candidate")
+    read_files = getattr(forge, "read_files", None)
+    if not baked or read_files is None:
+        return False  # a check that could not judge never passes
+    found = await read_files(app.repo, head, [app.spec])
+    return app.spec in found and hashlib.sha256(found[app.spec]).hexdigest() == baked
 
 
 def _verdict(
