@@ -116,6 +116,7 @@ async def test_a_medium_model_swap_bakes_on_fresh_examples_and_merges_after_the_
     assert "Bake-in passed at" in text
     assert "Merged automatically at" in text
     assert "**Status:** ended" in bake_in(world, number)
+    assert "flujo/baking" not in pull.labels  # the bake-in is over
     # what the evaluations spent is counted in the installation's monthly budget
     assert bot.state.eval_spend(42)[REPO] > 0
     assert KEY not in text and KEY not in (pull.body or "")
