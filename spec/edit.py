@@ -559,7 +559,7 @@ class Reverted:
 def revert_change(before: str, after: str, current: str) -> Reverted:
     """Undo the change `before` -> `after` on `current` (what `after` became since) by a
     three-way merge, as `git revert` does: lines later commits did not touch go back to
-    `before`; where both changed the same lines, it conflicts."""
+    `before`; where both changed the same or adjacent lines, it conflicts."""
     from merge3 import Merge3
 
     merge = Merge3(_lines(after), _lines(current), _lines(before))
