@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 State = Literal[
-    "proposed", "waiting", "merged", "watching", "kept", "reverted", "blocked", "closed"
+    "proposed",
+    "baking",
+    "waiting",
+    "merged",
+    "watching",
+    "kept",
+    "reverted",
+    "blocked",
+    "closed",
 ]
 
 SCHEMA = """
@@ -58,6 +66,10 @@ class Application:
     """Merged by the bot (a revert is then merged automatically too)."""
     revert_of: int | None = None
     """For a revert: the pull request it undoes."""
+    bake: dict[str, Any] | None = None
+    """For `stage`: the bake-in's tally (`flujo.learn.bake.BakeTally`, as JSON)."""
+    baked: bool = False
+    """The bake-in passed: the change may merge although its tier is `stage`."""
     log: tuple[str, ...] = field(default=())
 
     def with_line(self, line: str) -> Application:

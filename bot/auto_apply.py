@@ -44,6 +44,7 @@ STORY_CHECK = "flujo/auto-apply"
 """A neutral check run on the pull request's head whose summary is every decision."""
 _TITLES = {
     "proposed": "a person decides",
+    "baking": "baking on fresh production inputs",
     "waiting": "waiting to merge",
     "merged": "merged automatically; watching",
     "watching": "merged automatically; watching",
@@ -52,7 +53,7 @@ _TITLES = {
     "blocked": "not merged: a person decides",
     "closed": "closed",
 }
-Step = Literal["merge", "watch"]
+Step = Literal["merge", "watch", "bake"]
 
 
 def job(repo: str, installation: int, number: int, step: Step, at: float) -> Delivery:
@@ -105,7 +106,8 @@ async def start(
         return None  # already decided (the suggestion cycle ran again)
     mode = settings.mode(decision.tier) if decision.automatic else "propose"
     lines = [decision.line()]
-    state: Literal["proposed", "waiting"] = "proposed"
+    state: Literal["proposed", "waiting", "baking"] = "proposed"
+    bake: dict[str, Any] | None = None
     if not decision.automatic:
         lines.append("Mode `propose`: a person reviews and merges it.")
     elif mode == "merge":
@@ -117,10 +119,12 @@ async def start(
         )
         state = "waiting"
     elif mode == "stage":
-        lines.append(
-            "Mode `stage` is not available in this version of the bot: proposed for a "
-            "person instead (nothing is merged automatically)."
-        )
+        from flujo.bot.bake_in import mode_line
+        from flujo.learn.bake import BakeTally
+
+        lines.append(mode_line(settings, decision.tier))
+        state = "baking"
+        bake = BakeTally(now, now + settings.bake_in).to_json()
     else:
         lines.append(f"Mode `{mode}` for tier {decision.tier}: a person reviews and merges it.")
     app = Application(
@@ -140,9 +144,14 @@ async def start(
         spec_after=spec_after,
         waiting_since=now,
         log=tuple(lines),
+        bake=bake,
     )
     await apps.save(app, now)
     await forge.comment(repo, number, "\n\n".join([COMMENT_HEADER, *lines]))
+    if state == "baking":
+        from flujo.bot.bake_in import begin
+
+        return await begin(forge, app, settings, now)
     return job(repo, installation, number, "merge", now) if state == "waiting" else None
 
 
@@ -182,7 +191,13 @@ async def _decide(
             now + FROZEN_POLL_S,
         )
     revert = app.revert_of is not None  # undoing a regression waits for no window
-    if not revert and settings.mode(app.tier) != "merge":
+    baked = app.baked and settings.mode(app.tier) == "stage"  # its bake-in passed
+    if baked and not await _still_baked(forge, app, pull.head_sha):
+        return replace(app, state="blocked"), Next(
+            f"Not merged: `{app.spec}` on {pull.head_sha[:7]} is not the version that baked; "
+            "a person decides."
+        )
+    if not revert and not baked and settings.mode(app.tier) != "merge":
         return replace(app, state="proposed"), Next(
             f"Not merged: `.github/flujo.yml` now sets tier {app.tier} to "
             f"`{settings.mode(app.tier)}`; a person decides."
@@ -256,6 +271,7 @@ async def _decide(
         f"Merged automatically by Flujo: tier {app.tier} ({app.reason}).\n"
         f"Required checks passed on {pull.head_sha}: {', '.join(names)}.\n\n"
         f"Flujo-Suggestion: {app.suggestion}\nFlujo-Auto-Apply: {app.tier}"
+        + ("\nFlujo-Baked: passed" if app.baked else "")
     )
     try:
         merged = await forge.merge(repo, number, pull.head_sha, title, message)
@@ -300,6 +316,18 @@ async def show_story(forge: Forge, app: Application) -> None:
     await forge.complete_check(app.repo, ref, CheckOutput(STORY_CHECK, "neutral", title, summary))
 
 
+async def _still_baked(forge: Any, app: Application, head: str) -> bool:
+    """Whether the spec on `head` is the candidate whose bake-in passed."""
+    import hashlib
+
+    baked = (app.bake or {}).get("candidate")
+    read_files = getattr(forge, "read_files", None)
+    if not baked or read_files is None:
+        return False  # a check that could not judge never passes
+    found = await read_files(app.repo, head, [app.spec])
+    return app.spec in found and hashlib.sha256(found[app.spec]).hexdigest() == baked
+
+
 def _verdict(
     name: str, state: CheckState | None, older: CheckState | None, *, no_policies_ok: bool
 ) -> tuple[str, str]:
@@ -342,7 +370,8 @@ class ScheduledStep:
 
     due: float
     kind: str
-    """`merge` (waiting for checks or a window) or `watch` (after a merge)."""
+    """`merge` (waiting for checks or a window), `bake` (a staged change's next look) or
+    `watch` (after a merge)."""
     repo: str
     number: int
     tier: str
@@ -367,7 +396,11 @@ def scheduled_steps(db: Any, apps: Applications) -> list[ScheduledStep]:
         name, _, rest = queued.delivery_id.removeprefix("auto-apply:").rpartition("#")
         number_text, kind = rest.split(":")[:2]
         app = apps.get(name, int(number_text))
-        live = {"merge": ("waiting",), "watch": ("merged", "watching")}.get(kind, ())
+        live = {
+            "merge": ("waiting",),
+            "watch": ("merged", "watching"),
+            "bake": ("baking",),
+        }.get(kind, ())
         if app is None or app.state not in live:
             continue
         step = ScheduledStep(

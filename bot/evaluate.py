@@ -23,6 +23,7 @@ from flujo.spec.config import RepoConfig, matching
 from flujo.spec.errors import Diagnostic, SpecError
 
 if TYPE_CHECKING:
+    from flujo.bot.bake_cycle import BakeLook, BakeRequest
     from flujo.bot.suggestion_codec import Cycle
     from flujo.bot.suggestion_cycle import CycleRequest
     from flujo.engine.embedded_tests import TestResult
@@ -60,6 +61,9 @@ class Evaluator(Protocol):
     async def suggest(self, root: Path, request: CycleRequest) -> Cycle:
         """The suggestion cycle on the snapshot's specs (`suggestion_cycle.run_cycle`)."""
 
+    async def bake(self, root: Path, request: BakeRequest) -> BakeLook:
+        """One look of a bake-in on the snapshot's spec (`bake_cycle.run_bake`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class InProcess:
@@ -86,6 +90,11 @@ class InProcess:
         from flujo.bot.suggestion_cycle import run_cycle
 
         return await run_cycle(root, request, self.registry)
+
+    async def bake(self, root: Path, request: BakeRequest) -> BakeLook:
+        from flujo.bot.bake_cycle import run_bake
+
+        return await run_bake(root, request, self.registry)
 
 
 def read_references(root: Path, paths: list[str]) -> list[str]:

@@ -239,7 +239,7 @@ class AutoApplyEvent(RepositoryEvent):
 
     EVENT = AUTO_APPLY_EVENT
     number: int
-    step: Literal["merge", "watch"]
+    step: Literal["merge", "watch", "bake"]
 
 
 MODELS: tuple[type[WebhookEvent], ...] = (

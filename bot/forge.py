@@ -245,3 +245,9 @@ class Merging(Protocol):
 
     async def set_body(self, repo: str, number: int, body: str) -> None:
         """Replace the body of pull request `number`."""
+
+    async def parents(self, repo: str, sha: str) -> list[str]:
+        """The parent SHAs of commit `sha` (a squash merge has one)."""
+
+    async def remove_label(self, repo: str, number: int, label: str) -> None:
+        """Take `label` off pull request `number` (nothing when it is not there)."""

@@ -579,6 +579,22 @@ class GitHubForge:
     async def set_body(self, repo: str, number: int, body: str) -> None:
         await self._call(lambda gh: gh.patch(f"/repos/{repo}/pulls/{number}", data={"body": body}))
 
+    async def parents(self, repo: str, sha: str) -> list[str]:
+        commit = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/git/commits/{sha}"))
+        return [str(p["sha"]) for p in commit.get("parents") or ()]
+
+    async def remove_label(self, repo: str, number: int, label: str) -> None:
+        try:
+            await self._call(
+                lambda gh: gh.delete(
+                    f"/repos/{repo}/issues/{number}/labels/{quote(label, safe='')}"
+                ),
+                missing_ok=True,
+            )
+        except gidgethub.BadRequest as exc:
+            if int(exc.status_code) != 404:  # 404: the label was not there (anymore)
+                raise
+
     # -- check runs --------------------------------------------------------------------
 
     async def queue_check(self, repo: str, sha: str, name: str) -> CheckRef:

@@ -224,7 +224,21 @@ def _suggest(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     return encode_cycle(asyncio.run(run_cycle(Path(payload["root"]), request, registry)))
 
 
+def _bake(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """One look of a bake-in on a snapshot (`flujo.bot.bake_cycle`)."""
+    import asyncio
+
+    from flujo.bot.bake_cycle import BakeRequest, run_bake
+    from flujo.spec.registry import StepRegistry
+
+    request = BakeRequest.from_json(payload["request"])
+    registry = StepRegistry(allow=payload["allow"])
+    look = asyncio.run(run_bake(Path(payload["root"]), request, registry))
+    return look.model_dump(mode="json")
+
+
 TASKS: dict[str, Callable[[dict[str, Any], Progress], Any]] = {
+    "bake": _bake,
     "config": _config,
     "evaluate_spec": _evaluate_spec,
     "plan": _plan,

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flujo.bot.bake_cycle import BakeLook, BakeRequest
 from flujo.bot.commit_report import CommitReport, Override, SpecReport
 from flujo.bot.evaluate import TEST_TIME_LIMIT_S, Plan, spec_paths
 from flujo.bot.suggestion_codec import Cycle
@@ -331,6 +332,27 @@ class Isolated:
         )
         try:
             return decode_cycle(found)
+        except ValueError as exc:
+            raise IsolationFailed(
+                f"sent a result the bot cannot read ({exc.__class__.__name__})"
+            ) from None
+
+    async def bake(self, root: Path, request: BakeRequest) -> BakeLook:
+        """One look of a bake-in in a confined child: like the suggestion cycle, it may
+        write only the snapshot and the run store, and connect only to the evaluation
+        provider."""
+        from flujo.bot.bake_cycle import decode_look
+
+        store = str(Path(request.store).resolve())
+        writable = (store, f"{store}-wal", f"{store}-shm", f"{store}-journal")
+        hosts = await provider_addresses(request.evaluation.base_url)
+        payload = {"root": str(root), "allow": list(self.allow), "request": request.to_json()}
+        limits = self.limits.model_copy(update={"wall_s": self.limits.commit_s})
+        found = await run_isolated(
+            "bake", payload, scratch=root, limits=limits, allowed_hosts=hosts, writable=writable
+        )
+        try:
+            return decode_look(found)
         except ValueError as exc:
             raise IsolationFailed(
                 f"sent a result the bot cannot read ({exc.__class__.__name__})"

@@ -3,10 +3,12 @@
 Each watch step compares live runs of the new spec version with the previous one
 (`flujo.learn.watch`) and reads the default branch's `flujo/test` and `flujo/policy` on
 the merge commit. On a regression the bot opens a revert pull request made through the
-same minimal-diff edit path (the inverse JSON Patch), merges it when the original was
-merged automatically (once its required checks pass), records the patch as rejected
-with the evidence, comments on the original pull request and runs the plugins'
-`on_rollback` hooks in reverse order. Without one, the watch ends after its duration.
+same minimal-diff edit path (the inverse JSON Patch) or, when the file moved on at the
+patched places, by a three-way merge of the merge commit's reverse onto the current file
+(as `git revert` does; a conflict is left to a person, with its lines), merges it when
+the original was merged automatically (once its required checks pass), records the patch
+as rejected with the evidence, comments on the original pull request and runs the
+plugins' `on_rollback` hooks in reverse order. Without one, the watch ends after its duration.
 """
 
 from __future__ import annotations
@@ -94,21 +96,29 @@ async def revert(
     assert apps is not None
     branch, head = await forge.default_head(app.repo)
     reverted = await _reverted_text(forge, app, head)
-    if reverted is None:
-        line = (
-            "Regression found, but the spec changed at the same place since the merge, so "
-            f"the bot cannot revert it by itself; a person decides.\n\n{evidence}"
+    how = "the same minimal-diff edit path (the inverse JSON Patch)"
+    if reverted is None:  # the file moved on at the patched places: revert the commit
+        reverted, why = await _reverse_of_merge(forge, app, head)
+        how = (
+            f"a three-way merge of the reverse of merge commit {(app.merged_sha or '')[:7]} "
+            f"onto `{app.spec}` at {head[:7]} (as `git revert` does), since the file moved on"
         )
-        app = replace(app, state="blocked").with_line(line)
-        await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
-        await apps.save(app, now)
-        return
+        if reverted is None:
+            line = (
+                f"Regression found, but the bot cannot revert it by itself: {why}. A person "
+                f"decides.\n\n{evidence}"
+            )
+            app = replace(app, state="blocked").with_line(line)
+            await forge.comment(app.repo, app.number, f"{COMMENT_HEADER}\n\n{line}")
+            await apps.save(app, now)
+            await show_story(forge, app)
+            return
     title = f"flujo: revert suggestion {app.suggestion} on {app.spec} (regression)"
     body = (
         f"Reverts #{app.number}, merged automatically"
         if app.automatic
         else f"Reverts #{app.number}"
-    ) + f" (tier {app.tier}): the watch found a regression.\n\n{evidence}\n"
+    ) + f" (tier {app.tier}): the watch found a regression.\n\n{evidence}\n\nMade by {how}.\n"
     pull = await forge.propose(
         app.repo,
         Proposal(
@@ -184,16 +194,53 @@ async def revert(
         await ctx.schedule(job(app.repo, app.installation, pull.number, "merge", now))
 
 
+async def _reverse_of_merge(forge: Forge, app: Application, head: str) -> tuple[str | None, str]:
+    """The spec at `head` with the merge commit's change to it undone by a three-way
+    merge (None, and why, when later commits changed the same lines or the file is gone)."""
+    from flujo.spec.edit import revert_change
+
+    merged = app.merged_sha
+    if merged is None:
+        return None, "the merge commit is not known"
+    parents = getattr(forge, "parents", None)
+    found = await parents(app.repo, merged) if parents is not None else []
+    parent = found[0] if found else app.base_sha
+    texts = {}
+    for name, sha in (("before", parent), ("after", merged), ("current", head)):
+        read = await forge.read_files(app.repo, sha, [app.spec])
+        if app.spec not in read:
+            where = "on the default branch" if name == "current" else f"in {sha[:7]}"
+            return None, f"`{app.spec}` is not {where} (moved or deleted)"
+        texts[name] = read[app.spec].decode("utf-8", "replace")
+    result = revert_change(texts["before"], texts["after"], texts["current"])
+    if result.text is None:
+        lines = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in result.conflicts)
+        return None, (
+            f"undoing merge commit {merged[:7]} conflicts with later changes to "
+            f"`{app.spec}` at line(s) {lines} on {head[:7]}"
+        )
+    return result.text, ""
+
+
 async def _reverted_text(forge: Forge, app: Application, head: str) -> str | None:
     """The spec at `head` with the change undone through the one edit path (None: the
     spec moved on at the patched places)."""
     from flujo.spec.edit import apply_patch
+    from flujo.spec.errors import SpecError
     from flujo.spec.source import parse
 
+    found = await forge.read_files(app.repo, head, [app.spec])
+    if app.spec not in found:
+        return None
     before_text = (await forge.read_files(app.repo, app.base_sha, [app.spec]))[app.spec].decode()
-    now_text = (await forge.read_files(app.repo, head, [app.spec]))[app.spec].decode()
-    after_text = apply_patch(before_text, app.patch, file=app.spec)
-    before, after, current = (parse(t, app.spec).data for t in (before_text, after_text, now_text))
+    now_text = found[app.spec].decode()
+    try:
+        after_text = apply_patch(before_text, app.patch, file=app.spec)
+        before, after, current = (
+            parse(t, app.spec).data for t in (before_text, after_text, now_text)
+        )
+    except SpecError:
+        return None
     inverse: list[dict[str, Any]] = []
     for pointer in dict.fromkeys(str(op["path"]) for op in app.patch):
         found_now, value_now = _at(current, pointer)
@@ -207,7 +254,10 @@ async def _reverted_text(forge: Forge, app: Application, head: str) -> str | Non
             )
         elif found_now:
             inverse.append({"op": "remove", "path": pointer})
-    return apply_patch(now_text, inverse, file=app.spec)
+    try:
+        return apply_patch(now_text, inverse, file=app.spec)
+    except SpecError:
+        return None
 
 
 def _at(data: Any, pointer: str) -> tuple[bool, Any]:

@@ -45,6 +45,10 @@ class Example:
     outputs: dict[str, Any]
     cost_usd: float | None
     latency_s: float | None
+    created_at: float = 0.0
+    """When the example was captured (seconds since the epoch)."""
+    failure: str | None = None
+    """The captured run's failure cause (None: it succeeded)."""
 
 
 def captured_counts(store: RunStore, spec_path: str) -> dict[str, int]:
@@ -58,16 +62,29 @@ def captured_counts(store: RunStore, spec_path: str) -> dict[str, int]:
     return {f"{row['mode']}/{row['origin']}": int(row["n"]) for row in rows}
 
 
-def load_examples(store: RunStore, spec_path: str, limit: int | None = None) -> list[Example]:
-    """The newest captured live runs of the spec that are production evidence."""
+def load_examples(
+    store: RunStore, spec_path: str, limit: int | None = None, since: float | None = None
+) -> list[Example]:
+    """The newest captured live runs of the spec that are production evidence; with
+    `since`, those captured after it, the oldest first (a bake-in reads them in order)."""
+    from flujo.engine.store import infer_cause
+
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
+    fresh = "" if since is None else " AND c.created_at > ?"
+    order = "c.created_at DESC" if since is None else "c.created_at"
     runs = store.query(
         "SELECT c.run_id AS run_id, c.spec_sha256 AS sha, c.input AS input, "
+        "c.created_at AS created_at, r.status AS status, r.cause AS cause, r.error AS error, "
         "r.total_cost_usd AS cost, r.latency_s AS latency FROM captures c JOIN runs r "
         "ON r.run_id = c.run_id WHERE c.spec_path = ? AND c.step_name = '' AND c.truncated = 0 "
-        f"AND r.mode = 'live' AND r.origin IN ({marks}) ORDER BY c.created_at DESC, c.run_id"
+        f"AND r.mode = 'live' AND r.origin IN ({marks}){fresh} ORDER BY {order}, c.run_id"
         + ("" if limit is None else " LIMIT ?"),
-        (spec_path, *EVIDENCE_ORIGINS, *(() if limit is None else (limit,))),
+        (
+            spec_path,
+            *EVIDENCE_ORIGINS,
+            *(() if since is None else (since,)),
+            *(() if limit is None else (limit,)),
+        ),
     )
     steps: dict[str, dict[str, Any]] = {}
     if runs:
@@ -89,19 +106,23 @@ def load_examples(store: RunStore, spec_path: str, limit: int | None = None) -> 
             steps.get(row["run_id"], {}),
             row["cost"],
             row["latency"],
+            float(row["created_at"]),
+            None if row["status"] == "succeeded" else (row["cause"] or infer_cause(row["error"])),
         )
         for row in runs
     ]
 
 
-def count_examples(store: RunStore, spec_path: str) -> int:
-    """How many captured live runs of the spec are production evidence."""
+def count_examples(store: RunStore, spec_path: str, since: float | None = None) -> int:
+    """How many captured live runs of the spec are production evidence (captured after
+    `since`, when given)."""
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
+    fresh = "" if since is None else " AND c.created_at > ?"
     rows = store.query(
         "SELECT COUNT(*) AS n FROM captures c JOIN runs r ON r.run_id = c.run_id "
         "WHERE c.spec_path = ? AND c.step_name = '' AND c.truncated = 0 AND r.mode = 'live' "
-        f"AND r.origin IN ({marks})",
-        (spec_path, *EVIDENCE_ORIGINS),
+        f"AND r.origin IN ({marks}){fresh}",
+        (spec_path, *EVIDENCE_ORIGINS, *(() if since is None else (since,))),
     )
     return int(rows[0]["n"])
 
@@ -228,6 +249,12 @@ class EvalReport:
     assertions_passed: int = 0
     assertions_total: int = 0
     captured: dict[str, int] = field(default_factory=dict)
+    failures_before: dict[str, int] = field(default_factory=dict)
+    """Failed runs by cause of the baseline on the compared examples."""
+    failures_after: dict[str, int] = field(default_factory=dict)
+    """Failed runs by cause of the candidate on the same examples."""
+    newest: float | None = None
+    """When the newest compared example was captured."""
 
     @property
     def agreement(self) -> float | None:
@@ -259,6 +286,11 @@ class EvalReport:
                 "agreement": round(self.agreement, 4) if self.agreement is not None else None,
                 "interval_95": [round(x, 4) for x in interval] if interval else None,
                 "baseline_reused": self.reused_baseline,
+                "newest": self.newest,
+                "failures": {
+                    "before": dict(sorted(self.failures_before.items())),
+                    "after": dict(sorted(self.failures_after.items())),
+                },
                 "disagreements": [
                     {
                         "run_id": d.run_id,
@@ -314,20 +346,22 @@ async def evaluate(
     candidate_label: str | None = None,
     models: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    since: float | None = None,
 ) -> EvalReport:
     """Evaluate `candidate` against `baseline` on the spec's captured examples (a dataset
     run of `baseline` when `candidate` is None). `models` (a `ModelClient`) replaces the
     session's model server (benchmarks, tests); runs are then recorded as `options.mode`.
-    `progress(done, total)` is told how many examples have been evaluated (a display)."""
+    `progress(done, total)` is told how many examples have been evaluated (a display).
+    With `since`, only examples captured after it count, the oldest first (a bake-in)."""
     from dataclasses import replace
 
     from flujo.engine.session import session
 
     options = replace(options, origin="eval", use_store=False, export=False)
-    chosen = load_examples(store, spec_path, examples)
+    chosen = load_examples(store, spec_path, examples, since)
     label = candidate_label or ("candidate" if candidate is not None else None)
     report = EvalReport(spec_path, label, options.mode)
-    report.available = count_examples(store, spec_path)
+    report.available = count_examples(store, spec_path, since)
     report.captured = captured_counts(store, spec_path)
     if candidate is not None:
         report.steps = affected_steps(baseline, candidate)
@@ -375,6 +409,8 @@ async def evaluate(
                 spent.append(used)
                 _dataset(report, baseline, result)
                 continue
+            report.newest = max(report.newest or example.created_at, example.created_at)
+            _count_failure(report.failures_after, result)
             outputs, before_cost, before_latency = (
                 example.outputs,
                 example.cost_usd,
@@ -382,6 +418,10 @@ async def evaluate(
             )
             if example.spec_sha256 == baseline.spec_sha256:
                 report.reused_baseline += 1
+                if example.failure is not None:
+                    report.failures_before[example.failure] = (
+                        report.failures_before.get(example.failure, 0) + 1
+                    )
             else:
                 if base_runner is None:
                     from flujo.engine.runner import Runner
@@ -394,6 +434,7 @@ async def evaluate(
                         origin="eval",
                     )
                 again = await base_runner.run(example.input)
+                _count_failure(report.failures_before, again)
                 before_cost = cost_of(again)
                 used += before_cost
                 before_latency = again.latency_s
@@ -426,6 +467,16 @@ async def evaluate(
     if candidate is not None:
         save(store, report, baseline.spec_sha256, candidate.spec_sha256)
     return report
+
+
+def _count_failure(counts: dict[str, int], result: PipelineResult) -> None:
+    """Count a failed run under its cause."""
+    if result.status == "succeeded":
+        return
+    from flujo.engine.store import infer_cause
+
+    cause = result.cause or infer_cause(result.error)
+    counts[cause] = counts.get(cause, 0) + 1
 
 
 async def _same(

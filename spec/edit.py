@@ -545,6 +545,38 @@ def _merge(base: str, original: str, theirs: str, *, adapt: bool = True) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Reverted:
+    """The reverse of a change made on a file that moved on since (`revert_change`)."""
+
+    text: str | None
+    """The file with the change undone (None: it conflicts)."""
+    conflicts: tuple[tuple[int, int], ...] = ()
+    """1-based line ranges of the current file that both the change and later commits
+    touched."""
+
+
+def revert_change(before: str, after: str, current: str) -> Reverted:
+    """Undo the change `before` -> `after` on `current` (what `after` became since) by a
+    three-way merge, as `git revert` does: lines later commits did not touch go back to
+    `before`; where both changed the same or adjacent lines, it conflicts."""
+    from merge3 import Merge3
+
+    merge = Merge3(_lines(after), _lines(current), _lines(before))
+    merged: list[str] = []
+    conflicts: list[tuple[int, int]] = []
+    for region in merge.merge_regions():
+        if region[0] == "conflict":  # (kind, zstart, zend, astart, aend, bstart, bend)
+            start, end = region[3:5]
+            conflicts.append((start + 1, max(start + 1, end)))
+        else:
+            side = {"unchanged": merge.base, "a": merge.a, "same": merge.a, "b": merge.b}
+            merged.extend(side[region[0]][region[1] : region[2]])
+    if conflicts:
+        return Reverted(None, tuple(conflicts))
+    return Reverted("".join(merged))
+
+
 def _lines(text: str) -> list[str]:
     """Lines split on LF only, with their ends (`str.splitlines` also splits on NEL, LS...)."""
     lines = text.split("\n")

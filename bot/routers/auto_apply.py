@@ -84,6 +84,10 @@ async def on_step(event: Event, ctx: BotContext) -> None:
         from flujo.bot.rollback import watch_step
 
         await watch_step(ctx, forge, app, now)
+    elif step.step == "bake":
+        from flujo.bot.bake_in import bake_step
+
+        await bake_step(ctx, forge, app, now)
 
 
 async def settings_at_default_head(forge: Forge, repo: str) -> AutoApply | None:

@@ -301,7 +301,8 @@ def _as_dict(output: Any) -> dict[str, Any]:
     "--scheduled",
     is_flag=True,
     help="Only the pending auto-apply steps (merges waiting for checks or a window, "
-    "watches after a merge), soonest first, with each one's last decision.",
+    "bake-in looks of staged changes, watches after a merge), soonest first, with each "
+    "one's last decision.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(

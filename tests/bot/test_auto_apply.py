@@ -343,3 +343,72 @@ async def test_a_red_default_branch_after_the_merge_reverts_it(world: World) -> 
     text = said(world, number)
     assert f"reverting in #{revert.number}" in text
     assert f"default branch `flujo/test`: failure on {record_.merged_sha}" in text
+
+
+PREPARE = """  - name: prepare
+    uses: template_render
+    with: {template: "{{ input.text }}"}
+"""
+
+
+async def merged_then_red(world: World, clock: ManualClock) -> tuple[Bot, int, str]:
+    """A low timeout change merged automatically; the default branch's text before it."""
+    bot = await setup(world, clock, config())
+    fake = world.fake
+    before_text = fake.files(REPO, "main")[SPEC]
+    number = await cycle(world, bot, clock)
+    head = fake.branch_sha(REPO, fake.pull(REPO, number).head) or ""
+    fake.set_status(REPO, head, "ci/build", "success")
+    await advance(world, bot, clock, 60)
+    assert fake.pull(REPO, number).merged
+    return bot, number, before_text
+
+
+async def test_a_revert_after_the_file_moved_on_undoes_the_merge_commit_by_a_three_way_merge(
+    world: World,
+) -> None:
+    clock = ManualClock(MONDAY_0830)
+    bot, number, before_text = await merged_then_red(world, clock)
+    fake = world.fake
+    # Someone adds a step before `draft`: the JSON Patch's path /steps/0 is now another step.
+    moved = fake.files(REPO, "main")[SPEC].replace("steps:\n", "steps:\n" + PREPARE, 1)
+    fake.commit(REPO, {SPEC: moved})
+    record_ = bot.applications.get(REPO, number)
+    assert record_ is not None and record_.merged_sha is not None
+    fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
+    await advance(world, bot, clock, 3600)
+    (_, revert) = fake.pulls(REPO)
+    reverted = fake.files(REPO, fake.branch_sha(REPO, revert.head) or "")[SPEC]
+    # the merge commit's change undone, the later step kept
+    assert reverted == before_text.replace("steps:\n", "steps:\n" + PREPARE, 1)
+    assert "timeout_s: 5" in reverted and "timeout_s: 10" not in reverted
+    assert f"three-way merge of the reverse of merge commit {record_.merged_sha[:7]}" in (
+        revert.body or ""
+    )
+    assert f"reverting in #{revert.number}" in said(world, number)
+
+
+async def test_a_revert_that_conflicts_with_later_changes_is_left_to_a_person(
+    world: World,
+) -> None:
+    clock = ManualClock(MONDAY_0830)
+    bot, number, _ = await merged_then_red(world, clock)
+    fake = world.fake
+    # Someone sets the same timeout again since the merge: undoing the change conflicts.
+    main_text = fake.files(REPO, "main")[SPEC]
+    fake.commit(REPO, {SPEC: main_text.replace("timeout_s: 10", "timeout_s: 12")})
+    line = main_text.splitlines().index("      timeout_s: 10") + 1
+    record_ = bot.applications.get(REPO, number)
+    assert record_ is not None and record_.merged_sha is not None
+    fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
+    await advance(world, bot, clock, 3600)
+    assert len(fake.pulls(REPO)) == 1  # no revert opened
+    text = said(world, number)
+    assert "Regression found, but the bot cannot revert it by itself" in text
+    assert (
+        f"undoing merge commit {record_.merged_sha[:7]} conflicts with later changes to "
+        f"`{SPEC}` at line(s) {line}"
+    ) in text
+    assert "A person decides" in text
+    after = bot.applications.get(REPO, number)
+    assert after is not None and after.state == "blocked"
