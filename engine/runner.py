@@ -170,6 +170,7 @@ class Runner:
         self.export = export
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]]] = {}
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
         self._attrs: dict[int, dict[str, Any]] = {}
@@ -227,6 +228,20 @@ class Runner:
                     tm.STEP_KIND: inner.kind,
                 }
         return plan
+
+    def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
+        """For a step that `uses:` a model-backed skill (`text_to_sql`): the agent it runs
+        as (its prompt rendered from the step's `with:`) and the checks of its output."""
+        pack = self.registry.model_skill(step.uses or "")
+        if pack is None:
+            return None
+        entry = self._packed.get(id(step))
+        if entry is None:
+            from flujo.spec.model import Agent
+
+            agent = Agent.model_validate(pack.agent_data(step.with_))
+            entry = self._packed[id(step)] = (agent, pack.checks(step.with_))
+        return entry
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -730,7 +745,7 @@ class _Run:
                         output = await self.call(step, value, feedback, span, record, bindings)
                 else:
                     output = await self.call(step, value, feedback, span, record, bindings)
-                problem = self._validate(step, output) if step.validators else None
+                problem = self._validate(step, output)
                 if problem is not None:
                     raise ValidationFailed(problem)
             except (UsageLimitExceeded, asyncio.CancelledError) as exc:
@@ -815,9 +830,11 @@ class _Run:
         if uses is None:
             return value
         if uses.startswith(AGENT_PREFIX):
-            return await self._model_call(
-                step, uses[len(AGENT_PREFIX) :], value, feedback, span, record
-            )
+            agent = self.runner._owner[id(step)].agents[uses[len(AGENT_PREFIX) :]]
+            return await self._model_call(step, agent, value, feedback, span, record)
+        packed = self.runner.packed(step)
+        if packed is not None:  # a model-backed skill: a call of its agent
+            return await self._model_call(step, packed[0], value, feedback, span, record)
         if uses.startswith(IMPORT_PREFIX):
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
             return await self.steps(imported.steps, value, value, span)
@@ -842,7 +859,7 @@ class _Run:
     async def _model_call(
         self,
         step: AgentStep,
-        agent_name: str,
+        agent: Agent,
         value: Any,
         feedback: str | None,
         span: SpanRecord,
@@ -854,7 +871,6 @@ class _Run:
                 "this step calls a model and none is configured: set OPENAI_BASE_URL (and "
                 "OPENAI_API_KEY), use --replay DIR or --fake, or give the step a mock in tests"
             )
-        agent = self.runner._owner[id(step)].agents[agent_name]
         completion = await models.complete(agent, step, value, feedback)
         record.model = completion.model
         record.input_tokens += completion.input_tokens
@@ -888,11 +904,15 @@ class _Run:
             raise UsageLimitExceeded(step, "total_tokens", self.tokens, limits.total_tokens)
 
     def _validate(self, step: AgentStep, output: Any) -> str | None:
-        for validator in step.validators:
-            fn, _ = self.runner.skill(validator.uses)
-            problem = fn(output, **validator.with_)
+        """The first problem of the output: the step's validators, then the checks of the
+        model-backed skill it uses."""
+        packed = self.runner.packed(step)
+        checks = [(v.uses, v.with_) for v in step.validators]
+        for uses, given in checks + (packed[1] if packed is not None else []):
+            fn, _ = self.runner.skill(uses)
+            problem = fn(output, **given)
             if problem:
-                return f"{validator.uses}: {problem}"
+                return f"{uses}: {problem}"
         return None
 
     def _mocked(self, step: StepBase, parent: SpanRecord) -> Any:

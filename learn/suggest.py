@@ -592,11 +592,14 @@ class _Verifier:
     def _how(self, pipeline: Pipeline, reached: tuple[str, ...], mode: str) -> dict[str, str]:
         """How each reached step got its answers: `ran` for steps without a model, else
         the session's mode (replay, fake, mock)."""
+        from flujo.spec.skill_packs import model_skills
+
         out = {}
         for name in reached:
             step = pipeline.step(name)
             uses = getattr(step, "uses", None) or ""
-            out[name] = mode if uses.startswith("agents.") else "ran"
+            model = uses.startswith("agents.") or uses in model_skills()
+            out[name] = mode if model else "ran"
         return out
 
     async def _run(self, pipeline: Pipeline) -> dict[str, tuple[bool, dict[str, str]]]:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from flujo.spec.skill_packs import ModelSkill, model_skills
+from flujo.spec.skill_packs import model_skills
 
 
 def fragment(
@@ -34,7 +34,7 @@ def fragment(
         step: dict[str, Any] = {"name": f"{prefix[:40]}-{index}-{skill}"[:64]}
         pack = packs.get(skill)
         if pack is not None:
-            agents[skill] = _agent(pack, params)
+            agents[skill] = pack.agent_data(params)
             step["uses"] = f"agents.{skill}"
             checks = [
                 uses if not given else {"uses": uses, "with": given}
@@ -58,17 +58,3 @@ def fragment(
 def fragment_text(data: dict[str, Any]) -> str:
     """Spec data as YAML text (JSON is YAML), for loading and checking."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def _agent(pack: ModelSkill, params: dict[str, Any]) -> dict[str, Any]:
-    from flujo.spec.templating import render_bounded, untrusted_environment
-
-    prompt = render_bounded(
-        untrusted_environment().from_string(pack.system_prompt), {"params": params}
-    )
-    agent: dict[str, Any] = {"model": pack.model, "system_prompt": prompt}
-    if pack.max_tokens is not None:
-        agent["max_tokens"] = pack.max_tokens
-    if pack.output_schema is not None:
-        agent["output_schema"] = pack.output_schema
-    return agent
