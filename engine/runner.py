@@ -207,15 +207,18 @@ class Runner:
         run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
         return await run.execute()
 
-    async def jit_plan(self, step: JitStep, ask: Ask) -> JitPlan:
-        """The plan of a `jit` step, made once per runner (concurrent runs share it); its
-        steps are registered with yaml_paths under the step's."""
+    async def jit_plan(self, step: JitStep, ask: Ask) -> tuple[JitPlan, bool]:
+        """The plan of a `jit` step, made once per runner (concurrent runs share it), and
+        whether this call made it; its steps are registered with yaml_paths under the
+        step's."""
         from flujo.engine.jit import make_plan
 
         task = self._jit.get(id(step))
-        if task is None or (task.done() and task.exception() is not None):
+        made = task is None or (task.done() and task.exception() is not None)
+        if made:
             task = asyncio.ensure_future(make_plan(step, self.registry, self.plans, ask))
             self._jit[id(step)] = task
+        assert task is not None
         plan = await asyncio.shield(task)
         root = paths.child(step.yaml_path, "jit")
         for path, inner in plan.fragment.walk():
@@ -227,7 +230,7 @@ class Runner:
                     tm.STEP_NAME: inner.name,
                     tm.STEP_KIND: inner.kind,
                 }
-        return plan
+        return plan, made
 
     def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
         """For a step that `uses:` a model-backed skill (`text_to_sql`): the agent it runs
@@ -680,11 +683,18 @@ class _Run:
                 value = render(step.input, self._context(scope_input, previous))
             except Exception as exc:
                 raise StepFailed(step, f"input template: {_reason(exc)}", "input") from None
+        building: list[float | None] = [0.0]  # what this run's builder calls cost
+
+        async def ask(agent: Agent, planner: AgentStep, prompt: Any, feedback: str | None) -> Any:
+            return await self._ask_planner(agent, planner, prompt, feedback, building)
+
+        started = time.perf_counter()
         try:
-            plan = await self.runner.jit_plan(step, self._ask_planner)
+            plan, made = await self.runner.jit_plan(step, ask)
         except JitRefused as exc:
             raise StepFailed(step, str(exc), exc.cause) from None
         span.attributes.update(plan.attributes())
+        span.attributes.update(_plan_source(made, self.runner.plans.mode, building[0], started))
         spent, output = self.cost, value
         limit = step.budget.max_cost_usd
         for inner in plan.fragment.steps:
@@ -694,9 +704,15 @@ class _Run:
         return output
 
     async def _ask_planner(
-        self, agent: Agent, step: AgentStep, prompt: Any, feedback: str | None
+        self,
+        agent: Agent,
+        step: AgentStep,
+        prompt: Any,
+        feedback: str | None,
+        spent: list[float | None],
     ) -> Any:
-        """A model builder's reply; its cost and tokens count in the run's."""
+        """A model builder's reply; its cost and tokens count in the run's (and in
+        `spent`: None once a cost is unknown)."""
         models = self.runner.models
         if models is None:
             raise NoModel("a jit step's model builder needs a model: use --fake or --replay DIR")
@@ -704,8 +720,11 @@ class _Run:
         self.tokens += completion.input_tokens + completion.output_tokens
         if completion.cost_usd is None:
             self.cost_known = False
+            spent[0] = None
         else:
             self.cost += completion.cost_usd
+            if spent[0] is not None:
+                spent[0] += completion.cost_usd
         return completion.output
 
     async def agent_step(
@@ -1114,6 +1133,23 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
         if isinstance(exc, ValidationFailed | UsageLimitExceeded)
         else (f"{type(exc).__name__}: {text}")
     )
+
+
+def _plan_source(made: bool, book: str, cost: float | None, started: float) -> dict[str, Any]:
+    """How a run got its jit plan and, when it built it, what building cost and took."""
+    from flujo.engine.jit import BUILDER_COST, BUILDER_LATENCY, PLAN_SOURCE
+
+    if book == "replay":
+        return {PLAN_SOURCE: "replayed"}
+    if not made:
+        return {PLAN_SOURCE: "reused"}
+    found: dict[str, Any] = {
+        PLAN_SOURCE: "built",
+        BUILDER_LATENCY: round(time.perf_counter() - started, 6),
+    }
+    if cost is not None:
+        found[BUILDER_COST] = cost
+    return found
 
 
 def _backoff(backoff: Any, attempt: int) -> float:

@@ -291,7 +291,7 @@ async def suggest(
     report.not_evidence_runs = view.not_evidence_runs
     if view.runs == 0:
         return report
-    opportunities = find_opportunities(pipeline, view)
+    opportunities = find_opportunities(pipeline, view, registry)
     report.opportunities = len(opportunities)
     text = spec.read_bytes().decode("utf-8")
     guard = PromptGuard(

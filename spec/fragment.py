@@ -58,3 +58,34 @@ def fragment(
 def fragment_text(data: dict[str, Any]) -> str:
     """Spec data as YAML text (JSON is YAML), for loading and checking."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def frozen_steps(
+    skills: Sequence[str],
+    params: dict[str, Any],
+    *,
+    name: str,
+    declared: dict[str, set[str]],
+    input: Any = None,
+    keep: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A `jit` step's plan written as ordinary steps, to stand where the step `name` is:
+    every skill by name (a model-backed one too: `uses: text_to_sql_mini`), given the
+    parameters it declares; the first takes the jit step's `input:`, the last takes its
+    name (so `steps.NAME.output` still reads the plan's output) and `keep` (its
+    description, `critical`). The others are named as the plan's steps ran
+    (`NAME-0-SKILL`)."""
+    steps: list[dict[str, Any]] = []
+    for index, skill in enumerate(skills):
+        last = index == len(skills) - 1
+        step: dict[str, Any] = {"name": name if last else f"{name[:40]}-{index}-{skill}"[:64]}
+        step["uses"] = skill
+        if index == 0 and input is not None:
+            step["input"] = input
+        given = {k: v for k, v in params.items() if k in declared.get(skill, set())}
+        if given:
+            step["with"] = given
+        if last:
+            step |= keep or {}
+        steps.append(step)
+    return steps
