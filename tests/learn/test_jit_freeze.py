@@ -12,6 +12,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from flujo.cli import cli
+from flujo.engine.cassette import cassette_folder
 from flujo.engine.session import SessionOptions, run_many
 from flujo.engine.store import RunStore
 from flujo.learn.jit_freeze import RECENT_RUNS, builder_savings, stable_plan
@@ -55,6 +56,7 @@ def test_a_stable_plan_is_proposed_as_steps_that_validate_run_and_answer_the_sam
 ) -> None:
     spec, store = tmp_path / "sales_question.yaml", tmp_path / "runs.db"
     shutil.copy(SALES, spec)
+    shutil.copytree(SALES.parent / "cassettes" / "sales_question", cassette_folder(spec))
     before = record_runs(spec, store, sessions=3)
     assert all(r.success for r in before)
 
@@ -76,6 +78,9 @@ def test_a_stable_plan_is_proposed_as_steps_that_validate_run_and_answer_the_sam
         "(runs: 12 on the fake model server, not production evidence)"
     ) in suggestion["why"]
     assert suggestion["savings"]["latency_s_per_run"] < 0
+    verified = suggestion["verification"]  # the frozen steps make the calls the plan made:
+    assert (verified["tests_mode"], verified["tests_passed"]) == ("replay", 1)
+    assert verified["tests_exercising_change"] == 1  # answered by the plan's recordings
 
     text = spec.read_text()
     frozen = apply_patch(text, suggestion["patch"], file=spec.name)
