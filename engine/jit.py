@@ -36,6 +36,13 @@ PLAN_SHA = "flujo.jit.plan_sha256"
 PLAN_SKILLS = "flujo.jit.plan"
 PLAN_BUILDER = "flujo.jit.builder"
 PLAN_REJECTED = "flujo.jit.rejected"
+PLAN_SOURCE = "flujo.jit.plan_source"
+"""How the run got its plan: `built` (by the builder, in this run), `reused` (built earlier
+by the same process) or `replayed` (read from the cassette)."""
+BUILDER_COST = "flujo.jit.builder_cost_usd"
+"""What building the plan cost in this run (a model builder's calls; 0 for `offline`)."""
+BUILDER_LATENCY = "flujo.jit.builder_latency_s"
+"""How long building the plan took in this run."""
 Ask = Callable[["Agent", "AgentStep", Any, str | None], Awaitable[Any]]
 
 

@@ -170,6 +170,7 @@ class Runner:
         self.export = export
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]]] = {}
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
         self._attrs: dict[int, dict[str, Any]] = {}
@@ -206,15 +207,18 @@ class Runner:
         run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
         return await run.execute()
 
-    async def jit_plan(self, step: JitStep, ask: Ask) -> JitPlan:
-        """The plan of a `jit` step, made once per runner (concurrent runs share it); its
-        steps are registered with yaml_paths under the step's."""
+    async def jit_plan(self, step: JitStep, ask: Ask) -> tuple[JitPlan, bool]:
+        """The plan of a `jit` step, made once per runner (concurrent runs share it), and
+        whether this call made it; its steps are registered with yaml_paths under the
+        step's."""
         from flujo.engine.jit import make_plan
 
         task = self._jit.get(id(step))
-        if task is None or (task.done() and task.exception() is not None):
+        made = task is None or (task.done() and task.exception() is not None)
+        if made:
             task = asyncio.ensure_future(make_plan(step, self.registry, self.plans, ask))
             self._jit[id(step)] = task
+        assert task is not None
         plan = await asyncio.shield(task)
         root = paths.child(step.yaml_path, "jit")
         for path, inner in plan.fragment.walk():
@@ -226,7 +230,21 @@ class Runner:
                     tm.STEP_NAME: inner.name,
                     tm.STEP_KIND: inner.kind,
                 }
-        return plan
+        return plan, made
+
+    def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
+        """For a step that `uses:` a model-backed skill (`text_to_sql`): the agent it runs
+        as (its prompt rendered from the step's `with:`) and the checks of its output."""
+        pack = self.registry.model_skill(step.uses or "")
+        if pack is None:
+            return None
+        entry = self._packed.get(id(step))
+        if entry is None:
+            from flujo.spec.model import Agent
+
+            agent = Agent.model_validate(pack.agent_data(step.with_))
+            entry = self._packed[id(step)] = (agent, pack.checks(step.with_))
+        return entry
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -665,11 +683,18 @@ class _Run:
                 value = render(step.input, self._context(scope_input, previous))
             except Exception as exc:
                 raise StepFailed(step, f"input template: {_reason(exc)}", "input") from None
+        building: list[float | None] = [0.0]  # what this run's builder calls cost
+
+        async def ask(agent: Agent, planner: AgentStep, prompt: Any, feedback: str | None) -> Any:
+            return await self._ask_planner(agent, planner, prompt, feedback, building)
+
+        started = time.perf_counter()
         try:
-            plan = await self.runner.jit_plan(step, self._ask_planner)
+            plan, made = await self.runner.jit_plan(step, ask)
         except JitRefused as exc:
             raise StepFailed(step, str(exc), exc.cause) from None
         span.attributes.update(plan.attributes())
+        span.attributes.update(_plan_source(made, self.runner.plans.mode, building[0], started))
         spent, output = self.cost, value
         limit = step.budget.max_cost_usd
         for inner in plan.fragment.steps:
@@ -679,9 +704,15 @@ class _Run:
         return output
 
     async def _ask_planner(
-        self, agent: Agent, step: AgentStep, prompt: Any, feedback: str | None
+        self,
+        agent: Agent,
+        step: AgentStep,
+        prompt: Any,
+        feedback: str | None,
+        spent: list[float | None],
     ) -> Any:
-        """A model builder's reply; its cost and tokens count in the run's."""
+        """A model builder's reply; its cost and tokens count in the run's (and in
+        `spent`: None once a cost is unknown)."""
         models = self.runner.models
         if models is None:
             raise NoModel("a jit step's model builder needs a model: use --fake or --replay DIR")
@@ -689,8 +720,11 @@ class _Run:
         self.tokens += completion.input_tokens + completion.output_tokens
         if completion.cost_usd is None:
             self.cost_known = False
+            spent[0] = None
         else:
             self.cost += completion.cost_usd
+            if spent[0] is not None:
+                spent[0] += completion.cost_usd
         return completion.output
 
     async def agent_step(
@@ -730,7 +764,7 @@ class _Run:
                         output = await self.call(step, value, feedback, span, record, bindings)
                 else:
                     output = await self.call(step, value, feedback, span, record, bindings)
-                problem = self._validate(step, output) if step.validators else None
+                problem = self._validate(step, output)
                 if problem is not None:
                     raise ValidationFailed(problem)
             except (UsageLimitExceeded, asyncio.CancelledError) as exc:
@@ -815,9 +849,11 @@ class _Run:
         if uses is None:
             return value
         if uses.startswith(AGENT_PREFIX):
-            return await self._model_call(
-                step, uses[len(AGENT_PREFIX) :], value, feedback, span, record
-            )
+            agent = self.runner._owner[id(step)].agents[uses[len(AGENT_PREFIX) :]]
+            return await self._model_call(step, agent, value, feedback, span, record)
+        packed = self.runner.packed(step)
+        if packed is not None:  # a model-backed skill: a call of its agent
+            return await self._model_call(step, packed[0], value, feedback, span, record)
         if uses.startswith(IMPORT_PREFIX):
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
             return await self.steps(imported.steps, value, value, span)
@@ -842,7 +878,7 @@ class _Run:
     async def _model_call(
         self,
         step: AgentStep,
-        agent_name: str,
+        agent: Agent,
         value: Any,
         feedback: str | None,
         span: SpanRecord,
@@ -854,7 +890,6 @@ class _Run:
                 "this step calls a model and none is configured: set OPENAI_BASE_URL (and "
                 "OPENAI_API_KEY), use --replay DIR or --fake, or give the step a mock in tests"
             )
-        agent = self.runner._owner[id(step)].agents[agent_name]
         completion = await models.complete(agent, step, value, feedback)
         record.model = completion.model
         record.input_tokens += completion.input_tokens
@@ -888,11 +923,15 @@ class _Run:
             raise UsageLimitExceeded(step, "total_tokens", self.tokens, limits.total_tokens)
 
     def _validate(self, step: AgentStep, output: Any) -> str | None:
-        for validator in step.validators:
-            fn, _ = self.runner.skill(validator.uses)
-            problem = fn(output, **validator.with_)
+        """The first problem of the output: the step's validators, then the checks of the
+        model-backed skill it uses."""
+        packed = self.runner.packed(step)
+        checks = [(v.uses, v.with_) for v in step.validators]
+        for uses, given in checks + (packed[1] if packed is not None else []):
+            fn, _ = self.runner.skill(uses)
+            problem = fn(output, **given)
             if problem:
-                return f"{validator.uses}: {problem}"
+                return f"{uses}: {problem}"
         return None
 
     def _mocked(self, step: StepBase, parent: SpanRecord) -> Any:
@@ -1094,6 +1133,23 @@ def _reason(exc: BaseException, timeout: float | None = None) -> str:
         if isinstance(exc, ValidationFailed | UsageLimitExceeded)
         else (f"{type(exc).__name__}: {text}")
     )
+
+
+def _plan_source(made: bool, book: str, cost: float | None, started: float) -> dict[str, Any]:
+    """How a run got its jit plan and, when it built it, what building cost and took."""
+    from flujo.engine.jit import BUILDER_COST, BUILDER_LATENCY, PLAN_SOURCE
+
+    if book == "replay":
+        return {PLAN_SOURCE: "replayed"}
+    if not made:
+        return {PLAN_SOURCE: "reused"}
+    found: dict[str, Any] = {
+        PLAN_SOURCE: "built",
+        BUILDER_LATENCY: round(time.perf_counter() - started, 6),
+    }
+    if cost is not None:
+        found[BUILDER_COST] = cost
+    return found
 
 
 def _backoff(backoff: Any, attempt: int) -> float:

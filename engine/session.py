@@ -168,8 +168,14 @@ async def _models(pipeline: Pipeline, options: SessionOptions, stack: Any) -> An
 
 
 def _uses_agents(pipeline: Pipeline) -> bool:
-    """Whether a run may call a model: agents, or `jit` steps (their plans may)."""
-    if pipeline.agents or any(step.kind == "jit" for _, step in pipeline.walk()):
+    """Whether a run may call a model: agents, `jit` steps (their plans may), or steps
+    that use a model-backed skill."""
+    from flujo.spec.skill_packs import model_skills
+
+    packs = model_skills()
+    if pipeline.agents or any(
+        step.kind == "jit" or getattr(step, "uses", None) in packs for _, step in pipeline.walk()
+    ):
         return True
     return any(_uses_agents(p) for p in pipeline.imported.values())
 

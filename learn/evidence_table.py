@@ -64,6 +64,13 @@ def evidence_rows(evidence: dict[str, Any]) -> list[Row]:
         "rescue_wait_s": ("Wait before the fallback, mean", _seconds),
         "first": ("The same call made first by", str),
         "steps": ("Steps", lambda v: ", ".join(map(str, v))),
+        "plan": ("Plan the runs ran", str),
+        "plan_sha256": ("Plan sha256", lambda v: str(v)[:12]),
+        "builder": ("Builder of the plan", str),
+        "runs_by_mode": ("Runs by mode (only live runs are production evidence)", str),
+        "builder_cost_usd_per_run": ("What building the plan cost per run", _money_or_word),
+        "builder_latency_s_per_run": ("What building the plan took per run", _seconds_or_word),
+        "builder_runs_measured": ("Runs that built the plan (measured)", of_runs),
     }
     skip = {"runs", "events", "sample_size", "sample_unit", "hit_rate"}
     for key, value in evidence.items():
@@ -75,6 +82,14 @@ def evidence_rows(evidence: dict[str, Any]) -> list[Row]:
         elif not isinstance(value, (dict, list)):
             rows.append((_words(key), _generic(key, value)))
     return rows
+
+
+def _money_or_word(value: Any) -> str:
+    return money(value) if isinstance(value, int | float) else str(value)
+
+
+def _seconds_or_word(value: Any) -> str:
+    return _seconds(value) if isinstance(value, int | float) else str(value)
 
 
 def _seconds(value: Any) -> str:

@@ -128,6 +128,11 @@ def recipe(opportunity: Opportunity, data: Any) -> list[dict[str, Any]] | None:
             {"op": "replace", "path": uses, "value": facts["uses"]},
             {"op": "remove", "path": fallback},
         ]
+    if kind == "stable_jit_plan":  # the plan's last step replaces the jit step, the others
+        *earlier, last = facts["steps"]  # go before it (each added at the same index)
+        where = opportunity.scope[0]
+        ops = [{"op": "replace", "path": where, "value": last}]
+        return ops + [{"op": "add", "path": where, "value": s} for s in reversed(earlier)]
     if kind == "parallelizable":
         first, second = (_get(data, p) for p in opportunity.scope)
         merged = {

@@ -25,6 +25,7 @@ from flujo.spec.model import AgentStep, Pipeline, StepBase
 
 if TYPE_CHECKING:
     from flujo.learn.telemetry_view import SpecTelemetry, StepStats
+    from flujo.spec.registry import StepRegistry
 
 Kind = Literal[
     "expensive_step",
@@ -40,6 +41,7 @@ Kind = Literal[
     "loop_at_max",
     "repeated_call",
     "fallback_rescues",
+    "stable_jit_plan",
 ]
 KINDS: tuple[Kind, ...] = Kind.__args__  # type: ignore[attr-defined]
 
@@ -106,8 +108,11 @@ class Opportunity:
         }
 
 
-def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportunity]:
-    """Every opportunity the telemetry supports, in spec order within each kind."""
+def find_opportunities(
+    pipeline: Pipeline, view: SpecTelemetry, registry: StepRegistry | None = None
+) -> list[Opportunity]:
+    """Every opportunity the telemetry supports, in spec order within each kind;
+    `registry`: the skills a frozen jit plan may use (default: the built-in ones)."""
     found: list[Opportunity] = []
     found += _cheaper_models(pipeline, view)
     cheap_agents = {o.facts["agent"] for o in found}
@@ -125,6 +130,10 @@ def find_opportunities(pipeline: Pipeline, view: SpecTelemetry) -> list[Opportun
     from flujo.learn.waste import find_waste
 
     found += find_waste(pipeline, view)
+    from flujo.learn.jit_freeze import find_stable_plans
+    from flujo.spec.registry import StepRegistry
+
+    found += find_stable_plans(pipeline, view, registry or StepRegistry())
     return found
 
 

@@ -103,6 +103,11 @@ def review(
     title = "flujo: " + (
         plain(lines[0], emoji=False) if lines else suggestion.kind.replace("_", " ")
     )
+    if suggestion.kind == "stable_jit_plan":
+        title = (
+            f"flujo: Write the plan of jit step {suggestion.opportunity.step} into the spec "
+            f"as steps ({suggestion.opportunity.facts['plan']})"
+        )
     verification = suggestion.verification
     mode = {"replay": "recorded model calls replayed", "mock": "mocks only"}.get(
         verification.tests_mode, verification.tests_mode
@@ -176,6 +181,15 @@ def _where(suggestion: Suggestion, old: Any) -> str:
     from flujo.spec.paths import from_pointer
 
     line = f" line {suggestion.line}" if suggestion.line else ""
+    if suggestion.kind == "stable_jit_plan":
+        steps = suggestion.opportunity.facts["steps"]
+        written = ", ".join(f"`{s['name']}` (`uses: {s['uses']}`)" for s in steps)
+        return (
+            f"`{suggestion.spec}`{line}: jit step `{suggestion.opportunity.step}` becomes "
+            f"{len(steps)} ordinary step{'s' * (len(steps) != 1)}, in this order: {written}; "
+            f"the last keeps its name, so what reads `steps.{suggestion.opportunity.step}"
+            ".output` reads the plan's output as before"
+        )
     changes = []
     for op in suggestion.patch:
         pointer = str(op.get("path", ""))

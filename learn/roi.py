@@ -31,8 +31,10 @@ RISK_OF: dict[str, Risk] = {
     "loop_at_max": "medium",
     "repeated_call": "medium",
     "fallback_rescues": "medium",
+    "stable_jit_plan": "high",
 }
-"""low: retries, timeouts, docs; medium: model swaps, caps and limits; high: structure."""
+"""low: retries, timeouts, docs; medium: model swaps, caps and limits; high: structure
+(and steps written in place of a jit step)."""
 RISK_WEIGHT: dict[Risk, float] = {"low": 1.0, "medium": 0.6, "high": 0.3}
 FAILED_RUN_USD = 0.05
 """What a failed run is taken to cost (a retry by hand, an unhappy user)."""
@@ -115,8 +117,19 @@ def estimate(opportunity: Opportunity, view: SpecTelemetry, risk: Risk | None = 
         confidence_label=label,
         value_per_month=value,
         score=score,
-        headline=headline(saved, saved * per_month, latency, avoided, risk),
+        headline=_freeze_headline(saved, latency, risk, opportunity)
+        or headline(saved, saved * per_month, latency, avoided, risk),
     )
+
+
+def _freeze_headline(saved: float, latency: float, risk: Risk, opportunity: Opportunity) -> str:
+    """A frozen jit plan saves the builder's time, often milliseconds: said in them."""
+    if opportunity.kind != "stable_jit_plan" or saved > 0:
+        return ""
+    tail = f"with {risk} risk to quality"
+    if not opportunity.facts.get("measured"):
+        return f"Plans once, in review, instead of at run time {tail}"
+    return f"Cuts ~{-latency * 1000:.2g} ms of planning per run {tail}"
 
 
 def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float, float, str]:
@@ -167,6 +180,11 @@ def _effect(opportunity: Opportunity, view: SpecTelemetry) -> tuple[float, float
         note = "the answers that were the fallback's in most runs become the step's own"
         saved = float(facts.get("usd_per_run", 0.0))
         return saved, -float(facts.get("latency_saving_s", 0.0)), 0.0, note
+    if kind == "stable_jit_plan":
+        if not facts.get("measured"):
+            return 0.0, 0.0, 0.0, "the same steps run; what building the plan saves: not measured"
+        note = "the steps the plan ran now run as written; the plan is no longer re-made"
+        return float(facts["usd_per_run"]), -float(facts["latency_saving_s"]), 0.0, note
     if kind == "usage_limit_hits":
         mean = sum(view.run_costs) / max(len(view.run_costs), 1)
         return -mean * rate * 0.5, 0.0, rate, f"{rate:.0%} of runs stop at the limit today"

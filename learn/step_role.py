@@ -193,6 +193,8 @@ _WORSE = {
     "repeated_call": "`{step}` no longer gets a second, independent answer",
     "fallback_rescues": "runs in which the old primary answered now get the fallback's answer",
     "loop_at_max": "the loop stops earlier than it does today",
+    "stable_jit_plan": "`{step}` keeps these steps: a better plan (a cheaper or newly "
+    "measured skill) is no longer picked at run time",
 }
 _EFFECT = {
     "branch": "a wrong answer sends the run down the wrong branch of `{name}`",
@@ -222,6 +224,9 @@ def _does(pipeline: Pipeline, step: StepBase) -> str:
             return told + (f" and answers {shape}" if shape else "")
     if uses:
         return f"runs `{uses}`"
+    goal = getattr(step, "goal", None)
+    if step.kind == "jit" and isinstance(goal, str):
+        return f'plans its steps at run time for "{_sentence(goal)}"'
     return f"a {step.kind} step"
 
 

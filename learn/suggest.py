@@ -294,7 +294,7 @@ async def suggest(
     report.not_evidence_runs = view.not_evidence_runs
     if view.runs == 0:
         return report
-    opportunities = find_opportunities(pipeline, view)
+    opportunities = find_opportunities(pipeline, view, registry)
     report.opportunities = len(opportunities)
     text = spec.read_bytes().decode("utf-8")
     guard = PromptGuard(
@@ -595,11 +595,17 @@ class _Verifier:
     def _how(self, pipeline: Pipeline, reached: tuple[str, ...], mode: str) -> dict[str, str]:
         """How each reached step got its answers: `ran` for steps without a model, else
         the session's mode (replay, fake, mock)."""
+        from flujo.spec.skill_packs import model_skills
+
         out = {}
         for name in reached:
-            step = pipeline.step(name)
+            try:
+                step = pipeline.step(name)
+            except KeyError:  # a step of a jit plan: not written in the spec, never changed
+                continue
             uses = getattr(step, "uses", None) or ""
-            out[name] = mode if uses.startswith("agents.") else "ran"
+            model = uses.startswith("agents.") or uses in model_skills()
+            out[name] = mode if model else "ran"
         return out
 
     async def _run(self, pipeline: Pipeline) -> dict[str, tuple[bool, dict[str, str]]]:

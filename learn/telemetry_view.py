@@ -101,6 +101,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+@dataclass(frozen=True)
+class JitRun:
+    """The plan one run of a `jit` step ran (its span's `flujo.jit.*` attributes)."""
+
+    started_ns: int
+    sha256: str
+    skills: tuple[str, ...]
+    builder: str
+    mode: str
+    """The run's mode (live, fake, replay…)."""
+    source: str
+    """`built` in this run, `reused` (built earlier by the same process), `replayed`, or
+    `unknown` (a span from before sources were recorded)."""
+    builder_cost_usd: float | None = None
+    """What building it cost in this run (None: not built here, or not measured)."""
+    builder_latency_s: float | None = None
+
+
 @dataclass
 class StepStats:
     """What the runs say about one step of the current spec."""
@@ -147,6 +165,8 @@ class StepStats:
     """Of those, runs in which the fallback answered."""
     rescue_wait_s: list[float] = field(default_factory=list)
     """Per rescued run: seconds from the first attempt to the fallback's start."""
+    plans: list[JitRun] = field(default_factory=list)
+    """Per run of a `jit` step: the plan it ran and how the run got it."""
 
     @property
     def cost_per_run(self) -> float:
@@ -405,7 +425,7 @@ def _add_spans(
         "SELECT r.spec_sha256 AS sha, s.run_id, s.step_name, s.kind, s.yaml_path, s.attempt,"
         " s.status, s.error, s.start_ns, s.end_ns, s.cost_usd, s.input_tokens,"
         " s.output_tokens, s.model, s.cause, s.events,"
-        " s.attributes"
+        " s.attributes, r.mode AS run_mode"
         " FROM spans s JOIN runs r ON r.run_id = s.run_id"
         f" WHERE {where}"
         "   AND s.step_name IS NOT NULL AND s.attributes NOT LIKE ?"
@@ -416,6 +436,8 @@ def _add_spans(
         attributes = row.pop("attributes")
         if row["status"] != "OK" and "http.response.status_code" in attributes:
             row["status_code"] = json.loads(attributes).get("http.response.status_code")
+        if row["kind"] == "jit" and '"flujo.jit.plan_sha256"' in (attributes or ""):
+            row["jit"] = _jit_run(row, json.loads(attributes))
     names_by_version: dict[str, set[str]] = {}
     not_evidence: set[str] = set()
     for row in rows:
@@ -440,6 +462,8 @@ def _add_spans(
         error = row["error"] or ""
         cause = cause_of(row) if not ok else ""
         started.setdefault((row["sha"], row["run_id"], name), row["start_ns"])
+        if row.get("jit") is not None:
+            stats.plans.append(row["jit"])
         if row["kind"] == "loop" and '"flujo.loop.max_loops"' in (row["events"] or ""):
             stats.loops_at_max += 1
         if not ok:
@@ -490,6 +514,32 @@ def _add_spans(
             if total is None:
                 total = view.steps[name] = StepStats(name, stats.yaml_path)
             total.merge(stats)
+
+
+def _jit_run(row: dict[str, Any], attributes: dict[str, Any]) -> JitRun:
+    from flujo.engine.jit import (
+        BUILDER_COST,
+        BUILDER_LATENCY,
+        PLAN_BUILDER,
+        PLAN_SHA,
+        PLAN_SKILLS,
+        PLAN_SOURCE,
+    )
+
+    def number(key: str) -> float | None:
+        value = attributes.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return JitRun(
+        int(row["start_ns"] or 0),
+        str(attributes.get(PLAN_SHA)),
+        tuple(s.strip() for s in str(attributes.get(PLAN_SKILLS, "")).split("→") if s.strip()),
+        str(attributes.get(PLAN_BUILDER, "")),
+        str(row.get("run_mode") or "unknown"),
+        str(attributes.get(PLAN_SOURCE, "unknown")),
+        number(BUILDER_COST),
+        number(BUILDER_LATENCY),
+    )
 
 
 def _add_rescues(

@@ -10,7 +10,8 @@ Both are pure: same inputs, same answer; nothing is read or run.
   repository's `bounds`; descriptions.
 - medium: a model swap within one provider with measured agreement at or above the floor;
   a validator from the registry added; steps reordered that do not read each other.
-- high: everything else (steps added or removed, parallelising, new skills, prompts, ...).
+- high: everything else (steps added or removed, parallelising, a jit plan frozen into
+  steps, new skills, prompts, ...).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def classify(
             judged.append(Judged(f"pipeline:{name}", "high", f"changes `{name}:`"))
     if finding is not None and finding.kind == "parallelizable":
         judged.append(Judged("finding", "high", "parallelises steps"))
+    if finding is not None and finding.kind == "stable_jit_plan":
+        judged.append(Judged("finding", "high", "writes a jit step's plan in as steps"))
     if not judged:
         return TierDecision("high", "no change the graph-aware diff can classify", ())
     tier = max((j.tier for j in judged), key=_ORDER.__getitem__)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from flujo.spec.skill_packs import ModelSkill, model_skills
+from flujo.spec.skill_packs import model_skills
 
 
 def fragment(
@@ -34,7 +34,7 @@ def fragment(
         step: dict[str, Any] = {"name": f"{prefix[:40]}-{index}-{skill}"[:64]}
         pack = packs.get(skill)
         if pack is not None:
-            agents[skill] = _agent(pack, params)
+            agents[skill] = pack.agent_data(params)
             step["uses"] = f"agents.{skill}"
             checks = [
                 uses if not given else {"uses": uses, "with": given}
@@ -60,15 +60,32 @@ def fragment_text(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _agent(pack: ModelSkill, params: dict[str, Any]) -> dict[str, Any]:
-    from flujo.spec.templating import render_bounded, untrusted_environment
-
-    prompt = render_bounded(
-        untrusted_environment().from_string(pack.system_prompt), {"params": params}
-    )
-    agent: dict[str, Any] = {"model": pack.model, "system_prompt": prompt}
-    if pack.max_tokens is not None:
-        agent["max_tokens"] = pack.max_tokens
-    if pack.output_schema is not None:
-        agent["output_schema"] = pack.output_schema
-    return agent
+def frozen_steps(
+    skills: Sequence[str],
+    params: dict[str, Any],
+    *,
+    name: str,
+    declared: dict[str, set[str]],
+    input: Any = None,
+    keep: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A `jit` step's plan written as ordinary steps, to stand where the step `name` is:
+    every skill by name (a model-backed one too: `uses: text_to_sql_mini`), given the
+    parameters it declares; the first takes the jit step's `input:`, the last takes its
+    name (so `steps.NAME.output` still reads the plan's output) and `keep` (its
+    description, `critical`). The others are named as the plan's steps ran
+    (`NAME-0-SKILL`)."""
+    steps: list[dict[str, Any]] = []
+    for index, skill in enumerate(skills):
+        last = index == len(skills) - 1
+        step: dict[str, Any] = {"name": name if last else f"{name[:40]}-{index}-{skill}"[:64]}
+        step["uses"] = skill
+        if index == 0 and input is not None:
+            step["input"] = input
+        given = {k: v for k, v in params.items() if k in declared.get(skill, set())}
+        if given:
+            step["with"] = given
+        if last:
+            step |= keep or {}
+        steps.append(step)
+    return steps

@@ -142,6 +142,11 @@ def check_pipeline(
             for where, text in _template_strings(paths.child(path, "input"), step.input):
                 _check_template_names(report, where, text)
 
+    from flujo.spec.type_check import type_problems
+
+    for where, message, code, severity in type_problems(pipeline, registry):
+        report.add(where, message, code, severity)
+
     _unique(
         report, ((f"tests[{i}]", "name", t.name) for i, t in enumerate(pipeline.tests)), "test name"
     )

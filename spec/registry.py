@@ -1,7 +1,8 @@
 """StepRegistry: resolves `uses:` references to callables through an allow-list.
 
 A reference is a skill name (`json_parse`) or an import path (`package.module:attr`).
-It is allowed only if it is a built-in skill, a skill an installed package publishes
+It is allowed only if it is a built-in skill, a model-backed skill shipped with Flujo
+(`text_to_sql`, `summarize`, …: `spec/skillpacks/`), a skill an installed package publishes
 through the `flujo.skills` entry-point group, or a path the repository's Flujo config
 lists under `skills.allow` (exactly, or as `package.module:*`). Checking a reference
 never imports anything; `resolve()` imports only what is allowed.
@@ -23,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from flujo.spec.errors import EXIT_INVALID, FlujoError
+from flujo.spec.skill_packs import ModelSkill, model_skills
 from flujo.spec.skills import BUILTINS, SkillInfo
 
 ENTRY_POINT_GROUP = "flujo.skills"
@@ -54,6 +56,7 @@ class StepRegistry:
             info: SkillInfo = fn.__flujo_skill__  # type: ignore[attr-defined]
             self._builtins[info.name] = (info, fn)
         self._by_target = {info.target: name for name, (info, _) in self._builtins.items()}
+        self._packs = model_skills()
         self.allow = tuple(allow)
         self._use_entry_points = entry_points
 
@@ -71,6 +74,8 @@ class StepRegistry:
         """Why `reference` cannot be used, or None when it is allowed."""
         if reference in self._builtins or reference in self._by_target:
             return None
+        if reference in self._packs:
+            return None
         if ":" in reference:
             from flujo.spec.legacy.builtins import refusal
 
@@ -87,16 +92,24 @@ class StepRegistry:
             )
         if reference in self._entry_points:
             return None
-        names = list(self._builtins) + list(self._entry_points)
+        names = list(self._builtins) + list(self._packs) + list(self._entry_points)
         close = difflib.get_close_matches(reference, names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown skill '{reference}'{hint}"
 
     def info(self, reference: str) -> SkillInfo | None:
-        """Metadata of a built-in skill (None for plugin and config skills until loaded)."""
+        """Metadata of a built-in or model-backed skill (None for plugin and config skills
+        until loaded)."""
         name = self._by_target.get(reference, reference)
         entry = self._builtins.get(name)
+        if entry is None and name in self._packs:
+            return self._packs[name].info()
         return entry[0] if entry else None
+
+    def model_skill(self, reference: str) -> ModelSkill | None:
+        """The model-backed skill `reference` names (None for any other reference): it runs
+        as a model call of its agent, never as a function."""
+        return self._packs.get(reference)
 
     def _allowed_path(self, reference: str) -> bool:
         return self._exactly_allowed(reference) or self._wildcard_allowed(reference)
@@ -120,6 +133,8 @@ class StepRegistry:
         problem = self.problem(reference)
         if problem is not None:
             raise RegistryError(problem)
+        if reference in self._packs:
+            raise RegistryError(f"'{reference}' is a model-backed skill: it runs as a model call")
         name = self._by_target.get(reference, reference)
         if name in self._builtins:
             return self._builtins[name][1]

@@ -71,6 +71,21 @@ class ModelSkill(BaseModel):
             origin=ORIGIN,
         )
 
+    def agent_data(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The agent this skill runs as, with its prompt rendered from `params` (the
+        template sandbox's `params`), as spec data."""
+        from flujo.spec.templating import render_bounded, untrusted_environment
+
+        prompt = render_bounded(
+            untrusted_environment().from_string(self.system_prompt), {"params": params}
+        )
+        agent: dict[str, Any] = {"model": self.model, "system_prompt": prompt}
+        if self.max_tokens is not None:
+            agent["max_tokens"] = self.max_tokens
+        if self.output_schema is not None:
+            agent["output_schema"] = self.output_schema
+        return agent
+
     def checks(self, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """The validators of the output, with `{$param: NAME}` replaced from `params`."""
         return [

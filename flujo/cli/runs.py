@@ -194,7 +194,16 @@ def _print_tree(
         if attributes.get("flujo.jit.plan"):
             sha = str(attributes.get("flujo.jit.plan_sha256", ""))[:12]
             builder = attributes.get("flujo.jit.builder", "?")
-            click.echo(f"{indent}    plan: {attributes['flujo.jit.plan']}  ({builder}, sha {sha})")
+            source = attributes.get("flujo.jit.plan_source")
+            how = f", {source}" if source else ""
+            if source == "built" and "flujo.jit.builder_latency_s" in attributes:
+                spent = attributes.get("flujo.jit.builder_cost_usd")
+                cost = f" {money(spent)}" if isinstance(spent, int | float) else ""
+                how += f" in {float(attributes['flujo.jit.builder_latency_s']):.3f}s"
+                how += f" for{cost}" if cost else ""
+            click.echo(
+                f"{indent}    plan: {attributes['flujo.jit.plan']}  ({builder}{how}, sha {sha})"
+            )
             for reason in attributes.get("flujo.jit.rejected") or []:
                 click.echo(f"{indent}    refused before: {reason}")
         _print_tree(children, span["span_id"], file, indent + "  ")

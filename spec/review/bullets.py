@@ -162,7 +162,10 @@ def _place(text: Any) -> str:
 
 
 def _step_changed(c: Change) -> str:
-    return f"🔧 **Turn** {code(c.name)} from a {c.before} step into a {c.after} step"
+    def kind(name: object) -> str:  # `kind: step` is an ordinary step
+        return "an ordinary step" if name == "step" else f"a {name} step"
+
+    return f"🔧 **Turn** {code(c.name)} from {kind(c.before)} into {kind(c.after)}"
 
 
 def _model_changed(c: Change) -> str:

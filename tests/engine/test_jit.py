@@ -166,3 +166,28 @@ def test_a_repositorys_own_types_are_known_to_validate(write) -> None:  # type: 
         assert "type 'SQL' is built in" in str(exc)
     else:
         raise AssertionError("a built-in type name was accepted")
+
+
+async def test_the_jit_span_says_how_the_run_got_its_plan_and_what_building_it_cost(
+    tmp_path: Path,
+) -> None:
+    from flujo.engine.store import RunStore
+
+    behaviour, _ = planner_replies(["text_to_sql", "sql_validate"])
+    models = InProcessFake(behaviour)
+    store = RunStore(tmp_path / "flujo.db")
+    runner = Runner(jit_spec(builder="openai:gpt-4o"), models=models, store=store)
+    try:
+        first = await runner.run("How many customers?")
+        second = await runner.run("How many customers?")
+    finally:
+        await models.close()
+    built, reused = (
+        next(s["attributes"] for s in store.spans(r.run_id) if s["step_name"] == "query")
+        for r in (first, second)
+    )
+    store.close()
+    assert built["flujo.jit.plan_source"] == "built"
+    assert built["flujo.jit.builder_cost_usd"] > 0 and built["flujo.jit.builder_latency_s"] > 0
+    assert reused["flujo.jit.plan_source"] == "reused"
+    assert "flujo.jit.builder_cost_usd" not in reused
