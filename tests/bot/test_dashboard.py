@@ -23,7 +23,7 @@ from flujo.bot.dashboard_state import CheckFailure, Waiting
 from flujo.learn.feedback import is_rejected, record_rejection
 from flujo.templates.fit import size
 from tests.bot import test_suggestions as cycle_support
-from tests.support.bot_world import REPO, World
+from tests.support.bot_world import BROKEN, REPO, World
 
 SLUG = "flujo-test"  # the fake GitHub's App
 NOW = 1_800_000_000.0
@@ -166,18 +166,51 @@ def section(body: str, heading: str) -> str:
     return body.split(f"### {heading}")[1].split("###")[0]
 
 
-async def test_a_repository_can_opt_out_of_the_dashboard(world: World) -> None:
+async def test_a_repository_can_opt_out_and_the_dashboard_shows_failures_and_watches(
+    world: World,
+) -> None:
+    from flujo.bot.applications import Application
+
+    fake = world.fake
     files = cycle_support.repository_files()
-    world.fake.create_repo(
+    fake.create_repo(
         REPO, {**files, ".github/flujo.yml": "dashboard:\n  enabled: false\n"}, installation_id=42
     )
-    await world.start()
+    bot = await world.start()
     await run_cycle(world, "opted-out")
-    assert world.fake.issues(REPO) == []
-    world.fake.commit(REPO, {".github/flujo.yml": "dashboard:\n  title: Flujo status\n"})
+    assert fake.issues(REPO) == []
+    fake.commit(REPO, {".github/flujo.yml": "dashboard:\n  title: Flujo status\n"})
     await run_cycle(world, "opted-in")
-    (issue,) = world.fake.issues(REPO)
+    (issue,) = fake.issues(REPO)
     assert issue.title == "Flujo status" and "### Waiting (0)" in (issue.body or "")
+    assert "### Last check failures (0)" in (issue.body or "")
+
+    # A broken spec pushed on a branch fails its checks; a merged suggestion is watched.
+    broken = fake.commit(REPO, {"flujo/greeter.yml": BROKEN}, branch="wip")
+    await world.deliver("push", "payload", branch="wip")
+    await settle(world)
+    watched = Application(
+        repo=REPO,
+        number=7,
+        installation=42,
+        branch="flujo/suggest/x",
+        spec="flujo/a.yaml",
+        suggestion="0123456789ab",
+        patch=[],
+        tier="low",
+        mode="merge",
+        reason="retries",
+        state="watching",
+        base_sha="0" * 40,
+        log=("Merged; watching live runs for 24h.",),
+    )
+    await bot.applications.save(watched, 0.0)
+    await run_cycle(world, "again")
+    body = issue.body or ""
+    failures = section(body, "Last check failures (3)")  # validate, and so test and policy
+    assert f"`flujo/validate` on {broken[:7]}" in failures and "1 of 2 specs invalid" in failures
+    watches = section(body, "Bake-ins and watches in progress (1)")
+    assert "#7 `flujo/a.yaml`: watching, Merged; watching live runs for 24h." in watches
 
 
 async def test_the_dashboard_lists_waiting_and_ignored_suggestions_and_its_boxes_act(
