@@ -160,23 +160,40 @@ class Dashboards:
 
     async def record_checks(self, repo: str, sha: str, outputs: list[CheckOutput]) -> None:
         """Remember the checks of `sha` that failed (a later pass of the same check on the
-        same commit, e.g. after an approval, clears it)."""
-        for output in outputs:
-            if output.blocks_merge:
-                await self._write(
-                    "INSERT OR REPLACE INTO check_failures VALUES (?, ?, ?, ?, ?)",
-                    (repo, sha, output.name, output.title, time.time()),
-                )
-            else:
-                await self._write(
-                    "DELETE FROM check_failures WHERE repo = ? AND sha = ? AND name = ?",
-                    (repo, sha, output.name),
-                )
-        await self._write(
-            "DELETE FROM check_failures WHERE repo = ? AND rowid NOT IN (SELECT rowid FROM"
-            " check_failures WHERE repo = ? ORDER BY at DESC LIMIT ?)",
-            (repo, repo, KEEP_FAILURES),
-        )
+        same commit, e.g. after an approval, clears it). One transaction per commit."""
+        failed = [(repo, sha, o.name, o.title, time.time()) for o in outputs if o.blocks_merge]
+        passed = [(repo, sha, o.name) for o in outputs if not o.blocks_merge]
+
+        def write() -> None:
+            with self._lock:
+                if (
+                    not failed
+                    and not self._db.execute(
+                        "SELECT 1 FROM check_failures WHERE repo = ? AND sha = ? LIMIT 1",
+                        (repo, sha),
+                    ).fetchone()
+                ):
+                    return  # the usual case: nothing failed, nothing to clear: no write
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO check_failures VALUES (?, ?, ?, ?, ?)", failed
+                    )
+                    self._db.executemany(
+                        "DELETE FROM check_failures WHERE repo = ? AND sha = ? AND name = ?",
+                        passed,
+                    )
+                    self._db.execute(
+                        "DELETE FROM check_failures WHERE repo = ? AND rowid NOT IN (SELECT"
+                        " rowid FROM check_failures WHERE repo = ? ORDER BY at DESC LIMIT ?)",
+                        (repo, repo, KEEP_FAILURES),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+        await asyncio.to_thread(write)
 
     def check_failures(self, repo: str) -> list[CheckFailure]:
         rows = self._run(
