@@ -17,6 +17,7 @@ from gidgethub.sansio import Event
 from flujo.bot.applications import Applications
 from flujo.bot.apply_hooks import installed_hooks
 from flujo.bot.clock import Clock, SystemClock
+from flujo.bot.dashboard_state import Dashboards
 from flujo.bot.forge import Forge
 from flujo.bot.github import AppAuth
 from flujo.bot.logs import RefusalLog, bounded
@@ -82,6 +83,7 @@ class Bot:
         """`/registry`, rendered on first request (the registry does not change)."""
         self.clock: Clock = clock or SystemClock()
         self.applications = Applications(settings.db)
+        self.dashboards = Dashboards(settings.db)
         self.context = BotContext(
             forge_for=self._forge,
             state=self.state,
@@ -103,6 +105,7 @@ class Bot:
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             ),
             evaluation=settings.evaluation(),
+            dashboards=self.dashboards,
         )
         self.workers: Workers | QueueWorkers
         if isinstance(self.queue, SQLiteQueue):
@@ -216,6 +219,7 @@ class Bot:
         await self.queue.close()
         self.state.close()
         self.applications.close()
+        self.dashboards.close()
         self.telemetry.close()
         if self._session is not None:
             await self._session.close()

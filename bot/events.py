@@ -86,6 +86,22 @@ class RequestedAction(_Model):
     identifier: str | None = None
 
 
+class IssueMark(_Model):
+    """Present (whatever its fields) when an issue is a pull request."""
+
+
+class Issue(_Model):
+    number: int
+    body: str | None = None
+    pull_request: IssueMark | None = None
+
+
+class IssueComment(_Model):
+    id: int
+    body: str | None = None
+    user: User | None = None
+
+
 # -- events --------------------------------------------------------------------------------
 
 
@@ -227,10 +243,40 @@ class InstallationRepositoriesEvent(WebhookEvent):
     repositories_removed: tuple[Repository, ...] | None = None
 
 
+class IssueCommentEvent(RepositoryEvent, _BySender):
+    """A comment on an issue or a pull request (comment commands, `commands.py`)."""
+
+    EVENT = "issue_comment"
+    ACTIONS = ("created",)
+    issue: Issue
+    comment: IssueComment
+
+    @property
+    def by_bot(self) -> bool:
+        user = self.comment.user
+        return super().by_bot or (user is not None and user.type == "Bot")
+
+
+class IssueEditedEvent(RepositoryEvent, _BySender):
+    """An issue's title or body edited (a box of the dashboard ticked, `dashboard.py`)."""
+
+    EVENT = "issues"
+    ACTIONS = ("edited",)
+    issue: Issue
+
+
 class SuggestEvent(RepositoryEvent):
-    """The bot's own scheduled job: a repository's suggestion cycle (`suggest_delivery`)."""
+    """The bot's own scheduled job: a repository's suggestion cycle (`suggest_delivery`),
+    or one a person asked for (`commands.command_delivery`)."""
 
     EVENT = SUGGEST_EVENT
+    wanted: tuple[str, ...] = ()
+    """Only these suggestions (none: all)."""
+    command: str | None = None
+    """The comment command or dashboard box that asked for it (`recreate`, `eval`, `create`)."""
+    reply_to: int | None = None
+    """The pull request or dashboard issue to answer on, once the cycle finished."""
+    actor: str | None = None
 
 
 class AutoApplyEvent(RepositoryEvent):
@@ -254,5 +300,7 @@ MODELS: tuple[type[WebhookEvent], ...] = (
     InstallationRepositoriesEvent,
     SuggestEvent,
     AutoApplyEvent,
+    IssueCommentEvent,
+    IssueEditedEvent,
 )
 """Every model, one per routed (event, action) set; a test holds it equal to the routes."""

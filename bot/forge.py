@@ -251,3 +251,28 @@ class Merging(Protocol):
 
     async def remove_label(self, repo: str, number: int, label: str) -> None:
         """Take `label` off pull request `number` (nothing when it is not there)."""
+
+
+# -- the dashboard issue and comment commands ------------------------------------------------
+
+
+class Issues(Protocol):
+    """What the dashboard and comment commands need beyond `Forge` (GitHub only)."""
+
+    async def app_slug(self) -> str:
+        """The App's slug: people address its commands as `@<slug>`."""
+
+    async def create_issue(self, repo: str, title: str, body: str) -> int:
+        """Open an issue; returns its number."""
+
+    async def issue_body(self, repo: str, number: int) -> tuple[str, str]:
+        """The issue's body now (empty when none) and its state (`open`, `closed`)."""
+
+    async def set_issue_body(self, repo: str, number: int, body: str) -> None:
+        """Replace the issue's body."""
+
+    async def react(self, repo: str, comment_id: int, content: str) -> None:
+        """React to an issue or pull request comment (`eyes`, `+1`, `-1`, ...)."""
+
+    async def close_pull(self, repo: str, number: int) -> None:
+        """Close pull request `number` without merging."""

@@ -146,6 +146,7 @@ class AppAuth:
         self._sleep = sleep
         self._tokens: dict[int, tuple[str, float]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._slug: str | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"AppAuth(app_id={self._app_id!r}, base_url={self.base_url!r})"
@@ -200,6 +201,16 @@ class AppAuth:
     def forget(self, installation_id: int) -> None:
         """Drop a cached token (after GitHub refused it)."""
         self._tokens.pop(installation_id, None)
+
+    async def app_slug(self) -> str:
+        """The App's slug (`GET /app`, with the App's JWT), read once."""
+        if self._slug is None:
+            from gidgethub.apps import get_jwt
+
+            jwt = get_jwt(app_id=self._app_id, private_key=self._private_key)
+            found = await self.client().getitem("/app", jwt=jwt)
+            self._slug = str(found["slug"])
+        return self._slug
 
     async def forge(self, installation_id: int) -> GitHubForge:
         return GitHubForge(self, installation_id)
@@ -594,6 +605,35 @@ class GitHubForge:
         except gidgethub.BadRequest as exc:
             if int(exc.status_code) != 404:  # 404: the label was not there (anymore)
                 raise
+
+    # -- the dashboard issue and comment commands ----------------------------------------
+
+    async def app_slug(self) -> str:
+        return await self._auth.app_slug()
+
+    async def create_issue(self, repo: str, title: str, body: str) -> int:
+        data = {"title": title, "body": body}
+        found = await self._call(lambda gh: gh.post(f"/repos/{repo}/issues", data=data))
+        return int(found["number"])
+
+    async def issue_body(self, repo: str, number: int) -> tuple[str, str]:
+        found = await self._call(lambda gh: gh.getitem(f"/repos/{repo}/issues/{number}"))
+        return str(found.get("body") or ""), str(found.get("state") or "open")
+
+    async def set_issue_body(self, repo: str, number: int, body: str) -> None:
+        await self._call(lambda gh: gh.patch(f"/repos/{repo}/issues/{number}", data={"body": body}))
+
+    async def react(self, repo: str, comment_id: int, content: str) -> None:
+        await self._call(
+            lambda gh: gh.post(
+                f"/repos/{repo}/issues/comments/{comment_id}/reactions", data={"content": content}
+            )
+        )
+
+    async def close_pull(self, repo: str, number: int) -> None:
+        await self._call(
+            lambda gh: gh.patch(f"/repos/{repo}/pulls/{number}", data={"state": "closed"})
+        )
 
     # -- check runs --------------------------------------------------------------------
 

@@ -290,6 +290,18 @@ class BotState:
         spec, suggestion, patch, number, state = rows[0]
         return ProposalRecord(spec, suggestion, json.loads(patch), number, state)
 
+    def open_proposals(self, repo: str) -> list[tuple[int, str, str]]:
+        """The suggestion pull requests open on `repo`: (number, title, spec), newest first."""
+        rows = self._run(
+            "SELECT number, view, spec FROM proposals WHERE repo = ? AND state = 'open'"
+            " AND number IS NOT NULL ORDER BY updated_at DESC",
+            (repo,),
+        )
+        return [
+            (int(number), str(json.loads(view).get("title", "")) if view else "", str(spec))
+            for number, view, spec in rows
+        ]
+
     async def close_proposal(self, repo: str, branch: str, state: str) -> None:
         await self._write(
             "UPDATE proposals SET state = ?, updated_at = ? WHERE repo = ? AND branch = ?",

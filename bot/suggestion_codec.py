@@ -84,6 +84,8 @@ class NotProposed(_Plain):
     spec: str
     title: str
     reason: str
+    patch: list[dict[str, Any]] = Field(default_factory=list)
+    """Its JSON Patch (so a person can ignore it from the dashboard without a pull request)."""
 
 
 class Cycle(_Plain):

@@ -58,10 +58,15 @@ class CycleRequest:
     """The repository's `auto_apply:` settings (JSON), read by the bot: each change gets
     its risk tier by rules (`flujo.learn.tiers`)."""
     default_branch_green: bool | None = None
+    wanted: tuple[str, ...] = ()
+    """Only these suggestion ids (a person asked for them: dashboard checkbox, `recreate`,
+    `eval`); the agreement floor does not hold them back (the body still shows the
+    measured agreement). Empty: every suggestion."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["specs"] = list(self.specs)
+        data["wanted"] = list(self.wanted)
         return data
 
     @classmethod
@@ -75,6 +80,7 @@ class CycleRequest:
             no_evaluation=data.get("no_evaluation", ""),
             auto_apply=data.get("auto_apply"),
             default_branch_green=data.get("default_branch_green"),
+            wanted=tuple(data.get("wanted") or ()),
         )
 
 
@@ -113,14 +119,22 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
             )
             before = (root / path).read_text(encoding="utf-8")
             for suggestion in report.suggestions:
+                if request.wanted and suggestion.id not in request.wanted:
+                    continue
                 after = apply_patch(before, suggestion.patch, file=path)
                 measured, refusal = await _measured(
                     suggestion, root / path, after, store, request, registry, spent
                 )
                 proposal = proposal_for(measured, before, after, request.page_placeholder)
-                if refusal is not None:
+                if refusal is not None and measured.id not in request.wanted:
                     skipped.append(
-                        NotProposed(id=measured.id, spec=path, title=proposal.title, reason=refusal)
+                        NotProposed(
+                            id=measured.id,
+                            spec=path,
+                            title=proposal.title,
+                            reason=refusal,
+                            patch=measured.patch,
+                        )
                     )
                     continue
                 changes.append(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from flujo.bot.dashboard_state import Waiting
 from flujo.bot.forge import Forge, Proposal, PullRef
 from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from flujo.engine.store import RunStore
     from flujo.learn.tiers import TierDecision
     from flujo.spec.autoapply import AutoApply
+    from flujo.spec.dashboard_config import Dashboard
     from flujo.spec.registry import StepRegistry
 
 log = logging.getLogger("flujo.bot.suggestion_prs")
@@ -76,6 +78,10 @@ class CycleOutcome:
     cycle: Cycle | None
     """None when the cycle could not finish (`failure` says why)."""
     failure: str | None = None
+    waiting: tuple[Waiting, ...] = ()
+    """Verified suggestions not proposed, and why (shown on the dashboard issue)."""
+    dashboard: Dashboard | None = None
+    """The repository's `dashboard:` settings at the default branch's head (None: unread)."""
 
 
 async def propose_suggestions(
@@ -91,6 +97,7 @@ async def propose_suggestions(
     evaluation: Evaluation | None = None,
     no_evaluation: str = "",
     report: bool = False,
+    wanted: tuple[str, ...] = (),
 ) -> CycleOutcome:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
@@ -101,6 +108,8 @@ async def propose_suggestions(
     `evaluation` lets the cycle measure suggestions with `flujo eval` (else `no_evaluation`
     says why not). With `report`, the outcome is also shown as the `flujo/suggestions`
     check of the default branch's head (a cycle that overran or crashed says so there).
+    With `wanted` (suggestion ids a person asked for), only those are proposed, beyond
+    `max_open` and the agreement floor.
     """
     from flujo.bot.isolation import IsolationFailed
     from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
@@ -119,7 +128,8 @@ async def propose_suggestions(
             from flujo.bot.evaluate import read_config
 
             # read here with the bounded parser; the cycle only applies the tier rules
-            settings = read_config(snap.root, snap.files)[0].auto_apply
+            config = read_config(snap.root, snap.files)[0]
+            settings, dashboard = config.auto_apply, config.dashboard
             specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
             request = CycleRequest(
                 tuple(specs),
@@ -129,6 +139,7 @@ async def propose_suggestions(
                 no_evaluation,
                 auto_apply=settings.model_dump(mode="json"),
                 default_branch_green=await default_branch_green(forge, repo, sha),
+                wanted=wanted,
             )
             cycle = await evaluator.suggest(snap.root, request)
     except (IsolationFailed, TooLarge) as exc:
@@ -141,8 +152,21 @@ async def propose_suggestions(
         log.info("%s: %s", repo, note)
     open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
     budget = max_open - len(open_now)
+    waiting = [Waiting(n.id, n.spec, n.title, n.reason, n.patch) for n in cycle.not_proposed]
     for change in cycle.changes:
-        if change.branch not in open_now and budget <= 0:
+        if wanted and change.id not in wanted:
+            continue
+        if change.branch not in open_now and budget <= 0 and not wanted:
+            waiting.append(
+                Waiting(
+                    change.id,
+                    change.spec,
+                    change.title,
+                    f"{len(open_now)} suggestion pull request(s) are open already "
+                    f"(at most {max_open} at once)",
+                    change.patch,
+                )
+            )
             continue
         change = _linked(change, placeholder, page_url)
         pull = await forge.propose(
@@ -171,7 +195,7 @@ async def propose_suggestions(
                 change.spec_after,
             )
         )
-    outcome = CycleOutcome(done, cycle)
+    outcome = CycleOutcome(done, cycle, waiting=tuple(waiting), dashboard=dashboard)
     if report:
         await _report(forge, repo, sha, outcome)
     return outcome

@@ -109,3 +109,41 @@ def feedback(
         )
         for r in rows
     ]
+
+
+def rejections(store: RunStore, limit: int = 1000) -> list[Feedback]:
+    """Every rejected patch of the store, newest first (what the bot will not propose)."""
+    rows = store.query(
+        "SELECT * FROM suggestion_feedback WHERE verdict = 'rejected' ORDER BY at DESC LIMIT ?",
+        (limit,),
+    )
+    return [
+        Feedback(
+            r["spec_path"],
+            r["patch_hash"],
+            r["verdict"],
+            r["reason"],
+            r["actor"],
+            r["at"],
+            json.loads(r["patch"]),
+        )
+        for r in rows
+    ]
+
+
+def forget_rejection(store: RunStore, spec_path: str, hash_: str) -> bool:
+    """Withdraw a rejection (a person un-ignored the patch): it may be suggested again.
+    False when there was none."""
+    found = store.query(
+        "SELECT 1 FROM suggestion_feedback WHERE spec_path = ? AND patch_hash = ?"
+        " AND verdict = 'rejected'",
+        (spec_path, hash_),
+    )
+    if not found:
+        return False
+    store.execute(
+        "DELETE FROM suggestion_feedback WHERE spec_path = ? AND patch_hash = ?"
+        " AND verdict = 'rejected'",
+        [(spec_path, hash_)],
+    )
+    return True

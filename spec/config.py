@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flujo.spec.autoapply import AutoApply
+from flujo.spec.dashboard_config import Dashboard
 from flujo.spec.prices_config import PricesConfig
 
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
@@ -70,6 +71,10 @@ class RepoConfig(BaseModel):
     auto_apply: AutoApply = Field(
         default_factory=AutoApply,
         description="What the bot may apply by itself (by default nothing merges).",
+    )
+    dashboard: Dashboard = Field(
+        default_factory=Dashboard,
+        description="The dashboard issue the bot keeps up to date (on by default).",
     )
 
     def is_spec(self, path: str) -> bool:

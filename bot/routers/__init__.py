@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from gidgethub.routing import Router
 
-from flujo.bot.routers import auto_apply, check_requests, installations, overrides, suggestions
+from flujo.bot.routers import (
+    auto_apply,
+    check_requests,
+    dashboard,
+    installations,
+    overrides,
+    suggestions,
+)
 
 router = Router(
     check_requests.router,
@@ -17,4 +24,5 @@ router = Router(
     installations.router,
     suggestions.router,
     auto_apply.router,
+    dashboard.router,  # after `suggestions`: a closed suggestion is recorded before it shows
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from flujo.bot.applications import Applications
 from flujo.bot.clock import Clock, SystemClock
 from flujo.bot.commit_check import check_commit, evaluate_commit
+from flujo.bot.dashboard_state import Dashboards
 from flujo.bot.evaluate import Evaluator
 from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
@@ -58,6 +59,8 @@ class BotContext:
     evaluation: Evaluation | None = None
     """The evaluation provider and its limits (`eval_*` settings); budget is monthly, per
     installation."""
+    dashboards: Dashboards | None = None
+    """The dashboard issues' tables (`routers/dashboard.py`); None: no dashboard."""
 
     async def evaluation_for(
         self, forge: Forge, repo: str, installation: int
@@ -131,6 +134,8 @@ class BotContext:
             base=base,
         )
         await self.state.mark_checked(repo, sha, key)
+        if self.dashboards is not None:
+            await self.dashboards.record_checks(repo, sha, outputs)
         return outputs
 
     async def approve(self, event: RepositoryEvent, sha: str, pulls: list[int], by: str) -> None:

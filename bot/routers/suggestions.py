@@ -10,6 +10,7 @@ from gidgethub.sansio import Event
 from flujo.bot.auto_apply import show_story, start
 from flujo.bot.events import PullRequestClosedEvent, SuggestEvent
 from flujo.bot.routers.context import BotContext
+from flujo.bot.routers.dashboard import after_cycle
 from flujo.bot.suggestion_prs import (
     BRANCH_PREFIX,
     SUGGEST_EVENT,
@@ -39,6 +40,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         evaluation=evaluation,
         no_evaluation=why_not,
         report=True,
+        wanted=suggest.wanted,
     )
     if outcome.cycle is not None and outcome.cycle.eval_spent_usd > 0:
         await ctx.state.record_eval_spend(
@@ -79,6 +81,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
             if scheduled is not None and ctx.schedule is not None:
                 await ctx.schedule(scheduled)
     log.info("%s: %d suggestion pull request(s) proposed or kept", repo, len(outcome.proposed))
+    await after_cycle(ctx, forge, suggest, outcome)
 
 
 @router.register("pull_request", action="closed")

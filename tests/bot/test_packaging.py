@@ -29,7 +29,7 @@ def test_the_manifest_asks_for_the_permissions_the_bot_uses() -> None:
         "contents": "write",
         "pull_requests": "write",
         "metadata": "read",
-        "issues": "read",
+        "issues": "write",
     }
 
 

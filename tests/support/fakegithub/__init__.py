@@ -37,7 +37,8 @@ bare git repository on disk), `commit(full_name, {path: text | None}, branch="ma
 message=…) -> sha` (None deletes; a new branch starts from the default branch),
 `open_pull(full_name, head, base=None, title=…, body=None, user="octocat", draft=False,
 labels=None) -> number`,
-`add_comment(full_name, number, body, user="octocat") -> id`, `add_review(full_name, number,
+`add_comment(full_name, number, body, user="octocat") -> id`, `edit_issue(full_name, number,
+body)` (a person edits an issue on github.com), `add_review(full_name, number,
 state="APPROVED", user="alice", body="") -> id`, `protect(full_name, branch, contexts,
 strict=False)` (branch protection's required status checks) and `add_rule(...)` (a ruleset's
 `required_status_checks` rule), both enforced on merge as GitHub does (where skipped and
@@ -46,7 +47,8 @@ status), `add_check_run(full_name, sha, name, conclusion, status="")` (another A
 
 Read back: `check_run(full_name, sha, name)` (latest, with ALL annotations appended across
 PATCHes), `check_runs_for(full_name, sha, name=None)`, `check_suites`, `pull(full_name, n)`,
-`pulls(full_name)`, `labels(full_name, n=None)`, `comments(full_name, n)`, `refs(full_name)`,
+`pulls(full_name)`, `issues(full_name)`, `labels(full_name, n=None)`, `comments(full_name, n)`,
+`reactions(full_name, comment_id)`, `refs(full_name)`,
 `branch_sha(full_name, branch)`, `files(full_name, ref=None)`, `statuses(full_name, sha)`,
 `check_runs` / `check_suites` (id → object), `requests` (every
 `Request(method, path, query, body, status, template)`), `calls(method, path_glob_or_template)`.
@@ -60,11 +62,12 @@ until `clear_faults()`; pattern: glob on the path or an OpenAPI template; method
 Webhooks: `fake.webhook(event, name, repo=…, **adjust)` loads the real payload
 `webhooks/<event>/<name>.json` and fills in what the fake knows: repository id, default branch,
 installation; with `number=` the pull's head/base refs and SHAs, title, labels; with
-`comment_id=` the comment (issue_comment: marked as a pull request's); push with `branch=`: its
-head and parent; check_suite with `sha=`: the fake's suite; check_run with `check_run_id=`: that
-run. Other adjustments: sha, before, branch, base_branch, base_sha, check_name, external_id,
-check_suite_id, label, sender, comment. `webhooks.payload(...)` does the same without a fake,
-`webhooks.validate(event, payload)` checks against `webhooks/schema.json`,
+`comment_id=` the comment (issue_comment: marked as a pull request's, or a plain issue's for an
+issue the fake holds); with `number=` of an issue its number, title, body, state and labels;
+push with `branch=`: its head and parent; check_suite with `sha=`: the fake's suite; check_run
+with `check_run_id=`: that run. Other adjustments: sha, before, branch, base_branch, base_sha,
+check_name, external_id, check_suite_id, label, sender, comment. `webhooks.payload(...)` does
+the same without a fake, `webhooks.validate(event, payload)` checks against `webhooks/schema.json`,
 `webhooks.signed(event, payload, secret)` gives GitHub's headers and body (X-Hub-Signature-256),
 `await fake.deliver(url, event, payload)` POSTs it signed with `fake.webhook_secret`. See
 `test_end_to_end_…` in tests/test_fake_github.py for the shape of a bot test.
@@ -77,7 +80,7 @@ run per name), as GitHub does. Pagination: `per_page` (30, max 100) and `page` w
 that the fake does not implement answer 404 and record a violation (implemented: app and
 installation tokens, manifest conversions, repos, contents, git blobs/trees/commits/refs,
 compare, branches, check runs/suites, statuses, pulls, files, merge, update-branch, reviews,
-labels, issue comments, required status checks of branch protection, branch rules, code
-scanning uploads, rate_limit).
+labels, issues (create, get, edit, list), issue comments and their reactions, required status
+checks of branch protection, branch rules, code scanning uploads, rate_limit).
 The fake sends no webhooks by itself.
 """

@@ -27,11 +27,13 @@ from tests.support.fakegithub.shapes import (
     diff_entry,
     git_commit_json,
     installation_json,
+    issue_json,
     label_json,
     node_id,
     pull_changes,
     pull_commits,
     pull_json,
+    reaction_json,
     ref_json,
     repo_json,
     review_json,
@@ -43,8 +45,10 @@ from tests.support.fakegithub.state import (
     CheckSuite,
     Comment,
     GitHubError,
+    Issue,
     Pull,
     RawBody,
+    Reaction,
     Repo,
     Review,
     Status,
@@ -63,6 +67,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {}
 R = "/repos/{owner}/{repo}"
 MAX_ANNOTATIONS = 50
 MAX_SUMMARY = 65535  # UTF-8 bytes, as GitHub measures (github/docs#35252)
+MAX_ISSUE_BODY = 65536  # characters: GitHub's 422 "body is too long (maximum is 65536 characters)"
 
 
 def route(method: str, template: str) -> Callable[[Handler], Handler]:
@@ -1096,8 +1101,93 @@ def create_label(fake: FakeGitHub, call: Call) -> Reply:
     return ok(label_json(fake, repo, label), 201, {"Location": url})
 
 
-def _issue(call: Call) -> Pull:
-    return _pull(call, "issue_number")
+def _issue(call: Call) -> Pull | Issue:
+    """A pull request or a plain issue (GitHub numbers both alike)."""
+    found = _repo(call).issues.get(call.int_param("issue_number"))
+    return found if found is not None else _pull(call, "issue_number")
+
+
+@route("POST", R + "/issues")
+def create_issue(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    body = call.body
+    if len(body.get("body") or "") > MAX_ISSUE_BODY:
+        raise invalid("body is too long (maximum is 65536 characters)", field_name="body")
+    issue = Issue(
+        fake.new_id(), repo.next_number(), str(body["title"]), body.get("body"), bot_login(fake)
+    )
+    for item in body.get("labels") or ():
+        name = item["name"] if isinstance(item, dict) else item
+        fake.ensure_label(repo, name)
+        issue.labels.append(name)
+    repo.issues[issue.number] = issue
+    found = issue_json(fake, repo, issue)
+    return ok(found, 201, {"Location": found["url"]})
+
+
+def _plain_issue(call: Call) -> Issue:
+    issue = _repo(call).issues.get(call.int_param("issue_number"))
+    if issue is None:
+        raise not_found()  # pull requests are served by /pulls here
+    return issue
+
+
+@route("GET", R + "/issues/{issue_number}")
+def get_issue(fake: FakeGitHub, call: Call) -> Reply:
+    return ok(issue_json(fake, _repo(call), _plain_issue(call)))
+
+
+@route("PATCH", R + "/issues/{issue_number}")
+def update_issue(fake: FakeGitHub, call: Call) -> Reply:
+    repo, issue = _repo(call), _plain_issue(call)
+    body = call.body
+    if len(body.get("body") or "") > MAX_ISSUE_BODY:
+        raise invalid("body is too long (maximum is 65536 characters)", field_name="body")
+    if "title" in body:
+        issue.title = str(body["title"])
+    if "body" in body:
+        issue.body = body["body"]
+    if body.get("state") in ("open", "closed"):
+        issue.state = body["state"]
+        issue.closed_at = now_iso() if issue.state == "closed" else None
+    issue.updated_at = now_iso()
+    return ok(issue_json(fake, repo, issue))
+
+
+@route("GET", R + "/issues")
+def list_issues(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    state = call.query.get("state", "open")
+    found = [i for i in repo.issues.values() if state == "all" or i.state == state]
+    found.sort(key=lambda i: i.number, reverse=True)
+    page, headers = paginate(fake, call, [issue_json(fake, repo, i) for i in found])
+    return ok(page, headers=headers)
+
+
+@route("POST", R + "/issues/comments/{comment_id}/reactions")
+def react_to_comment(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    comment_id = call.int_param("comment_id")
+    if comment_id not in repo.comments:
+        raise not_found()
+    user, content = bot_login(fake), call.body["content"]
+    for reaction in repo.reactions:
+        if (reaction.comment_id, reaction.content, reaction.user) == (comment_id, content, user):
+            return ok(reaction_json(fake, reaction))  # GitHub answers 200 for a repeat
+    reaction = Reaction(fake.new_id(), comment_id, content, user)
+    repo.reactions.append(reaction)
+    return ok(reaction_json(fake, reaction), 201)
+
+
+@route("GET", R + "/issues/comments/{comment_id}/reactions")
+def list_comment_reactions(fake: FakeGitHub, call: Call) -> Reply:
+    repo = _repo(call)
+    comment_id = call.int_param("comment_id")
+    if comment_id not in repo.comments:
+        raise not_found()
+    found = [reaction_json(fake, r) for r in repo.reactions if r.comment_id == comment_id]
+    page, headers = paginate(fake, call, found)
+    return ok(page, headers=headers)
 
 
 @route("GET", R + "/issues/{issue_number}/labels")

@@ -36,12 +36,14 @@ from tests.support.fakegithub.state import (
     Comment,
     GitHubError,
     Installation,
+    Issue,
     Pull,
     RawBody,
     Repo,
     RequiredChecks,
     Review,
     Status,
+    now_iso,
 )
 
 Json = Any
@@ -438,7 +440,23 @@ class FakeGitHub:
         repo = self.repo(full_name)
         if number is None:
             return list(repo.labels)
-        return list(repo.pulls[number].labels)
+        found = repo.issues.get(number)
+        return list(found.labels if found is not None else repo.pulls[number].labels)
+
+    def issues(self, full_name: str) -> list[Issue]:
+        """Issues that are not pull requests, oldest first."""
+        return list(self.repo(full_name).issues.values())
+
+    def edit_issue(self, full_name: str, number: int, body: str) -> Issue:
+        """A person edits the body of issue `number` on github.com."""
+        issue = self.repo(full_name).issues[number]
+        issue.body = body
+        issue.updated_at = now_iso()
+        return issue
+
+    def reactions(self, full_name: str, comment_id: int) -> list[str]:
+        """The reactions (`+1`, `eyes`, …) on an issue comment, oldest first."""
+        return [r.content for r in self.repo(full_name).reactions if r.comment_id == comment_id]
 
     def comments(self, full_name: str, number: int) -> list[Comment]:
         return [c for c in self.repo(full_name).comments.values() if c.issue_number == number]

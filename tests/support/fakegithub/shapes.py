@@ -15,7 +15,9 @@ from tests.support.fakegithub.state import (
     CheckRun,
     CheckSuite,
     Comment,
+    Issue,
     Pull,
+    Reaction,
     Repo,
     Review,
     Status,
@@ -437,6 +439,50 @@ def comment_json(fake: FakeGitHub, repo: Repo, comment: Comment) -> Json:
             "author_association": "NONE",
         },
     )
+
+
+def issue_json(fake: FakeGitHub, repo: Repo, issue: Issue) -> Json:
+    api = f"{fake.base_url}/repos/{repo.full_name}"
+    html = f"{HTML}/{repo.full_name}/issues/{issue.number}"
+    return fake.spec.fill(
+        "issue",
+        {
+            "id": issue.id,
+            "node_id": node_id("Issue", issue.id),
+            "url": f"{api}/issues/{issue.number}",
+            "repository_url": api,
+            "labels_url": f"{api}/issues/{issue.number}/labels{{/name}}",
+            "comments_url": f"{api}/issues/{issue.number}/comments",
+            "events_url": f"{api}/issues/{issue.number}/events",
+            "html_url": html,
+            "number": issue.number,
+            "state": issue.state,
+            "title": issue.title,
+            "body": issue.body,
+            "user": user_json(fake, issue.user, "Bot" if issue.user.endswith("[bot]") else "User"),
+            "labels": [label_json(fake, repo, repo.labels[n]) for n in issue.labels],
+            "assignee": None,
+            "milestone": None,
+            "locked": False,
+            "comments": sum(1 for c in repo.comments.values() if c.issue_number == issue.number),
+            "closed_at": issue.closed_at,
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "author_association": "NONE",
+        },
+    )
+
+
+def reaction_json(fake: FakeGitHub, reaction: Reaction) -> Json:
+    return {
+        "id": reaction.id,
+        "node_id": node_id("Reaction", reaction.id),
+        "user": user_json(
+            fake, reaction.user, "Bot" if reaction.user.endswith("[bot]") else "User"
+        ),
+        "content": reaction.content,
+        "created_at": reaction.created_at,
+    }
 
 
 def check_run_json(fake: FakeGitHub, run: CheckRun) -> Json:

@@ -126,6 +126,31 @@ class Comment:
 
 
 @dataclass
+class Issue:
+    """An issue that is not a pull request (they share the repository's numbers)."""
+
+    id: int
+    number: int
+    title: str
+    body: str | None
+    user: str
+    state: str = "open"
+    labels: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    closed_at: str | None = None
+
+
+@dataclass
+class Reaction:
+    id: int
+    comment_id: int
+    content: str
+    user: str
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
 class CheckRun:
     id: int
     repo: str
@@ -180,6 +205,10 @@ class Repo:
     labels: dict[str, dict[str, Json]] = field(default_factory=dict)
     pulls: dict[int, Pull] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
+    issues: dict[int, Issue] = field(default_factory=dict)
+    """Issues that are not pull requests (`issue_json`)."""
+    reactions: list[Reaction] = field(default_factory=list)
+    """Reactions to issue comments."""
     statuses: list[Status] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
     permissions: dict[str, str] = field(default_factory=dict)
@@ -203,4 +232,4 @@ class Repo:
         return f"{self.owner}/{self.name}"
 
     def next_number(self) -> int:
-        return max(self.pulls, default=0) + 1
+        return max(max(self.pulls, default=0), max(self.issues, default=0)) + 1

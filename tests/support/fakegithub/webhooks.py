@@ -151,12 +151,15 @@ def payload(
     if sender is not None and isinstance(data.get("sender"), dict):
         data["sender"]["login"] = sender
         data["sender"]["html_url"] = f"https://github.com/{sender}"
+        data["sender"]["type"] = "Bot" if sender.endswith("[bot]") else "User"
     if event == "push":
         _adjust_push(data, sha, before, branch, repo)
     if event == "pull_request" or "pull_request" in data:
         _adjust_pull(
             data, repo, repo_id, default_branch, sha, branch, base_branch, base_sha, number
         )
+    if event == "issues" and number is not None:
+        data["issue"]["number"] = number
     if event in ("issue_comment",) and number is not None:
         data["issue"]["number"] = number
         if repo:
@@ -346,11 +349,34 @@ def from_fake(
     data = payload(event, name, **{**facts, **adjust})
     if pull is not None:
         _pull_facts(fake, data, known, pull)
+    issue = known.issues.get(adjust.get("number", facts.get("number", -1)))
+    if issue is not None and isinstance(data.get("issue"), dict):
+        _issue_facts(fake, data, known, issue)
     if comment is not None and isinstance(data.get("comment"), dict):
         data["comment"]["id"] = comment.id
         data["comment"]["user"]["login"] = comment.user
         data["comment"]["user"]["type"] = "Bot" if comment.user.endswith("[bot]") else "User"
     return data
+
+
+def _issue_facts(fake: FakeGitHub, data: Json, repo: Any, issue: Any) -> None:
+    """A plain issue's fields (issues events, and issue_comment on an issue)."""
+    from tests.support.fakegithub.shapes import label_json
+
+    target = data["issue"]
+    target.pop("pull_request", None)
+    html = f"https://github.com/{repo.full_name}/issues/{issue.number}"
+    target.update(
+        number=issue.number,
+        title=issue.title,
+        body=issue.body,
+        state=issue.state,
+        html_url=html,
+        url=f"https://api.github.com/repos/{repo.full_name}/issues/{issue.number}",
+        labels=[label_json(fake, repo, repo.labels[n]) for n in issue.labels],
+    )
+    target["user"]["login"] = issue.user
+    target["user"]["type"] = "Bot" if issue.user.endswith("[bot]") else "User"
 
 
 def _pull_facts(fake: FakeGitHub, data: Json, repo: Any, pull: Any) -> None:

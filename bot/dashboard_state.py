@@ -1,0 +1,203 @@
+"""What the dashboard issue shows that the bot remembers itself: which issue it is, the
+suggestions waiting (and why) and the last check failures. Tables beside the bot's state
+(same SQLite file), written off the event loop; readers return frozen records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flujo.bot.forge import CheckOutput
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dashboards (
+    repo TEXT PRIMARY KEY,
+    installation INTEGER NOT NULL,
+    number INTEGER,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS waiting (
+    repo TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    title TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (repo, suggestion)
+);
+CREATE TABLE IF NOT EXISTS check_failures (
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (repo, sha, name)
+);
+"""
+KEEP_FAILURES = 20
+"""Check failures remembered per repository (the newest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A verified suggestion the bot did not propose (yet), and why: the open pull request
+    limit, the agreement floor, or any other rule that holds suggestions back."""
+
+    suggestion: str
+    spec: str
+    title: str
+    reason: str
+    patch: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardIssue:
+    installation: int
+    number: int | None
+    """None until the bot opened it."""
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFailure:
+    name: str
+    sha: str
+    title: str
+    at: float
+
+
+class Dashboards:
+    """The dashboard's tables."""
+
+    def __init__(self, path: str | Path) -> None:
+        from flujo.bot.sqlite_queue import connect
+
+        self._db = connect(Path(path))
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        await asyncio.to_thread(self._run, sql, params)
+
+    # -- the issue -----------------------------------------------------------------------
+
+    def issue(self, repo: str) -> DashboardIssue | None:
+        rows = self._run(
+            "SELECT installation, number, enabled FROM dashboards WHERE repo = ?", (repo,)
+        )
+        if not rows:
+            return None
+        installation, number, enabled = rows[0]
+        return DashboardIssue(int(installation), number, bool(enabled))
+
+    async def save_issue(
+        self, repo: str, installation: int, number: int | None, enabled: bool
+    ) -> None:
+        await self._write(
+            "INSERT INTO dashboards VALUES (?, ?, ?, ?, ?) ON CONFLICT (repo) DO UPDATE SET"
+            " installation = excluded.installation, number = COALESCE(excluded.number,"
+            " dashboards.number), enabled = excluded.enabled, updated_at = excluded.updated_at",
+            (repo, installation, number, int(enabled), time.time()),
+        )
+
+    # -- suggestions waiting -------------------------------------------------------------
+
+    async def replace_waiting(self, repo: str, items: list[Waiting]) -> None:
+        """What a whole suggestion cycle left waiting (the earlier list is replaced)."""
+
+        def write() -> None:
+            now = time.time()
+            rows = [
+                (repo, w.suggestion, w.spec, w.title, w.reason, json.dumps(w.patch), now)
+                for w in items
+            ]
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("DELETE FROM waiting WHERE repo = ?", (repo,))
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO waiting VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+        await asyncio.to_thread(write)
+
+    async def remove_waiting(self, repo: str, suggestions: Iterable[str]) -> None:
+        for suggestion in suggestions:
+            await self._write(
+                "DELETE FROM waiting WHERE repo = ? AND suggestion = ?", (repo, suggestion)
+            )
+
+    def waiting(self, repo: str) -> list[Waiting]:
+        rows = self._run(
+            "SELECT suggestion, spec, title, reason, patch FROM waiting WHERE repo = ?"
+            " ORDER BY at DESC, spec, suggestion",
+            (repo,),
+        )
+        return [Waiting(s, spec, t, r, json.loads(p)) for s, spec, t, r, p in rows]
+
+    # -- check failures ------------------------------------------------------------------
+
+    async def record_checks(self, repo: str, sha: str, outputs: list[CheckOutput]) -> None:
+        """Remember the checks of `sha` that failed (a later pass of the same check on the
+        same commit, e.g. after an approval, clears it). One transaction per commit."""
+        failed = [(repo, sha, o.name, o.title, time.time()) for o in outputs if o.blocks_merge]
+        passed = [(repo, sha, o.name) for o in outputs if not o.blocks_merge]
+
+        def write() -> None:
+            with self._lock:
+                if (
+                    not failed
+                    and not self._db.execute(
+                        "SELECT 1 FROM check_failures WHERE repo = ? AND sha = ? LIMIT 1",
+                        (repo, sha),
+                    ).fetchone()
+                ):
+                    return  # the usual case: nothing failed, nothing to clear: no write
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO check_failures VALUES (?, ?, ?, ?, ?)", failed
+                    )
+                    self._db.executemany(
+                        "DELETE FROM check_failures WHERE repo = ? AND sha = ? AND name = ?",
+                        passed,
+                    )
+                    self._db.execute(
+                        "DELETE FROM check_failures WHERE repo = ? AND rowid NOT IN (SELECT"
+                        " rowid FROM check_failures WHERE repo = ? ORDER BY at DESC LIMIT ?)",
+                        (repo, repo, KEEP_FAILURES),
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+        await asyncio.to_thread(write)
+
+    def check_failures(self, repo: str) -> list[CheckFailure]:
+        rows = self._run(
+            "SELECT name, sha, title, at FROM check_failures WHERE repo = ? ORDER BY at DESC",
+            (repo,),
+        )
+        return [CheckFailure(n, s, t, float(a)) for n, s, t, a in rows]
