@@ -152,11 +152,14 @@ def _one_error_per_typo(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     ]
 
 
-def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
+def legacy_conversion(
+    document: SourceDocument, spec_path: Path | None, *, keep_unsupported: bool = False
+) -> Conversion | None:
     """The conversion of a flujo 0.x blueprint (None for a file in the current format).
 
     A file is read as 0.x when it uses a 0.x-only construct, or when it says
-    `version: "0.x"` and is not valid in the current format."""
+    `version: "0.x"` and is not valid in the current format. `keep_unsupported`: see
+    `flujo.spec.legacy.blueprint.convert`."""
     from flujo.spec.legacy import blueprint as legacy
 
     data = document.data
@@ -172,7 +175,7 @@ def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conve
         else:
             return None
     base_dir = spec_path.resolve().parent if spec_path is not None else None
-    return legacy.convert(document, base_dir)
+    return legacy.convert(document, base_dir, keep_unsupported=keep_unsupported)
 
 
 def _legacy_paths(pipeline: Pipeline, conversion: Conversion) -> None:
@@ -393,6 +396,11 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         kinds = list(STEP_KINDS)
         value = node.get("kind") if isinstance(node, dict) else None
+        from flujo.spec.legacy.blueprint import UNSUPPORTED_KINDS, unsupported_kind
+
+        if isinstance(value, str) and value in UNSUPPORTED_KINDS:  # kept by `flujo migrate`
+            message = unsupported_kind(value)
+            return document.diagnostic(paths.child(path, "kind"), message, "unsupported-kind")
         if isinstance(value, str):
             message = f"unknown step kind '{value}'" + _suggest(value, kinds)
             return document.diagnostic(paths.child(path, "kind"), message, "unknown-kind")
