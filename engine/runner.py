@@ -47,6 +47,7 @@ from flujo.spec.registry import StepRegistry
 
 if TYPE_CHECKING:
     from flujo.engine.agents import ModelClient
+    from flujo.engine.checkpoint import Checkpoint
     from flujo.engine.human import Human
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
@@ -74,6 +75,19 @@ class StepFailed(FlujoError):
         self.step = step
         self.reason = message
         self.cause = cause
+
+
+class RunPaused(FlujoError):
+    """A `hitl` step got no answer where none can be given now (not at a terminal): the
+    run pauses, resumable from its last checkpoint (`flujo runs resume RUN_ID`). Only with
+    a run store (checkpoints); without one the step fails."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, step: StepBase, question: str) -> None:
+        super().__init__(f"step '{step.name}' waits for an answer: {question}")
+        self.step = step
+        self.question = question
 
 
 class InputRejected(FlujoError):
@@ -206,6 +220,40 @@ class Runner:
         run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
         return await run.execute()
 
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        answers: dict[str | None, str] | None = None,
+        force: bool = False,
+        origin: str | None = None,
+    ) -> PipelineResult:
+        """Continue the run `run_id` (or a unique prefix) from its last checkpoint, as a new
+        run that records `resumed_from`: the steps after it see the context and the step
+        outputs the earlier run left. `answers` answer `hitl` steps (text, parsed as the
+        step's `input_schema` says) by step name, or (key None) the first question asked.
+        Raises ResumeRefused when the spec changed since the run started (a changed spec
+        applies on the next run, never to one in flight), the run succeeded, was resumed
+        already or is still running; NoSuchRun when no run matches. `force`:
+        resume a run marked running by a process on another host."""
+        from flujo.engine.checkpoint import ResumeRefused, resume_point
+
+        if self.store is None:
+            raise ResumeRefused("resuming a run needs the run store its checkpoints are in")
+        earlier, checkpoint = await asyncio.to_thread(
+            resume_point, self.store, run_id, self.pipeline, force=force
+        )
+        new_id = new_run_id()
+        if earlier["status"] == "running":  # its process is gone (killed, crashed)
+            await asyncio.to_thread(
+                self.store.mark_interrupted,
+                earlier["run_id"],
+                f"the process running it ended before the run finished; resumed as {new_id}",
+            )
+        run = _Run(self, checkpoint.input, new_id, {}, origin or self.origin)
+        run.resume_from(earlier["run_id"], checkpoint, answers or {})
+        return await run.execute()
+
     async def jit_plan(self, step: JitStep, ask: Ask) -> JitPlan:
         """The plan of a `jit` step, made once per runner (concurrent runs share it); its
         steps are registered with yaml_paths under the step's."""
@@ -297,6 +345,32 @@ class _Run:
             (runner.store is not None or exported) and not mocks and runner.capture.sampled()
         )
         self.step_inputs: dict[str, Any] = {}
+        self.human = runner.human
+        self.resumed: tuple[str, Checkpoint] | None = None
+        """The run this one continues and the checkpoint it starts from."""
+
+    def resume_from(
+        self, run_id: str, checkpoint: Checkpoint, answers: dict[str | None, str]
+    ) -> None:
+        """Start from `checkpoint` of run `run_id` instead of the first step."""
+        from flujo.engine.human import GivenAnswers
+
+        self.resumed = (run_id, checkpoint)
+        self.result.resumed_from = run_id
+        self.initial_context = copy.deepcopy(checkpoint.context)
+        self.result.steps = checkpoint.step_results()
+        self.cost, self.cost_known, self.tokens = (
+            checkpoint.cost_usd,
+            checkpoint.cost_known,
+            checkpoint.tokens,
+        )
+        self.cost_before, self.tokens_before = checkpoint.cost_usd, checkpoint.tokens
+        if answers:
+            self.human = GivenAnswers(answers, self.human)
+
+    cost_before = 0.0
+    """What the run resumed from had spent (usage limits count it; the totals do not)."""
+    tokens_before = 0
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -314,17 +388,22 @@ class _Run:
                 mode=result.mode,
                 origin=result.origin,
                 prices_version=result.prices_version,
+                resumed_from=self.resumed[0] if self.resumed else None,
             )
+        attributes: dict[str, Any] = {tm.YAML_LINE: 1, tm.PRICES_VERSION: result.prices_version}
+        if self.resumed is not None:
+            earlier, checkpoint = self.resumed
+            attributes[tm.RESUMED_FROM] = earlier
+            attributes[tm.RESUMED_AFTER] = checkpoint.yaml_path
         span = self.telemetry.start(
-            f"flujo.run {self.pipeline.name or 'pipeline'}",
-            None,
-            {tm.YAML_LINE: 1, tm.PRICES_VERSION: result.prices_version},
+            f"flujo.run {self.pipeline.name or 'pipeline'}", None, attributes
         )
         started = time.perf_counter()
         token = _CONTEXT.set(self.initial_context)
         try:
-            self._check_input()
-            result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
+            if self.resumed is None:
+                self._check_input()
+            result.output = await self.top_level(span)
             result.status = "succeeded"
             if self.pipeline.policies:
                 self._judge_policies(span)
@@ -337,6 +416,14 @@ class _Run:
         except InputRejected as exc:
             result.status, result.error = "failed", str(exc)
             result.error_path, result.cause = "input_schema", "input"
+        except RunPaused as exc:
+            result.status = "paused"
+            result.error = (
+                f"{exc}; answer it with `flujo runs resume {result.run_id} --answer VALUE`"
+            )
+            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
+                tm.YAML_PATH, exc.step.yaml_path
+            )
         except asyncio.CancelledError:
             result.status, result.error = "cancelled", "the run was cancelled"
             result.cause = "cancelled"
@@ -401,9 +488,17 @@ class _Run:
             span.attributes[tm.CAUSE] = result.cause
         span.end(result.status == "succeeded", result.error)
         store, export = self.runner.store, self.runner.export
+        if self.resumed is not None:  # the totals of this run's own work
+            result.total_cost_usd = (
+                self.cost - self.cost_before if result.total_cost_usd is not None else None
+            )
+            result.total_tokens = self.tokens - self.tokens_before
+            span.attributes[tm.COST] = result.total_cost_usd
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+            if result.status == "succeeded":  # nothing to resume: outputs are not kept
+                await asyncio.shield(asyncio.to_thread(store.drop_checkpoints, result.run_id))
         rows = self._capture_rows() if self.captured else []
         if rows and store is not None:
             await asyncio.shield(asyncio.to_thread(self._capture, store, rows))
@@ -431,6 +526,74 @@ class _Run:
         """Write the spans so far (a long run's spans reach the store while it runs)."""
         self.last_flush = time.monotonic()
         await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def top_level(self, span: SpanRecord) -> Any:
+        """The spec's steps, from the first or from the checkpoint resumed; with a store, a
+        checkpoint after each (see `flujo.engine.checkpoint`)."""
+        from flujo.engine.checkpoint import START
+
+        steps, store = self.pipeline.steps, self.runner.store
+        previous, start = self.result.input, 0
+        if self.resumed is not None:
+            earlier, checkpoint = self.resumed
+            previous, start = checkpoint.output, checkpoint.step_index + 1
+            span.event(
+                "flujo.run.resumed",
+                **{"run_id": earlier, "after": checkpoint.yaml_path, "step_index": start},
+            )
+            if store is not None:  # this run can be resumed before its first step ends
+                await self._checkpoint(checkpoint.step_index, None, previous, span)
+                await asyncio.to_thread(store.drop_checkpoints, earlier)
+        elif store is not None:
+            await self._checkpoint(START, None, previous, span)
+        for index in range(start, len(steps)):
+            step = steps[index]
+            previous = await self.step(step, self.result.input, previous, span)
+            if store is not None:
+                await self._checkpoint(index, step, previous, span)
+                if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+                    await self._flush(store)
+        return previous
+
+    async def _checkpoint(
+        self, index: int, step: StepBase | None, output: Any, span: SpanRecord
+    ) -> None:
+        """Keep the run's state after top-level step `index` (a value JSON cannot hold is
+        not kept: a resume starts from the checkpoint before)."""
+        from flujo.engine.checkpoint import Checkpoint, NotCheckpointable, step_fields
+
+        store = self.runner.store
+        if store is None:  # pragma: no cover - callers check
+            return
+        if step is None and self.resumed is not None:
+            yaml_path, name = self.resumed[1].yaml_path, self.resumed[1].step_name
+        elif step is None:
+            yaml_path, name = "", ""
+        else:
+            yaml_path, name = self.runner._attrs[id(step)][tm.YAML_PATH], step.name
+        checkpoint = Checkpoint(
+            run_id=self.result.run_id,
+            step_index=index,
+            yaml_path=yaml_path,
+            step_name=name,
+            input=self.result.input,
+            output=output,
+            context=_CONTEXT.get(),
+            steps={n: step_fields(r) for n, r in self.result.steps.items()},
+            cost_usd=self.cost,
+            cost_known=self.cost_known,
+            tokens=self.tokens,
+        )
+        try:
+            row = checkpoint.row()
+        except NotCheckpointable as exc:
+            span.event("flujo.checkpoint.skipped", step=name, reason=str(exc))
+            return
+        await asyncio.shield(
+            asyncio.to_thread(store.write_checkpoint, checkpoint.run_id, index, row)
+        )
 
     # -- step lists and kinds ---------------------------------------------------------------
 
@@ -534,7 +697,7 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(branch(name)) for name in names]
-        except* (StepFailed, UsageLimitExceeded) as failures:
+        except* (StepFailed, UsageLimitExceeded, RunPaused) as failures:
             raise failures.exceptions[0] from None
         outputs = {name: task.result() for name, task in zip(names, tasks, strict=True)}
         snapshot = copy.deepcopy(before)
@@ -594,7 +757,7 @@ class _Run:
     async def hitl(self, step: HitlStep, scope_input: Any, previous: Any, span: SpanRecord) -> Any:
         from flujo.engine.human import NoAnswer, answer_problem
 
-        human = self.runner.human
+        human = self.human
         if human is None:
             raise StepFailed(
                 step,
@@ -612,6 +775,9 @@ class _Run:
         try:
             answer = await human.answer(step, question)
         except NoAnswer as exc:
+            if exc.resumable and self.runner.store is not None:
+                span.event("flujo.hitl.paused", reason=str(exc))
+                raise RunPaused(step, question) from None
             raise StepFailed(step, str(exc), "harness") from None
         problem = answer_problem(step.input_schema, answer)
         if problem is not None:
@@ -733,7 +899,7 @@ class _Run:
                 problem = self._validate(step, output) if step.validators else None
                 if problem is not None:
                     raise ValidationFailed(problem)
-            except (UsageLimitExceeded, asyncio.CancelledError) as exc:
+            except (UsageLimitExceeded, asyncio.CancelledError, RunPaused) as exc:
                 record.latency_s += time.perf_counter() - started
                 record.success, record.error = False, _reason(exc)
                 span.attributes[tm.CAUSE] = cause_of(exc)
@@ -1064,7 +1230,7 @@ def cause_of(exc: BaseException) -> str:
         return "limit"
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
-    if isinstance(exc, CassetteMiss | NoModel):
+    if isinstance(exc, CassetteMiss | NoModel | RunPaused):
         return "harness"
     if isinstance(exc, InputError | InputRejected):
         return "input"
