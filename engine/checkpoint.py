@@ -47,8 +47,11 @@ class NoSuchRun(FlujoError):
     exit_code = EXIT_USAGE
 
 
-class NotCheckpointable(ValueError):
-    """A value JSON cannot hold as it is."""
+class NotCheckpointable(FlujoError):
+    """A value JSON cannot hold as it is (never surfaces: that checkpoint is skipped, and
+    the span says so; exit code 1 if it ever did)."""
+
+    exit_code = EXIT_INVALID
 
 
 @dataclass

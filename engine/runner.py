@@ -304,6 +304,25 @@ async def run(
     return await Runner(spec, **options).run(input, run_id=run_id, mocks=mocks)
 
 
+async def resume(
+    spec: Pipeline | str | Path,
+    run_id: str,
+    *,
+    answers: dict[str | None, str] | None = None,
+    force: bool = False,
+    **options: Any,
+) -> PipelineResult:
+    """Continue a run that stopped from its last checkpoint:
+    `await flujo.resume("flows/triage.yaml", run_id, store=RunStore(…))`.
+
+    `spec` as for `run` (it must be the version the run started with: a changed spec is
+    refused with `ResumeRefused`); `options` go to `Runner` and must include the `store`
+    holding the run's checkpoints. See `Runner.resume`."""
+    if not isinstance(spec, Pipeline):
+        spec = Pipeline.from_yaml(spec, registry=options.get("registry"))
+    return await Runner(spec, **options).resume(run_id, answers=answers, force=force)
+
+
 def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:
     from flujo.spec.expressions import evaluate
 

@@ -111,6 +111,14 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     )
     if run["error"]:
         click.echo(f"error: {run['error']}")
+    if run.get("resumed_from"):
+        root = next((s for s in spans if s["parent_id"] is None), None)
+        after = (root or {}).get("attributes", {}).get("flujo.run.resumed_after")
+        where = f" after {after}" if after else " from its start" if after == "" else ""
+        click.echo(f"resumed from run {run['resumed_from']}{where}")
+    later = db.resumed_as(run["run_id"])
+    if later is not None:
+        click.echo(f"resumed as run {later}")
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in spans:
         children.setdefault(span["parent_id"], []).append(span)

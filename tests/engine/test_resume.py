@@ -163,6 +163,10 @@ def test_a_question_nobody_can_answer_pauses_the_run_and_resume_answers_it(
     assert result.exit_code == 0, result.output
     assert result.stdout == "NEWS: yes\n"  # the context written before the pause
     assert f"resumed run {run_id} as " in result.stderr
+    shown = CliRunner().invoke(cli, ["runs", "show", run_id, "--store", str(store)])
+    assert (
+        "resumed as run " in shown.stdout and "waits for an answer: Publish NEWS?" in shown.stdout
+    )
 
 
 def test_resuming_a_run_whose_spec_changed_is_refused(tmp_path: Path) -> None:
