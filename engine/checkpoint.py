@@ -2,10 +2,16 @@
 
 With a run store, a run keeps a checkpoint when it starts (index -1: its input and first
 context) and after each completed top-level step (its index, yaml_path, output, the run
-context, the step results so far and the cost so far). A run that stopped (killed,
-cancelled, failed, or paused at a `hitl` step nobody could answer) is resumed from its
-last checkpoint by a new run that records `resumed_from`: the steps after the checkpoint
-run with the same context and step outputs they would have seen. A changed spec is never
+context, the results of the steps it ran and the cost so far; a resume adds up the step
+results of every checkpoint). Checkpoints are written while the next step runs (as
+LangGraph's `durability="async"`), several in one transaction when steps end faster than
+the store commits: the run never waits for the disk, and a process killed before a
+checkpoint was committed resumes from the one before (its steps run again).
+
+A run that stopped (killed, cancelled, failed, or paused at a `hitl` step nobody could
+answer) is resumed from its last checkpoint by a new run that records `resumed_from`: the
+steps after the checkpoint run with the same context and step outputs they would have
+seen. A changed spec is never
 applied to a run in flight: resuming one whose spec changed since is refused. Checkpoints
 of a run that succeeded are dropped (there is nothing to resume).
 
@@ -17,7 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +75,12 @@ class Checkpoint:
     output: Any
     context: dict[str, Any]
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The results of every step so far (of the steps this checkpoint's step ran, in a
+    row: a resume adds them up)."""
     cost_usd: float = 0.0
     cost_known: bool = True
     tokens: int = 0
+    owner: str = ""
 
     def step_results(self) -> StepResults:
         """The step results the checkpoint holds (outputs included)."""
@@ -77,40 +89,55 @@ class Checkpoint:
             results[name] = StepResult(**fields)
         return results
 
-    def row(self) -> dict[str, Any]:
-        """The checkpoints row (JSON text); raises NotCheckpointable."""
-        state = {
-            "input": self.input,
-            "steps": self.steps,
-            "cost_usd": self.cost_usd,
-            "cost_known": self.cost_known,
-            "tokens": self.tokens,
-        }
-        return {
-            "yaml_path": self.yaml_path,
-            "step_name": self.step_name,
-            "output": dumps(self.output),
-            "context": dumps(self.context),
-            "state": dumps(state),
-            "owner": owner(),
-        }
-
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Checkpoint:
-        state = json.loads(row["state"])
+    def from_rows(cls, rows: list[dict[str, Any]]) -> Checkpoint:
+        """The state after the last of a run's checkpoint rows (first to last)."""
+        steps: dict[str, dict[str, Any]] = {}
+        run_input: Any = None
+        for row in rows:
+            state = json.loads(row["state"])
+            steps.update(state["steps"])
+            if row["step_index"] == START:
+                run_input = state.get("input")
+        last = rows[-1]
+        state = json.loads(last["state"])
         return cls(
-            run_id=row["run_id"],
-            step_index=int(row["step_index"]),
-            yaml_path=row["yaml_path"],
-            step_name=row["step_name"],
-            input=state["input"],
-            output=json.loads(row["output"]),
-            context=json.loads(row["context"]),
-            steps=state["steps"],
+            run_id=last["run_id"],
+            step_index=int(last["step_index"]),
+            yaml_path=last["yaml_path"],
+            step_name=last["step_name"],
+            input=run_input,
+            output=json.loads(last["output"]),
+            context=json.loads(last["context"]),
+            steps=steps,
             cost_usd=float(state["cost_usd"]),
             cost_known=bool(state["cost_known"]),
             tokens=int(state["tokens"]),
+            owner=last["owner"],
         )
+
+
+def row(
+    run_id: str,
+    step_index: int,
+    where: tuple[str, str],
+    output: Any,
+    context: dict[str, Any],
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    """A checkpoints row (JSON text) taken now; raises NotCheckpointable. `where`: the
+    step's yaml_path and name; `state`: the step results it ran, the totals, and at
+    START the run's input."""
+    return {
+        "run_id": run_id,
+        "step_index": step_index,
+        "yaml_path": where[0],
+        "step_name": where[1],
+        "output": dumps(output),
+        "context": dumps(context),
+        "state": dumps(state),
+        "owner": _OWNER,
+    }
 
 
 def step_fields(record: StepResult) -> dict[str, Any]:
@@ -124,7 +151,7 @@ def dumps(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise NotCheckpointable(str(exc)) from None
-    if json.loads(text) != value:
+    if isinstance(value, dict | list) and json.loads(text) != value:
         raise NotCheckpointable("it does not read back the same as JSON (tuples, int keys)")
     return text
 
@@ -132,6 +159,9 @@ def dumps(value: Any) -> str:
 def owner() -> str:
     """This process, as a checkpoint names the process running the run: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_OWNER = owner()
 
 
 def _alive_here(owner_text: str) -> bool | None:
@@ -173,18 +203,83 @@ def resume_point(
             f"then, {pipeline.spec_sha256[:12]}… now): a changed spec applies on the next "
             "run, never to one in flight; start a new run (or restore the spec to resume)"
         )
-    row = store.last_checkpoint(run_id)
-    if row is None:
+    rows = store.checkpoints(run_id)
+    if not rows or rows[0]["step_index"] != START:
         raise ResumeRefused(
-            f"run {run_id} has no checkpoint (it ran without one, or it succeeded): start a new run"
+            f"run {run_id} has no checkpoint (it ran without a run store, or before this "
+            "Flujo kept them): start a new run"
         )
+    checkpoint = Checkpoint.from_rows(rows)
     if status == "running":
-        alive = _alive_here(row["owner"])
+        alive = _alive_here(checkpoint.owner)
         if alive:
-            raise ResumeRefused(f"run {run_id} is still running (process {row['owner']})")
+            raise ResumeRefused(f"run {run_id} is still running (process {checkpoint.owner})")
         if alive is None and not force:
             raise ResumeRefused(
-                f"run {run_id} is marked running by {row['owner']}, another host: if that "
-                "process is gone, resume it with --force"
+                f"run {run_id} is marked running by {checkpoint.owner}, another host: if "
+                "that process is gone, resume it with --force"
             )
-    return run, Checkpoint.from_row(row)
+    return run, checkpoint
+
+
+class CheckpointWriter:
+    """Writes checkpoint rows on a thread of its own, in order, all the rows that came
+    while the previous transaction ran in one: taking a checkpoint costs the run a queue
+    put, and a step that blocks the event loop (a synchronous skill) does not hold its
+    predecessor's checkpoint back. The thread ends when idle and starts again on demand."""
+
+    IDLE_S = 0.5
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[dict[str, Any] | Future[str | None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failed: dict[str, str] = {}
+
+    def put(self, row: dict[str, Any]) -> None:
+        self._queue.put(row)
+        self._ensure_thread()
+
+    def flush(self, run_id: str) -> Future[str | None]:
+        """Done when every row put before is written; its result: why a write of
+        `run_id`'s rows failed (None when none did)."""
+        done: Future[str | None] = Future()
+        done.run_id = run_id  # type: ignore[attr-defined]
+        self._queue.put(done)
+        self._ensure_thread()
+        return done
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="flujo-checkpoints", daemon=True
+                )
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                items = [self._queue.get(timeout=self.IDLE_S)]
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [item for item in items if isinstance(item, dict)]
+            if rows:
+                try:
+                    self.store.write_checkpoints(rows)
+                except Exception as exc:  # the store went away: the run says so at its end
+                    for row in rows:
+                        self._failed.setdefault(row["run_id"], f"{type(exc).__name__}: {exc}")
+            for item in items:
+                if isinstance(item, Future):
+                    item.set_result(self._failed.pop(item.run_id, None))  # type: ignore[attr-defined]

@@ -47,7 +47,7 @@ from flujo.spec.registry import StepRegistry
 
 if TYPE_CHECKING:
     from flujo.engine.agents import ModelClient
-    from flujo.engine.checkpoint import Checkpoint
+    from flujo.engine.checkpoint import Checkpoint, CheckpointWriter
     from flujo.engine.human import Human
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
@@ -184,6 +184,7 @@ class Runner:
         self.export = export
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
+        self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
         self._attrs: dict[int, dict[str, Any]] = {}
@@ -276,6 +277,15 @@ class Runner:
                 }
         return plan
 
+    def checkpoints(self) -> CheckpointWriter:
+        """The writer of this runner's checkpoints (runs with a store keep them)."""
+        if self._checkpoints is None:
+            from flujo.engine.checkpoint import CheckpointWriter
+
+            assert self.store is not None
+            self._checkpoints = CheckpointWriter(self.store)
+        return self._checkpoints
+
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
         entry = self._skills.get(reference)
@@ -367,6 +377,8 @@ class _Run:
         self.human = runner.human
         self.resumed: tuple[str, Checkpoint] | None = None
         """The run this one continues and the checkpoint it starts from."""
+        self.touched: set[str] = set()
+        """Names of the step results changed since the last checkpoint."""
 
     def resume_from(
         self, run_id: str, checkpoint: Checkpoint, answers: dict[str | None, str]
@@ -500,19 +512,22 @@ class _Run:
         result.latency_s = time.perf_counter() - started
         result.total_cost_usd = self.cost if self.cost_known else None
         result.total_tokens = self.tokens
+        if self.resumed is not None:  # the totals of this run's own work
+            if result.total_cost_usd is not None:
+                result.total_cost_usd = self.cost - self.cost_before
+            result.total_tokens = self.tokens - self.tokens_before
         span.attributes[tm.COST] = result.total_cost_usd
+        if self.runner.store is not None:  # what a resume needs is written before the end
+            written = self.runner.checkpoints().flush(result.run_id)
+            problem = await asyncio.shield(asyncio.wrap_future(written))
+            if problem is not None:
+                span.event("flujo.checkpoint.failed", message=problem)
         if result.error:
             span.event("flujo.run.failed", message=result.error, path=result.error_path or "")
         if result.cause is not None:
             span.attributes[tm.CAUSE] = result.cause
         span.end(result.status == "succeeded", result.error)
         store, export = self.runner.store, self.runner.export
-        if self.resumed is not None:  # the totals of this run's own work
-            result.total_cost_usd = (
-                self.cost - self.cost_before if result.total_cost_usd is not None else None
-            )
-            result.total_tokens = self.tokens - self.tokens_before
-            span.attributes[tm.COST] = result.total_cost_usd
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
@@ -562,57 +577,44 @@ class _Run:
                 "flujo.run.resumed",
                 **{"run_id": earlier, "after": checkpoint.yaml_path, "step_index": start},
             )
-            if store is not None:  # this run can be resumed before its first step ends
-                await self._checkpoint(checkpoint.step_index, None, previous, span)
-                await asyncio.to_thread(store.drop_checkpoints, earlier)
+            if store is not None:  # this run continues from them, and can be resumed in turn
+                await asyncio.to_thread(store.move_checkpoints, earlier, self.result.run_id)
         elif store is not None:
-            await self._checkpoint(START, None, previous, span)
+            self._checkpoint(START, None, previous, span)
         for index in range(start, len(steps)):
             step = steps[index]
             previous = await self.step(step, self.result.input, previous, span)
             if store is not None:
-                await self._checkpoint(index, step, previous, span)
+                self._checkpoint(index, step, previous, span)
                 if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
                     await self._flush(store)
         return previous
 
-    async def _checkpoint(
-        self, index: int, step: StepBase | None, output: Any, span: SpanRecord
-    ) -> None:
-        """Keep the run's state after top-level step `index` (a value JSON cannot hold is
-        not kept: a resume starts from the checkpoint before)."""
-        from flujo.engine.checkpoint import Checkpoint, NotCheckpointable, step_fields
+    def _checkpoint(self, index: int, step: StepBase | None, output: Any, span: SpanRecord) -> None:
+        """Take the run's state after top-level step `index` and hand it to the writer (a
+        value JSON cannot hold is not kept: a resume starts from the checkpoint before)."""
+        from flujo.engine.checkpoint import START, NotCheckpointable, row, step_fields
 
-        store = self.runner.store
-        if store is None:  # pragma: no cover - callers check
-            return
-        if step is None and self.resumed is not None:
-            yaml_path, name = self.resumed[1].yaml_path, self.resumed[1].step_name
-        elif step is None:
-            yaml_path, name = "", ""
+        if step is None:
+            where = ("", "")
         else:
-            yaml_path, name = self.runner._attrs[id(step)][tm.YAML_PATH], step.name
-        checkpoint = Checkpoint(
-            run_id=self.result.run_id,
-            step_index=index,
-            yaml_path=yaml_path,
-            step_name=name,
-            input=self.result.input,
-            output=output,
-            context=_CONTEXT.get(),
-            steps={n: step_fields(r) for n, r in self.result.steps.items()},
-            cost_usd=self.cost,
-            cost_known=self.cost_known,
-            tokens=self.tokens,
-        )
+            where = (self.runner._attrs[id(step)][tm.YAML_PATH], step.name)
+        steps = self.result.steps
+        state: dict[str, Any] = {
+            "steps": {name: step_fields(steps[name]) for name in self.touched},
+            "cost_usd": self.cost,
+            "cost_known": self.cost_known,
+            "tokens": self.tokens,
+        }
+        if index == START:
+            state["input"] = self.result.input
         try:
-            row = checkpoint.row()
+            taken = row(self.result.run_id, index, where, output, _CONTEXT.get(), state)
         except NotCheckpointable as exc:
-            span.event("flujo.checkpoint.skipped", step=name, reason=str(exc))
-            return
-        await asyncio.shield(
-            asyncio.to_thread(store.write_checkpoint, checkpoint.run_id, index, row)
-        )
+            span.event("flujo.checkpoint.skipped", step=where[1], reason=str(exc))
+            return  # the steps' results go with the next checkpoint
+        self.touched.clear()
+        self.runner.checkpoints().put(taken)
 
     # -- step lists and kinds ---------------------------------------------------------------
 
@@ -1092,6 +1094,7 @@ class _Run:
     # -- helpers ----------------------------------------------------------------------------
 
     def _record(self, step: StepBase) -> StepResult:
+        self.touched.add(step.name)
         steps = self.result.steps
         record = steps.get(step.name)
         if record is None:

@@ -364,38 +364,47 @@ class RunStore:
                 ),
             )
 
-    def write_checkpoint(self, run_id: str, step_index: int, row: dict[str, Any]) -> None:
-        """Keep the state of `run_id` after its top-level step `step_index` (-1: its
-        start); `row` holds yaml_path, step_name, output, context, state (JSON text) and
-        owner (host:pid of the process running it)."""
+    def write_checkpoints(self, rows: list[dict[str, Any]]) -> None:
+        """Keep checkpoints (engine/checkpoint.py), in one transaction: each row holds
+        run_id, step_index (-1: the run's start), yaml_path, step_name, output, context,
+        state (JSON text) and owner (host:pid of the process running the run)."""
+        if not rows:
+            return
+        now = time.time()
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO checkpoints (run_id, step_index, yaml_path, step_name, output,"
                 " context, state, owner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id, step_index) DO UPDATE SET yaml_path = excluded.yaml_path,"
                 " step_name = excluded.step_name, output = excluded.output,"
                 " context = excluded.context, state = excluded.state, owner = excluded.owner,"
                 " created_at = excluded.created_at",
-                (
-                    run_id,
-                    step_index,
-                    row["yaml_path"],
-                    row["step_name"],
-                    row["output"],
-                    row["context"],
-                    row["state"],
-                    row["owner"],
-                    time.time(),
-                ),
+                [
+                    (
+                        row["run_id"],
+                        row["step_index"],
+                        row["yaml_path"],
+                        row["step_name"],
+                        row["output"],
+                        row["context"],
+                        row["state"],
+                        row["owner"],
+                        now,
+                    )
+                    for row in rows
+                ],
             )
 
-    def last_checkpoint(self, run_id: str) -> dict[str, Any] | None:
-        """The latest checkpoint of a run (None when it has none)."""
-        rows = self.query(
-            "SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step_index DESC LIMIT 1",
-            (run_id,),
+    def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's checkpoints, first to last."""
+        return self.query(
+            "SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step_index", (run_id,)
         )
-        return rows[0] if rows else None
+
+    def move_checkpoints(self, from_run: str, to_run: str) -> None:
+        """Hand a run's checkpoints to the run resuming it (which may be resumed in turn)."""
+        with self._transaction() as db:
+            db.execute("UPDATE checkpoints SET run_id = ? WHERE run_id = ?", (to_run, from_run))
 
     def drop_checkpoints(self, run_id: str) -> None:
         """Forget a run's checkpoints (it succeeded: there is nothing to resume)."""

@@ -100,8 +100,11 @@ def test_a_run_killed_mid_way_resumes_with_the_same_output_and_context(
     _wait_for(Path(f"{flag}.reached"), killed)
     db = RunStore(store)
     [run] = db.list_runs()
-    checkpoint = db.last_checkpoint(run["run_id"])
-    assert checkpoint is not None and checkpoint["yaml_path"] == "steps[0]"
+    deadline = time.monotonic() + 30  # written while the next step runs
+    while len(db.checkpoints(run["run_id"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    checkpoint = db.checkpoints(run["run_id"])[-1]
+    assert checkpoint["yaml_path"] == "steps[0]"
     assert json.loads(checkpoint["context"]) == {"n": 21, "doubled": 42, "seen": [21]}
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
@@ -131,7 +134,7 @@ def test_a_run_killed_mid_way_resumes_with_the_same_output_and_context(
     assert root["attributes"]["flujo.run.resumed_from"] == run["run_id"]
     assert root["attributes"]["flujo.run.resumed_after"] == "steps[0]"
     assert {s["step_name"] for s in spans if s["step_name"]} == {"wait", "combine"}
-    assert db.last_checkpoint(resumed["run_id"]) is None  # it succeeded: nothing kept
+    assert db.checkpoints(resumed["run_id"]) == []  # it succeeded: nothing kept
     again = CliRunner().invoke(cli, ["runs", "resume", run["run_id"], "--store", str(store)])
     assert again.exit_code == 1 and "was resumed already" in again.stderr
     db.close()
@@ -213,6 +216,8 @@ async def test_a_run_still_running_in_a_live_process_is_not_resumed(tmp_path: Pa
         trace_id=1,
     )
     row: dict[str, Any] = {
+        "run_id": "r1",
+        "step_index": -1,
         "yaml_path": "",
         "step_name": "",
         "output": "null",
@@ -222,7 +227,7 @@ async def test_a_run_still_running_in_a_live_process_is_not_resumed(tmp_path: Pa
         ),
         "owner": owner(),  # this very process
     }
-    store.write_checkpoint("r1", -1, row)
+    store.write_checkpoints([row])
     with pytest.raises(ResumeRefused, match="is still running"):
         await Runner(pipeline, store=store).resume("r1")
     store.close()

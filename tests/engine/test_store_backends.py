@@ -140,6 +140,8 @@ def test_checkpoints_round_trip_and_link_a_resumed_run(store_location: Path | st
     try:
         _run(store, "r1", spans=1)
         row = {
+            "run_id": "r1",
+            "step_index": 0,
             "yaml_path": "steps[0]",
             "step_name": "a",
             "output": '"x"',
@@ -147,11 +149,11 @@ def test_checkpoints_round_trip_and_link_a_resumed_run(store_location: Path | st
             "state": "{}",
             "owner": "host:1",
         }
-        store.write_checkpoint("r1", -1, row | {"yaml_path": "", "step_name": ""})
-        store.write_checkpoint("r1", 0, row)
-        store.write_checkpoint("r1", 0, row | {"output": '"y"'})  # written again: replaced
-        last = store.last_checkpoint("r1")
-        assert last is not None and (last["step_index"], last["output"]) == (0, '"y"')
+        start = row | {"step_index": -1, "yaml_path": "", "step_name": ""}
+        store.write_checkpoints([start, row])
+        store.write_checkpoints([row | {"output": '"y"'}])  # written again: replaced
+        rows = store.checkpoints("r1")
+        assert [(r["step_index"], r["output"]) for r in rows] == [(-1, '"x"'), (0, '"y"')]
         store.mark_interrupted("r1", "the process ended")
         assert store.find_run("r1")["status"] == "cancelled"  # type: ignore[index]
         store.begin_run(
@@ -164,7 +166,9 @@ def test_checkpoints_round_trip_and_link_a_resumed_run(store_location: Path | st
             resumed_from="r1",
         )
         assert store.resumed_as("r1") == "r2" and store.resumed_as("r2") is None
-        store.drop_checkpoints("r1")
-        assert store.last_checkpoint("r1") is None
+        store.move_checkpoints("r1", "r2")
+        assert store.checkpoints("r1") == [] and len(store.checkpoints("r2")) == 2
+        store.drop_checkpoints("r2")
+        assert store.checkpoints("r2") == []
     finally:
         store.close()
