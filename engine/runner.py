@@ -27,6 +27,7 @@ from flujo.engine.store import new_run_id
 from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
+from flujo.spec.legacy.lenient import MISSING_IS_NONE
 from flujo.spec.model import (
     AgenticLoopStep,
     AgentStep,
@@ -431,6 +432,8 @@ class _Run:
         )
         started = time.perf_counter()
         token = _CONTEXT.set(self.initial_context)
+        legacy = source is not None and source.legacy  # 0.x read a missing value as None
+        lenient = MISSING_IS_NONE.set(legacy)
         try:
             if self.resumed is None:
                 self._check_input()
@@ -467,6 +470,7 @@ class _Run:
         finally:
             result.context = _CONTEXT.get()
             _CONTEXT.reset(token)
+            MISSING_IS_NONE.reset(lenient)
         await self._finish(span, started)
         return result
 
@@ -1007,7 +1011,12 @@ class _Run:
             )
         if uses.startswith(IMPORT_PREFIX):
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
-            return await self.steps(imported.steps, value, value, span)
+            source = imported.source  # a 0.x file reads missing values as 0.x did
+            lenient = MISSING_IS_NONE.set(source is not None and source.legacy)
+            try:
+                return await self.steps(imported.steps, value, value, span)
+            finally:
+                MISSING_IS_NONE.reset(lenient)
         fn, is_async = self.runner.skill(uses)
         if getattr(fn, "__flujo_context__", False):  # flujo 0.x's context skills
             output = fn(value, context=_CONTEXT.get(), **step.with_)
