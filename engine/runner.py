@@ -60,6 +60,10 @@ CONTEXT_WRITES = "flujo.context.writes"
 """Span attribute: the context keys a step wrote (never their values)."""
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flujo_context")
 """The run context of the running branch (parallel branches hold copies)."""
+CHECKPOINTED_ORIGINS = frozenset({"cli", "sdk"})
+"""Runs that keep checkpoints (with a store): those a person may resume; checks, tests,
+evaluations, verifications and shadow runs are repeated, never resumed, and keep no step
+outputs."""
 FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
@@ -380,6 +384,8 @@ class _Run:
         """The run this one continues and the checkpoint it starts from."""
         self.touched: set[str] = set()
         """Names of the step results changed since the last checkpoint."""
+        self.checkpointing = runner.store is not None and origin in CHECKPOINTED_ORIGINS
+        """Whether this run keeps checkpoints (see `flujo.engine.checkpoint`)."""
 
     def resume_from(
         self, run_id: str, checkpoint: Checkpoint, answers: dict[str | None, str]
@@ -521,7 +527,7 @@ class _Run:
                 result.total_cost_usd = self.cost - self.cost_before
             result.total_tokens = self.tokens - self.tokens_before
         span.attributes[tm.COST] = result.total_cost_usd
-        if self.runner.store is not None:  # what a resume needs is written before the end
+        if self.checkpointing:  # what a resume needs is written before the end
             written = self.runner.checkpoints().flush(result.run_id)
             problem = await asyncio.shield(asyncio.wrap_future(written))
             if problem is not None:
@@ -583,15 +589,15 @@ class _Run:
             )
             if store is not None:  # this run continues from them, and can be resumed in turn
                 await asyncio.to_thread(store.move_checkpoints, earlier, self.result.run_id)
-        elif store is not None:
+        elif self.checkpointing:
             self._checkpoint(START, None, previous, span)
         for index in range(start, len(steps)):
             step = steps[index]
             previous = await self.step(step, self.result.input, previous, span)
-            if store is not None:
+            if self.checkpointing:
                 self._checkpoint(index, step, previous, span)
-                if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
-                    await self._flush(store)
+            if store is not None and time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+                await self._flush(store)
         return previous
 
     def _checkpoint(self, index: int, step: StepBase | None, output: Any, span: SpanRecord) -> None:
@@ -800,7 +806,7 @@ class _Run:
         try:
             answer = await human.answer(step, question)
         except NoAnswer as exc:
-            if exc.resumable and self.runner.store is not None:
+            if exc.resumable and self.checkpointing:
                 span.event("flujo.hitl.paused", reason=str(exc))
                 raise RunPaused(step, question) from None
             raise StepFailed(step, str(exc), "harness") from None

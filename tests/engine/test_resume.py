@@ -231,3 +231,24 @@ async def test_a_run_still_running_in_a_live_process_is_not_resumed(tmp_path: Pa
     with pytest.raises(ResumeRefused, match="is still running"):
         await Runner(pipeline, store=store).resume("r1")
     store.close()
+
+
+async def test_checks_and_tests_keep_no_checkpoints_and_do_not_pause(tmp_path: Path) -> None:
+    pipeline = Pipeline.from_yaml(ASKS)
+    store = RunStore(tmp_path / "runs.db")
+    runner = Runner(pipeline, store=store, human=GivenAnswers({}), origin="test")
+    result = await runner.run({"topic": "t"})
+    assert result.status == "failed" and result.cause == "harness"
+    assert store.checkpoints(result.run_id) == []
+    store.close()
+
+
+async def test_flujo_resume_continues_a_run_from_python(tmp_path: Path) -> None:
+    import flujo
+
+    store = RunStore(tmp_path / "runs.db")
+    paused = await flujo.run(ASKS, {"topic": "py"}, store=store, human=GivenAnswers({}))
+    assert paused.status == "paused"
+    resumed = await flujo.resume(ASKS, paused.run_id, answers={"approve": "fine"}, store=store)
+    assert (resumed.output, resumed.resumed_from) == ("PY: fine", paused.run_id)
+    store.close()
