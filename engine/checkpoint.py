@@ -128,16 +128,51 @@ def row(
     """A checkpoints row (JSON text) taken now; raises NotCheckpointable. `where`: the
     step's yaml_path and name; `state`: the step results it ran, the totals, and at
     START the run's input."""
+    output_text = dumps(output)
+    for fields in state["steps"].values():  # other values in the state are the engine's
+        if fields["output"] is not output:
+            dumps(fields["output"])
     return {
         "run_id": run_id,
         "step_index": step_index,
         "yaml_path": where[0],
         "step_name": where[1],
-        "output": dumps(output),
+        "output": output_text,
         "context": dumps(context),
-        "state": dumps(state),
+        "state": dumps(state) if step_index == START else _ENCODER.encode(state),
         "owner": _OWNER,
     }
+
+
+def coalesce(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows to write for a batch: of each run's consecutive step rows, the last one,
+    holding the step results of them all (only the latest state is resumed from; a JSON
+    object with a key twice reads as its last value, so the results are joined as text).
+    Start rows are kept as they are."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        last = out[-1] if out else None
+        same = last is not None and last["run_id"] == row["run_id"]
+        if not same or last is None or row["step_index"] == START or last["step_index"] == START:
+            out.append(row)
+            continue
+        out[-1] = row | {"state": _join_steps(last["state"], row["state"])}
+    return out
+
+
+def _join_steps(earlier: str, later: str) -> str:
+    """`later` (a state's JSON text, `steps` its last key) with the step results of
+    `earlier` before its own."""
+    head, marker, steps = later.partition(_STEPS)
+    _, found, old = earlier.partition(_STEPS)
+    if not marker or not found:  # pragma: no cover - every step row has them
+        return later
+    joined = ",".join(part for part in (old[1:-2], steps[1:-2]) if part)
+    return f"{head}{marker}{{{joined}}}}}"
+
+
+_STEPS = '"steps":'
+"""The last key of a step row's state (the keys before it hold numbers and booleans)."""
 
 
 def step_fields(record: StepResult) -> dict[str, Any]:
@@ -145,10 +180,15 @@ def step_fields(record: StepResult) -> dict[str, Any]:
     return {name: getattr(record, name) for name in StepResult.__slots__}
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """`value` as JSON text that loads back equal; NotCheckpointable when it cannot."""
+    if value is None or type(value) in (str, bool, int):
+        return _ENCODER.encode(value)
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise NotCheckpointable(str(exc)) from None
     if isinstance(value, dict | list) and json.loads(text) != value:
@@ -276,7 +316,7 @@ class CheckpointWriter:
             rows = [item for item in items if isinstance(item, dict)]
             if rows:
                 try:
-                    self.store.write_checkpoints(rows)
+                    self.store.write_checkpoints(coalesce(rows))
                 except Exception as exc:  # the store went away: the run says so at its end
                     for row in rows:
                         self._failed.setdefault(row["run_id"], f"{type(exc).__name__}: {exc}")

@@ -610,14 +610,11 @@ class _Run:
         else:
             where = (self.runner._attrs[id(step)][tm.YAML_PATH], step.name)
         steps = self.result.steps
-        state: dict[str, Any] = {
-            "steps": {name: step_fields(steps[name]) for name in self.touched},
-            "cost_usd": self.cost,
-            "cost_known": self.cost_known,
-            "tokens": self.tokens,
-        }
+        state: dict[str, Any] = {"cost_usd": self.cost, "cost_known": self.cost_known}
+        state["tokens"] = self.tokens
         if index == START:
             state["input"] = self.result.input
+        state["steps"] = {name: step_fields(steps[name]) for name in self.touched}  # last
         try:
             taken = row(self.result.run_id, index, where, output, _CONTEXT.get(), state)
         except NotCheckpointable as exc:

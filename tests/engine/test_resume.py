@@ -252,3 +252,21 @@ async def test_flujo_resume_continues_a_run_from_python(tmp_path: Path) -> None:
     resumed = await flujo.resume(ASKS, paused.run_id, answers={"approve": "fine"}, store=store)
     assert (resumed.output, resumed.resumed_from) == ("PY: fine", paused.run_id)
     store.close()
+
+
+def test_checkpoints_that_came_together_are_written_as_one_row_with_every_step_result() -> None:
+    from flujo.engine.checkpoint import coalesce, row
+
+    def state(steps: dict[str, Any]) -> dict[str, Any]:
+        return {"cost_usd": 0.0, "cost_known": True, "tokens": 0, "steps": steps}
+
+    rows = [
+        row("r", -1, ("", ""), "in", {}, state({}) | {"input": "in"}),
+        row("r", 0, ("steps[0]", "a"), {"x": '"}'}, {"k": 1}, state({"a": {"output": 1}})),
+        row("r", 1, ("steps[1]", "b"), "b", {"k": 2}, state({"b": {"output": "b"}})),
+        row("r", 2, ("steps[2]", "a"), "c", {"k": 3}, state({"a": {"output": 3}})),
+    ]
+    start, last = coalesce(rows)
+    assert start == rows[0] and (last["step_index"], last["context"]) == (2, '{"k":3}')
+    steps = json.loads(last["state"])["steps"]
+    assert steps == {"a": {"output": 3}, "b": {"output": "b"}}  # the later result wins
