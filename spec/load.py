@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from flujo.spec import paths
 from flujo.spec.display import display_name
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
-from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
+from flujo.spec.model import FORMAT_VERSION, STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
 
@@ -164,6 +164,9 @@ def legacy_conversion(
 
     data = document.data
     if not isinstance(data, dict):
+        return None
+    current = str(data.get("version", "")) == FORMAT_VERSION
+    if current and legacy.KEPT_COMMENT in document.text:  # `flujo migrate` wrote it
         return None
     if not legacy.is_legacy(data):
         if not str(data.get("version", "")).startswith("0."):

@@ -28,6 +28,10 @@ UNSUPPORTED_HINTS = {
     "tree_search": "write a `loop` over proposer and evaluator agents, or an "
     "`agentic_loop` whose planner calls them as tools",
 }
+KEPT_COMMENT = "# flujo migrate: kept in its 0.x form: "
+"""The comment `flujo migrate` writes above a step it could not convert; a file that says
+the current `version:` and has one is in the current format (its kept steps are errors
+where they are)."""
 KEPT_CODES = ("unsupported-kind", "unsupported")
 """Codes of the errors that say the current format cannot express a 0.x step (as opposed
 to a mistake in the file): `flujo migrate` keeps such a step in its 0.x form."""
@@ -148,11 +152,9 @@ def is_legacy(data: Any) -> bool:
     `condition`, a bare list or a single step as a nested pipeline, a `StateMachine`
     or other 0.x-only kind, `system_prompt: {from_file: …}`, agent `model_settings`,
     `timeout` or `max_retries`, or `config.timeout` / `config.top_k`. Files that use
-    only what both formats share read the same either way. A file that says the current
-    `version:` is in the current format (as `flujo migrate` writes them: a 0.x construct
-    left in one is a step kept in its 0.x form, reported where it is).
+    only what both formats share read the same either way.
     """
-    if not isinstance(data, dict) or str(data.get("version", "")) == FORMAT_VERSION:
+    if not isinstance(data, dict):
         return False
     agents = data.get("agents")
     if isinstance(agents, dict):

@@ -22,13 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError
-from flujo.spec.legacy.blueprint import KEPT_CODES, Conversion
+from flujo.spec.legacy.blueprint import KEPT_CODES, KEPT_COMMENT, Conversion
 
 if TYPE_CHECKING:
     from flujo.spec.source import SourceDocument
-
-KEPT_COMMENT = "# flujo migrate: kept in its 0.x form: "
-"""The comment above a step `flujo migrate` could not convert."""
 
 
 @dataclass(frozen=True)
