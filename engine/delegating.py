@@ -133,7 +133,7 @@ async def _ask(run: _Run, step: AgenticLoopStep, question: str) -> Any:
     from flujo.engine.human import NoAnswer
     from flujo.spec.model import HitlStep
 
-    human = run.runner.human
+    human = run.human
     if human is None:
         raise StepFailed(step, "the planner asked a person and nobody can answer here", "harness")
     try:

@@ -28,9 +28,14 @@ class Human(Protocol):
 
 class NoAnswer(FlujoError):
     """No answer can be had for a `hitl` step (retrying cannot help; exit code 1: the run
-    fails)."""
+    fails). `resumable`: nobody could answer now (no terminal), but someone may later: a
+    run with a store pauses instead (see `flujo.engine.checkpoint`)."""
 
     exit_code = EXIT_INVALID
+
+    def __init__(self, message: str, *, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 def answer_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
@@ -70,8 +75,8 @@ class ConsoleHuman:
         while True:
             try:
                 text = click.prompt(f"[{step.name}] {question}{hint}", err=True)
-            except click.Abort:
-                raise NoAnswer(f"no answer was given to '{step.name}'") from None
+            except click.Abort:  # end of input (not at a terminal) or Ctrl-C
+                raise NoAnswer(f"no answer was given to '{step.name}'", resumable=True) from None
             value = parse_answer(schema, text)
             problem = answer_problem(schema, value)
             if problem is None:
@@ -111,3 +116,21 @@ class RecordedHumans:
         entry = {"step": step.name, "question": question, "answer": value}
         path.write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return value
+
+
+class GivenAnswers:
+    """Answers given in advance (`flujo runs resume --answer`), as text, each used once:
+    by step name, or (key None) to the first question asked; other questions go to `ask`
+    (None: nobody, and a run with a store pauses again)."""
+
+    def __init__(self, answers: dict[str | None, str], ask: Human | None = None) -> None:
+        self.answers = dict(answers)
+        self.ask = ask
+
+    async def answer(self, step: HitlStep, question: str) -> Any:
+        for key in (step.name, None):
+            if key in self.answers:
+                return parse_answer(step.input_schema, self.answers.pop(key))
+        if self.ask is None:
+            raise NoAnswer(f"no answer was given to '{step.name}'", resumable=True)
+        return await self.ask.answer(step, question)

@@ -3,7 +3,9 @@
 
 A string that is exactly one `{{ expression }}` yields the expression's value with its
 type (a dict stays a dict); any other string renders to text. Mappings and lists are
-rendered item by item. Templates are compiled once per process.
+rendered item by item. Templates are compiled once per process. In the runs of flujo 0.x
+blueprints a missing value renders as empty text, as 0.x's default mode did
+(`flujo.spec.legacy.lenient`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Any
 
 from jinja2 import Undefined
 
+from flujo.spec.legacy.lenient import MISSING_IS_NONE
 from flujo.spec.templating import iteration_budget, render_bounded, untrusted_environment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
 
 @lru_cache(maxsize=4096)
-def _compile(text: str) -> Any:
-    env = untrusted_environment()
+def _compile(text: str, lenient: bool = False) -> Any:
+    env = untrusted_environment(lenient)
     single = _SINGLE.match(text)
     if single is not None and "{%" not in text:
         return ("value", env.compile_expression(single.group("expr"), undefined_to_none=False))
@@ -43,12 +46,15 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     if isinstance(value, str):
         if "{{" not in value and "{%" not in value:
             return value
-        kind, compiled = _compile(value)
+        lenient = MISSING_IS_NONE.get()  # a 0.x blueprint: missing renders as empty text
+        kind, compiled = _compile(value, lenient)
         if kind == "text":
             return render_bounded(compiled, context)
         with iteration_budget():
             out = compiled(**context)
         if isinstance(out, Undefined):  # a missing key fails here, as in a longer template
+            if lenient:
+                return ""
             out._fail_with_undefined_error()
         return out
     if isinstance(value, dict):

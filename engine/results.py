@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from flujo.spec.fields import RESULT_FIELDS, STEP_FIELDS
 
-RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "paused"]
+"""`paused`: a `hitl` step waits for an answer; the run resumes from its last checkpoint."""
 
 
 @dataclass(slots=True)
@@ -92,6 +93,8 @@ class PipelineResult:
     """The version of the price table that computed `total_cost_usd` (date.hash)."""
     context: dict[str, Any] = field(default_factory=dict)
     """The run context as the run left it (`updates_context`, `sink_to`, context skills)."""
+    resumed_from: str | None = None
+    """The run this one continues from its last checkpoint (`flujo runs resume`)."""
 
     @property
     def success(self) -> bool:
@@ -115,4 +118,6 @@ class PipelineResult:
             "origin": self.origin,
             "cause": self.cause,
             "prices_version": self.prices_version,
+            "context": self.context,
+            "resumed_from": self.resumed_from,
         }

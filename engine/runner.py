@@ -27,6 +27,7 @@ from flujo.engine.store import new_run_id
 from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
+from flujo.spec.legacy.lenient import MISSING_IS_NONE
 from flujo.spec.model import (
     AgenticLoopStep,
     AgentStep,
@@ -47,6 +48,7 @@ from flujo.spec.registry import StepRegistry
 
 if TYPE_CHECKING:
     from flujo.engine.agents import ModelClient
+    from flujo.engine.checkpoint import Checkpoint, CheckpointWriter
     from flujo.engine.human import Human
     from flujo.engine.store import RunStore
     from flujo.engine.telemetry import OTelExport
@@ -58,6 +60,10 @@ CONTEXT_WRITES = "flujo.context.writes"
 """Span attribute: the context keys a step wrote (never their values)."""
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flujo_context")
 """The run context of the running branch (parallel branches hold copies)."""
+CHECKPOINTED_ORIGINS = frozenset({"cli", "sdk"})
+"""Runs that keep checkpoints (with a store): those a person may resume; checks, tests,
+evaluations, verifications and shadow runs are repeated, never resumed, and keep no step
+outputs."""
 FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
@@ -74,6 +80,19 @@ class StepFailed(FlujoError):
         self.step = step
         self.reason = message
         self.cause = cause
+
+
+class RunPaused(FlujoError):
+    """A `hitl` step got no answer where none can be given now (not at a terminal): the
+    run pauses, resumable from its last checkpoint (`flujo runs resume RUN_ID`). Only with
+    a run store (checkpoints); without one the step fails."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, step: StepBase, question: str) -> None:
+        super().__init__(f"step '{step.name}' waits for an answer: {question}")
+        self.step = step
+        self.question = question
 
 
 class InputRejected(FlujoError):
@@ -171,6 +190,7 @@ class Runner:
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
         self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]]] = {}
+        self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
         self._attrs: dict[int, dict[str, Any]] = {}
@@ -205,6 +225,40 @@ class Runner:
         runner's for this run.
         """
         run = _Run(self, input, run_id or new_run_id(), mocks or {}, origin or self.origin)
+        return await run.execute()
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        answers: dict[str | None, str] | None = None,
+        force: bool = False,
+        origin: str | None = None,
+    ) -> PipelineResult:
+        """Continue the run `run_id` (or a unique prefix) from its last checkpoint, as a new
+        run that records `resumed_from`: the steps after it see the context and the step
+        outputs the earlier run left. `answers` answer `hitl` steps (text, parsed as the
+        step's `input_schema` says) by step name, or (key None) the first question asked.
+        Raises ResumeRefused when the spec changed since the run started (a changed spec
+        applies on the next run, never to one in flight), the run succeeded, was resumed
+        already or is still running; NoSuchRun when no run matches. `force`:
+        resume a run marked running by a process on another host."""
+        from flujo.engine.checkpoint import ResumeRefused, resume_point
+
+        if self.store is None:
+            raise ResumeRefused("resuming a run needs the run store its checkpoints are in")
+        earlier, checkpoint = await asyncio.to_thread(
+            resume_point, self.store, run_id, self.pipeline, force=force
+        )
+        new_id = new_run_id()
+        if earlier["status"] == "running":  # its process is gone (killed, crashed)
+            await asyncio.to_thread(
+                self.store.mark_interrupted,
+                earlier["run_id"],
+                f"the process running it ended before the run finished; resumed as {new_id}",
+            )
+        run = _Run(self, checkpoint.input, new_id, {}, origin or self.origin)
+        run.resume_from(earlier["run_id"], checkpoint, answers or {})
         return await run.execute()
 
     async def jit_plan(self, step: JitStep, ask: Ask) -> tuple[JitPlan, bool]:
@@ -246,6 +300,15 @@ class Runner:
             entry = self._packed[id(step)] = (agent, pack.checks(step.with_))
         return entry
 
+    def checkpoints(self) -> CheckpointWriter:
+        """The writer of this runner's checkpoints (runs with a store keep them)."""
+        if self._checkpoints is None:
+            from flujo.engine.checkpoint import CheckpointWriter
+
+            assert self.store is not None
+            self._checkpoints = CheckpointWriter(self.store)
+        return self._checkpoints
+
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
         entry = self._skills.get(reference)
@@ -272,6 +335,25 @@ async def run(
     if not isinstance(spec, Pipeline):
         spec = Pipeline.from_yaml(spec, registry=options.get("registry"))
     return await Runner(spec, **options).run(input, run_id=run_id, mocks=mocks)
+
+
+async def resume(
+    spec: Pipeline | str | Path,
+    run_id: str,
+    *,
+    answers: dict[str | None, str] | None = None,
+    force: bool = False,
+    **options: Any,
+) -> PipelineResult:
+    """Continue a run that stopped from its last checkpoint:
+    `await flujo.resume("flows/triage.yaml", run_id, store=RunStore(…))`.
+
+    `spec` as for `run` (it must be the version the run started with: a changed spec is
+    refused with `ResumeRefused`); `options` go to `Runner` and must include the `store`
+    holding the run's checkpoints. See `Runner.resume`."""
+    if not isinstance(spec, Pipeline):
+        spec = Pipeline.from_yaml(spec, registry=options.get("registry"))
+    return await Runner(spec, **options).resume(run_id, answers=answers, force=force)
 
 
 def _default_evaluate(source: str, bindings: dict[str, Any]) -> Any:
@@ -315,6 +397,36 @@ class _Run:
             (runner.store is not None or exported) and not mocks and runner.capture.sampled()
         )
         self.step_inputs: dict[str, Any] = {}
+        self.human = runner.human
+        self.resumed: tuple[str, Checkpoint] | None = None
+        """The run this one continues and the checkpoint it starts from."""
+        self.touched: set[str] = set()
+        """Names of the step results changed since the last checkpoint."""
+        self.checkpointing = runner.store is not None and origin in CHECKPOINTED_ORIGINS
+        """Whether this run keeps checkpoints (see `flujo.engine.checkpoint`)."""
+
+    def resume_from(
+        self, run_id: str, checkpoint: Checkpoint, answers: dict[str | None, str]
+    ) -> None:
+        """Start from `checkpoint` of run `run_id` instead of the first step."""
+        from flujo.engine.human import GivenAnswers
+
+        self.resumed = (run_id, checkpoint)
+        self.result.resumed_from = run_id
+        self.initial_context = copy.deepcopy(checkpoint.context)
+        self.result.steps = checkpoint.step_results()
+        self.cost, self.cost_known, self.tokens = (
+            checkpoint.cost_usd,
+            checkpoint.cost_known,
+            checkpoint.tokens,
+        )
+        self.cost_before, self.tokens_before = checkpoint.cost_usd, checkpoint.tokens
+        if answers:
+            self.human = GivenAnswers(answers, self.human)
+
+    cost_before = 0.0
+    """What the run resumed from had spent (usage limits count it; the totals do not)."""
+    tokens_before = 0
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -332,17 +444,24 @@ class _Run:
                 mode=result.mode,
                 origin=result.origin,
                 prices_version=result.prices_version,
+                resumed_from=self.resumed[0] if self.resumed else None,
             )
+        attributes: dict[str, Any] = {tm.YAML_LINE: 1, tm.PRICES_VERSION: result.prices_version}
+        if self.resumed is not None:
+            earlier, checkpoint = self.resumed
+            attributes[tm.RESUMED_FROM] = earlier
+            attributes[tm.RESUMED_AFTER] = checkpoint.yaml_path
         span = self.telemetry.start(
-            f"flujo.run {self.pipeline.name or 'pipeline'}",
-            None,
-            {tm.YAML_LINE: 1, tm.PRICES_VERSION: result.prices_version},
+            f"flujo.run {self.pipeline.name or 'pipeline'}", None, attributes
         )
         started = time.perf_counter()
         token = _CONTEXT.set(self.initial_context)
+        legacy = source is not None and source.legacy  # 0.x read a missing value as None
+        lenient = MISSING_IS_NONE.set(legacy)
         try:
-            self._check_input()
-            result.output = await self.steps(self.pipeline.steps, result.input, result.input, span)
+            if self.resumed is None:
+                self._check_input()
+            result.output = await self.top_level(span)
             result.status = "succeeded"
             if self.pipeline.policies:
                 self._judge_policies(span)
@@ -355,6 +474,14 @@ class _Run:
         except InputRejected as exc:
             result.status, result.error = "failed", str(exc)
             result.error_path, result.cause = "input_schema", "input"
+        except RunPaused as exc:
+            result.status = "paused"
+            result.error = (
+                f"{exc}; answer it with `flujo runs resume {result.run_id} --answer VALUE`"
+            )
+            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
+                tm.YAML_PATH, exc.step.yaml_path
+            )
         except asyncio.CancelledError:
             result.status, result.error = "cancelled", "the run was cancelled"
             result.cause = "cancelled"
@@ -367,6 +494,7 @@ class _Run:
         finally:
             result.context = _CONTEXT.get()
             _CONTEXT.reset(token)
+            MISSING_IS_NONE.reset(lenient)
         await self._finish(span, started)
         return result
 
@@ -412,7 +540,16 @@ class _Run:
         result.latency_s = time.perf_counter() - started
         result.total_cost_usd = self.cost if self.cost_known else None
         result.total_tokens = self.tokens
+        if self.resumed is not None:  # the totals of this run's own work
+            if result.total_cost_usd is not None:
+                result.total_cost_usd = self.cost - self.cost_before
+            result.total_tokens = self.tokens - self.tokens_before
         span.attributes[tm.COST] = result.total_cost_usd
+        if self.checkpointing:  # what a resume needs is written before the end
+            written = self.runner.checkpoints().flush(result.run_id)
+            problem = await asyncio.shield(asyncio.wrap_future(written))
+            if problem is not None:
+                span.event("flujo.checkpoint.failed", message=problem)
         if result.error:
             span.event("flujo.run.failed", message=result.error, path=result.error_path or "")
         if result.cause is not None:
@@ -422,6 +559,8 @@ class _Run:
         if store is not None:
             # shielded: a cancelled run is still recorded whole
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+            if result.status == "succeeded":  # nothing to resume: outputs are not kept
+                await asyncio.shield(asyncio.to_thread(store.drop_checkpoints, result.run_id))
         rows = self._capture_rows() if self.captured else []
         if rows and store is not None:
             await asyncio.shield(asyncio.to_thread(self._capture, store, rows))
@@ -449,6 +588,58 @@ class _Run:
         """Write the spans so far (a long run's spans reach the store while it runs)."""
         self.last_flush = time.monotonic()
         await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def top_level(self, span: SpanRecord) -> Any:
+        """The spec's steps, from the first or from the checkpoint resumed; with a store, a
+        checkpoint after each (see `flujo.engine.checkpoint`)."""
+        from flujo.engine.checkpoint import START
+
+        steps, store = self.pipeline.steps, self.runner.store
+        previous, start = self.result.input, 0
+        if self.resumed is not None:
+            earlier, checkpoint = self.resumed
+            previous, start = checkpoint.output, checkpoint.step_index + 1
+            span.event(
+                "flujo.run.resumed",
+                **{"run_id": earlier, "after": checkpoint.yaml_path, "step_index": start},
+            )
+            if store is not None:  # this run continues from them, and can be resumed in turn
+                await asyncio.to_thread(store.move_checkpoints, earlier, self.result.run_id)
+        elif self.checkpointing:
+            self._checkpoint(START, None, previous, span)
+        for index in range(start, len(steps)):
+            step = steps[index]
+            previous = await self.step(step, self.result.input, previous, span)
+            if self.checkpointing:
+                self._checkpoint(index, step, previous, span)
+            if store is not None and time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+                await self._flush(store)
+        return previous
+
+    def _checkpoint(self, index: int, step: StepBase | None, output: Any, span: SpanRecord) -> None:
+        """Take the run's state after top-level step `index` and hand it to the writer (a
+        value JSON cannot hold is not kept: a resume starts from the checkpoint before)."""
+        from flujo.engine.checkpoint import START, NotCheckpointable, row, step_fields
+
+        if step is None:
+            where = ("", "")
+        else:
+            where = (self.runner._attrs[id(step)][tm.YAML_PATH], step.name)
+        steps = self.result.steps
+        state: dict[str, Any] = {"cost_usd": self.cost, "cost_known": self.cost_known}
+        state["tokens"] = self.tokens
+        if index == START:
+            state["input"] = self.result.input
+        state["steps"] = {name: step_fields(steps[name]) for name in self.touched}  # last
+        try:
+            taken = row(self.result.run_id, index, where, output, _CONTEXT.get(), state)
+        except NotCheckpointable as exc:
+            span.event("flujo.checkpoint.skipped", step=where[1], reason=str(exc))
+            return  # the steps' results go with the next checkpoint
+        self.touched.clear()
+        self.runner.checkpoints().put(taken)
 
     # -- step lists and kinds ---------------------------------------------------------------
 
@@ -552,7 +743,7 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(branch(name)) for name in names]
-        except* (StepFailed, UsageLimitExceeded) as failures:
+        except* (StepFailed, UsageLimitExceeded, RunPaused) as failures:
             raise failures.exceptions[0] from None
         outputs = {name: task.result() for name, task in zip(names, tasks, strict=True)}
         snapshot = copy.deepcopy(before)
@@ -612,7 +803,7 @@ class _Run:
     async def hitl(self, step: HitlStep, scope_input: Any, previous: Any, span: SpanRecord) -> Any:
         from flujo.engine.human import NoAnswer, answer_problem
 
-        human = self.runner.human
+        human = self.human
         if human is None:
             raise StepFailed(
                 step,
@@ -630,6 +821,9 @@ class _Run:
         try:
             answer = await human.answer(step, question)
         except NoAnswer as exc:
+            if exc.resumable and self.checkpointing:
+                span.event("flujo.hitl.paused", reason=str(exc))
+                raise RunPaused(step, question) from None
             raise StepFailed(step, str(exc), "harness") from None
         problem = answer_problem(step.input_schema, answer)
         if problem is not None:
@@ -767,7 +961,7 @@ class _Run:
                 problem = self._validate(step, output)
                 if problem is not None:
                     raise ValidationFailed(problem)
-            except (UsageLimitExceeded, asyncio.CancelledError) as exc:
+            except (UsageLimitExceeded, asyncio.CancelledError, RunPaused) as exc:
                 record.latency_s += time.perf_counter() - started
                 record.success, record.error = False, _reason(exc)
                 span.attributes[tm.CAUSE] = cause_of(exc)
@@ -856,7 +1050,12 @@ class _Run:
             return await self._model_call(step, packed[0], value, feedback, span, record)
         if uses.startswith(IMPORT_PREFIX):
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
-            return await self.steps(imported.steps, value, value, span)
+            source = imported.source  # a 0.x file reads missing values as 0.x did
+            lenient = MISSING_IS_NONE.set(source is not None and source.legacy)
+            try:
+                return await self.steps(imported.steps, value, value, span)
+            finally:
+                MISSING_IS_NONE.reset(lenient)
         fn, is_async = self.runner.skill(uses)
         if getattr(fn, "__flujo_context__", False):  # flujo 0.x's context skills
             output = fn(value, context=_CONTEXT.get(), **step.with_)
@@ -946,6 +1145,7 @@ class _Run:
     # -- helpers ----------------------------------------------------------------------------
 
     def _record(self, step: StepBase) -> StepResult:
+        self.touched.add(step.name)
         steps = self.result.steps
         record = steps.get(step.name)
         if record is None:
@@ -1103,7 +1303,7 @@ def cause_of(exc: BaseException) -> str:
         return "limit"
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
-    if isinstance(exc, CassetteMiss | NoModel):
+    if isinstance(exc, CassetteMiss | NoModel | RunPaused):
         return "harness"
     if isinstance(exc, InputError | InputRejected):
         return "input"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
     from flujo.engine.telemetry import SpanRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump with a migration in `_MIGRATIONS` when the tables change."""
 DEFAULT_PATH = Path(".flujo") / "flujo.db"
 
@@ -89,6 +89,24 @@ _EXTENSIONS = (
 )""",
 )
 
+_CHECKPOINTS = (
+    # the state of a run after each completed top-level step (engine/checkpoint.py); index
+    # -1 is the run's start (its input), so a run that stopped before its first step ends
+    # can be resumed too
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    step_index INTEGER NOT NULL,
+    yaml_path TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    output TEXT NOT NULL,
+    context TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, step_index)
+)""",
+)
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS specs (
@@ -116,7 +134,8 @@ _SCHEMA = (
     mode TEXT NOT NULL DEFAULT 'unknown',
     origin TEXT NOT NULL DEFAULT 'unknown',
     cause TEXT,
-    prices_version TEXT
+    prices_version TEXT,
+    resumed_from TEXT
 )""",
     "CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_sha256, started_at)",
     """CREATE TABLE IF NOT EXISTS spans (
@@ -143,7 +162,9 @@ _SCHEMA = (
     cause TEXT,
     PRIMARY KEY (run_id, span_id)
 )""",
+    "CREATE INDEX IF NOT EXISTS runs_by_resumed ON runs (resumed_from)",
     *_EXTENSIONS,
+    *_CHECKPOINTS,
 )
 """A new store's tables, at SCHEMA_VERSION (both backends; see `store_db.to_postgres`)."""
 
@@ -162,6 +183,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # `kind: cache` steps (JSON), by step definition and input digest, and the version of
     # the price table that computed each run's cost (NULL for older runs: not recorded).
     3: (*_EXTENSIONS, "ALTER TABLE runs ADD COLUMN prices_version TEXT"),
+    # 4 -> 5: checkpoints of runs (resume), and the run a resumed run continues (NULL for
+    # every older run: none was resumed).
+    4: (
+        *_CHECKPOINTS,
+        "ALTER TABLE runs ADD COLUMN resumed_from TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_by_resumed ON runs (resumed_from)",
+    ),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
 _SPAN_FIELDS = (
@@ -310,6 +338,7 @@ class RunStore:
         mode: str = UNKNOWN,
         origin: str = UNKNOWN,
         prices_version: str | None = None,
+        resumed_from: str | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
@@ -319,8 +348,8 @@ class RunStore:
             )
             db.execute(
                 "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
-                " trace_id, mode, origin, prices_version)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                " trace_id, mode, origin, prices_version, resumed_from)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     spec_sha256,
@@ -331,7 +360,71 @@ class RunStore:
                     mode,
                     origin,
                     prices_version,
+                    resumed_from,
                 ),
+            )
+
+    def write_checkpoints(self, rows: list[dict[str, Any]]) -> None:
+        """Keep checkpoints (engine/checkpoint.py), in one transaction: each row holds
+        run_id, step_index (-1: the run's start), yaml_path, step_name, output, context,
+        state (JSON text) and owner (host:pid of the process running the run)."""
+        if not rows:
+            return
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO checkpoints (run_id, step_index, yaml_path, step_name, output,"
+                " context, state, owner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, step_index) DO UPDATE SET yaml_path = excluded.yaml_path,"
+                " step_name = excluded.step_name, output = excluded.output,"
+                " context = excluded.context, state = excluded.state, owner = excluded.owner,"
+                " created_at = excluded.created_at",
+                [
+                    (
+                        row["run_id"],
+                        row["step_index"],
+                        row["yaml_path"],
+                        row["step_name"],
+                        row["output"],
+                        row["context"],
+                        row["state"],
+                        row["owner"],
+                        now,
+                    )
+                    for row in rows
+                ],
+            )
+
+    def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's checkpoints, first to last."""
+        return self.query(
+            "SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step_index", (run_id,)
+        )
+
+    def move_checkpoints(self, from_run: str, to_run: str) -> None:
+        """Hand a run's checkpoints to the run resuming it (which may be resumed in turn)."""
+        with self._transaction() as db:
+            db.execute("UPDATE checkpoints SET run_id = ? WHERE run_id = ?", (to_run, from_run))
+
+    def drop_checkpoints(self, run_id: str) -> None:
+        """Forget a run's checkpoints (it succeeded: there is nothing to resume)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM checkpoints WHERE run_id = ?", (run_id,))
+
+    def resumed_as(self, run_id: str) -> str | None:
+        """The run that resumed `run_id` (None when none did)."""
+        rows = self.query(
+            "SELECT run_id FROM runs WHERE resumed_from = ? ORDER BY run_id LIMIT 1", (run_id,)
+        )
+        return str(rows[0]["run_id"]) if rows else None
+
+    def mark_interrupted(self, run_id: str, error: str) -> None:
+        """A run still marked running whose process is gone: cancelled, with `error`."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = 'cancelled', cause = 'cancelled', error = ?,"
+                " ended_at = ? WHERE run_id = ? AND status = 'running'",
+                (error, time.time(), run_id),
             )
 
     def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:

@@ -50,6 +50,11 @@ GEN_AI_CACHED_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 """Of the input tokens, those the provider served from its prompt cache (priced apart)."""
 PRICES_VERSION = "flujo.prices.version"
 """On a run's span: the version of the price table that computed its costs."""
+RESUMED_FROM = "flujo.run.resumed_from"
+"""On a resumed run's span: the id of the run it continues."""
+RESUMED_AFTER = "flujo.run.resumed_after"
+"""On a resumed run's span: the yaml_path of the last top-level step the earlier run
+completed (`""`: it resumed from the start, with the earlier run's input)."""
 
 _ids = random.Random()  # span ids need uniqueness, not secrecy (as in the OTel SDK)
 

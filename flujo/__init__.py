@@ -17,11 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flujo.engine.results import PipelineResult
-    from flujo.engine.runner import run
+    from flujo.engine.runner import resume, run
     from flujo.spec.errors import Diagnostic, SpecError
     from flujo.spec.model import Pipeline
 
-__all__ = ["Diagnostic", "Pipeline", "PipelineResult", "SpecError", "__version__", "run"]
+__all__ = [
+    "Diagnostic",
+    "Pipeline",
+    "PipelineResult",
+    "SpecError",
+    "__version__",
+    "resume",
+    "run",
+]
 
 # name -> module that defines it
 _PUBLIC = {
@@ -29,6 +37,7 @@ _PUBLIC = {
     "SpecError": "flujo.spec.errors",
     "Diagnostic": "flujo.spec.errors",
     "run": "flujo.engine.runner",
+    "resume": "flujo.engine.runner",
     "PipelineResult": "flujo.engine.results",
 }
 

@@ -18,6 +18,10 @@ EXIT_USAGE = 2
 """Usage error: a bad option, a missing or unreadable file, a store or server out of reach."""
 EXIT_INTERNAL = 3
 """A bug in Flujo."""
+EXIT_PARTIAL = 4
+"""Done in part, nothing failed: `flujo migrate` kept steps the current format cannot
+say in their 0.x form, or a run paused at a question nobody could answer (resume it with
+`flujo runs resume`). A result, never an error's code."""
 EXIT_NO_TESTS = 5
 """`flujo test` collected no test (as pytest): a result, never an error's code."""
 EXIT_INTERRUPTED = 130

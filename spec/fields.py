@@ -13,7 +13,8 @@ RESULT_FIELDS: dict[str, str] = {
     "output": "The pipeline's output (the last step's).",
     "steps": "Each step's result by name: `result.steps.NAME.FIELD` (the fields below).",
     "success": "`True` when the run succeeded.",
-    "status": "`running`, `succeeded`, `failed` or `cancelled`.",
+    "status": "`running`, `succeeded`, `failed`, `cancelled` or `paused` (a `hitl` step"
+    " waits for an answer: `flujo runs resume`).",
     "error": "Why the run failed (`None` when it succeeded).",
     "error_path": "The yaml_path of the step that failed the run (or crossed a usage limit).",
     "total_cost_usd": "USD spent by the run; `None` when a model's price is unknown.",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from flujo.spec import paths
 from flujo.spec.display import display_name
 from flujo.spec.errors import Diagnostic, SpecError, sort_diagnostics
-from flujo.spec.model import STEP_KINDS, Pipeline, SpecNode
+from flujo.spec.model import FORMAT_VERSION, STEP_KINDS, Pipeline, SpecNode
 from flujo.spec.registry import StepRegistry
 from flujo.spec.source import SourceDocument, parse, read_bytes
 
@@ -152,15 +152,21 @@ def _one_error_per_typo(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     ]
 
 
-def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conversion | None:
+def legacy_conversion(
+    document: SourceDocument, spec_path: Path | None, *, keep_unsupported: bool = False
+) -> Conversion | None:
     """The conversion of a flujo 0.x blueprint (None for a file in the current format).
 
     A file is read as 0.x when it uses a 0.x-only construct, or when it says
-    `version: "0.x"` and is not valid in the current format."""
+    `version: "0.x"` and is not valid in the current format. `keep_unsupported`: see
+    `flujo.spec.legacy.blueprint.convert`."""
     from flujo.spec.legacy import blueprint as legacy
 
     data = document.data
     if not isinstance(data, dict):
+        return None
+    current = str(data.get("version", "")) == FORMAT_VERSION
+    if current and legacy.KEPT_COMMENT in document.text:  # `flujo migrate` wrote it
         return None
     if not legacy.is_legacy(data):
         if not str(data.get("version", "")).startswith("0."):
@@ -172,7 +178,7 @@ def legacy_conversion(document: SourceDocument, spec_path: Path | None) -> Conve
         else:
             return None
     base_dir = spec_path.resolve().parent if spec_path is not None else None
-    return legacy.convert(document, base_dir)
+    return legacy.convert(document, base_dir, keep_unsupported=keep_unsupported)
 
 
 def _legacy_paths(pipeline: Pipeline, conversion: Conversion) -> None:
@@ -393,6 +399,11 @@ def _diagnostic(document: SourceDocument, error: Any, root: type[BaseModel]) -> 
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         kinds = list(STEP_KINDS)
         value = node.get("kind") if isinstance(node, dict) else None
+        from flujo.spec.legacy.blueprint import UNSUPPORTED_KINDS, unsupported_kind
+
+        if isinstance(value, str) and value in UNSUPPORTED_KINDS:  # kept by `flujo migrate`
+            message = unsupported_kind(value)
+            return document.diagnostic(paths.child(path, "kind"), message, "unsupported-kind")
         if isinstance(value, str):
             message = f"unknown step kind '{value}'" + _suggest(value, kinds)
             return document.diagnostic(paths.child(path, "kind"), message, "unknown-kind")

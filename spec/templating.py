@@ -70,9 +70,12 @@ class TemplateLimit(FlujoError):
 
 
 @cache
-def untrusted_environment() -> ImmutableSandboxedEnvironment:
-    """The sandbox for parsing and rendering users' templates (built once per process)."""
-    from jinja2 import StrictUndefined
+def untrusted_environment(lenient: bool = False) -> ImmutableSandboxedEnvironment:
+    """The sandbox for parsing and rendering users' templates (built once per process).
+
+    `lenient`: for flujo 0.x blueprints, a missing value renders as empty text (and reads
+    as `null` in `tojson`), as 0.x's default template mode did; never for current files."""
+    from jinja2 import ChainableUndefined, StrictUndefined
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -110,11 +113,23 @@ def untrusted_environment() -> ImmutableSandboxedEnvironment:
 
             return checked
 
-    environment = BoundedSandbox(undefined=StrictUndefined, autoescape=False, extensions=())
+    undefined = ChainableUndefined if lenient else StrictUndefined
+    environment = BoundedSandbox(undefined=undefined, autoescape=False, extensions=())
     environment.globals.pop("lipsum", None)
     environment.globals["range"] = _bounded_range
     for name in ("center", "indent", "format", "wordwrap", "truncate"):
         environment.filters[name] = _width_checked(environment.filters[name])
+    if lenient:
+        from jinja2 import pass_eval_context
+
+        tojson = environment.filters["tojson"]  # takes the evaluation context first
+
+        @pass_eval_context
+        def missing_as_null(context: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+            value = None if isinstance(value, ChainableUndefined) else value
+            return tojson(context, value, *args, **kwargs)
+
+        environment.filters["tojson"] = missing_as_null
     return environment
 
 

@@ -51,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("flujo.cli.demo:demo", "Run the examples offline and record their telemetry."),
     "policy": ("flujo.cli.policy:policy", "Judge a spec's policies against recorded runs."),
     "run": ("flujo.cli.run:run", "Run a pipeline once and print its result."),
-    "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show, prune)."),
+    "runs": ("flujo.cli.runs:runs", "Inspect recorded runs (list, show, prune) and resume one."),
     "test": ("flujo.cli.test:test", "Run the tests embedded in specs (assertions, policies)."),
     "suggest": (
         "flujo.cli.suggest:suggest",

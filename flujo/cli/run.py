@@ -10,7 +10,7 @@ import click
 
 from flujo.cli import exit_with
 from flujo.cli.options import model_options, store_options
-from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from flujo.spec.figures import money
 
 
@@ -68,7 +68,10 @@ def run(
     only later runs. Models are reached through an OpenAI-compatible server
     (OPENAI_BASE_URL, OPENAI_API_KEY), recorded cassettes (--replay), or the built-in
     fake server (--fake). Exit codes: 0 the run succeeded, 1 it failed or the spec is
-    invalid, 2 usage error, 130 interrupted (the run is recorded as cancelled).
+    invalid, 2 usage error, 4 it paused at a question nobody could answer here (resume
+    it with `flujo runs resume RUN_ID --answer VALUE`), 130 interrupted (the run is
+    recorded as cancelled). With a run store, a run keeps a checkpoint after each
+    top-level step: one that stopped resumes with `flujo runs resume RUN_ID`.
 
     With --inputs FILE.jsonl, runs once per line (at most --jobs at a time), shows
     progress on a terminal, records every run and prints a summary; exit 1 when a run
@@ -95,6 +98,8 @@ def run(
         click.secho(format_status(result), err=True, fg="green" if result.success else "red")
         if result.output is not None:
             click.echo(format_output(result.output))
+    if result.status == "paused":
+        exit_with(EXIT_PARTIAL)
     exit_with(EXIT_OK if result.success else EXIT_INVALID)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from flujo.cli import UsageError
-from flujo.cli.options import store_options
+from flujo.cli.options import model_options, store_options
 from flujo.spec.figures import money
 
 
@@ -111,6 +111,14 @@ def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
     )
     if run["error"]:
         click.echo(f"error: {run['error']}")
+    if run.get("resumed_from"):
+        root = next((s for s in spans if s["parent_id"] is None), None)
+        after = (root or {}).get("attributes", {}).get("flujo.run.resumed_after")
+        where = f" after {after}" if after else " from its start" if after == "" else ""
+        click.echo(f"resumed from run {run['resumed_from']}{where}")
+    later = db.resumed_as(run["run_id"])
+    if later is not None:
+        click.echo(f"resumed as run {later}")
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in spans:
         children.setdefault(span["parent_id"], []).append(span)
@@ -139,6 +147,113 @@ def _ambiguous(prefix: str, found: list[dict[str, Any]], shown_at_most: int) -> 
             f"{row['spec_path'] or '-'}"
         )
     return "\n".join(lines)
+
+
+@runs.command("resume")
+@click.argument("run_id")
+@store_options
+@model_options
+@click.option(
+    "--answer",
+    "answer_texts",
+    multiple=True,
+    metavar="[STEP=]VALUE",
+    help="Answer a hitl step (JSON when its input_schema wants more than text); without "
+    "STEP=, the first question asked. Repeatable.",
+)
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The spec file, when it is not where the run read it.",
+)
+@click.option("--force", is_flag=True, help="Resume a run marked running on another host.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def resume_run(
+    run_id: str,
+    store: Path | None,
+    answer_texts: tuple[str, ...],
+    spec_path: Path | None,
+    force: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Continue a run that stopped (killed, cancelled, failed, or paused at a question)
+    from its last checkpoint, with the context and step outputs it had.
+
+    The continuation is a new run that records the run it resumes; its spans say so.
+    A spec changed since the run started is refused: a changed spec applies on the next
+    run, never to one in flight. A run that succeeded has nothing to resume.
+
+    \b
+    Exit codes: 0 the resumed run succeeded, 1 it failed or cannot be resumed (the
+    message says why), 2 no store, no such run or no spec file, 4 it paused again
+    (a question is still unanswered), 130 interrupted.
+    """
+    import asyncio
+
+    from flujo.cli import Interrupted, exit_with
+    from flujo.cli.load_and_run import load_spec_or_exit
+    from flujo.cli.run import format_output, format_status
+    from flujo.engine.checkpoint import NoSuchRun
+    from flujo.engine.session import SessionOptions, session
+    from flujo.spec.errors import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL
+
+    db = _store(store)
+    found = db.find_runs(run_id, limit=11)
+    if not found:
+        raise UsageError(f"flujo runs: no run matches '{run_id}' in {db.path}")
+    if len(found) > 1:
+        raise UsageError(_ambiguous(run_id, found, 10))
+    run = found[0]
+    db.close()
+    path = spec_path or (Path(run["spec_path"]) if run["spec_path"] else None)
+    if path is None or not path.is_file():
+        raise UsageError(
+            f"flujo runs: the spec of run {run['run_id']} is not at {path or '(not recorded)'}:"
+            " give it with --spec PATH"
+        )
+    pipeline = load_spec_or_exit(path)
+    answers = _answers(answer_texts, pipeline)
+    settings = SessionOptions.from_cli(options | {"store": store, "ask": True})
+
+    async def resume() -> Any:
+        async with session(pipeline, settings) as runner:
+            return await runner.resume(run["run_id"], answers=answers, force=force)
+
+    try:
+        result = asyncio.run(resume())
+    except NoSuchRun as exc:  # pragma: no cover - found above; removed since
+        raise UsageError(f"flujo runs: {exc}") from None
+    except KeyboardInterrupt:
+        raise Interrupted("flujo: interrupted; the run was recorded as cancelled") from None
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
+    else:
+        click.echo(f"resumed run {run['run_id']} as {result.run_id}", err=True)
+        color = "green" if result.success else "yellow" if result.status == "paused" else "red"
+        click.secho(format_status(result), err=True, fg=color)
+        if result.output is not None:
+            click.echo(format_output(result.output))
+    if result.status == "paused":
+        exit_with(EXIT_PARTIAL)
+    exit_with(EXIT_OK if result.success else EXIT_INVALID)
+
+
+def _answers(texts: tuple[str, ...], pipeline: Any) -> dict[str | None, str]:
+    """`--answer` values by the hitl step they name (None: the first question)."""
+    hitl = {step.name for _, step in pipeline.walk() if step.kind == "hitl"}
+    answers: dict[str | None, str] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        key: str | None = name if sep and name in hitl else None
+        if key is None:
+            value = text
+        if key in answers:
+            shown = f"step '{key}'" if key else "the first question"
+            raise click.BadParameter(f"two answers for {shown}", param_hint="--answer")
+        answers[key] = value
+    return answers
 
 
 @runs.command("prune")

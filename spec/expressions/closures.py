@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeAlias
 from flujo.spec.expressions.budget import _Budget, _build, _type_name
 from flujo.spec.expressions.builtins import STR_METHODS, _CompareOp, _Function, _member
 from flujo.spec.expressions.errors import _CAUGHT, ExpressionError, _Refused
+from flujo.spec.legacy.lenient import MISSING_IS_NONE
 
 _Fn: TypeAlias = Callable[[Mapping[str, Any], _Budget], Any]
 _Fail: TypeAlias = Callable[[BaseException], ExpressionError]
@@ -138,8 +139,17 @@ def _path_reader(ident: str, fail: _Fail, links: Iterable[_Link]) -> _Fn:
                     obj = obj[key]
                     continue
                 except KeyError:
+                    if MISSING_IS_NONE.get():  # a 0.x blueprint: missing reads as None
+                        return None
                     raise fail_link(_Refused(_missing(path, key, obj))) from None
-            obj = _follow(obj, key, path, fail_link, kind)
+            if obj is None and MISSING_IS_NONE.get():
+                return None
+            try:
+                obj = _follow(obj, key, path, fail_link, kind)
+            except ExpressionError:
+                if MISSING_IS_NONE.get():
+                    return None
+                raise
         return obj
 
     return read

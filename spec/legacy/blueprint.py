@@ -24,6 +24,24 @@ from flujo.spec.source import SourceDocument
 
 UNSUPPORTED_KINDS = ("tree_search",)
 """0.x step kinds this Flujo does not run."""
+UNSUPPORTED_HINTS = {
+    "tree_search": "write a `loop` over proposer and evaluator agents, or an "
+    "`agentic_loop` whose planner calls them as tools",
+}
+KEPT_COMMENT = "# flujo migrate: kept in its 0.x form: "
+"""The comment `flujo migrate` writes above a step it could not convert; a file that says
+the current `version:` and has one is in the current format (its kept steps are errors
+where they are)."""
+KEPT_CODES = ("unsupported-kind", "unsupported")
+"""Codes of the errors that say the current format cannot express a 0.x step (as opposed
+to a mistake in the file): `flujo migrate` keeps such a step in its 0.x form."""
+
+
+def unsupported_kind(kind: str) -> str:
+    """Why a step of a 0.x-only kind does not run here, and what to write instead."""
+    return f"step kind '{kind}' is not supported by this Flujo: {UNSUPPORTED_HINTS[kind]}"
+
+
 KINDS = {
     "cache": "cache",
     "dynamic_router": "dynamic_router",
@@ -207,6 +225,9 @@ class Conversion:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
     """Path of a step's name in the 0.x file -> the name it has now."""
+    kept: dict[str, str] = field(default_factory=dict)
+    """Path of a step in the 0.x file kept in its 0.x form (`keep_unsupported`) -> why the
+    current format cannot say it."""
 
     def source_path(self, path: str) -> str:
         """The 0.x file's path for a path in the converted data (longest known prefix)."""
@@ -224,14 +245,22 @@ class Conversion:
         return path
 
 
-def convert(document: SourceDocument, base_dir: Path | None = None) -> Conversion:
-    """Convert a parsed 0.x blueprint; problems are collected, never raised."""
-    return _Converter(document, base_dir or Path.cwd()).run()
+def convert(
+    document: SourceDocument, base_dir: Path | None = None, *, keep_unsupported: bool = False
+) -> Conversion:
+    """Convert a parsed 0.x blueprint; problems are collected, never raised.
+
+    With `keep_unsupported`, a step the current format cannot say (an error coded one of
+    `KEPT_CODES`) stays in the data as the 0.x file wrote it (see `Conversion.kept`)
+    instead of being left out."""
+    return _Converter(document, base_dir or Path.cwd(), keep_unsupported).run()
 
 
 class _Converter:
-    def __init__(self, document: SourceDocument, base_dir: Path) -> None:
+    def __init__(self, document: SourceDocument, base_dir: Path, keep: bool = False) -> None:
         self.source = document
+        self.keep = keep
+        self.kept: dict[str, str] = {}
         self.base_dir = base_dir
         self.origin: dict[str, str] = {}
         self.step_paths: dict[str, str] = {}
@@ -308,7 +337,9 @@ class _Converter:
             if position is not None:
                 document.positions[target] = position
         document.positions.setdefault("", (1, 1, 1, 1))
-        return Conversion(document, self.origin, self.step_paths, self.found, self.renamed)
+        return Conversion(
+            document, self.origin, self.step_paths, self.found, self.renamed, self.kept
+        )
 
     # -- the skill catalog ---------------------------------------------------------------
 
@@ -458,6 +489,27 @@ class _Converter:
     # -- steps ---------------------------------------------------------------------------
 
     def step(self, raw: Any, source: str, legacy: str, target: str) -> dict[str, Any] | None:
+        if not self.keep:
+            return self._convert_step(raw, source, legacy, target)
+        mark = len(self.found)
+        out = self._convert_step(raw, source, legacy, target)
+        reasons = [  # errors of this step itself (a nested step kept itself already)
+            d.message
+            for d in self.found[mark:]
+            if d.severity == "error"
+            and d.code in KEPT_CODES
+            and not any(_within(d.yaml_path, kept) for kept in self.kept)
+        ]
+        if not reasons:
+            return out
+        self.kept[source] = "; ".join(reasons)
+        self.origin[target] = source
+        self.step_paths[target] = legacy
+        return dict(self.copy(raw, source, target))
+
+    def _convert_step(
+        self, raw: Any, source: str, legacy: str, target: str
+    ) -> dict[str, Any] | None:
         if not isinstance(raw, dict):
             self.report(source, "a step must be a mapping", "schema")
             return None
@@ -470,15 +522,7 @@ class _Converter:
             inner_name = inner.get("name", inner.get("step")) if isinstance(inner, dict) else None
             raw = {**raw, "name": f"{inner_name or 'step'}_cache"}
         if kind in UNSUPPORTED_KINDS:
-            hint = {
-                "tree_search": "write a `loop` over proposer and evaluator agents, or an "
-                "`agentic_loop` whose planner calls them as tools",
-            }[kind]
-            self.report(
-                paths.child(source, "kind"),
-                f"step kind '{kind}' is not supported by this Flujo: {hint}",
-                "unsupported-kind",
-            )
+            self.report(paths.child(source, "kind"), unsupported_kind(kind), "unsupported-kind")
             return None
         if kind not in KINDS:
             close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
@@ -597,7 +641,7 @@ class _Converter:
             step = self.step(fallback, fb_source, paths.child(legacy, "fallback"), fb_target)
             if step is not None:
                 if step.get("kind", "step") != "step":
-                    self.report(fb_source, "a fallback must be a plain step", "schema")
+                    self.report(fb_source, "a fallback must be a plain step", "unsupported")
                 else:
                     out["fallback"] = step
 
@@ -776,7 +820,8 @@ class _Converter:
             return
         step = self.step(raw["wrapped_step"], where, f"{legacy}.wrapped_step", to)
         if step is not None and step.get("kind", "step") != "step":
-            self.report(where, "a cache step wraps a plain step", "schema")
+            self.report(where, "a cache step wraps a plain step", "unsupported")
+            step = None  # reported once, here (not again by the current format's schema)
         out["wrapped_step"] = step if step is not None else {"name": f"{out['name']}_inner"}
 
     def _agent_reference(self, value: Any, source: str, target: str, legacy: str) -> Any:
@@ -833,7 +878,7 @@ class _Converter:
                 where,
                 "`registry` must map tool names to agents here (an import path to a "
                 "dict is not read: checking never imports code)",
-                "schema",
+                "unsupported",
             )
             registry = {}
         self.origin[to] = where
@@ -944,3 +989,8 @@ def _keep_0x_template_input(out: dict[str, Any], has_input: bool) -> None:
         return
     if re.search(r"\binput\b", template):
         params["template"] = "{% with input = previous %}" + template + "{% endwith %}"
+
+
+def _within(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or a node under it."""
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))

@@ -7,17 +7,25 @@ the result is the key it came from renamed in place (comments and position kept)
 moved from deeper in the same step (with its own text), or new; values that stay the same
 keep their text; keys nothing comes from are removed with their lines. Every untouched
 line stays byte-identical.
+
+A step the current format cannot say (a `tree_search`, a custom kind, a fallback or cached
+step that is not a plain step, a tool registry given as an import path) is kept as the 0.x
+file wrote it, under a `# flujo migrate: kept in its 0.x form: WHY` comment; the rest of
+the file is converted. Such a step still does not run here (loading names it, as before).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError
-from flujo.spec.legacy.blueprint import Conversion
+from flujo.spec.legacy.blueprint import KEPT_CODES, KEPT_COMMENT, Conversion
+
+if TYPE_CHECKING:
+    from flujo.spec.source import SourceDocument
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,10 @@ class Migration:
     original: str
     text: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    """What the conversion warned about (keys dropped, names changed)."""
+    """What the conversion warned about (keys dropped, names changed), and the errors of
+    the steps kept in their 0.x form."""
+    kept: list[Diagnostic] = field(default_factory=list)
+    """Why steps were kept in their 0.x form (errors at each; empty when all converted)."""
 
     @property
     def changed(self) -> bool:
@@ -51,8 +62,9 @@ class Migration:
 def migrate(path: Path) -> Migration:
     """The migration of the spec file at `path` (unchanged when it is not 0.x).
 
-    Raises SpecError when the file has errors (a file is migrated only when it loads),
-    OSError when it cannot be read.
+    Raises SpecError when the file has errors other than steps the current format cannot
+    say (those are kept in their 0.x form, see `Migration.kept`), OSError when it cannot
+    be read.
     """
     from flujo.spec.display import display_name
     from flujo.spec.load import check, legacy_conversion
@@ -63,12 +75,68 @@ def migrate(path: Path) -> Migration:
     text = decode(raw, file)
     _, diagnostics = check(path)
     errors = [d for d in diagnostics if d.severity == "error"]
-    if errors:
+    document = parse(raw, file)
+    conversion = legacy_conversion(document, path, keep_unsupported=True)
+    if conversion is None:  # current format: steps an earlier migration kept are known
+        marked = _marked_steps(document)
+        kept = [d for d in errors if any(_within(d.yaml_path, step) for step in marked)]
+        if len(kept) < len(errors):
+            raise SpecError(errors)
+        kept = [d for d in kept if d is _first_in(kept, d, marked)]
+        return Migration(file, text, text, diagnostics, kept)
+    kept = [d for d in errors if d.code in KEPT_CODES]
+    if len(kept) < len(errors):
         raise SpecError(errors)
-    conversion = legacy_conversion(parse(raw, file), path)
-    if conversion is None:
-        return Migration(file, text, text)
-    return Migration(file, text, migrate_text(text, conversion, file), diagnostics)
+    migrated = _comment_kept(migrate_text(text, conversion, file), conversion, file)
+    return Migration(file, text, migrated, diagnostics, kept)
+
+
+def _marked_steps(document: SourceDocument) -> list[str]:
+    """yaml_paths of the steps under a `# flujo migrate: kept` comment."""
+    marked = []
+    lines = document.text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.lstrip().startswith(KEPT_COMMENT):
+            continue
+        following = number + 1
+        while following <= len(lines) and lines[following - 1].lstrip().startswith("#"):
+            following += 1
+        path = document.path_at(following)
+        segments = paths.split(path)
+        while segments and not isinstance(segments[-1], int):
+            segments.pop()
+        if segments:
+            marked.append(paths.join(segments))
+    return marked
+
+
+def _first_in(found: list[Diagnostic], diagnostic: Diagnostic, steps: list[str]) -> Diagnostic:
+    """The first of `found` in the kept step `diagnostic` is in (one per step)."""
+    step = next(s for s in steps if _within(diagnostic.yaml_path, s))
+    return next(d for d in found if _within(d.yaml_path, step))
+
+
+def _comment_kept(text: str, conversion: Conversion, file: str) -> str:
+    """The migrated `text` with a `# flujo migrate: kept …` line above each step kept in
+    its 0.x form."""
+    from flujo.spec.source import parse
+
+    if not conversion.kept:
+        return text
+    positions = parse(text, file).positions
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(newline)
+    above: dict[int, str] = {}
+    for target, source in conversion.origin.items():
+        why = conversion.kept.get(source)
+        position = positions.get(target)
+        if why is not None and target in conversion.step_paths and position is not None:
+            above[position[0] - 1] = why
+    for index in sorted(above, reverse=True):
+        line = lines[index]
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        lines.insert(index, f"{indent}{KEPT_COMMENT}{above[index]}")
+    return newline.join(lines)
 
 
 def migrate_text(text: str, conversion: Conversion, file: str = "<string>") -> str:

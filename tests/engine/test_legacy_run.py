@@ -293,3 +293,43 @@ async def test_a_replayed_run_sees_the_context_the_recorded_run_built(tmp_path: 
     )
     assert recorded.context == replayed.context == {"item": "lamp", "budget": "40"}
     assert replayed.output == recorded.output == "lamp costs 40"
+
+
+LENIENT = """\
+version: "0.1"
+steps:
+  - name: produce
+    agent: { id: "flujo.builtins.passthrough" }
+    input: '{{ context.user_goal }}|{{ previous_step.output }}|{{ context.absent | tojson }}'
+  - name: route
+    kind: conditional
+    condition_expression: "previous_step.action == 'ask'"
+    branches:
+      true:
+        - name: ask
+          agent: { id: "flujo.builtins.passthrough" }
+    default_branch:
+      - name: other
+        agent: { id: "flujo.builtins.passthrough" }
+        input: "{{ context.nothing.deeper }}"
+"""
+
+
+async def test_a_0x_blueprint_reads_a_missing_value_as_0x_did_and_the_current_format_refuses_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lenient.yaml"
+    path.write_text(LENIENT, encoding="utf-8")
+    result = await Runner(load(path)).run("goal text")
+    assert result.status == "succeeded", result.error
+    assert result.steps["produce"].output == "||null"  # empty text, as 0.x's default mode
+    assert "other" in result.steps and "ask" not in result.steps  # None == 'ask' is false
+    assert result.output == ""
+    current = Pipeline.from_yaml(
+        "steps:\n  - name: a\n    uses: flujo.builtins:passthrough\n"
+        "    input: '{{ context.user_goal }}'\n"
+    )
+    strict = await Runner(current).run("goal text")
+    assert strict.status == "failed" and "user_goal" in (strict.error or "")
+    after = await Runner(load(path)).run("goal text")  # the setting does not leak out
+    assert after.status == "succeeded"

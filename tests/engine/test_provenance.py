@@ -310,7 +310,8 @@ def test_a_schema_2_store_is_migrated_and_its_runs_are_of_unknown_provenance(
     (span,) = store.spans("r1")
     assert span["cause"] == "provider"  # inferred from the error text of the old row
     version = store.query("SELECT value FROM meta WHERE key = 'schema_version'", ())
-    assert version == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 4
+    assert version == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 5
+    assert row["resumed_from"] is None  # schema 5: no older run was resumed
     store.close()
     RunStore(path).close()  # opening a migrated store again changes nothing
 

@@ -80,6 +80,9 @@ def test_a_schema_3_store_gets_the_tables_of_examples_and_feedback(
     for table in ("captures", "evaluations", "suggestion_feedback", "cache_entries"):
         store.execute(f"DROP TABLE {table}")
     store.execute("ALTER TABLE runs DROP COLUMN prices_version")  # as schema 3 had it
+    store.execute("DROP TABLE checkpoints")  # schema 5's
+    store.execute("DROP INDEX runs_by_resumed")
+    store.execute("ALTER TABLE runs DROP COLUMN resumed_from")
     store.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     store.close()
     store = RunStore(store_location)
@@ -89,6 +92,8 @@ def test_a_schema_3_store_gets_the_tables_of_examples_and_feedback(
         assert store.query("SELECT count(*) AS n FROM suggestion_feedback", ()) == [{"n": 0}]
         assert store.query("SELECT count(*) AS n FROM cache_entries", ()) == [{"n": 0}]
         assert store.query("SELECT count(prices_version) AS n FROM runs", ()) == [{"n": 0}]
+        assert store.query("SELECT count(*) AS n FROM checkpoints", ()) == [{"n": 0}]
+        assert store.query("SELECT count(resumed_from) AS n FROM runs", ()) == [{"n": 0}]
     finally:
         store.close()
 
@@ -128,3 +133,42 @@ def test_an_unreachable_database_is_a_store_error_without_the_password() -> None
         RunStore("postgresql://flujo:hunter2@127.0.0.1:1/none")
     assert "hunter2" not in str(refused.value)
     assert "cannot open the run store postgresql://flujo:***@127.0.0.1:1/none" in str(refused.value)
+
+
+def test_checkpoints_round_trip_and_link_a_resumed_run(store_location: Path | str) -> None:
+    store = RunStore(store_location)
+    try:
+        _run(store, "r1", spans=1)
+        row = {
+            "run_id": "r1",
+            "step_index": 0,
+            "yaml_path": "steps[0]",
+            "step_name": "a",
+            "output": '"x"',
+            "context": '{"k": 1}',
+            "state": "{}",
+            "owner": "host:1",
+        }
+        start = row | {"step_index": -1, "yaml_path": "", "step_name": ""}
+        store.write_checkpoints([start, row])
+        store.write_checkpoints([row | {"output": '"y"'}])  # written again: replaced
+        rows = store.checkpoints("r1")
+        assert [(r["step_index"], r["output"]) for r in rows] == [(-1, '"x"'), (0, '"y"')]
+        store.mark_interrupted("r1", "the process ended")
+        assert store.find_run("r1")["status"] == "cancelled"  # type: ignore[index]
+        store.begin_run(
+            run_id="r2",
+            spec_sha256="sha",
+            spec_text="name: x",
+            spec_path="x.yaml",
+            pipeline="x",
+            trace_id=2,
+            resumed_from="r1",
+        )
+        assert store.resumed_as("r1") == "r2" and store.resumed_as("r2") is None
+        store.move_checkpoints("r1", "r2")
+        assert store.checkpoints("r1") == [] and len(store.checkpoints("r2")) == 2
+        store.drop_checkpoints("r2")
+        assert store.checkpoints("r2") == []
+    finally:
+        store.close()

@@ -178,3 +178,79 @@ def test_migrate_splices_the_text_keys_renamed_in_place_with_their_comments(
         "      steps:\n"
         "        - name: two\n"
     )
+
+
+KEPT = (
+    "# searches\n"
+    "steps:\n"
+    "  - name: first\n"
+    "    agent: { id: flujo.builtins.passthrough }\n"
+    "  - name: search   # the 0.x search\n"
+    "    kind: tree_search\n"
+    "    proposer: agents.p\n"
+    "  - name: again\n"
+    "    kind: loop\n"
+    "    loop:\n"
+    "      body:\n"
+    "        - name: wrapped\n"
+    "          kind: cache\n"
+    "          wrapped_step: {name: inner, kind: loop, loop: {body: [{name: x}]}}\n"
+    "      max_loops: 2\n"
+)
+
+
+def test_steps_the_current_format_cannot_say_are_kept_as_written_under_a_comment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "search.yaml"
+    path.write_text(KEPT, encoding="utf-8")
+    migration = migrate(path)
+    assert [d.yaml_path for d in migration.kept] == [
+        "steps[1].kind",
+        "steps[2].loop.body[0].wrapped_step",
+    ]
+    assert migration.text == (
+        "# searches\n"
+        'version: "1"\n'
+        "steps:\n"
+        "  - name: first\n"
+        "    uses: flujo.builtins:passthrough\n"
+        "  # flujo migrate: kept in its 0.x form: step kind 'tree_search' is not supported by"
+        " this Flujo: write a `loop` over proposer and evaluator agents, or an `agentic_loop`"
+        " whose planner calls them as tools\n"
+        "  - name: search   # the 0.x search\n"
+        "    kind: tree_search\n"
+        "    proposer: agents.p\n"
+        "  - name: again\n"
+        "    kind: loop\n"
+        "    max_loops: 2\n"
+        "    body:\n"
+        "      steps:\n"
+        "        # flujo migrate: kept in its 0.x form: a cache step wraps a plain step\n"
+        "        - name: wrapped\n"
+        "          kind: cache\n"
+        "          wrapped_step: {name: inner, kind: loop, loop: {body: [{name: x}]}}\n"
+    )
+    path.write_text(migration.text, encoding="utf-8")
+    again = migrate(path)  # the rest is current: nothing more to do, the kept steps named
+    assert not again.changed and len(again.kept) == 2
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "search.yaml:8:5: error: step kind 'tree_search' is not supported" in result.output
+
+
+def test_cli_says_which_steps_were_kept_and_exits_4(tmp_path: Path) -> None:
+    path = tmp_path / "search.yaml"
+    path.write_text(KEPT, encoding="utf-8")
+    code, out, err = invoke("--in-place", str(path))
+    assert (code, out) == (4, "")
+    assert "search.yaml: migrated; 2 steps kept in the 0.x form" in err
+    assert "search.yaml:6:5: error: step kind 'tree_search'" in err
+    assert path.read_text(encoding="utf-8").count("# flujo migrate: kept") == 2
+    code, _, err = invoke("--check", str(path))
+    assert code == 4 and "already in the current format; 2 steps kept" in err
+    # an error in the file still refuses it whole, and wins over 4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(KEPT + "  - {kind: cache, name: c}\n", encoding="utf-8")
+    code, out, err = invoke(str(path), str(bad))
+    assert code == 1 and "bad.yaml: not migrated" in err
