@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flujo.spec.autoapply import AutoApply
+from flujo.spec.pr_pacing import PullRequests
 from flujo.spec.prices_config import PricesConfig
 
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
@@ -70,6 +71,10 @@ class RepoConfig(BaseModel):
     auto_apply: AutoApply = Field(
         default_factory=AutoApply,
         description="What the bot may apply by itself (by default nothing merges).",
+    )
+    pull_requests: PullRequests = Field(
+        default_factory=PullRequests,
+        description="How the bot paces suggestion pull requests: grouping, limits, schedule.",
     )
 
     def is_spec(self, path: str) -> bool:
