@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.suggestion_codec import Change, Cycle, Decision, Judgement, NotProposed, View
+from flujo.bot.suggestion_codec import (
+    Change,
+    Cycle,
+    Decision,
+    Judgement,
+    NotProposed,
+    Promised,
+    View,
+)
 
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
@@ -58,6 +66,8 @@ class CycleRequest:
     """The repository's `auto_apply:` settings (JSON), read by the bot: each change gets
     its risk tier by rules (`flujo.learn.tiers`)."""
     default_branch_green: bool | None = None
+    group: str = "none"
+    """`kind`: suggestions of one kind in one spec become one change (`pull_requests.group`)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -75,6 +85,7 @@ class CycleRequest:
             no_evaluation=data.get("no_evaluation", ""),
             auto_apply=data.get("auto_apply"),
             default_branch_green=data.get("default_branch_green"),
+            group=str(data.get("group", "none")),
         )
 
 
@@ -88,8 +99,10 @@ def page_placeholder(example_url: str | None) -> str | None:
 async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -> Cycle:
     """The cycle on the snapshot at `root` (see the module's docstring)."""
     from flujo.engine.store import RunStore
+    from flujo.learn.promises import Promise
     from flujo.learn.proposal import proposal_for
     from flujo.learn.suggest import suggest
+    from flujo.learn.suggestion_groups import Grouped, group_by_kind
     from flujo.spec.edit import apply_patch
     from flujo.spec.errors import SpecError
     from flujo.spec.source import spec_sha256
@@ -112,17 +125,26 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                 f"{len(report.suggestions)} suggestion(s), dropped: {dropped or 'none'}"
             )
             before = (root / path).read_text(encoding="utf-8")
+            kept: list[Suggestion] = []
             for suggestion in report.suggestions:
                 after = apply_patch(before, suggestion.patch, file=path)
                 measured, refusal = await _measured(
                     suggestion, root / path, after, store, request, registry, spent
                 )
-                proposal = proposal_for(measured, before, after, request.page_placeholder)
                 if refusal is not None:
+                    title = proposal_for(measured, before, after, request.page_placeholder).title
                     skipped.append(
-                        NotProposed(id=measured.id, spec=path, title=proposal.title, reason=refusal)
+                        NotProposed(id=measured.id, spec=path, title=title, reason=refusal)
                     )
                     continue
+                kept.append(measured)
+            if request.group == "kind":
+                grouped = await group_by_kind(root / path, before, kept, registry)
+            else:
+                grouped = [Grouped(s, apply_patch(before, s.patch, file=path)) for s in kept]
+            for item in grouped:
+                measured, after = item.suggestion, item.after
+                proposal = proposal_for(measured, before, after, request.page_placeholder)
                 changes.append(
                     Change(
                         decision=_decision(request, measured, before, after, path),
@@ -139,6 +161,9 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                         view=View(**asdict(proposal.view)),
                         after=after,
                         quality=proposal.view.quality,
+                        kind=measured.kind,
+                        members=list(item.members),
+                        promise=Promised(**Promise.of(measured).to_json()),
                     )
                 )
     finally:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flujo.bot.forge import Forge, Proposal, PullRef
@@ -27,6 +28,7 @@ from flujo.learn.proposal import BRANCH_PREFIX as BRANCH_PREFIX  # also the rout
 
 if TYPE_CHECKING:
     from flujo.bot.evaluate import Evaluator
+    from flujo.bot.pacing import Waiting
     from flujo.bot.state import ProposalRecord
     from flujo.bot.suggestion_cycle import Evaluation
     from flujo.engine.store import RunStore
@@ -50,6 +52,16 @@ def suggest_delivery(
         {"repository": {"full_name": repo}, "installation": {"id": installation}}
     ).encode()
     return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
+
+
+def wake_delivery(repo: str, installation: int, at: float, now: float, why: str) -> Delivery:
+    """A suggestion cycle due at `at`: for suggestions that wait (a schedule's next opening,
+    the hourly limit's end, a suggestion pull request closed). `why` names it, so the same
+    wake-up is queued once."""
+    body = json.dumps(
+        {"repository": {"full_name": repo}, "installation": {"id": installation}}
+    ).encode()
+    return Delivery(f"suggest:{repo}:wake:{why}", SUGGEST_EVENT, body, now, at)
 
 
 SUGGESTIONS_CHECK = "flujo/suggestions"
@@ -76,6 +88,10 @@ class CycleOutcome:
     cycle: Cycle | None
     """None when the cycle could not finish (`failure` says why)."""
     failure: str | None = None
+    waiting: list[Waiting] = field(default_factory=list)
+    """Suggestions held back by the repository's `pull_requests:` settings, and why."""
+    wake_at: float | None = None
+    """When a later cycle may open one of them (None: no time is known)."""
 
 
 async def propose_suggestions(
@@ -91,6 +107,8 @@ async def propose_suggestions(
     evaluation: Evaluation | None = None,
     no_evaluation: str = "",
     report: bool = False,
+    now: float | None = None,
+    opened: Sequence[float] = (),
 ) -> CycleOutcome:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
@@ -101,6 +119,10 @@ async def propose_suggestions(
     `evaluation` lets the cycle measure suggestions with `flujo eval` (else `no_evaluation`
     says why not). With `report`, the outcome is also shown as the `flujo/suggestions`
     check of the default branch's head (a cycle that overran or crashed says so there).
+
+    The repository's `pull_requests:` settings pace new pull requests (`bot.pacing`): at
+    `now` (default: the wall clock), given when the bot `opened` recent ones; the outcome
+    says which suggestions wait and why.
     """
     from flujo.bot.isolation import IsolationFailed
     from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
@@ -119,7 +141,8 @@ async def propose_suggestions(
             from flujo.bot.evaluate import read_config
 
             # read here with the bounded parser; the cycle only applies the tier rules
-            settings = read_config(snap.root, snap.files)[0].auto_apply
+            config = read_config(snap.root, snap.files)[0]
+            settings, pacing = config.auto_apply, config.pull_requests
             specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
             request = CycleRequest(
                 tuple(specs),
@@ -129,6 +152,7 @@ async def propose_suggestions(
                 no_evaluation,
                 auto_apply=settings.model_dump(mode="json"),
                 default_branch_green=await default_branch_green(forge, repo, sha),
+                group=pacing.group,
             )
             cycle = await evaluator.suggest(snap.root, request)
     except (IsolationFailed, TooLarge) as exc:
@@ -139,11 +163,20 @@ async def propose_suggestions(
         return CycleOutcome([], None, failure)
     for note in cycle.notes:
         log.info("%s: %s", repo, note)
+    from flujo.bot.pacing import plan
+
     open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
-    budget = max_open - len(open_now)
-    for change in cycle.changes:
-        if change.branch not in open_now and budget <= 0:
-            continue
+    paced = plan(
+        cycle.changes,
+        open_branches=open_now,
+        opened=opened,
+        settings=pacing,
+        max_open_cap=max_open,
+        now=time.time() if now is None else now,
+    )
+    for waiting in paced.waiting:
+        log.info("%s: %s waits: %s", repo, waiting.suggestion, waiting.detail)
+    for change in paced.propose:
         change = _linked(change, placeholder, page_url)
         pull = await forge.propose(
             repo,
@@ -157,9 +190,6 @@ async def propose_suggestions(
                 base=base,
             ),
         )
-        if change.branch not in open_now:
-            open_now.add(change.branch)
-            budget -= 1
         done.append(
             Proposed(
                 change,
@@ -171,7 +201,7 @@ async def propose_suggestions(
                 change.spec_after,
             )
         )
-    outcome = CycleOutcome(done, cycle)
+    outcome = CycleOutcome(done, cycle, waiting=paced.waiting, wake_at=paced.wake_at)
     if report:
         await _report(forge, repo, sha, outcome)
     return outcome
@@ -219,7 +249,8 @@ async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> N
             SUGGESTIONS_CHECK,
             "neutral",
             f"Suggestions: {len(outcome.proposed)} proposed, "
-            f"{len(outcome.cycle.not_proposed)} not proposed",
+            f"{len(outcome.cycle.not_proposed)} not proposed"
+            + (f", {len(outcome.waiting)} waiting" if outcome.waiting else ""),
             fit(_summary(outcome, outcome.cycle)),
         )
     await forge.start_check(repo, ref)
@@ -241,6 +272,11 @@ def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
         lines.append("\n**Not proposed**\n")
         lines += [
             f"- {inert(n.title)} (`{inert(n.spec)}`): {inert(n.reason)}" for n in cycle.not_proposed
+        ]
+    if outcome.waiting:
+        lines.append("\n**Waiting** (the repository's `pull_requests:` settings)\n")
+        lines += [
+            f"- {inert(w.title)} (`{inert(w.spec)}`): {inert(w.detail)}" for w in outcome.waiting
         ]
     if cycle.eval_examples:
         lines.append(
