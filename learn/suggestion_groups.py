@@ -83,13 +83,13 @@ async def _combined(
     kind = lead.kind.replace("_", " ")
     risk = max((m.risk for m in members), key=_rank)
     estimate = _summed([m.estimate for m in members])
-    headline = f"{len(members)} × {kind}: " + "; ".join(m.headline for m in members)
-    why = "\n".join(f"- `{m.yaml_path}`: {m.why}" for m in members)
+    headline = f"{len(members)} × {kind} together: {_together(estimate)}"
+    why = "; ".join(f"`{m.yaml_path}`: {m.why}" for m in members)
     return replace(
         lead,
         id=suggestion_id(lead.spec, lead.kind, GROUP_PLACE),
         headline=headline,
-        why=f"{len(members)} suggestions of one kind, grouped (`pull_requests.group: kind`):\n"
+        why=f"{len(members)} suggestions of one kind, grouped (`pull_requests.group: kind`): "
         + why,
         risk=risk,
         estimate=estimate,
@@ -100,6 +100,22 @@ async def _combined(
         roles=tuple(r for m in members for r in m.roles),
         watch_for="; ".join(dict.fromkeys(m.watch_for for m in members if m.watch_for)),
     )
+
+
+def _together(estimate: Estimate) -> str:
+    """What the members promise together, from their summed estimate."""
+    from flujo.spec.figures import money
+
+    parts = []
+    if estimate.failures_avoided_per_month > 0:
+        parts.append(f"avoid ~{estimate.failures_avoided_per_month:.0f} failed runs/month")
+    if estimate.usd_per_month > 0:
+        parts.append(f"save ~{money(estimate.usd_per_month)}/month")
+    elif estimate.usd_per_month < 0:
+        parts.append(f"cost ~{money(-estimate.usd_per_month)}/month more")
+    if estimate.latency_s_per_run < 0:
+        parts.append(f"~{-estimate.latency_s_per_run:.2f} s faster per run")
+    return ", ".join(parts) or "see each change below"
 
 
 def _rank(risk: str) -> int:
