@@ -109,6 +109,7 @@ async def propose_suggestions(
     report: bool = False,
     now: float | None = None,
     opened: Sequence[float] = (),
+    roi_url: str | None = None,
 ) -> CycleOutcome:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
@@ -122,7 +123,8 @@ async def propose_suggestions(
 
     The repository's `pull_requests:` settings pace new pull requests (`bot.pacing`): at
     `now` (default: the wall clock), given when the bot `opened` recent ones; the outcome
-    says which suggestions wait and why.
+    says which suggestions wait and why. `roi_url` (the realised-ROI page) is linked from
+    the check.
     """
     from flujo.bot.isolation import IsolationFailed
     from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
@@ -203,7 +205,7 @@ async def propose_suggestions(
         )
     outcome = CycleOutcome(done, cycle, waiting=paced.waiting, wake_at=paced.wake_at)
     if report:
-        await _report(forge, repo, sha, outcome)
+        await _report(forge, repo, sha, outcome, roi_url)
     return outcome
 
 
@@ -229,7 +231,9 @@ def _linked(
     return change.model_copy(update={"body": change.body.replace(placeholder, url), "view": view})
 
 
-async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> None:
+async def _report(
+    forge: Forge, repo: str, sha: str, outcome: CycleOutcome, roi_url: str | None = None
+) -> None:
     """The cycle's outcome as the `flujo/suggestions` check of the default branch's head."""
     from flujo.bot.forge import CheckOutput
     from flujo.templates.fit import fit
@@ -251,13 +255,13 @@ async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> N
             f"Suggestions: {len(outcome.proposed)} proposed, "
             f"{len(outcome.cycle.not_proposed)} not proposed"
             + (f", {len(outcome.waiting)} waiting" if outcome.waiting else ""),
-            fit(_summary(outcome, outcome.cycle)),
+            fit(_summary(outcome, outcome.cycle, roi_url)),
         )
     await forge.start_check(repo, ref)
     await forge.complete_check(repo, ref, output)
 
 
-def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
+def _summary(outcome: CycleOutcome, cycle: Cycle, roi_url: str | None = None) -> str:
     from flujo.spec.figures import money
     from flujo.templates.pr_body import escape as inert
 
@@ -282,6 +286,11 @@ def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
         lines.append(
             f"\nEvaluation: {cycle.eval_examples} captured example(s) run live against the "
             f"evaluation provider, {money(cycle.eval_spent_usd)} spent."
+        )
+    if roi_url:
+        lines.append(
+            f"\nWhat merged suggestions realised against what they promised: [the ROI page]"
+            f"({roi_url}) (this repository only; the link is its key)."
         )
     lines.append("\n**Specs**\n")
     lines += [f"- {inert(note)}" for note in cycle.notes] or ["- no specs on the default branch"]

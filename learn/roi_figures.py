@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.learn.promises import Promise, opened, promised
-from flujo.learn.realised import EVIDENCE_ORIGINS, Realised, realised
+from flujo.learn.realised import EVIDENCE_ORIGINS, Realised, realised, same_spec
 from flujo.spec.figures import money
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ class SuggestionFigures:
         if p.failures_avoided_per_month > 0:
             parts.append(f"~{p.failures_avoided_per_month:.0f} failed runs/month avoided")
         if p.latency_s_per_run:
-            parts.append(f"{-p.latency_s_per_run:+.2f} s per run faster")
+            faster = "faster" if p.latency_s_per_run < 0 else "slower"
+            parts.append(f"{abs(p.latency_s_per_run):.2f} s per run {faster}")
         return (
             ", ".join(parts)
             + f"; estimated from {p.runs} live runs ({p.basis}), {p.confidence} confidence, "
@@ -163,10 +164,11 @@ def _figures(
 def runs_per_month(store: RunStore, spec_path: str) -> float:
     """Live runs of the spec a month, at the rate observed between its first and last."""
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
+    same, params = same_spec(spec_path)
     (row,) = store.query(
         "SELECT COUNT(*) AS n, MIN(started_at) AS first, MAX(started_at) AS last FROM runs"
-        f" WHERE spec_path = ? AND mode = 'live' AND origin IN ({marks})",
-        (spec_path, *EVIDENCE_ORIGINS),
+        f" WHERE {same} AND mode = 'live' AND origin IN ({marks})",
+        (*params, *EVIDENCE_ORIGINS),
     )
     if not row["n"] or row["last"] == row["first"]:
         return float(row["n"] or 0)
@@ -183,11 +185,12 @@ def realised_by_month(store: RunStore, figures: list[SuggestionFigures]) -> list
         found, saving = f.realised, f.saving_per_run
         if found is None or saving is None or found.after.spec_sha256 is None:
             continue
+        same, params = same_spec(f.spec)
         rows = store.query(
             "SELECT strftime('%Y-%m', started_at, 'unixepoch') AS month, COUNT(*) AS n"
-            f" FROM runs WHERE spec_path = ? AND spec_sha256 = ? AND mode = 'live'"
+            f" FROM runs WHERE {same} AND spec_sha256 = ? AND mode = 'live'"
             f" AND origin IN ({marks}) AND started_at >= ? GROUP BY month ORDER BY month",
-            (f.spec, found.after.spec_sha256, *EVIDENCE_ORIGINS, found.merged_at),
+            (*params, found.after.spec_sha256, *EVIDENCE_ORIGINS, found.merged_at),
         )
         for row in rows:
             month = months.setdefault(row["month"], {"month": row["month"], "usd": 0.0, "runs": 0})

@@ -46,6 +46,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         report=True,
         now=now,
         opened=ctx.state.openings(repo, now - HOUR_S),
+        roi_url=ctx.roi_url(repo),
     )
     await _pace(ctx, repo, suggest.installation_id, outcome, now)
     if outcome.cycle is not None and outcome.cycle.eval_spent_usd > 0:

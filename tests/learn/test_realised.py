@@ -115,7 +115,7 @@ def test_flujo_roi_draws_the_realised_saving_against_the_promise_in_chromium(
     assert result.exit_code == 0, result.output
     text = page.read_text()
     promised = text.split('<td class="promised">')[1].split("</td>")[0]
-    assert promised.startswith("$0.008 per run (~$5.60/month), +1.20 s per run faster")
+    assert promised.startswith("$0.008 per run (~$5.60/month), 1.20 s per run faster")
     assert "estimated from 40 live runs (40 runs counted;" in promised
     assert "high confidence, prices 2026-11-01" in promised
     realised_text = text.split('<td class="realised">')[1].split("</td>")[0]
