@@ -187,15 +187,17 @@ def realised_by_month(store: RunStore, figures: list[SuggestionFigures]) -> list
             continue
         same, params = same_spec(f.spec)
         rows = store.query(
-            "SELECT strftime('%Y-%m', started_at, 'unixepoch') AS month, COUNT(*) AS n"
-            f" FROM runs WHERE {same} AND spec_sha256 = ? AND mode = 'live'"
-            f" AND origin IN ({marks}) AND started_at >= ? GROUP BY month ORDER BY month",
+            f"SELECT started_at FROM runs WHERE {same} AND spec_sha256 = ? AND mode = 'live'"
+            f" AND origin IN ({marks}) AND started_at >= ?",
             (*params, found.after.spec_sha256, *EVIDENCE_ORIGINS, found.merged_at),
         )
         for row in rows:
-            month = months.setdefault(row["month"], {"month": row["month"], "usd": 0.0, "runs": 0})
-            month["usd"] += saving * row["n"]
-            month["runs"] += row["n"]
+            name = datetime.datetime.fromtimestamp(row["started_at"], datetime.UTC).strftime(
+                "%Y-%m"
+            )
+            month = months.setdefault(name, {"month": name, "usd": 0.0, "runs": 0})
+            month["usd"] += saving
+            month["runs"] += 1
     return [months[m] for m in sorted(months)]
 
 
