@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from flujo.engine.store import RunStore
 
 State = Literal["open", "merged", "reverted", "rejected"]
-REVERTED = "reverted"
+REVERTED = "reverted after a regression"
 """How the watch's rejection reason starts when it reverted a merged suggestion."""
 
 
@@ -62,7 +62,7 @@ class SuggestionFigures:
         if self.state == "rejected":
             return "closed without merging"
         if self.state == "reverted":
-            return "reverted after a regression"
+            return REVERTED
         return "no live runs read" if self.realised is None else self.realised.not_measured
 
     def promised_text(self) -> str:

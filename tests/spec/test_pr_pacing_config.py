@@ -55,6 +55,25 @@ def test_every_error_is_reported_at_its_line(tmp_path: Path) -> None:
     assert len(found) == 6  # the good cron line is not blamed
 
 
+async def test_a_broken_pull_requests_section_fails_the_checks_at_its_line(
+    tmp_path: Path,
+) -> None:
+    from flujo.bot.evaluate import evaluate
+    from flujo.bot.verdicts import check_outputs
+    from flujo.spec.registry import StepRegistry
+    from tests.support.bot import GOOD
+
+    contents = {".github/flujo.yml": BROKEN, "flujo/greeter.yml": GOOD}
+    for name, text in contents.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    report = await evaluate(tmp_path, sorted(contents), registry=StepRegistry())
+    validate = {o.name: o for o in check_outputs(report)}["flujo/validate"]
+    assert validate.conclusion == "failure"
+    lines = {(a.path, a.start_line) for a in validate.annotations}
+    assert (".github/flujo.yml", 7) in lines  # the cron expression with hour 25
+
+
 def test_the_schedule_is_read_in_its_time_zone() -> None:
     pacing = PullRequests.model_validate(
         {"schedule": "* 9-16 * * mon-fri", "time_zone": "Europe/Madrid"}
