@@ -69,7 +69,7 @@ class SuggestionFigures:
         """What it promised and how that was measured, in a sentence."""
         p = self.promise
         if p is None:
-            return "not recorded (proposed without the bot, or before promises were kept)"
+            return "not recorded (decided without a pull request, or before promises were kept)"
         parts = [f"{money(p.usd_per_run)} per run (~{money(p.usd_per_month)}/month)"]
         if p.failures_avoided_per_month > 0:
             parts.append(f"~{p.failures_avoided_per_month:.0f} failed runs/month avoided")
