@@ -337,7 +337,9 @@ def _settle_branches(root: Path, target: Path | str) -> None:
         db.close()
 
 
-def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport, store_path: Path) -> None:
+def _create_prs(
+    spec: Path, root: Path, path: str, report: SuggestReport, store_path: Path | str
+) -> None:
     """Each suggestion as a local proposal (a branch and a pull request body), made as the
     bot makes its pull requests (`flujo.learn.proposal.proposal_for`), with what it promises
     recorded in the run store (`flujo roi` shows it beside what a merge realised)."""
