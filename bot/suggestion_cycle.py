@@ -163,7 +163,7 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                         quality=proposal.view.quality,
                         kind=measured.kind,
                         members=list(item.members),
-                        promise=Promised(**Promise.of(measured).to_json()),
+                        promise=Promised(**Promise.of(measured, report.prices_version).to_json()),
                     )
                 )
     finally:

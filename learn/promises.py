@@ -63,10 +63,9 @@ class Promise:
     """The price table the money was computed with."""
 
     @classmethod
-    def of(cls, suggestion: Suggestion) -> Promise:
-        """The promise of a suggestion as `flujo.learn.suggest` estimated it."""
-        from flujo.engine.pricing import table_version
-
+    def of(cls, suggestion: Suggestion, prices: str | None) -> Promise:
+        """The promise of a suggestion as `flujo.learn.suggest` estimated it, at the price
+        table `prices` (its report's `prices_version`)."""
         estimate = suggestion.estimate
         return cls(
             suggestion.id,
@@ -78,7 +77,7 @@ class Promise:
             estimate.confidence_label,
             int(suggestion.evidence.get("runs", 0) or 0),
             suggestion.basis or "live runs of the spec",
-            table_version(),
+            prices or "not recorded",
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -371,7 +371,13 @@ def _create_prs(
                     labels=proposal.labels,
                 ),
             )
-            record_promise(store, path, suggestion.patch, Promise.of(suggestion), pull.number)
+            record_promise(
+                store,
+                path,
+                suggestion.patch,
+                Promise.of(suggestion, report.prices_version),
+                pull.number,
+            )
             verb = "opened" if pull.created else ("updated" if pull.changed else "unchanged")
             click.echo(
                 f"{verb}: branch {pull.branch} (pull request body: {pull.url[:-5]}.md)", err=True
