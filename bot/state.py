@@ -318,8 +318,11 @@ class BotState:
 
     async def record_opening(self, repo: str, branch: str, at: float) -> None:
         """The bot opened the suggestion pull request of `branch` at `at` (the hourly limit
-        counts these)."""
+        counts these; those older than a day are forgotten)."""
         await self._write("INSERT INTO suggestion_openings VALUES (?, ?, ?)", (repo, branch, at))
+        await self._write(
+            "DELETE FROM suggestion_openings WHERE repo = ? AND at < ?", (repo, at - 86400)
+        )
 
     def openings(self, repo: str, since: float) -> list[float]:
         """When the bot opened suggestion pull requests on `repo` at or after `since`."""
