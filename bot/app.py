@@ -228,7 +228,8 @@ class Bot:
 def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application:
     """The aiohttp application: `POST /webhooks`, `POST /v1/traces` and `/v1/metrics`
     (OTLP/HTTP telemetry, bearer token per repository), `GET /healthz`, `GET /readyz`,
-    `GET /metrics` (Prometheus).
+    `GET /metrics` (Prometheus), the pages behind unguessable links (`/suggestions/…`,
+    `/roi/…`) and `GET /registry`.
 
     Raises SettingsError when no webhook secret is configured.
     """
@@ -251,6 +252,7 @@ def create_app(settings: BotSettings, bot: Bot | None = None) -> web.Application
 
     app.add_routes(make_otlp_routes(bot.store_for_token, bot.telemetry_arrived, telemetry_refused))
     app.router.add_get("/suggestions/{owner}/{repo}/{token}", _suggestion_page)
+    app.router.add_get("/roi/{owner}/{repo}/{token}", _roi_page)
     app.router.add_get("/registry", _registry_page)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -282,6 +284,21 @@ async def _suggestion_page(request: web.Request) -> web.Response:
     if view is None:
         raise web.HTTPNotFound(text="no such suggestion")
     page = await asyncio.to_thread(render_page, [view])
+    return web.Response(text=page, content_type="text/html")
+
+
+async def _roi_page(request: web.Request) -> web.Response:
+    """A repository's realised-ROI page (`flujo roi --html`), behind its unguessable link."""
+    from flujo.bot.page_links import ROI_PAGE, page_token
+    from flujo.learn.roi_page import roi_page
+
+    bot = request.app[BOT]
+    repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+    expected = page_token(bot.context.page_key, repo, ROI_PAGE)
+    if not hmac.compare_digest(expected, request.match_info["token"]):
+        raise web.HTTPNotFound(text="no such page")
+    store = bot.telemetry.store(repo)
+    page = await asyncio.to_thread(roi_page, store, repo)
     return web.Response(text=page, content_type="text/html")
 
 

@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 # Imported here, in the fork server, so that no child imports them again (each would
 # cost a child hundreds of milliseconds: several are imported lazily by their users).
+# croniter (a repository's `pull_requests.schedule`, validated with its config) loads native
+# code through dateutil (ctypes), which a confined child may not: it is loaded here.
+import croniter  # noqa: F401
+
 import flujo.bot.evaluate
 import flujo.bot.snapshot
 import flujo.engine.embedded_tests

@@ -1,4 +1,5 @@
-"""Links to suggestion pages that cannot be guessed: `/suggestions/<owner>/<repo>/<token>`.
+"""Links to pages that cannot be guessed: `/suggestions/<owner>/<repo>/<token>` for a
+suggestion, `/roi/<owner>/<repo>/<token>` for a repository's realised-ROI page.
 
 A suggestion's id is computable offline from the spec's path and the patch, so it is
 never the key to its page. The token is an HMAC of the repository and the id under a
@@ -29,3 +30,12 @@ def page_token(key: bytes, repo: str, suggestion_id: str) -> str:
 
 def page_path(key: bytes, repo: str, suggestion_id: str) -> str:
     return f"/suggestions/{repo}/{page_token(key, repo, suggestion_id)}"
+
+
+ROI_PAGE = "realised-roi"
+"""What the ROI page's token signs besides the repository (never a suggestion's id: those
+are 12 hex digits), so a suggestion's token never opens it, nor the reverse."""
+
+
+def roi_path(key: bytes, repo: str) -> str:
+    return f"/roi/{repo}/{page_token(key, repo, ROI_PAGE)}"

@@ -91,6 +91,7 @@ async def revert(
 ) -> None:
     """Open (and, for an automatic merge, schedule merging) the revert of `app`."""
     from flujo.learn.feedback import record_rejection
+    from flujo.learn.roi_figures import REVERTED
 
     apps = ctx.applications
     assert apps is not None
@@ -165,7 +166,7 @@ async def revert(
         ctx.telemetry.store(app.repo),
         app.spec,
         app.patch,
-        f"reverted after a regression: {evidence}"[:4000],
+        f"{REVERTED}: {evidence}"[:4000],
         "flujo (watch)",
     )
     failures = await on_rollback(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flujo.bot.commit_report import Override
 
 if TYPE_CHECKING:
+    from flujo.bot.pacing import Waiting
     from flujo.learn.proposal import SuggestionView
 
 SCHEMA = """
@@ -64,6 +65,23 @@ CREATE TABLE IF NOT EXISTS eval_spend (
     usd REAL NOT NULL DEFAULT 0,
     examples INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (installation, repo, month)
+);
+CREATE TABLE IF NOT EXISTS suggestion_openings (
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suggestion_waiting (
+    repo TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    title TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    until REAL,
+    since REAL NOT NULL,
+    PRIMARY KEY (repo, suggestion)
 );
 CREATE TABLE IF NOT EXISTS checked (
     repo TEXT NOT NULL,
@@ -308,6 +326,55 @@ class BotState:
             (state, time.time(), repo, branch),
         )
 
+    # -- pacing (`pull_requests:` limits and schedule) -----------------------------------
+
+    async def record_opening(self, repo: str, branch: str, at: float) -> None:
+        """The bot opened the suggestion pull request of `branch` at `at` (the hourly limit
+        counts these; those older than a day are forgotten)."""
+        await self._write("INSERT INTO suggestion_openings VALUES (?, ?, ?)", (repo, branch, at))
+        await self._write(
+            "DELETE FROM suggestion_openings WHERE repo = ? AND at < ?", (repo, at - 86400)
+        )
+
+    def openings(self, repo: str, since: float) -> list[float]:
+        """When the bot opened suggestion pull requests on `repo` at or after `since`."""
+        rows = self._run(
+            "SELECT at FROM suggestion_openings WHERE repo = ? AND at >= ? ORDER BY at",
+            (repo, since),
+        )
+        return [float(r[0]) for r in rows]
+
+    async def set_waiting(self, repo: str, waiting: list[Waiting], at: float) -> None:
+        """The suggestions of `repo` held back by its last cycle (replacing the earlier
+        list); one that was waiting already keeps the time it was first held back."""
+
+        def replace_all() -> None:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    _replace_waiting(self._db, repo, waiting, at)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+        await asyncio.to_thread(replace_all)
+
+    def waiting(self, repo: str) -> list[Waiting]:
+        """The suggestions of `repo` waiting to be opened, and why (`bot.pacing.Waiting`:
+        `reason` is `schedule`, `max_open` or `max_per_hour`), first held back first."""
+        from flujo.bot.pacing import Waiting
+
+        rows = self._run(
+            "SELECT suggestion, spec, title, branch, reason, detail, until, since"
+            " FROM suggestion_waiting WHERE repo = ? ORDER BY since, suggestion",
+            (repo,),
+        )
+        return [
+            Waiting(s, spec, title, branch, reason, detail, until, since)
+            for s, spec, title, branch, reason, detail, until, since in rows
+        ]
+
     # -- overrides -----------------------------------------------------------------------
 
     async def record_override(
@@ -342,6 +409,32 @@ class BotState:
                 by, at = rows[0]
                 found[policy] = Override(policy, by, at)
         return found
+
+
+def _replace_waiting(db: Any, repo: str, waiting: list[Waiting], at: float) -> None:
+    before = dict(
+        db.execute(
+            "SELECT suggestion, since FROM suggestion_waiting WHERE repo = ?", (repo,)
+        ).fetchall()
+    )
+    db.execute("DELETE FROM suggestion_waiting WHERE repo = ?", (repo,))
+    db.executemany(
+        "INSERT OR REPLACE INTO suggestion_waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                repo,
+                w.suggestion,
+                w.spec,
+                w.title,
+                w.branch,
+                w.reason,
+                w.detail,
+                w.until,
+                before.get(w.suggestion, at),
+            )
+            for w in waiting
+        ],
+    )
 
 
 def this_month() -> str:

@@ -53,6 +53,21 @@ class Decision(_Plain):
     never: list[str] = Field(default_factory=list)
 
 
+class Promised(_Plain):
+    """`flujo.learn.promises.Promise`: what the suggestion's pull request promises."""
+
+    suggestion: str
+    kind: str
+    usd_per_run: float
+    usd_per_month: float
+    latency_s_per_run: float
+    failures_avoided_per_month: float
+    confidence: str
+    runs: int
+    basis: str
+    prices: str
+
+
 class Change(_Plain):
     """A verified suggestion to propose: the pull request the bot opens for it."""
 
@@ -75,6 +90,13 @@ class Change(_Plain):
     spec_before: str = ""
     spec_after: str = ""
     """spec_sha256 of the spec before and after the patch (for auto-apply's watch)."""
+    kind: str = ""
+    """The kind of finding (`cheaper_model`, `frequent_timeouts`, ...)."""
+    members: list[str] = Field(default_factory=list)
+    """The ids of the suggestions this one groups (`pull_requests.group: kind`); empty
+    when it is one suggestion."""
+    promise: Promised | None = None
+    """Its estimated savings and how they were measured (recorded when it is opened)."""
 
 
 class NotProposed(_Plain):

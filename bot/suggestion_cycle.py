@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.suggestion_codec import Change, Cycle, Decision, Judgement, NotProposed, View
+from flujo.bot.suggestion_codec import (
+    Change,
+    Cycle,
+    Decision,
+    Judgement,
+    NotProposed,
+    Promised,
+    View,
+)
 
 if TYPE_CHECKING:
     from flujo.engine.store import RunStore
@@ -62,6 +70,8 @@ class CycleRequest:
     """Only these suggestion ids (a person asked for them: dashboard checkbox, `recreate`,
     `eval`); the agreement floor does not hold them back (the body still shows the
     measured agreement). Empty: every suggestion."""
+    group: str = "none"
+    """`kind`: suggestions of one kind in one spec become one change (`pull_requests.group`)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,6 +91,7 @@ class CycleRequest:
             auto_apply=data.get("auto_apply"),
             default_branch_green=data.get("default_branch_green"),
             wanted=tuple(data.get("wanted") or ()),
+            group=str(data.get("group", "none")),
         )
 
 
@@ -94,8 +105,10 @@ def page_placeholder(example_url: str | None) -> str | None:
 async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -> Cycle:
     """The cycle on the snapshot at `root` (see the module's docstring)."""
     from flujo.engine.store import RunStore
+    from flujo.learn.promises import Promise
     from flujo.learn.proposal import proposal_for
     from flujo.learn.suggest import suggest
+    from flujo.learn.suggestion_groups import Grouped, group_by_kind
     from flujo.spec.edit import apply_patch
     from flujo.spec.errors import SpecError
     from flujo.spec.source import spec_sha256
@@ -118,6 +131,7 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                 f"{len(report.suggestions)} suggestion(s), dropped: {dropped or 'none'}"
             )
             before = (root / path).read_text(encoding="utf-8")
+            kept: list[Suggestion] = []
             for suggestion in report.suggestions:
                 if request.wanted and suggestion.id not in request.wanted:
                     continue
@@ -125,18 +139,26 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                 measured, refusal = await _measured(
                     suggestion, root / path, after, store, request, registry, spent
                 )
-                proposal = proposal_for(measured, before, after, request.page_placeholder)
                 if refusal is not None and measured.id not in request.wanted:
+                    title = proposal_for(measured, before, after, request.page_placeholder).title
                     skipped.append(
                         NotProposed(
                             id=measured.id,
                             spec=path,
-                            title=proposal.title,
+                            title=title,
                             reason=refusal,
                             patch=measured.patch,
                         )
                     )
                     continue
+                kept.append(measured)
+            if request.group == "kind":
+                grouped = await group_by_kind(root / path, before, kept, registry)
+            else:
+                grouped = [Grouped(s, apply_patch(before, s.patch, file=path)) for s in kept]
+            for item in grouped:
+                measured, after = item.suggestion, item.after
+                proposal = proposal_for(measured, before, after, request.page_placeholder)
                 changes.append(
                     Change(
                         decision=_decision(request, measured, before, after, path),
@@ -153,6 +175,9 @@ async def run_cycle(root: Path, request: CycleRequest, registry: StepRegistry) -
                         view=View(**asdict(proposal.view)),
                         after=after,
                         quality=proposal.view.quality,
+                        kind=measured.kind,
+                        members=list(item.members),
+                        promise=Promised(**Promise.of(measured, report.prices_version).to_json()),
                     )
                 )
     finally:

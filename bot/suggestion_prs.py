@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flujo.bot.dashboard_state import Waiting
@@ -28,6 +29,7 @@ from flujo.learn.proposal import BRANCH_PREFIX as BRANCH_PREFIX  # also the rout
 
 if TYPE_CHECKING:
     from flujo.bot.evaluate import Evaluator
+    from flujo.bot.pacing import Waiting as HeldBack
     from flujo.bot.state import ProposalRecord
     from flujo.bot.suggestion_cycle import Evaluation
     from flujo.engine.store import RunStore
@@ -52,6 +54,16 @@ def suggest_delivery(
         {"repository": {"full_name": repo}, "installation": {"id": installation}}
     ).encode()
     return Delivery(f"suggest:{repo}:{bucket}", SUGGEST_EVENT, body, now, now + delay_s)
+
+
+def wake_delivery(repo: str, installation: int, at: float, now: float, why: str) -> Delivery:
+    """A suggestion cycle due at `at`: for suggestions that wait (a schedule's next opening,
+    the hourly limit's end, a suggestion pull request closed). `why` names it, so the same
+    wake-up is queued once."""
+    body = json.dumps(
+        {"repository": {"full_name": repo}, "installation": {"id": installation}}
+    ).encode()
+    return Delivery(f"suggest:{repo}:wake:{why}", SUGGEST_EVENT, body, now, at)
 
 
 SUGGESTIONS_CHECK = "flujo/suggestions"
@@ -79,9 +91,14 @@ class CycleOutcome:
     """None when the cycle could not finish (`failure` says why)."""
     failure: str | None = None
     waiting: tuple[Waiting, ...] = ()
-    """Verified suggestions not proposed, and why (shown on the dashboard issue)."""
+    """Verified suggestions not proposed, and why (shown on the dashboard issue): below the
+    agreement floor, or held back by the repository's `pull_requests:` settings."""
     dashboard: Dashboard | None = None
     """The repository's `dashboard:` settings at the default branch's head (None: unread)."""
+    held: list[HeldBack] = field(default_factory=list)
+    """Suggestions held back by the repository's `pull_requests:` settings, and why."""
+    wake_at: float | None = None
+    """When a later cycle may open one of them (None: no time is known)."""
 
 
 async def propose_suggestions(
@@ -98,6 +115,9 @@ async def propose_suggestions(
     no_evaluation: str = "",
     report: bool = False,
     wanted: tuple[str, ...] = (),
+    now: float | None = None,
+    opened: Sequence[float] = (),
+    roi_url: str | None = None,
 ) -> CycleOutcome:
     """Propose the default branch's verified suggestions, best first, as pull requests.
 
@@ -109,7 +129,12 @@ async def propose_suggestions(
     says why not). With `report`, the outcome is also shown as the `flujo/suggestions`
     check of the default branch's head (a cycle that overran or crashed says so there).
     With `wanted` (suggestion ids a person asked for), only those are proposed, beyond
-    `max_open` and the agreement floor.
+    the pacing settings and the agreement floor.
+
+    The repository's `pull_requests:` settings pace new pull requests (`bot.pacing`): at
+    `now` (default: the wall clock), given when the bot `opened` recent ones; the outcome
+    says which suggestions wait and why. `roi_url` (the realised-ROI page) is linked from
+    the check.
     """
     from flujo.bot.isolation import IsolationFailed
     from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
@@ -130,6 +155,7 @@ async def propose_suggestions(
             # read here with the bounded parser; the cycle only applies the tier rules
             config = read_config(snap.root, snap.files)[0]
             settings, dashboard = config.auto_apply, config.dashboard
+            pacing = config.pull_requests
             specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
             request = CycleRequest(
                 tuple(specs),
@@ -140,6 +166,7 @@ async def propose_suggestions(
                 auto_apply=settings.model_dump(mode="json"),
                 default_branch_green=await default_branch_green(forge, repo, sha),
                 wanted=wanted,
+                group=pacing.group,
             )
             cycle = await evaluator.suggest(snap.root, request)
     except (IsolationFailed, TooLarge) as exc:
@@ -150,24 +177,28 @@ async def propose_suggestions(
         return CycleOutcome([], None, failure)
     for note in cycle.notes:
         log.info("%s: %s", repo, note)
+    from flujo.bot.pacing import Plan, plan
+
     open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
-    budget = max_open - len(open_now)
     waiting = [Waiting(n.id, n.spec, n.title, n.reason, n.patch) for n in cycle.not_proposed]
-    for change in cycle.changes:
-        if wanted and change.id not in wanted:
-            continue
-        if change.branch not in open_now and budget <= 0 and not wanted:
-            waiting.append(
-                Waiting(
-                    change.id,
-                    change.spec,
-                    change.title,
-                    f"{len(open_now)} suggestion pull request(s) are open already "
-                    f"(at most {max_open} at once)",
-                    change.patch,
-                )
-            )
-            continue
+    if wanted:  # a person asked for these: no pacing setting holds them back
+        paced = Plan(propose=[c for c in cycle.changes if c.id in wanted])
+    else:
+        paced = plan(
+            cycle.changes,
+            open_branches=open_now,
+            opened=opened,
+            settings=pacing,
+            max_open_cap=max_open,
+            now=time.time() if now is None else now,
+        )
+    patches = {c.id: c.patch for c in cycle.changes}
+    for held in paced.waiting:
+        log.info("%s: %s waits: %s", repo, held.suggestion, held.detail)
+        waiting.append(
+            Waiting(held.suggestion, held.spec, held.title, held.detail, patches[held.suggestion])
+        )
+    for change in paced.propose:
         change = _linked(change, placeholder, page_url)
         pull = await forge.propose(
             repo,
@@ -181,9 +212,6 @@ async def propose_suggestions(
                 base=base,
             ),
         )
-        if change.branch not in open_now:
-            open_now.add(change.branch)
-            budget -= 1
         done.append(
             Proposed(
                 change,
@@ -195,9 +223,16 @@ async def propose_suggestions(
                 change.spec_after,
             )
         )
-    outcome = CycleOutcome(done, cycle, waiting=tuple(waiting), dashboard=dashboard)
+    outcome = CycleOutcome(
+        done,
+        cycle,
+        waiting=tuple(waiting),
+        dashboard=dashboard,
+        held=paced.waiting,
+        wake_at=paced.wake_at,
+    )
     if report:
-        await _report(forge, repo, sha, outcome)
+        await _report(forge, repo, sha, outcome, roi_url)
     return outcome
 
 
@@ -223,7 +258,9 @@ def _linked(
     return change.model_copy(update={"body": change.body.replace(placeholder, url), "view": view})
 
 
-async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> None:
+async def _report(
+    forge: Forge, repo: str, sha: str, outcome: CycleOutcome, roi_url: str | None = None
+) -> None:
     """The cycle's outcome as the `flujo/suggestions` check of the default branch's head."""
     from flujo.bot.forge import CheckOutput
     from flujo.templates.fit import fit
@@ -243,14 +280,15 @@ async def _report(forge: Forge, repo: str, sha: str, outcome: CycleOutcome) -> N
             SUGGESTIONS_CHECK,
             "neutral",
             f"Suggestions: {len(outcome.proposed)} proposed, "
-            f"{len(outcome.cycle.not_proposed)} not proposed",
-            fit(_summary(outcome, outcome.cycle)),
+            f"{len(outcome.cycle.not_proposed)} not proposed"
+            + (f", {len(outcome.held)} waiting" if outcome.held else ""),
+            fit(_summary(outcome, outcome.cycle, roi_url)),
         )
     await forge.start_check(repo, ref)
     await forge.complete_check(repo, ref, output)
 
 
-def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
+def _summary(outcome: CycleOutcome, cycle: Cycle, roi_url: str | None = None) -> str:
     from flujo.spec.figures import money
     from flujo.templates.pr_body import escape as inert
 
@@ -266,10 +304,20 @@ def _summary(outcome: CycleOutcome, cycle: Cycle) -> str:
         lines += [
             f"- {inert(n.title)} (`{inert(n.spec)}`): {inert(n.reason)}" for n in cycle.not_proposed
         ]
+    if outcome.held:
+        lines.append("\n**Waiting** (the repository's `pull_requests:` settings)\n")
+        lines += [
+            f"- {inert(w.title)} (`{inert(w.spec)}`): {inert(w.detail)}" for w in outcome.held
+        ]
     if cycle.eval_examples:
         lines.append(
             f"\nEvaluation: {cycle.eval_examples} captured example(s) run live against the "
             f"evaluation provider, {money(cycle.eval_spent_usd)} spent."
+        )
+    if roi_url:
+        lines.append(
+            f"\nWhat merged suggestions realised against what they promised: [the ROI page]"
+            f"({roi_url}) (this repository only; the link is its key)."
         )
     lines.append("\n**Specs**\n")
     lines += [f"- {inert(note)}" for note in cycle.notes] or ["- no specs on the default branch"]

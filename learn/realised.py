@@ -77,11 +77,12 @@ def realised(
 ) -> Realised:
     """The before and after of the spec at `spec_path` around `merged_at` (epoch s)."""
     marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
+    same, params = same_spec(spec_path)
     rows = store.query(
         "SELECT spec_sha256, started_at, status, latency_s, total_cost_usd FROM runs"
-        f" WHERE spec_path = ? AND mode = 'live' AND origin IN ({marks})"
+        f" WHERE {same} AND mode = 'live' AND origin IN ({marks})"
         " AND status IN ('succeeded', 'failed') ORDER BY started_at",
-        (spec_path, *EVIDENCE_ORIGINS),
+        (*params, *EVIDENCE_ORIGINS),
     )
     earlier = [r for r in rows if r["started_at"] < merged_at]
     before_sha = earlier[-1]["spec_sha256"] if earlier else None
@@ -90,6 +91,13 @@ def realised(
     before = _side(before_sha, [r for r in earlier if r["spec_sha256"] == before_sha])
     after = _side(after_sha, [r for r in later if r["spec_sha256"] == after_sha])
     return Realised(spec_path, merged_at, before, after, promised)
+
+
+def same_spec(spec_path: str, column: str = "spec_path") -> tuple[str, tuple[str, str]]:
+    """SQL matching runs of the spec at `spec_path`: that path, or a path ending with it
+    (runs made from outside the repository's root name the spec by a longer path)."""
+    escaped = spec_path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"({column} = ? OR {column} LIKE ? ESCAPE '\\')", (spec_path, "%/" + escaped)
 
 
 def _side(sha: str | None, rows: list[dict[str, Any]]) -> Side:

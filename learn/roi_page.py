@@ -1,19 +1,23 @@
-"""The realised-ROI page (`flujo roi --html`): what merged suggestions did, from the store.
+"""The realised-ROI page (`flujo roi --html`, and served by the bot): what suggestions did.
 
 One self-contained HTML file (inline SVG charts, no script from elsewhere, no network):
-monthly spend per spec from live runs, suggestions merged and rejected (from
-`suggestion_feedback`), and for each merged one its live before/after figures
-(`realised.py`) beside what it promised, with realised savings per month.
+suggestions proposed, merged, reverted and rejected; for each merged one its live
+before/after figures (`realised.py`) beside what its pull request promised when it was
+opened (`promises.py`); realised savings per month; spend per spec and step per month.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flujo.learn.realised import EVIDENCE_ORIGINS, Realised, realised
+from flujo.learn.realised import EVIDENCE_ORIGINS, Realised
+from flujo.learn.roi_figures import (
+    SuggestionFigures,
+    day,
+    realised_by_month,
+    suggestion_figures,
+)
 from flujo.spec.figures import money
 
 if TYPE_CHECKING:
@@ -33,53 +37,66 @@ class Bar:
     tone: str
 
 
-def roi_page(store: RunStore) -> str:
-    """The page, rendered from the store's live runs and suggestion feedback."""
+def roi_page(store: RunStore, title: str = "") -> str:
+    """The page, rendered from the store's live runs, promises and suggestion feedback;
+    `title` names whose it is (a repository)."""
     from flujo.engine.pricing import table_version
     from flujo.templates.environment import product_environment
 
-    merged = [_merged_row(store, row) for row in _feedback(store, "accepted")]
+    figures = suggestion_figures(store)
+    merged = [_merged_row(f) for f in figures if f.state == "merged"]
     spend = _monthly_spend(store)
+    by_month = realised_by_month(store, figures)
+    counts = {
+        state: sum(f.state == state for f in figures)
+        for state in ("open", "merged", "reverted", "rejected")
+    }
     template = product_environment(autoescape=True).get_template("roi_page.html.j2")
     return template.render(
+        title=title,
+        counts=counts,
+        proposed=len(figures),
+        promised_only=sum(f.promise is not None for f in figures),
         merged=merged,
-        rejected=len(_feedback(store, "rejected")),
+        others=[_other_row(f) for f in figures if f.state != "merged"],
         spend=spend,
         spend_bars=_bars([(m, s) for m, s in _totals(spend)], "spend"),
-        saving_bars=_bars(
-            [(r["spec"], r["realised_month"] or 0.0) for r in merged if r["realised_month"]],
-            "saving",
-        ),
+        by_month=by_month,
+        saving_bars=_bars([(row["month"], row["usd"]) for row in by_month], "saving"),
         prices_version=table_version(),
         width=_WIDTH,
         height=_HEIGHT,
     )
 
 
-def _feedback(store: RunStore, verdict: str) -> list[dict[str, Any]]:
-    return store.query(
-        "SELECT spec_path, patch, at, actor FROM suggestion_feedback WHERE verdict = ? ORDER BY at",
-        (verdict,),
-    )
-
-
-def _merged_row(store: RunStore, row: dict[str, Any]) -> dict[str, Any]:
-    found = realised(store, row["spec_path"], row["at"])
-    per_month = _runs_per_month(store, row["spec_path"])
-    saving = found.saving_per_run
+def _merged_row(f: SuggestionFigures) -> dict[str, Any]:
+    found = f.realised
+    assert found is not None
     return {
-        "spec": row["spec_path"],
-        "merged": datetime.datetime.fromtimestamp(row["at"], datetime.UTC).strftime("%Y-%m-%d"),
-        "patch": json.loads(row["patch"]),
-        "by": row["actor"],
+        "spec": f.spec,
+        "id": f.suggestion,
+        "pull": f.pull,
+        "merged": day(f.decided_at),
+        "patch": f.patch,
+        "by": f.by,
         "found": found,
         "before": _side(found, "before"),
         "after": _side(found, "after"),
-        "saving": None if saving is None else money(saving),
-        "realised_month": None if saving is None else saving * per_month,
-        "runs_per_month": per_month,
-        "not_measured": found.not_measured,
+        "not_measured": f.not_measured,
+        "realised": f.realised_text(),
+        "promised": f.promised_text(),
         "chart": _pair_chart(found),
+    }
+
+
+def _other_row(f: SuggestionFigures) -> dict[str, Any]:
+    return {
+        "spec": f.spec,
+        "id": f.suggestion,
+        "pull": f.pull,
+        "state": f.state,
+        "when": day(f.decided_at),
+        "promised": f.promised_text(),
     }
 
 
@@ -105,20 +122,9 @@ def _pair_chart(found: Realised) -> list[Bar]:
         ("before", found.before.cost_per_run),
         ("after", found.after.cost_per_run),
     ]
+    if found.promised_saving_per_run is not None and found.before.cost_per_run is not None:
+        values.append(("promised", found.before.cost_per_run - found.promised_saving_per_run))
     return _bars([(k, v or 0.0) for k, v in values if v is not None], "pair")
-
-
-def _runs_per_month(store: RunStore, spec_path: str) -> float:
-    marks = ", ".join("?" * len(EVIDENCE_ORIGINS))
-    (row,) = store.query(
-        "SELECT COUNT(*) AS n, MIN(started_at) AS first, MAX(started_at) AS last FROM runs"
-        f" WHERE spec_path = ? AND mode = 'live' AND origin IN ({marks})",
-        (spec_path, *EVIDENCE_ORIGINS),
-    )
-    if not row["n"] or row["last"] == row["first"]:
-        return float(row["n"] or 0)
-    days = max(float(row["last"] - row["first"]) / 86400, 1.0)
-    return float(row["n"]) * 30 / days
 
 
 def _monthly_spend(store: RunStore) -> list[dict[str, Any]]:
@@ -146,12 +152,12 @@ def _bars(values: list[tuple[str, float]], tone: str) -> list[Bar]:
     """Vertical bars scaled to the chart's height, labelled with their values."""
     if not values:
         return []
-    top = max(v for _, v in values) or 1.0
+    top = max(abs(v) for _, v in values) or 1.0
     slot = _WIDTH / len(values)
     width = min(slot * 0.7, 90)
     bars = []
     for i, (label, value) in enumerate(values):
-        height = (_HEIGHT - 40) * value / top
+        height = (_HEIGHT - 40) * max(value, 0.0) / top
         x = i * slot + (slot - width) / 2
         bars.append(Bar(x, _HEIGHT - 20 - height, width, height, label, money(value), tone))
     return bars

@@ -537,6 +537,14 @@ def _diff(before: str, after: str, name: str) -> str:
     return "".join(lines)
 
 
+async def verify_patched(spec: Path, text: str, registry: Any) -> Verification:
+    """The embedded tests of the spec at `spec` run on its patched `text`: a test that passed
+    before and fails with it is `broken` (how a group of suggestions is verified together)."""
+    from flujo.spec.model import Pipeline
+
+    return await _Verifier(spec, Pipeline.from_yaml(spec), registry).verify(text)
+
+
 class _Verifier:
     """Runs the spec's embedded tests on patched versions of it."""
 

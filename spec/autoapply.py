@@ -61,6 +61,19 @@ def _time(text: str) -> time:
 ClockTime = Annotated[str, BeforeValidator(_clock)]
 
 
+def known_zone(value: str) -> str:
+    """`value` when it names an IANA time zone; else ValueError with a did-you-mean."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"unknown time zone '{value}'{hint}") from None
+    return value
+
+
 class Tiers(BaseModel):
     """What the bot does with a suggestion of each risk tier."""
 
@@ -164,15 +177,7 @@ class AutoApply(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            import difflib
-
-            close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(f"unknown time zone '{value}'{hint}") from None
-        return value
+        return known_zone(value)
 
     def mode(self, tier: str) -> Mode:
         """The mode of a tier (`low`, `medium` or `high`)."""

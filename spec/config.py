@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flujo.spec.autoapply import AutoApply
 from flujo.spec.dashboard_config import Dashboard
+from flujo.spec.pr_pacing import PullRequests
 from flujo.spec.prices_config import PricesConfig
 
 CONFIG_NAMES = (".github/flujo.yml", ".github/flujo.yaml")
@@ -75,6 +76,10 @@ class RepoConfig(BaseModel):
     dashboard: Dashboard = Field(
         default_factory=Dashboard,
         description="The dashboard issue the bot keeps up to date (on by default).",
+    )
+    pull_requests: PullRequests = Field(
+        default_factory=PullRequests,
+        description="How the bot paces suggestion pull requests: grouping, limits, schedule.",
     )
 
     def is_spec(self, path: str) -> bool:

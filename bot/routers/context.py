@@ -14,7 +14,7 @@ from flujo.bot.dashboard_state import Dashboards
 from flujo.bot.evaluate import Evaluator
 from flujo.bot.events import RepositoryEvent
 from flujo.bot.forge import CheckOutput, Forge
-from flujo.bot.page_links import page_key, page_path
+from flujo.bot.page_links import page_key, page_path, roi_path
 from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import Limits
 from flujo.bot.state import BotState
@@ -81,6 +81,13 @@ class BotContext:
         if not self.public_url:
             return None
         return self.public_url.rstrip("/") + page_path(self.page_key, repo, suggestion_id)
+
+    def roi_url(self, repo: str) -> str | None:
+        """Where `repo`'s realised-ROI page is served (unguessable; None without a public
+        URL)."""
+        if not self.public_url:
+            return None
+        return self.public_url.rstrip("/") + roi_path(self.page_key, repo)
 
     async def check(
         self,

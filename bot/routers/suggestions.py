@@ -14,9 +14,13 @@ from flujo.bot.routers.dashboard import after_cycle
 from flujo.bot.suggestion_prs import (
     BRANCH_PREFIX,
     SUGGEST_EVENT,
+    CycleOutcome,
+    Proposed,
     propose_suggestions,
     record_outcome,
+    wake_delivery,
 )
+from flujo.spec.pr_pacing import HOUR_S
 
 log = logging.getLogger("flujo.bot.routers.suggestions")
 router = Router()
@@ -28,6 +32,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
     repo = suggest.repo
     forge = await ctx.forge_for(suggest.installation_id)
     evaluation, why_not = await ctx.evaluation_for(forge, repo, suggest.installation_id)
+    now = ctx.clock.now()
     outcome = await propose_suggestions(
         forge,
         repo,
@@ -41,7 +46,12 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         no_evaluation=why_not,
         report=True,
         wanted=suggest.wanted,
+        now=now,
+        opened=ctx.state.openings(repo, now - HOUR_S),
+        roi_url=ctx.roi_url(repo),
     )
+    if not suggest.wanted:  # a cycle for chosen suggestions leaves the others' records
+        await _pace(ctx, repo, suggest.installation_id, outcome, now)
     if outcome.cycle is not None and outcome.cycle.eval_spent_usd > 0:
         await ctx.state.record_eval_spend(
             suggest.installation_id,
@@ -59,6 +69,9 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
             item.pull.number,
             item.change.view.model_dump(),
         )
+        if item.pull.created:
+            await ctx.state.record_opening(repo, item.pull.branch, now)
+        await _promise(ctx, repo, item)
         if item.decision is not None and item.settings is not None and ctx.applications:
             scheduled = await start(
                 forge,
@@ -84,6 +97,38 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
     await after_cycle(ctx, forge, suggest, outcome)
 
 
+async def _pace(
+    ctx: BotContext, repo: str, installation: int, outcome: CycleOutcome, now: float
+) -> None:
+    """Remember which suggestions wait and why; run the cycle again when one may open."""
+    if outcome.cycle is None:
+        return  # the cycle did not finish: what waited before still waits
+    await ctx.state.set_waiting(repo, outcome.held, now)
+    if outcome.wake_at is not None and ctx.schedule is not None:
+        at = outcome.wake_at
+        await ctx.schedule(wake_delivery(repo, installation, at, now, f"{at:.0f}"))
+
+
+async def _promise(ctx: BotContext, repo: str, item: Proposed) -> None:
+    """What the pull request promises, in the repository's run store (the ROI page)."""
+    import asyncio
+
+    from flujo.learn.promises import Promise, record_promise
+
+    promised = item.change.promise
+    if promised is None:
+        return
+    await asyncio.to_thread(
+        record_promise,
+        ctx.telemetry.store(repo),
+        item.change.spec,
+        item.change.patch,
+        Promise(**promised.model_dump()),
+        item.pull.number,
+        ctx.clock.now(),
+    )
+
+
 @router.register("pull_request", action="closed")
 async def on_closed(event: Event, ctx: BotContext) -> None:
     closed = PullRequestClosedEvent.parse(event)
@@ -105,3 +150,7 @@ async def on_closed(event: Event, ctx: BotContext) -> None:
         ctx.telemetry.store(repo), proposal, merged=merged, actor=actor, comment=comment
     )
     await ctx.state.close_proposal(repo, branch, "merged" if merged else "rejected")
+    if ctx.schedule is not None and ctx.state.waiting(repo):  # room for one that waits
+        now = ctx.clock.now()
+        why = f"closed-{pull.number}"
+        await ctx.schedule(wake_delivery(repo, closed.installation_id, now, now, why))

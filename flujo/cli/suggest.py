@@ -216,7 +216,7 @@ def suggest(
         echo(apply_suggestion(spec, report, apply_id, max_tier, target))
         return
     if create_pr and root is not None and key is not None and report.suggestions:
-        _create_prs(spec, root, key, report)
+        _create_prs(spec, root, key, report, target)
     if html_file is not None and report.suggestions:
         _write_page(spec, report, html_file)
     if as_json:
@@ -337,18 +337,24 @@ def _settle_branches(root: Path, target: Path | str) -> None:
         db.close()
 
 
-def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport) -> None:
+def _create_prs(
+    spec: Path, root: Path, path: str, report: SuggestReport, store_path: Path | str
+) -> None:
     """Each suggestion as a local proposal (a branch and a pull request body), made as the
-    bot makes its pull requests (`flujo.learn.proposal.proposal_for`)."""
+    bot makes its pull requests (`flujo.learn.proposal.proposal_for`), with what it promises
+    recorded in the run store (`flujo roi` shows it beside what a merge realised)."""
     import asyncio
 
     from flujo.bot.forge import Proposal
     from flujo.bot.local import LocalForge
+    from flujo.engine.store import RunStore
+    from flujo.learn.promises import Promise, record_promise
     from flujo.learn.proposal import proposal_for
     from flujo.spec.edit import apply_patch
 
     before = spec.read_text(encoding="utf-8")
     forge = LocalForge(root)
+    store = RunStore(store_path)
 
     async def main() -> None:
         for suggestion in report.suggestions:
@@ -365,12 +371,22 @@ def _create_prs(spec: Path, root: Path, path: str, report: SuggestReport) -> Non
                     labels=proposal.labels,
                 ),
             )
+            record_promise(
+                store,
+                path,
+                suggestion.patch,
+                Promise.of(suggestion, report.prices_version),
+                pull.number,
+            )
             verb = "opened" if pull.created else ("updated" if pull.changed else "unchanged")
             click.echo(
                 f"{verb}: branch {pull.branch} (pull request body: {pull.url[:-5]}.md)", err=True
             )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
 
 
 def _write_page(spec: Path, report: SuggestReport, target: Path) -> None:

@@ -59,6 +59,18 @@ def test_one_id_in_the_cli_the_branch_and_the_pull_request_body(
     assert f"`flujo suggest flows/triage.yaml --reject {ident} --reason 'why'`" in body
     message = git(root, "log", "-1", "--format=%B", f"flujo/suggest/{ident}")
     assert f"Flujo-Suggestion: {ident}" in message
+    # What the pull request promises is kept for `flujo roi` (realised beside promised).
+    from flujo.engine.store import RunStore
+    from flujo.learn.roi_figures import suggestion_figures
+
+    db = RunStore(store)
+    try:
+        (figures,) = suggestion_figures(db, ident)
+    finally:
+        db.close()
+    assert figures.state == "open" and figures.spec == "flows/triage.yaml"
+    assert figures.promise is not None
+    assert round(figures.promise.usd_per_month, 4) == item["savings"]["usd_per_month"]
 
 
 def test_reject_records_the_reason_and_the_suggestion_is_not_made_again(
