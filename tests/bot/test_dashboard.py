@@ -243,7 +243,7 @@ async def test_the_dashboard_lists_waiting_and_ignored_suggestions_and_its_boxes
     )
     assert (
         "gpt-4o-mini" in waiting
-        and "0 suggestion pull request(s) are open already (at most 0 at once)" in waiting
+        and "0 suggestion pull request(s) open, the most allowed (max\\_open: 0)" in waiting
     )
     ignored = section(body, "Ignored (1)")
     assert "replace /steps/0/with/temperature with 0.9" in ignored
