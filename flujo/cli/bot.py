@@ -434,7 +434,7 @@ def token(repository: str, installation: int) -> None:
     if repository.count("/") != 1 or not all(repository.split("/")):
         raise UsageError(f"flujo bot token: {repository!r} is not OWNER/NAME")
     settings = _settings("flujo bot token")
-    state = BotState(settings.db)
+    state = BotState(settings.records())
     try:
         click.echo(state.issue_token(installation, repository))
     finally:
