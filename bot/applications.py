@@ -19,7 +19,6 @@ State = Literal[
 ]
 
 
-
 @dataclass(frozen=True)
 class Application:
     """One suggestion pull request under auto-apply."""

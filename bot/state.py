@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from flujo.learn.proposal import SuggestionView
 
 
-
 @dataclass(frozen=True, slots=True)
 class InstallationRecord:
     """An installation of the App, as the installation events left it."""
