@@ -30,7 +30,15 @@ from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Job as ProcrastinateJob
 from procrastinate.schema import SchemaManager
 
-from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable, job_from_row
+from flujo.bot.queue import (
+    Delivery,
+    Job,
+    JobState,
+    NotRetryable,
+    QueueUnavailable,
+    job_from_row,
+    not_retryable,
+)
 from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
@@ -379,6 +387,45 @@ class PostgresQueue:
                 " body = CASE WHEN %s THEN NULL ELSE body END WHERE id = %s",
                 (state, error, finished, int(state == "done"), run_after, state == "done", job_id),
             )
+
+    async def requeue(self, job_id: int) -> Job:
+        """A dead letter queued again, as on SQLite (`PulledQueue.requeue`): a new row (a
+        new id) with its stored delivery and no attempts, and its procrastinate job, in one
+        transaction. Raises NotRetryable for a job that is missing or not dead."""
+        await self.open()
+        async with self.app.connector.pool.connection() as db, db.transaction():  # type: ignore[attr-defined]
+            cursor = await db.execute(
+                f"SELECT {_COLUMNS}, body FROM flujo_deliveries WHERE id = %s FOR UPDATE",
+                (job_id,),
+            )
+            found = await cursor.fetchone()
+            problem = not_retryable(job_id, found)
+            if problem is not None:
+                raise NotRetryable(problem)
+            assert found is not None
+            job = job_from_row(found)
+            await db.execute("DELETE FROM flujo_deliveries WHERE id = %s", (job_id,))
+            cursor = await db.execute(
+                "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, key,"
+                f" last_error) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                (
+                    job.delivery_id,
+                    job.event,
+                    found[10],
+                    job.received_at,
+                    job.key,
+                    f"retried by hand (was job {job_id}): {job.last_error or ''}".strip(),
+                ),
+            )
+            new = await cursor.fetchone()
+            await db.execute(
+                "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL,"
+                " jsonb_build_object('delivery_id', %s::text), NULL)"
+                "::procrastinate_job_to_defer_v1])",
+                (QUEUE, TASK, job.key, job.delivery_id),
+            )
+        assert new is not None
+        return job_from_row(new)
 
     # -- reading ---------------------------------------------------------------------------
 
