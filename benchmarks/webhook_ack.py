@@ -2,7 +2,8 @@
 
 Both servers run in their own process on loopback; this process sends the same burst of
 signed, real GitHub `push` payloads (vendored in tests/github/webhooks/push/) to each, with
-a fixed number of requests in flight, and prints requests/s, p50/p99 latency and the ratio.
+a fixed number of requests in flight, and prints requests/s, p50/p99 latency, the ratio, and
+the CPU time each server (and, with `--postgres`, the database server) spent per request.
 The bare handler only verifies the signature; Flujo's also stores every delivery durably
 (SQLite, grouped commits) before answering 202. Workers are not started, so the figure is
 the acknowledgement path alone.
@@ -140,6 +141,10 @@ class Server:
         )
         self.rates: list[float] = []
         self.latencies: list[float] = []
+        self.cpu_s = 0.0
+        """CPU time (user + system) the server spent in the measured rounds."""
+        self.database_cpu_s = 0.0
+        self.requests = 0
 
     def stop(self) -> None:
         self.process.terminate()
@@ -151,7 +156,37 @@ class Server:
             "rps": statistics.median(self.rates),
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+            "cpu_ms_per_request": self.cpu_s / self.requests * 1000,
+            "database_cpu_ms_per_request": self.database_cpu_s / self.requests * 1000,
         }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def database_pids(folder: Path | None) -> list[int]:
+    """The PostgreSQL server's processes (the postmaster and its backends)."""
+    if folder is None:
+        return []
+    main = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+    found = [main]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 async def main() -> None:
@@ -177,11 +212,17 @@ async def main() -> None:
                 await wait_ready(server.port)
                 await burst(server.port, bodies, min(500, args.requests), args.concurrency)
             # Alternate rounds so that noise from other processes hits both alike.
+            folder = postgres.folder if postgres else None
             for _ in range(args.rounds):
                 for server in servers.values():
+                    pids = database_pids(folder)
+                    before = cpu_seconds([server.process.pid]), cpu_seconds(pids)
                     rate, latencies = await burst(
                         server.port, bodies, args.requests, args.concurrency
                     )
+                    server.cpu_s += cpu_seconds([server.process.pid]) - before[0]
+                    server.database_cpu_s += cpu_seconds(pids) - before[1]
+                    server.requests += args.requests
                     server.rates.append(rate)
                     server.latencies.extend(latencies)
         finally:
@@ -206,9 +247,17 @@ async def main() -> None:
         f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback, queue on "
         + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
-    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for label, row in (("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)):
-        print(f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+        print(
+            f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['cpu_ms_per_request']:>11.3f}"
+        )
+    if postgres is not None:
+        print(
+            "PostgreSQL server CPU per flujo request: "
+            f"{flujo['database_cpu_ms_per_request']:.3f} ms"
+        )
     print(f"deliveries stored durably by flujo: {stored}")
     print(f"ratio flujo/bare throughput: {flujo['rps'] / bare['rps']:.2f}x (aim >= 0.8x)")
     print(json.dumps({"bare": bare, "flujo": flujo}))

@@ -67,11 +67,19 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     done_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
+DO $$ BEGIN
+    IF (SELECT attstorage FROM pg_attribute WHERE attname = 'body'
+        AND attrelid = 'flujo_deliveries'::regclass) <> 'e' THEN
+        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+    END IF;
+END $$;
 """
+"""A body is kept until its delivery is handled, uncompressed (`STORAGE EXTERNAL`):
+compressing it would cost the acknowledgement more time than the space saved is worth."""
 _ENQUEUE = """
 WITH input AS (
     SELECT * FROM unnest(
-        %(ids)s::text[], %(events)s::text[], %(bodies)s::bytea[], %(received)s::float8[],
+        %(ids)s::text[], %(events)s::text[], %(bodies)b::bytea[], %(received)s::float8[],
         %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
     ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
 ),
@@ -97,7 +105,8 @@ SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored)
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored and its job deferred, in the
 order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
-versioned SQL API."""
+versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
+the bot and decoded again by the server."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -166,6 +175,7 @@ class PostgresQueue:
         self._opening = asyncio.Lock()
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._acker: psycopg.AsyncConnection[Any] | None = None
         self.commits = 0
         """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
@@ -250,12 +260,26 @@ class PostgresQueue:
             "queue": QUEUE,
             "task": TASK,
         }
-        pool = self.app.connector.pool  # type: ignore[attr-defined]
-        async with pool.connection() as db:
+        db = await self._acknowledging()
+        try:
             cursor = await db.execute(_ENQUEUE, params)
             found = await cursor.fetchone()
+        except psycopg.OperationalError:  # the server went away: the next group reconnects
+            await db.close()
+            raise
         self.commits += 1
         return set(found[1]) if found else set()
+
+    async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
+        """The connection of the acknowledgements (one group at a time): in autocommit, so
+        that a group is one round trip (its one statement is its transaction), with the
+        statement prepared once; not from the pool, whose check on every checkout would
+        cost a second."""
+        if self._acker is None or self._acker.closed or self._acker.broken:
+            self._acker = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
+            )
+        return self._acker
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -481,6 +505,8 @@ class PostgresQueue:
     async def close(self) -> None:
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
+        if self._acker is not None:
+            await self._acker.close()
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()

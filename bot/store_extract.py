@@ -114,7 +114,7 @@ async def cycle_store(store: RunStore, folder: Path | None) -> AsyncIterator[str
         return
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="flujo-runs-", dir=folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix="flujo-snapshot-runs-", dir=folder) as tmp:
         made = await asyncio.to_thread(extract, store, Path(tmp) / "runs.db")
         try:
             yield str(made.path)
