@@ -10,10 +10,12 @@ the acknowledgement path alone.
 
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
     .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
+    .venv/bin/python benchmarks/webhook_ack.py --postgres --baseline ../main/.venv/bin/python
 
 With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
-(tests/support/postgres.py) and Flujo's queue is procrastinate's on it: one transaction
-(delivery row and job) per acknowledgement.
+(tests/support/postgres.py) and Flujo's queue is procrastinate's on it: the deliveries that
+arrive together are stored with their jobs in one transaction (group commit), committed
+before any of them is answered; the output says how many transactions stored them.
 """
 
 from __future__ import annotations
@@ -130,11 +132,12 @@ async def burst(
 
 
 class Server:
-    def __init__(self, script: str, extra: list[str]) -> None:
+    def __init__(self, script: str, extra: list[str], python: str = sys.executable) -> None:
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        root = ROOT if python == sys.executable else Path(python).parents[2]
+        env = dict(os.environ, PYTHONPATH=str(root))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", script, str(self.port), SECRET, *extra],
+            [python, "-c", script, str(self.port), SECRET, *extra],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -195,6 +198,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="the queue on PostgreSQL")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also measure the Flujo of another checkout (its .venv/bin/python), in the "
+        "same rounds: before and after a change, under the same load",
+    )
     args = parser.parse_args()
     bodies = payloads()
     postgres = None
@@ -207,6 +216,10 @@ async def main() -> None:
         db = Path(tmp) / "bot.db"
         url = [postgres.url()] if postgres else []
         servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db), *url])}
+        if args.baseline:
+            other = [postgres.create_database()] if postgres else []
+            baseline = [str(Path(tmp) / "baseline.db"), *other]
+            servers["baseline"] = Server(FLUJO, baseline, python=args.baseline)
         try:
             for server in servers.values():
                 await wait_ready(server.port)
@@ -232,15 +245,21 @@ async def main() -> None:
             import psycopg
 
             with psycopg.connect(postgres.url()) as connection:
-                found = connection.execute("SELECT count(*) FROM flujo_deliveries").fetchone()
-            stored = found[0] if found else 0
+                found = connection.execute(
+                    "SELECT count(*), count(DISTINCT xmin::text) FROM flujo_deliveries"
+                ).fetchone()
+            stored, commits = found if found else (0, 0)
             postgres.stop()
         else:
             import sqlite3
 
+            commits = 0
             with sqlite3.connect(db) as connection:
                 stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
     bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
+    rows = [("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)]
+    if args.baseline:
+        rows.append(("flujo of --baseline", servers["baseline"].figures()))
     sizes = [len(b) for b in bodies]
     print(
         f"{args.rounds} alternating rounds x {args.requests} signed push deliveries "
@@ -248,7 +267,7 @@ async def main() -> None:
         + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
     print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
-    for label, row in (("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)):
+    for label, row in rows:
         print(
             f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
             f"{row['cpu_ms_per_request']:>11.3f}"
@@ -259,8 +278,15 @@ async def main() -> None:
             f"{flujo['database_cpu_ms_per_request']:.3f} ms"
         )
     print(f"deliveries stored durably by flujo: {stored}")
+    if postgres is not None:  # each transaction has its own xmin
+        print(
+            f"transactions that stored them: {commits} ({stored / max(commits, 1):.1f} per commit)"
+        )
     print(f"ratio flujo/bare throughput: {flujo['rps'] / bare['rps']:.2f}x (aim >= 0.8x)")
-    print(json.dumps({"bare": bare, "flujo": flujo}))
+    if args.baseline:
+        before = servers["baseline"].figures()
+        print(f"ratio baseline/bare throughput: {before['rps'] / bare['rps']:.2f}x")
+    print(json.dumps({label: row for label, row in rows}))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from flujo.bot.queue import (
     job_from_row,
     not_retryable,
 )
-from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
+from flujo.bot.worker import Work, describe, json_object, ordering_key_of, retry_at
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 log = logging.getLogger("flujo.bot.queue")
@@ -205,12 +205,7 @@ class PostgresQueue:
 
     async def enqueue(self, delivery: Delivery) -> bool:
         await self.open()
-        data = json_object(delivery.body)
-        key = (
-            ordering_key(data, delivery.event, delivery.delivery_id)
-            if isinstance(data, dict)
-            else "-"
-        )
+        key = ordering_key_of(delivery.body, delivery.event, delivery.delivery_id)
         at = (
             datetime.datetime.fromtimestamp(delivery.not_before, datetime.UTC)
             if delivery.not_before > time.time()
