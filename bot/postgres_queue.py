@@ -332,7 +332,7 @@ class PostgresQueue:
             return  # handled already (a put-back job whose worker had finished it) or dead
         data = json_object(job.body)
         if isinstance(data, str):
-            await self._mark(job.id, "dead", f"malformed JSON: {data}")
+            await self._mark(job, "dead", f"malformed JSON: {data}")
             return
         work = Work(job, job.event, data, job.key or "-")
         try:
@@ -343,12 +343,12 @@ class PostgresQueue:
             # otherwise record it as aborted, for good).
             reason = "interrupted: the worker stopped"
             with contextlib.suppress(Exception):  # the database may be what went away
-                await asyncio.shield(self._mark(job.id, "running", reason))
+                await asyncio.shield(self._mark(job, "running", reason))
             raise _Failed(reason, time.time()) from None
         except Exception as exc:
             reason = describe(exc)
             at = retry_at(exc, job.attempts, self.max_attempts, self.retry_base_s, self.max_retry_s)
-            await self._mark(job.id, "dead" if at is None else "queued", reason, run_after=at)
+            await self._mark(job, "dead" if at is None else "queued", reason, run_after=at)
             if at is None:
                 log.error(
                     "%s delivery %s dead-lettered after %d attempt(s): %s",
@@ -366,7 +366,7 @@ class PostgresQueue:
                     reason,
                 )
             raise _Failed(reason, at) from exc
-        await self._mark(job.id, "done", None)
+        await self._mark(job, "done", None)
         self.handled += 1
 
     async def _start(self, delivery_id: str) -> Job | None:
@@ -396,15 +396,28 @@ class PostgresQueue:
         return dataclasses.replace(job, attempts=job.attempts + 1, state="running")
 
     async def _mark(
-        self, job_id: int, state: JobState, error: str | None, *, run_after: float | None = None
+        self, job: Job, state: JobState, error: str | None, *, run_after: float | None = None
     ) -> None:
+        """Record how this attempt ended; nothing when the job is no longer this attempt's
+        (a worker that lost the database for longer than the lease finds its job taken
+        over, perhaps finished, by another: its late word must not undo that)."""
         finished = time.time() if state in ("done", "dead") else None
         async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
             await db.execute(
                 "UPDATE flujo_deliveries SET state = %s, last_error = %s, finished_at = %s,"
                 " done_count = done_count + %s, run_after = coalesce(%s, run_after),"
-                " body = CASE WHEN %s THEN NULL ELSE body END WHERE id = %s",
-                (state, error, finished, int(state == "done"), run_after, state == "done", job_id),
+                " body = CASE WHEN %s THEN NULL ELSE body END"
+                " WHERE id = %s AND attempts = %s AND state = 'running'",
+                (
+                    state,
+                    error,
+                    finished,
+                    int(state == "done"),
+                    run_after,
+                    state == "done",
+                    job.id,
+                    job.attempts,
+                ),
             )
 
     async def requeue(self, job_id: int) -> Job:
