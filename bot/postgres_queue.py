@@ -313,15 +313,27 @@ class PostgresQueue:
             await asyncio.gather(reaper, return_exceptions=True)
 
     async def _put_back_stalled(self) -> None:
-        """Jobs of workers silent for `lease_s` go back to the queue (by any process)."""
+        """Jobs of workers silent for `lease_s` go back to the queue (by any process).
+
+        Only once this process has reached the database for `lease_s` in a row: while the
+        database was away no worker could send a heartbeat, and the live ones need that
+        long to send the next; their jobs, still running, must not be run a second time
+        beside them (twice the GitHub calls)."""
         manager = self.app.job_manager
+        reached_since: float | None = None
         while True:
             await asyncio.sleep(max(0.2, self.lease_s / 2))
             try:
-                for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.lease_s):
+                stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.lease_s)
+                now = time.monotonic()
+                reached_since = now if reached_since is None else reached_since
+                if now - reached_since < self.lease_s:
+                    continue
+                for job in stalled:
                     log.warning("resuming the job %s of a worker that stopped", job.id)
                     await manager.retry_job(job)
             except Exception as exc:  # the database is away: next round
+                reached_since = None
                 log.debug("cannot look for stalled jobs: %s", exc)
 
     async def _run(self, context: Any, delivery_id: str) -> None:

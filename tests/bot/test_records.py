@@ -98,8 +98,9 @@ _WORKER = textwrap.dedent(
 
 
 def test_several_processes_lose_no_update(records: str | Path) -> None:
-    """Four processes add to the same spend and the same installation's repositories at
-    once (read-modify-write): nothing is lost."""
+    """Four processes start on a new database at once (as docker-compose.yml's do) and add
+    to the same spend and the same installation's repositories (read-modify-write):
+    nothing is lost."""
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(records), str(n)],
@@ -108,9 +109,8 @@ def test_several_processes_lose_no_update(records: str | Path) -> None:
         )
         for n in range(4)
     ]
-    for process in processes:
-        _, errors = process.communicate(timeout=300)
-        assert process.returncode == 0, errors
+    results = [(p.communicate(timeout=300)[1], p.returncode) for p in processes]
+    assert [code for _, code in results] == [0, 0, 0, 0], "\n".join(e for e, _ in results)
     state = BotState(records)
     try:
         assert state.eval_spend(42, "2026-12") == {"acme/a": 40.0}
