@@ -153,3 +153,56 @@ def test_records_written_by_a_newer_flujo_are_refused(records: str | Path) -> No
     database.close()
     with pytest.raises(RecordsError, match="version 99, this Flujo needs 1"):
         BotState(records)
+
+
+async def test_flujo_bot_jobs_scheduled_reads_the_postgresql_queue_and_records(
+    postgres_url: str,
+) -> None:
+    """`flujo bot jobs --scheduled` beside bots on PostgreSQL: the timer is in the
+    PostgreSQL queue, the auto-apply record in the records there (no local file)."""
+    import json
+    import time
+
+    from click.testing import CliRunner
+
+    from flujo.bot.auto_apply import AUTO_APPLY_EVENT
+    from flujo.bot.postgres_queue import PostgresQueue
+    from flujo.bot.queue import Delivery
+    from flujo.cli import cli
+
+    due = time.time() + 3600
+    queue = PostgresQueue(postgres_url)
+    apps = Applications(postgres_url)
+    try:
+        body = b'{"repository": {"full_name": "acme/a"}}'
+        timer = Delivery(f"auto-apply:acme/a#5:merge:{due:.0f}", AUTO_APPLY_EVENT, body, due, due)
+        assert await queue.enqueue(timer)
+        app = Application(
+            "acme/a",
+            5,
+            42,
+            "flujo/suggest/x",
+            "a.yml",
+            "x",
+            [],
+            "low",
+            "auto",
+            "why",
+            "waiting",
+            "",
+        )
+        await apps.save(app.with_line("Waiting: outside the window"), 1.0)
+    finally:
+        await queue.close()
+        apps.close()
+    env = {"FLUJO_BOT_DATABASE_URL": postgres_url, "FLUJO_BOT_DB": "/nonexistent/bot.db"}
+    listed = CliRunner().invoke(cli, ["bot", "jobs", "--scheduled", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    (step,) = json.loads(listed.output)
+    assert (step["kind"], step["repo"], step["number"], step["state"]) == (
+        "merge",
+        "acme/a",
+        5,
+        "waiting",
+    )
+    assert step["last"] == "Waiting: outside the window"
