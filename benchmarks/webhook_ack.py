@@ -2,17 +2,20 @@
 
 Both servers run in their own process on loopback; this process sends the same burst of
 signed, real GitHub `push` payloads (vendored in tests/github/webhooks/push/) to each, with
-a fixed number of requests in flight, and prints requests/s, p50/p99 latency and the ratio.
+a fixed number of requests in flight, and prints requests/s, p50/p99 latency, the ratio, and
+the CPU time each server (and, with `--postgres`, the database server) spent per request.
 The bare handler only verifies the signature; Flujo's also stores every delivery durably
 (SQLite, grouped commits) before answering 202. Workers are not started, so the figure is
 the acknowledgement path alone.
 
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
     .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
+    .venv/bin/python benchmarks/webhook_ack.py --postgres --baseline ../main/.venv/bin/python
 
 With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
-(tests/support/postgres.py) and Flujo's queue is procrastinate's on it: one transaction
-(delivery row and job) per acknowledgement.
+(tests/support/postgres.py) and Flujo's queue is procrastinate's on it: the deliveries that
+arrive together are stored with their jobs in one transaction (group commit), committed
+before any of them is answered; the output says how many transactions stored them.
 """
 
 from __future__ import annotations
@@ -129,17 +132,22 @@ async def burst(
 
 
 class Server:
-    def __init__(self, script: str, extra: list[str]) -> None:
+    def __init__(self, script: str, extra: list[str], python: str = sys.executable) -> None:
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        root = ROOT if python == sys.executable else Path(python).parents[2]
+        env = dict(os.environ, PYTHONPATH=str(root))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", script, str(self.port), SECRET, *extra],
+            [python, "-c", script, str(self.port), SECRET, *extra],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         self.rates: list[float] = []
         self.latencies: list[float] = []
+        self.cpu_s = 0.0
+        """CPU time (user + system) the server spent in the measured rounds."""
+        self.database_cpu_s = 0.0
+        self.requests = 0
 
     def stop(self) -> None:
         self.process.terminate()
@@ -151,7 +159,37 @@ class Server:
             "rps": statistics.median(self.rates),
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+            "cpu_ms_per_request": self.cpu_s / self.requests * 1000,
+            "database_cpu_ms_per_request": self.database_cpu_s / self.requests * 1000,
         }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def database_pids(folder: Path | None) -> list[int]:
+    """The PostgreSQL server's processes (the postmaster and its backends)."""
+    if folder is None:
+        return []
+    main = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+    found = [main]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 async def main() -> None:
@@ -160,6 +198,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="the queue on PostgreSQL")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also measure the Flujo of another checkout (its .venv/bin/python), in the "
+        "same rounds: before and after a change, under the same load",
+    )
     args = parser.parse_args()
     bodies = payloads()
     postgres = None
@@ -172,16 +216,26 @@ async def main() -> None:
         db = Path(tmp) / "bot.db"
         url = [postgres.url()] if postgres else []
         servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db), *url])}
+        if args.baseline:
+            other = [postgres.create_database()] if postgres else []
+            baseline = [str(Path(tmp) / "baseline.db"), *other]
+            servers["baseline"] = Server(FLUJO, baseline, python=args.baseline)
         try:
             for server in servers.values():
                 await wait_ready(server.port)
                 await burst(server.port, bodies, min(500, args.requests), args.concurrency)
             # Alternate rounds so that noise from other processes hits both alike.
+            folder = postgres.folder if postgres else None
             for _ in range(args.rounds):
                 for server in servers.values():
+                    pids = database_pids(folder)
+                    before = cpu_seconds([server.process.pid]), cpu_seconds(pids)
                     rate, latencies = await burst(
                         server.port, bodies, args.requests, args.concurrency
                     )
+                    server.cpu_s += cpu_seconds([server.process.pid]) - before[0]
+                    server.database_cpu_s += cpu_seconds(pids) - before[1]
+                    server.requests += args.requests
                     server.rates.append(rate)
                     server.latencies.extend(latencies)
         finally:
@@ -191,27 +245,48 @@ async def main() -> None:
             import psycopg
 
             with psycopg.connect(postgres.url()) as connection:
-                found = connection.execute("SELECT count(*) FROM flujo_deliveries").fetchone()
-            stored = found[0] if found else 0
+                found = connection.execute(
+                    "SELECT count(*), count(DISTINCT xmin::text) FROM flujo_deliveries"
+                ).fetchone()
+            stored, commits = found if found else (0, 0)
             postgres.stop()
         else:
             import sqlite3
 
+            commits = 0
             with sqlite3.connect(db) as connection:
                 stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
     bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
+    rows = [("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)]
+    if args.baseline:
+        rows.append(("flujo of --baseline", servers["baseline"].figures()))
     sizes = [len(b) for b in bodies]
     print(
         f"{args.rounds} alternating rounds x {args.requests} signed push deliveries "
         f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback, queue on "
         + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
-    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for label, row in (("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)):
-        print(f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    for label, row in rows:
+        print(
+            f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['cpu_ms_per_request']:>11.3f}"
+        )
+    if postgres is not None:
+        print(
+            "PostgreSQL server CPU per flujo request: "
+            f"{flujo['database_cpu_ms_per_request']:.3f} ms"
+        )
     print(f"deliveries stored durably by flujo: {stored}")
+    if postgres is not None:  # each transaction has its own xmin
+        print(
+            f"transactions that stored them: {commits} ({stored / max(commits, 1):.1f} per commit)"
+        )
     print(f"ratio flujo/bare throughput: {flujo['rps'] / bare['rps']:.2f}x (aim >= 0.8x)")
-    print(json.dumps({"bare": bare, "flujo": flujo}))
+    if args.baseline:
+        before = servers["baseline"].figures()
+        print(f"ratio baseline/bare throughput: {before['rps'] / bare['rps']:.2f}x")
+    print(json.dumps({label: row for label, row in rows}))
 
 
 if __name__ == "__main__":

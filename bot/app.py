@@ -73,7 +73,7 @@ class Bot:
             )
         else:
             self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
-        self.state = BotState(settings.db)
+        self.state = BotState(settings.records())
         self.telemetry = TelemetryStores(settings.db.parent / "telemetry", settings.database_url)
         self._background: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -82,7 +82,7 @@ class Bot:
         self.registry_page: str | None = None
         """`/registry`, rendered on first request (the registry does not change)."""
         self.clock: Clock = clock or SystemClock()
-        self.applications = Applications(settings.db)
+        self.applications = Applications(settings.records())
         self.dashboards = Dashboards(settings.db)
         self.context = BotContext(
             forge_for=self._forge,

@@ -1,16 +1,18 @@
 """What the bot remembers of each suggestion it may apply by itself: tier, mode, state, the
 SHAs it verified and merged, and every decision it took (one line each, also shown on
-the pull request). A table beside the queue's, so a restart forgets nothing.
+the pull request). A table of the bot's records (`records.py`: beside the queue's, on
+SQLite or PostgreSQL), so a restart forgets nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from flujo.bot.records import open_records, read, write
 
 State = Literal[
     "proposed",
@@ -23,18 +25,6 @@ State = Literal[
     "blocked",
     "closed",
 ]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS applications (
-    repo TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    state TEXT NOT NULL,
-    merged_day TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (repo, number)
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -77,22 +67,16 @@ class Application:
 
 
 class Applications:
-    """The `applications` table (same SQLite file as the bot's state)."""
+    """The `applications` table of the bot's records (a SQLite path or a PostgreSQL URL)."""
 
-    def __init__(self, path: str | Path) -> None:
-        from flujo.bot.sqlite_queue import connect
-
-        self._db = connect(Path(path))
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, location: str | Path) -> None:
+        self._db = open_records(location)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+        return read(self._db, sql, params)
 
     def get(self, repo: str, number: int) -> Application | None:
         rows = self._run(
@@ -103,8 +87,9 @@ class Applications:
     async def save(self, app: Application, now: float, merged_day: str | None = None) -> None:
         record = json.dumps(_dump(app))
 
-        def write() -> None:
-            self._run(
+        def upsert() -> None:
+            write(
+                self._db,
                 "INSERT INTO applications VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo, number)"
                 " DO UPDATE SET record = excluded.record, state = excluded.state,"
                 " merged_day = COALESCE(excluded.merged_day, applications.merged_day),"
@@ -112,7 +97,7 @@ class Applications:
                 (app.repo, app.number, record, app.state, merged_day, now),
             )
 
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(upsert)
 
     def merged_on(self, repo: str, day: str) -> int:
         """Automatic merges on `repo` on `day` (the daily cap counts these)."""

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.bot.applications import Application, Applications
 from flujo.bot.forge import CheckOutput, CheckState, Forge, MergeRefused, Merging
-from flujo.bot.queue import Delivery
+from flujo.bot.queue import Delivery, Job
 from flujo.bot.verdicts import CHECK_NAMES, POLICY
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from flujo.learn.tiers import TierDecision
     from flujo.spec.autoapply import AutoApply
 
@@ -385,12 +387,11 @@ class ScheduledStep:
         return asdict(self)
 
 
-def scheduled_steps(db: Any, apps: Applications) -> list[ScheduledStep]:
-    """The queued auto-apply jobs whose application still waits for them, soonest first."""
-    from flujo.bot.sqlite_queue import read_jobs
-
+def scheduled_steps(jobs: Iterable[Job], apps: Applications) -> list[ScheduledStep]:
+    """Of the queued and running `jobs` (either queue's), the auto-apply steps whose
+    application still waits for them, soonest first."""
     found: dict[tuple[str, int, str], ScheduledStep] = {}
-    for queued in read_jobs(db, ("queued", "running"), 10_000):
+    for queued in jobs:
         if queued.event != AUTO_APPLY_EVENT:
             continue
         name, _, rest = queued.delivery_id.removeprefix("auto-apply:").rpartition("#")

@@ -30,8 +30,16 @@ from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Job as ProcrastinateJob
 from procrastinate.schema import SchemaManager
 
-from flujo.bot.queue import Delivery, Job, JobState, QueueUnavailable, job_from_row
-from flujo.bot.worker import Work, describe, json_object, ordering_key, retry_at
+from flujo.bot.queue import (
+    Delivery,
+    Job,
+    JobState,
+    NotRetryable,
+    QueueUnavailable,
+    job_from_row,
+    not_retryable,
+)
+from flujo.bot.worker import Work, describe, json_object, ordering_key_of, retry_at
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
 log = logging.getLogger("flujo.bot.queue")
@@ -59,11 +67,19 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     done_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
+DO $$ BEGIN
+    IF (SELECT attstorage FROM pg_attribute WHERE attname = 'body'
+        AND attrelid = 'flujo_deliveries'::regclass) <> 'e' THEN
+        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+    END IF;
+END $$;
 """
+"""A body is kept until its delivery is handled, uncompressed (`STORAGE EXTERNAL`):
+compressing it would cost the acknowledgement more time than the space saved is worth."""
 _ENQUEUE = """
 WITH input AS (
     SELECT * FROM unnest(
-        %(ids)s::text[], %(events)s::text[], %(bodies)s::bytea[], %(received)s::float8[],
+        %(ids)s::text[], %(events)s::text[], %(bodies)b::bytea[], %(received)s::float8[],
         %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
     ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
 ),
@@ -89,7 +105,8 @@ SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored)
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored and its job deferred, in the
 order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
-versioned SQL API."""
+versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
+the bot and decoded again by the server."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -158,6 +175,7 @@ class PostgresQueue:
         self._opening = asyncio.Lock()
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self._acker: psycopg.AsyncConnection[Any] | None = None
         self.commits = 0
         """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
@@ -187,12 +205,7 @@ class PostgresQueue:
 
     async def enqueue(self, delivery: Delivery) -> bool:
         await self.open()
-        data = json_object(delivery.body)
-        key = (
-            ordering_key(data, delivery.event, delivery.delivery_id)
-            if isinstance(data, dict)
-            else "-"
-        )
+        key = ordering_key_of(delivery.body, delivery.event, delivery.delivery_id)
         at = (
             datetime.datetime.fromtimestamp(delivery.not_before, datetime.UTC)
             if delivery.not_before > time.time()
@@ -242,12 +255,26 @@ class PostgresQueue:
             "queue": QUEUE,
             "task": TASK,
         }
-        pool = self.app.connector.pool  # type: ignore[attr-defined]
-        async with pool.connection() as db:
+        db = await self._acknowledging()
+        try:
             cursor = await db.execute(_ENQUEUE, params)
             found = await cursor.fetchone()
+        except psycopg.OperationalError:  # the server went away: the next group reconnects
+            await db.close()
+            raise
         self.commits += 1
         return set(found[1]) if found else set()
+
+    async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
+        """The connection of the acknowledgements (one group at a time): in autocommit, so
+        that a group is one round trip (its one statement is its transaction), with the
+        statement prepared once; not from the pool, whose check on every checkout would
+        cost a second."""
+        if self._acker is None or self._acker.closed or self._acker.broken:
+            self._acker = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
+            )
+        return self._acker
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -286,15 +313,27 @@ class PostgresQueue:
             await asyncio.gather(reaper, return_exceptions=True)
 
     async def _put_back_stalled(self) -> None:
-        """Jobs of workers silent for `lease_s` go back to the queue (by any process)."""
+        """Jobs of workers silent for `lease_s` go back to the queue (by any process).
+
+        Only once this process has reached the database for `lease_s` in a row: while the
+        database was away no worker could send a heartbeat, and the live ones need that
+        long to send the next; their jobs, still running, must not be run a second time
+        beside them (twice the GitHub calls)."""
         manager = self.app.job_manager
+        reached_since: float | None = None
         while True:
             await asyncio.sleep(max(0.2, self.lease_s / 2))
             try:
-                for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.lease_s):
+                stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.lease_s)
+                now = time.monotonic()
+                reached_since = now if reached_since is None else reached_since
+                if now - reached_since < self.lease_s:
+                    continue
+                for job in stalled:
                     log.warning("resuming the job %s of a worker that stopped", job.id)
                     await manager.retry_job(job)
             except Exception as exc:  # the database is away: next round
+                reached_since = None
                 log.debug("cannot look for stalled jobs: %s", exc)
 
     async def _run(self, context: Any, delivery_id: str) -> None:
@@ -305,7 +344,7 @@ class PostgresQueue:
             return  # handled already (a put-back job whose worker had finished it) or dead
         data = json_object(job.body)
         if isinstance(data, str):
-            await self._mark(job.id, "dead", f"malformed JSON: {data}")
+            await self._mark(job, "dead", f"malformed JSON: {data}")
             return
         work = Work(job, job.event, data, job.key or "-")
         try:
@@ -316,12 +355,12 @@ class PostgresQueue:
             # otherwise record it as aborted, for good).
             reason = "interrupted: the worker stopped"
             with contextlib.suppress(Exception):  # the database may be what went away
-                await asyncio.shield(self._mark(job.id, "running", reason))
+                await asyncio.shield(self._mark(job, "running", reason))
             raise _Failed(reason, time.time()) from None
         except Exception as exc:
             reason = describe(exc)
             at = retry_at(exc, job.attempts, self.max_attempts, self.retry_base_s, self.max_retry_s)
-            await self._mark(job.id, "dead" if at is None else "queued", reason, run_after=at)
+            await self._mark(job, "dead" if at is None else "queued", reason, run_after=at)
             if at is None:
                 log.error(
                     "%s delivery %s dead-lettered after %d attempt(s): %s",
@@ -339,7 +378,7 @@ class PostgresQueue:
                     reason,
                 )
             raise _Failed(reason, at) from exc
-        await self._mark(job.id, "done", None)
+        await self._mark(job, "done", None)
         self.handled += 1
 
     async def _start(self, delivery_id: str) -> Job | None:
@@ -369,16 +408,68 @@ class PostgresQueue:
         return dataclasses.replace(job, attempts=job.attempts + 1, state="running")
 
     async def _mark(
-        self, job_id: int, state: JobState, error: str | None, *, run_after: float | None = None
+        self, job: Job, state: JobState, error: str | None, *, run_after: float | None = None
     ) -> None:
+        """Record how this attempt ended; nothing when the job is no longer this attempt's
+        (a worker that lost the database for longer than the lease finds its job taken
+        over, perhaps finished, by another: its late word must not undo that)."""
         finished = time.time() if state in ("done", "dead") else None
         async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
             await db.execute(
                 "UPDATE flujo_deliveries SET state = %s, last_error = %s, finished_at = %s,"
                 " done_count = done_count + %s, run_after = coalesce(%s, run_after),"
-                " body = CASE WHEN %s THEN NULL ELSE body END WHERE id = %s",
-                (state, error, finished, int(state == "done"), run_after, state == "done", job_id),
+                " body = CASE WHEN %s THEN NULL ELSE body END"
+                " WHERE id = %s AND attempts = %s AND state = 'running'",
+                (
+                    state,
+                    error,
+                    finished,
+                    int(state == "done"),
+                    run_after,
+                    state == "done",
+                    job.id,
+                    job.attempts,
+                ),
             )
+
+    async def requeue(self, job_id: int) -> Job:
+        """A dead letter queued again, as on SQLite (`PulledQueue.requeue`): a new row (a
+        new id) with its stored delivery and no attempts, and its procrastinate job, in one
+        transaction. Raises NotRetryable for a job that is missing or not dead."""
+        await self.open()
+        async with self.app.connector.pool.connection() as db, db.transaction():  # type: ignore[attr-defined]
+            cursor = await db.execute(
+                f"SELECT {_COLUMNS}, body FROM flujo_deliveries WHERE id = %s FOR UPDATE",
+                (job_id,),
+            )
+            found = await cursor.fetchone()
+            problem = not_retryable(job_id, found)
+            if problem is not None:
+                raise NotRetryable(problem)
+            assert found is not None
+            job = job_from_row(found)
+            await db.execute("DELETE FROM flujo_deliveries WHERE id = %s", (job_id,))
+            cursor = await db.execute(
+                "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, key,"
+                f" last_error) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                (
+                    job.delivery_id,
+                    job.event,
+                    found[10],
+                    job.received_at,
+                    job.key,
+                    f"retried by hand (was job {job_id}): {job.last_error or ''}".strip(),
+                ),
+            )
+            new = await cursor.fetchone()
+            await db.execute(
+                "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, NULL,"
+                " jsonb_build_object('delivery_id', %s::text), NULL)"
+                "::procrastinate_job_to_defer_v1])",
+                (QUEUE, TASK, job.key, job.delivery_id),
+            )
+        assert new is not None
+        return job_from_row(new)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -434,6 +525,8 @@ class PostgresQueue:
     async def close(self) -> None:
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
+        if self._acker is not None:
+            await self._acker.close()
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()

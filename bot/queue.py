@@ -106,6 +106,22 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
     )
 
 
+def not_retryable(job_id: int, row: tuple[Any, ...] | None) -> str | None:
+    """Why the job of a row (the queue's columns and its body) cannot be retried by hand;
+    None when it can (a dead letter that kept its delivery)."""
+    if row is None:
+        return f"there is no job {job_id}"
+    state = row[3]
+    if state != "dead":
+        return (
+            f"job {job_id} is {state}, not a dead letter: only dead letters can be "
+            "retried (`flujo bot jobs --state dead` lists them)"
+        )
+    if row[10] is None:
+        return f"job {job_id} kept no delivery to run again"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Recovery:
     """What `recover` did at start."""

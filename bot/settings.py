@@ -52,7 +52,10 @@ class BotSettings(BaseSettings):
     public_url: str | None = Field(
         None, description="Where people reach the bot, e.g. https://flujo.example.com (links)."
     )
-    db: Path = Field(Path(".flujo") / "bot.db", description="Queue and bot state (SQLite).")
+    db: Path = Field(
+        Path(".flujo") / "bot.db",
+        description="Queue and bot records (SQLite), when `database_url` is not set.",
+    )
     db_sync: Literal["normal", "full"] = Field(
         "normal",
         description="`normal`: acknowledged deliveries survive a crash of the bot; `full`: "
@@ -63,9 +66,9 @@ class BotSettings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="A postgresql:// URL: the queue (procrastinate) and the telemetry run "
-        "stores go to PostgreSQL, and several `flujo bot serve` / `flujo bot worker` "
-        "processes share the work. Unset: the embedded SQLite queue, one process.",
+        description="A postgresql:// URL: the queue (procrastinate), the bot's records and "
+        "the telemetry run stores go to PostgreSQL, and several `flujo bot serve` / `flujo "
+        "bot worker` processes share the work. Unset: the embedded SQLite queue, one process.",
     )
     lease_s: float = Field(
         30.0, gt=0, description="A worker silent this long (killed) loses its job to another."
@@ -157,6 +160,11 @@ class BotSettings(BaseSettings):
         if self.private_key is not None and self.private_key_file is not None:
             raise ValueError(BOTH_KEYS)
         return self
+
+    def records(self) -> str | Path:
+        """Where the bot's own records are (`records.py`): the queue's PostgreSQL database
+        when there is one (shared by every process), else the SQLite file `db`."""
+        return self.database_url or self.db
 
     def isolation_limits(self) -> IsolationLimits:
         """The limits of the child process that checks each spec (see `isolation.py`)."""

@@ -31,6 +31,7 @@ from flujo.bot.queue import (
     QueueUnavailable,
     Recovery,
     job_from_row,
+    not_retryable,
 )
 
 T = TypeVar("T")
@@ -266,16 +267,10 @@ class SQLiteQueue:
         def op(db: sqlite3.Connection) -> Job | str:
             row = db.execute(f"SELECT {_JOB_COLUMNS}, body FROM jobs WHERE id = ?", (job_id,))
             found = row.fetchone()
-            if found is None:
-                return f"there is no job {job_id}"
+            problem = not_retryable(job_id, found)
+            if problem is not None:
+                return problem
             job = job_from_row(found)
-            if job.state != "dead":
-                return (
-                    f"job {job_id} is {job.state}, not a dead letter: only dead letters can be "
-                    "retried (`flujo bot jobs --state dead` lists them)"
-                )
-            if found[10] is None:
-                return f"job {job_id} kept no delivery to run again"
             # A new row, so that it gets a higher id than every job the workers have seen.
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             cursor = db.execute(

@@ -1,7 +1,8 @@
 """What the bot remembers besides its queue: installations and policy overrides.
 
 Readers return frozen records with named fields (`InstallationRecord`, `TokenOwner`,
-`ProposalRecord`), never raw rows.
+`ProposalRecord`), never raw rows. The tables are in the bot's records (`records.py`): a
+SQLite file, or PostgreSQL shared by every bot process.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,79 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flujo.bot.commit_report import Override
+from flujo.bot.records import open_records, read, write
 
 if TYPE_CHECKING:
     from flujo.bot.pacing import Waiting
     from flujo.learn.proposal import SuggestionView
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS installations (
-    id INTEGER PRIMARY KEY,
-    account TEXT,
-    suspended INTEGER NOT NULL DEFAULT 0,
-    repositories TEXT NOT NULL DEFAULT '[]',
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS overrides (
-    repo TEXT NOT NULL,
-    pull INTEGER NOT NULL,
-    policy TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at TEXT NOT NULL,
-    sha TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (repo, pull, policy)
-);
-CREATE TABLE IF NOT EXISTS telemetry_tokens (
-    token_sha256 TEXT PRIMARY KEY,
-    installation INTEGER NOT NULL,
-    repo TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS proposals (
-    repo TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    suggestion TEXT NOT NULL,
-    patch TEXT NOT NULL,
-    number INTEGER,
-    state TEXT NOT NULL DEFAULT 'open',
-    updated_at REAL NOT NULL,
-    view TEXT,
-    PRIMARY KEY (repo, branch)
-);
-CREATE TABLE IF NOT EXISTS eval_spend (
-    installation INTEGER NOT NULL,
-    repo TEXT NOT NULL,
-    month TEXT NOT NULL,
-    usd REAL NOT NULL DEFAULT 0,
-    examples INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (installation, repo, month)
-);
-CREATE TABLE IF NOT EXISTS suggestion_openings (
-    repo TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS suggestion_waiting (
-    repo TEXT NOT NULL,
-    suggestion TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    title TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    until REAL,
-    since REAL NOT NULL,
-    PRIMARY KEY (repo, suggestion)
-);
-CREATE TABLE IF NOT EXISTS checked (
-    repo TEXT NOT NULL,
-    sha TEXT NOT NULL,
-    overrides TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (repo, sha, overrides)
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,28 +56,19 @@ class ProposalRecord:
 
 
 class BotState:
-    """SQLite tables beside the queue's, written off the event loop."""
+    """The bot's records (a SQLite path or a PostgreSQL URL), written off the event loop."""
 
-    def __init__(self, path: str | Path) -> None:
-        from flujo.bot.sqlite_queue import connect
-
-        self._db = connect(Path(path))
-        self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(overrides)")}
-        if "sha" not in columns:  # a database from before approvals named their commit
-            self._db.execute("ALTER TABLE overrides ADD COLUMN sha TEXT NOT NULL DEFAULT ''")
-        self._lock = threading.Lock()
+    def __init__(self, location: str | Path) -> None:
+        self._db = open_records(location)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        return read(self._db, sql, tuple(params))
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await asyncio.to_thread(self._run, sql, params)
+        await asyncio.to_thread(write, self._db, sql, tuple(params))
 
     # -- installations -------------------------------------------------------------------
 
@@ -155,7 +78,8 @@ class BotState:
         await self._write(
             "INSERT INTO installations (id, account, repositories, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = 0,"
-            " repositories = CASE WHEN ? THEN excluded.repositories ELSE repositories END,"
+            " repositories = CASE WHEN ? THEN excluded.repositories"
+            " ELSE installations.repositories END,"
             " updated_at = excluded.updated_at",
             (
                 installation_id,
@@ -179,17 +103,22 @@ class BotState:
         self, installation_id: int, added: list[str], removed: list[str]
     ) -> None:
         def change() -> None:
-            with self._lock:
-                row = self._db.execute(
-                    "SELECT repositories FROM installations WHERE id = ?", (installation_id,)
+            with self._db.transaction() as db:
+                now = time.time()
+                db.execute(
+                    "INSERT INTO installations (id, updated_at) VALUES (?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (installation_id, now),
+                )
+                lock = " FOR UPDATE" if self._db.dialect == "postgresql" else ""
+                row = db.execute(
+                    f"SELECT repositories FROM installations WHERE id = ?{lock}",
+                    (installation_id,),
                 ).fetchone()
-                repos = set(json.loads(row[0])) if row else set()
-                repos = (repos | set(added)) - set(removed)
-                self._db.execute(
-                    "INSERT INTO installations (id, repositories, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET repositories = excluded.repositories,"
-                    " updated_at = excluded.updated_at",
-                    (installation_id, json.dumps(sorted(repos)), time.time()),
+                repos = (set(json.loads(row[0])) | set(added)) - set(removed)
+                db.execute(
+                    "UPDATE installations SET repositories = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps(sorted(repos)), now, installation_id),
                 )
 
         await asyncio.to_thread(change)
@@ -214,7 +143,8 @@ class BotState:
 
     async def mark_checked(self, repo: str, sha: str, overrides: str) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO checked VALUES (?, ?, ?, ?)",
+            "INSERT INTO checked VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (repo, sha, overrides) DO UPDATE SET at = excluded.at",
             (repo, sha, overrides, time.time()),
         )
 
@@ -223,7 +153,8 @@ class BotState:
     def issue_token(self, installation: int, repo: str) -> str:
         """A new bearer token for sending `repo`'s telemetry; only its hash is kept."""
         token = "flujo_" + secrets.token_urlsafe(32)
-        self._run(
+        write(
+            self._db,
             "INSERT INTO telemetry_tokens VALUES (?, ?, ?, ?)",
             (_digest(token), installation, repo, time.time()),
         )
@@ -247,8 +178,8 @@ class BotState:
         """Add what an evaluation spent to the repository's total for the month (UTC)."""
         await self._write(
             "INSERT INTO eval_spend VALUES (?, ?, ?, ?, ?) ON CONFLICT (installation, repo, "
-            "month) DO UPDATE SET usd = usd + excluded.usd, examples = examples + "
-            "excluded.examples",
+            "month) DO UPDATE SET usd = eval_spend.usd + excluded.usd, examples = "
+            "eval_spend.examples + excluded.examples",
             (installation, repo, month or this_month(), usd, examples),
         )
 
@@ -273,7 +204,11 @@ class BotState:
         view: dict[str, Any] | None = None,
     ) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            "INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)"
+            " ON CONFLICT (repo, branch) DO UPDATE SET spec = excluded.spec,"
+            " suggestion = excluded.suggestion, patch = excluded.patch,"
+            " number = excluded.number, state = excluded.state,"
+            " updated_at = excluded.updated_at, view = excluded.view",
             (
                 repo,
                 branch,
@@ -349,14 +284,8 @@ class BotState:
         list); one that was waiting already keeps the time it was first held back."""
 
         def replace_all() -> None:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    _replace_waiting(self._db, repo, waiting, at)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+            with self._db.transaction() as db:
+                _replace_waiting(db, repo, waiting, at)
 
         await asyncio.to_thread(replace_all)
 
@@ -382,8 +311,9 @@ class BotState:
     ) -> None:
         """`by` (who has write access) approved `policy` on pull `pull` at head `sha`."""
         await self._write(
-            "INSERT OR REPLACE INTO overrides (repo, pull, policy, by, at, sha)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO overrides (repo, pull, policy, by, at, sha) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (repo, pull, policy) DO UPDATE SET by = excluded.by,"
+            " at = excluded.at, sha = excluded.sha",
             (repo, pull, policy, by, at, sha),
         )
 
@@ -419,7 +349,7 @@ def _replace_waiting(db: Any, repo: str, waiting: list[Waiting], at: float) -> N
     )
     db.execute("DELETE FROM suggestion_waiting WHERE repo = ?", (repo,))
     db.executemany(
-        "INSERT OR REPLACE INTO suggestion_waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO suggestion_waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 repo,

@@ -137,6 +137,7 @@ async def propose_suggestions(
     the check.
     """
     from flujo.bot.isolation import IsolationFailed
+    from flujo.bot.store_extract import cycle_store
     from flujo.bot.suggestion_cycle import CycleRequest, page_placeholder
     from flujo.spec.config import matching
 
@@ -157,18 +158,22 @@ async def propose_suggestions(
             settings, dashboard = config.auto_apply, config.dashboard
             pacing = config.pull_requests
             specs = [p for p in matching(snap.files, snap.patterns) if "/cassettes/" not in p]
-            request = CycleRequest(
-                tuple(specs),
-                str(store.path),
-                placeholder,
-                evaluation,
-                no_evaluation,
-                auto_apply=settings.model_dump(mode="json"),
-                default_branch_green=await default_branch_green(forge, repo, sha),
-                wanted=wanted,
-                group=pacing.group,
-            )
-            cycle = await evaluator.suggest(snap.root, request)
+            green = await default_branch_green(forge, repo, sha)
+            # the cycle reads (and may write) the store as a file: on PostgreSQL a copy of
+            # the repository's, merged back afterwards
+            async with cycle_store(store, limits.folder) as location:
+                request = CycleRequest(
+                    tuple(specs),
+                    location,
+                    placeholder,
+                    evaluation,
+                    no_evaluation,
+                    auto_apply=settings.model_dump(mode="json"),
+                    default_branch_green=green,
+                    wanted=wanted,
+                    group=pacing.group,
+                )
+                cycle = await evaluator.suggest(snap.root, request)
     except (IsolationFailed, TooLarge) as exc:
         failure = exc.reason if isinstance(exc, IsolationFailed) else str(exc)
         log.warning("%s: the suggestion cycle %s", repo, failure)

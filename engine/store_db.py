@@ -153,7 +153,9 @@ class PostgresDatabase:
             return self._db
         db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         if self.schema:
-            db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            # two processes creating it at the same moment: one of them is told it exists
+            with contextlib.suppress(psycopg.errors.UniqueViolation):
+                db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             db.execute(f'SET search_path TO "{self.schema}"')
         self._db = db
         return db

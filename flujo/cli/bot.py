@@ -324,25 +324,16 @@ def jobs(
     """
     import datetime
 
-    from flujo.bot.sqlite_queue import read_jobs
-
     settings = _settings("flujo bot jobs")
-    if retry_id is not None or scheduled:
-        if not settings.db.exists():
-            raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
-        if retry_id is not None:
-            _retry(settings, retry_id, as_json)
-        else:
-            _scheduled(settings.db, limit, as_json)
-        return
-    if settings.database_url:
-        from flujo.bot.postgres_queue import read_jobs as read_pg_jobs
-
-        found = read_pg_jobs(settings.database_url, states, limit)
-    elif not settings.db.exists():
+    if not settings.database_url and not settings.db.exists():
         raise UsageError(f"flujo bot jobs: no queue at {settings.db} (FLUJO_BOT_DB)")
-    else:
-        found = read_jobs(settings.db, states, limit)
+    if retry_id is not None:
+        _retry(settings, retry_id, as_json)
+        return
+    if scheduled:
+        _scheduled(settings, limit, as_json)
+        return
+    found = _read_jobs(settings, states, limit)
     if as_json:
         click.echo(json.dumps([_job_dict(j) for j in found], indent=2))
         return
@@ -363,13 +354,20 @@ def _retry(settings: Any, job_id: int, as_json: bool) -> None:
     """`--retry`: the dead letter back in the queue, through the queue's own interface."""
     import asyncio
 
-    from flujo.bot.queue import Job, NotRetryable, PulledQueue
-    from flujo.bot.sqlite_queue import SQLiteQueue
+    from flujo.bot.queue import Job, NotRetryable, QueueUnavailable
 
     async def requeue() -> Job:
-        queue: PulledQueue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
+        if settings.database_url:
+            from flujo.bot.postgres_queue import PostgresQueue
+
+            queue: Any = PostgresQueue(settings.database_url)
+        else:
+            from flujo.bot.sqlite_queue import SQLiteQueue
+
+            queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)
         try:
-            return await queue.requeue(job_id)
+            found: Job = await queue.requeue(job_id)
+            return found
         finally:
             await queue.close()
 
@@ -377,6 +375,8 @@ def _retry(settings: Any, job_id: int, as_json: bool) -> None:
         job = asyncio.run(requeue())
     except NotRetryable as exc:
         raise InvalidInput(f"flujo bot jobs --retry: {exc}") from None
+    except QueueUnavailable as exc:
+        raise UsageError(f"flujo bot jobs --retry: {exc}") from None
     if as_json:
         click.echo(json.dumps({"retried": job_id, "job": _job_dict(job)}, indent=2))
     else:
@@ -386,15 +386,27 @@ def _retry(settings: Any, job_id: int, as_json: bool) -> None:
         )
 
 
-def _scheduled(db: Any, limit: int, as_json: bool) -> None:
+def _read_jobs(settings: Any, states: tuple[str, ...], limit: int) -> list[Any]:
+    """Jobs, newest first, from the queue the settings name (PostgreSQL or the file)."""
+    if settings.database_url:
+        from flujo.bot.postgres_queue import read_jobs as read_pg_jobs
+
+        return read_pg_jobs(settings.database_url, states, limit)
+    from flujo.bot.sqlite_queue import read_jobs
+
+    return read_jobs(settings.db, states, limit)
+
+
+def _scheduled(settings: Any, limit: int, as_json: bool) -> None:
     import datetime
 
     from flujo.bot.applications import Applications
     from flujo.bot.auto_apply import scheduled_steps
 
-    apps = Applications(db)
+    apps = Applications(settings.records())
     try:
-        steps = scheduled_steps(db, apps)[:limit]
+        steps = scheduled_steps(_read_jobs(settings, ("queued", "running"), 10_000), apps)
+        steps = steps[:limit]
     finally:
         apps.close()
     if as_json:
@@ -435,7 +447,7 @@ def token(repository: str, installation: int) -> None:
     if repository.count("/") != 1 or not all(repository.split("/")):
         raise UsageError(f"flujo bot token: {repository!r} is not OWNER/NAME")
     settings = _settings("flujo bot token")
-    state = BotState(settings.db)
+    state = BotState(settings.records())
     try:
         click.echo(state.issue_token(installation, repository))
     finally:

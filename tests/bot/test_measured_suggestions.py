@@ -28,9 +28,8 @@ from tests.support.bot_world import REPO, World
 
 @pytest.fixture
 async def world(sqlite_world: World) -> World:
-    """The embedded SQLite queue only: suggestion cycles run in an isolated child that
-    reads the repository's run store as a file (on PostgreSQL the child cannot reach it
-    yet), and timers wait on the clock this test moves."""
+    """The embedded SQLite queue only (timers wait on the clock this test moves);
+    `each_queue`: on each database."""
     return sqlite_world
 
 
@@ -45,7 +44,12 @@ async def record_live_runs(bot: Bot, url: str, tmp_path: Path) -> None:
     spec = tmp_path / "clone" / SPEC
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(DESCRIBED, encoding="utf-8")
-    store = bot.telemetry.path(REPO)
+    store: Path | str = bot.telemetry.path(REPO)
+    if bot.settings.database_url:  # the repository's schema, as the bot's OTLP ingest writes
+        from flujo.engine.store_db import schema_name
+
+        bot.telemetry.store(REPO)  # created
+        store = f"{bot.settings.database_url}?options=-csearch_path%3D{schema_name(REPO)}"
     options = SessionOptions(base_url=url, store=store, export=False)
     results = await run_many(Pipeline.from_yaml(spec), inputs(), options)
     assert {r.mode for r in results} == {"live"}
@@ -68,8 +72,9 @@ async def start(world: World, url: str, **settings: Any) -> Bot:
 
 
 async def test_a_suggestion_is_measured_and_held_back_below_the_floor(
-    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    each_queue: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    world = each_queue
     fake = world.fake
     main = fake.create_repo(REPO, {SPEC: DESCRIBED}, installation_id=42)
     with server_in_thread() as url, caplog.at_level(logging.INFO):
@@ -84,6 +89,10 @@ async def test_a_suggestion_is_measured_and_held_back_below_the_floor(
         assert f"agreement {1 - SHARE:.0%} on {N} captured examples is below the floor" in summary
         spent = bot.state.eval_spend(42)
         assert spent[REPO] > 0
+        # The evaluation is in the repository's store (on PostgreSQL: written back from the
+        # copy the confined cycle worked on).
+        store = bot.telemetry.store(REPO)
+        assert len(store.query("SELECT report FROM evaluations", ())) == 1
         await world.stop()
 
         # With a floor of 50% it is proposed, and the body shows what was measured.

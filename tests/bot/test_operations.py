@@ -180,9 +180,12 @@ async def test_the_served_bot_logs_each_delivery_and_job_as_json_and_counts_them
     assert value("flujo_bot_github_rate_limit_remaining", installation="app", resource="core")
 
 
-def run_jobs(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`flujo bot jobs ARGS` as an operator runs it beside the served bot."""
+def run_jobs(db: Path, *args: str, database_url: str = "") -> subprocess.CompletedProcess[str]:
+    """`flujo bot jobs ARGS` as an operator runs it beside the served bot (on its
+    PostgreSQL database when `database_url` is given)."""
     env = {"PATH": os.environ.get("PATH", ""), "FLUJO_BOT_DB": str(db)}
+    if database_url:
+        env["FLUJO_BOT_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "flujo", "bot", "jobs", *args],
         env=env,
@@ -193,24 +196,37 @@ def run_jobs(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The queue of the bot and of `flujo bot jobs`: the SQLite file, then PostgreSQL."""
+    return "" if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
 async def test_a_dead_letter_retried_by_hand_is_handled_by_the_running_bot(
-    fake_github: FakeGitHub, tmp_path: Path
+    fake_github: FakeGitHub, tmp_path: Path, database_url: str
 ) -> None:
     fake_github.add_installation(42, "acme")
     fake_github.create_repo(REPO, {"README.md": "hi\n"}, installation_id=42)
     # The App cannot get a token (e.g. its key was rotated): the delivery is dead-lettered.
     fake_github.fail("POST", "/app/installations/{installation_id}/access_tokens", 403)
-    bot = await start_bot(fake_github, tmp_path / "bot")
+    settings = {"database_url": database_url} if database_url else {}
+    bot = await start_bot(fake_github, tmp_path / "bot", **settings)
     db = tmp_path / "bot" / "bot.db"
+
+    def jobs(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_jobs(db, *args, database_url=database_url)
+
     try:
         sha = await push(fake_github, bot, REPO, {SPEC: PASSING})
         deadline = time.monotonic() + 30
-        while not (dead := json.loads(run_jobs(db, "--state", "dead", "--json").stdout)):
+        while not (dead := json.loads(jobs("--state", "dead", "--json").stdout)):
             assert time.monotonic() < deadline, bot.output()
             await asyncio.sleep(0.2)
         assert fake_github.check_runs_for(REPO, sha) == []
+        listed = jobs()
+        assert listed.returncode == 0 and "dead     push" in listed.stdout, listed.stdout
 
-        retried = run_jobs(db, "--retry", str(dead[0]["id"]))
+        retried = jobs("--retry", str(dead[0]["id"]))
         assert retried.returncode == 0, retried.stderr
         assert retried.stdout.startswith(f"dead letter {dead[0]['id']} queued again as job ")
         assert await settled(fake_github, bot, REPO, sha, 30) == {
@@ -219,10 +235,10 @@ async def test_a_dead_letter_retried_by_hand_is_handled_by_the_running_bot(
             "flujo/policy": "success",
         }
 
-        again = run_jobs(db, "--retry", str(dead[0]["id"]))
+        again = jobs("--retry", str(dead[0]["id"]))
         assert again.returncode == 1 and f"there is no job {dead[0]['id']}" in again.stderr
-        new_id = json.loads(run_jobs(db, "--json").stdout)[0]["id"]
-        done = run_jobs(db, "--retry", str(new_id))
+        new_id = json.loads(jobs("--json").stdout)[0]["id"]
+        done = jobs("--retry", str(new_id))
         assert done.returncode == 1, done.stdout
         assert f"job {new_id} is done, not a dead letter" in done.stderr
         assert "Traceback" not in done.stderr + again.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -84,3 +85,77 @@ def test_every_subpackage_and_data_file_is_shipped() -> None:
             if path.is_file() and path.suffix in (".j2", ".json", ".md", ".html", ".yaml", ".yml"):
                 assert any(fnmatch.fnmatch(path.name, g) for g in globs), path
     assert any(g.startswith("vendor/") for g in config["package-data"]["flujo.templates"])
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return dict(YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text(encoding="utf-8")))
+
+
+def bot_services() -> dict[str, dict]:  # type: ignore[type-arg]
+    """The services built from the Dockerfile (the bot's processes)."""
+    return {name: s for name, s in compose()["services"].items() if "build" in s}
+
+
+def test_the_compose_services_run_real_bot_commands() -> None:
+    from click.testing import CliRunner
+
+    from flujo.cli import cli
+    from flujo.cli.bot import bot
+
+    entrypoint = json.loads(re.findall(r"^ENTRYPOINT (.+)$", dockerfile(), re.M)[-1])
+    default = json.loads(re.findall(r"^CMD (.+)$", dockerfile(), re.M)[-1])
+    commands = {}
+    for name, service in bot_services().items():
+        argv = [*service.get("entrypoint", entrypoint), *service.get("command", default)]
+        assert argv[:2] == ["flujo", "bot"] and argv[2] in bot.commands, (name, argv)
+        shown = CliRunner().invoke(cli, [*argv[1:], "--help"])
+        assert shown.exit_code == 0, shown.output
+        commands[name] = argv[2]
+    assert sorted(commands.values()) == ["serve", "worker"]
+    services = bot_services()
+    serving = next(n for n, c in commands.items() if c == "serve")
+    port = re.search(r"FLUJO_BOT_PORT=(\d+)", dockerfile())
+    assert port and any(p.endswith(f":{port.group(1)}") for p in services[serving]["ports"])
+    working = next(n for n, c in commands.items() if c == "worker")
+    # A worker serves no /healthz, so the image's health check (which asks it) is off.
+    assert services[working]["healthcheck"] == {"disable": True}
+    assert "healthcheck" not in services[serving]
+
+
+def test_the_compose_environment_names_real_settings() -> None:
+    from flujo.bot.settings import BotSettings, env_name
+
+    known = {env_name(field) for field in BotSettings.model_fields}
+    database = compose()["services"]["db"]
+    secrets = compose()["secrets"]
+    for name, service in bot_services().items():
+        env = service["environment"]
+        unknown = {key for key in env if key.startswith("FLUJO_") and key not in known}
+        assert not unknown, f"{name}: not settings: {unknown}"
+        for key, value in env.items():  # values from .env are passed under their own name
+            for found in re.findall(r"\$\{(\w+)", str(value)):
+                assert found == key
+        # The URL is one the settings take, and names the database service's credentials.
+        url = env["FLUJO_BOT_DATABASE_URL"]
+        assert BotSettings(database_url=url).records() == url
+        db = database["environment"]
+        expected = f"postgresql://{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}@db:5432/"
+        assert url == expected + db["POSTGRES_DB"]
+        assert service["depends_on"] == {"db": {"condition": "service_healthy"}}
+        assert "pg_isready" in database["healthcheck"]["test"]
+        # The key file is the service's secret, and the secret is a file.
+        key = env["FLUJO_BOT_PRIVATE_KEY_FILE"]
+        assert key.startswith("/run/secrets/") and key.rsplit("/", 1)[1] in service["secrets"]
+        assert all("file" in secrets[s] for s in service["secrets"])
+
+
+def test_no_two_bot_processes_share_a_snapshot_folder() -> None:
+    """A bot clears its snapshot folder (beside FLUJO_BOT_DB) when it starts: processes
+    sharing one would remove each other's snapshots of the commits being checked."""
+    for name, service in bot_services().items():
+        named = [v for v in service.get("volumes", []) if not str(v).startswith(("/", "."))]
+        assert not named, f"{name} mounts a named volume: {named}"
+
+
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text(encoding="utf-8")

@@ -88,3 +88,25 @@ async def test_a_scheduled_job_waits_for_its_time(postgres_url: str) -> None:
         await asyncio.gather(worker, return_exceptions=True)
         await queue.close()
     assert len(handled) == 1 and handled[0] >= at
+
+
+async def test_a_worker_that_lost_its_job_cannot_undo_what_the_next_one_did(
+    postgres_url: str,
+) -> None:
+    """A worker cut off from the database past the lease finds its job run by another
+    process; when it comes back and reports its own (failed) attempt, the job stays done
+    rather than queued with no procrastinate job left to run it."""
+    slow, other = PostgresQueue(postgres_url), PostgresQueue(postgres_url)
+    try:
+        assert await slow.enqueue(_delivery(1, "a/b"))
+        await other.open()
+        first = await slow._start("d1")  # the attempt that lost the database
+        second = await other._start("d1")  # the one that took it over after the lease
+        assert first is not None and second is not None
+        await other._mark(second, "done", None)
+        await slow._mark(first, "queued", "connection failed", run_after=time.time())
+        (job,) = other.list_jobs()
+        assert (job.state, job.attempts, job.last_error) == ("done", 2, None)
+    finally:
+        await slow.close()
+        await other.close()

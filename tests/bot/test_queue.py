@@ -10,7 +10,8 @@ import pytest
 
 from flujo.bot.queue import Delivery, Permanent, RetryLater
 from flujo.bot.sqlite_queue import SQLiteQueue
-from flujo.bot.worker import Work, Workers, ordering_key
+from flujo.bot.worker import Work, Workers, json_object, ordering_key, ordering_key_of
+from tests.support.specs import ROOT
 
 
 def delivery(n: int, repo: str = "o/r", event: str = "push") -> Delivery:
@@ -161,6 +162,32 @@ async def test_a_job_interrupted_by_a_crash_completes_once_after_restart(tmp_pat
     assert handler.calls == [("o/r", 1)]
     assert [j.state for j in queue.list_jobs()] == ["done"]
     await queue.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(p.read_bytes() for p in sorted(ROOT.glob("tests/github/webhooks/*/*.json"))),
+        b'{"repository": {"full_name": "a/b"}, "installation": {"id": 3}}',
+        b'{"repository": {"full_name": 7}, "installation": {"id": 3}}',
+        b'{"repository": "a/b", "installation": {"id": 3}}',
+        b'{"repository": null, "installation": {"id": null}}',
+        b'{"installation": 3}',
+        b'{"repository": {"full_name": "a/b"}, "repository": {"full_name": "c/d"}}',
+        b'{"repository": {"full_name": "a/\\u00e9"}}',
+        b'["not", "an", "object"]',
+        b'{"repository": {"full_name": "a/b"',
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+@pytest.mark.parametrize("event", ["push", "flujo_suggest"])
+def test_the_key_of_a_raw_delivery_is_the_key_of_its_payload(body: bytes, event: str) -> None:
+    """The PostgreSQL queue reads only the key's fields before the acknowledgement: the
+    key is the one the whole payload gives (the vendored payloads of every event, and odd
+    ones)."""
+    data = json_object(body)
+    expected = ordering_key(data, event, "d1") if isinstance(data, dict) else "-"
+    assert ordering_key_of(body, event, "d1") == expected
 
 
 def test_ordering_key_prefers_the_repository() -> None:

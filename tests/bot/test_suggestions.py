@@ -8,6 +8,7 @@ import difflib
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,9 +29,8 @@ from tests.support.specs import ROOT
 
 @pytest.fixture
 async def world(sqlite_world: World) -> World:
-    """The embedded SQLite queue only: suggestion cycles run in an isolated child that
-    reads the repository's run store as a file (on PostgreSQL the child cannot reach it
-    yet), and timers wait on the clock this test moves."""
+    """The embedded SQLite queue only (timers wait on the clock this test moves);
+    `each_queue`: on each database."""
     return sqlite_world
 
 
@@ -79,9 +79,10 @@ async def send_telemetry(url: str, token: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
-    world: World,
+    each_queue: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    world = each_queue
     fake = world.fake
     files = repository_files()
     base = fake.create_repo(REPO, files, installation_id=42)
@@ -114,6 +115,7 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
 
     cycles = [payload for task, payload in tasks if task == "suggest"]
     assert len(cycles) == 1 and cycles[0]["allow"] == list(world.settings.skills_allow)
+    assert Path(cycles[0]["request"]["store"]).is_absolute()  # a file, even on PostgreSQL
     main = fake.branch_sha(REPO, "main") or ""
     report = fake.check_run(REPO, main, "flujo/suggestions")
     assert (

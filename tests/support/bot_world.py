@@ -92,6 +92,22 @@ async def sqlite_world(fake_github: FakeGitHub, tmp_path: Path) -> AsyncIterator
         yield found
 
 
+@pytest.fixture
+async def postgres_world(
+    fake_github: FakeGitHub, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[World]:
+    """The bot on PostgreSQL only (queue, records and run stores)."""
+    async for found in _world(fake_github, tmp_path, postgres_url):
+        yield found
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def each_queue(request: pytest.FixtureRequest) -> World:
+    """`sqlite_world`, then `postgres_world` (for modules whose `world` is SQLite only)."""
+    found: World = request.getfixturevalue(f"{request.param}_world")
+    return found
+
+
 async def _world(
     fake_github: FakeGitHub, tmp_path: Path, database_url: str | None
 ) -> AsyncIterator[World]:

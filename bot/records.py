@@ -1,0 +1,183 @@
+"""Where the bot's own records live: the SQLite file beside the embedded queue
+(`FLUJO_BOT_DB`), or the PostgreSQL database of the queue (`FLUJO_BOT_DATABASE_URL`), so that
+bot processes on several machines share them.
+
+Installations, approvals, telemetry tokens, proposals, evaluation spend, commits checked
+(`state.py`) and auto-apply records (`applications.py`) are one set of tables with a
+version, brought up to date by the same scheme as the run store's (`engine/store.py`):
+statements in `_MIGRATIONS` take version N to N + 1 in one transaction, one process at a
+time. The SQL is written once for both databases (`engine/store_db.py` translates it);
+on PostgreSQL the tables live in a schema of their own (`RECORDS_SCHEMA`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flujo.engine.store_db import Database, is_postgres, open_database, schema_name
+from flujo.spec.errors import EXIT_USAGE, FlujoError
+
+VERSION = 1
+"""Bump with a migration in `_MIGRATIONS` when the tables change."""
+NAMESPACE = "bot"
+"""On PostgreSQL, the records' schema is `schema_name(NAMESPACE)`; a repository's run store
+namespace is always `owner/name`, so the two never meet."""
+RECORDS_SCHEMA = schema_name(NAMESPACE)
+
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS installations (
+    id INTEGER PRIMARY KEY,
+    account TEXT,
+    suspended INTEGER NOT NULL DEFAULT 0,
+    repositories TEXT NOT NULL DEFAULT '[]',
+    updated_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS overrides (
+    repo TEXT NOT NULL,
+    pull INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    sha TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (repo, pull, policy)
+)""",
+    """CREATE TABLE IF NOT EXISTS telemetry_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    installation INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS proposals (
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    number INTEGER,
+    state TEXT NOT NULL DEFAULT 'open',
+    updated_at REAL NOT NULL,
+    view TEXT,
+    PRIMARY KEY (repo, branch)
+)""",
+    """CREATE TABLE IF NOT EXISTS eval_spend (
+    installation INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    month TEXT NOT NULL,
+    usd REAL NOT NULL DEFAULT 0,
+    examples INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (installation, repo, month)
+)""",
+    # pacing (bot/pacing.py): when suggestion pull requests were opened, and which wait
+    """CREATE TABLE IF NOT EXISTS suggestion_openings (
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS suggestion_waiting (
+    repo TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    title TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    until REAL,
+    since REAL NOT NULL,
+    PRIMARY KEY (repo, suggestion)
+)""",
+    """CREATE TABLE IF NOT EXISTS checked (
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (repo, sha, overrides)
+)""",
+    # auto-apply (applications.py): one JSON record per suggestion pull request
+    """CREATE TABLE IF NOT EXISTS applications (
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    state TEXT NOT NULL,
+    merged_day TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (repo, number)
+)""",
+)
+"""The records' tables at VERSION (both databases; see `store_db.to_postgres`)."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+"""Statements that bring records of version N to N + 1, run in one transaction."""
+
+
+class RecordsError(FlujoError):
+    """The bot's records cannot be used (unreachable, or written by a newer Flujo);
+    exit code 2, like an unreachable queue."""
+
+    exit_code = EXIT_USAGE
+
+
+def open_records(location: str | Path) -> Database:
+    """The records' database at a SQLite path or a PostgreSQL URL, up to date."""
+    try:
+        database = (
+            open_database(str(location), NAMESPACE)
+            if is_postgres(location)
+            else open_database(Path(location))
+        )
+    except Exception as exc:  # psycopg's or sqlite3's: the database cannot be reached
+        raise RecordsError(f"cannot open the bot's records: {exc}") from None
+    try:
+        _migrate(database)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+def _migrate(database: Database) -> None:
+    """Create the tables, or bring older ones up to date; refuse newer."""
+    with database.transaction() as db:
+        database.advisory_lock(db)
+        found = None
+        if database.has_table(db, "bot_meta"):
+            row = db.execute("SELECT value FROM bot_meta WHERE key = 'version'").fetchone()
+            found = int(row[0]) if row else None
+        if found is None:
+            # new, or a SQLite file from before the records had a version: its tables are
+            # these, less the commit an approval names (added here)
+            legacy = database.dialect == "sqlite" and database.has_table(db, "overrides")
+            if legacy and not _has_column(db, "overrides", "sha"):
+                db.execute("ALTER TABLE overrides ADD COLUMN sha TEXT NOT NULL DEFAULT ''")
+            db.execute("CREATE TABLE IF NOT EXISTS bot_meta (key TEXT PRIMARY KEY, value TEXT)")
+            for statement in _TABLES:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO bot_meta VALUES ('version', ?) ON CONFLICT DO NOTHING",
+                (str(VERSION),),
+            )
+        elif found > VERSION or not all(v in _MIGRATIONS for v in range(found, VERSION)):
+            raise RecordsError(
+                f"the bot's records have version {found}, this Flujo needs {VERSION}: "
+                "run the Flujo that wrote them, or a newer one"
+            )
+        elif found < VERSION:
+            for version in range(found, VERSION):
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+            db.execute("UPDATE bot_meta SET value = ? WHERE key = 'version'", (str(VERSION),))
+
+
+def _has_column(db: Any, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})").fetchall())
+
+
+def read(database: Database, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A query's rows as tuples."""
+    return [tuple(row.values()) for row in database.query(statement, args)]
+
+
+def write(database: Database, statement: str, args: tuple[Any, ...] = ()) -> None:
+    """One statement in a transaction of its own."""
+    with database.transaction() as db:
+        db.execute(statement, args)
