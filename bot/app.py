@@ -83,7 +83,7 @@ class Bot:
         """`/registry`, rendered on first request (the registry does not change)."""
         self.clock: Clock = clock or SystemClock()
         self.applications = Applications(settings.records())
-        self.dashboards = Dashboards(settings.db)
+        self.dashboards = Dashboards(settings.records())
         self.context = BotContext(
             forge_for=self._forge,
             state=self.state,

@@ -1,48 +1,23 @@
 """What the dashboard issue shows that the bot remembers itself: which issue it is, the
-suggestions waiting (and why) and the last check failures. Tables beside the bot's state
-(same SQLite file), written off the event loop; readers return frozen records."""
+suggestions waiting (and why) and the last check failures. Tables of the bot's records
+(`bot/records.py`: the SQLite file or the PostgreSQL database), written off the event loop;
+readers return frozen records."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flujo.bot.records import open_records, read, write
+
 if TYPE_CHECKING:
     from flujo.bot.forge import CheckOutput
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dashboards (
-    repo TEXT PRIMARY KEY,
-    installation INTEGER NOT NULL,
-    number INTEGER,
-    enabled INTEGER NOT NULL DEFAULT 1,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS waiting (
-    repo TEXT NOT NULL,
-    suggestion TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    title TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    patch TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (repo, suggestion)
-);
-CREATE TABLE IF NOT EXISTS check_failures (
-    repo TEXT NOT NULL,
-    sha TEXT NOT NULL,
-    name TEXT NOT NULL,
-    title TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (repo, sha, name)
-);
-"""
 KEEP_FAILURES = 20
 """Check failures remembered per repository (the newest)."""
 
@@ -78,23 +53,17 @@ class CheckFailure:
 class Dashboards:
     """The dashboard's tables."""
 
-    def __init__(self, path: str | Path) -> None:
-        from flujo.bot.sqlite_queue import connect
-
-        self._db = connect(Path(path))
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, location: str | Path) -> None:
+        self._db = open_records(location)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        return read(self._db, sql, tuple(params))
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await asyncio.to_thread(self._run, sql, params)
+        await asyncio.to_thread(write, self._db, sql, tuple(params))
 
     # -- the issue -----------------------------------------------------------------------
 
@@ -128,29 +97,22 @@ class Dashboards:
                 (repo, w.suggestion, w.spec, w.title, w.reason, json.dumps(w.patch), now)
                 for w in items
             ]
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute("DELETE FROM waiting WHERE repo = ?", (repo,))
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO waiting VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+            with self._db.transaction() as db:
+                db.execute("DELETE FROM dashboard_waiting WHERE repo = ?", (repo,))
+                db.executemany("INSERT INTO dashboard_waiting VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
         await asyncio.to_thread(write)
 
     async def remove_waiting(self, repo: str, suggestions: Iterable[str]) -> None:
         for suggestion in suggestions:
             await self._write(
-                "DELETE FROM waiting WHERE repo = ? AND suggestion = ?", (repo, suggestion)
+                "DELETE FROM dashboard_waiting WHERE repo = ? AND suggestion = ?",
+                (repo, suggestion),
             )
 
     def waiting(self, repo: str) -> list[Waiting]:
         rows = self._run(
-            "SELECT suggestion, spec, title, reason, patch FROM waiting WHERE repo = ?"
+            "SELECT suggestion, spec, title, reason, patch FROM dashboard_waiting WHERE repo = ?"
             " ORDER BY at DESC, spec, suggestion",
             (repo,),
         )
@@ -164,36 +126,36 @@ class Dashboards:
         failed = [(repo, sha, o.name, o.title, time.time()) for o in outputs if o.blocks_merge]
         passed = [(repo, sha, o.name) for o in outputs if not o.blocks_merge]
 
-        def write() -> None:
-            with self._lock:
+        def record() -> None:
+            with self._db.transaction() as db:
                 if (
                     not failed
-                    and not self._db.execute(
+                    and not db.execute(
                         "SELECT 1 FROM check_failures WHERE repo = ? AND sha = ? LIMIT 1",
                         (repo, sha),
                     ).fetchone()
                 ):
                     return  # the usual case: nothing failed, nothing to clear: no write
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO check_failures VALUES (?, ?, ?, ?, ?)", failed
+                for row in failed:
+                    db.execute(
+                        "INSERT INTO check_failures VALUES (?, ?, ?, ?, ?)"
+                        " ON CONFLICT (repo, sha, name) DO UPDATE SET title = excluded.title,"
+                        " at = excluded.at",
+                        row,
                     )
-                    self._db.executemany(
+                if passed:
+                    db.executemany(
                         "DELETE FROM check_failures WHERE repo = ? AND sha = ? AND name = ?",
                         passed,
                     )
-                    self._db.execute(
-                        "DELETE FROM check_failures WHERE repo = ? AND rowid NOT IN (SELECT"
-                        " rowid FROM check_failures WHERE repo = ? ORDER BY at DESC LIMIT ?)",
-                        (repo, repo, KEEP_FAILURES),
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                db.execute(
+                    "DELETE FROM check_failures WHERE repo = ? AND at < (SELECT MIN(at) FROM"
+                    " (SELECT at FROM check_failures WHERE repo = ? ORDER BY at DESC LIMIT ?)"
+                    " AS newest)",
+                    (repo, repo, KEEP_FAILURES),
+                )
 
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(record)
 
     def check_failures(self, repo: str) -> list[CheckFailure]:
         rows = self._run(

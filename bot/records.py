@@ -2,8 +2,9 @@
 (`FLUJO_BOT_DB`), or the PostgreSQL database of the queue (`FLUJO_BOT_DATABASE_URL`), so that
 bot processes on several machines share them.
 
-Installations, approvals, telemetry tokens, proposals, evaluation spend, commits checked
-(`state.py`) and auto-apply records (`applications.py`) are one set of tables with a
+Installations, approvals, telemetry tokens, proposals, evaluation spend, commits checked,
+pacing (`state.py`), the dashboard issue (`dashboard_state.py`) and auto-apply records
+(`applications.py`) are one set of tables with a
 version, brought up to date by the same scheme as the run store's (`engine/store.py`):
 statements in `_MIGRATIONS` take version N to N + 1 in one transaction, one process at a
 time. The SQL is written once for both databases (`engine/store_db.py` translates it);
@@ -85,6 +86,32 @@ _TABLES = (
     until REAL,
     since REAL NOT NULL,
     PRIMARY KEY (repo, suggestion)
+)""",
+    # the dashboard issue (dashboard_state.py)
+    """CREATE TABLE IF NOT EXISTS dashboards (
+    repo TEXT PRIMARY KEY,
+    installation INTEGER NOT NULL,
+    number INTEGER,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    updated_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS dashboard_waiting (
+    repo TEXT NOT NULL,
+    suggestion TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    title TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (repo, suggestion)
+)""",
+    """CREATE TABLE IF NOT EXISTS check_failures (
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (repo, sha, name)
 )""",
     """CREATE TABLE IF NOT EXISTS checked (
     repo TEXT NOT NULL,

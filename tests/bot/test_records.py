@@ -206,3 +206,40 @@ async def test_flujo_bot_jobs_scheduled_reads_the_postgresql_queue_and_records(
         "waiting",
     )
     assert step["last"] == "Waiting: outside the window"
+
+
+async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> None:
+    from flujo.bot.dashboard_state import Dashboards
+    from flujo.bot.dashboard_state import Waiting as Listed
+    from flujo.bot.forge import CheckOutput
+    from flujo.bot.pacing import Waiting
+
+    first, second = BotState(records), BotState(records)
+    boards, other = Dashboards(records), Dashboards(records)
+    try:
+        await first.record_opening("acme/a", "flujo/suggest/x", 1000.0)
+        held = Waiting("x", "a.yml", "Cap tokens", "flujo/suggest/x", "schedule", "after 9", 2e3)
+        await first.set_waiting("acme/a", [held], 1500.0)
+        await first.set_waiting("acme/a", [held], 1600.0)  # still waiting: keeps its `since`
+        assert second.openings("acme/a", 900.0) == [1000.0]
+        (found,) = second.waiting("acme/a")
+        assert (found.reason, found.until, found.since) == ("schedule", 2e3, 1500.0)
+
+        await boards.save_issue("acme/a", 42, 7, True)
+        await boards.replace_waiting("acme/a", [Listed("x", "a.yml", "Cap", "floor", [])])
+        failed = CheckOutput("flujo/test", "failure", "1 test failed", "")
+        for n in range(25):
+            await boards.record_checks("acme/a", f"sha{n}", [failed])
+        await boards.record_checks(
+            "acme/a", "sha24", [CheckOutput("flujo/test", "success", "", "")]
+        )
+        issue = other.issue("acme/a")
+        assert issue is not None and (issue.number, issue.enabled) == (7, True)
+        assert [w.reason for w in other.waiting("acme/a")] == ["floor"]
+        shas = [f.sha for f in other.check_failures("acme/a")]
+        assert (
+            len(shas) == 19 and "sha24" not in shas and "sha4" not in shas
+        )  # newest 20, less the fixed
+    finally:
+        for each in (first, second, boards, other):
+            each.close()
