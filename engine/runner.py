@@ -290,7 +290,10 @@ class _Run:
         self.cost_known = True
         self.tokens = 0
         self.last_flush = time.monotonic()
-        self.flushed = 0
+        self.written = 0
+        """`telemetry.spans[:written]` were handed to the store (by a long run's flushes)."""
+        self.written_open: list[SpanRecord] = []
+        """Of those, the spans still open when written: written again, once they end."""
         self.initial_context = initial_context(pipeline, input)
         exported = runner.export is not None and runner.export.enabled
         self.captured = (
@@ -403,7 +406,8 @@ class _Run:
         store, export = self.runner.store, self.runner.export
         if store is not None:
             # shielded: a cancelled run is still recorded whole
-            await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+            unwritten = self._unwritten()
+            await asyncio.shield(asyncio.to_thread(store.finish_run, result, unwritten))
         rows = self._capture_rows() if self.captured else []
         if rows and store is not None:
             await asyncio.shield(asyncio.to_thread(self._capture, store, rows))
@@ -430,7 +434,17 @@ class _Run:
     async def _flush(self, store: RunStore) -> None:
         """Write the spans so far (a long run's spans reach the store while it runs)."""
         self.last_flush = time.monotonic()
-        await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
+        await asyncio.to_thread(store.write_spans, self.result.run_id, self._unwritten())
+
+    def _unwritten(self) -> list[SpanRecord]:
+        """The spans the store has not seen as they are: those started since the last
+        write, and those that were open then (each flush writes what changed, not the whole
+        run again: a long run's writes stay linear in its spans)."""
+        spans = self.telemetry.spans
+        batch = [*self.written_open, *spans[self.written :]]
+        self.written = len(spans)
+        self.written_open = [span for span in batch if not span.end_ns]
+        return batch
 
     # -- step lists and kinds ---------------------------------------------------------------
 
