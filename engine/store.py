@@ -247,6 +247,9 @@ class RunStore:
 
     def __init__(self, path: str | Path | None = None, *, namespace: str | None = None) -> None:
         self._batch = threading.local()
+        self._specs_known: set[str] = set()
+        """Spec versions this store object has seen committed (rows never deleted): a run
+        of one of them does not send the spec's text again."""
         location = path if path is not None else default_path()
         self.path: Path | str = location if is_postgres(location) else Path(location)
         try:
@@ -331,11 +334,13 @@ class RunStore:
         prices_version: str | None = None,
     ) -> None:
         now = time.time()
+        batched = getattr(self._batch, "cursor", None) is not None  # may yet roll back
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO specs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (spec_sha256, spec_path, pipeline, spec_text, now),
-            )
+            if spec_sha256 not in self._specs_known:
+                db.execute(
+                    "INSERT INTO specs VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (spec_sha256, spec_path, pipeline, spec_text, now),
+                )
             db.execute(
                 "INSERT INTO runs (run_id, spec_sha256, spec_path, pipeline, status, started_at,"
                 " trace_id, mode, origin, prices_version)"
@@ -352,6 +357,8 @@ class RunStore:
                     prices_version,
                 ),
             )
+        if not batched:
+            self._specs_known.add(spec_sha256)
 
     def write_spans(self, run_id: str, spans: list[SpanRecord]) -> None:
         """Insert or update spans (a span may be written open, then again when it ends)."""
