@@ -80,9 +80,7 @@ def _every_kind_of_span_reads_back(store: RunStore) -> None:
         assert row["status"] == span.status and row["error"] == span.status_message
         assert row["end_ns"] == (span.end_ns or None)
         assert row["events"] == [[n, t, a] for n, t, a in span.events]
-        assert row["cause"] == (
-            span.attributes.get(tm.CAUSE) if span.status == "ERROR" else None
-        )
+        assert row["cause"] == (span.attributes.get(tm.CAUSE) if span.status == "ERROR" else None)
     assert rows[open_.span_id]["status"] == "UNSET"
     assert rows[root.span_id]["parent_id"] is None
     assert rows[ok.span_id]["parent_id"] == f"{root.span_id:016x}"
