@@ -60,10 +60,12 @@ CONTEXT_WRITES = "flujo.context.writes"
 """Span attribute: the context keys a step wrote (never their values)."""
 _CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flujo_context")
 """The run context of the running branch (parallel branches hold copies)."""
-CHECKPOINTED_ORIGINS = frozenset({"cli", "sdk"})
-"""Runs that keep checkpoints (with a store): those a person may resume; checks, tests,
-evaluations, verifications and shadow runs are repeated, never resumed, and keep no step
-outputs."""
+CHECKPOINTED_ORIGINS = frozenset({"cli"})
+"""Runs that keep checkpoints by default (with a store): `flujo run`'s, which a person may
+resume. From Python, `Runner(checkpoints=True)` asks for them (as a LangGraph checkpointer
+or Prefect's result persistence is asked for): they cost more than the engine's own work
+on steps that call no model. Checks, tests, evaluations, verifications and shadow runs are
+repeated, never resumed, and keep no step outputs."""
 FLUSH_EVERY_S = 5.0
 """Spans of a long run are written to the store at least this often."""
 
@@ -164,8 +166,11 @@ class Runner:
         capture: CaptureSettings | None = None,
         plans: PlanBook | None = None,
         prices_version: str | None = None,
+        checkpoints: bool | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.checkpoint_runs = checkpoints
+        """Whether runs keep checkpoints (with a store); None: by origin (`flujo run`'s do)."""
         if prices_version is None:
             from flujo.engine.pricing import table_version
 
@@ -390,7 +395,10 @@ class _Run:
         self.cost_known = True
         self.tokens = 0
         self.last_flush = time.monotonic()
-        self.flushed = 0
+        self.written = 0
+        """`telemetry.spans[:written]` were handed to the store (by a long run's flushes)."""
+        self.written_open: list[SpanRecord] = []
+        """Of those, the spans still open when written: written again, once they end."""
         self.initial_context = initial_context(pipeline, input)
         exported = runner.export is not None and runner.export.enabled
         self.captured = (
@@ -402,7 +410,10 @@ class _Run:
         """The run this one continues and the checkpoint it starts from."""
         self.touched: set[str] = set()
         """Names of the step results changed since the last checkpoint."""
-        self.checkpointing = runner.store is not None and origin in CHECKPOINTED_ORIGINS
+        wanted = runner.checkpoint_runs
+        self.checkpointing = runner.store is not None and (
+            origin in CHECKPOINTED_ORIGINS if wanted is None else wanted
+        )
         """Whether this run keeps checkpoints (see `flujo.engine.checkpoint`)."""
 
     def resume_from(
@@ -558,7 +569,8 @@ class _Run:
         store, export = self.runner.store, self.runner.export
         if store is not None:
             # shielded: a cancelled run is still recorded whole
-            await asyncio.shield(asyncio.to_thread(store.finish_run, result, self.telemetry.spans))
+            unwritten = self._unwritten()
+            await asyncio.shield(asyncio.to_thread(store.finish_run, result, unwritten))
             if result.status == "succeeded":  # nothing to resume: outputs are not kept
                 await asyncio.shield(asyncio.to_thread(store.drop_checkpoints, result.run_id))
         rows = self._capture_rows() if self.captured else []
@@ -587,7 +599,17 @@ class _Run:
     async def _flush(self, store: RunStore) -> None:
         """Write the spans so far (a long run's spans reach the store while it runs)."""
         self.last_flush = time.monotonic()
-        await asyncio.to_thread(store.write_spans, self.result.run_id, list(self.telemetry.spans))
+        await asyncio.to_thread(store.write_spans, self.result.run_id, self._unwritten())
+
+    def _unwritten(self) -> list[SpanRecord]:
+        """The spans the store has not seen as they are: those started since the last
+        write, and those that were open then (each flush writes what changed, not the whole
+        run again: a long run's writes stay linear in its spans)."""
+        spans = self.telemetry.spans
+        batch = [*self.written_open, *spans[self.written :]]
+        self.written = len(spans)
+        self.written_open = [span for span in batch if not span.end_ns]
+        return batch
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -213,9 +213,14 @@ def registry_for(spec_path: Path | None, *, untrusted: bool = False) -> StepRegi
     """The registry a spec file sees: built-ins, plugins, $FLUJO_SKILLS_ALLOW and, unless
     `untrusted`, its repository's allow-list (`.github/flujo.yml` `skills.allow`, which a
     pull request can change: code it names is the pull request's code)."""
-    from flujo.spec.config import find_config, load_config
+    from flujo.spec.check_cache import find_config  # the search, without the config's models
 
-    config = load_config(find_config(spec_path)) if spec_path is not None else None
+    found = find_config(spec_path) if spec_path is not None else None
+    config = None
+    if found is not None:  # no config file: the defaults (no allow-list, no types)
+        from flujo.spec.config import load_config
+
+        config = load_config(found)
     types = config.types if config else None  # data, not code: kept even when untrusted
     if untrusted:
         return StepRegistry(allow=operator_allow(), types=types)

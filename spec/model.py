@@ -61,20 +61,28 @@ class SpecNode(BaseModel):
     _line: int | None = PrivateAttr(default=None)
     _col: int | None = PrivateAttr(default=None)
 
+    def _private(self, name: str) -> Any:
+        """A private attribute, read without pydantic's `__getattr__` (which raises and
+        catches two AttributeErrors on every read of one)."""
+        private = self.__pydantic_private__
+        return private[name] if private is not None and name in private else getattr(self, name)
+
     @property
     def yaml_path(self) -> str:
         """Where this node sits in the document, e.g. `steps[2].branches.main.steps[0]`."""
-        return self._yaml_path
+        return str(self._private("_yaml_path"))
 
     @property
     def line(self) -> int | None:
         """1-based line of this node in its file (None when not loaded from a file)."""
-        return self._line
+        line: int | None = self._private("_line")
+        return line
 
     @property
     def col(self) -> int | None:
         """1-based column of this node in its file (None when not loaded from a file)."""
-        return self._col
+        col: int | None = self._private("_col")
+        return col
 
     def __eq__(self, other: object) -> bool:
         # Locations are deliberately excluded: equal specs are equal wherever they came from.
@@ -773,27 +781,31 @@ class Pipeline(SpecNode):
     @property
     def spec_sha256(self) -> str:
         """SHA-256 of the file's bytes with LF line endings (of `to_yaml()` if built in code)."""
-        if self._source is not None:
-            return self._source.sha256
-        if self._sha256 is None:
+        source = self.source
+        if source is not None:
+            return source.sha256
+        if self._private("_sha256") is None:
             from flujo.spec.source import spec_sha256
 
             self._sha256 = spec_sha256(self.to_yaml().encode("utf-8"))
-        return self._sha256
+        return str(self._private("_sha256"))
 
     @property
     def source(self) -> SourceDocument | None:
         """The parsed file this spec was loaded from, if any."""
-        return self._source
+        source: SourceDocument | None = self._private("_source")
+        return source
 
     @property
     def file(self) -> str | None:
-        return self._source.file if self._source is not None else None
+        source = self.source
+        return source.file if source is not None else None
 
     @property
     def imported(self) -> dict[str, Pipeline]:
         """The pipelines named in `imports:`, loaded from their files, by alias."""
-        return self._imported
+        imported: dict[str, Pipeline] = self._private("_imported")
+        return imported
 
     def locate(self, yaml_path: str) -> tuple[int, int]:
         """1-based (line, col) of `yaml_path` in the source file."""

@@ -191,7 +191,11 @@ async def test_the_engine_resumes_with_the_context_written_before_the_checkpoint
     pipeline = Pipeline.from_yaml(ASKS)
     store = RunStore(tmp_path / "runs.db")
     nobody = GivenAnswers({})  # no terminal: the question cannot be answered now
-    paused = await Runner(pipeline, store=store, human=nobody).run({"topic": "t"})
+    unasked = await Runner(pipeline, store=store, human=nobody).run({"topic": "t"})
+    assert unasked.status == "failed"  # from Python, checkpoints are asked for
+    assert store.checkpoints(unasked.run_id) == []
+    asking = Runner(pipeline, store=store, human=nobody, checkpoints=True)
+    paused = await asking.run({"topic": "t"})
     assert paused.status == "paused" and paused.error_path == "steps[1]"
     assert paused.context == {"topic": "t", "subject": "T"}
     runner = Runner(pipeline, store=store)
@@ -247,7 +251,9 @@ async def test_flujo_resume_continues_a_run_from_python(tmp_path: Path) -> None:
     import flujo
 
     store = RunStore(tmp_path / "runs.db")
-    paused = await flujo.run(ASKS, {"topic": "py"}, store=store, human=GivenAnswers({}))
+    paused = await flujo.run(
+        ASKS, {"topic": "py"}, store=store, human=GivenAnswers({}), checkpoints=True
+    )
     assert paused.status == "paused"
     resumed = await flujo.resume(ASKS, paused.run_id, answers={"approve": "fine"}, store=store)
     assert (resumed.output, resumed.resumed_from) == ("PY: fine", paused.run_id)

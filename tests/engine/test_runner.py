@@ -340,3 +340,35 @@ async def test_a_long_run_writes_its_spans_while_it_runs(
     assert {s["step_name"] for s in reader.spans("long-run")} == {None, "early", "wait"}
     reader.close()
     store.close()
+
+
+async def test_each_write_of_a_long_run_carries_what_changed_not_the_whole_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flujo.engine.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "FLUSH_EVERY_S", 0.0)  # a write after every step
+    store = RunStore(tmp_path / "runs.db")
+    handed: list[int] = []
+    write_spans, finish_run = store.write_spans, store.finish_run
+
+    def counted_write(run_id: str, spans: list[Any]) -> None:
+        handed.append(len(spans))
+        write_spans(run_id, spans)
+
+    def counted_finish(result: Any, spans: list[Any]) -> None:
+        handed.append(len(spans))
+        finish_run(result, spans)
+
+    monkeypatch.setattr(store, "write_spans", counted_write)
+    monkeypatch.setattr(store, "finish_run", counted_finish)
+    steps = "\n".join(f"  - {{name: s{i}, uses: passthrough}}" for i in range(40))
+    runner = Runner(load(f"steps:\n{steps}\n"), registry=ALLOW, store=store)
+    result = await runner.run("v", run_id="long")
+    assert result.success
+    rows = store.spans("long")
+    assert len(rows) == 41 and all(row["status"] == "OK" for row in rows)
+    assert rows[0]["end_ns"] is not None  # the run's span, open in every write but the last
+    # each step's span once, the open run span again each time: linear, not 41 * 40 / 2
+    assert sum(handed) <= 2 * 41 + 1
+    store.close()

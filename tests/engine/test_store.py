@@ -35,7 +35,15 @@ def begin(store: RunStore, run_id: str, telemetry: RunTelemetry) -> None:
     )
 
 
-def test_every_kind_of_span_reads_back_as_it_was_recorded(store: RunStore) -> None:
+def test_every_kind_of_span_reads_back_as_it_was_recorded(store_location: Path | str) -> None:
+    store = RunStore(store_location)  # both backends: each shape of row has its statement
+    try:
+        _every_kind_of_span_reads_back(store)
+    finally:
+        store.close()
+
+
+def _every_kind_of_span_reads_back(store: RunStore) -> None:
     telemetry = RunTelemetry("r1", "sha", "fake", "test")
     root = telemetry.start("flujo.run p", None, {tm.YAML_LINE: 1})
     step = {tm.STEP_NAME: "a", tm.STEP_KIND: "step", tm.YAML_PATH: "steps[0]", tm.YAML_LINE: 3}
@@ -49,6 +57,9 @@ def test_every_kind_of_span_reads_back_as_it_was_recorded(store: RunStore) -> No
     failed.attributes |= {tm.CAUSE: "provider", tm.HTTP_STATUS: 500, "flujo.context.writes": ["k"]}
     failed.end(False, "APIError: boom")
     failed.event("flujo.retry", attempt=4, delay_s=0.5)
+    called = telemetry.start("a", root, step, 4)  # a model call that failed
+    called.attributes |= {tm.GEN_AI_MODEL: "m", tm.GEN_AI_INPUT_TOKENS: 3, tm.CAUSE: "model"}
+    called.end(False, "validator failed")
     open_ = telemetry.start("b", root, step | {tm.STEP_NAME: "b"}, 1)  # written while open
     root.end(False, "step 'a' failed")
     root.attributes[tm.CAUSE] = "provider"
@@ -56,7 +67,7 @@ def test_every_kind_of_span_reads_back_as_it_was_recorded(store: RunStore) -> No
     store.finish_run(PipelineResult("r1", "sha", status="failed"), telemetry.spans)
 
     rows = {int(row["span_id"], 16): row for row in store.spans("r1")}
-    assert len(rows) == 5
+    assert len(rows) == 6
     for span in telemetry.spans:
         row = rows[span.span_id]
         expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
@@ -69,9 +80,7 @@ def test_every_kind_of_span_reads_back_as_it_was_recorded(store: RunStore) -> No
         assert row["status"] == span.status and row["error"] == span.status_message
         assert row["end_ns"] == (span.end_ns or None)
         assert row["events"] == [[n, t, a] for n, t, a in span.events]
-        assert row["cause"] == (
-            span.attributes.get(tm.CAUSE) if span is failed or span is root else None
-        )
+        assert row["cause"] == (span.attributes.get(tm.CAUSE) if span.status == "ERROR" else None)
     assert rows[open_.span_id]["status"] == "UNSET"
     assert rows[root.span_id]["parent_id"] is None
     assert rows[ok.span_id]["parent_id"] == f"{root.span_id:016x}"

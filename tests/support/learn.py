@@ -119,11 +119,11 @@ def record(
                 span.status = "OK" if ok else "ERROR"
                 span.status_message = None if ok else profile.error
                 if profile.loop_max:
-                    span.events.append(
+                    span.events = [
                         ("flujo.loop.max_loops", span.end_ns, {"iteration": profile.loop_max})
-                    )
+                    ]
                 elif profile.kind == "loop":
-                    span.events.append(("flujo.loop.exit", span.end_ns, {"iteration": 1}))
+                    span.events = [("flujo.loop.exit", span.end_ns, {"iteration": 1})]
                 if not ok and profile.cause is not None:
                     span.attributes[tm.CAUSE] = profile.cause
                 clock = span.end_ns
