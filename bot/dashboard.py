@@ -17,11 +17,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from flujo.bot.dashboard_state import CheckFailure, Waiting
 from flujo.templates.fit import GITHUB_TEXT_LIMIT, size
 from flujo.templates.pr_body import escape as inert
+
+if TYPE_CHECKING:
+    from flujo.learn.roi_figures import SuggestionFigures
 
 START = "<!-- flujo:dashboard:start (the bot rewrites everything down to the end marker) -->"
 END = "<!-- flujo:dashboard:end -->"
@@ -71,6 +74,10 @@ class DashboardData:
     ignored: Sequence[Ignored] = ()
     in_progress: Sequence[InProgress] = ()
     failures: Sequence[CheckFailure] = ()
+    realised: Sequence[SuggestionFigures] = ()
+    """Merged (and reverted) suggestions, newest first: promised against realised."""
+    roi_url: str | None = None
+    """The repository's realised-ROI page (None: the bot has no public URL)."""
     notes: Sequence[str] = field(default=())
     """Lines shown under the heading (e.g. that a suggestion cycle could not finish)."""
 
@@ -142,6 +149,8 @@ def render(
         "this repository)._",
     ]
     head += [f"\n> {inert(note, 500)}" for note in data.notes]
+    if data.roi_url:
+        head.append(f"\nRealised savings over time: [the ROI page]({data.roi_url}).")
     sections = [
         (
             "Open suggestion pull requests",
@@ -179,6 +188,15 @@ def render(
                 for a in data.in_progress
             ],
             "none",
+        ),
+        (
+            "Merged suggestions: promised and realised",
+            [
+                f"- {f'#{f.pull} ' if f.pull else ''}`{_code(f.spec)}`, {f.state}: promised "
+                f"{inert(f.promised_text(), 400)}; realised {inert(f.realised_text(), 400)}"
+                for f in data.realised
+            ],
+            "none merged yet",
         ),
         (
             "Last check failures",

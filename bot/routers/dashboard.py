@@ -113,6 +113,7 @@ async def refresh(
 
 async def _data(ctx: BotContext, repo: str, notes: tuple[str, ...]) -> DashboardData:
     from flujo.learn.feedback import rejections
+    from flujo.learn.roi_figures import suggestion_figures
 
     assert ctx.dashboards is not None
     store = ctx.telemetry.store(repo)
@@ -137,6 +138,12 @@ async def _data(ctx: BotContext, repo: str, notes: tuple[str, ...]) -> Dashboard
         ignored=ignored,
         in_progress=in_progress,
         failures=ctx.dashboards.check_failures(repo),
+        realised=[
+            f
+            for f in reversed(await asyncio.to_thread(suggestion_figures, store))
+            if f.state in ("merged", "reverted")
+        ],
+        roi_url=ctx.roi_url(repo),
         notes=notes,
     )
 

@@ -113,6 +113,21 @@ async def test_a_merged_suggestion_shows_its_realised_savings_against_its_promis
     assert f"#{pull.number} on <code>{SPEC}</code>, merged" in page
     assert '<div class="figure" data-count="merged"><b>1</b>merged</div>' in page
 
+    # The dashboard issue says the same at its next update.
+    from flujo.bot.routers.dashboard import refresh
+
+    await refresh(bot.context, await bot.context.forge_for(42), REPO, 42)
+    (issue,) = fake.issues(REPO)
+    body = issue.body or ""
+    assert f"Realised savings over time: [the ROI page]({link})." in body
+    merged = body.split("### Merged suggestions: promised and realised (1)")[1].split("###")[0]
+    shown = merged.replace("\\", "")  # Markdown escapes of `$` and `~`
+    assert f"#{pull.number} `{SPEC}`, merged: promised {money(promise.usd_per_run)} per run" in (
+        shown
+    )
+    assert "realised $0.00028 per run" in shown
+    assert "from 40 live runs before and 40 after the merge" in merged
+
     served = tmp_path / "roi.html"
     served.write_text(page, encoding="utf-8")
     seen = await asyncio.to_thread(open_page, served, tmp_path / "roi.png")
