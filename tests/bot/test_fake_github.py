@@ -629,7 +629,6 @@ def test_many_commits_at_once_are_the_commits_one_by_one_would_be(
     assert fake_github.files(REPO, world) == FILES
 
 
-
 # --- every endpoint validates -----------------------------------------------------------
 
 
