@@ -8,7 +8,10 @@ the difference (aim: at most 50 ms per commit) and the checks per minute one wor
 reaches with isolation on. Wall times follow the machine's load; the CPU time per commit
 (this process, plus the fork server and its children, read from /proc) does not.
 
-Run: .venv/bin/python benchmarks/isolation.py [--rounds N]
+A commit without `.github/flujo.yml` needs one child (the spec's); `--config` adds one,
+as most repositories have: then a child reads it to plan the fetch and one to check it.
+
+Run: .venv/bin/python benchmarks/isolation.py [--rounds N] [--config]
 """
 
 from __future__ import annotations
@@ -44,9 +47,12 @@ def fork_server_cpu() -> float | None:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+CONFIG = ".github/flujo.yml"
+
+
 async def once(evaluator: InProcess | Isolated, root: Path, files: list[str]) -> float:
     started = time.perf_counter()
-    plan = await evaluator.plan(root, [], files)
+    plan = await evaluator.plan(root, [f for f in files if f == CONFIG], files)
     await evaluator.references(root, plan.wanted)
     report = await evaluator.evaluate(root, files, {})
     elapsed = time.perf_counter() - started
@@ -54,12 +60,16 @@ async def once(evaluator: InProcess | Isolated, root: Path, files: list[str]) ->
     return elapsed
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, config: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "flujo").mkdir()
         (root / "flujo" / "greeter.yml").write_text(SPEC, encoding="utf-8")
         files = ["flujo/greeter.yml"]
+        if config:
+            (root / ".github").mkdir()
+            (root / CONFIG).write_text('specs: ["flujo/*.yml"]\n', encoding="utf-8")
+            files.append(CONFIG)
         local, isolated = InProcess(StepRegistry()), Isolated()
         for evaluator in (local, isolated):  # warm-up: imports, the fork server
             await once(evaluator, root, files)
@@ -73,7 +83,9 @@ async def main(rounds: int) -> None:
                 cpu[name] += time.process_time() - started
         server_after = fork_server_cpu()
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    kind = "with .github/flujo.yml" if config else "without a config"
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {rounds} rounds")
+    print(f"     commit: one small spec, {kind}")
     for name, value in medians.items():
         print(f"{name:>11}: {value:7.1f} ms per commit (median)")
     extra = medians["isolated"] - medians["in process"]
@@ -92,4 +104,6 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--config", action="store_true", help="the commit has a config")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.config))
