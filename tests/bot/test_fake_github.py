@@ -18,6 +18,7 @@ from gidgethub.aiohttp import GitHubAPI
 from gidgethub.sansio import Event
 
 from tests.support.fakegithub import webhooks
+from tests.support.fakegithub.git import GitRepo
 from tests.support.fakegithub.openapi import load_openapi
 from tests.support.fakegithub.server import FakeGitHub
 
@@ -618,6 +619,8 @@ def test_many_commits_at_once_are_the_commits_one_by_one_would_be(
     )
     git = fake_github.repo(REPO).git
     assert [git.read_commit(sha).parents for sha in shas] == [[world], shas[:1], shas[1:2]]
+    read_again = GitRepo(git.path)  # what git itself says, not what was kept
+    assert [git.read_commit(s) for s in shas] == [read_again.read_commit(s) for s in shas]
     assert fake_github.branch_sha(REPO, "docs") == shas[-1]
     assert fake_github.files(REPO, shas[0]) == {**FILES, "docs/a.md": "A\n"}
     one_by_one = fake_github.commit(REPO, {"docs/a.md": "A\n"}, branch="single")

@@ -233,10 +233,25 @@ class GitRepo:
             self.run("fast-import", "--quiet", f"--export-marks={marks}", stdin=bytes(stream))
             found = dict(line.split() for line in marks.read_text().splitlines())
         shas = [found[f":{mark}"] for mark in range(1, len(changes) + 1)]
-        for sha in shas:
+        if not shas:
+            return shas
+        self._ref_map()[ref] = shas[-1]
+        # What `read_commit` would ask git for, known already but for the trees (one call).
+        trees = dict(
+            line.split()
+            for line in self.run("log", f"-{len(shas)}", "--format=%H %T", shas[-1]).splitlines()
+        )
+        epoch = when.split()[0]
+        people = [
+            (_IDENTITY[f"GIT_{who}_NAME"], _IDENTITY[f"GIT_{who}_EMAIL"], epoch)
+            for who in ("AUTHOR", "COMMITTER")
+        ]
+        for before, sha in zip([parent, *shas], shas, strict=False):
             self._cache[("type", sha)] = "commit"
-        if shas:
-            self._ref_map()[ref] = shas[-1]
+            parents = [before] if before else []
+            self._cache[("commit", sha)] = CommitInfo(
+                sha, trees[sha], parents, people[0], people[1], message
+            )
         return shas
 
     def read_commit(self, sha: str) -> CommitInfo:
