@@ -147,11 +147,28 @@ async def evaluate(
 
 def commit_config(root: Path, files: list[str]) -> CommitReport:
     """An empty report carrying the commit's config: its path, problems and `specs:` globs."""
+    unread = unread_config(files)
+    if unread is not None:
+        return unread
     config, config_path, config_problems = read_config(root, files)
     report = CommitReport([], config_path, config_problems, tuple(config.specs))
     report.code_scanning = config.code_scanning
     if not spec_paths(files, report.patterns):
         report.lookalikes = [p for p in lookalike_candidates(files) if looks_like_spec(root / p)]
+    return report
+
+
+def unread_config(files: list[str]) -> CommitReport | None:
+    """`commit_config` of a commit that has no config file and whose file names match the
+    default `specs:` globs: the defaults, found from the names alone (no file is read).
+    None when a file must be read: a config, or YAML files that may be specs elsewhere."""
+    if any(name in files for name in CONFIG_PATHS):
+        return None
+    config = RepoConfig()
+    if not spec_paths(files, tuple(config.specs)):
+        return None  # the lookalikes are found by reading the YAML files
+    report = CommitReport([], None, [], tuple(config.specs))
+    report.code_scanning = config.code_scanning
     return report
 
 

@@ -28,9 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flujo.bot.bake_cycle import BakeLook, BakeRequest
 from flujo.bot.commit_report import CommitReport, Override, SpecReport
-from flujo.bot.evaluate import TEST_TIME_LIMIT_S, Plan, spec_paths
+from flujo.bot.evaluate import (
+    TEST_TIME_LIMIT_S,
+    Plan,
+    spec_paths,
+    unread_config,
+    wanted_files,
+)
 from flujo.bot.suggestion_codec import Cycle
 from flujo.bot.suggestion_cycle import CycleRequest
+from flujo.spec.config import RepoConfig
 from flujo.spec.errors import Diagnostic, FlujoError
 
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
@@ -258,6 +265,9 @@ class Isolated:
     time_limit_s: float = TEST_TIME_LIMIT_S
 
     async def plan(self, root: Path, config_files: list[str], listing: list[str]) -> Plan:
+        if not config_files:  # no config to read: the defaults, on names alone (no child)
+            defaults = RepoConfig()
+            return Plan(wanted_files(listing, defaults), tuple(defaults.specs))
         payload = {"root": str(root), "config_files": config_files, "listing": listing}
         found = await run_isolated("plan", payload, scratch=root, limits=self.limits)
         return Plan(list(found["wanted"]), tuple(found["specs"]))
@@ -280,10 +290,12 @@ class Isolated:
     ) -> CommitReport:
         from flujo.bot.report_codec import decode_report, decode_spec
 
-        payload: dict[str, Any] = {"root": str(root), "files": files}
-        report = decode_report(
-            await run_isolated("config", payload, scratch=root, limits=self.limits)
-        )
+        report = unread_config(files)  # no config and specs found by name: no child
+        if report is None:
+            payload: dict[str, Any] = {"root": str(root), "files": files}
+            report = decode_report(
+                await run_isolated("config", payload, scratch=root, limits=self.limits)
+            )
         deadline = time.monotonic() + self.limits.commit_s
         for path in spec_paths(files, report.patterns):
             left = deadline - time.monotonic()

@@ -313,12 +313,18 @@ class PostgresQueue:
             await asyncio.gather(reaper, return_exceptions=True)
 
     async def _put_back_stalled(self) -> None:
-        """Jobs of workers silent for `lease_s` go back to the queue (by any process).
+        """Jobs of workers silent for `lease_s` go back to the queue (by any process), and so
+        do jobs whose delivery was finished `lease_s` ago but whose end the database never
+        recorded (it went away as the worker wrote it): the job stays `doing` under a live
+        worker, and the repository's next jobs would wait behind it for good. Put back, it
+        ends at once (its delivery is done).
 
         Only once this process has reached the database for `lease_s` in a row: while the
         database was away no worker could send a heartbeat, and the live ones need that
         long to send the next; their jobs, still running, must not be run a second time
         beside them (twice the GitHub calls)."""
+        from procrastinate import utils
+
         manager = self.app.job_manager
         reached_since: float | None = None
         while True:
@@ -332,9 +338,24 @@ class PostgresQueue:
                 for job in stalled:
                     log.warning("resuming the job %s of a worker that stopped", job.id)
                     await manager.retry_job(job)
+                for job_id in await self._unrecorded_ends():
+                    log.warning("ending the job %s, whose end was not recorded", job_id)
+                    await manager.retry_job_by_id_async(job_id, retry_at=utils.utcnow())
             except Exception as exc:  # the database is away: next round
                 reached_since = None
                 log.debug("cannot look for stalled jobs: %s", exc)
+
+    async def _unrecorded_ends(self) -> list[int]:
+        """Jobs still `doing` whose delivery was done or dead more than `lease_s` ago."""
+        async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
+            cursor = await db.execute(
+                "SELECT job.id FROM procrastinate_jobs job JOIN flujo_deliveries delivery"
+                " ON delivery.delivery_id = job.args->>'delivery_id'"
+                " WHERE job.status = 'doing' AND delivery.state IN ('done', 'dead')"
+                " AND delivery.finished_at < %s",
+                (time.time() - self.lease_s,),
+            )
+            return [int(row[0]) for row in await cursor.fetchall()]
 
     async def _run(self, context: Any, delivery_id: str) -> None:
         """The procrastinate task: one delivery, handled by the bot's handler."""

@@ -39,16 +39,19 @@ def check(
     registry: StepRegistry | None = None,
     _importers: tuple[Path, ...] = (),
     _loaded: dict[Path, tuple[Pipeline | None, list[Diagnostic]]] | None = None,
+    document: SourceDocument | None = None,
 ) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Load a spec and run every check; return the pipeline (if its schema is valid) and
-    all diagnostics, sorted by position.
+    all diagnostics, sorted by position. `document` is the spec already parsed
+    (`read_document(text_or_path)`), for a caller that needs it too: parsed once.
 
     flujo 0.x blueprints are recognised and read through `flujo.spec.legacy.blueprint`; files
     named in `imports:` are loaded too (their problems carry their own file name), each
     resolved path once per check however many files import it.
     Raises OSError when a path cannot be read, SpecError when the file is not YAML at all.
     """
-    document = read_document(text_or_path)
+    if document is None:
+        document = read_document(text_or_path)
     is_file = isinstance(text_or_path, Path) or document.file != "<string>"
     spec_path = Path(text_or_path) if is_file else None
     conversion = legacy_conversion(document, spec_path)

@@ -130,14 +130,16 @@ def _check(file: Path, registry: Any, untrusted: bool) -> tuple[CachedCheck, boo
     from flujo.spec.load import check, read_document, registry_for
 
     try:
+        document = read_document(file)  # parsed once: the check and this decision read it
+        data = document.data
+        cacheable = not (isinstance(data, dict) and ("imports" in data or _maybe_legacy(data)))
         pipeline, diagnostics = check(
             file,
             registry=registry if registry is not None else registry_for(file, untrusted=untrusted),
+            document=document,
         )
     except SpecError as exc:
         return CachedCheck(exc.diagnostics, None, None), True
-    data = read_document(file).data
-    cacheable = not (isinstance(data, dict) and ("imports" in data or _maybe_legacy(data)))
     if pipeline is None:
         return CachedCheck(diagnostics, None, None), cacheable
     steps = len(list(pipeline.walk()))

@@ -18,6 +18,7 @@ from gidgethub.aiohttp import GitHubAPI
 from gidgethub.sansio import Event
 
 from tests.support.fakegithub import webhooks
+from tests.support.fakegithub.git import GitRepo
 from tests.support.fakegithub.openapi import load_openapi
 from tests.support.fakegithub.server import FakeGitHub
 
@@ -608,6 +609,27 @@ def test_commit_helper_adds_changes_and_deletes_files(fake_github: FakeGitHub, w
     }
     assert fake_github.files(REPO, world) == FILES
     assert fake_github.refs(REPO) == {"refs/heads/docs": sha, "refs/heads/main": world}
+
+
+def test_many_commits_at_once_are_the_commits_one_by_one_would_be(
+    fake_github: FakeGitHub, world: str
+) -> None:
+    shas = fake_github.commits(
+        REPO, [{"docs/a.md": "A\n"}, {"README.md": None}, {"docs/a.md": "B\n"}], branch="docs"
+    )
+    git = fake_github.repo(REPO).git
+    assert [git.read_commit(sha).parents for sha in shas] == [[world], shas[:1], shas[1:2]]
+    read_again = GitRepo(git.path)  # what git itself says, not what was kept
+    assert [git.read_commit(s) for s in shas] == [read_again.read_commit(s) for s in shas]
+    assert fake_github.branch_sha(REPO, "docs") == shas[-1]
+    assert fake_github.files(REPO, shas[0]) == {**FILES, "docs/a.md": "A\n"}
+    one_by_one = fake_github.commit(REPO, {"docs/a.md": "A\n"}, branch="single")
+    assert git.read_commit(one_by_one).tree == git.read_commit(shas[0]).tree
+    assert fake_github.files(REPO, "docs") == {
+        "flows/triage.yaml": FILES["flows/triage.yaml"],
+        "docs/a.md": "B\n",
+    }
+    assert fake_github.files(REPO, world) == FILES
 
 
 # --- every endpoint validates -----------------------------------------------------------

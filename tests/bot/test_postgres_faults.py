@@ -58,7 +58,7 @@ async def test_a_burst_survives_a_killed_worker_a_database_restart_and_a_github_
     commits: dict[str, list[str]] = {}
     for repo in REPOS:
         fake.create_repo(repo, {"README.md": "hi\n"}, installation_id=42)
-        commits[repo] = [fake.commit(repo, {"README.md": f"v{i}\n"}) for i in range(PER_REPO)]
+        commits[repo] = fake.commits(repo, [{"README.md": f"v{i}\n"} for i in range(PER_REPO)])
     url = postgres_server.create_database()
     settings = {
         "database_url": url,

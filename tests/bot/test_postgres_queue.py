@@ -110,3 +110,54 @@ async def test_a_worker_that_lost_its_job_cannot_undo_what_the_next_one_did(
     finally:
         await slow.close()
         await other.close()
+
+
+async def test_a_job_whose_end_the_database_lost_does_not_hold_up_its_repository(
+    postgres_url: str,
+) -> None:
+    # The database went away as a live worker recorded the end of a job: its delivery is
+    # done, the job still `doing` under that worker. The repository's next job must run.
+    queue = PostgresQueue(postgres_url, lease_s=1)
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    assert await queue.enqueue(_delivery(1, "a/b"))
+    assert await queue.enqueue(_delivery(2, "a/b"))
+    await queue.open()
+    pool = queue.app.connector.pool  # type: ignore[attr-defined]
+    async with pool.connection() as db:
+        cursor = await db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
+        (alive,) = await cursor.fetchone()
+        await db.execute(
+            "UPDATE flujo_deliveries SET state = 'done', finished_at = %s WHERE delivery_id = 'd1'",
+            (time.time() - 60,),
+        )
+        await db.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s"
+            " WHERE args->>'delivery_id' = 'd1'",
+            (alive,),
+        )
+
+    async def heartbeat() -> None:  # that worker lives on
+        while True:
+            async with pool.connection() as db:
+                await db.execute(
+                    "UPDATE procrastinate_workers SET last_heartbeat = NOW() WHERE id = %s",
+                    (alive,),
+                )
+            await asyncio.sleep(0.2)
+
+    tasks = [asyncio.create_task(heartbeat()), asyncio.create_task(queue.work(handler, 2))]
+    try:
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await queue.close()
+    assert seen == [2]

@@ -148,3 +148,24 @@ def test_a_hit_imports_neither_the_model_nor_yaml(tmp_path: Path) -> None:
     assert cold.stdout == hit.stdout
     assert "'flujo.spec.model'" in cold.stderr
     assert hit.stderr.strip().endswith("[]")
+
+
+def test_validate_parses_each_spec_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    # A large spec's YAML is most of what checking it costs (a 700 KB one: seconds).
+    import flujo.spec.load as load
+
+    parsed: list[str] = []
+    original = load.parse
+
+    def counting(text: str | bytes, *args: object, **kwargs: object) -> object:
+        parsed.append(str(args[0]) if args else "<string>")
+        return original(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load, "parse", counting)
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    (tmp_path / "fine.yaml").write_text(VALID)
+    code, _, _ = invoke("validate", str(tmp_path / "broken.yaml"), str(tmp_path / "fine.yaml"))
+    assert code == 1
+    assert len(parsed) == 2, parsed

@@ -305,6 +305,25 @@ class FakeGitHub:
         git.set_ref(f"refs/heads/{branch}", sha)
         return sha
 
+    def commits(
+        self,
+        full_name: str,
+        changes: list[dict[str, str | None]],
+        *,
+        branch: str = "main",
+        message: str = "Update files",
+    ) -> list[str]:
+        """`commit` for each of `changes` in turn (one git process for them all); returns
+        the new commit SHAs, oldest first."""
+        repo = self.repo(full_name)
+        git = repo.git
+        parent = git.ref(f"refs/heads/{branch}") or git.ref(f"refs/heads/{repo.default_branch}")
+        encoded = [
+            {path: None if text is None else text.encode() for path, text in files.items()}
+            for files in changes
+        ]
+        return git.import_commits(f"refs/heads/{branch}", parent, encoded, message)
+
     def open_pull(
         self,
         full_name: str,
