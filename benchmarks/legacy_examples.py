@@ -11,13 +11,25 @@ imported. Models are the built-in fake server; hitl steps get a fixed answer.
 
 Each file is reported as: `run` (validated and the run succeeded), `validated` (no
 errors, but the run failed: the reason is printed), `invalid` (errors, printed) or
-`unloadable`. The exit code is 0 when every blueprint validates.
+`unloadable`.
+
+Every file that runs is then migrated, through `flujo migrate`'s code path
+(`flujo.spec.legacy.migrate.migrate`), next to itself in the scratch copy; the migrated
+file is validated and run on the same fake model server with the same stubs and hitl
+answers, and its outcome compared with the original's: status, final output, the steps
+that ran (names, order, outputs) and their yaml_paths (a difference there is listed, not
+counted: migration may move a step). A line per file says `same`, `differs` (how),
+`invalid` or `partial` (migrate kept steps in their 0.x form, exit 4).
+
+The exit code is 0 when every blueprint validates and every migrated file behaves the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import re
 import shutil
 import sys
@@ -28,7 +40,10 @@ from typing import Any
 from flujo.engine.agents import OpenAIModels
 from flujo.engine.fake_openai import FakeOpenAI
 from flujo.engine.runner import Runner
-from flujo.spec.load import check
+from flujo.engine.results import PipelineResult
+from flujo.spec.errors import SpecError
+from flujo.spec.legacy.migrate import migrate
+from flujo.spec.load import SKILLS_ALLOW_ENV, check
 from flujo.spec.model import HitlStep
 from flujo.spec.registry import StepRegistry
 
@@ -114,7 +129,9 @@ async def main(source: Path, verbose: bool) -> int:
         for reference in sorted(allow):
             stub(stubs, reference)
         registry = StepRegistry(allow=sorted(allow), entry_points=False)
+        os.environ[SKILLS_ALLOW_ENV] = json.dumps(sorted(allow))  # what `flujo migrate` sees
         counts = {"run": 0, "validated": 0, "invalid": 0, "unloadable": 0}
+        ran: list[tuple[Path, PipelineResult]] = []
         async with FakeOpenAI() as server:
             models = OpenAIModels(base_url=server.base_url, api_key="fake")
             for path in files:
@@ -136,6 +153,7 @@ async def main(source: Path, verbose: bool) -> int:
                 result = await runner.run("Make a pipeline that says hello")
                 if result.success:
                     counts["run"] += 1
+                    ran.append((path, result))
                     if verbose:
                         print(f"run        {name}")
                 else:
@@ -148,9 +166,93 @@ async def main(source: Path, verbose: bool) -> int:
             f"\n{total} blueprints: {loaded} load, {valid} validate, {counts['run']} run "
             f"({len(allow)} user callables stubbed)"
         )
-        return 0 if valid == total else 1
+        async with FakeOpenAI() as server:
+            models = OpenAIModels(base_url=server.base_url, api_key="fake")
+            outcomes = [
+                await migrated(path, result, repo / "examples", models, registry)
+                for path, result in ran
+            ]
+        tally: dict[str, int] = {}
+        for outcome in outcomes:
+            tally[outcome] = tally.get(outcome, 0) + 1
+        order = ("same", "differs", "invalid", "failed", "partial", "not migrated")
+        parts = ", ".join(f"{tally[k]} {LABELS[k]}" for k in order if tally.get(k))
+        print(f"{counts['run']} run; {len(outcomes)} migrated: {parts}")
+        return 0 if valid == total and tally.get("same", 0) == len(outcomes) else 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+LABELS = {
+    "same": "same behaviour",
+    "differs": "behave differently",
+    "invalid": "do not validate",
+    "failed": "fail to run",
+    "partial": "kept partly in the 0.x form",
+    "not migrated": "not migrated",
+}
+
+
+async def migrated(
+    path: Path, original: PipelineResult, examples: Path, models: Any, registry: StepRegistry
+) -> str:
+    """Migrate `path` next to itself, run it as the original ran and print how it compares."""
+    name = path.relative_to(examples)
+    try:
+        migration = migrate(path)
+    except (SpecError, OSError) as exc:
+        print(f"not migrated {name}: {exc}")
+        return "not migrated"
+    target = path.with_name(f"{path.stem}.migrated{path.suffix}")
+    target.write_text(migration.text, encoding="utf-8")
+    if migration.kept:
+        print(f"partial  {name}: `# flujo migrate: kept` ({len(migration.kept)} steps, exit 4)")
+        return "partial"
+    pipeline, diagnostics = check(target, registry=registry)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if pipeline is None or errors:
+        print(f"invalid  {name} (migrated)")
+        for d in errors:
+            print(f"    {d.line}: {d.message}")
+        return "invalid"
+    runner = Runner(pipeline, models=models, registry=registry, human=Approver())
+    result = await runner.run("Make a pipeline that says hello")
+    if not result.success:
+        print(f"failed   {name} (migrated): {result.error}")
+        return "failed"
+    differences = compare(original, result)
+    moved = [
+        f"{step.name}: {step.yaml_path} -> {result.steps[step.name].yaml_path}"
+        for step in original.steps.values()
+        if step.name in result.steps and result.steps[step.name].yaml_path != step.yaml_path
+    ]
+    note = f" (yaml_paths: {'; '.join(moved)})" if moved else ""
+    if differences:
+        print(f"differs  {name}: {'; '.join(differences)}{note}")
+        return "differs"
+    print(f"same     {name}{note}")
+    return "same"
+
+
+def compare(before: PipelineResult, after: PipelineResult) -> list[str]:
+    """How two runs' outcomes differ (status, final output, steps and their outputs)."""
+    found = []
+    if before.status != after.status:
+        found.append(f"status {before.status} -> {after.status}")
+    if before.output != after.output:
+        found.append(f"output {short(before.output)} -> {short(after.output)}")
+    if list(before.steps) != list(after.steps):
+        found.append(f"steps {list(before.steps)} -> {list(after.steps)}")
+    for step in before.steps.values():
+        other = after.steps.get(step.name)
+        if other is not None and other.output != step.output:
+            found.append(f"{step.name} output {short(step.output)} -> {short(other.output)}")
+    return found
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 if __name__ == "__main__":

@@ -467,7 +467,7 @@ class _Run:
         )
         started = time.perf_counter()
         token = _CONTEXT.set(self.initial_context)
-        legacy = source is not None and source.legacy  # 0.x read a missing value as None
+        legacy = source is not None and source.lenient  # 0.x read a missing value as None
         lenient = MISSING_IS_NONE.set(legacy)
         try:
             if self.resumed is None:
@@ -1073,7 +1073,7 @@ class _Run:
         if uses.startswith(IMPORT_PREFIX):
             imported = self.runner._owner[id(step)].imported[uses[len(IMPORT_PREFIX) :]]
             source = imported.source  # a 0.x file reads missing values as 0.x did
-            lenient = MISSING_IS_NONE.set(source is not None and source.legacy)
+            lenient = MISSING_IS_NONE.set(source is not None and source.lenient)
             try:
                 return await self.steps(imported.steps, value, value, span)
             finally:
@@ -1299,11 +1299,12 @@ def _merge_changes(target: dict[str, Any], base: dict[str, Any], branch: dict[st
 
 def initial_context(pipeline: Pipeline, input: Any) -> dict[str, Any]:
     """The run context a run starts with: a copy of the input when it is a mapping (0.x's
-    initial context data), else empty; flujo 0.x files also start with the fields 0.x's
+    initial context data), else empty; flujo 0.x files (and those migrated with 0.x reading
+    kept) also start with the fields 0.x's
     context has: `initial_prompt` (the input), `scratchpad`, `import_artifacts`."""
     context: dict[str, Any] = {}
     source = pipeline.source
-    if source is not None and source.legacy:
+    if source is not None and source.lenient:
         prompt = input if isinstance(input, str) or input is None else str(input)
         context.update(initial_prompt=prompt or "", scratchpad={}, import_artifacts={})
     if isinstance(input, dict):

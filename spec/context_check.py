@@ -41,7 +41,7 @@ def written_keys(pipeline: Pipeline) -> set[str] | None:
     """Top-level context keys the pipeline may write (None: any key, it cannot be known)."""
     keys: set[str] = set()
     source = pipeline.source
-    if source is not None and source.legacy:
+    if source is not None and source.lenient:
         keys |= LEGACY_KEYS
     schema = pipeline.input_schema or {}
     keys |= set(schema.get("properties", {}) or {})

@@ -272,7 +272,12 @@ def _looks_like_path(text: str) -> bool:
 
 
 def validate_document(document: SourceDocument) -> tuple[Pipeline | None, list[Diagnostic]]:
-    """Schema-validate parsed data; the model gets its source and node locations."""
+    """Schema-validate parsed data; the model gets its source and node locations. A file
+    `flujo migrate` wrote with `LENIENT_COMMENT` reads missing values as 0.x did."""
+    from flujo.spec.legacy.lenient import marked_lenient
+
+    if not document.lenient and marked_lenient(document.text):
+        document.lenient = True
     if not isinstance(document.data, dict):
         kind = _type_name(document.data)
         return None, [document.diagnostic("", f"a spec must be a mapping, not {kind}", "schema")]

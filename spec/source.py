@@ -61,6 +61,10 @@ class SourceDocument:
     positions: dict[str, Position] = field(default_factory=dict)
     legacy: bool = False
     """Whether the file is a flujo 0.x blueprint (`data` is then its conversion)."""
+    lenient: bool = False
+    """Whether the file reads as 0.x files do (a missing value is null or empty text, the
+    context starts with 0.x's fields): 0.x files, and files `flujo migrate` wrote
+    (`flujo.spec.legacy.lenient.LENIENT_COMMENT`)."""
     aliases: dict[str, str] = field(default_factory=dict)
     """yaml_path of each alias use -> yaml_path of the anchored node it repeats: a problem
     inside a repeated node is located at the text that holds it (once, however many

@@ -330,6 +330,7 @@ class _Converter:
             sha256=self.source.sha256,
             data=out,
             legacy=True,
+            lenient=True,
         )
         positions = self.source.positions
         for target, source in self.origin.items():

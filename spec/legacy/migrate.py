@@ -8,6 +8,11 @@ moved from deeper in the same step (with its own text), or new; values that stay
 keep their text; keys nothing comes from are removed with their lines. Every untouched
 line stays byte-identical.
 
+The migrated file keeps 0.x's reading of missing values (null in expressions, empty text
+in templates) and 0.x's context fields, under a `LENIENT_COMMENT` line on top
+(`flujo.spec.legacy.lenient`): a 0.x file may rely on them wherever a value can be
+missing, so only a person can drop them (by deleting that line).
+
 A step the current format cannot say (a `tree_search`, a custom kind, a fallback or cached
 step that is not a plain step, a tool registry given as an import path) is kept as the 0.x
 file wrote it, under a `# flujo migrate: kept in its 0.x form: WHY` comment; the rest of
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from flujo.spec import paths
 from flujo.spec.errors import Diagnostic, SpecError
 from flujo.spec.legacy.blueprint import KEPT_CODES, KEPT_COMMENT, Conversion
+from flujo.spec.legacy.lenient import LENIENT_COMMENT
 
 if TYPE_CHECKING:
     from flujo.spec.source import SourceDocument
@@ -88,6 +94,7 @@ def migrate(path: Path) -> Migration:
     if len(kept) < len(errors):
         raise SpecError(errors)
     migrated = _comment_kept(migrate_text(text, conversion, file), conversion, file)
+    migrated = _below_header(migrated, LENIENT_COMMENT)
     return Migration(file, text, migrated, diagnostics, kept)
 
 
@@ -160,14 +167,14 @@ def migrate_text(text: str, conversion: Conversion, file: str = "<string>") -> s
         operations.append({"op": "replace", "path": "/version", "value": expected["version"]})
     result = patch_text(text, operations, file=file, renames=True).text
     if version_line:
-        result = _version_below_header(result, version_line)
+        result = _below_header(result, version_line)
     if parse(result, file).data != expected:  # pragma: no cover - patch_text checked the rest
         raise PatchError("the migrated file does not load to the converted blueprint")
     return result
 
 
-def _version_below_header(text: str, line: str) -> str:
-    """`version:` goes on top, below the file's leading comment block."""
+def _below_header(text: str, line: str) -> str:
+    """`line` goes on top, below the file's leading comment block."""
     newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.split(newline)
     end = 0

@@ -14,7 +14,9 @@ from flujo.cli import cli
 from flujo.engine.human import RecordedHumans
 from flujo.engine.runner import Runner
 from flujo.engine.store import RunStore
+from flujo.spec.legacy.lenient import LENIENT_COMMENT
 from flujo.spec.legacy.migrate import migrate
+from flujo.spec.load import check
 from flujo.spec.model import HitlStep, Pipeline
 from tests.support.legacy import ALLOW, load
 from tests.support.specs import spec
@@ -333,3 +335,40 @@ async def test_a_0x_blueprint_reads_a_missing_value_as_0x_did_and_the_current_fo
     assert strict.status == "failed" and "user_goal" in (strict.error or "")
     after = await Runner(load(path)).run("goal text")  # the setting does not leak out
     assert after.status == "succeeded"
+
+
+CONTEXT_FIELDS = """\
+version: "0.1"
+steps:
+  - name: start
+    agent: { id: "flujo.builtins.passthrough" }
+    input: "{{ context.initial_prompt }}"
+  - name: pick
+    kind: conditional
+    condition_expression: "context.import_artifacts.get('cohort') or 'none'"
+    branches:
+      none:
+        - name: fallback
+          agent: { id: "flujo.builtins.passthrough" }
+"""
+
+
+@pytest.mark.parametrize("text", [LENIENT, CONTEXT_FIELDS], ids=["missing", "context"])
+async def test_a_migrated_file_keeps_0x_reading_until_its_marker_line_is_deleted(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(text, encoding="utf-8")
+    before = await Runner(load(path)).run("goal text")
+    assert before.status == "succeeded", before.error
+    after = await Runner(migrated(path)).run("goal text")
+    assert summary(after) == summary(before)
+    strict = path.read_text(encoding="utf-8").replace(LENIENT_COMMENT + "\n", "")
+    assert strict != path.read_text(encoding="utf-8")
+    path.write_text(strict, encoding="utf-8")
+    pipeline, diagnostics = check(path)
+    refused = pipeline is None or any(d.severity == "error" for d in diagnostics)
+    if not refused:
+        result = await Runner(pipeline).run("goal text")
+        refused = result.status == "failed"
+    assert refused  # without the line, the file reads strictly: a missing value is an error

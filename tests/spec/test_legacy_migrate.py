@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from flujo.cli import cli
+from flujo.spec.legacy.lenient import LENIENT_COMMENT
 from flujo.spec.legacy.migrate import migrate
 from tests.support.legacy import load
 
@@ -31,7 +32,7 @@ def test_the_migrated_file_is_current_format_and_loads_to_the_same_model(
     assert migration.changed
     path.write_text(migration.text, encoding="utf-8")
     after = load(path)
-    assert after.source is not None and not after.source.legacy
+    assert after.source is not None and not after.source.legacy and after.source.lenient
     assert after == before
     assert {a: p == before.imported[a] for a, p in after.imported.items()} == {
         a: True for a in before.imported
@@ -165,6 +166,7 @@ def test_migrate_splices_the_text_keys_renamed_in_place_with_their_comments(
     migrated = migrate(path).text
     assert migrated == (
         "# header\n"
+        f"{LENIENT_COMMENT}\n"
         'version: "1"\n'
         "steps:\n"
         "  - name: pick   # the router\n"
@@ -211,6 +213,7 @@ def test_steps_the_current_format_cannot_say_are_kept_as_written_under_a_comment
     ]
     assert migration.text == (
         "# searches\n"
+        f"{LENIENT_COMMENT}\n"
         'version: "1"\n'
         "steps:\n"
         "  - name: first\n"
@@ -236,7 +239,7 @@ def test_steps_the_current_format_cannot_say_are_kept_as_written_under_a_comment
     assert not again.changed and len(again.kept) == 2
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 1
-    assert "search.yaml:8:5: error: step kind 'tree_search' is not supported" in result.output
+    assert "search.yaml:9:5: error: step kind 'tree_search' is not supported" in result.output
 
 
 def test_cli_says_which_steps_were_kept_and_exits_4(tmp_path: Path) -> None:
