@@ -108,6 +108,24 @@ order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is proc
 versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
 the bot and decoded again by the server."""
 
+_ORPHANS = """
+SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(
+        %(queue)s, %(task)s, 0, d.key, NULL, jsonb_build_object('delivery_id', d.delivery_id),
+        NULL
+    )::procrastinate_job_to_defer_v1
+    FROM flujo_deliveries d
+    WHERE d.state = 'queued' AND d.run_after < %(cutoff)s AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j
+        WHERE j.args->>'delivery_id' = d.delivery_id AND j.status IN ('todo', 'doing')
+    )
+    ORDER BY d.id
+)))
+"""
+"""Deliveries waiting for a retry (their attempt ended a lease ago) with no job left to run
+them: procrastinate lost the retry (the database went away as it was recorded). Each gets
+a new job."""
+
 Handler = Callable[[Work], Awaitable[None]]
 
 
@@ -346,16 +364,27 @@ class PostgresQueue:
                 log.debug("cannot look for stalled jobs: %s", exc)
 
     async def _unrecorded_ends(self) -> list[int]:
-        """Jobs still `doing` whose delivery was done or dead more than `lease_s` ago."""
+        """Jobs still `doing` whose attempt ended more than `lease_s` ago without the
+        database hearing of it: the delivery was done or dead then, or it was put back to
+        be retried at a time a lease past (the retry procrastinate should have recorded was
+        lost as the database went away). Also, a delivery put back to be retried whose job
+        is gone (failed or ended in procrastinate's books) gets a job again."""
+        cutoff = time.time() - self.lease_s
         async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
             cursor = await db.execute(
                 "SELECT job.id FROM procrastinate_jobs job JOIN flujo_deliveries delivery"
                 " ON delivery.delivery_id = job.args->>'delivery_id'"
-                " WHERE job.status = 'doing' AND delivery.state IN ('done', 'dead')"
-                " AND delivery.finished_at < %s",
-                (time.time() - self.lease_s,),
+                " WHERE job.status = 'doing' AND ((delivery.state IN ('done', 'dead')"
+                " AND delivery.finished_at < %s) OR (delivery.state = 'queued'"
+                " AND delivery.run_after < %s))",
+                (cutoff, cutoff),
             )
-            return [int(row[0]) for row in await cursor.fetchall()]
+            found = [int(row[0]) for row in await cursor.fetchall()]
+            cursor = await db.execute(_ORPHANS, {"queue": QUEUE, "task": TASK, "cutoff": cutoff})
+            orphans = (await cursor.fetchone() or (0,))[0]
+            if orphans:
+                log.warning("%d delivery job(s) lost by the database were queued again", orphans)
+        return found
 
     async def _run(self, context: Any, delivery_id: str) -> None:
         """The procrastinate task: one delivery, handled by the bot's handler."""

@@ -8,6 +8,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from flujo.bot.postgres_queue import PostgresQueue
 from flujo.bot.queue import Delivery
 from flujo.bot.worker import Work
@@ -161,3 +163,55 @@ async def test_a_job_whose_end_the_database_lost_does_not_hold_up_its_repository
         await asyncio.gather(*tasks, return_exceptions=True)
         await queue.close()
     assert seen == [2]
+
+
+@pytest.mark.parametrize("lost", ["failed", "doing"])
+async def test_a_retry_the_database_lost_is_run_all_the_same(postgres_url: str, lost: str) -> None:
+    # An attempt failed and the delivery was put back for a retry, but procrastinate's own
+    # record of the retry was lost as the database went away: its job ended (`failed`) or
+    # stayed `doing` under a live worker. The delivery must still be handled, once.
+    queue = PostgresQueue(postgres_url, lease_s=1)
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    assert await queue.enqueue(_delivery(1, "a/b"))
+    await queue.open()
+    pool = queue.app.connector.pool  # type: ignore[attr-defined]
+    async with pool.connection() as db:
+        cursor = await db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
+        (alive,) = await cursor.fetchone()
+        await db.execute(
+            "UPDATE flujo_deliveries SET state = 'queued', attempts = 1, run_after = %s,"
+            " last_error = 'terminating connection' WHERE delivery_id = 'd1'",
+            (time.time() - 60,),
+        )
+        await db.execute(
+            "UPDATE procrastinate_jobs SET status = %s, worker_id = %s"
+            " WHERE args->>'delivery_id' = 'd1'",
+            (lost, alive if lost == "doing" else None),
+        )
+
+    async def heartbeat() -> None:  # the worker that lost it lives on
+        while True:
+            async with pool.connection() as db:
+                await db.execute(
+                    "UPDATE procrastinate_workers SET last_heartbeat = NOW() WHERE id = %s",
+                    (alive,),
+                )
+            await asyncio.sleep(0.2)
+
+    tasks = [asyncio.create_task(heartbeat()), asyncio.create_task(queue.work(handler, 2))]
+    try:
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # a second reaper round must not run it again
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await queue.close()
+    assert seen == [1]
