@@ -364,20 +364,19 @@ class PostgresQueue:
                 log.debug("cannot look for stalled jobs: %s", exc)
 
     async def _unrecorded_ends(self) -> list[int]:
-        """Jobs still `doing` whose attempt ended more than `lease_s` ago without the
-        database hearing of it: the delivery was done or dead then, or it was put back to
-        be retried at a time a lease past (the retry procrastinate should have recorded was
-        lost as the database went away). Also, a delivery put back to be retried whose job
-        is gone (failed or ended in procrastinate's books) gets a job again."""
+        """Jobs still `doing` whose delivery was done or dead more than `lease_s` ago. Also,
+        a delivery put back to be retried a lease ago whose job is gone (procrastinate's
+        record of the retry was lost as the database went away: the job failed or ended in
+        its books) gets a job again. (A job left `doing` for a delivery put back is not
+        touched: it cannot be told from one a busy worker has just taken.)"""
         cutoff = time.time() - self.lease_s
         async with self.app.connector.pool.connection() as db:  # type: ignore[attr-defined]
             cursor = await db.execute(
                 "SELECT job.id FROM procrastinate_jobs job JOIN flujo_deliveries delivery"
                 " ON delivery.delivery_id = job.args->>'delivery_id'"
-                " WHERE job.status = 'doing' AND ((delivery.state IN ('done', 'dead')"
-                " AND delivery.finished_at < %s) OR (delivery.state = 'queued'"
-                " AND delivery.run_after < %s))",
-                (cutoff, cutoff),
+                " WHERE job.status = 'doing' AND delivery.state IN ('done', 'dead')"
+                " AND delivery.finished_at < %s",
+                (cutoff,),
             )
             found = [int(row[0]) for row in await cursor.fetchall()]
             cursor = await db.execute(_ORPHANS, {"queue": QUEUE, "task": TASK, "cutoff": cutoff})
