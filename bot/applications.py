@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
-from flujo.bot.records import open_records, read, write
+from flujo.bot.records import Records, write
 
 State = Literal[
     "proposed",
@@ -66,17 +65,8 @@ class Application:
         return replace(self, log=(*self.log, line))
 
 
-class Applications:
+class Applications(Records):
     """The `applications` table of the bot's records (a SQLite path or a PostgreSQL URL)."""
-
-    def __init__(self, location: str | Path) -> None:
-        self._db = open_records(location)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return read(self._db, sql, params)
 
     def get(self, repo: str, number: int) -> Application | None:
         rows = self._run(

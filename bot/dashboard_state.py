@@ -10,10 +10,9 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flujo.bot.records import open_records, read, write
+from flujo.bot.records import Records
 
 if TYPE_CHECKING:
     from flujo.bot.forge import CheckOutput
@@ -50,20 +49,8 @@ class CheckFailure:
     at: float
 
 
-class Dashboards:
+class Dashboards(Records):
     """The dashboard's tables."""
-
-    def __init__(self, location: str | Path) -> None:
-        self._db = open_records(location)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        return read(self._db, sql, tuple(params))
-
-    async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await asyncio.to_thread(write, self._db, sql, tuple(params))
 
     # -- the issue -----------------------------------------------------------------------
 

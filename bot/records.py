@@ -13,6 +13,8 @@ on PostgreSQL the tables live in a schema of their own (`RECORDS_SCHEMA`).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,23 @@ def _migrate(database: Database) -> None:
 
 def _has_column(db: Any, table: str, column: str) -> bool:
     return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})").fetchall())
+
+
+class Records:
+    """A view of the bot's records (a SQLite path or a PostgreSQL URL): reads on the
+    caller's thread, writes off the event loop, one statement a transaction."""
+
+    def __init__(self, location: str | Path) -> None:
+        self._db = open_records(location)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        return read(self._db, sql, tuple(params))
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        await asyncio.to_thread(write, self._db, sql, tuple(params))
 
 
 def read(database: Database, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -12,13 +12,12 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flujo.bot.commit_report import Override
-from flujo.bot.records import open_records, read, write
+from flujo.bot.records import Records, write
 
 if TYPE_CHECKING:
     from flujo.bot.pacing import Waiting
@@ -55,20 +54,8 @@ class ProposalRecord:
     """`open`, `merged` or `rejected`."""
 
 
-class BotState:
+class BotState(Records):
     """The bot's records (a SQLite path or a PostgreSQL URL), written off the event loop."""
-
-    def __init__(self, location: str | Path) -> None:
-        self._db = open_records(location)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        return read(self._db, sql, tuple(params))
-
-    async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
-        await asyncio.to_thread(write, self._db, sql, tuple(params))
 
     # -- installations -------------------------------------------------------------------
 
