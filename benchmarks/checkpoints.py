@@ -5,15 +5,15 @@ Run: .venv/bin/python benchmarks/checkpoints.py [STEPS]   (default 1,000 steps)
 Both runners share one store and one process; they alternate, and the best of several
 runs is kept, as wall time and CPU time (the CPU time of every thread: checkpoints are
 written on a thread of their own). The agent answers instantly, so the figures are the
-engine's own cost per step; a real model call takes 10^4-10^6 times longer. Runs started
-by `flujo test`, checks and evaluations keep no checkpoints (origin `test` here).
+engine's own cost per step; a real model call takes 10^4-10^6 times longer. Runs of
+`flujo run` keep checkpoints; from Python they are asked for (`checkpoints=True`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +31,11 @@ async def measure(steps: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(Path(folder) / "bench.db")
         contenders = {
-            "store + checkpoints (origin sdk)": Runner(spec, models=InstantModels(), store=store),
-            "store, no checkpoints (origin test)": Runner(
-                spec, models=InstantModels(), store=store, origin="test"
+            "store + checkpoints": Runner(
+                spec, models=InstantModels(), store=store, checkpoints=True
+            ),
+            "store, no checkpoints": Runner(
+                spec, models=InstantModels(), store=store, checkpoints=False
             ),
         }
         walls: dict[str, list[float]] = {name: [] for name in contenders}
@@ -61,4 +63,6 @@ async def measure(steps: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("steps", nargs="?", type=int, default=1_000)
+    asyncio.run(measure(parser.parse_args().steps))
