@@ -194,7 +194,8 @@ class Runner:
         self.export = export
         self.evaluate = evaluate or _default_evaluate
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
-        self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]]] = {}
+        self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]] | None] = {}
+        self._checks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
@@ -294,15 +295,17 @@ class Runner:
     def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
         """For a step that `uses:` a model-backed skill (`text_to_sql`): the agent it runs
         as (its prompt rendered from the step's `with:`) and the checks of its output."""
+        key = id(step)
+        if key in self._packed:  # looked up once per step: this is on every model call
+            return self._packed[key]
         pack = self.registry.model_skill(step.uses or "")
-        if pack is None:
-            return None
-        entry = self._packed.get(id(step))
-        if entry is None:
+        entry = None
+        if pack is not None:
             from flujo.spec.model import Agent
 
             agent = Agent.model_validate(pack.agent_data(step.with_))
-            entry = self._packed[id(step)] = (agent, pack.checks(step.with_))
+            entry = (agent, pack.checks(step.with_))
+        self._packed[key] = entry
         return entry
 
     def checkpoints(self) -> CheckpointWriter:
@@ -313,6 +316,17 @@ class Runner:
             assert self.store is not None
             self._checkpoints = CheckpointWriter(self.store)
         return self._checkpoints
+
+    def checks(self, step: AgentStep) -> list[tuple[str, dict[str, Any]]]:
+        """What judges a step's output, in order: its validators, then the checks of the
+        model-backed skill it uses (worked out once per step)."""
+        found = self._checks.get(id(step))
+        if found is None:
+            packed = self.packed(step)
+            found = [(v.uses, v.with_) for v in step.validators]
+            found += packed[1] if packed is not None else []
+            self._checks[id(step)] = found
+        return found
 
     def skill(self, reference: str) -> tuple[Callable[..., Any], bool]:
         """The callable behind an allowed `uses:` (cached) and whether it is async."""
@@ -1146,9 +1160,7 @@ class _Run:
     def _validate(self, step: AgentStep, output: Any) -> str | None:
         """The first problem of the output: the step's validators, then the checks of the
         model-backed skill it uses."""
-        packed = self.runner.packed(step)
-        checks = [(v.uses, v.with_) for v in step.validators]
-        for uses, given in checks + (packed[1] if packed is not None else []):
+        for uses, given in self.runner.checks(step):
             fn, _ = self.runner.skill(uses)
             problem = fn(output, **given)
             if problem:
