@@ -56,6 +56,8 @@ class ModelSkill(BaseModel):
     system_prompt: str
     max_tokens: int | None = None
     output_schema: dict[str, Any] | None = None
+    """The reply's JSON Schema (asked of the model as structured output); `{$param: NAME}`
+    takes a parameter, as in `check`."""
     params: dict[str, PackParam] = Field(default_factory=dict)
     check: list[str | Check] = Field(default_factory=list)
     samples: Samples
@@ -82,8 +84,8 @@ class ModelSkill(BaseModel):
         agent: dict[str, Any] = {"model": self.model, "system_prompt": prompt}
         if self.max_tokens is not None:
             agent["max_tokens"] = self.max_tokens
-        if self.output_schema is not None:
-            agent["output_schema"] = self.output_schema
+        if self.output_schema is not None:  # `{$param: NAME}` as in the checks
+            agent["output_schema"] = _substitute(self.output_schema, params)
         return agent
 
     def checks(self, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

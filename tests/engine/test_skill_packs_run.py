@@ -64,3 +64,19 @@ async def test_a_skill_packs_checks_judge_its_output_and_are_fed_back() -> None:
     assert result.success, result.error
     assert result.steps["sql"].attempts == 2
     assert SCHEMA in systems[0]  # the prompt was rendered with the step's `with:`
+
+
+async def test_the_label_skill_answers_one_of_the_given_labels_on_the_fake_model() -> None:
+    spec = load_pipeline(
+        json.dumps(
+            {
+                "version": "1",
+                "steps": [{"name": "tag", "uses": "label", "with": {"labels": ["bug", "idea"]}}],
+            }
+        )
+    )
+    (result,) = await run_many(
+        spec, ["The app crashes on start."], SessionOptions(fake=True, export=False)
+    )
+    assert result.success, result.error  # the labels reach the model as its reply's schema
+    assert result.output and set(result.output) <= {"bug", "idea"}
