@@ -25,7 +25,7 @@ from flujo.spec.figures import money
 )
 @click.option("--repeat", default=2, show_default=True, help="Runs per input.")
 @store_options
-def demo(examples: Path, repeat: int, store: Path | None) -> None:
+def demo(examples: Path, repeat: int, store: Path | str | None) -> None:
     """Run every example pipeline on its sample inputs against the built-in fake model
     server (no key, no network), recording runs and spans in the run store."""
     from flujo.cli.load_and_run import load_spec_or_exit, run_session

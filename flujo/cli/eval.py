@@ -55,7 +55,7 @@ def eval_command(
     replay: Path | None,
     fake: bool,
     as_json: bool,
-    store: Path | None,
+    store: Path | str | None,
 ) -> None:
     """Replay captured examples through a candidate and compare the changed steps' outputs
     with the baseline's; without --patch/--candidate, a dataset run of SPEC."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flujo.cli import exit_with
+from flujo.cli.options import StoreLocation
 from flujo.spec.errors import EXIT_INVALID, EXIT_OK
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def market() -> None:
 @figures_option
 @click.option(
     "--store",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=StoreLocation(must_exist=True),
     help="Run store whose live runs refine the figures (badge: measured on N runs).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
@@ -56,7 +57,7 @@ def query(
     allow: tuple[str, ...],
     limit: int,
     figures: Path | None,
-    store: Path | None,
+    store: Path | str | None,
     as_json: bool,
 ) -> None:
     """Print the best plans from --from to --to, with their estimates and where each
@@ -96,7 +97,7 @@ def query(
     exit_with(EXIT_OK if answer.feasible else EXIT_INVALID)
 
 
-def load_listings(figures: Path | None, store: Path | None) -> list[Listing]:
+def load_listings(figures: Path | None, store: Path | str | None) -> list[Listing]:
     """Every skill with its figures: the manifest, refined by a store's live runs."""
     from flujo.cli import InvalidInput
     from flujo.learn.market import observed

@@ -46,12 +46,34 @@ def model_options(fn: F) -> F:
     return fn
 
 
+class StoreLocation(click.ParamType[Path | str]):
+    """A run store: a SQLite file (a `Path`) or a PostgreSQL URL (kept as text: as a path,
+    `postgresql://host/db` would lose a slash). `must_exist`: a file that is not there is
+    a usage error (a database is created when missing)."""
+
+    name = "store"
+
+    def __init__(self, *, must_exist: bool = False) -> None:
+        self.must_exist = must_exist
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        from flujo.engine.store_db import is_postgres
+
+        if isinstance(value, Path) or not is_postgres(str(value)):
+            kind = click.Path(exists=self.must_exist, dir_okay=False, path_type=Path)
+            return kind.convert(value, param, ctx)
+        return str(value)
+
+
 def store_options(fn: F) -> F:
     """Where runs are kept."""
     fn = click.option(
         "--store",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=StoreLocation(),
         envvar="FLUJO_STORE",
-        help="Run store (SQLite file; default .flujo/flujo.db, or $FLUJO_STORE).",
+        help="Run store (a SQLite file or a postgresql:// URL; default .flujo/flujo.db, or "
+        "$FLUJO_STORE).",
     )(fn)
     return fn

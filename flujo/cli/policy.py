@@ -31,7 +31,9 @@ def policy() -> None:
 )
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
-def check(spec: Path, last: int, include_text: str, store: Path | None, as_json: bool) -> None:
+def check(
+    spec: Path, last: int, include_text: str, store: Path | str | None, as_json: bool
+) -> None:
     """Judge the spec's policies (as they are in the file now) against its recorded runs,
     so that a policy change can be weighed on real history before it merges.
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from flujo.cli.options import StoreLocation
+
 
 @click.command()
 @click.option(
@@ -17,10 +19,10 @@ import click
 )
 @click.option(
     "--store",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=StoreLocation(),
     help="The run store (default: FLUJO_STORE or .flujo/flujo.db).",
 )
-def roi(html_file: Path, store: Path | None) -> None:
+def roi(html_file: Path, store: Path | str | None) -> None:
     """Write the realised-ROI page: monthly spend of live runs, and for every merged
     suggestion its live runs before and after (cost, latency, failures, with 95%
     intervals), its realised savings per month and what it promised. Exit 2 when the

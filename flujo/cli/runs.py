@@ -19,20 +19,22 @@ def runs() -> None:
     """Inspect recorded runs (the run store)."""
 
 
-def _store(path: Path | None) -> Any:
+def _store(path: Path | str | None) -> Any:
     from flujo.engine.store import RunStore, default_path, exists
 
     target = path or default_path()
     if not exists(target):
         raise UsageError(f"flujo runs: no run store at {target} (run a pipeline first)")
-    return RunStore(target)
+    store = RunStore(target)
+    click.get_current_context().call_on_close(store.close)  # a database connection too
+    return store
 
 
 @runs.command("list")
 @store_options
 @click.option("--limit", "-n", default=20, show_default=True, help="How many runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
+def list_runs(store: Path | str | None, limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
     rows = _store(store).list_runs(limit)
     if as_json:
@@ -79,7 +81,7 @@ def list_runs(store: Path | None, limit: int, as_json: bool) -> None:
 @click.argument("run_id")
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_run(run_id: str, store: Path | None, as_json: bool) -> None:
+def show_run(run_id: str, store: Path | str | None, as_json: bool) -> None:
     """A run as a tree of step attempts, each with its yaml_path and file:line."""
     db = _store(store)
     shown_at_most = 10
@@ -171,7 +173,7 @@ def _ambiguous(prefix: str, found: list[dict[str, Any]], shown_at_most: int) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def resume_run(
     run_id: str,
-    store: Path | None,
+    store: Path | str | None,
     answer_texts: tuple[str, ...],
     spec_path: Path | None,
     force: bool,
@@ -267,7 +269,7 @@ def _answers(texts: tuple[str, ...], pipeline: Any) -> dict[str | None, str]:
 @click.option(
     "--keep", type=click.IntRange(min=0), default=None, help="Captured runs kept per spec."
 )
-def prune_runs(store: Path | None, older_than: str | None, keep: int | None) -> None:
+def prune_runs(store: Path | str | None, older_than: str | None, keep: int | None) -> None:
     """Drop captured examples beyond a retention limit (runs and spans stay)."""
     from flujo.cli.suggest import parse_duration
     from flujo.engine.capture import prune

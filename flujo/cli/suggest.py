@@ -111,7 +111,7 @@ def suggest(
     reject_id: str | None,
     reason: str | None,
     include_text: str,
-    store: Path | None,
+    store: Path | str | None,
 ) -> None:
     """Suggest improvements to SPEC from its recorded runs, ranked by risk-adjusted value.
 

@@ -18,7 +18,7 @@ def telemetry() -> None:
 @telemetry.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @store_options
-def import_(file: Path, store: Path | None) -> None:
+def import_(file: Path, store: Path | str | None) -> None:
     """Merge FILE into the run store: an exported run store (its SQLite file) or an
     OTLP/JSON trace export. Runs already present are skipped. Exit codes: 0 imported,
     2 FILE unreadable or of the wrong kind."""

@@ -75,7 +75,7 @@ def test(
     overrides: tuple[str, ...],
     untrusted: bool,
     jobs: int,
-    store: Path | None,
+    store: Path | str | None,
     as_json: bool,
     junit: Path | None,
 ) -> None:
@@ -191,7 +191,7 @@ def _warn_repository_code(file: Path, references: list[str]) -> None:
 
 
 def _options(
-    file: Path, mode: str | None, replay: Path | None, record: bool, store: Path | None
+    file: Path, mode: str | None, replay: Path | None, record: bool, store: Path | str | None
 ) -> Any:
     from flujo.engine.session import SessionOptions
     from flujo.engine.store import default_path
