@@ -19,10 +19,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,8 @@ from flujo.bot.suggestion_codec import Cycle
 from flujo.bot.suggestion_cycle import CycleRequest
 from flujo.spec.config import RepoConfig
 from flujo.spec.errors import Diagnostic, FlujoError
+
+_T = TypeVar("_T")
 
 # Environment variables a child may see; everything else (tokens, keys, secrets) stays out.
 SAFE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
@@ -332,22 +334,9 @@ class Isolated:
         repository's run store, and connect only to the evaluation provider (if any)."""
         from flujo.bot.suggestion_codec import decode_cycle
 
-        store = str(Path(request.store).resolve())
-        writable = (store, f"{store}-wal", f"{store}-shm", f"{store}-journal")
-        hosts: tuple[str, ...] = ()
-        if request.evaluation is not None:
-            hosts = await provider_addresses(request.evaluation.base_url)
-        payload = {"root": str(root), "allow": list(self.allow), "request": request.to_json()}
-        limits = self.limits.model_copy(update={"wall_s": self.limits.commit_s})
-        found = await run_isolated(
-            "suggest", payload, scratch=root, limits=limits, allowed_hosts=hosts, writable=writable
-        )
-        try:
-            return decode_cycle(found)
-        except ValueError as exc:
-            raise IsolationFailed(
-                f"sent a result the bot cannot read ({exc.__class__.__name__})"
-            ) from None
+        base_url = request.evaluation.base_url if request.evaluation is not None else None
+        found = await self._with_store("suggest", root, request.store, base_url, request.to_json())
+        return _decoded(decode_cycle, found)
 
     async def bake(self, root: Path, request: BakeRequest) -> BakeLook:
         """One look of a bake-in in a confined child: like the suggestion cycle, it may
@@ -355,20 +344,24 @@ class Isolated:
         provider."""
         from flujo.bot.bake_cycle import decode_look
 
-        store = str(Path(request.store).resolve())
-        writable = (store, f"{store}-wal", f"{store}-shm", f"{store}-journal")
-        hosts = await provider_addresses(request.evaluation.base_url)
-        payload = {"root": str(root), "allow": list(self.allow), "request": request.to_json()}
-        limits = self.limits.model_copy(update={"wall_s": self.limits.commit_s})
-        found = await run_isolated(
-            "bake", payload, scratch=root, limits=limits, allowed_hosts=hosts, writable=writable
+        found = await self._with_store(
+            "bake", root, request.store, request.evaluation.base_url, request.to_json()
         )
-        try:
-            return decode_look(found)
-        except ValueError as exc:
-            raise IsolationFailed(
-                f"sent a result the bot cannot read ({exc.__class__.__name__})"
-            ) from None
+        return _decoded(decode_look, found)
+
+    async def _with_store(
+        self, task: str, root: Path, store: str, base_url: str | None, request: dict[str, Any]
+    ) -> Any:
+        """Run `task` in a child that may write the snapshot and the run store at `store`
+        and connect only to the model provider at `base_url` (none: no network)."""
+        path = str(Path(store).resolve())
+        writable = (path, f"{path}-wal", f"{path}-shm", f"{path}-journal")
+        hosts = await provider_addresses(base_url) if base_url is not None else ()
+        payload = {"root": str(root), "allow": list(self.allow), "request": request}
+        limits = self.limits.model_copy(update={"wall_s": self.limits.commit_s})
+        return await run_isolated(
+            task, payload, scratch=root, limits=limits, allowed_hosts=hosts, writable=writable
+        )
 
 
 async def provider_addresses(base_url: str) -> tuple[str, ...]:
@@ -391,3 +384,13 @@ def _unchecked(path: str, reason: str) -> SpecReport:
     """A spec the bot could not judge: an error of its own, so every check fails."""
     message = f"This spec {reason}."
     return SpecReport(path, diagnostics=[Diagnostic(message, "limit-exceeded", path, 1, 1)])
+
+
+def _decoded(decode: Callable[[Any], _T], found: Any) -> _T:
+    """The child's result through its strict decoder; unreadable: the child failed."""
+    try:
+        return decode(found)
+    except ValueError as exc:
+        raise IsolationFailed(
+            f"sent a result the bot cannot read ({exc.__class__.__name__})"
+        ) from None
