@@ -47,6 +47,7 @@ log = logging.getLogger("flujo.bot.queue")
 TASK = "flujo.handle_delivery"
 QUEUE = "flujo_deliveries"
 _MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
+_INTERRUPTED = "interrupted: the worker stopped"
 POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
 _COLUMNS = (
     "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
@@ -115,16 +116,20 @@ SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
         NULL
     )::procrastinate_job_to_defer_v1
     FROM flujo_deliveries d
-    WHERE d.state = 'queued' AND d.run_after < %(cutoff)s AND NOT EXISTS (
+    WHERE (d.state = 'running' OR d.state = 'queued' AND d.run_after < %(cutoff)s)
+    AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
         WHERE j.args->>'delivery_id' = d.delivery_id AND j.status IN ('todo', 'doing')
     )
     ORDER BY d.id
 )))
 """
-"""Deliveries waiting for a retry (their attempt ended a lease ago) with no job left to run
-them: procrastinate lost the retry (the database went away as it was recorded). Each gets
-a new job."""
+"""Deliveries with no job left to run them, each given a new one: waiting for a retry (their
+attempt ended a lease ago) when procrastinate lost the retry (the database went away as it
+was recorded), or running when their job ended without them (a worker stopped, or the
+database went away, between the job's start and its end: procrastinate recorded the job
+as aborted or failed). A running delivery always has its job `doing` while it is worked
+on."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -388,7 +393,10 @@ class PostgresQueue:
     async def _run(self, context: Any, delivery_id: str) -> None:
         """The procrastinate task: one delivery, handled by the bot's handler."""
         assert self._handler is not None
-        job = await self._start(delivery_id)
+        try:
+            job = await asyncio.shield(self._start(delivery_id))
+        except asyncio.CancelledError:
+            raise _Failed(_INTERRUPTED, time.time()) from None
         if job is None:
             return  # handled already (a put-back job whose worker had finished it) or dead
         data = json_object(job.body)
@@ -402,10 +410,9 @@ class PostgresQueue:
             # This process is stopping: the job goes back to the queue under its own id, so
             # it keeps its place before the repository's later jobs (procrastinate would
             # otherwise record it as aborted, for good).
-            reason = "interrupted: the worker stopped"
             with contextlib.suppress(Exception):  # the database may be what went away
-                await asyncio.shield(self._mark(job, "running", reason))
-            raise _Failed(reason, time.time()) from None
+                await asyncio.shield(self._mark(job, "running", _INTERRUPTED))
+            raise _Failed(_INTERRUPTED, time.time()) from None
         except Exception as exc:
             reason = describe(exc)
             at = retry_at(exc, job.attempts, self.max_attempts, self.retry_base_s, self.max_retry_s)
@@ -427,7 +434,10 @@ class PostgresQueue:
                     reason,
                 )
             raise _Failed(reason, at) from exc
-        await self._mark(job, "done", None)
+        try:
+            await asyncio.shield(self._mark(job, "done", None))
+        except asyncio.CancelledError:  # run again, it finds its delivery done and ends
+            raise _Failed(_INTERRUPTED, time.time()) from None
         self.handled += 1
 
     async def _start(self, delivery_id: str) -> Job | None:

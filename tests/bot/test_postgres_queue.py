@@ -11,7 +11,7 @@ import time
 import pytest
 
 from flujo.bot.postgres_queue import PostgresQueue
-from flujo.bot.queue import Delivery
+from flujo.bot.queue import Delivery, Job
 from flujo.bot.worker import Work
 
 
@@ -186,3 +186,43 @@ async def test_a_retry_the_database_lost_is_run_all_the_same(postgres_url: str, 
     )
     seen = await _after_a_lost_write(postgres_url, 1, put_back, (time.time() - 60,), lost, 1.5)
     assert seen == [1]
+
+
+async def test_a_job_whose_worker_stopped_between_its_start_and_its_end_is_run_again(
+    postgres_url: str,
+) -> None:
+    # The delivery was marked running, then its job ended without it (procrastinate
+    # recorded it aborted: the worker stopped at a point where nothing put it back).
+    running = "UPDATE flujo_deliveries SET state = 'running', attempts = 1 WHERE delivery_id = %s"
+    seen = await _after_a_lost_write(postgres_url, 2, running, ("d1",), "aborted", 1.5)
+    assert sorted(seen) == [1, 2]  # each once (d2 may go first: d1's lock went with its job)
+
+
+async def test_a_worker_stopped_as_it_starts_a_job_puts_the_job_back(postgres_url: str) -> None:
+    queue = PostgresQueue(postgres_url, lease_s=30)
+    started = asyncio.Event()
+    start = queue._start
+
+    async def slow_start(delivery_id: str) -> Job | None:
+        job = await start(delivery_id)
+        started.set()
+        await asyncio.sleep(3600)  # the worker is stopped here
+        return job
+
+    queue._start = slow_start  # type: ignore[method-assign]
+
+    async def handler(work: Work) -> None:
+        raise AssertionError("not reached")
+
+    assert await queue.enqueue(_delivery(1, "a/b"))
+    worker = asyncio.create_task(queue.work(handler, 1, poll_s=0.05))
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    pool = queue.app.connector.pool  # type: ignore[attr-defined]
+    async with pool.connection() as db:
+        cursor = await db.execute("SELECT status FROM procrastinate_jobs")
+        assert [row[0] for row in await cursor.fetchall()] == ["todo"]
+    await queue.close()
