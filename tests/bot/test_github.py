@@ -206,8 +206,13 @@ class NoWorkers(Bot):
 
 
 class DiesMidway(Bot):
+    died = False
+
     async def handle(self, work: Work) -> None:
+        if self.died:  # a dead process takes no more work (a retry waits for the stop)
+            await asyncio.Event().wait()
         await super().handle(work)  # the checks are posted ...
+        self.died = True
         raise asyncio.CancelledError  # ... and the process dies before the job is done
 
 
