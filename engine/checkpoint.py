@@ -246,8 +246,8 @@ def resume_point(
     rows = store.checkpoints(run_id)
     if not rows or rows[0]["step_index"] != START:
         raise ResumeRefused(
-            f"run {run_id} has no checkpoint (it ran without a run store, or before this "
-            "Flujo kept them): start a new run"
+            f"run {run_id} has no checkpoint (it ran without a run store, before this Flujo "
+            "kept them, or they were pruned by `flujo runs prune`): start a new run"
         )
     checkpoint = Checkpoint.from_rows(rows)
     if status == "running":

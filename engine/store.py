@@ -437,6 +437,21 @@ class RunStore:
         with self._transaction() as db:
             db.execute("DELETE FROM checkpoints WHERE run_id = ?", (run_id,))
 
+    def drop_old_checkpoints(self, before: float) -> int:
+        """Forget the checkpoints of runs whose last checkpoint was kept before `before`
+        (epoch seconds): they can no longer be resumed. Returns how many runs."""
+        found = self.query(
+            "SELECT COUNT(DISTINCT run_id) AS n FROM checkpoints WHERE run_id IN ("
+            "SELECT run_id FROM checkpoints GROUP BY run_id HAVING MAX(created_at) < ?)",
+            (before,),
+        )
+        self.execute(
+            "DELETE FROM checkpoints WHERE run_id IN ("
+            "SELECT run_id FROM checkpoints GROUP BY run_id HAVING MAX(created_at) < ?)",
+            [(before,)],
+        )
+        return int(found[0]["n"])
+
     def resumed_as(self, run_id: str) -> str | None:
         """The run that resumed `run_id` (None when none did)."""
         rows = self.query(

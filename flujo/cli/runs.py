@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -264,13 +265,16 @@ def _answers(texts: tuple[str, ...], pipeline: Any) -> dict[str | None, str]:
     "--older-than",
     "older_than",
     default=None,
-    help="Drop captured examples older than this (e.g. 30d, 12h).",
+    help="Drop captured examples, and the checkpoints of stopped runs, older than this"
+    " (e.g. 30d, 12h).",
 )
 @click.option(
     "--keep", type=click.IntRange(min=0), default=None, help="Captured runs kept per spec."
 )
 def prune_runs(store: Path | str | None, older_than: str | None, keep: int | None) -> None:
-    """Drop captured examples beyond a retention limit (runs and spans stay)."""
+    """Drop captured examples beyond a retention limit, and with --older-than the
+    checkpoints of runs that stopped that long ago (they can no longer be resumed); runs
+    and spans stay."""
     from flujo.cli.suggest import parse_duration
     from flujo.engine.capture import prune
 
@@ -280,8 +284,15 @@ def prune_runs(store: Path | str | None, older_than: str | None, keep: int | Non
         seconds = parse_duration(older_than) if older_than is not None else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
-    dropped = prune(_store(store), older_than_s=seconds, keep=keep)
+    opened = _store(store)
+    dropped = prune(opened, older_than_s=seconds, keep=keep)
     click.echo(f"dropped the captured examples of {dropped} run{'s' * (dropped != 1)}")
+    if seconds is not None:
+        stopped = opened.drop_old_checkpoints(time.time() - seconds)
+        click.echo(
+            f"dropped the checkpoints of {stopped} stopped run{'s' * (stopped != 1)}"
+            " (they can no longer be resumed)"
+        )
 
 
 def _print_tree(

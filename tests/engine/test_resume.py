@@ -172,6 +172,22 @@ def test_a_question_nobody_can_answer_pauses_the_run_and_resume_answers_it(
     )
 
 
+def test_prune_drops_the_checkpoints_of_runs_stopped_long_ago(tmp_path: Path) -> None:
+    _, store, run_id = _paused(tmp_path)
+    kept = CliRunner().invoke(cli, ["runs", "prune", "--older-than", "1h", "--store", str(store)])
+    assert "dropped the checkpoints of 0 stopped runs" in kept.stdout
+    dropped = CliRunner().invoke(
+        cli, ["runs", "prune", "--older-than", "0m", "--store", str(store)]
+    )
+    assert dropped.exit_code == 0
+    assert "dropped the checkpoints of 1 stopped run (they can no longer" in dropped.stdout
+    result = CliRunner().invoke(
+        cli, ["runs", "resume", run_id, "--store", str(store), "--answer", "approve=yes"]
+    )
+    assert result.exit_code == 1 and "has no checkpoint" in result.stderr
+    assert "pruned by `flujo runs prune`" in result.stderr
+
+
 def test_resuming_a_run_whose_spec_changed_is_refused(tmp_path: Path) -> None:
     spec, store, run_id = _paused(tmp_path)
     spec.write_text(ASKS.replace("Publish", "Ship"), encoding="utf-8")

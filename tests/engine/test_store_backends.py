@@ -4,6 +4,7 @@ another's, and a store that keeps working after the database restarts."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ def test_runs_spans_captures_and_feedback_round_trip(store_location: Path | str)
             {"step": None, "input": {"q": 1}, "output": "a", "truncated": False}
         ]
         assert prune(store, keep=0) == 1
+        fields = {"yaml_path": "", "step_name": "", "output": "1", "context": "{}"}
+        point = {**fields, "state": "{}", "owner": "h:1", "run_id": "run-1", "step_index": -1}
+        store.write_checkpoints([point, {**point, "step_index": 0}])
+        assert store.drop_old_checkpoints(time.time() - 60) == 0
+        assert store.drop_old_checkpoints(time.time() + 1) == 1
+        assert store.checkpoints("run-1") == []
         patch = [{"op": "replace", "path": "/x", "value": 1}]
         record_rejection(store, "x.yaml", patch, "worse", "ana")
         record_rejection(store, "x.yaml", patch, "worse again", "ana")

@@ -20,7 +20,9 @@ from pathlib import Path
 CORPUS = Path(__file__).resolve().parent.parent / "hostile"
 MEMORY_LIMIT = 2_000_000_000
 """Address space (bytes) a process checking one case may use."""
-TIMEOUT_S = 20.0
+TIMEOUT_S = 60.0
+"""Wall time a process checking one case may take: a hang or an exponential blow-up is
+far beyond it; a check on a loaded machine (several seconds for the largest cases) is not."""
 
 Content = str | bytes | Callable[[], str | bytes]
 
