@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flujo.engine.results import PipelineResult
+from flujo.engine.results import PipelineResult, how_run
 from flujo.engine.session import SessionOptions, session
 from flujo.spec.figures import money
 from flujo.spec.model import Pipeline
@@ -113,6 +113,8 @@ class BatchSummary:
     latency_s: dict[str, float | None] = field(default_factory=dict)
     wall_s: float = 0.0
     jobs: int = 1
+    mode: str = "live"
+    """How the runs reached their models (`results.MODE_WORDS`)."""
 
     @classmethod
     def of(
@@ -143,6 +145,7 @@ class BatchSummary:
             },
             wall_s=wall_s,
             jobs=jobs,
+            mode=results[0].mode if results else "live",
         )
 
     @property
@@ -161,6 +164,7 @@ class BatchSummary:
             "latency_s": self.latency_s,
             "wall_s": self.wall_s,
             "jobs": self.jobs,
+            "mode": self.mode,
         }
 
     def lines(self) -> list[str]:
@@ -175,7 +179,7 @@ class BatchSummary:
                 f"; {self.input_errors} input line{'s' if self.input_errors > 1 else ''} skipped"
             )
         cost = money(self.total_cost_usd)
-        text = [head, f"cost {cost}, {self.total_tokens} tokens"]
+        text = [head, f"cost {cost}, {self.total_tokens} tokens{how_run(self.mode)}"]
         if self.runs:
             text.append(
                 "latency "

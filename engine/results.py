@@ -10,6 +10,19 @@ from flujo.spec.fields import RESULT_FIELDS, STEP_FIELDS
 RunStatus = Literal["running", "succeeded", "failed", "cancelled", "paused"]
 """`paused`: a `hitl` step waits for an answer; the run resumes from its last checkpoint."""
 
+MODE_WORDS = {
+    "live": "live",
+    "fake": "on the fake model server, not production evidence",
+    "replay": "replayed from recordings, not production evidence",
+    "mock": "mocked, not production evidence",
+}
+"""How a run reached its models, in the words a figure from it carries."""
+
+
+def how_run(mode: str) -> str:
+    """What follows a cost or token count of a run in `mode`: nothing when live."""
+    return "" if mode == "live" else f" ({MODE_WORDS.get(mode, mode)})"
+
 
 @dataclass(slots=True)
 class StepResult:
@@ -84,7 +97,7 @@ class PipelineResult:
     policies: list[Any] = field(default_factory=list)
     """`PolicyResult`s of the spec's policies, judged at the end of a successful run."""
     mode: str = "live"
-    """How the run reached its models: live, replay, fake or mock."""
+    """How the run reached its models: live, replay, fake or mock (`MODE_WORDS`)."""
     origin: str = "sdk"
     """What started the run: cli, sdk, test, check, verification, eval or shadow."""
     cause: str | None = None

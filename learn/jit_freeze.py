@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from flujo.engine.results import MODE_WORDS
 from flujo.spec import paths
 from flujo.spec.figures import count, money
 from flujo.spec.model import JitStep
@@ -31,12 +32,6 @@ MIN_PLAN_RUNS = 10
 """Fewer runs with a recorded plan than this say nothing about a plan's stability."""
 STABLE_SHARE = 0.9
 """The share of those runs that must have run one plan (the latest run among them)."""
-MODE_WORDS = {
-    "live": "live",
-    "fake": "on the fake model server, not production evidence",
-    "replay": "replayed from recordings, not production evidence",
-    "mock": "mocked, not production evidence",
-}
 
 
 def find_stable_plans(

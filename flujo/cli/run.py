@@ -105,9 +105,12 @@ def run(
 
 def format_status(result: Any) -> str:
     """The run's status line (and its error, with the failing step's yaml_path)."""
+    from flujo.engine.results import how_run
+
     cost = money(result.total_cost_usd)
     if result.prices_version:
         cost += f" (prices {result.prices_version})"
+    cost += how_run(result.mode)
     lines = [
         f"run {result.run_id}: {result.status} in {result.latency_s:.3f}s, "
         f"{result.total_tokens} tokens, {cost}",

@@ -88,6 +88,17 @@ def test_run_prints_only_the_output_on_stdout_and_its_status_on_stderr(tmp_path:
     assert code == 0, err
     assert json.loads(out) == {"a": [1, 2]}  # stdout is the output alone: pipe it to jq
     assert re.match(r"run \w+: succeeded in ", err)
+    assert "production evidence" not in err  # no model was called: nothing to qualify
+
+
+def test_a_fake_run_says_its_tokens_and_cost_are_not_production_evidence(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[2] / "examples" / "support_triage.yaml"
+    ticket = json.dumps({"ticket": "I was charged twice for my subscription this month."})
+    code, _, err = invoke("run", str(spec), "--fake", "-i", ticket, "--store", str(tmp_path / "db"))
+    assert code == 0, err
+    status = next(line for line in err.splitlines() if line.startswith("run "))
+    assert " tokens, $" in status
+    assert status.endswith("(on the fake model server, not production evidence)")
 
 
 def test_runs_show_lists_the_candidates_of_an_ambiguous_prefix(tmp_path: Path) -> None:

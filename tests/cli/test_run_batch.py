@@ -34,6 +34,7 @@ def test_every_example_input_runs_in_one_process_with_a_summary(tmp_path: Path) 
     assert code == 0, out + err
     assert f"{len(lines)} runs in " in out and f"{len(lines)} succeeded, 0 failed" in out
     assert "latency p50 " in out and "cost $" in out
+    assert "tokens (on the fake model server, not production evidence)" in out
     db = RunStore(store)
     runs = db.list_runs(limit=100)
     db.close()
