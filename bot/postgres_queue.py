@@ -48,6 +48,8 @@ TASK = "flujo.handle_delivery"
 QUEUE = "flujo_deliveries"
 _MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
 _INTERRUPTED = "interrupted: the worker stopped"
+_AGAIN_S = 1
+"""Seconds before a job whose attempt ended outside its handler runs again."""
 POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
 _COLUMNS = (
     "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
@@ -157,14 +159,22 @@ class _Failed(FlujoError):
 
 
 class _Retry(BaseRetryStrategy):
-    """Tells procrastinate what `_Failed` says."""
+    """Tells procrastinate what `_Failed` says. Any other end of an attempt came from
+    outside the handler (the worker stopped as the job started or ended, the database went
+    away as the attempt was recorded): the job goes back after `_AGAIN_S`, under its lock,
+    so it keeps its place before the repository's later jobs (recorded as failed or
+    aborted, it would free them, and its delivery would wait for the reaper). `_start`
+    dead-letters a job started `max_attempts` times."""
 
     def get_retry_decision(
         self, *, exception: BaseException, job: ProcrastinateJob
     ) -> RetryDecision | None:
-        if not isinstance(exception, _Failed) or exception.at is None:
-            return None
-        return RetryDecision(retry_at=datetime.datetime.fromtimestamp(exception.at, datetime.UTC))
+        if isinstance(exception, _Failed):
+            if exception.at is None:
+                return None
+            at = datetime.datetime.fromtimestamp(exception.at, datetime.UTC)
+            return RetryDecision(retry_at=at)
+        return RetryDecision(retry_in={"seconds": _AGAIN_S})
 
 
 class PostgresQueue:
@@ -393,10 +403,7 @@ class PostgresQueue:
     async def _run(self, context: Any, delivery_id: str) -> None:
         """The procrastinate task: one delivery, handled by the bot's handler."""
         assert self._handler is not None
-        try:
-            job = await asyncio.shield(self._start(delivery_id))
-        except asyncio.CancelledError:
-            raise _Failed(_INTERRUPTED, time.time()) from None
+        job = await self._start(delivery_id)
         if job is None:
             return  # handled already (a put-back job whose worker had finished it) or dead
         data = json_object(job.body)
@@ -434,10 +441,7 @@ class PostgresQueue:
                     reason,
                 )
             raise _Failed(reason, at) from exc
-        try:
-            await asyncio.shield(self._mark(job, "done", None))
-        except asyncio.CancelledError:  # run again, it finds its delivery done and ends
-            raise _Failed(_INTERRUPTED, time.time()) from None
+        await self._mark(job, "done", None)
         self.handled += 1
 
     async def _start(self, delivery_id: str) -> Job | None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
+import psycopg
 import pytest
 
 from flujo.bot.postgres_queue import PostgresQueue
-from flujo.bot.queue import Delivery, Job
+from flujo.bot.queue import Delivery, Job, JobState
 from flujo.bot.worker import Work
 
 
@@ -226,3 +228,41 @@ async def test_a_worker_stopped_as_it_starts_a_job_puts_the_job_back(postgres_ur
         cursor = await db.execute("SELECT status FROM procrastinate_jobs")
         assert [row[0] for row in await cursor.fetchall()] == ["todo"]
     await queue.close()
+
+
+async def test_an_attempt_whose_end_could_not_be_recorded_keeps_its_place(
+    postgres_url: str,
+) -> None:
+    # d1's handler fails and the database goes away as the failure is recorded: d1 must
+    # still run before d2 (its job goes back under its lock instead of freeing d2).
+    queue = PostgresQueue(postgres_url, lease_s=1, retry_base_s=0.01)
+    mark = queue._mark
+    tries: list[int] = []
+    done: list[int] = []
+
+    async def lost_once(job: Job, state: JobState, error: str | None, **kw: Any) -> None:
+        if state == "queued" and len(tries) == 1:
+            raise psycopg.OperationalError("terminating connection")
+        await mark(job, state, error, **kw)
+
+    queue._mark = lost_once  # type: ignore[method-assign]
+
+    async def handler(work: Work) -> None:
+        tries.append(work.data["n"])
+        if len(tries) == 1:
+            raise RuntimeError("GitHub answered 502")
+        done.append(work.data["n"])
+
+    for n in (1, 2):
+        assert await queue.enqueue(_delivery(n, "a/b"))
+    worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
+    try:
+        for _ in range(200):
+            if len(done) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+    assert done == [1, 2]
