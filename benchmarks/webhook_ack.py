@@ -11,11 +11,13 @@ the acknowledgement path alone.
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
     .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
     .venv/bin/python benchmarks/webhook_ack.py --postgres --baseline ../main/.venv/bin/python
+    .venv/bin/python benchmarks/webhook_ack.py --postgres --ack-connections 2
 
 With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
 (tests/support/postgres.py) and Flujo's queue is procrastinate's on it: the deliveries that
 arrive together are stored with their jobs in one transaction (group commit), committed
-before any of them is answered; the output says how many transactions stored them.
+before any of them is answered; the output says how many transactions stored them. With
+`--ack-connections 2` the next group is stored while the previous one commits.
 """
 
 from __future__ import annotations
@@ -132,10 +134,16 @@ async def burst(
 
 
 class Server:
-    def __init__(self, script: str, extra: list[str], python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        script: str,
+        extra: list[str],
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         root = ROOT if python == sys.executable else Path(python).parents[2]
-        env = dict(os.environ, PYTHONPATH=str(root))
+        env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
         self.process = subprocess.Popen(
             [python, "-c", script, str(self.port), SECRET, *extra],
             env=env,
@@ -199,6 +207,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="the queue on PostgreSQL")
     parser.add_argument(
+        "--ack-connections",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --postgres: groups committed at once (FLUJO_BOT_ACK_CONNECTIONS)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PYTHON",
         help="also measure the Flujo of another checkout (its .venv/bin/python), in the "
@@ -215,7 +230,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bot.db"
         url = [postgres.url()] if postgres else []
-        servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db), *url])}
+        connections = {"FLUJO_BOT_ACK_CONNECTIONS": str(args.ack_connections)}
+        servers = {
+            "bare": Server(BARE, []),
+            "flujo": Server(FLUJO, [str(db), *url], env=connections),
+        }
         if args.baseline:
             other = [postgres.create_database()] if postgres else []
             baseline = [str(Path(tmp) / "baseline.db"), *other]
