@@ -11,13 +11,14 @@ the acknowledgement path alone.
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
     .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
     .venv/bin/python benchmarks/webhook_ack.py --postgres --baseline ../main/.venv/bin/python
-    .venv/bin/python benchmarks/webhook_ack.py --postgres --ack-connections 2
+    .venv/bin/python benchmarks/webhook_ack.py --postgres --compare-ack-connections 2
 
 With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
 (tests/support/postgres.py) and Flujo's queue is procrastinate's on it: the deliveries that
 arrive together are stored with their jobs in one transaction (group commit), committed
 before any of them is answered; the output says how many transactions stored them. With
-`--ack-connections 2` the next group is stored while the previous one commits.
+two acknowledgement connections (`--ack-connections 2`, or beside one:
+`--compare-ack-connections 2`) the next group is stored while the previous one commits.
 """
 
 from __future__ import annotations
@@ -214,6 +215,13 @@ async def main() -> None:
         help="with --postgres: groups committed at once (FLUJO_BOT_ACK_CONNECTIONS)",
     )
     parser.add_argument(
+        "--compare-ack-connections",
+        type=int,
+        metavar="N",
+        help="with --postgres: also measure Flujo with N acknowledgement connections, in the "
+        "same rounds (on a database of its own)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PYTHON",
         help="also measure the Flujo of another checkout (its .venv/bin/python), in the "
@@ -235,6 +243,10 @@ async def main() -> None:
             "bare": Server(BARE, []),
             "flujo": Server(FLUJO, [str(db), *url], env=connections),
         }
+        if args.compare_ack_connections and postgres:
+            other = [str(Path(tmp) / "compare.db"), postgres.create_database()]
+            compare = {"FLUJO_BOT_ACK_CONNECTIONS": str(args.compare_ack_connections)}
+            servers["compare"] = Server(FLUJO, other, env=compare)
         if args.baseline:
             other = [postgres.create_database()] if postgres else []
             baseline = [str(Path(tmp) / "baseline.db"), *other]
@@ -277,6 +289,9 @@ async def main() -> None:
                 stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
     bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
     rows = [("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)]
+    if "compare" in servers:
+        label = f"flujo, {args.compare_ack_connections} ack connections"
+        rows.append((label, servers["compare"].figures()))
     if args.baseline:
         rows.append(("flujo of --baseline", servers["baseline"].figures()))
     sizes = [len(b) for b in bodies]
@@ -285,11 +300,13 @@ async def main() -> None:
         f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback, queue on "
         + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
-    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    database = f" {'PG ms/req':>10}" if postgres else ""
+    print(f"{'server':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}{database}")
     for label, row in rows:
+        database = f" {row['database_cpu_ms_per_request']:>10.3f}" if postgres else ""
         print(
-            f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-            f"{row['cpu_ms_per_request']:>11.3f}"
+            f"{label:<30} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['cpu_ms_per_request']:>11.3f}{database}"
         )
     if postgres is not None:
         print(
