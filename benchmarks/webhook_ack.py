@@ -156,6 +156,8 @@ class Server:
         self.cpu_s = 0.0
         """CPU time (user + system) the server spent in the measured rounds."""
         self.database_cpu_s = 0.0
+        self.client_cpu_s = 0.0
+        """CPU time this process (the load generator) spent sending to this server."""
         self.requests = 0
 
     def stop(self) -> None:
@@ -170,6 +172,7 @@ class Server:
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "cpu_ms_per_request": self.cpu_s / self.requests * 1000,
             "database_cpu_ms_per_request": self.database_cpu_s / self.requests * 1000,
+            "client_cpu_ms_per_request": self.client_cpu_s / self.requests * 1000,
         }
 
 
@@ -261,9 +264,11 @@ async def main() -> None:
                 for server in servers.values():
                     pids = database_pids(folder)
                     before = cpu_seconds([server.process.pid]), cpu_seconds(pids)
+                    sending = time.process_time()
                     rate, latencies = await burst(
                         server.port, bodies, args.requests, args.concurrency
                     )
+                    server.client_cpu_s += time.process_time() - sending
                     server.cpu_s += cpu_seconds([server.process.pid]) - before[0]
                     server.database_cpu_s += cpu_seconds(pids) - before[1]
                     server.requests += args.requests
@@ -313,6 +318,10 @@ async def main() -> None:
             "PostgreSQL server CPU per flujo request: "
             f"{flujo['database_cpu_ms_per_request']:.3f} ms"
         )
+    print(
+        "load generator CPU per request (this process, same machine): "
+        + ", ".join(f"{row['client_cpu_ms_per_request']:.3f} ms" for _, row in rows)
+    )
     print(f"deliveries stored durably by flujo: {stored}")
     if postgres is not None:  # each transaction has its own xmin
         print(
