@@ -357,8 +357,7 @@ class PostgresQueue:
         except BaseException:  # the transaction is rolled back with the connection
             await db.close()
             raise
-        finally:
-            self._ackers.append(db)
+        self._ackers.append(db)
         self.commits += 1
         return set(found[1]) if found else set()
 
