@@ -11,11 +11,14 @@ the acknowledgement path alone.
     .venv/bin/python benchmarks/webhook_ack.py [--requests 4000] [--concurrency 32]
     .venv/bin/python benchmarks/webhook_ack.py --postgres   # the queue on PostgreSQL
     .venv/bin/python benchmarks/webhook_ack.py --postgres --baseline ../main/.venv/bin/python
+    .venv/bin/python benchmarks/webhook_ack.py --postgres --compare-ack-connections 2
 
 With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folder
 (tests/support/postgres.py) and Flujo's queue is procrastinate's on it: the deliveries that
 arrive together are stored with their jobs in one transaction (group commit), committed
-before any of them is answered; the output says how many transactions stored them.
+before any of them is answered; the output says how many transactions stored them. With
+two acknowledgement connections (`--ack-connections 2`, or beside one:
+`--compare-ack-connections 2`) the next group is stored while the previous one commits.
 """
 
 from __future__ import annotations
@@ -132,10 +135,16 @@ async def burst(
 
 
 class Server:
-    def __init__(self, script: str, extra: list[str], python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        script: str,
+        extra: list[str],
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         root = ROOT if python == sys.executable else Path(python).parents[2]
-        env = dict(os.environ, PYTHONPATH=str(root))
+        env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
         self.process = subprocess.Popen(
             [python, "-c", script, str(self.port), SECRET, *extra],
             env=env,
@@ -147,6 +156,8 @@ class Server:
         self.cpu_s = 0.0
         """CPU time (user + system) the server spent in the measured rounds."""
         self.database_cpu_s = 0.0
+        self.client_cpu_s = 0.0
+        """CPU time this process (the load generator) spent sending to this server."""
         self.requests = 0
 
     def stop(self) -> None:
@@ -161,6 +172,7 @@ class Server:
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "cpu_ms_per_request": self.cpu_s / self.requests * 1000,
             "database_cpu_ms_per_request": self.database_cpu_s / self.requests * 1000,
+            "client_cpu_ms_per_request": self.client_cpu_s / self.requests * 1000,
         }
 
 
@@ -199,6 +211,20 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="the queue on PostgreSQL")
     parser.add_argument(
+        "--ack-connections",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --postgres: groups committed at once (FLUJO_BOT_ACK_CONNECTIONS)",
+    )
+    parser.add_argument(
+        "--compare-ack-connections",
+        type=int,
+        metavar="N",
+        help="with --postgres: also measure Flujo with N acknowledgement connections, in the "
+        "same rounds (on a database of its own)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="PYTHON",
         help="also measure the Flujo of another checkout (its .venv/bin/python), in the "
@@ -215,7 +241,15 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bot.db"
         url = [postgres.url()] if postgres else []
-        servers = {"bare": Server(BARE, []), "flujo": Server(FLUJO, [str(db), *url])}
+        connections = {"FLUJO_BOT_ACK_CONNECTIONS": str(args.ack_connections)}
+        servers = {
+            "bare": Server(BARE, []),
+            "flujo": Server(FLUJO, [str(db), *url], env=connections),
+        }
+        if args.compare_ack_connections and postgres:
+            other = [str(Path(tmp) / "compare.db"), postgres.create_database()]
+            compare = {"FLUJO_BOT_ACK_CONNECTIONS": str(args.compare_ack_connections)}
+            servers["compare"] = Server(FLUJO, other, env=compare)
         if args.baseline:
             other = [postgres.create_database()] if postgres else []
             baseline = [str(Path(tmp) / "baseline.db"), *other]
@@ -230,9 +264,11 @@ async def main() -> None:
                 for server in servers.values():
                     pids = database_pids(folder)
                     before = cpu_seconds([server.process.pid]), cpu_seconds(pids)
+                    sending = time.process_time()
                     rate, latencies = await burst(
                         server.port, bodies, args.requests, args.concurrency
                     )
+                    server.client_cpu_s += time.process_time() - sending
                     server.cpu_s += cpu_seconds([server.process.pid]) - before[0]
                     server.database_cpu_s += cpu_seconds(pids) - before[1]
                     server.requests += args.requests
@@ -258,6 +294,9 @@ async def main() -> None:
                 stored = connection.execute("SELECT count(*) FROM jobs").fetchone()[0]
     bare, flujo = servers["bare"].figures(), servers["flujo"].figures()
     rows = [("bare aiohttp (HMAC only)", bare), ("flujo /webhooks (durable)", flujo)]
+    if "compare" in servers:
+        label = f"flujo, {args.compare_ack_connections} ack connections"
+        rows.append((label, servers["compare"].figures()))
     if args.baseline:
         rows.append(("flujo of --baseline", servers["baseline"].figures()))
     sizes = [len(b) for b in bodies]
@@ -266,17 +305,23 @@ async def main() -> None:
         f"({min(sizes)}-{max(sizes)} bytes), {args.concurrency} in flight, loopback, queue on "
         + ("PostgreSQL 15 (fsync on, same machine)" if postgres else "SQLite")
     )
-    print(f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    database = f" {'PG ms/req':>10}" if postgres else ""
+    print(f"{'server':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}{database}")
     for label, row in rows:
+        database = f" {row['database_cpu_ms_per_request']:>10.3f}" if postgres else ""
         print(
-            f"{label:<28} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-            f"{row['cpu_ms_per_request']:>11.3f}"
+            f"{label:<30} {row['rps']:>8.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['cpu_ms_per_request']:>11.3f}{database}"
         )
     if postgres is not None:
         print(
             "PostgreSQL server CPU per flujo request: "
             f"{flujo['database_cpu_ms_per_request']:.3f} ms"
         )
+    print(
+        "load generator CPU per request (this process, same machine): "
+        + ", ".join(f"{row['client_cpu_ms_per_request']:.3f} ms" for _, row in rows)
+    )
     print(f"deliveries stored durably by flujo: {stored}")
     if postgres is not None:  # each transaction has its own xmin
         print(

@@ -70,6 +70,7 @@ class Bot:
                 max_attempts=settings.max_attempts,
                 retry_base_s=settings.retry_base_s,
                 lease_s=settings.lease_s,
+                ack_connections=settings.ack_connections,
             )
         else:
             self.queue = SQLiteQueue(settings.db, synchronous=settings.db_sync)

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -103,13 +104,18 @@ deferred AS (
         ORDER BY i.n
     ))
 )
-SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored)
+SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored),
+    pg_advisory_xact_lock(%(lock)s, %(group)s)
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored and its job deferred, in the
 order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
 versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
-the bot and decoded again by the server."""
+the bot and decoded again by the server. The group's advisory lock is for the next group
+(`_AFTER`), when groups are stored on several connections at once."""
+_AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
+"""Wait for the previous group to be committed (and visible): its transaction holds this
+lock until then."""
 
 _ORPHANS = """
 SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
@@ -188,7 +194,10 @@ class PostgresQueue:
         retry_base_s: float = 2.0,
         max_retry_s: float = 3600.0,
         lease_s: float = 30.0,
+        ack_connections: int = 1,
     ) -> None:
+        """`ack_connections`: groups of acknowledged deliveries in flight at once, one
+        connection each (see `_commit_group`)."""
         self.url = url
         self.max_attempts = max_attempts
         self.lease_s = lease_s
@@ -208,7 +217,15 @@ class PostgresQueue:
         self._opening = asyncio.Lock()
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._acker: psycopg.AsyncConnection[Any] | None = None
+        self._ackers: list[psycopg.AsyncConnection[Any]] = []
+        self._lanes = asyncio.Semaphore(ack_connections)
+        self._pipelined = ack_connections > 1
+        self._groups: set[asyncio.Task[None]] = set()
+        self._last: asyncio.Future[None] | None = None
+        self._numbers = 0
+        self._lock_space = secrets.randbits(31)
+        """This queue's advisory locks: (lock space, group number) is held by a group's
+        transaction; the next group waits for it before committing."""
         self.commits = 0
         """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
@@ -260,22 +277,65 @@ class PostgresQueue:
         return await future
 
     async def _commit_groups(self) -> None:
-        """Commit the waiting deliveries in groups, until none waits."""
+        """Commit the waiting deliveries in groups, until none waits. A group starts once
+        the previous one has stored its rows (so job ids follow the order received) and a
+        connection is free: with one connection, once the previous group is committed."""
+        loop = asyncio.get_running_loop()
         while self._pending:
+            await self._lanes.acquire()
+            if not self._pending:
+                self._lanes.release()
+                break
             group, self._pending = self._pending, []
-            try:
-                stored = await self._store([row for row, _ in group])
-            except Exception as exc:  # nothing of this group is stored
-                error = QueueUnavailable(f"queue on PostgreSQL: {exc}")
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (row, future), first in zip(group, _firsts(group), strict=True):
-                if not future.done():
-                    future.set_result(first and row[0] in stored)
+            number = self._numbers
+            self._numbers += 1
+            stored: asyncio.Future[None] = loop.create_future()
+            done: asyncio.Future[None] = loop.create_future()
+            previous, self._last = self._last, done
+            task = asyncio.create_task(self._commit_group(group, number, previous, stored, done))
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+            await asyncio.wait((stored, done), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _store(self, rows: list[tuple[Any, ...]]) -> set[str]:
+    async def _commit_group(
+        self,
+        group: list[tuple[tuple[Any, ...], asyncio.Future[bool]]],
+        number: int,
+        previous: asyncio.Future[None] | None,
+        stored: asyncio.Future[None],
+        done: asyncio.Future[None],
+    ) -> None:
+        """Store one group in one transaction and answer its deliveries once it is committed.
+
+        With several connections, the next group is stored on another one while this one
+        commits (waits for the disk), and commits only after this one: it waits for this
+        group's advisory lock, taken as this group stores and released by PostgreSQL once
+        its commit is visible. Workers never see a later delivery of a repository before
+        an earlier one, and job ids follow the order received."""
+        try:
+            found = await self._store([row for row, _ in group], number, previous, stored)
+        except Exception as exc:  # nothing of this group is stored
+            error = QueueUnavailable(f"queue on PostgreSQL: {exc}")
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        finally:
+            for signal in (stored, done):
+                if not signal.done():
+                    signal.set_result(None)
+            self._lanes.release()
+        for (row, future), first in zip(group, _firsts(group), strict=True):
+            if not future.done():
+                future.set_result(first and row[0] in found)
+
+    async def _store(
+        self,
+        rows: list[tuple[Any, ...]],
+        number: int,
+        previous: asyncio.Future[None] | None,
+        stored: asyncio.Future[None],
+    ) -> set[str]:
         columns = list(zip(*rows, strict=True))
         params = {
             "ids": list(columns[0]),
@@ -287,27 +347,42 @@ class PostgresQueue:
             "at": list(columns[6]),
             "queue": QUEUE,
             "task": TASK,
+            "lock": self._lock_space,
+            "group": number % 2**31,
         }
         db = await self._acknowledging()
         try:
-            cursor = await db.execute(_ENQUEUE, params)
-            found = await cursor.fetchone()
-        except psycopg.OperationalError:  # the server went away: the next group reconnects
+            if not self._pipelined:  # one group at a time: its statement is its transaction
+                cursor = await db.execute(_ENQUEUE, params)
+                found = await cursor.fetchone()
+            else:  # one round trip to store, one to commit
+                async with db.pipeline():
+                    await db.execute("BEGIN")
+                    cursor = await db.execute(_ENQUEUE, params)
+                    found = await cursor.fetchone()  # stored, not committed: the next may start
+                    stored.set_result(None)
+                    if previous is not None and not previous.done():
+                        await db.execute(_AFTER, (self._lock_space, (number - 1) % 2**31))
+                    await db.execute("COMMIT")
+        except BaseException:  # the transaction is rolled back with the connection
             await db.close()
             raise
+        self._ackers.append(db)
         self.commits += 1
         return set(found[1]) if found else set()
 
     async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
-        """The connection of the acknowledgements (one group at a time): in autocommit, so
-        that a group is one round trip (its one statement is its transaction), with the
-        statement prepared once; not from the pool, whose check on every checkout would
-        cost a second."""
-        if self._acker is None or self._acker.closed or self._acker.broken:
-            self._acker = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
-            )
-        return self._acker
+        """A connection of the acknowledgements (one per group in flight): in autocommit,
+        so that with one connection a group is one round trip (its one statement is its
+        transaction), with the statement prepared once; not from the pool, whose check on
+        every checkout would cost a second."""
+        while self._ackers:
+            db = self._ackers.pop()
+            if not (db.closed or db.broken):
+                return db
+        return await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
+        )
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -588,8 +663,10 @@ class PostgresQueue:
     async def close(self) -> None:
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
-        if self._acker is not None:
-            await self._acker.close()
+        await asyncio.gather(*self._groups, return_exceptions=True)
+        for db in self._ackers:
+            await db.close()
+        self._ackers.clear()
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()

@@ -73,6 +73,14 @@ class BotSettings(BaseSettings):
     lease_s: float = Field(
         30.0, gt=0, description="A worker silent this long (killed) loses its job to another."
     )
+    ack_connections: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="On PostgreSQL, groups of webhook deliveries being committed at once, one "
+        "connection each: with 2, the next group is stored while the previous one waits for "
+        "the disk (a repository's deliveries stay in order).",
+    )
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = Field(4, ge=1, description="Repositories worked on at once.")

@@ -266,3 +266,56 @@ async def test_an_attempt_whose_end_could_not_be_recorded_keeps_its_place(
         await asyncio.gather(worker, return_exceptions=True)
         await queue.close()
     assert done == [1, 2]
+
+
+@pytest.mark.parametrize("slow", ["commit", "insert"])
+async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
+    postgres_url: str, slow: str
+) -> None:
+    # The first delivery's transaction is slow (a test trigger sleeps as it is stored, or
+    # as it commits); the next deliveries of the same repository arrive meanwhile, and go
+    # on the second connection. They must neither become visible before it (a worker would
+    # run them first) nor get job ids before it (procrastinate runs a lock's jobs by id).
+    import psycopg
+
+    queue = PostgresQueue(postgres_url, ack_connections=2)
+    await queue.open()
+    trigger = (
+        "CONSTRAINT TRIGGER slow AFTER INSERT ON flujo_deliveries DEFERRABLE INITIALLY DEFERRED"
+        if slow == "commit"
+        else "TRIGGER slow BEFORE INSERT ON flujo_deliveries"
+    )
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;"
+            f" CREATE {trigger} FOR EACH ROW WHEN (NEW.delivery_id = 'd0')"
+            " EXECUTE FUNCTION slow()"
+        )
+    seen: list[list[str]] = []
+
+    async def watch() -> None:  # what a worker could see, as it changes
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+            while True:
+                cursor = await db.execute(
+                    "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
+                )
+                found = [row[0] for row in await cursor.fetchall()]
+                if not seen or seen[-1] != found:
+                    seen.append(found)
+                await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        first = asyncio.create_task(queue.enqueue(_delivery(0, "a/b")))
+        await asyncio.sleep(0.3)  # its group is being stored, or committed, slowly
+        later = [asyncio.create_task(queue.enqueue(_delivery(n, "a/b"))) for n in range(1, 6)]
+        assert await asyncio.gather(first, *later) == [True] * 6
+        await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await queue.close()
+    assert queue.commits == 2, "the later deliveries were not stored beside the slow one"
+    assert seen[-1] == [f"d{n}" for n in range(6)]
+    assert all(not found or found[0] == "d0" for found in seen), seen

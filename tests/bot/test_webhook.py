@@ -161,20 +161,28 @@ async def test_a_stalled_upload_is_dropped_after_the_read_timeout(tmp_path: Path
 
 async def test_unauthenticated_bodies_are_read_a_few_at_a_time(tmp_path: Path) -> None:
     # Two slow uploads hold both readers; a third waits briefly and gets a 503 instead of
-    # being buffered: memory stays bounded by readers x body limit, whoever connects.
+    # being buffered: memory stays bounded by readers x body limit, whoever connects. A
+    # delivery that arrives whole is not held up by them: nothing of it is waited for.
     server = await _handler_app(tmp_path, max_readers=2, slot_wait_s=0.2, read_timeout_s=5)
     try:
         stalled = [(await _stall(server.port or 0))[1] for _ in range(2)]
         await asyncio.sleep(0.1)
+        reader, third = await _stall(server.port or 0)
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        assert status_line.split()[1] == b"503"
+        third.close()
         async with TestClient(server) as client:
-            headers, body = signed("push", real_payload("push"), delivery="third")
-            third = await client.post("/webhooks", data=body, headers=headers)
-            assert third.status == 503
+            headers, body = signed("push", real_payload("push"), delivery="whole")
+            whole = await client.post("/webhooks", data=body, headers=headers)
+            assert whole.status == 202
             for writer in stalled:
                 writer.close()
             await asyncio.sleep(0.1)
-            again = await client.post("/webhooks", data=body, headers=headers)
-            assert again.status == 202
+            reader, fourth = await _stall(server.port or 0)
+            fourth.write(b"}" + b" " * 998)  # the rest of the announced 1000 bytes
+            status_line = await asyncio.wait_for(reader.readline(), 5)
+            assert status_line.split()[1] == b"401"  # read in full, then its signature refused
+            fourth.close()
     finally:
         await server.close()
 
