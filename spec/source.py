@@ -454,6 +454,9 @@ _SCALAR_TAGS = frozenset(
 )
 
 
+_MERGE = _CORE_TAGS + "merge"
+
+
 class _Converter:
     """Turns ruamel's composed nodes into plain data and records positions."""
 
@@ -468,6 +471,9 @@ class _Converter:
         self.done: dict[int, tuple[Any, int, str]] = {}
         self.active: set[int] = set()
         self.constructor = YAML(typ="safe", pure=False).constructor
+        # id(node.ctag) -> node.tag: most nodes share a few Tag objects, and ruamel works
+        # out a Tag's name through three calls (the nodes keep their Tags alive)
+        self.tag_names: dict[int, str | None] = {}
 
     def convert(self, node: Any) -> Any:
         self.positions[""] = (1, 1, 1, 1)
@@ -492,7 +498,8 @@ class _Converter:
             return copy
         if depth >= MAX_DEPTH:
             raise self._fail(path, f"nesting deeper than {MAX_DEPTH} levels", "too-deep")
-        if node.tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
+        tag = self.tag_names.get(id(node.ctag)) or self._tag(node)
+        if tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         self.active.add(key)
         start = self.nodes
@@ -512,13 +519,18 @@ class _Converter:
         self.done[key] = (plain, self.nodes - start, path)
         return plain
 
+    def _tag(self, node: Any) -> str | None:
+        """`node.tag`, remembered for its Tag object (see `tag_names`)."""
+        name = self.tag_names[id(node.ctag)] = node.tag
+        return name  # type: ignore[no-any-return]
+
     def _item(self, node: Any, path: str, depth: int) -> Any:
         mark = node.start_mark
         self.positions[path] = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
         return self._node(node, path, depth + 1)
 
     def _scalar(self, node: Any, path: str) -> Any:
-        tag = node.tag
+        tag = self.tag_names.get(id(node.ctag)) or self._tag(node)
         if tag not in _SCALAR_TAGS:
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         name = tag[len(_CORE_TAGS) :]
@@ -555,7 +567,7 @@ class _Converter:
         first_line: dict[str, int] = {}
         merges: list[Any] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _CORE_TAGS + "merge":
+            if (self.tag_names.get(id(key_node.ctag)) or self._tag(key_node)) == _MERGE:
                 merges.append(value_node)
                 continue
             key = self._key(key_node, path)
