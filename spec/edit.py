@@ -477,8 +477,10 @@ def guess_indentation(text: str) -> tuple[int, int, int]:
     previous: tuple[int, str] | None = None  # indent and text of the last `key:` line
     for raw in text.split("\n"):
         stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped[0] == "#":
             continue
+        if previous is None and stripped[-1] != ":" and " #" not in stripped:
+            continue  # (most lines: neither below a `key:` line nor one)
         indent = len(raw) - len(raw.lstrip(" "))
         body = stripped[2:].lstrip() if stripped.startswith("- ") else stripped
         if previous is not None and stripped.startswith("- ") and indent >= previous[0]:
