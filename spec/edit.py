@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError, SpecError
-from flujo.spec.source import load_tree, make_yaml, parse, parse_with_node
+from flujo.spec.source import MAX_DEPTH, edit_data, load_tree, make_yaml
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -100,10 +100,11 @@ def _patch_text(text: str, operations: list[dict[str, Any]], file: str) -> Patch
 
     newline = "\r\n" if "\r\n" in text else "\n"
     original = text.replace("\r\n", "\n")
-    document, node = parse_with_node(original, file)
-    data = _plain_copy(document.data) if "&" in original else document.data
+    data, node = edit_data(original, file)
+    if "&" in original:
+        data = _plain_copy(data)
     spliced, expected = _splice(jsonpatch, original, node, operations, data, file)
-    if spliced is not None and _loads_to(spliced, expected, file):
+    if spliced is not None and _loads_to(spliced, expected, file, scan=not _shallow(operations)):
         out = spliced.replace("\n", newline) if newline != "\n" else spliced
         return PatchResult(out, exact=True, spliced=True)
     yaml = _styled_yaml(original)
@@ -476,8 +477,10 @@ def guess_indentation(text: str) -> tuple[int, int, int]:
     previous: tuple[int, str] | None = None  # indent and text of the last `key:` line
     for raw in text.split("\n"):
         stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped[0] == "#":
             continue
+        if previous is None and stripped[-1] != ":" and " #" not in stripped:
+            continue  # (most lines: neither below a `key:` line nor one)
         indent = len(raw) - len(raw.lstrip(" "))
         body = stripped[2:].lstrip() if stripped.startswith("- ") else stripped
         if previous is not None and stripped.startswith("- ") and indent >= previous[0]:
@@ -860,10 +863,51 @@ def _spaced(line: str, opening: str, closing: str) -> str:
     return "".join(out)
 
 
-def _loads_to(text: str, expected: Any, file: str) -> bool:
-    from flujo.spec.errors import SpecError
-
+def _loads_to(text: str, expected: Any, file: str, *, scan: bool = True) -> bool:
+    """Whether `text` loads to `expected` (`scan=False`: see `_shallow`)."""
     try:
-        return bool(parse(text, file).data == expected)
+        return bool(edit_data(text, file, scan=scan, located=False)[0] == expected)
     except SpecError:
         return False
+
+
+_UNSCANNED_DEPTH = 1_000
+"""Deepest nesting spliced text may have to be loaded without the pre-scan for hostile
+nesting (ruamel's composer recurses once per level; on an 8 MiB stack it handled 20,000
+levels and crashed at 100,000)."""
+
+
+def _shallow(operations: list[dict[str, Any]]) -> bool:
+    """Whether the text these operations were spliced into may be loaded without the
+    pre-scan for hostile nesting (the conversion still refuses nesting beyond MAX_DEPTH,
+    as the pre-scan does): it is at most _UNSCANNED_DEPTH levels deep.
+
+    The original passed the pre-scan (at most MAX_DEPTH levels); a patch path exists in
+    the document (its last token may be new), so a value written there adds at most one
+    level plus its own depth, and a moved or copied value is at most as deep as the
+    document it comes from."""
+    bound = MAX_DEPTH
+    for operation in operations:
+        if operation.get("op") in ("move", "copy"):
+            bound = 2 * bound + 1
+        elif "value" in operation:
+            bound += 1 + _depth(operation["value"], _UNSCANNED_DEPTH)
+        if bound > _UNSCANNED_DEPTH:
+            return False
+    return True
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Levels of lists and dicts in `value` (0 for a scalar), counted up to `limit`."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return limit + 1
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (item, depth + 1) for item in (value.values() if isinstance(value, dict) else value)
+            )
+    return deepest

@@ -205,6 +205,27 @@ def parse_with_node(data: bytes | str, file: str = "<string>") -> tuple[SourceDo
     return document, node
 
 
+def edit_data(
+    text: str, file: str = "<string>", *, scan: bool = True, located: bool = True
+) -> tuple[Any, Any]:
+    """The plain data of `text` and its composed root node, for edits (`flujo.spec.edit`):
+    `parse_with_node` without the positions and the hash, which edits do not use.
+
+    A problem is raised as `parse` raises it, at its place (with `located=False`, maybe
+    without its place: for a caller that only asks whether the text loads). `scan=False`
+    skips the pre-scan for hostile nesting: only for text the caller knows is not nested
+    much deeper than MAX_DEPTH (ruamel's composer recurses once per level; a few hundred
+    levels are safe); nesting beyond MAX_DEPTH is still refused, by the conversion."""
+    try:
+        node = _compose(text, file, scan=scan)
+        document = SourceDocument(file=file, text=text, sha256="", data=None)
+        return _Converter(document, positions=False).convert(node), node
+    except SpecError:
+        if located:
+            parse_with_node(text, file)  # the same problem, at its place
+        raise
+
+
 def parse_with_tree(
     data: bytes | str, file: str = "<string>", yaml: YAML | None = None
 ) -> tuple[SourceDocument, Any]:
@@ -222,13 +243,14 @@ def _text_of(data: bytes | str, file: str) -> tuple[bytes, str]:
     return data, decode(data, file)
 
 
-def _compose(text: str, file: str) -> Any:
-    """ruamel's node graph of `text` (C parser when available); errors are located."""
+def _compose(text: str, file: str, *, scan: bool = True) -> Any:
+    """ruamel's node graph of `text` (C parser when available); errors are located.
+    `scan=False` skips the pre-scan for hostile nesting (see `edit_data`)."""
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=False)
     yaml.Resolver = _resolver()
-    return _guarded(lambda: yaml.compose(text), text, file)
+    return _guarded(lambda: yaml.compose(text), text, file, scan=scan)
 
 
 _RESOLVER: list[Any] = []
@@ -237,14 +259,42 @@ _RESOLVER: list[Any] = []
 def _resolver() -> Any:
     """ruamel's YAML 1.2 resolver, minus the look-up of the document's YAML version for
     every scalar: with the C parser that look-up always ends at the default (1.2), after
-    two caught AttributeErrors, and was the larger part of the compose time."""
+    two caught AttributeErrors, and was the larger part of the compose time.
+
+    A plain scalar's tag is also found with the 1.2 rules looked up once per document
+    (ruamel looks them up twice per scalar), and is one shared Tag per tag name (ruamel
+    makes a new one per scalar, whose name is then decoded character by character)."""
     if not _RESOLVER:
+        from ruamel.yaml.nodes import ScalarNode
         from ruamel.yaml.resolver import VersionedResolver
+        from ruamel.yaml.tag import Tag
+
+        tags: dict[str, Tag] = {}
+        none: list[Any] = []
 
         class Resolver(VersionedResolver):
+            _rules: Any = None
+
             @property
             def processing_version(self) -> Any:
                 return (1, 2)
+
+            def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+                # ruamel's VersionedResolver.resolve, for YAML 1.2 and no path resolvers
+                if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+                    return super().resolve(kind, value, implicit)
+                rules = self._rules
+                if rules is None:
+                    rules = self._rules = self.versioned_resolver
+                for name, regexp in rules.get(value[0] if value else "", none) + rules.get(
+                    None, none
+                ):
+                    if regexp.match(value):
+                        tag = tags.get(name)
+                        if tag is None:
+                            tag = tags[name] = Tag(suffix=name)
+                        return tag
+                return self.DEFAULT_SCALAR_TAG
 
         _RESOLVER.append(Resolver)
     return _RESOLVER[0]
@@ -255,11 +305,11 @@ def load_tree(text: str, file: str, yaml: YAML | None = None) -> Any:
     return _guarded((yaml or make_yaml()).load, text, file, with_text=True)
 
 
-def _guarded(load: Any, text: str, file: str, with_text: bool = False) -> Any:
+def _guarded(load: Any, text: str, file: str, with_text: bool = False, *, scan: bool = True) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        too_deep = _nesting_beyond(text, MAX_DEPTH)
+        too_deep = _nesting_beyond(text, MAX_DEPTH) if scan else None
         if too_deep is not None:
             line, col = too_deep
             message = f"nesting deeper than {MAX_DEPTH} levels"
@@ -404,19 +454,26 @@ _SCALAR_TAGS = frozenset(
 )
 
 
+_MERGE = _CORE_TAGS + "merge"
+
+
 class _Converter:
     """Turns ruamel's composed nodes into plain data and records positions."""
 
-    def __init__(self, document: SourceDocument) -> None:
+    def __init__(self, document: SourceDocument, *, positions: bool = True) -> None:
         from ruamel.yaml import YAML
 
         self.document = document
         self.positions = document.positions
+        self.record = positions
         self.nodes = 0
         # id(node) -> (plain, expanded size, yaml_path where it was converted)
         self.done: dict[int, tuple[Any, int, str]] = {}
         self.active: set[int] = set()
         self.constructor = YAML(typ="safe", pure=False).constructor
+        # id(node.ctag) -> node.tag: most nodes share a few Tag objects, and ruamel works
+        # out a Tag's name through three calls (the nodes keep their Tags alive)
+        self.tag_names: dict[int, str | None] = {}
 
     def convert(self, node: Any) -> Any:
         self.positions[""] = (1, 1, 1, 1)
@@ -441,20 +498,31 @@ class _Converter:
             return copy
         if depth >= MAX_DEPTH:
             raise self._fail(path, f"nesting deeper than {MAX_DEPTH} levels", "too-deep")
-        if node.tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
+        tag = self.tag_names.get(id(node.ctag)) or self._tag(node)
+        if tag not in (_CORE_TAGS + "map", _CORE_TAGS + "seq"):
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         self.active.add(key)
         start = self.nodes
         self._count(1, path)
         if kind == "mapping":
             plain: Any = self._mapping(node, path, depth)
-        else:
+        elif self.record:
             plain = [
                 self._item(item, f"{path}[{index}]", depth) for index, item in enumerate(node.value)
+            ]
+        else:
+            plain = [
+                self._node(item, f"{path}[{index}]", depth + 1)
+                for index, item in enumerate(node.value)
             ]
         self.active.discard(key)
         self.done[key] = (plain, self.nodes - start, path)
         return plain
+
+    def _tag(self, node: Any) -> str | None:
+        """`node.tag`, remembered for its Tag object (see `tag_names`)."""
+        name = self.tag_names[id(node.ctag)] = node.tag
+        return name  # type: ignore[no-any-return]
 
     def _item(self, node: Any, path: str, depth: int) -> Any:
         mark = node.start_mark
@@ -462,7 +530,7 @@ class _Converter:
         return self._node(node, path, depth + 1)
 
     def _scalar(self, node: Any, path: str) -> Any:
-        tag = node.tag
+        tag = self.tag_names.get(id(node.ctag)) or self._tag(node)
         if tag not in _SCALAR_TAGS:
             raise self._fail(path, "YAML tags (`!name`) are not allowed in specs", "yaml-tag")
         name = tag[len(_CORE_TAGS) :]
@@ -499,7 +567,7 @@ class _Converter:
         first_line: dict[str, int] = {}
         merges: list[Any] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _CORE_TAGS + "merge":
+            if (self.tag_names.get(id(key_node.ctag)) or self._tag(key_node)) == _MERGE:
                 merges.append(value_node)
                 continue
             key = self._key(key_node, path)
@@ -510,8 +578,10 @@ class _Converter:
                 raise SpecError.single(
                     Diagnostic(message, "duplicate-key", self.document.file, kline, kcol, child)
                 )
-            k, v = key_node.start_mark, value_node.start_mark
-            self.positions[child] = (k.line + 1, k.column + 1, v.line + 1, v.column + 1)
+            k = key_node.start_mark
+            if self.record:
+                v = value_node.start_mark
+                self.positions[child] = (k.line + 1, k.column + 1, v.line + 1, v.column + 1)
             first_line[key] = k.line + 1
             out[key] = self._node(value_node, child, depth + 1)
         for merge in merges:  # `<<: *defaults`: merged keys never override explicit ones

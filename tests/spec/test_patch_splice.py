@@ -11,6 +11,7 @@ import jsonpatch
 import pytest
 
 from flujo.spec.edit import PatchError, patch_text
+from flujo.spec.errors import SpecError
 from flujo.spec.source import parse
 from tests.support.patch_diff import diff
 
@@ -210,3 +211,29 @@ def test_a_key_renamed_in_place_keeps_its_value_comment_and_position() -> None:
         patch_text(text, patch)  # `flujo patch` takes RFC 6902 operations only
     with pytest.raises(PatchError, match="cannot rename"):
         patch_text(text, [{"op": "rename", "path": "/a", "to": "b"}], renames=True)
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", [99, 150])
+def test_a_patch_that_nests_the_spec_too_deep_is_refused(levels: int) -> None:
+    # The spliced text is reloaded without the nesting pre-scan when the patch cannot
+    # nest it far: the load still refuses what the pre-scan would.
+    operation = {"op": "add", "path": "/steps/0/config", "value": _nested(levels)}
+    with pytest.raises(PatchError):
+        patch_text(PROMPT, [operation])
+    shallow = patch_text(PROMPT, [{**operation, "value": _nested(90)}])
+    assert shallow.spliced and parse(shallow.text).data["steps"][0]["config"] == _nested(90)
+
+
+def test_a_spec_a_patch_cannot_load_is_reported_at_its_place() -> None:
+    text = PROMPT.replace("input: hello", "input: !custom hello")
+    with pytest.raises(SpecError) as raised:
+        patch_text(text, [{"op": "replace", "path": "/version", "value": "1"}])
+    (problem,) = raised.value.diagnostics
+    assert (problem.code, problem.line, problem.col) == ("yaml-tag", 11, 5)
