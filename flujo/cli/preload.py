@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 
 
 def preload(*modules: str) -> None:
-    """Import `modules` (dotted names) with the collector paused, then freeze what exists."""
+    """Import `modules` (dotted names) with the collector paused, then freeze what exists;
+    nothing when they are all imported already (a later call must not freeze the garbage
+    of the work done since)."""
+    if all(name in sys.modules for name in modules):
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 NOT_NEEDED = (
@@ -67,3 +69,20 @@ def test_a_spec_naming_a_model_backed_skill_is_checked_with_it(tmp_path: Path) -
     assert done.returncode == 1, done.stderr
     assert "unknown skill 'text_to_sqk'; did you mean 'text_to_sql'?" in done.stdout
     assert done.stdout.count("error:") == 1, done.stdout  # `text_to_sql` itself is fine
+
+
+def test_preload_freezes_once_and_leaves_the_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Freezing again after a check would keep that check's cyclic garbage until exit.
+    import gc
+
+    from flujo.cli.preload import preload
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.isenabled()))
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    preload("json", "colorsys")
+    assert "colorsys" in sys.modules
+    assert frozen == [False]  # paused while importing
+    assert gc.isenabled()
+    preload("json", "colorsys")  # all there: nothing to do
+    assert frozen == [False]
