@@ -55,6 +55,10 @@ class SpecNode(BaseModel):
         allow_inf_nan=False,
         validate_by_alias=True,
         serialize_by_alias=True,
+        # Built once, as part of `Pipeline` (below); a node class validated on its own is
+        # built on first use. Building each class as it is defined made a cold
+        # `flujo validate` generate the step kinds' schemas four times over.
+        defer_build=True,
     )
 
     _yaml_path: str = PrivateAttr(default="")
@@ -845,8 +849,4 @@ class Pipeline(SpecNode):
 
 
 StepList.model_rebuild()
-AgentStep.model_rebuild()
-CacheStep.model_rebuild()
-DynamicRouterStep.model_rebuild()
-AgenticLoopStep.model_rebuild()
-Pipeline.model_rebuild()
+Pipeline.model_rebuild()  # the one model every load validates: built at import

@@ -21,11 +21,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flujo.spec.errors import EXIT_INVALID, FlujoError
-from flujo.spec.skill_packs import ModelSkill, model_skills
 from flujo.spec.skills import BUILTINS, SkillInfo
+
+if TYPE_CHECKING:
+    from flujo.spec.skill_packs import ModelSkill
 
 ENTRY_POINT_GROUP = "flujo.skills"
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -56,9 +58,16 @@ class StepRegistry:
             info: SkillInfo = fn.__flujo_skill__  # type: ignore[attr-defined]
             self._builtins[info.name] = (info, fn)
         self._by_target = {info.target: name for name, (info, _) in self._builtins.items()}
-        self._packs = model_skills()
         self.allow = tuple(allow)
         self._use_entry_points = entry_points
+
+    @cached_property
+    def _packs(self) -> dict[str, ModelSkill]:
+        # Read on the first reference that is not a built-in: a spec that names only
+        # built-ins (most do) is checked without parsing the packs or building their model.
+        from flujo.spec.skill_packs import model_skills
+
+        return model_skills()
 
     @cached_property
     def _entry_points(self) -> dict[str, Any]:

@@ -14,6 +14,19 @@ if TYPE_CHECKING:
     from flujo.spec.check_cache import CachedCheck
 
 SPEC_SUFFIXES = (".yml", ".yaml")
+CHECK_MODULES = (
+    "flujo.spec.load",  # pydantic and the spec model
+    "flujo.spec.lint",
+    "flujo.spec.type_check",
+    "flujo.spec.context_check",
+    "flujo.spec.fields",
+    "flujo.spec.legacy.blueprint",
+    "flujo.spec.legacy.lenient",
+    "ruamel.yaml",
+)
+"""What checking any spec imports (more for some specs: Jinja for a template with logic,
+jsonschema for an unusual schema, regex for a pattern). A check of a file not answered
+from the cache imports them first, with the garbage collector paused (`preload`)."""
 
 
 @click.command()
@@ -125,6 +138,9 @@ def _check(file: Path, registry: Any, untrusted: bool) -> tuple[CachedCheck, boo
     """What checking `file` finds, and whether it depends on this file alone (not so
     for a spec with `imports:` or a flujo 0.x blueprint, which may read other files).
     Raises OSError when the file cannot be read."""
+    from flujo.cli.preload import preload
+
+    preload(*CHECK_MODULES)  # once per process: the first file not answered from the cache
     from flujo.spec.check_cache import CachedCheck
     from flujo.spec.errors import SpecError
     from flujo.spec.load import check, read_document, registry_for

@@ -54,3 +54,26 @@ def test_the_schema_rejects_what_the_loader_rejects() -> None:
     assert validator.is_valid(
         {"steps": [{"name": "a", "kind": "map", "over": "x", "body": {"steps": [{"name": "b"}]}}]}
     )
+
+
+def test_every_node_class_knows_its_fields_and_validates_on_its_own() -> None:
+    # The node classes are built as part of Pipeline (defer_build); one used on its own
+    # is built on first use, and its fields (what diagnostics and the reference read)
+    # are resolved from the start.
+    from flujo.spec import model
+
+    classes = [
+        value
+        for value in vars(model).values()
+        if isinstance(value, type) and issubclass(value, model.SpecNode)
+    ]
+    assert len(classes) > 20
+    for cls in classes:
+        for name, field in cls.model_fields.items():
+            assert "ForwardRef" not in repr(field.annotation), (cls.__name__, name)
+    steps = model.StepList.model_validate(
+        {"steps": [{"name": "a", "kind": "map", "over": "x", "body": {"steps": [{"name": "b"}]}}]}
+    )
+    assert isinstance(steps.steps[0], model.MapStep)
+    step = model.AgentStep.model_validate({"name": "a", "fallback": {"name": "b"}})
+    assert step.fallback is not None and step.config.backoff.initial_s == 1.0
