@@ -585,7 +585,8 @@ class _Run:
             # shielded: a cancelled run is still recorded whole
             unwritten = self._unwritten()
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, unwritten))
-            if result.status == "succeeded":  # nothing to resume: outputs are not kept
+            kept = self.checkpointing or self.resumed is not None  # (a resumed run's moved)
+            if kept and result.status == "succeeded":  # nothing to resume: outputs not kept
                 await asyncio.shield(asyncio.to_thread(store.drop_checkpoints, result.run_id))
         rows = self._capture_rows() if self.captured else []
         if rows and store is not None:
