@@ -196,6 +196,7 @@ class Runner:
         self._skills: dict[str, tuple[Callable[..., Any], bool]] = {}
         self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]] | None] = {}
         self._checks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self._agents: dict[int, Agent] = {}
         self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
@@ -307,6 +308,14 @@ class Runner:
             entry = (agent, pack.checks(step.with_))
         self._packed[key] = entry
         return entry
+
+    def agent(self, step: AgentStep, uses: str) -> Agent:
+        """The agent a step `uses: agents.NAME` (looked up once per step)."""
+        found = self._agents.get(id(step))
+        if found is None:
+            found = self._owner[id(step)].agents[uses[len(AGENT_PREFIX) :]]
+            self._agents[id(step)] = found
+        return found
 
     def checkpoints(self) -> CheckpointWriter:
         """The writer of this runner's checkpoints (runs with a store keep them)."""
@@ -585,7 +594,8 @@ class _Run:
             # shielded: a cancelled run is still recorded whole
             unwritten = self._unwritten()
             await asyncio.shield(asyncio.to_thread(store.finish_run, result, unwritten))
-            if result.status == "succeeded":  # nothing to resume: outputs are not kept
+            kept = self.checkpointing or self.resumed is not None  # (a resumed run's moved)
+            if kept and result.status == "succeeded":  # nothing to resume: outputs not kept
                 await asyncio.shield(asyncio.to_thread(store.drop_checkpoints, result.run_id))
         rows = self._capture_rows() if self.captured else []
         if rows and store is not None:
@@ -994,9 +1004,11 @@ class _Run:
                         output = await self.call(step, value, feedback, span, record, bindings)
                 else:
                     output = await self.call(step, value, feedback, span, record, bindings)
-                problem = self._validate(step, output)
-                if problem is not None:
-                    raise ValidationFailed(problem)
+                checks = self.runner.checks(step)
+                if checks:
+                    problem = self._validate(checks, output)
+                    if problem is not None:
+                        raise ValidationFailed(problem)
             except (UsageLimitExceeded, asyncio.CancelledError, RunPaused) as exc:
                 record.latency_s += time.perf_counter() - started
                 record.success, record.error = False, _reason(exc)
@@ -1051,7 +1063,8 @@ class _Run:
                 continue
             record.latency_s += time.perf_counter() - started
             record.success, record.error, record.output = True, None, output
-            self._write_context(step, output, span)
+            if step.updates_context or step.sink_to is not None:
+                self._write_context(step, output, span)
             span.end(True)
             return output
         record.success, record.error = False, error
@@ -1079,7 +1092,7 @@ class _Run:
         if uses is None:
             return value
         if uses.startswith(AGENT_PREFIX):
-            agent = self.runner._owner[id(step)].agents[uses[len(AGENT_PREFIX) :]]
+            agent = self.runner.agent(step, uses)
             return await self._model_call(step, agent, value, feedback, span, record)
         packed = self.runner.packed(step)
         if packed is not None:  # a model-backed skill: a call of its agent
@@ -1145,7 +1158,8 @@ class _Run:
             self.cost += completion.cost_usd
             if record.cost_usd is not None:
                 record.cost_usd += completion.cost_usd
-        self._check_limits(step)
+        if self.limits is not None:
+            self._check_limits(step)
         return completion.output
 
     def _check_limits(self, step: StepBase) -> None:
@@ -1157,10 +1171,9 @@ class _Run:
         if limits.total_tokens is not None and self.tokens > limits.total_tokens:
             raise UsageLimitExceeded(step, "total_tokens", self.tokens, limits.total_tokens)
 
-    def _validate(self, step: AgentStep, output: Any) -> str | None:
-        """The first problem of the output: the step's validators, then the checks of the
-        model-backed skill it uses."""
-        for uses, given in self.runner.checks(step):
+    def _validate(self, checks: list[tuple[str, dict[str, Any]]], output: Any) -> str | None:
+        """The first problem of the output by a step's `checks` (`Runner.checks`)."""
+        for uses, given in checks:
             fn, _ = self.runner.skill(uses)
             problem = fn(output, **given)
             if problem:

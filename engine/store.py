@@ -11,6 +11,7 @@ same tables from the same versioned migrations (`store_db.py` holds the differen
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -192,53 +193,59 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
-_SPAN_FIELDS = (
+_HEAD_FIELDS = (
     "run_id",
     "span_id",
     "parent_id",
     "name",
+    "start_ns",
+    "end_ns",
+    "attributes",
     "step_name",
     "kind",
     "yaml_path",
     "line",
     "attempt",
-    "status",
-    "error",
-    "start_ns",
-    "end_ns",
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "model",
-    "provider",
-    "attributes",
-    "events",
-    "cause",
 )
+"""The columns every span row binds, in the order `_span_rows` builds them."""
+_MODEL_FIELDS = ("cost_usd", "input_tokens", "output_tokens", "model", "provider")
+_ERROR_FIELDS = ("error", "cause")
+_SPAN_FIELDS = (*_HEAD_FIELDS, *_MODEL_FIELDS, "status", *_ERROR_FIELDS, "events")
+_Shape = tuple[bool, bool, bool, bool]
+"""(a model call, a status other than OK, an error or a cause, events): which columns a
+row binds (see `_insert_spans_statement`)."""
 
 
-def _insert_spans_statement(nulls: tuple[str, ...] = ()) -> str:
-    """The spans upsert, with a NULL literal instead of a marker for the `nulls` columns:
-    binding None costs the sqlite3 module an adapter lookup, as much as a third of a row."""
-    values = ", ".join("NULL" if f in nulls else "?" for f in _SPAN_FIELDS)
+_ROWS_PER_STATEMENT = 32
+"""SQLite: span rows per INSERT (the rest of a batch in statements of 16, 8, … 1 rows);
+each statement execution costs the sqlite3 module as much as binding a few values."""
+_REST_SIZES = (16, 8, 4, 2, 1)
+
+
+@functools.cache
+def _insert_spans_statement(shape: _Shape, rows: int = 1) -> str:
+    """The spans upsert of `rows` rows of one shape: the columns a shape leaves out are
+    literals (NULL for no model call and no error, 'OK', '[]' for no events). Each bound
+    value costs the sqlite3 module a call into SQLite (and a copy of a text), None an
+    adapter lookup besides: most rows bind 12 or 17 values of the 21 columns."""
+    model, status, error, events = shape
+    values = ["?"] * len(_HEAD_FIELDS)
+    values += ["?" if model else "NULL"] * len(_MODEL_FIELDS)
+    values.append("?" if status else "'OK'")
+    values += ["?" if error else "NULL"] * len(_ERROR_FIELDS)
+    values.append("?" if events else "'[]'")
+    row = f"({', '.join(values)})"
     return (
-        f"INSERT INTO spans ({', '.join(_SPAN_FIELDS)}) VALUES ({values})"
+        f"INSERT INTO spans ({', '.join(_SPAN_FIELDS)}) VALUES {', '.join([row] * rows)}"
         " ON CONFLICT (run_id, span_id) DO UPDATE SET "
         + ", ".join(f"{f} = excluded.{f}" for f in _SPAN_FIELDS[2:])
     )
 
 
-_NO_MODEL = ("cost_usd", "input_tokens", "output_tokens", "model", "provider")
-_NO_ERROR = ("error", "cause")
-_INSERT_SPANS = _insert_spans_statement()
-"""Any span row (all 21 columns bound)."""
-_INSERT_SPANS_BY_SHAPE = {
-    (True, True): _insert_spans_statement(_NO_ERROR + _NO_MODEL),
-    (True, False): _insert_spans_statement(_NO_ERROR),
-    (False, True): _insert_spans_statement(_NO_MODEL),
-    (False, False): _INSERT_SPANS,
-}
-"""By (no error and no cause, no model call): most spans bind fewer columns."""
+def _width(shape: _Shape) -> int:
+    """How many values a row of this shape binds."""
+    model, status, error, events = shape
+    return len(_HEAD_FIELDS) + len(_MODEL_FIELDS) * model + status + 2 * error + events
 
 
 class StoreError(FlujoError):
@@ -474,13 +481,13 @@ class RunStore:
             return
         groups = _span_rows(run_id, spans)
         with self._transaction() as db:
-            _insert_spans(db, groups)
+            _insert_spans(db, groups, self._db.dialect == "sqlite")
 
     def finish_run(self, result: PipelineResult, spans: list[SpanRecord]) -> None:
         """Record the outcome and every span of a run in one transaction."""
         groups = _span_rows(result.run_id, spans)
         with self._transaction() as db:
-            _insert_spans(db, groups)
+            _insert_spans(db, groups, self._db.dialect == "sqlite")
             db.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
                 " total_tokens = ?, error = ?, error_path = ?, policies = ?, cause = ?"
@@ -625,79 +632,110 @@ _encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
 """`json.dumps(value, default=str, separators=(",", ":"))` without an encoder per call."""
 
 
-_Shape = tuple[bool, bool]
-"""(no error and no cause, no model call): which `_INSERT_SPANS_BY_SHAPE` writes a row."""
+_COLUMN_KEYS = (
+    tm.STEP_NAME,
+    tm.STEP_KIND,
+    tm.YAML_PATH,
+    tm.YAML_LINE,
+    tm.ATTEMPT,
+    tm.COST,
+    tm.GEN_AI_INPUT_TOKENS,
+    tm.GEN_AI_OUTPUT_TOKENS,
+    tm.GEN_AI_MODEL,
+    tm.GEN_AI_SYSTEM,
+)
+"""The attributes with a column of their own, in row order (step_name … provider)."""
+_NONE_5 = (None,) * 5
 
 
-def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[tuple[Any, ...]]]:
-    """Rows of the spans table, grouped by shape (see `_INSERT_SPANS_BY_SHAPE`): columns
-    that are NULL in a whole shape are left out of its rows. Attributes with a column of
-    their own are not repeated in JSON; the extra attributes most spans of a run share are
-    encoded once."""
-    groups: dict[_Shape, list[tuple[Any, ...]]] = {}
-    typed = _TYPED
-    extras: dict[tuple[tuple[str, Any], ...], str] = {}
+class _Extras:
+    """How the attributes without a column of one set of attribute names are written: their
+    names in order, and the JSON of the values spans share (text only: `1 == True`)."""
+
+    __slots__ = ("encoded", "keys", "texts")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.keys = tuple(name for name in names if name not in _TYPED)
+        self.texts = (str,) * len(self.keys)
+        self.encoded: dict[tuple[Any, ...], str] = {}
+
+
+def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
+    """Rows of the spans table, grouped by shape (see `_insert_spans_statement`): columns
+    that are NULL or a common value in a whole shape are left out of its rows. Attributes
+    with a column of their own are not repeated in JSON; the extra attributes spans share
+    are encoded once per batch (the run's mode and origin, on every span). Each shape's
+    rows are one flat list of values, one row after the other."""
+    groups: dict[_Shape, list[Any]] = {}
+    plans: dict[tuple[str, ...], _Extras] = {}
+    columns, cause_key, encode = _COLUMN_KEYS, tm.CAUSE, _encode
     for span in spans:
         a = span.attributes
-        get = a.get
-        if a.keys() <= typed:
+        names = tuple(a)
+        plan = plans.get(names)
+        if plan is None:
+            plan = plans[names] = _Extras(names)
+        keys = plan.keys
+        if not keys:
             extra = "{}"
         else:
-            rest = tuple([item for item in a.items() if item[0] not in typed])
-            if all(type(value) is str for _, value in rest):  # (1 == True: no other kinds)
-                extra = extras.get(rest) or extras.setdefault(rest, _encode(dict(rest)))
+            values = tuple(map(a.__getitem__, keys))
+            if tuple(map(type, values)) == plan.texts:
+                extra = plan.encoded.get(values) or plan.encoded.setdefault(
+                    values, encode(dict(zip(keys, values, strict=True)))
+                )
             else:
-                extra = _encode(dict(rest))
-        status = span.status
-        error = span.status_message
-        cause = get(tm.CAUSE) if status == "ERROR" else None
-        model = (
-            get(tm.COST),
-            get(tm.GEN_AI_INPUT_TOKENS),
-            get(tm.GEN_AI_OUTPUT_TOKENS),
-            get(tm.GEN_AI_MODEL),
-            get(tm.GEN_AI_SYSTEM),
-        )
-        clean = error is None and cause is None
-        no_model = model == _NONE_5
-        head = (
+                extra = encode(dict(zip(keys, values, strict=True)))
+        typed = tuple(map(a.get, columns))
+        model = typed[5:] != _NONE_5
+        row = (
             run_id,
             span.span_id,
             span.parent_id,
             span.name,
-            get(tm.STEP_NAME),
-            get(tm.STEP_KIND),
-            get(tm.YAML_PATH),
-            get(tm.YAML_LINE),
-            get(tm.ATTEMPT),
-            status,
+            span.start_ns,
+            span.end_ns or None,
+            extra,
+            *(typed if model else typed[:5]),
         )
-        start, end = span.start_ns, span.end_ns or None
-        events = _encode(span.events) if span.events else "[]"
-        row: tuple[Any, ...]
-        if clean:
-            if no_model:
-                row = (*head, start, end, extra, events)
-            else:
-                row = (*head, start, end, *model, extra, events)
-        elif no_model:
-            row = (*head, error, start, end, extra, events, cause)
-        else:
-            row = (*head, error, start, end, *model, extra, events, cause)
-        shape = (clean, no_model)
+        status = span.status
+        if status != "OK":
+            row += (status,)
+        error = span.status_message
+        cause = a.get(cause_key) if status == "ERROR" else None
+        failed = error is not None or cause is not None
+        if failed:
+            row += (error, cause)
+        events = span.events
+        if events:
+            row += (encode(events),)
+        shape = (model, status != "OK", failed, bool(events))
         if shape in groups:
-            groups[shape].append(row)
+            groups[shape] += row
         else:
-            groups[shape] = [row]
+            groups[shape] = [*row]
     return groups
 
 
-_NONE_5 = (None,) * 5
-
-
-def _insert_spans(db: Cursor, groups: dict[_Shape, list[tuple[Any, ...]]]) -> None:
-    for shape, rows in groups.items():
-        db.executemany(_INSERT_SPANS_BY_SHAPE[shape], rows)
+def _insert_spans(db: Cursor, groups: dict[_Shape, list[Any]], multirow: bool) -> None:
+    """Write the rows of `_span_rows`; `multirow` (SQLite): several rows per statement
+    (PostgreSQL refuses a statement that upserts one row twice)."""
+    for shape, values in groups.items():
+        width = _width(shape)
+        if not multirow:
+            rows = [tuple(values[i : i + width]) for i in range(0, len(values), width)]
+            db.executemany(_insert_spans_statement(shape), rows)
+            continue
+        step = _ROWS_PER_STATEMENT * width
+        at = len(values) // step * step
+        if at:
+            chunks = [tuple(values[i : i + step]) for i in range(0, at, step)]
+            db.executemany(_insert_spans_statement(shape, _ROWS_PER_STATEMENT), chunks)
+        for size in _REST_SIZES:
+            step = size * width
+            if at + step <= len(values):
+                db.execute(_insert_spans_statement(shape, size), tuple(values[at : at + step]))
+                at += step
 
 
 def attributes_of(row: dict[str, Any]) -> dict[str, Any]:

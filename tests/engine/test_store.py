@@ -86,6 +86,54 @@ def _every_kind_of_span_reads_back(store: RunStore) -> None:
     assert rows[ok.span_id]["parent_id"] == f"{root.span_id:016x}"
 
 
+def test_many_spans_of_mixed_shapes_read_back_as_recorded(store_location: Path | str) -> None:
+    """SQLite writes several rows per statement (32, then 16, 8, … for the rest of a
+    batch): rows on either side of each boundary, of every shape, and spans written open
+    then again once ended read back as they were recorded."""
+    store = RunStore(store_location)
+    try:
+        telemetry = RunTelemetry("r1", "sha", "fake", "test")
+        root = telemetry.start("flujo.run p", None, {tm.YAML_LINE: 1})
+        for i in range(120):
+            step = {tm.STEP_NAME: f"s{i}", tm.STEP_KIND: "step", tm.YAML_PATH: f"steps[{i}]"}
+            span = telemetry.start(f"s{i}", root, step | {tm.YAML_LINE: i + 2}, 1)
+            if i % 4:
+                span.attributes |= {tm.GEN_AI_MODEL: "m", tm.COST: i / 7, tm.GEN_AI_SYSTEM: "p"}
+            if i % 17 == 0:
+                span.event("flujo.retry", attempt=2, delay_s=0.5)
+            if i % 13 == 0:
+                span.attributes |= {tm.CAUSE: "model", "flujo.context.writes": [f"k{i}"]}
+                span.end(False, f"failed {i}")
+            elif i % 19:
+                span.end(True)
+        begin(store, "r1", telemetry)
+        store.write_spans("r1", telemetry.spans)  # a long run's flush: some still open
+        for span in telemetry.spans:
+            if not span.end_ns:
+                span.attributes[tm.GEN_AI_INPUT_TOKENS] = 3
+                span.end(True)
+        store.finish_run(PipelineResult("r1", "sha"), telemetry.spans)
+
+        rows = {int(row["span_id"], 16): row for row in store.spans("r1")}
+        assert len(rows) == len(telemetry.spans) == 121
+        for span in telemetry.spans:
+            row = rows[span.span_id]
+            expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
+            if span.status != "ERROR":
+                expected.pop(tm.CAUSE, None)
+            assert row["attributes"] == expected
+            assert (row["name"], row["status"], row["error"]) == (
+                span.name,
+                span.status,
+                span.status_message,
+            )
+            assert (row["start_ns"], row["end_ns"]) == (span.start_ns, span.end_ns)
+            assert row["cost_usd"] == span.attributes.get(tm.COST)
+            assert row["events"] == [[n, t, a] for n, t, a in span.events]
+    finally:
+        store.close()
+
+
 def test_span_ids_are_unique_nonzero_and_fit_sqlite_integers() -> None:
     telemetry = RunTelemetry("r", "sha")
     root = telemetry.start("root", None, {})
