@@ -609,29 +609,6 @@ def _shown(location: Path | str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(location))
 
 
-_TYPED = frozenset(
-    {
-        tm.STEP_NAME,
-        tm.STEP_KIND,
-        tm.YAML_PATH,
-        tm.YAML_LINE,
-        tm.ATTEMPT,
-        tm.COST,
-        tm.GEN_AI_INPUT_TOKENS,
-        tm.GEN_AI_OUTPUT_TOKENS,
-        tm.GEN_AI_MODEL,
-        tm.GEN_AI_SYSTEM,
-        tm.RUN_ID,
-        tm.SPEC_SHA,
-        tm.CAUSE,
-    }
-)
-
-
-_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
-"""`json.dumps(value, default=str, separators=(",", ":"))` without an encoder per call."""
-
-
 _COLUMN_KEYS = (
     tm.STEP_NAME,
     tm.STEP_KIND,
@@ -645,6 +622,15 @@ _COLUMN_KEYS = (
     tm.GEN_AI_SYSTEM,
 )
 """The attributes with a column of their own, in row order (step_name … provider)."""
+_TYPED = frozenset((*_COLUMN_KEYS, tm.RUN_ID, tm.SPEC_SHA, tm.CAUSE))
+"""The attributes not written among a span's other attributes: those with a column, and
+the run's own (its id, spec_sha256 and cause are the run's row)."""
+
+
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
+"""`json.dumps(value, default=str, separators=(",", ":"))` without an encoder per call."""
+
+
 _NONE_5 = (None,) * 5
 
 
