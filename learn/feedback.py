@@ -97,18 +97,7 @@ def feedback(
         " ORDER BY at DESC LIMIT ?",
         (spec_path, verdict, limit),
     )
-    return [
-        Feedback(
-            r["spec_path"],
-            r["patch_hash"],
-            r["verdict"],
-            r["reason"],
-            r["actor"],
-            r["at"],
-            json.loads(r["patch"]),
-        )
-        for r in rows
-    ]
+    return [_feedback(r) for r in rows]
 
 
 def rejections(store: RunStore, limit: int = 1000) -> list[Feedback]:
@@ -117,18 +106,7 @@ def rejections(store: RunStore, limit: int = 1000) -> list[Feedback]:
         "SELECT * FROM suggestion_feedback WHERE verdict = 'rejected' ORDER BY at DESC LIMIT ?",
         (limit,),
     )
-    return [
-        Feedback(
-            r["spec_path"],
-            r["patch_hash"],
-            r["verdict"],
-            r["reason"],
-            r["actor"],
-            r["at"],
-            json.loads(r["patch"]),
-        )
-        for r in rows
-    ]
+    return [_feedback(r) for r in rows]
 
 
 def forget_rejection(store: RunStore, spec_path: str, hash_: str) -> bool:
@@ -147,3 +125,16 @@ def forget_rejection(store: RunStore, spec_path: str, hash_: str) -> bool:
         [(spec_path, hash_)],
     )
     return True
+
+
+def _feedback(row: dict[str, Any]) -> Feedback:
+    """A `suggestion_feedback` row as a `Feedback`."""
+    return Feedback(
+        row["spec_path"],
+        row["patch_hash"],
+        row["verdict"],
+        row["reason"],
+        row["actor"],
+        row["at"],
+        json.loads(row["patch"]),
+    )
