@@ -76,7 +76,11 @@ def export(first_run: int, spans: int, run_spans: int) -> bytes:
 
 async def measure(store: RunStore, spans: int, batch: int, run_spans: int) -> float:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.add_routes(make_otlp_routes(lambda token: store if token == TOKEN else None))
+
+    async def lookup(token: str) -> RunStore | None:
+        return store if token == TOKEN else None
+
+    app.add_routes(make_otlp_routes(lookup))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     with socket.socket() as sock:

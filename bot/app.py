@@ -149,14 +149,14 @@ class Bot:
         if await self.queue.enqueue(delivery):
             self.workers.wake()
 
-    def store_for_token(self, token: str) -> RunStore | None:
+    async def store_for_token(self, token: str) -> RunStore | None:
         """The run store that telemetry sent with this bearer token goes to."""
-        owner = self.state.token_owner(token)
+        owner = await self.state.token_owner(token)
         return self.telemetry.store(owner.repo) if owner is not None else None
 
-    def telemetry_arrived(self, token: str, result: IngestResult) -> None:
+    async def telemetry_arrived(self, token: str, result: IngestResult) -> None:
         """Queue the repository's suggestion cycle (once per interval)."""
-        owner = self.state.token_owner(token)
+        owner = await self.state.token_owner(token)
         if owner is None or not result.accepted:
             return
         delivery = suggest_delivery(
@@ -277,7 +277,7 @@ async def _suggestion_page(request: web.Request) -> web.Response:
     repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
     token = request.match_info["token"]
     view = None
-    for suggestion_id, candidate in bot.state.views(repo):
+    for suggestion_id, candidate in await bot.state.views(repo):
         expected = page_token(bot.context.page_key, repo, suggestion_id)
         if hmac.compare_digest(expected, token):
             view = candidate

@@ -68,8 +68,8 @@ class Application:
 class Applications(Records):
     """The `applications` table of the bot's records (a SQLite path or a PostgreSQL URL)."""
 
-    def get(self, repo: str, number: int) -> Application | None:
-        rows = self._run(
+    async def get(self, repo: str, number: int) -> Application | None:
+        rows = await self._read(
             "SELECT record FROM applications WHERE repo = ? AND number = ?", (repo, number)
         )
         return _load(rows[0][0]) if rows else None
@@ -89,15 +89,15 @@ class Applications(Records):
 
         await asyncio.to_thread(upsert)
 
-    def merged_on(self, repo: str, day: str) -> int:
+    async def merged_on(self, repo: str, day: str) -> int:
         """Automatic merges on `repo` on `day` (the daily cap counts these)."""
-        rows = self._run(
+        rows = await self._read(
             "SELECT COUNT(*) FROM applications WHERE repo = ? AND merged_day = ?", (repo, day)
         )
         return int(rows[0][0])
 
-    def all(self, states: tuple[str, ...] = ()) -> list[Application]:
-        rows = self._run("SELECT record, state FROM applications ORDER BY updated_at DESC")
+    async def all(self, states: tuple[str, ...] = ()) -> list[Application]:
+        rows = await self._read("SELECT record, state FROM applications ORDER BY updated_at DESC")
         return [_load(r) for r, state in rows if not states or state in states]
 
 

@@ -103,7 +103,7 @@ async def start(
 ) -> Delivery | None:
     """Record the tier and mode of a newly opened suggestion pull request and say them on
     it; returns the merge job to schedule (None: a person decides)."""
-    existing = apps.get(repo, number)
+    existing = await apps.get(repo, number)
     if existing is not None:
         return None  # already decided (the suggestion cycle ran again)
     mode = settings.mode(decision.tier) if decision.automatic else "propose"
@@ -212,7 +212,7 @@ async def _decide(
             f"Waiting: outside the merge windows; the next opens {when(opens)}.", opens
         )
     day = settings.day_of(now)
-    merged_today = apps.merged_on(repo, day)
+    merged_today = await apps.merged_on(repo, day)
     if not revert and merged_today >= settings.max_merges_per_day:
         tomorrow = settings.next_window(_next_day(settings, now))
         return app, Next(
@@ -387,7 +387,7 @@ class ScheduledStep:
         return asdict(self)
 
 
-def scheduled_steps(jobs: Iterable[Job], apps: Applications) -> list[ScheduledStep]:
+async def scheduled_steps(jobs: Iterable[Job], apps: Applications) -> list[ScheduledStep]:
     """Of the queued and running `jobs` (either queue's), the auto-apply steps whose
     application still waits for them, soonest first."""
     found: dict[tuple[str, int, str], ScheduledStep] = {}
@@ -396,7 +396,7 @@ def scheduled_steps(jobs: Iterable[Job], apps: Applications) -> list[ScheduledSt
             continue
         name, _, rest = queued.delivery_id.removeprefix("auto-apply:").rpartition("#")
         number_text, kind = rest.split(":")[:2]
-        app = apps.get(name, int(number_text))
+        app = await apps.get(name, int(number_text))
         live = {
             "merge": ("waiting",),
             "watch": ("merged", "watching"),

@@ -54,8 +54,8 @@ class Dashboards(Records):
 
     # -- the issue -----------------------------------------------------------------------
 
-    def issue(self, repo: str) -> DashboardIssue | None:
-        rows = self._run(
+    async def issue(self, repo: str) -> DashboardIssue | None:
+        rows = await self._read(
             "SELECT installation, number, enabled FROM dashboards WHERE repo = ?", (repo,)
         )
         if not rows:
@@ -97,8 +97,8 @@ class Dashboards(Records):
                 (repo, suggestion),
             )
 
-    def waiting(self, repo: str) -> list[Waiting]:
-        rows = self._run(
+    async def waiting(self, repo: str) -> list[Waiting]:
+        rows = await self._read(
             "SELECT suggestion, spec, title, reason, patch FROM dashboard_waiting WHERE repo = ?"
             " ORDER BY at DESC, spec, suggestion",
             (repo,),
@@ -144,8 +144,8 @@ class Dashboards(Records):
 
         await asyncio.to_thread(record)
 
-    def check_failures(self, repo: str) -> list[CheckFailure]:
-        rows = self._run(
+    async def check_failures(self, repo: str) -> list[CheckFailure]:
+        rows = await self._read(
             "SELECT name, sha, title, at FROM check_failures WHERE repo = ? ORDER BY at DESC",
             (repo,),
         )

@@ -9,6 +9,12 @@ version, brought up to date by the same scheme as the run store's (`engine/store
 statements in `_MIGRATIONS` take version N to N + 1 in one transaction, one process at a
 time. The SQL is written once for both databases (`engine/store_db.py` translates it);
 on PostgreSQL the tables live in a schema of their own (`RECORDS_SCHEMA`).
+
+Readers are coroutines: on PostgreSQL they read on a worker thread (the connection is
+shared by threads, one statement at a time: `store_db.PostgresDatabase`), never on the
+event loop, which would stall every other webhook for the round trip. On SQLite they read
+on the loop: a small read took 15 µs of CPU there against 100-120 µs through
+`asyncio.to_thread` (CPU time per read, 3 rounds of 3,000 reads of one proposal row).
 """
 
 from __future__ import annotations
@@ -202,8 +208,9 @@ def _has_column(db: Any, table: str, column: str) -> bool:
 
 
 class Records:
-    """A view of the bot's records (a SQLite path or a PostgreSQL URL): reads on the
-    caller's thread, writes off the event loop, one statement a transaction."""
+    """A view of the bot's records (a SQLite path or a PostgreSQL URL), used from the
+    event loop: writes off it, one statement a transaction; reads off it on PostgreSQL
+    (`_read`)."""
 
     def __init__(self, location: str | Path) -> None:
         self._db = open_records(location)
@@ -211,7 +218,13 @@ class Records:
     def close(self) -> None:
         self._db.close()
 
-    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """A query's rows. On PostgreSQL a read is a round trip to the server (or a wait for
+        a lock): it runs on a worker thread, so the event loop serves other requests
+        meanwhile. On SQLite a read of a few rows takes ~15 µs of CPU, less than the
+        ~100 µs a thread hop costs, so it runs here (see the module docstring)."""
+        if self._db.dialect == "postgresql":
+            return await asyncio.to_thread(read, self._db, sql, tuple(params))
         return read(self._db, sql, tuple(params))
 
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> None:

@@ -110,8 +110,8 @@ class BotState(Records):
 
         await asyncio.to_thread(change)
 
-    def installations(self) -> list[InstallationRecord]:
-        rows = self._run(
+    async def installations(self) -> list[InstallationRecord]:
+        rows = await self._read(
             "SELECT id, account, suspended, repositories FROM installations ORDER BY id"
         )
         return [
@@ -121,8 +121,7 @@ class BotState(Records):
     # -- commits already checked ---------------------------------------------------------
 
     async def was_checked(self, repo: str, sha: str, overrides: str) -> bool:
-        rows = await asyncio.to_thread(
-            self._run,
+        rows = await self._read(
             "SELECT 1 FROM checked WHERE repo = ? AND sha = ? AND overrides = ?",
             (repo, sha, overrides),
         )
@@ -147,11 +146,11 @@ class BotState(Records):
         )
         return token
 
-    def token_owner(self, token: str) -> TokenOwner | None:
+    async def token_owner(self, token: str) -> TokenOwner | None:
         """(installation, repository) of a token, or None."""
         if not token:
             return None
-        rows = self._run(
+        rows = await self._read(
             "SELECT installation, repo FROM telemetry_tokens WHERE token_sha256 = ?",
             (_digest(token),),
         )
@@ -170,9 +169,9 @@ class BotState(Records):
             (installation, repo, month or this_month(), usd, examples),
         )
 
-    def eval_spend(self, installation: int, month: str | None = None) -> dict[str, float]:
+    async def eval_spend(self, installation: int, month: str | None = None) -> dict[str, float]:
         """What evaluations spent this month (UTC), per repository of the installation."""
-        rows = self._run(
+        rows = await self._read(
             "SELECT repo, usd FROM eval_spend WHERE installation = ? AND month = ?",
             (installation, month or this_month()),
         )
@@ -208,19 +207,19 @@ class BotState(Records):
             ),
         )
 
-    def views(self, repo: str) -> list[tuple[str, SuggestionView]]:
+    async def views(self, repo: str) -> list[tuple[str, SuggestionView]]:
         """The pages of the suggestions proposed on `repo`: (suggestion id, what it shows)."""
         from flujo.learn.proposal import SuggestionView
 
-        rows = self._run(
+        rows = await self._read(
             "SELECT suggestion, view FROM proposals WHERE repo = ? AND view IS NOT NULL"
             " ORDER BY updated_at DESC",
             (repo,),
         )
         return [(suggestion, SuggestionView(**json.loads(view))) for suggestion, view in rows]
 
-    def proposal(self, repo: str, branch: str) -> ProposalRecord | None:
-        rows = self._run(
+    async def proposal(self, repo: str, branch: str) -> ProposalRecord | None:
+        rows = await self._read(
             "SELECT spec, suggestion, patch, number, state FROM proposals"
             " WHERE repo = ? AND branch = ?",
             (repo, branch),
@@ -230,9 +229,9 @@ class BotState(Records):
         spec, suggestion, patch, number, state = rows[0]
         return ProposalRecord(spec, suggestion, json.loads(patch), number, state)
 
-    def open_proposals(self, repo: str) -> list[tuple[int, str, str]]:
+    async def open_proposals(self, repo: str) -> list[tuple[int, str, str]]:
         """The suggestion pull requests open on `repo`: (number, title, spec), newest first."""
-        rows = self._run(
+        rows = await self._read(
             "SELECT number, view, spec FROM proposals WHERE repo = ? AND state = 'open'"
             " AND number IS NOT NULL ORDER BY updated_at DESC",
             (repo,),
@@ -258,9 +257,9 @@ class BotState(Records):
             "DELETE FROM suggestion_openings WHERE repo = ? AND at < ?", (repo, at - 86400)
         )
 
-    def openings(self, repo: str, since: float) -> list[float]:
+    async def openings(self, repo: str, since: float) -> list[float]:
         """When the bot opened suggestion pull requests on `repo` at or after `since`."""
-        rows = self._run(
+        rows = await self._read(
             "SELECT at FROM suggestion_openings WHERE repo = ? AND at >= ? ORDER BY at",
             (repo, since),
         )
@@ -276,12 +275,12 @@ class BotState(Records):
 
         await asyncio.to_thread(replace_all)
 
-    def waiting(self, repo: str) -> list[Waiting]:
+    async def waiting(self, repo: str) -> list[Waiting]:
         """The suggestions of `repo` waiting to be opened, and why (`bot.pacing.Waiting`:
         `reason` is `schedule`, `max_open` or `max_per_hour`), first held back first."""
         from flujo.bot.pacing import Waiting
 
-        rows = self._run(
+        rows = await self._read(
             "SELECT suggestion, spec, title, branch, reason, detail, until, since"
             " FROM suggestion_waiting WHERE repo = ? ORDER BY since, suggestion",
             (repo,),
@@ -310,14 +309,16 @@ class BotState(Records):
             (repo, pull, policy),
         )
 
-    def overrides(self, repo: str, labels: Mapping[str, int], sha: str) -> dict[str, Override]:
+    async def overrides(
+        self, repo: str, labels: Mapping[str, int], sha: str
+    ) -> dict[str, Override]:
         """Approvals that hold for commit `sha`: the label is on the pull request now, and a
         person with write access added it (or pressed Approve) while `sha` was its head. A
         label the bot never saw added, or an approval of an earlier commit, counts for
         nothing."""
         found = {}
         for policy, pull in labels.items():
-            rows = self._run(
+            rows = await self._read(
                 "SELECT by, at FROM overrides"
                 " WHERE repo = ? AND pull = ? AND policy = ? AND sha = ?",
                 (repo, pull, policy, sha),

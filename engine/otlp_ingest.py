@@ -16,7 +16,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -259,16 +259,17 @@ def ingest_metrics(store: RunStore, body: bytes, content_type: str) -> IngestRes
 
 
 def make_otlp_routes(
-    store_for_token: Callable[[str], RunStore | None],
-    on_ingested: Callable[[str, IngestResult], None] | None = None,
+    store_for_token: Callable[[str], Awaitable[RunStore | None]],
+    on_ingested: Callable[[str, IngestResult], Awaitable[None]] | None = None,
     on_refused: Callable[[web.Request, int, str], None] | None = None,
 ) -> list[web.RouteDef]:
     """`POST /v1/traces` and `POST /v1/metrics` for an aiohttp app.
 
-    Clients authenticate with `Authorization: Bearer TOKEN`; `store_for_token` maps a
-    token to the installation's run store (None: 401). `on_ingested(token, result)` is
-    called after a body is stored (e.g. to schedule suggestions); `on_refused(request,
-    status, reason)` after a request is refused (to log it, bounded). Mount with
+    Clients authenticate with `Authorization: Bearer TOKEN`; `store_for_token` (a
+    coroutine: it may ask a database) maps a token to the installation's run store (None:
+    401). `on_ingested(token, result)` (a coroutine) is awaited after a body is stored
+    (e.g. to schedule suggestions); `on_refused(request, status, reason)` is called after a
+    request is refused (to log it, bounded). Mount with
     `app.add_routes(make_otlp_routes(lookup))`.
     """
     from aiohttp import web
@@ -293,7 +294,7 @@ def make_otlp_routes(
     ) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            store = store_for_token(token.strip()) if scheme.lower() == "bearer" else None
+            store = await store_for_token(token.strip()) if scheme.lower() == "bearer" else None
             if store is None:
                 return refuse(request, 401, "unknown or missing token")
             content_type = request.headers.get("Content-Type", "")
@@ -308,7 +309,7 @@ def make_otlp_routes(
             except web.HTTPRequestEntityTooLarge:
                 return refuse(request, 413, "body larger than the limit")
             if on_ingested is not None:
-                on_ingested(token.strip(), result)
+                await on_ingested(token.strip(), result)
             if media == PROTOBUF:
                 return web.Response(body=response().SerializeToString(), content_type=PROTOBUF)
             return web.json_response({})

@@ -30,7 +30,7 @@ async def on_step(event: Event, ctx: BotContext) -> None:
     apps = ctx.applications
     if apps is None:
         return
-    app = apps.get(step.repo, step.number)
+    app = await apps.get(step.repo, step.number)
     if app is None:
         return
     forge = await ctx.forge_for(step.installation_id)

@@ -73,7 +73,7 @@ class BotContext:
             return None, ""
         if await forge.is_fork(repo):
             return None, "evaluation never runs for code from forks, and this repository is one"
-        spent = sum(self.state.eval_spend(installation).values())
+        spent = sum((await self.state.eval_spend(installation)).values())
         return replace(self.evaluation, budget_usd=max(0.0, self.evaluation.budget_usd - spent)), ""
 
     def page_url(self, repo: str, suggestion_id: str) -> str | None:
@@ -135,7 +135,7 @@ class BotContext:
             repo,
             sha,
             evaluator=self.evaluator,
-            overrides=self.state.overrides(repo, labels, sha),
+            overrides=await self.state.overrides(repo, labels, sha),
             limits=self.limits,
             git_ref=git_ref,
             base=base,

@@ -78,7 +78,7 @@ async def refresh(
     repository that opted out (`dashboard: {enabled: false}`) is left alone."""
     if ctx.dashboards is None:
         return None
-    known = ctx.dashboards.issue(repo)
+    known = await ctx.dashboards.issue(repo)
     if settings is not None and not settings.enabled:
         if known is None or known.enabled:
             await ctx.dashboards.save_issue(repo, installation, None, False)
@@ -129,15 +129,15 @@ async def _data(ctx: BotContext, repo: str, notes: tuple[str, ...]) -> Dashboard
     ]
     in_progress = [
         InProgress(a.number, a.spec, a.state, a.log[-1] if a.log else "")
-        for a in (ctx.applications.all(("waiting", "watching")) if ctx.applications else [])
+        for a in (await ctx.applications.all(("waiting", "watching")) if ctx.applications else [])
         if a.repo == repo
     ]
     return DashboardData(
-        open_pulls=[OpenPull(n, t, s) for n, t, s in ctx.state.open_proposals(repo)],
-        waiting=ctx.dashboards.waiting(repo),
+        open_pulls=[OpenPull(n, t, s) for n, t, s in await ctx.state.open_proposals(repo)],
+        waiting=await ctx.dashboards.waiting(repo),
         ignored=ignored,
         in_progress=in_progress,
-        failures=ctx.dashboards.check_failures(repo),
+        failures=await ctx.dashboards.check_failures(repo),
         realised=[
             f
             for f in reversed(await asyncio.to_thread(suggestion_figures, store))
@@ -220,7 +220,7 @@ async def on_edited(event: Event, ctx: BotContext) -> None:
     if edited.by_bot or ctx.dashboards is None:
         return  # the bot's own rewrite (it never ticks boxes)
     repo = edited.repo
-    known = ctx.dashboards.issue(repo)
+    known = await ctx.dashboards.issue(repo)
     if known is None or known.number != edited.issue.number or not known.enabled:
         return
     ticks = ticked(edited.issue.body or "")
@@ -251,7 +251,7 @@ async def _act(
     assert ctx.dashboards is not None
     repo, actor = edited.repo, edited.actor
     if tick.kind == "create":
-        waiting = {w.suggestion: w for w in ctx.dashboards.waiting(repo)}
+        waiting = {w.suggestion: w for w in await ctx.dashboards.waiting(repo)}
         item = waiting.get(tick.key)
         if item is None:
             return f"{tick.key} is not waiting any more; nothing was created."
@@ -318,7 +318,7 @@ async def on_comment(event: Event, ctx: BotContext) -> None:
             f"@{actor}: {said} needs write access to this repository, so nothing was done.",
         )
         return
-    dashboard = ctx.dashboards.issue(repo) if ctx.dashboards is not None else None
+    dashboard = await ctx.dashboards.issue(repo) if ctx.dashboards is not None else None
     delivery = event.delivery_id or f"{repo}:{comment.comment.id}"
     if dashboard is not None and dashboard.number == number:
         reply = await _on_dashboard(ctx, gh, comment, command, delivery)
@@ -360,11 +360,11 @@ async def _on_pull(
 ) -> str | None:
     repo, number = comment.repo, comment.issue.number
     pull = await gh.pull(repo, number)
-    proposal = ctx.state.proposal(repo, pull.head_branch)
+    proposal = await ctx.state.proposal(repo, pull.head_branch)
     if proposal is None:
         return "this is not a suggestion pull request of the bot, so nothing was done."
     if command.name == "explain":
-        views = dict(ctx.state.views(repo))
+        views = dict(await ctx.state.views(repo))
         view = views.get(proposal.suggestion)
         if view is None:
             return "the bot kept no explanation of this suggestion."
@@ -405,7 +405,7 @@ async def _on_dashboard(
     assert ctx.dashboards is not None
     repo = comment.repo
     key, _, rest = command.argument.partition(" ")
-    waiting = {w.suggestion: w for w in ctx.dashboards.waiting(repo)}
+    waiting = {w.suggestion: w for w in await ctx.dashboards.waiting(repo)}
     item = waiting.get(key.lower())
     if command.name == "recreate":
         wanted = (item.suggestion,) if item is not None else ()
@@ -440,7 +440,7 @@ async def _on_dashboard(
 async def on_closed(event: Event, ctx: BotContext) -> None:
     """A suggestion pull request merged or closed leaves the dashboard's open list."""
     closed = PullRequestClosedEvent.parse(event)
-    if ctx.dashboards is None or ctx.dashboards.issue(closed.repo) is None:
+    if ctx.dashboards is None or await ctx.dashboards.issue(closed.repo) is None:
         return
     from flujo.bot.suggestion_prs import BRANCH_PREFIX
 

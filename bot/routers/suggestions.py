@@ -47,7 +47,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
         report=True,
         wanted=suggest.wanted,
         now=now,
-        opened=ctx.state.openings(repo, now - HOUR_S),
+        opened=await ctx.state.openings(repo, now - HOUR_S),
         roi_url=ctx.roi_url(repo),
     )
     if not suggest.wanted:  # a cycle for chosen suggestions leaves the others' records
@@ -88,7 +88,7 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
                 spec_after=item.spec_after,
                 now=ctx.clock.now(),
             )
-            record = ctx.applications.get(repo, item.pull.number)
+            record = await ctx.applications.get(repo, item.pull.number)
             if record is not None:
                 await show_story(forge, record)
             if scheduled is not None and ctx.schedule is not None:
@@ -137,7 +137,7 @@ async def on_closed(event: Event, ctx: BotContext) -> None:
     if not branch.startswith(BRANCH_PREFIX):
         return
     repo = closed.repo
-    proposal = ctx.state.proposal(repo, branch)
+    proposal = await ctx.state.proposal(repo, branch)
     if proposal is None or proposal.state != "open":
         return  # not one of ours, or already recorded (a redelivery)
     merged = bool(pull.merged)
@@ -150,7 +150,7 @@ async def on_closed(event: Event, ctx: BotContext) -> None:
         ctx.telemetry.store(repo), proposal, merged=merged, actor=actor, comment=comment
     )
     await ctx.state.close_proposal(repo, branch, "merged" if merged else "rejected")
-    if ctx.schedule is not None and ctx.state.waiting(repo):  # room for one that waits
+    if ctx.schedule is not None and await ctx.state.waiting(repo):  # room for one that waits
         now = ctx.clock.now()
         why = f"closed-{pull.number}"
         await ctx.schedule(wake_delivery(repo, closed.installation_id, now, now, why))

@@ -398,6 +398,7 @@ def _read_jobs(settings: Any, states: tuple[str, ...], limit: int) -> list[Any]:
 
 
 def _scheduled(settings: Any, limit: int, as_json: bool) -> None:
+    import asyncio
     import datetime
 
     from flujo.bot.applications import Applications
@@ -405,7 +406,8 @@ def _scheduled(settings: Any, limit: int, as_json: bool) -> None:
 
     apps = Applications(settings.records())
     try:
-        steps = scheduled_steps(_read_jobs(settings, ("queued", "running"), 10_000), apps)
+        jobs = _read_jobs(settings, ("queued", "running"), 10_000)
+        steps = asyncio.run(scheduled_steps(jobs, apps))
         steps = steps[:limit]
     finally:
         apps.close()

@@ -144,7 +144,7 @@ async def test_a_skipped_required_check_blocks_the_merge(world: World) -> None:
     await advance(world, bot, clock, 60)
     assert not world.fake.pull(REPO, number).merged
     assert "Not merged: required check `ci/build` skipped (not passed)" in said(world, number)
-    record = bot.applications.get(REPO, number)
+    record = await bot.applications.get(REPO, number)
     assert record is not None and record.state == "blocked"
     # it stays blocked: later looks change nothing
     world.fake.set_status(REPO, head, "ci/build", "success")
@@ -197,7 +197,7 @@ async def test_a_planted_regression_after_the_merge_is_reverted_and_rejected(
     assert revert.merged
     assert fake.files(REPO, "main")[SPEC] == before_text
     assert "Revert merged automatically" in said(world, revert.number)
-    patch = bot.applications.get(REPO, number)
+    patch = await bot.applications.get(REPO, number)
     assert patch is not None and patch.state == "reverted"
     assert is_rejected(bot.telemetry.store(REPO), SPEC, patch.patch)
     # The check summary on the suggestion's head tells the story, one decision a line.
@@ -334,7 +334,7 @@ async def test_a_red_default_branch_after_the_merge_reverts_it(world: World) -> 
     head = fake.branch_sha(REPO, fake.pull(REPO, number).head) or ""
     fake.set_status(REPO, head, "ci/build", "success")
     await advance(world, bot, clock, 60)
-    record_ = bot.applications.get(REPO, number)
+    record_ = await bot.applications.get(REPO, number)
     assert record_ is not None and record_.merged_sha is not None
     # The default branch's flujo/test fails on the merge commit (no live runs needed).
     fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
@@ -373,7 +373,7 @@ async def test_a_revert_after_the_file_moved_on_undoes_the_merge_commit_by_a_thr
     # Someone adds a step before `draft`: the JSON Patch's path /steps/0 is now another step.
     moved = fake.files(REPO, "main")[SPEC].replace("steps:\n", "steps:\n" + PREPARE, 1)
     fake.commit(REPO, {SPEC: moved})
-    record_ = bot.applications.get(REPO, number)
+    record_ = await bot.applications.get(REPO, number)
     assert record_ is not None and record_.merged_sha is not None
     fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
     await advance(world, bot, clock, 3600)
@@ -398,7 +398,7 @@ async def test_a_revert_that_conflicts_with_later_changes_is_left_to_a_person(
     main_text = fake.files(REPO, "main")[SPEC]
     fake.commit(REPO, {SPEC: main_text.replace("timeout_s: 10", "timeout_s: 12")})
     line = main_text.splitlines().index("      timeout_s: 10") + 1
-    record_ = bot.applications.get(REPO, number)
+    record_ = await bot.applications.get(REPO, number)
     assert record_ is not None and record_.merged_sha is not None
     fake.add_check_run(REPO, record_.merged_sha, "flujo/test", "failure")
     await advance(world, bot, clock, 3600)
@@ -410,5 +410,5 @@ async def test_a_revert_that_conflicts_with_later_changes_is_left_to_a_person(
         f"`{SPEC}` at line(s) {line}"
     ) in text
     assert "A person decides" in text
-    after = bot.applications.get(REPO, number)
+    after = await bot.applications.get(REPO, number)
     assert after is not None and after.state == "blocked"

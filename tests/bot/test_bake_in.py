@@ -118,7 +118,7 @@ async def test_a_medium_model_swap_bakes_on_fresh_examples_and_merges_after_the_
     assert "**Status:** ended" in bake_in(world, number)
     assert "flujo/baking" not in pull.labels  # the bake-in is over
     # what the evaluations spent is counted in the installation's monthly budget
-    assert bot.state.eval_spend(42)[REPO] > 0
+    assert (await bot.state.eval_spend(42))[REPO] > 0
     assert KEY not in text and KEY not in (pull.body or "")
 
 
@@ -138,7 +138,7 @@ async def test_a_medium_swap_whose_fresh_examples_disagree_stays_open_with_a_com
     assert "a person decides" in text
     assert "Agreement: 0% (0 of 12 examples agreed" in text  # the evidence, with its interval
     assert "Disagreements (run: step)" in text
-    record = bot.applications.get(REPO, number)
+    record = await bot.applications.get(REPO, number)
     assert record is not None and record.state == "blocked"
 
 
@@ -229,7 +229,7 @@ async def test_a_fork_is_never_evaluated_so_its_staged_change_is_left_to_a_perso
         bake=BakeTally(0.0, 86400.0).to_json(),
     )
     await bake_step(ctx, Fork(), app, 3600.0)  # type: ignore[arg-type]
-    record = apps.get(REPO, 7)
+    record = await apps.get(REPO, 7)
     assert record is not None and record.state == "blocked"
     text = "\n".join(said_)
     assert "Not baked: evaluation never runs for code from forks" in text

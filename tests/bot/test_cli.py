@@ -3,6 +3,7 @@ telemetry tokens whose hash alone is kept."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -91,8 +92,8 @@ def test_token_prints_a_token_and_keeps_only_its_hash(tmp_path: Path) -> None:
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT count(*) FROM telemetry_tokens").fetchone() == (1,)
     state = BotState(db)
-    assert state.token_owner(token) == (42, "acme/flows")
-    assert state.token_owner("flujo_nope") is None
+    assert asyncio.run(state.token_owner(token)) == (42, "acme/flows")
+    assert asyncio.run(state.token_owner("flujo_nope")) is None
     state.close()
     bad = CliRunner().invoke(cli, ["bot", "token", "acme", "--installation", "42"], env=env)
     assert bad.exit_code == 2 and "OWNER/NAME" in bad.output

@@ -331,7 +331,7 @@ async def test_comment_commands_on_a_suggestion_pull_request(
     (pull,) = fake.pulls(REPO)
     (dashboard,) = fake.issues(REPO)
     store = bot.telemetry.store(REPO)
-    proposal = bot.state.proposal(REPO, pull.head)
+    proposal = await bot.state.proposal(REPO, pull.head)
     assert proposal is not None
 
     # A reader may not steer the bot: the command is seen (a reaction) and refused.

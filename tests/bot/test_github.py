@@ -307,7 +307,7 @@ async def test_installations_and_their_repositories_are_remembered(world: World)
     await world.deliver("installation", "created")
     await world.deliver("installation_repositories", "added")
     await world.settle()
-    installations = bot.state.installations()
+    installations = await bot.state.installations()
     assert installations and installations[0].repositories
 
 

@@ -87,7 +87,7 @@ async def test_a_suggestion_is_measured_and_held_back_below_the_floor(
         assert check.title == "Suggestions: 0 proposed, 1 not proposed"
         summary = check.summary or ""
         assert f"agreement {1 - SHARE:.0%} on {N} captured examples is below the floor" in summary
-        spent = bot.state.eval_spend(42)
+        spent = await bot.state.eval_spend(42)
         assert spent[REPO] > 0
         # The evaluation is in the repository's store (on PostgreSQL: written back from the
         # copy the confined cycle worked on).
@@ -104,7 +104,9 @@ async def test_a_suggestion_is_measured_and_held_back_below_the_floor(
         agreed = N - N // DIFFERENT_EVERY
         assert f"on {agreed} of {N} captured live examples ({1 - SHARE:.0%}" in quality
         assert "runs live" in quality
-        assert bot.state.eval_spend(42) == spent  # the stored evaluation is reused, not paid twice
+        assert (
+            await bot.state.eval_spend(42) == spent
+        )  # the stored evaluation is reused, not paid twice
     for text in (body, caplog.text, *(c.summary or "" for c in fake.check_runs_for(REPO, main))):
         assert KEY not in text
 
@@ -120,7 +122,7 @@ async def test_evaluation_stops_at_the_budget_and_never_runs_for_a_fork(
         await run_cycle(world, "no budget")
         (pull,) = fake.pulls(REPO)
         assert "**Quality evidence:** not measured: evaluation budget spent" in (pull.body or "")
-        assert bot.state.eval_spend(42) == {}
+        assert await bot.state.eval_spend(42) == {}
 
     fork = "acme/forked"
     fake.create_repo(fork, {SPEC: DESCRIBED}, installation_id=42, fork=True)
@@ -139,4 +141,4 @@ async def test_evaluation_stops_at_the_budget_and_never_runs_for_a_fork(
         (pull,) = fake.pulls(fork)
         quality = (pull.body or "").split("**Quality evidence:**", 1)[1].split("\n", 1)[0]
         assert "evaluation never runs for code from forks" in quality
-        assert bot.state.eval_spend(42).get(fork) is None
+        assert (await bot.state.eval_spend(42)).get(fork) is None

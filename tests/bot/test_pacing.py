@@ -69,8 +69,8 @@ async def advance(bot: Bot, clock: ManualClock, seconds: float) -> None:
         await asyncio.wait_for(bot.drain(), 60)
 
 
-def reasons(bot: Bot) -> list[str]:
-    return sorted(w.reason for w in bot.state.waiting(REPO))
+async def reasons(bot: Bot) -> list[str]:
+    return sorted(w.reason for w in await bot.state.waiting(REPO))
 
 
 async def test_pull_requests_open_only_inside_the_schedule_and_under_the_limits(
@@ -86,7 +86,7 @@ async def test_pull_requests_open_only_inside_the_schedule_and_under_the_limits(
     # 08:30 in Madrid: three suggestions, none opened; each waits for the schedule.
     await cycle(bot, clock)
     assert fake.pulls(REPO) == []
-    waiting = bot.state.waiting(REPO)
+    waiting = await bot.state.waiting(REPO)
     assert [w.reason for w in waiting] == ["schedule"] * 3
     assert {w.spec for w in waiting} == set(SPECS)
     assert "the next opening is 2026-12-07 09:00 CET" in waiting[0].detail
@@ -99,8 +99,8 @@ async def test_pull_requests_open_only_inside_the_schedule_and_under_the_limits(
     # pull request (max_per_hour: 1), the others wait for the hour to pass.
     await advance(bot, clock, 1800)
     assert len(fake.pulls(REPO)) == 1
-    assert reasons(bot) == ["max_per_hour", "max_per_hour"]
-    (hourly, _) = bot.state.waiting(REPO)
+    assert await reasons(bot) == ["max_per_hour", "max_per_hour"]
+    (hourly, _) = await bot.state.waiting(REPO)
     assert "(max_per_hour: 1); it may be opened from 2026-12-07 10:00 CET" in hourly.detail
     assert hourly.since == MONDAY_0730_UTC  # waiting since the first cycle held it back
 
@@ -111,7 +111,7 @@ async def test_pull_requests_open_only_inside_the_schedule_and_under_the_limits(
     assert len(fake.pulls(REPO)) == 1
     await advance(bot, clock, 60)
     assert len(fake.pulls(REPO)) == 2
-    assert reasons(bot) == ["max_open"]
+    assert await reasons(bot) == ["max_open"]
     await advance(bot, clock, 2 * 3600)
     assert len(fake.pulls(REPO)) == 2  # still two open: it keeps waiting
 
@@ -128,8 +128,8 @@ async def test_pull_requests_open_only_inside_the_schedule_and_under_the_limits(
     )
     await advance(bot, clock, 1)
     assert len(fake.pulls(REPO)) == 3
-    assert bot.state.waiting(REPO) == []
-    opened_at = bot.state.openings(REPO, 0)
+    assert await bot.state.waiting(REPO) == []
+    opened_at = await bot.state.openings(REPO, 0)
     assert opened_at == [
         MONDAY_0730_UTC + 1800,
         MONDAY_0730_UTC + 5400,

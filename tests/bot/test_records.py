@@ -4,6 +4,7 @@ checked, auto-apply records)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -43,20 +44,20 @@ async def test_what_one_process_records_another_reads(records: str | Path) -> No
         await first.mark_checked("acme/a", "abc", "")
         token = first.issue_token(42, "acme/a")
 
-        (found,) = second.installations()
+        (found,) = await second.installations()
         assert (found.id, found.account, found.repositories) == (42, "acme", ("acme/b",))
-        approved = second.overrides("acme/a", {"max-cost": 7}, "def")
+        approved = await second.overrides("acme/a", {"max-cost": 7}, "def")
         assert approved["max-cost"].by == "bob"  # the later approval replaced the first
-        assert second.overrides("acme/a", {"max-cost": 7}, "abc") == {}
-        assert second.eval_spend(42, "2026-12") == {"acme/a": 0.75}
-        proposal = second.proposal("acme/a", "flujo/suggest/x")
+        assert await second.overrides("acme/a", {"max-cost": 7}, "abc") == {}
+        assert await second.eval_spend(42, "2026-12") == {"acme/a": 0.75}
+        proposal = await second.proposal("acme/a", "flujo/suggest/x")
         assert proposal is not None and (proposal.number, proposal.state) == (4, "merged")
         assert await second.was_checked("acme/a", "abc", "")
-        assert second.token_owner(token) == (42, "acme/a")
+        assert await second.token_owner(token) == (42, "acme/a")
         await second.suspend(42, True)
-        assert first.installations()[0].suspended
+        assert (await first.installations())[0].suspended
         await second.remove_installation(42)
-        assert first.installations() == []
+        assert await first.installations() == []
     finally:
         first.close()
         second.close()
@@ -71,10 +72,10 @@ async def test_auto_apply_records_are_shared(records: str | Path) -> None:
         await first.save(app, 1.0)
         await first.save(app.with_line("merged"), 2.0, merged_day="2026-12-06")
         await first.save(app.with_line("watching"), 3.0)  # keeps the day it was merged
-        assert second.merged_on("acme/a", "2026-12-06") == 1
-        found = second.get("acme/a", 5)
+        assert await second.merged_on("acme/a", "2026-12-06") == 1
+        found = await second.get("acme/a", 5)
         assert found is not None and found.log == ("watching",)
-        assert [a.number for a in second.all(("waiting",))] == [5]
+        assert [a.number for a in await second.all(("waiting",))] == [5]
     finally:
         first.close()
         second.close()
@@ -113,8 +114,8 @@ def test_several_processes_lose_no_update(records: str | Path) -> None:
     assert [code for _, code in results] == [0, 0, 0, 0], "\n".join(e for e, _ in results)
     state = BotState(records)
     try:
-        assert state.eval_spend(42, "2026-12") == {"acme/a": 40.0}
-        (installation,) = state.installations()
+        assert asyncio.run(state.eval_spend(42, "2026-12")) == {"acme/a": 40.0}
+        (installation,) = asyncio.run(state.installations())
         assert len(installation.repositories) == 80
     finally:
         state.close()
@@ -138,8 +139,8 @@ async def test_a_sqlite_file_from_before_versions_is_brought_up_to_date(tmp_path
     state = BotState(path)
     try:
         await state.record_override("acme/a", 2, "p", "ada", "now", "abc")
-        assert state.overrides("acme/a", {"p": 1}, "abc") == {}  # an old one names no commit
-        assert list(state.overrides("acme/a", {"p": 2}, "abc")) == ["p"]
+        assert await state.overrides("acme/a", {"p": 1}, "abc") == {}  # an old one names no commit
+        assert list(await state.overrides("acme/a", {"p": 2}, "abc")) == ["p"]
     finally:
         state.close()
 
@@ -196,7 +197,10 @@ async def test_flujo_bot_jobs_scheduled_reads_the_postgresql_queue_and_records(
         await queue.close()
         apps.close()
     env = {"FLUJO_BOT_DATABASE_URL": postgres_url, "FLUJO_BOT_DB": "/nonexistent/bot.db"}
-    listed = CliRunner().invoke(cli, ["bot", "jobs", "--scheduled", "--json"], env=env)
+    # the command runs its own event loop, as from a shell: not inside this test's
+    listed = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["bot", "jobs", "--scheduled", "--json"], env=env
+    )
     assert listed.exit_code == 0, listed.output
     (step,) = json.loads(listed.output)
     assert (step["kind"], step["repo"], step["number"], step["state"]) == (
@@ -221,8 +225,8 @@ async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> N
         held = Waiting("x", "a.yml", "Cap tokens", "flujo/suggest/x", "schedule", "after 9", 2e3)
         await first.set_waiting("acme/a", [held], 1500.0)
         await first.set_waiting("acme/a", [held], 1600.0)  # still waiting: keeps its `since`
-        assert second.openings("acme/a", 900.0) == [1000.0]
-        (found,) = second.waiting("acme/a")
+        assert await second.openings("acme/a", 900.0) == [1000.0]
+        (found,) = await second.waiting("acme/a")
         assert (found.reason, found.until, found.since) == ("schedule", 2e3, 1500.0)
 
         await boards.save_issue("acme/a", 42, 7, True)
@@ -233,10 +237,10 @@ async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> N
         await boards.record_checks(
             "acme/a", "sha24", [CheckOutput("flujo/test", "success", "", "")]
         )
-        issue = other.issue("acme/a")
+        issue = await other.issue("acme/a")
         assert issue is not None and (issue.number, issue.enabled) == (7, True)
-        assert [w.reason for w in other.waiting("acme/a")] == ["floor"]
-        shas = [f.sha for f in other.check_failures("acme/a")]
+        assert [w.reason for w in await other.waiting("acme/a")] == ["floor"]
+        shas = [f.sha for f in await other.check_failures("acme/a")]
         assert (
             len(shas) == 19 and "sha24" not in shas and "sha4" not in shas
         )  # newest 20, less the fixed

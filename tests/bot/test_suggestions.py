@@ -163,7 +163,7 @@ async def test_telemetry_becomes_a_pull_request_that_a_rejection_retires(
         "pull_request", "closed", sha=head_sha, number=pull.number, branch=pull.head, sender="ada"
     )
     await world.settle()
-    proposal = bot.state.proposal(REPO, pull.head)
+    proposal = await bot.state.proposal(REPO, pull.head)
     assert proposal is not None and proposal.state == "rejected"
     store = bot.telemetry.store(REPO)
     assert is_rejected(store, SPEC, proposal.patch)

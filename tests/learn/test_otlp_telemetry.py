@@ -43,7 +43,11 @@ PIPELINE = spec(
 async def endpoint(store_location: Path | str) -> AsyncIterator[tuple[str, RunStore]]:
     store = RunStore(store_location)
     app = web.Application()
-    app.add_routes(make_otlp_routes(lambda token: store if token == TOKEN else None))
+
+    async def lookup(token: str) -> RunStore | None:
+        return store if token == TOKEN else None
+
+    app.add_routes(make_otlp_routes(lookup))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
