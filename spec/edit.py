@@ -107,6 +107,7 @@ def _patch_text(text: str, operations: list[dict[str, Any]], file: str) -> Patch
     if spliced is not None and _loads_to(spliced, expected, file, scan=not _shallow(operations)):
         out = spliced.replace("\n", newline) if newline != "\n" else spliced
         return PatchResult(out, exact=True, spliced=True)
+    _refuse_too_deep(expected, operations)
     yaml = _styled_yaml(original)
     try:
         tree = load_tree(original, file, yaml)
@@ -181,6 +182,63 @@ def _splice(
     return (splicer.text if splicer is not None else None), data
 
 
+def _refuse_too_deep(data: Any, operations: list[dict[str, Any]]) -> None:
+    """PatchError when the patched data nests deeper than MAX_DEPTH (no loader accepts
+    it): names the limit, the operation and the yaml_path of the value it writes."""
+    deep = _too_deep(data, MAX_DEPTH)
+    if deep is None:
+        return
+    for index, operation in reversed(list(enumerate(operations))):
+        pointer = operation.get("path")
+        if not isinstance(pointer, str) or not pointer:
+            continue
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        if len(tokens) <= len(deep) and all(
+            token == str(segment) or (token == "-" and isinstance(segment, int))
+            for token, segment in zip(tokens, deep, strict=False)
+        ):
+            where = f"operation {index} ({operation.get('op', '?')} {pointer})"
+            value = _resolve_segments(data, deep[: len(tokens)])
+            levels = _depth(value, _UNSCANNED_DEPTH)
+            reaches = (
+                f"level {levels + len(tokens)}"
+                if levels <= _UNSCANNED_DEPTH
+                else f"more than {_UNSCANNED_DEPTH} levels"
+            )
+            raise PatchError(
+                f"{where}: nesting deeper than {MAX_DEPTH} levels (the most a spec may have) "
+                f"at {paths.join(deep[: len(tokens)])}: the value written there reaches {reaches}"
+            )
+    raise PatchError(
+        f"the patched document nests deeper than {MAX_DEPTH} levels (the most a spec may "
+        f"have) at {paths.join(deep)}"
+    )
+
+
+def _too_deep(data: Any, limit: int) -> list[paths.Segment] | None:
+    """The segments of the first list or dict nested deeper than `limit` levels, else None."""
+    stack: list[tuple[Any, int, Any]] = [(data, 0, None)]  # (value, depth, (segment, parent))
+    while stack:
+        value, depth, trail = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= limit:
+            found: list[paths.Segment] = []
+            while trail is not None:
+                segment, trail = trail
+                found.append(segment)
+            return found[::-1]
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((item, depth + 1, (key, trail)) for key, item in reversed(list(items)))
+    return None
+
+
+def _resolve_segments(data: Any, segments: list[paths.Segment]) -> Any:
+    for segment in segments:
+        data = data[segment]
+    return data
+
+
 def _resolve(data: Any, pointer: str) -> Any:
     if pointer == "":
         return data
@@ -196,6 +254,10 @@ def _operations(patch: list[dict[str, Any]] | str) -> list[dict[str, Any]]:
             patch = json.loads(patch)
         except json.JSONDecodeError as exc:
             raise PatchError(f"patch is not JSON: {exc}") from None
+        except RecursionError:  # the JSON reader recurses once per level
+            raise PatchError(
+                f"patch nests too deep to read (a spec may have at most {MAX_DEPTH} levels)"
+            ) from None
     if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
         raise PatchError("a JSON Patch is a list of operation objects")
     return patch
@@ -229,6 +291,11 @@ def _apply(
     for index, operation in enumerate(operations, start=first):
         where = f"operation {index} ({operation.get('op', '?')} {operation.get('path', '?')})"
         _check_pointers(operation, where)
+        if "value" in operation and _depth(operation["value"], MAX_DEPTH) > MAX_DEPTH:
+            raise PatchError(  # no spec may hold it (and copying it would exhaust the stack)
+                f"{where}: nesting deeper than {MAX_DEPTH} levels (the most a spec may have) "
+                f"at {_describe_path(operation)}: the value itself is deeper"
+            )
         if operation.get("op") == "rename":
             try:
                 document = _rename(document, operation)

@@ -197,6 +197,59 @@ def test_patch_says_a_pointer_needs_its_leading_slash(write) -> None:  # type: i
     assert "did you mean '/steps/0/name'?" in err
 
 
+def _nested(levels: int) -> object:
+    value: object = "x"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+DEEP_SPEC = f"""steps:
+  - name: a
+    uses: passthrough
+    config: {json.dumps({"deep": _nested(60)})}
+"""
+
+
+@pytest.mark.parametrize(
+    ("patch", "said"),
+    [
+        # root, steps, the step and `config` are 4 levels; 98 more below `x`: level 102
+        (
+            [{"op": "add", "path": "/steps/0/config/x", "value": _nested(98)}],
+            "at steps[0].config.x: the value written there reaches level 102",
+        ),
+        # `config` (61 levels) copied to level 44 (below `deep` and 39 `k`): level 104
+        (
+            [{"op": "copy", "from": "/steps/0/config", "path": "/steps/0/config/deep" + "/k" * 39}],
+            "at steps[0].config.deep" + ".k" * 39 + ": the value written there reaches level 104",
+        ),
+        (  # deep enough to exhaust the stack when copied, not too deep to read
+            '[{"op": "add", "path": "/steps/0/config/x", "value": '
+            + '{"k": ' * 900
+            + '"x"'
+            + "}" * 900
+            + "}]",
+            "at '/steps/0/config/x' (steps[0].config.x): the value itself is deeper",
+        ),
+        (
+            '[{"op": "add", "path": "/x", "value": ' + "[" * 100_000 + "]" * 100_000 + "}]",
+            "patch nests too deep to read",
+        ),
+    ],
+)
+def test_patch_names_the_nesting_limit_and_where_it_is_passed(
+    write, patch: object, said: str
+) -> None:  # type: ignore[no-untyped-def]
+    spec = write("p.yaml", DEEP_SPEC)
+    text = patch if isinstance(patch, str) else json.dumps(patch)
+    code, _, err = run("patch", "--check", str(spec), "-", input=text)
+    assert code == 1
+    assert "deeper than 100 levels" in err or "at most 100 levels" in err
+    assert said in err
+    assert "written back faithfully" not in err and "internal error" not in err
+
+
 def test_validate_a_missing_file_never_says_all_valid(tmp_path: Path) -> None:
     code, out, err = run("validate", str(tmp_path / "missing.yaml"))
     assert code == 2
