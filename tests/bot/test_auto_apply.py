@@ -228,8 +228,11 @@ async def test_a_restart_while_a_merge_waits_loses_nothing(world: World, tmp_pat
 
     from flujo.cli import cli
 
-    listed = CliRunner().invoke(
-        cli, ["bot", "jobs", "--scheduled"], env={"FLUJO_BOT_DB": str(world.settings.db)}
+    listed = await asyncio.to_thread(  # the command runs its own event loop
+        CliRunner().invoke,
+        cli,
+        ["bot", "jobs", "--scheduled"],
+        env={"FLUJO_BOT_DB": str(world.settings.db)},
     )
     assert listed.exit_code == 0, listed.output
     assert (
@@ -242,8 +245,11 @@ async def test_a_restart_while_a_merge_waits_loses_nothing(world: World, tmp_pat
     bot = await world.start(Bot(world.settings, sleep=world.sleep, clock=again))
     await advance(world, bot, again, 31 * 60)  # ... and a new process merges it on time
     assert world.fake.pull(REPO, number).merged
-    watch = CliRunner().invoke(
-        cli, ["bot", "jobs", "--scheduled", "--json"], env={"FLUJO_BOT_DB": str(world.settings.db)}
+    watch = await asyncio.to_thread(  # the command runs its own event loop
+        CliRunner().invoke,
+        cli,
+        ["bot", "jobs", "--scheduled", "--json"],
+        env={"FLUJO_BOT_DB": str(world.settings.db)},
     )
     (step,) = json.loads(watch.output)
     assert (step["kind"], step["number"], step["state"]) == ("watch", number, "merged")

@@ -7,6 +7,7 @@ wall clock because captures are stamped with it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -152,8 +153,11 @@ async def test_a_restart_during_bake_in_loses_nothing(
     await production(bot, url, tmp_path, AGREEING[:6])
     await advance(world, bot, clock, 3600)
     assert "Examples compared: 6" in bake_in(world, number)
-    listed = CliRunner().invoke(
-        cli, ["bot", "jobs", "--scheduled", "--json"], env={"FLUJO_BOT_DB": str(world.settings.db)}
+    listed = await asyncio.to_thread(  # the command runs its own event loop
+        CliRunner().invoke,
+        cli,
+        ["bot", "jobs", "--scheduled", "--json"],
+        env={"FLUJO_BOT_DB": str(world.settings.db)},
     )
     (step,) = json.loads(listed.output)
     assert (step["kind"], step["number"], step["state"]) == ("bake", number, "baking")
