@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from flujo.bot.dashboard_state import CheckFailure, Waiting
+from flujo.bot.dashboard_state import CheckFailure
+from flujo.bot.pacing import Waiting
 from flujo.templates.fit import GITHUB_TEXT_LIMIT, size
 from flujo.templates.pr_body import escape as inert
 
@@ -164,7 +165,7 @@ def render(
             "Waiting",
             [
                 f"- [ ] <!-- flujo:create:{w.suggestion} --> **Create now:** "
-                f"{inert(w.title, TITLE_LIMIT)} (`{_code(w.spec)}`): {inert(w.reason, TITLE_LIMIT)}"
+                f"{inert(w.title, TITLE_LIMIT)} (`{_code(w.spec)}`): {inert(w.detail, TITLE_LIMIT)}"
                 for w in data.waiting
                 if _ID.fullmatch(w.suggestion)
             ],

@@ -1,16 +1,15 @@
-"""What the dashboard issue shows that the bot remembers itself: which issue it is, the
-suggestions waiting (and why) and the last check failures. Tables of the bot's records
-(`bot/records.py`: the SQLite file or the PostgreSQL database), written off the event loop;
-readers return frozen records."""
+"""What the dashboard issue shows that the bot remembers itself: which issue it is and the
+last check failures. Tables of the bot's records (`bot/records.py`: the SQLite file or the
+PostgreSQL database), written off the event loop; readers return frozen records. The
+suggestions waiting it lists are the pacing's list (`BotState.waiting`), not a table here.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flujo.bot.records import Records
 
@@ -19,18 +18,6 @@ if TYPE_CHECKING:
 
 KEEP_FAILURES = 20
 """Check failures remembered per repository (the newest)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """A verified suggestion the bot did not propose (yet), and why: the open pull request
-    limit, the agreement floor, or any other rule that holds suggestions back."""
-
-    suggestion: str
-    spec: str
-    title: str
-    reason: str
-    patch: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,38 +59,6 @@ class Dashboards(Records):
             " dashboards.number), enabled = excluded.enabled, updated_at = excluded.updated_at",
             (repo, installation, number, int(enabled), time.time()),
         )
-
-    # -- suggestions waiting -------------------------------------------------------------
-
-    async def replace_waiting(self, repo: str, items: list[Waiting]) -> None:
-        """What a whole suggestion cycle left waiting (the earlier list is replaced)."""
-
-        def write() -> None:
-            now = time.time()
-            rows = [
-                (repo, w.suggestion, w.spec, w.title, w.reason, json.dumps(w.patch), now)
-                for w in items
-            ]
-            with self._db.transaction() as db:
-                db.execute("DELETE FROM dashboard_waiting WHERE repo = ?", (repo,))
-                db.executemany("INSERT INTO dashboard_waiting VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-        await asyncio.to_thread(write)
-
-    async def remove_waiting(self, repo: str, suggestions: Iterable[str]) -> None:
-        for suggestion in suggestions:
-            await self._write(
-                "DELETE FROM dashboard_waiting WHERE repo = ? AND suggestion = ?",
-                (repo, suggestion),
-            )
-
-    async def waiting(self, repo: str) -> list[Waiting]:
-        rows = await self._read(
-            "SELECT suggestion, spec, title, reason, patch FROM dashboard_waiting WHERE repo = ?"
-            " ORDER BY at DESC, spec, suggestion",
-            (repo,),
-        )
-        return [Waiting(s, spec, t, r, json.loads(p)) for s, spec, t, r, p in rows]
 
     # -- check failures ------------------------------------------------------------------
 

@@ -7,13 +7,17 @@ already open is always updated. Each suggestion held back gets a `Waiting` recor
 reason (`schedule`, `max_open`, `max_per_hour`), a sentence and the earliest time it may be
 opened; the bot keeps them (`BotState.waiting`) for the dashboard and runs the cycle again
 at the earliest such time (or when a suggestion pull request closes).
+
+`Waiting` is also the record of a verified suggestion the cycle itself did not propose
+(`NOT_PROPOSED`: below the agreement floor, or another of its rules): the one list of what
+waits, which the dashboard issue shows and acts on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from flujo.spec.pr_pacing import HOUR_S, WaitReason
 
@@ -22,22 +26,43 @@ if TYPE_CHECKING:
     from flujo.spec.pr_pacing import PullRequests
 
 
+NOT_PROPOSED: Literal["not_proposed"] = "not_proposed"
+"""The reason of a suggestion the cycle did not propose (its own rules; `detail` says which)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """A suggestion the bot would open, held back by the repository's settings."""
+    """A verified suggestion the bot has not proposed (yet), and why: held back by the
+    repository's `pull_requests:` settings (`reason` a `WaitReason`), or not proposed by
+    the cycle (`reason` NOT_PROPOSED). Stored per repository by `BotState.set_waiting`."""
 
     suggestion: str
     spec: str
     title: str
     branch: str
-    reason: WaitReason
+    """The branch its pull request would have ("" for one the cycle did not propose)."""
+    reason: WaitReason | Literal["not_proposed"]
     detail: str
     """Why, in a sentence a person reads (with the setting's name and value)."""
     until: float | None
     """The earliest Unix time it may be opened (None: when a suggestion pull request
-    closes, or never while `max_per_hour` is 0)."""
+    closes, or never while `max_per_hour` is 0; always None for NOT_PROPOSED)."""
     since: float = 0.0
     """When it was first held back (kept across cycles while it keeps waiting)."""
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    """Its JSON Patch (so a person can ignore it from the dashboard without a pull request)."""
+
+    @property
+    def paced(self) -> bool:
+        """Held back by the pacing settings (a later cycle may open it by itself)."""
+        return self.reason != NOT_PROPOSED
+
+    @classmethod
+    def not_proposed(
+        cls, suggestion: str, spec: str, title: str, detail: str, patch: list[dict[str, Any]]
+    ) -> Waiting:
+        """A suggestion the cycle verified but did not propose, and why (`detail`)."""
+        return cls(suggestion, spec, title, "", NOT_PROPOSED, detail, None, patch=patch)
 
 
 @dataclass(frozen=True, slots=True)

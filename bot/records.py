@@ -27,7 +27,7 @@ from typing import Any
 from flujo.engine.store_db import Database, is_postgres, open_database, schema_name
 from flujo.spec.errors import EXIT_USAGE, FlujoError
 
-VERSION = 1
+VERSION = 2
 """Bump with a migration in `_MIGRATIONS` when the tables change."""
 NAMESPACE = "bot"
 """On PostgreSQL, the records' schema is `schema_name(NAMESPACE)`; a repository's run store
@@ -77,7 +77,9 @@ _TABLES = (
     examples INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (installation, repo, month)
 )""",
-    # pacing (bot/pacing.py): when suggestion pull requests were opened, and which wait
+    # pacing (bot/pacing.py): when suggestion pull requests were opened; and every verified
+    # suggestion not proposed (yet), held back by pacing or by the cycle, which the
+    # dashboard issue shows (`bot.pacing.Waiting`; `BotState.set_waiting`)
     """CREATE TABLE IF NOT EXISTS suggestion_openings (
     repo TEXT NOT NULL,
     branch TEXT NOT NULL,
@@ -93,6 +95,7 @@ _TABLES = (
     detail TEXT NOT NULL,
     until REAL,
     since REAL NOT NULL,
+    patch TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (repo, suggestion)
 )""",
     # the dashboard issue (dashboard_state.py)
@@ -102,16 +105,6 @@ _TABLES = (
     number INTEGER,
     enabled INTEGER NOT NULL DEFAULT 1,
     updated_at REAL NOT NULL
-)""",
-    """CREATE TABLE IF NOT EXISTS dashboard_waiting (
-    repo TEXT NOT NULL,
-    suggestion TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    title TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    patch TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (repo, suggestion)
 )""",
     """CREATE TABLE IF NOT EXISTS check_failures (
     repo TEXT NOT NULL,
@@ -141,7 +134,23 @@ _TABLES = (
 )
 """The records' tables at VERSION (both databases; see `store_db.to_postgres`)."""
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_SAME_ROW = "d.repo = suggestion_waiting.repo AND d.suggestion = suggestion_waiting.suggestion"
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # one list of what waits: the dashboard's own table (every suggestion not proposed,
+    # with its patch) joins the pacing's (those held back by `pull_requests:`)
+    1: (
+        "ALTER TABLE suggestion_waiting ADD COLUMN patch TEXT NOT NULL DEFAULT '[]'",
+        f"UPDATE suggestion_waiting SET patch = (SELECT d.patch FROM dashboard_waiting d"
+        f" WHERE {_SAME_ROW}) WHERE EXISTS (SELECT 1 FROM dashboard_waiting d WHERE {_SAME_ROW})",
+        "INSERT INTO suggestion_waiting"
+        " (repo, suggestion, spec, title, branch, reason, detail, until, since, patch)"
+        " SELECT d.repo, d.suggestion, d.spec, d.title, '', 'not_proposed', d.reason, NULL,"
+        " d.at, d.patch FROM dashboard_waiting d WHERE NOT EXISTS (SELECT 1 FROM"
+        " suggestion_waiting w WHERE w.repo = d.repo AND w.suggestion = d.suggestion)",
+        "DROP TABLE dashboard_waiting",
+    ),
+}
 """Statements that bring records of version N to N + 1, run in one transaction."""
 
 

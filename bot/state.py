@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -266,8 +266,9 @@ class BotState(Records):
         return [float(r[0]) for r in rows]
 
     async def set_waiting(self, repo: str, waiting: list[Waiting], at: float) -> None:
-        """The suggestions of `repo` held back by its last cycle (replacing the earlier
-        list); one that was waiting already keeps the time it was first held back."""
+        """The suggestions of `repo` its last cycle did not propose, held back by pacing or
+        by the cycle's own rules (replacing the earlier list); one that was waiting already
+        keeps the time it was first held back."""
 
         def replace_all() -> None:
             with self._db.transaction() as db:
@@ -276,19 +277,29 @@ class BotState(Records):
         await asyncio.to_thread(replace_all)
 
     async def waiting(self, repo: str) -> list[Waiting]:
-        """The suggestions of `repo` waiting to be opened, and why (`bot.pacing.Waiting`:
-        `reason` is `schedule`, `max_open` or `max_per_hour`), first held back first."""
+        """The suggestions of `repo` waiting, and why (`bot.pacing.Waiting`: `reason` is
+        `schedule`, `max_open` or `max_per_hour` for those pacing holds back,
+        `not_proposed` for those the cycle did not propose), first held back first. The
+        one list of what waits: the pacing wakes cycles for it, the dashboard shows it."""
         from flujo.bot.pacing import Waiting
 
         rows = await self._read(
-            "SELECT suggestion, spec, title, branch, reason, detail, until, since"
+            "SELECT suggestion, spec, title, branch, reason, detail, until, since, patch"
             " FROM suggestion_waiting WHERE repo = ? ORDER BY since, suggestion",
             (repo,),
         )
         return [
-            Waiting(s, spec, title, branch, reason, detail, until, since)
-            for s, spec, title, branch, reason, detail, until, since in rows
+            Waiting(s, spec, title, branch, reason, detail, until, since, json.loads(patch))
+            for s, spec, title, branch, reason, detail, until, since, patch in rows
         ]
+
+    async def remove_waiting(self, repo: str, suggestions: Iterable[str]) -> None:
+        """These suggestions of `repo` wait no more (proposed, or ignored by a person)."""
+        for suggestion in suggestions:
+            await self._write(
+                "DELETE FROM suggestion_waiting WHERE repo = ? AND suggestion = ?",
+                (repo, suggestion),
+            )
 
     # -- overrides -----------------------------------------------------------------------
 
@@ -337,7 +348,7 @@ def _replace_waiting(db: Any, repo: str, waiting: list[Waiting], at: float) -> N
     )
     db.execute("DELETE FROM suggestion_waiting WHERE repo = ?", (repo,))
     db.executemany(
-        "INSERT INTO suggestion_waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO suggestion_waiting VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 repo,
@@ -349,6 +360,7 @@ def _replace_waiting(db: Any, repo: str, waiting: list[Waiting], at: float) -> N
                 w.detail,
                 w.until,
                 before.get(w.suggestion, at),
+                json.dumps(w.patch),
             )
             for w in waiting
         ],

@@ -17,11 +17,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from flujo.bot.dashboard_state import Waiting
 from flujo.bot.forge import Forge, Proposal, PullRef
+from flujo.bot.pacing import Waiting
 from flujo.bot.queue import Delivery
 from flujo.bot.snapshot import DEFAULT_LIMITS, Limits, TooLarge, snapshot
 from flujo.bot.suggestion_codec import Change, Cycle
@@ -29,7 +29,6 @@ from flujo.learn.proposal import BRANCH_PREFIX as BRANCH_PREFIX  # also the rout
 
 if TYPE_CHECKING:
     from flujo.bot.evaluate import Evaluator
-    from flujo.bot.pacing import Waiting as HeldBack
     from flujo.bot.state import ProposalRecord
     from flujo.bot.suggestion_cycle import Evaluation
     from flujo.engine.store import RunStore
@@ -91,11 +90,12 @@ class CycleOutcome:
     """None when the cycle could not finish (`failure` says why)."""
     failure: str | None = None
     waiting: tuple[Waiting, ...] = ()
-    """Verified suggestions not proposed, and why (shown on the dashboard issue): below the
-    agreement floor, or held back by the repository's `pull_requests:` settings."""
+    """Verified suggestions not proposed, and why (kept by `BotState.set_waiting`, shown on
+    the dashboard issue): below the agreement floor, or held back by the repository's
+    `pull_requests:` settings."""
     dashboard: Dashboard | None = None
     """The repository's `dashboard:` settings at the default branch's head (None: unread)."""
-    held: list[HeldBack] = field(default_factory=list)
+    held: list[Waiting] = field(default_factory=list)
     """Suggestions held back by the repository's `pull_requests:` settings, and why."""
     wake_at: float | None = None
     """When a later cycle may open one of them (None: no time is known)."""
@@ -185,7 +185,9 @@ async def propose_suggestions(
     from flujo.bot.pacing import Plan, plan
 
     open_now = {p.branch for p in await forge.proposals(repo, BRANCH_PREFIX)}
-    waiting = [Waiting(n.id, n.spec, n.title, n.reason, n.patch) for n in cycle.not_proposed]
+    waiting = [
+        Waiting.not_proposed(n.id, n.spec, n.title, n.reason, n.patch) for n in cycle.not_proposed
+    ]
     if wanted:  # a person asked for these: no pacing setting holds them back
         paced = Plan(propose=[c for c in cycle.changes if c.id in wanted])
     else:
@@ -198,11 +200,10 @@ async def propose_suggestions(
             now=time.time() if now is None else now,
         )
     patches = {c.id: c.patch for c in cycle.changes}
-    for held in paced.waiting:
-        log.info("%s: %s waits: %s", repo, held.suggestion, held.detail)
-        waiting.append(
-            Waiting(held.suggestion, held.spec, held.title, held.detail, patches[held.suggestion])
-        )
+    held = [replace(w, patch=patches[w.suggestion]) for w in paced.waiting]
+    for each in held:
+        log.info("%s: %s waits: %s", repo, each.suggestion, each.detail)
+    waiting += held
     for change in paced.propose:
         change = _linked(change, placeholder, page_url)
         pull = await forge.propose(
@@ -233,7 +234,7 @@ async def propose_suggestions(
         cycle,
         waiting=tuple(waiting),
         dashboard=dashboard,
-        held=paced.waiting,
+        held=held,
         wake_at=paced.wake_at,
     )
     if report:

@@ -134,7 +134,7 @@ async def _data(ctx: BotContext, repo: str, notes: tuple[str, ...]) -> Dashboard
     ]
     return DashboardData(
         open_pulls=[OpenPull(n, t, s) for n, t, s in await ctx.state.open_proposals(repo)],
-        waiting=await ctx.dashboards.waiting(repo),
+        waiting=sorted(await ctx.state.waiting(repo), key=lambda w: (w.spec, w.suggestion)),
         ignored=ignored,
         in_progress=in_progress,
         failures=await ctx.dashboards.check_failures(repo),
@@ -153,14 +153,11 @@ async def after_cycle(
 ) -> None:
     """After a suggestion cycle: remember what waits, answer the person who asked for it,
     and bring the dashboard up to date."""
+    repo = suggest.repo
+    if outcome.cycle is not None and suggest.wanted:  # (others: `suggestions._pace`)
+        await ctx.state.remove_waiting(repo, [p.change.id for p in outcome.proposed])
     if ctx.dashboards is None:
         return
-    repo = suggest.repo
-    if outcome.cycle is not None:
-        if suggest.wanted:
-            await ctx.dashboards.remove_waiting(repo, [p.change.id for p in outcome.proposed])
-        else:
-            await ctx.dashboards.replace_waiting(repo, list(outcome.waiting))
     if suggest.command and suggest.reply_to is not None:
         await forge.comment(repo, suggest.reply_to, _answer(ctx, suggest, outcome))
     notes = () if outcome.cycle is not None else (f"The last suggestion cycle {outcome.failure}",)
@@ -251,7 +248,7 @@ async def _act(
     assert ctx.dashboards is not None
     repo, actor = edited.repo, edited.actor
     if tick.kind == "create":
-        waiting = {w.suggestion: w for w in await ctx.dashboards.waiting(repo)}
+        waiting = {w.suggestion: w for w in await ctx.state.waiting(repo)}
         item = waiting.get(tick.key)
         if item is None:
             return f"{tick.key} is not waiting any more; nothing was created."
@@ -269,7 +266,7 @@ async def _act(
                 now=ctx.clock.now(),
             )
         )
-        await ctx.dashboards.remove_waiting(repo, [item.suggestion])
+        await ctx.state.remove_waiting(repo, [item.suggestion])
         return f"Creating a pull request for {item.title} (asked by @{actor})."
     from flujo.learn.feedback import forget_rejection, rejections
 
@@ -405,7 +402,7 @@ async def _on_dashboard(
     assert ctx.dashboards is not None
     repo = comment.repo
     key, _, rest = command.argument.partition(" ")
-    waiting = {w.suggestion: w for w in await ctx.dashboards.waiting(repo)}
+    waiting = {w.suggestion: w for w in await ctx.state.waiting(repo)}
     item = waiting.get(key.lower())
     if command.name == "recreate":
         wanted = (item.suggestion,) if item is not None else ()
@@ -416,7 +413,7 @@ async def _on_dashboard(
             f"`@{await gh.app_slug()} {command.word} 0123456789ab`; nothing was done."
         )
     if command.name == "explain":
-        return f"{inert(item.title)} (`{inert(item.spec)}`) waits: {inert(item.reason)}."
+        return f"{inert(item.title)} (`{inert(item.spec)}`) waits: {inert(item.detail)}."
     if command.name == "eval":
         return (
             "eval measures a suggestion pull request: create one first (tick its box), then "
@@ -428,7 +425,7 @@ async def _on_dashboard(
     await asyncio.to_thread(
         record_rejection, ctx.telemetry.store(repo), item.spec, item.patch, reason, comment.actor
     )
-    await ctx.dashboards.remove_waiting(repo, [item.suggestion])
+    await ctx.state.remove_waiting(repo, [item.suggestion])
     await refresh(ctx, gh, repo, comment.installation_id)
     return f"ignored {inert(item.title)}: it will not be proposed again."
 

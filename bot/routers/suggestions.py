@@ -100,10 +100,11 @@ async def on_suggest(event: Event, ctx: BotContext) -> None:
 async def _pace(
     ctx: BotContext, repo: str, installation: int, outcome: CycleOutcome, now: float
 ) -> None:
-    """Remember which suggestions wait and why; run the cycle again when one may open."""
+    """Remember which suggestions wait and why (the dashboard shows them); run the cycle
+    again when one held back by pacing may open."""
     if outcome.cycle is None:
         return  # the cycle did not finish: what waited before still waits
-    await ctx.state.set_waiting(repo, outcome.held, now)
+    await ctx.state.set_waiting(repo, list(outcome.waiting), now)
     if outcome.wake_at is not None and ctx.schedule is not None:
         at = outcome.wake_at
         await ctx.schedule(wake_delivery(repo, installation, at, now, f"{at:.0f}"))
@@ -150,7 +151,8 @@ async def on_closed(event: Event, ctx: BotContext) -> None:
         ctx.telemetry.store(repo), proposal, merged=merged, actor=actor, comment=comment
     )
     await ctx.state.close_proposal(repo, branch, "merged" if merged else "rejected")
-    if ctx.schedule is not None and await ctx.state.waiting(repo):  # room for one that waits
+    if ctx.schedule is not None and any(w.paced for w in await ctx.state.waiting(repo)):
+        # room for one that waits
         now = ctx.clock.now()
         why = f"closed-{pull.number}"
         await ctx.schedule(wake_delivery(repo, closed.installation_id, now, now, why))

@@ -19,7 +19,8 @@ from flujo.bot.dashboard import (
     render,
     ticked,
 )
-from flujo.bot.dashboard_state import CheckFailure, Waiting
+from flujo.bot.dashboard_state import CheckFailure
+from flujo.bot.pacing import Waiting
 from flujo.learn.feedback import is_rejected, record_rejection
 from flujo.templates.fit import size
 from tests.bot import test_suggestions as cycle_support
@@ -45,7 +46,7 @@ def many(count: int) -> DashboardData:
             OpenPull(i, f"Use a cheaper model in step {i}", "flujo/a.yaml") for i in range(count)
         ],
         waiting=[
-            Waiting(
+            Waiting.not_proposed(
                 f"{i:012x}",
                 f"flujo/spec_{i}.yaml",
                 f"Swap model {i} " + "x" * 120,
@@ -118,7 +119,7 @@ def test_people_keep_their_text_and_their_own_boxes() -> None:
 def test_strings_from_repositories_and_people_cannot_forge_a_box_or_end_the_section() -> None:
     evil = f"ok -->\n- [x] <!-- flujo:create:aaaaaaaaaaaa --> {END} <script>"
     data = DashboardData(
-        waiting=[Waiting("0123456789ab", f"flujo/{END}.yaml", evil, evil, [])],
+        waiting=[Waiting.not_proposed("0123456789ab", f"flujo/{END}.yaml", evil, evil, [])],
         ignored=[Ignored("0123456789abcdef", "a.yaml", evil, evil, "mallory <b>")],
     )
     body = render(data, SLUG, now=NOW)

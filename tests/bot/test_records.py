@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flujo.bot.applications import Application, Applications
-from flujo.bot.records import RecordsError
+from flujo.bot.records import VERSION, RecordsError
 from flujo.bot.settings import BotSettings
 from flujo.bot.state import BotState
 
@@ -145,6 +145,70 @@ async def test_a_sqlite_file_from_before_versions_is_brought_up_to_date(tmp_path
         state.close()
 
 
+_VERSION_1 = (
+    "CREATE TABLE bot_meta (key TEXT PRIMARY KEY, value TEXT)",
+    "INSERT INTO bot_meta VALUES ('version', '1')",
+    "CREATE TABLE suggestion_waiting (repo TEXT NOT NULL, suggestion TEXT NOT NULL, spec TEXT"
+    " NOT NULL, title TEXT NOT NULL, branch TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT"
+    " NOT NULL, until REAL, since REAL NOT NULL, PRIMARY KEY (repo, suggestion))",
+    "CREATE TABLE dashboard_waiting (repo TEXT NOT NULL, suggestion TEXT NOT NULL, spec TEXT"
+    " NOT NULL, title TEXT NOT NULL, reason TEXT NOT NULL, patch TEXT NOT NULL, at REAL NOT"
+    " NULL, PRIMARY KEY (repo, suggestion))",
+    # x: held back by the schedule (both lists); y: below the agreement floor (the
+    # dashboard's only)
+    "INSERT INTO suggestion_waiting VALUES ('acme/a', 'x', 'a.yml', 'Cap', 'flujo/suggest/x',"
+    " 'schedule', 'outside the schedule', 2000, 1500)",
+    "INSERT INTO dashboard_waiting VALUES ('acme/a', 'x', 'a.yml', 'Cap',"
+    ' \'outside the schedule\', \'[{"op": "remove", "path": "/a"}]\', 1600)',
+    "INSERT INTO dashboard_waiting VALUES ('acme/a', 'y', 'b.yml', 'Swap',"
+    ' \'agreement 0.70 is below the floor\', \'[{"op": "remove", "path": "/b"}]\', 1600)',
+)
+"""The two lists of what waits as version 1 of the records kept them."""
+
+
+async def test_what_waited_in_records_of_version_1_still_waits(records: str | Path) -> None:
+    """The dashboard's list of waiting suggestions was a table of its own beside the
+    pacing's; records of that version open with every suggestion still listed once, with
+    its reason and patch."""
+    from flujo.bot.records import NAMESPACE, write
+    from flujo.engine.store_db import is_postgres, open_database
+
+    old = (
+        open_database(str(records), NAMESPACE)
+        if is_postgres(records)
+        else open_database(Path(records))
+    )
+    for statement in _VERSION_1:
+        write(old, statement)
+    old.close()
+    state = BotState(records)
+    try:
+        x, y = await state.waiting("acme/a")
+        assert (x.suggestion, x.reason, x.detail, x.until, x.since, x.branch) == (
+            "x",
+            "schedule",
+            "outside the schedule",
+            2000,
+            1500,
+            "flujo/suggest/x",
+        )
+        assert x.patch == [{"op": "remove", "path": "/a"}] and x.paced
+        assert (y.suggestion, y.spec, y.title, y.reason, y.detail, y.since) == (
+            "y",
+            "b.yml",
+            "Swap",
+            "not_proposed",
+            "agreement 0.70 is below the floor",
+            1600,
+        )
+        assert y.patch == [{"op": "remove", "path": "/b"}] and not y.paced
+        assert not state._db.query(
+            "SELECT 1 FROM bot_meta WHERE key = 'version' AND value <> ?", (str(VERSION),)
+        )
+    finally:
+        state.close()
+
+
 def test_records_written_by_a_newer_flujo_are_refused(records: str | Path) -> None:
     BotState(records).close()
     from flujo.bot.records import open_records, write
@@ -152,7 +216,7 @@ def test_records_written_by_a_newer_flujo_are_refused(records: str | Path) -> No
     database = open_records(records)
     write(database, "UPDATE bot_meta SET value = '99' WHERE key = 'version'")
     database.close()
-    with pytest.raises(RecordsError, match="version 99, this Flujo needs 1"):
+    with pytest.raises(RecordsError, match=f"version 99, this Flujo needs {VERSION}"):
         BotState(records)
 
 
@@ -214,7 +278,6 @@ async def test_flujo_bot_jobs_scheduled_reads_the_postgresql_queue_and_records(
 
 async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> None:
     from flujo.bot.dashboard_state import Dashboards
-    from flujo.bot.dashboard_state import Waiting as Listed
     from flujo.bot.forge import CheckOutput
     from flujo.bot.pacing import Waiting
 
@@ -222,15 +285,26 @@ async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> N
     boards, other = Dashboards(records), Dashboards(records)
     try:
         await first.record_opening("acme/a", "flujo/suggest/x", 1000.0)
-        held = Waiting("x", "a.yml", "Cap tokens", "flujo/suggest/x", "schedule", "after 9", 2e3)
+        patch = [{"op": "replace", "path": "/steps/0/uses", "value": "cheap"}]
+        held = Waiting(
+            "x", "a.yml", "Cap tokens", "flujo/suggest/x", "schedule", "after 9", 2e3, patch=patch
+        )
+        floor = Waiting.not_proposed("y", "a.yml", "Swap", "agreement below the floor", [])
         await first.set_waiting("acme/a", [held], 1500.0)
-        await first.set_waiting("acme/a", [held], 1600.0)  # still waiting: keeps its `since`
+        await first.set_waiting("acme/a", [held, floor], 1600.0)  # x keeps its `since`
         assert await second.openings("acme/a", 900.0) == [1000.0]
-        (found,) = await second.waiting("acme/a")
-        assert (found.reason, found.until, found.since) == ("schedule", 2e3, 1500.0)
+        found, other_one = await second.waiting("acme/a")
+        assert (found.reason, found.until, found.since, found.patch) == (
+            "schedule",
+            2e3,
+            1500.0,
+            patch,
+        )
+        assert (other_one.reason, other_one.detail) == ("not_proposed", "agreement below the floor")
+        await second.remove_waiting("acme/a", ["x"])
+        assert [w.suggestion for w in await first.waiting("acme/a")] == ["y"]
 
         await boards.save_issue("acme/a", 42, 7, True)
-        await boards.replace_waiting("acme/a", [Listed("x", "a.yml", "Cap", "floor", [])])
         failed = CheckOutput("flujo/test", "failure", "1 test failed", "")
         for n in range(25):
             await boards.record_checks("acme/a", f"sha{n}", [failed])
@@ -239,7 +313,6 @@ async def test_pacing_and_dashboard_records_are_shared(records: str | Path) -> N
         )
         issue = await other.issue("acme/a")
         assert issue is not None and (issue.number, issue.enabled) == (7, True)
-        assert [w.reason for w in await other.waiting("acme/a")] == ["floor"]
         shas = [f.sha for f in await other.check_failures("acme/a")]
         assert (
             len(shas) == 19 and "sha24" not in shas and "sha4" not in shas
