@@ -8,6 +8,12 @@ into the permanent generation (`gc.freeze()`), which later collections and the o
 exit skip. Objects made afterwards (a spec's model, its diagnostics) are collected as
 usual, so the memory a check uses does not change; only the imports' own cyclic garbage,
 a fixed amount, stays until exit.
+
+`flujo run` and `flujo test` preload the same way (the check's modules and the engine's).
+Measured on `examples/support_triage.yaml` with valgrind's callgrind (instructions, two
+runs each, preload vs none): `flujo run --fake` 1.451 G vs 1.562 G (-7.1%), `flujo test`
+3.757 G vs 3.835 G (-2.1%). CPU time of cold processes, 8 and 12 interleaved rounds on a
+loaded 2-core machine: `run` medians -30% and -12%; `test` -21% and +1.5% (noise).
 """
 
 from __future__ import annotations

@@ -81,6 +81,10 @@ def run(
         from flujo.cli.batch import run_inputs
 
         run_inputs(spec, inputs_file, input_text, jobs, as_json, options)
+    from flujo.cli.preload import preload
+    from flujo.cli.validate import CHECK_MODULES
+
+    preload(*CHECK_MODULES, "flujo.engine.session", "flujo.cli.load_and_run")
     from flujo.cli.load_and_run import load_spec_or_exit, run_session
 
     pipeline = load_spec_or_exit(spec)

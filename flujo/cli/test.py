@@ -95,6 +95,10 @@ def test(
     """
     import asyncio
 
+    from flujo.cli.preload import preload
+    from flujo.cli.validate import CHECK_MODULES
+
+    preload(*CHECK_MODULES, "flujo.engine.session", "flujo.engine.embedded_tests")
     from flujo.engine import embedded_tests as testing
     from flujo.engine.session import session
     from flujo.spec.errors import SpecError
