@@ -97,9 +97,10 @@ _TYPE = re.compile(r"\b(REAL|INTEGER|BLOB)\b")
 _MIGRATION_LOCK = 0x666C756A6F  # "flujo": one migration at a time per database
 
 
-def to_postgres(statement: str) -> str:
-    """`?` markers as `%s` and a literal `%` doubled (outside quoted strings both stay);
-    in table definitions, SQLite's column types as PostgreSQL's."""
+def to_postgres(statement: str, *, bound: bool = True) -> str:
+    """`?` markers as `%s` (outside quoted strings) and, when the statement is sent with
+    arguments (`bound`), every literal `%` doubled: psycopg reads `%` as a marker only
+    then. In table definitions, SQLite's column types as PostgreSQL's."""
 
     def mark(found: re.Match[str]) -> str:
         text = found.group(0)
@@ -107,7 +108,8 @@ def to_postgres(statement: str) -> str:
             return "%s"
         return "%%" if text == "%" else text.replace("%", "%%")
 
-    statement = _MARK.sub(mark, statement)
+    if bound:
+        statement = _MARK.sub(mark, statement)
     if statement.lstrip().upper().startswith(("CREATE TABLE", "ALTER TABLE")):
         statement = _TYPE.sub(lambda m: _TYPES[m.group(1)], statement)
     return statement
@@ -126,7 +128,9 @@ class _PgCursor:
         self._cursor = cursor
 
     def execute(self, statement: str, args: Sequence[Any] = ()) -> Any:
-        return self._cursor.execute(to_postgres(statement), tuple(args) if args else None)
+        if not args:
+            return self._cursor.execute(to_postgres(statement, bound=False))
+        return self._cursor.execute(to_postgres(statement), tuple(args))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> Any:
         return self._cursor.executemany(to_postgres(statement), [tuple(r) for r in rows])
@@ -184,7 +188,10 @@ class PostgresDatabase:
                 db = self._connect()
                 try:
                     with db.cursor() as cursor:
-                        cursor.execute(to_postgres(statement), tuple(args) if args else None)
+                        if args:
+                            cursor.execute(to_postgres(statement), tuple(args))
+                        else:
+                            cursor.execute(to_postgres(statement, bound=False))
                         if cursor.description is None:
                             return []
                         names = [c.name for c in cursor.description]

@@ -179,3 +179,22 @@ def test_checkpoints_round_trip_and_link_a_resumed_run(store_location: Path | st
         assert store.checkpoints("r2") == []
     finally:
         store.close()
+
+
+def test_a_percent_sign_in_a_statement_is_stored_as_written(store_location: Path | str) -> None:
+    """psycopg reads `%` as a marker only in a statement sent with arguments: one without
+    must not get `%%` stored (SQLite and PostgreSQL alike)."""
+    store = RunStore(store_location)
+    try:
+        store.execute("INSERT INTO meta (key, value) VALUES ('plain', '100% plain')")
+        store.execute("INSERT INTO meta (key, value) VALUES (?, '50% bound')", [("bound",)])
+        rows = store.query("SELECT key, value FROM meta WHERE value LIKE '%\\%%' ESCAPE '\\'", ())
+        assert sorted((r["key"], r["value"]) for r in rows) == [
+            ("bound", "50% bound"),
+            ("plain", "100% plain"),
+        ]
+        assert store.query("SELECT value FROM meta WHERE key = ?", ("plain",)) == [
+            {"value": "100% plain"}
+        ]
+    finally:
+        store.close()
