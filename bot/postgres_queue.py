@@ -2,14 +2,17 @@
 database.
 
 A delivery is one row of `flujo_deliveries` (unique by `X-GitHub-Delivery`, so a
-redelivery is recognised whichever process receives it) and one procrastinate job,
-inserted in one transaction before the 202; deliveries that arrive together share that
-transaction (group commit). The job's lock is the ordering key
-(`worker.ordering_key`: the repository), so procrastinate runs a repository's jobs one at
-a time, oldest first, while other repositories' run in parallel in any process. A worker
-that dies mid-job stops sending heartbeats; after `lease_s` any other worker puts its job
-back. Failures retry by the rule of the embedded queue (`worker.retry_at`); a job out of
-tries, or started `max_attempts` times (poison), is dead-lettered.
+redelivery is recognised whichever process receives it), committed before the 202;
+deliveries that arrive together share that transaction (group commit). That row is all the
+acknowledgement stores: its ordering key is NULL (the inbox). The workers' forwarder
+(`forward`, one process at a time) reads the inbox in the order the deliveries were
+stored, computes each one's ordering key (`worker.ordering_key`: the repository) and
+defers its procrastinate job, in one transaction. The job's lock is the ordering key, so
+procrastinate runs a repository's jobs one at a time, oldest first, while other
+repositories' run in parallel in any process. A worker that dies mid-job stops sending
+heartbeats; after `lease_s` any other worker puts its job back. Failures retry by the rule
+of the embedded queue (`worker.retry_at`); a job out of tries, or started `max_attempts`
+times (poison), is dead-lettered.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ log = logging.getLogger("flujo.bot.queue")
 TASK = "flujo.handle_delivery"
 QUEUE = "flujo_deliveries"
 _MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
+_FORWARD_LOCK = 0x666C756A6F66  # "flujof": one forwarder at a time
+INBOX_CHANNEL = "flujo_inbox"
+"""Notified by each acknowledgement's transaction as it commits: the forwarder wakes."""
 _INTERRUPTED = "interrupted: the worker stopped"
 _AGAIN_S = 1
 """Seconds before a job whose attempt ended outside its handler runs again."""
@@ -70,52 +76,80 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     finished_at DOUBLE PRECISION,
     done_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
 DO $$ BEGIN
-    IF (SELECT attstorage FROM pg_attribute WHERE attname = 'body'
-        AND attrelid = 'flujo_deliveries'::regclass) <> 'e' THEN
-        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+    IF to_regclass('flujo_deliveries_state') IS NULL THEN
+        CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'xid'
+        AND attrelid = 'flujo_deliveries'::regclass AND NOT attisdropped) THEN
+        ALTER TABLE flujo_deliveries ADD COLUMN xid xid8,
+            ALTER COLUMN xid SET DEFAULT pg_current_xact_id(),
+            ALTER COLUMN body SET STORAGE MAIN;
+        CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (xid, id) WHERE key IS NULL;
+        BEGIN
+            ALTER TABLE flujo_deliveries ALTER COLUMN body SET COMPRESSION lz4;
+        EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+            NULL;  -- a server built without lz4: pglz
+        END;
     END IF;
 END $$;
 """
-"""A body is kept until its delivery is handled, uncompressed (`STORAGE EXTERNAL`):
-compressing it would cost the acknowledgement more time than the space saved is worth."""
+"""A body is kept until its delivery is handled, in its row (`STORAGE MAIN`), compressed
+with lz4 where the server has it: a typical webhook (8 KB of JSON) then fits the row, one
+heap write instead of four TOAST chunks and their index. The inbox index holds the
+deliveries not yet forwarded (`key IS NULL`), by `xid`: the transaction that stored each.
+Rows stored before the inbox (with a key) have none. The table is changed once (`ALTER
+TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each start)."""
 _ENQUEUE = """
-WITH input AS (
-    SELECT * FROM unnest(
+WITH stored AS (
+    INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
+    SELECT delivery_id, event, body, received_at, run_after FROM unnest(
         %(ids)s::text[], %(events)s::text[], %(bodies)b::bytea[], %(received)s::float8[],
-        %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
-    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
-),
-stored AS (
-    INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after, key)
-    SELECT delivery_id, event, body, received_at, run_after, key FROM input ORDER BY n
+        %(run_after)s::float8[]
+    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, n)
+    ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
-),
-deferred AS (
-    SELECT procrastinate_defer_jobs_v1(ARRAY(
-        SELECT ROW(
-            %(queue)s, %(task)s, 0, i.key, NULL,
-            jsonb_build_object('delivery_id', i.delivery_id), i.at
-        )::procrastinate_job_to_defer_v1
-        FROM input i JOIN stored s ON s.delivery_id = i.delivery_id
-        WHERE i.n = (SELECT min(n) FROM input o WHERE o.delivery_id = i.delivery_id)
-        ORDER BY i.n
-    ))
 )
-SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored),
-    pg_advisory_xact_lock(%(lock)s, %(group)s)
+SELECT array(SELECT delivery_id FROM stored), pg_advisory_xact_lock(%(lock)s, %(group)s),
+    pg_notify('""" + INBOX_CHANNEL + """', '')
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
-group was being committed (group commit): each is stored and its job deferred, in the
-order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
-versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
-the bot and decoded again by the server. The group's advisory lock is for the next group
-(`_AFTER`), when groups are stored on several connections at once."""
+group was being committed (group commit): each is stored in the inbox, in the order
+received, or (a redelivery) not at all. The bodies go in binary (`%b`): as text, each would
+be hex-encoded by the bot and decoded again by the server. The group's advisory lock is for
+the next group (`_AFTER`), when groups are stored on several connections at once."""
 _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 """Wait for the previous group to be committed (and visible): its transaction holds this
 lock until then."""
+
+_INBOX = """
+SELECT id, delivery_id, event, body, run_after FROM flujo_deliveries
+WHERE key IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid, id LIMIT %s
+"""
+"""The deliveries to forward, oldest first: only those stored by transactions older than
+any still running, so a delivery committed later can never need a place before one
+already forwarded (the transaction that stored it started first). Within a transaction,
+by id: the order received."""
+_FORWARD = """
+WITH keyed AS (
+    UPDATE flujo_deliveries d SET key = f.key
+    FROM unnest(%(ids)s::bigint[], %(keys)s::text[]) AS f(id, key)
+    WHERE d.id = f.id AND d.key IS NULL
+)
+SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(
+        %(queue)s, %(task)s, 0, f.key, NULL, jsonb_build_object('delivery_id', f.delivery_id),
+        f.at
+    )::procrastinate_job_to_defer_v1
+    FROM unnest(%(keys)s::text[], %(delivery_ids)s::text[], %(at)s::timestamptz[])
+        WITH ORDINALITY AS f(key, delivery_id, at, n)
+    ORDER BY n
+)))
+"""
+"""The inbox deliveries read by `_INBOX`, given their keys and their jobs (in that order:
+job ids follow it, and procrastinate runs a lock's jobs by id)."""
 
 _ORPHANS = """
 SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
@@ -125,6 +159,7 @@ SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
     )::procrastinate_job_to_defer_v1
     FROM flujo_deliveries d
     WHERE (d.state = 'running' OR d.state = 'queued' AND d.run_after < %(cutoff)s)
+    AND d.key IS NOT NULL
     AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
         WHERE j.args->>'delivery_id' = d.delivery_id AND j.status IN ('todo', 'doing')
@@ -137,7 +172,7 @@ attempt ended a lease ago) when procrastinate lost the retry (the database went 
 was recorded), or running when their job ended without them (a worker stopped, or the
 database went away, between the job's start and its end: procrastinate recorded the job
 as aborted or failed). A running delivery always has its job `doing` while it is worked
-on."""
+on. Deliveries still in the inbox (no key) are the forwarder's."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -195,9 +230,11 @@ class PostgresQueue:
         max_retry_s: float = 3600.0,
         lease_s: float = 30.0,
         ack_connections: int = 1,
+        forward_batch: int = 500,
     ) -> None:
         """`ack_connections`: groups of acknowledged deliveries in flight at once, one
-        connection each (see `_commit_group`)."""
+        connection each (see `_commit_group`); `forward_batch`: deliveries forwarded from
+        the inbox per transaction at most."""
         self.url = url
         self.max_attempts = max_attempts
         self.lease_s = lease_s
@@ -226,6 +263,9 @@ class PostgresQueue:
         self._lock_space = secrets.randbits(31)
         """This queue's advisory locks: (lock space, group number) is held by a group's
         transaction; the next group waits for it before committing."""
+        self.forward_batch = forward_batch
+        self.forwarded = 0
+        """Deliveries this process has forwarded from the inbox to procrastinate."""
         self.commits = 0
         """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
@@ -255,20 +295,12 @@ class PostgresQueue:
 
     async def enqueue(self, delivery: Delivery) -> bool:
         await self.open()
-        key = ordering_key_of(delivery.body, delivery.event, delivery.delivery_id)
-        at = (
-            datetime.datetime.fromtimestamp(delivery.not_before, datetime.UTC)
-            if delivery.not_before > time.time()
-            else None
-        )
         row = (
             delivery.delivery_id,
             delivery.event,
             delivery.body,
             delivery.received_at,
             delivery.not_before,
-            key,
-            at,
         )
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
@@ -343,10 +375,6 @@ class PostgresQueue:
             "bodies": list(columns[2]),
             "received": list(columns[3]),
             "run_after": list(columns[4]),
-            "keys": list(columns[5]),
-            "at": list(columns[6]),
-            "queue": QUEUE,
-            "task": TASK,
             "lock": self._lock_space,
             "group": number % 2**31,
         }
@@ -369,7 +397,7 @@ class PostgresQueue:
             raise
         self._ackers.append(db)
         self.commits += 1
-        return set(found[1]) if found else set()
+        return set(found[0]) if found else set()
 
     async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
         """A connection of the acknowledgements (one per group in flight): in autocommit,
@@ -384,6 +412,67 @@ class PostgresQueue:
             self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
         )
 
+    # -- the forwarder: from the inbox to procrastinate ------------------------------------
+
+    async def forward(self, db: psycopg.AsyncConnection[Any] | None = None) -> int:
+        """Forward one batch of the inbox (at most `forward_batch` deliveries): their
+        ordering keys and their jobs, in one transaction. 0 when another process is
+        forwarding, or nothing can be forwarded yet. A forwarder that stops midway
+        forwards nothing (its transaction is rolled back), so nothing is lost or doubled."""
+        await self.open()
+        if db is None:
+            async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as own:
+                return await self.forward(own)
+        async with db.transaction():
+            cursor = await db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_FORWARD_LOCK,))
+            locked = await cursor.fetchone()
+            if not (locked and locked[0]):
+                return 0
+            cursor = await db.execute(_INBOX, (self.forward_batch,))
+            rows = await cursor.fetchall()
+            if not rows:
+                return 0
+            now = time.time()
+            await db.execute(
+                _FORWARD,
+                {
+                    "ids": [row[0] for row in rows],
+                    "keys": [ordering_key_of(row[3], row[2], row[1]) for row in rows],
+                    "delivery_ids": [row[1] for row in rows],
+                    "at": [
+                        datetime.datetime.fromtimestamp(row[4], datetime.UTC)
+                        if row[4] > now
+                        else None
+                        for row in rows
+                    ],
+                    "queue": QUEUE,
+                    "task": TASK,
+                },
+            )
+        self.forwarded += len(rows)
+        return len(rows)
+
+    async def _forward_continually(self, poll_s: float) -> None:
+        """Forward as deliveries are acknowledged (woken by `INBOX_CHANNEL`), and every
+        `poll_s` all the same (a delivery held back by an older transaction, a notification
+        missed as the connection was made); a database that goes away is waited for."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=10
+                ) as db:
+                    await db.execute(f"LISTEN {INBOX_CHANNEL}")
+                    while True:
+                        while await self.forward(db) == self.forward_batch:
+                            pass
+                        async for _ in db.notifies(timeout=poll_s, stop_after=1):
+                            pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: again shortly
+                log.debug("cannot forward deliveries: %s", exc)
+                await asyncio.sleep(1.0)
+
     # -- the workers -----------------------------------------------------------------------
 
     async def work(self, handler: Handler, concurrency: int, *, poll_s: float = 0.1) -> None:
@@ -394,6 +483,9 @@ class PostgresQueue:
         self._handler = handler
         await self.open()
         reaper = asyncio.create_task(self._put_back_stalled(), name="flujo-stalled-jobs")
+        forwarder = asyncio.create_task(
+            self._forward_continually(max(poll_s, 0.5)), name="flujo-forwarder"
+        )
         try:
             while True:
                 try:
@@ -418,7 +510,8 @@ class PostgresQueue:
                     await asyncio.sleep(1.0)
         finally:
             reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            forwarder.cancel()
+            await asyncio.gather(reaper, forwarder, return_exceptions=True)
 
     async def _put_back_stalled(self) -> None:
         """Jobs of workers silent for `lease_s` go back to the queue (by any process), and so

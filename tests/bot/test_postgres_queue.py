@@ -131,7 +131,7 @@ async def _after_a_lost_write(
 
     for n in range(1, deliveries + 1):
         assert await queue.enqueue(_delivery(n, "a/b"))
-    await queue.open()
+    assert await queue.forward() == deliveries  # their jobs, as a worker's forwarder makes them
     pool = queue.app.connector.pool  # type: ignore[attr-defined]
     async with pool.connection() as db:
         cursor = await db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
@@ -274,11 +274,13 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
 ) -> None:
     # The first delivery's transaction is slow (a test trigger sleeps as it is stored, or
     # as it commits); the next deliveries of the same repository arrive meanwhile, and go
-    # on the second connection. They must neither become visible before it (a worker would
-    # run them first) nor get job ids before it (procrastinate runs a lock's jobs by id).
+    # on the second connection. A forwarder running all along must neither forward them
+    # before it (a worker would run them first) nor give them job ids before it
+    # (procrastinate runs a lock's jobs by id).
     import psycopg
 
     queue = PostgresQueue(postgres_url, ack_connections=2)
+    forwarder = PostgresQueue(postgres_url)
     await queue.open()
     trigger = (
         "CONSTRAINT TRIGGER slow AFTER INSERT ON flujo_deliveries DEFERRABLE INITIALLY DEFERRED"
@@ -297,6 +299,7 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
     async def watch() -> None:  # what a worker could see, as it changes
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
             while True:
+                await forwarder.forward(db)
                 cursor = await db.execute(
                     "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
                 )
@@ -311,11 +314,119 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
         await asyncio.sleep(0.3)  # its group is being stored, or committed, slowly
         later = [asyncio.create_task(queue.enqueue(_delivery(n, "a/b"))) for n in range(1, 6)]
         assert await asyncio.gather(first, *later) == [True] * 6
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await queue.close()
+        await forwarder.close()
     assert queue.commits == 2, "the later deliveries were not stored beside the slow one"
     assert seen[-1] == [f"d{n}" for n in range(6)]
     assert all(not found or found[0] == "d0" for found in seen), seen
+
+
+_STORE = (
+    "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at)"
+    " VALUES (%s, 'push', %s, 0)"
+)
+_JOBS = "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
+
+
+async def test_interleaved_acknowledgements_are_forwarded_in_the_order_they_were_stored(
+    postgres_url: str,
+) -> None:
+    # Two processes acknowledge deliveries of one repository: the first one's transaction
+    # stores d1 and is still committing when the second stores d2 and commits. A forwarder
+    # running meanwhile must not give d2 its job first (d2 would run before d1).
+    queue = PostgresQueue(postgres_url)
+    await queue.open()
+    first = psycopg.connect(postgres_url)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as second:
+            first.execute(_STORE, ("d1", json.dumps({"repository": {"full_name": "a/b"}})))
+            second.execute(_STORE, ("d2", json.dumps({"repository": {"full_name": "a/b"}})))
+            assert await queue.forward() == 0  # d2 waits for the transaction begun before
+            first.commit()
+            assert await queue.forward() == 2
+            assert [row[0] for row in second.execute(_JOBS).fetchall()] == ["d1", "d2"]
+            keys = second.execute("SELECT key FROM flujo_deliveries ORDER BY id").fetchall()
+            assert keys == [("a/b",), ("a/b",)]
+    finally:
+        first.close()
+        await queue.close()
+
+
+async def test_a_forwarder_stopped_midway_loses_and_doubles_nothing(postgres_url: str) -> None:
+    # The worker process forwarding the inbox is killed as it defers the jobs (its
+    # connection is cut): another process forwards every delivery, once, in order.
+    killed, other = PostgresQueue(postgres_url), PostgresQueue(postgres_url)
+    for n in range(5):
+        assert await killed.enqueue(_delivery(n, "a/b"))
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;"
+            " CREATE TRIGGER slow AFTER INSERT ON procrastinate_jobs FOR EACH STATEMENT"
+            " EXECUTE FUNCTION slow()"
+        )
+        forwarding = asyncio.create_task(killed.forward())
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            found = db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%procrastinate_defer_jobs%'"
+                " AND state = 'active' AND pid <> pg_backend_pid()"
+            ).fetchall()
+            if found:
+                break
+        assert found, "the forwarder never got as far as deferring the jobs"
+        assert await other.forward() == 0  # one forwarder at a time
+        db.execute("SELECT pg_terminate_backend(%s)", (found[0][0],))
+        with pytest.raises(psycopg.OperationalError):
+            await forwarding
+        db.execute("DROP TRIGGER slow ON procrastinate_jobs")
+        assert db.execute(_JOBS).fetchall() == []
+        assert await other.forward() == 5
+        assert await other.forward() == 0
+        assert [row[0] for row in db.execute(_JOBS).fetchall()] == [f"d{n}" for n in range(5)]
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    worker = asyncio.create_task(other.work(handler, 2, poll_s=0.05))
+    try:
+        for _ in range(200):
+            if len(seen) == 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await killed.close()
+        await other.close()
+    assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_a_delivery_acknowledged_while_the_workers_run_is_forwarded_at_once(
+    postgres_url: str,
+) -> None:
+    # The acknowledgement stores the delivery alone; the workers' forwarder, woken by it,
+    # gives it its job well before its next poll.
+    queue = PostgresQueue(postgres_url)
+    handled = asyncio.Event()
+
+    async def handler(work: Work) -> None:
+        handled.set()
+
+    worker = asyncio.create_task(queue.work(handler, 1, poll_s=5))
+    try:
+        await asyncio.sleep(0.5)  # the workers and their forwarder are waiting
+        started = time.monotonic()
+        assert await queue.enqueue(_delivery(1, "a/b"))
+        await asyncio.wait_for(handled.wait(), 10)
+        assert time.monotonic() - started < 2.5, "the forwarder waited for its poll"
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
