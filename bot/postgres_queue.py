@@ -87,19 +87,21 @@ DO $$ BEGIN
             ALTER COLUMN body SET STORAGE MAIN;
         CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (xid, id) WHERE key IS NULL;
         BEGIN
-            ALTER TABLE flujo_deliveries ALTER COLUMN body SET COMPRESSION lz4;
-        EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
-            NULL;  -- a server built without lz4: pglz
+            EXECUTE 'ALTER TABLE flujo_deliveries ALTER COLUMN body SET COMPRESSION lz4';
+        EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value THEN
+            ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
         END;
     END IF;
 END $$;
 """
 """A body is kept until its delivery is handled, in its row (`STORAGE MAIN`), compressed
-with lz4 where the server has it: a typical webhook (8 KB of JSON) then fits the row, one
-heap write instead of four TOAST chunks and their index. The inbox index holds the
-deliveries not yet forwarded (`key IS NULL`), by `xid`: the transaction that stored each.
-Rows stored before the inbox (with a key) have none. The table is changed once (`ALTER
-TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each start)."""
+with lz4: a typical webhook (8 KB of JSON) then fits the row, one heap write instead of
+four TOAST chunks and their index (docs/github-app.md has the figures). A server without
+lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
+(`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth. The inbox index holds the deliveries
+not yet forwarded (`key IS NULL`), by `xid`: the transaction that stored each. Rows
+stored before the inbox (with a key) have none. The table is changed once (`ALTER TABLE`
+and `CREATE INDEX` wait for every transaction writing it: not at each start)."""
 _ENQUEUE = """
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
@@ -428,7 +430,7 @@ class PostgresQueue:
             locked = await cursor.fetchone()
             if not (locked and locked[0]):
                 return 0
-            cursor = await db.execute(_INBOX, (self.forward_batch,))
+            cursor = await db.execute(_INBOX, (self.forward_batch,), binary=True)
             rows = await cursor.fetchall()
             if not rows:
                 return 0
