@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
 import secrets
 import threading
@@ -105,10 +106,11 @@ and `CREATE INDEX` wait for every transaction writing it: not at each start)."""
 _ENQUEUE = """
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
-    SELECT delivery_id, event, body, received_at, run_after FROM unnest(
-        %(ids)s::text[], %(events)s::text[], %(bodies)b::bytea[], %(received)s::float8[],
-        %(run_after)s::float8[]
-    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, n)
+    SELECT delivery_id, event, substring(%(bodies)b FROM start FOR length), received_at, run_after
+    FROM ROWS FROM (json_to_recordset(%(deliveries)s::json) AS (
+        delivery_id text, event text, start int, length int, received_at float8,
+        run_after float8
+    )) WITH ORDINALITY AS t(delivery_id, event, start, length, received_at, run_after, n)
     ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
@@ -118,9 +120,11 @@ SELECT array(SELECT delivery_id FROM stored), pg_advisory_xact_lock(%(lock)s, %(
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored in the inbox, in the order
-received, or (a redelivery) not at all. The bodies go in binary (`%b`): as text, each would
-be hex-encoded by the bot and decoded again by the server. The group's advisory lock is for
-the next group (`_AFTER`), when groups are stored on several connections at once."""
+received, or (a redelivery) not at all. The bodies go as one binary value (`%b`), cut
+apart by the server; the rest of each delivery as one JSON array: arrays of each column
+would cost the bot more to encode (psycopg dumps their items one by one, in Python). The
+group's advisory lock is for the next group (`_AFTER`), when groups are stored on several
+connections at once."""
 _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 """Wait for the previous group to be committed (and visible): its transaction holds this
 lock until then."""
@@ -370,13 +374,22 @@ class PostgresQueue:
         previous: asyncio.Future[None] | None,
         stored: asyncio.Future[None],
     ) -> set[str]:
-        columns = list(zip(*rows, strict=True))
+        deliveries, start = [], 1
+        for delivery_id, event, body, received_at, run_after in rows:
+            deliveries.append(
+                {
+                    "delivery_id": delivery_id,
+                    "event": event,
+                    "start": start,
+                    "length": len(body),
+                    "received_at": received_at,
+                    "run_after": run_after,
+                }
+            )
+            start += len(body)
         params = {
-            "ids": list(columns[0]),
-            "events": list(columns[1]),
-            "bodies": list(columns[2]),
-            "received": list(columns[3]),
-            "run_after": list(columns[4]),
+            "deliveries": json.dumps(deliveries),
+            "bodies": b"".join(row[2] for row in rows),
             "lock": self._lock_space,
             "group": number % 2**31,
         }

@@ -430,3 +430,21 @@ async def test_a_delivery_acknowledged_while_the_workers_run_is_forwarded_at_onc
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
         await queue.close()
+
+
+async def test_deliveries_acknowledged_together_keep_their_own_bodies(postgres_url: str) -> None:
+    queue = PostgresQueue(postgres_url)
+    deliveries = [
+        Delivery(f"d{n}", "push", json.dumps({"n": n, "x": "é" * n * 300}).encode(), 1.5, 0.0)
+        for n in range(6)
+    ]
+    try:
+        assert await asyncio.gather(*(queue.enqueue(d) for d in deliveries)) == [True] * 6
+        assert queue.commits < 6  # stored together
+        with psycopg.connect(postgres_url) as db:
+            rows = db.execute(
+                "SELECT delivery_id, body, received_at FROM flujo_deliveries ORDER BY id"
+            ).fetchall()
+        assert rows == [(d.delivery_id, d.body, 1.5) for d in deliveries]
+    finally:
+        await queue.close()
