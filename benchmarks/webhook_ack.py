@@ -18,8 +18,8 @@ With `--postgres` a PostgreSQL server (fsync on) is started in a temporary folde
 arrive together are stored in its inbox in one transaction (group commit), committed
 before any of them is answered; the output says how many transactions stored them. Their
 procrastinate jobs are made later by the workers' forwarder, which this benchmark does not
-start: after the rounds it forwards the stored deliveries itself and prints what that
-cost per delivery (this process's CPU, standing for a worker's, and the database's), so
+start: after the rounds it forwards the stored deliveries itself, in batches of three
+sizes, and prints what that cost per delivery (this process's CPU, standing for a worker's, and the database's), so
 that the work moved off the acknowledgement is counted too. With
 two acknowledgement connections (`--ack-connections 2`, or beside one:
 `--compare-ack-connections 2`) the next group is stored while the previous one commits.
@@ -213,9 +213,10 @@ async def forwarding_cost(
 ) -> list[tuple[int, int, float, float]]:
     """The work the acknowledgement leaves to the workers, measured: the deliveries stored
     by flujo in the rounds, forwarded from the inbox to procrastinate (ordering key, job)
-    by `PostgresQueue.forward` in this process. Half in batches of one group commit (as when
-    the forwarder is woken by each), the rest in batches of 500 (a backlog). Returns
-    (batch, deliveries, this process's CPU s, the database's CPU s) for each."""
+    by `PostgresQueue.forward` in this process, a third each in batches of one group commit
+    (a forwarder woken by each), of 50 (what it gathers in its 50 ms at 1,000 deliveries
+    a second) and of 500 (a backlog). Returns (batch, deliveries, this process's CPU s,
+    the database's CPU s) for each."""
     import psycopg
 
     from flujo.bot.postgres_queue import PostgresQueue
@@ -224,7 +225,7 @@ async def forwarding_cost(
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
         cursor = await db.execute("SELECT count(*) FROM flujo_deliveries WHERE key IS NULL")
         waiting = int((await cursor.fetchone() or (0,))[0])
-        for batch, share in ((per_commit, waiting // 2), (500, waiting - waiting // 2)):
+        for batch, share in ((per_commit, waiting // 3), (50, waiting // 3), (500, waiting)):
             queue = PostgresQueue(url, forward_batch=batch)
             await queue.open()
             pids = database_pids(folder)
