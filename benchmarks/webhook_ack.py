@@ -19,9 +19,9 @@ arrive together are stored in its inbox in one transaction (group commit), commi
 before any of them is answered; the output says how many transactions stored them. Their
 procrastinate jobs are made later by the workers' forwarder, which this benchmark does not
 start: after the rounds it forwards the stored deliveries itself, in batches of three
-sizes, and prints what that cost per delivery (this process's CPU, standing for a worker's, and the database's), so
-that the work moved off the acknowledgement is counted too. With
-two acknowledgement connections (`--ack-connections 2`, or beside one:
+sizes, and prints what that cost per delivery (this process's CPU, standing for a
+worker's, and the database's), so that the work moved off the acknowledgement is counted
+too. With two acknowledgement connections (`--ack-connections 2`, or beside one:
 `--compare-ack-connections 2`) the next group is stored while the previous one commits.
 """
 

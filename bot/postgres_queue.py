@@ -97,16 +97,18 @@ END $$;
 """
 """A body is kept until its delivery is handled, in its row (`STORAGE MAIN`), compressed
 with lz4: a typical webhook (8 KB of JSON) then fits the row, one heap write instead of
-four TOAST chunks and their index (docs/github-app.md has the figures). A server without
+four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A server without
 lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
-(`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth. The inbox index holds the deliveries
-not yet forwarded (`key IS NULL`), by `xid`: the transaction that stored each. Rows
-stored before the inbox (with a key) have none. The table is changed once (`ALTER TABLE`
-and `CREATE INDEX` wait for every transaction writing it: not at each start)."""
-_ENQUEUE = """
+(`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
+The inbox index holds the deliveries not yet forwarded (`key IS NULL`), by `xid`: the
+transaction that stored each. Rows stored before the inbox (with a key) have none. The
+table is changed once (`ALTER TABLE` and `CREATE INDEX` wait for every transaction
+writing it: not at each start)."""
+_ENQUEUE = f"""
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
-    SELECT delivery_id, event, substring(%(bodies)b FROM start FOR length), received_at, run_after
+    SELECT delivery_id, event, substring(%(bodies)b FROM start FOR length), received_at,
+        run_after
     FROM ROWS FROM (json_to_recordset(%(deliveries)s::json) AS (
         delivery_id text, event text, start int, length int, received_at float8,
         run_after float8
@@ -116,7 +118,7 @@ WITH stored AS (
     RETURNING delivery_id
 )
 SELECT array(SELECT delivery_id FROM stored), pg_advisory_xact_lock(%(lock)s, %(group)s),
-    pg_notify('""" + INBOX_CHANNEL + """', '')
+    pg_notify('{INBOX_CHANNEL}', '')
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored in the inbox, in the order
@@ -377,25 +379,7 @@ class PostgresQueue:
         previous: asyncio.Future[None] | None,
         stored: asyncio.Future[None],
     ) -> set[str]:
-        deliveries, start = [], 1
-        for delivery_id, event, body, received_at, run_after in rows:
-            deliveries.append(
-                {
-                    "delivery_id": delivery_id,
-                    "event": event,
-                    "start": start,
-                    "length": len(body),
-                    "received_at": received_at,
-                    "run_after": run_after,
-                }
-            )
-            start += len(body)
-        params = {
-            "deliveries": json.dumps(deliveries),
-            "bodies": b"".join(row[2] for row in rows),
-            "lock": self._lock_space,
-            "group": number % 2**31,
-        }
+        params = group_parameters(rows, self._lock_space, number % 2**31)
         db = await self._acknowledging()
         try:
             if not self._pipelined:  # one group at a time: its statement is its transaction
@@ -784,6 +768,31 @@ class PostgresQueue:
         if self._opened:
             await self.app.close_async()
             self._opened = False
+
+
+def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> dict[str, Any]:
+    """`_ENQUEUE`'s parameters for a group of (delivery id, event, body, received at, run
+    after): the bodies as one value, each delivery's other columns and its body's place in
+    it as one JSON array."""
+    deliveries, start = [], 1
+    for delivery_id, event, body, received_at, run_after in rows:
+        deliveries.append(
+            {
+                "delivery_id": delivery_id,
+                "event": event,
+                "start": start,
+                "length": len(body),
+                "received_at": received_at,
+                "run_after": run_after,
+            }
+        )
+        start += len(body)
+    return {
+        "deliveries": json.dumps(deliveries),
+        "bodies": b"".join(row[2] for row in rows),
+        "lock": lock,
+        "group": group,
+    }
 
 
 def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:

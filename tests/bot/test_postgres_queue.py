@@ -448,3 +448,62 @@ async def test_deliveries_acknowledged_together_keep_their_own_bodies(postgres_u
         assert rows == [(d.delivery_id, d.body, 1.5) for d in deliveries]
     finally:
         await queue.close()
+
+
+_BEFORE_THE_INBOX = """
+CREATE TABLE flujo_deliveries (
+    id BIGSERIAL PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE, event TEXT NOT NULL,
+    body BYTEA, received_at DOUBLE PRECISION NOT NULL,
+    run_after DOUBLE PRECISION NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0, key TEXT, last_error TEXT,
+    finished_at DOUBLE PRECISION, done_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+"""
+
+
+async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_nothing(
+    postgres_url: str,
+) -> None:
+    # A delivery queued by the previous version (its row and its job, no inbox), then the
+    # new version starts: that delivery runs once, and so does one acknowledged now.
+    from procrastinate.schema import SchemaManager
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(SchemaManager.get_schema())
+        db.execute(_BEFORE_THE_INBOX)
+        db.execute(
+            "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, key)"
+            " VALUES ('d0', 'push', %s, 0, 'a/b')",
+            (_delivery(0, "a/b").body,),
+        )
+        db.execute(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW('flujo_deliveries',"
+            " 'flujo.handle_delivery', 0, 'a/b', NULL, jsonb_build_object('delivery_id', 'd0'),"
+            " NULL)::procrastinate_job_to_defer_v1])"
+        )
+    queue = PostgresQueue(postgres_url)
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    assert await queue.enqueue(_delivery(1, "a/b"))
+    worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
+    try:
+        for _ in range(200):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+    assert seen == [0, 1]
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute(_JOBS).fetchall() == []  # both done (and deleted by procrastinate)
+        assert db.execute("SELECT count(*) FROM flujo_deliveries WHERE key IS NULL").fetchone() == (
+            0,
+        )
