@@ -81,12 +81,9 @@ DO $$ BEGIN
     IF to_regclass('flujo_deliveries_state') IS NULL THEN
         CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'xid'
-        AND attrelid = 'flujo_deliveries'::regclass AND NOT attisdropped) THEN
-        ALTER TABLE flujo_deliveries ADD COLUMN xid xid8,
-            ALTER COLUMN xid SET DEFAULT pg_current_xact_id(),
-            ALTER COLUMN body SET STORAGE MAIN;
-        CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (xid, id) WHERE key IS NULL;
+    IF to_regclass('flujo_deliveries_inbox') IS NULL THEN
+        CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL;
+        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE MAIN;
         BEGIN
             EXECUTE 'ALTER TABLE flujo_deliveries ALTER COLUMN body SET COMPRESSION lz4';
         EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value THEN
@@ -100,9 +97,8 @@ with lz4: a typical webhook (8 KB of JSON) then fits the row, one heap write ins
 four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A server without
 lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
 (`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
-The inbox index holds the deliveries not yet forwarded (`key IS NULL`), by `xid`: the
-transaction that stored each. Rows stored before the inbox (with a key) have none. The
-table is changed once (`ALTER TABLE` and `CREATE INDEX` wait for every transaction
+The inbox index holds the deliveries not yet forwarded (`key IS NULL`); rows stored
+before the inbox have their key, and their job, already. The table is changed once (`ALTER TABLE` and `CREATE INDEX` wait for every transaction
 writing it: not at each start)."""
 _ENQUEUE = f"""
 WITH stored AS (
@@ -134,31 +130,33 @@ lock until then."""
 _INBOX = """
 WITH forwarder AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(%s) AS alone)
 SELECT id, delivery_id, event, body, run_after FROM forwarder, flujo_deliveries
-WHERE forwarder.alone AND key IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xid, id LIMIT %s
+WHERE forwarder.alone AND key IS NULL ORDER BY id LIMIT %s
 """
-"""The deliveries to forward, oldest first, when no other process is forwarding: only
-those stored by transactions older than any still running, so a delivery committed later
-can never need a place before one already forwarded (the transaction that stored it
-started first). Within a transaction, by id: the order received."""
+"""The deliveries to forward, in the order they were stored (within a process, a group
+commits only after the one before it: `_AFTER`), when no other process is forwarding.
+One whose transaction is still committing is not seen yet and is forwarded by a later
+batch, after those committed before it: deliveries are forwarded in the order they were
+committed, and none is skipped (the inbox is every row without a key, not what follows
+the last one forwarded)."""
 _FORWARD = """
 WITH keyed AS (
     UPDATE flujo_deliveries d SET key = f.key
-    FROM unnest(%(ids)s::bigint[], %(keys)s::text[]) AS f(id, key)
+    FROM unnest(%(ids)s::bigint[], %(keys)s::text[], %(at)s::timestamptz[])
+        WITH ORDINALITY AS f(id, key, at, n)
     WHERE d.id = f.id AND d.key IS NULL
+    RETURNING d.delivery_id, f.key, f.at, f.n
 )
 SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
     SELECT ROW(
-        %(queue)s, %(task)s, 0, f.key, NULL, jsonb_build_object('delivery_id', f.delivery_id),
-        f.at
+        %(queue)s, %(task)s, 0, key, NULL, jsonb_build_object('delivery_id', delivery_id), at
     )::procrastinate_job_to_defer_v1
-    FROM unnest(%(keys)s::text[], %(delivery_ids)s::text[], %(at)s::timestamptz[])
-        WITH ORDINALITY AS f(key, delivery_id, at, n)
-    ORDER BY n
+    FROM keyed ORDER BY n
 )))
 """
-"""The inbox deliveries read by `_INBOX`, given their keys and their jobs (in that order:
-job ids follow it, and procrastinate runs a lock's jobs by id)."""
+"""The inbox deliveries read by `_INBOX`, given their keys and their jobs, in that order
+(job ids follow it, and procrastinate runs a lock's jobs by id); only those still without
+a key as this statement runs: the lock is taken after `_INBOX`'s snapshot, which may
+predate the end of the previous forwarder's transaction."""
 
 _ORPHANS = """
 SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
@@ -431,12 +429,11 @@ class PostgresQueue:
             if not rows:
                 return 0
             now = time.time()
-            await db.execute(
+            cursor = await db.execute(
                 _FORWARD,
                 {
                     "ids": [row[0] for row in rows],
                     "keys": [ordering_key_of(row[3], row[2], row[1]) for row in rows],
-                    "delivery_ids": [row[1] for row in rows],
                     "at": [
                         datetime.datetime.fromtimestamp(row[4], datetime.UTC)
                         if row[4] > now
@@ -447,8 +444,10 @@ class PostgresQueue:
                     "task": TASK,
                 },
             )
-        self.forwarded += len(rows)
-        return len(rows)
+            deferred = await cursor.fetchone()
+        forwarded = int(deferred[0]) if deferred else 0
+        self.forwarded += forwarded
+        return forwarded
 
     async def _forward_continually(self, poll_s: float) -> None:
         """Forward as deliveries are acknowledged (woken by `INBOX_CHANNEL`), and every

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from flujo.bot.postgres_queue import PostgresQueue
+from flujo.bot.postgres_queue import _FORWARD, QUEUE, TASK, PostgresQueue
 from flujo.bot.queue import Delivery, Job, JobState
 from flujo.bot.worker import Work
 
@@ -332,12 +332,13 @@ _STORE = (
 _JOBS = "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
 
 
-async def test_interleaved_acknowledgements_are_forwarded_in_the_order_they_were_stored(
+async def test_interleaved_acknowledgements_are_forwarded_in_commit_order_and_none_is_skipped(
     postgres_url: str,
 ) -> None:
     # Two processes acknowledge deliveries of one repository: the first one's transaction
-    # stores d1 and is still committing when the second stores d2 and commits. A forwarder
-    # running meanwhile must not give d2 its job first (d2 would run before d1).
+    # stores d1 and is still committing when the second stores d2 (a later id) and
+    # commits. A forwarder running meanwhile forwards d2; d1, committed after it, must be
+    # forwarded too (not skipped as older than what was forwarded), after d2.
     queue = PostgresQueue(postgres_url)
     await queue.open()
     first = psycopg.connect(postgres_url)
@@ -345,15 +346,42 @@ async def test_interleaved_acknowledgements_are_forwarded_in_the_order_they_were
         with psycopg.connect(postgres_url, autocommit=True) as second:
             first.execute(_STORE, ("d1", json.dumps({"repository": {"full_name": "a/b"}})))
             second.execute(_STORE, ("d2", json.dumps({"repository": {"full_name": "a/b"}})))
-            assert await queue.forward() == 0  # d2 waits for the transaction begun before
+            assert await queue.forward() == 1
             first.commit()
-            assert await queue.forward() == 2
-            assert [row[0] for row in second.execute(_JOBS).fetchall()] == ["d1", "d2"]
+            assert await queue.forward() == 1
+            assert await queue.forward() == 0
+            assert [row[0] for row in second.execute(_JOBS).fetchall()] == ["d2", "d1"]
             keys = second.execute("SELECT key FROM flujo_deliveries ORDER BY id").fetchall()
             assert keys == [("a/b",), ("a/b",)]
     finally:
         first.close()
         await queue.close()
+
+
+async def test_a_forwarder_that_read_the_inbox_before_the_last_one_committed_doubles_nothing(
+    postgres_url: str,
+) -> None:
+    # A forwarder's read began before the previous forwarder's transaction ended (it took
+    # the lock as that one released it): the deliveries it still sees without a key are
+    # not given a second job.
+    queue = PostgresQueue(postgres_url)
+    for n in range(3):
+        assert await queue.enqueue(_delivery(n, "a/b"))
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        stale = db.execute("SELECT id, delivery_id FROM flujo_deliveries ORDER BY id").fetchall()
+        assert await queue.forward() == 3
+        db.execute(
+            _FORWARD,
+            {
+                "ids": [row[0] for row in stale],
+                "keys": ["a/b"] * 3,
+                "at": [None] * 3,
+                "queue": QUEUE,
+                "task": TASK,
+            },
+        )
+        assert len(db.execute(_JOBS).fetchall()) == 3
+    await queue.close()
 
 
 async def test_a_forwarder_stopped_midway_loses_and_doubles_nothing(postgres_url: str) -> None:
