@@ -98,8 +98,9 @@ four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A serve
 lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
 (`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
 The inbox index holds the deliveries not yet forwarded (`key IS NULL`); rows stored
-before the inbox have their key, and their job, already. The table is changed once (`ALTER TABLE` and `CREATE INDEX` wait for every transaction
-writing it: not at each start)."""
+before the inbox have their key, and their job, already. The table is changed once
+(`ALTER TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each
+start)."""
 _ENQUEUE = f"""
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
