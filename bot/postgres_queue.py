@@ -6,7 +6,7 @@ redelivery is recognised whichever process receives it), committed before the 20
 deliveries that arrive together share that transaction (group commit). That row is all the
 acknowledgement stores: its ordering key is NULL (the inbox). The workers' forwarder
 (`forward`, one process at a time) reads the inbox in the order the deliveries were
-stored, computes each one's ordering key (`worker.ordering_key`: the repository) and
+committed, computes each one's ordering key (`worker.ordering_key`: the repository) and
 defers its procrastinate job, in one transaction. The job's lock is the ordering key, so
 procrastinate runs a repository's jobs one at a time, oldest first, while other
 repositories' run in parallel in any process. A worker that dies mid-job stops sending
