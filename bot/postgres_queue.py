@@ -53,6 +53,9 @@ TASK = "flujo.handle_delivery"
 QUEUE = "flujo_deliveries"
 _MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
 _FORWARD_LOCK = 0x666C756A6F66  # "flujof": one forwarder at a time
+_FORWARD_BYTES = 16 * 1024 * 1024
+"""Bodies read by the forwarder at once, at most (and at least one delivery): a webhook
+may carry 25 MB."""
 INBOX_CHANNEL = "flujo_inbox"
 """Notified by each acknowledgement's transaction as it commits: the forwarder wakes."""
 _INTERRUPTED = "interrupted: the worker stopped"
@@ -129,12 +132,20 @@ _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 lock until then."""
 
 _INBOX = """
-WITH forwarder AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(%s) AS alone)
-SELECT id, delivery_id, event, body, run_after FROM forwarder, flujo_deliveries
-WHERE forwarder.alone AND key IS NULL ORDER BY id LIMIT %s
+WITH forwarder AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(%(lock)s) AS alone),
+inbox AS (
+    SELECT id, sum(octet_length(body)) OVER (ORDER BY id) - octet_length(body) AS before
+    FROM forwarder, flujo_deliveries
+    WHERE forwarder.alone AND key IS NULL ORDER BY id LIMIT %(rows)s
+)
+SELECT d.id, d.delivery_id, d.event, d.body, d.run_after
+FROM inbox JOIN flujo_deliveries d USING (id)
+WHERE inbox.before < %(bytes)s ORDER BY d.id
 """
-"""The deliveries to forward, in the order they were stored (within a process, a group
-commits only after the one before it: `_AFTER`), when no other process is forwarding.
+"""The deliveries to forward (at most `rows`, and no more after `bytes` of bodies: a
+backlog of large deliveries is read a few at a time), in the order they were stored
+(within a process, a group commits only after the one before it: `_AFTER`), when no
+other process is forwarding.
 One whose transaction is still committing is not seen yet and is forwarded by a later
 batch, after those committed before it: deliveries are forwarded in the order they were
 committed, and none is skipped (the inbox is every row without a key, not what follows
@@ -274,6 +285,8 @@ class PostgresQueue:
         transaction; the next group waits for it before committing."""
         self.forward_batch = forward_batch
         self.forward_gather_s = forward_gather_s
+        self._more = False
+        """Whether the last batch forwarded was cut short by a limit (more may wait)."""
         self.forwarded = 0
         """Deliveries this process has forwarded from the inbox to procrastinate."""
         self.commits = 0
@@ -416,17 +429,22 @@ class PostgresQueue:
     # -- the forwarder: from the inbox to procrastinate ------------------------------------
 
     async def forward(self, db: psycopg.AsyncConnection[Any] | None = None) -> int:
-        """Forward one batch of the inbox (at most `forward_batch` deliveries): their
-        ordering keys and their jobs, in one transaction. 0 when another process is
-        forwarding, or nothing can be forwarded yet. A forwarder that stops midway
-        forwards nothing (its transaction is rolled back), so nothing is lost or doubled."""
+        """Forward one batch of the inbox (at most `forward_batch` deliveries, and
+        `_FORWARD_BYTES` of bodies): their ordering keys and their jobs, in one
+        transaction; how many. 0 when another process is forwarding, or the inbox is
+        empty. A forwarder that stops midway forwards nothing (its transaction is rolled
+        back), so nothing is lost or doubled."""
         await self.open()
         if db is None:
             async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as own:
                 return await self.forward(own)
+        params = {"lock": _FORWARD_LOCK, "rows": self.forward_batch, "bytes": _FORWARD_BYTES}
         async with db.transaction():
-            cursor = await db.execute(_INBOX, (_FORWARD_LOCK, self.forward_batch), binary=True)
+            cursor = await db.execute(_INBOX, params, binary=True)
             rows = await cursor.fetchall()
+            self._more = len(rows) == self.forward_batch or (
+                sum(len(row[3]) for row in rows) >= _FORWARD_BYTES
+            )
             if not rows:
                 return 0
             now = time.time()
@@ -452,8 +470,9 @@ class PostgresQueue:
 
     async def _forward_continually(self, poll_s: float) -> None:
         """Forward as deliveries are acknowledged (woken by `INBOX_CHANNEL`), and every
-        `poll_s` all the same (a delivery held back by an older transaction, a notification
-        missed as the connection was made); a database that goes away is waited for. Once
+        `poll_s` all the same (a notification missed as the connection was made); a
+        database that goes away is waited for. Batches follow each other while there is
+        more (a backlog). Once
         woken, it waits `forward_gather_s` for the acknowledgements of the next moments:
         a batch costs the database and the worker much the same for 10 deliveries as for
         100 (docs/github-app.md has the figures)."""
@@ -464,7 +483,7 @@ class PostgresQueue:
                 ) as db:
                     await db.execute(f"LISTEN {INBOX_CHANNEL}")
                     while True:
-                        while await self.forward(db) == self.forward_batch:
+                        while await self.forward(db) and self._more:
                             pass
                         async for _ in db.notifies(timeout=poll_s, stop_after=1):
                             pass

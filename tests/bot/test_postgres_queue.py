@@ -196,7 +196,7 @@ async def test_a_job_whose_worker_stopped_between_its_start_and_its_end_is_run_a
     # The delivery was marked running, then its job ended without it (procrastinate
     # recorded it aborted: the worker stopped at a point where nothing put it back).
     running = "UPDATE flujo_deliveries SET state = 'running', attempts = 1 WHERE delivery_id = %s"
-    seen = await _after_a_lost_write(postgres_url, 2, running, ("d1",), "aborted", 1.5)
+    seen = await _after_a_lost_write(postgres_url, 2, running, ("d1",), "aborted", 2.5)
     assert sorted(seen) == [1, 2]  # each once (d2 may go first: d1's lock went with its job)
 
 
@@ -535,3 +535,21 @@ async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_not
         assert db.execute("SELECT count(*) FROM flujo_deliveries WHERE key IS NULL").fetchone() == (
             0,
         )
+
+
+async def test_a_backlog_of_large_deliveries_is_forwarded_a_few_at_a_time_in_order(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bodies of up to 25 MB: the forwarder must not read a whole batch of them at once.
+    from flujo.bot import postgres_queue
+
+    monkeypatch.setattr(postgres_queue, "_FORWARD_BYTES", 80)
+    queue = PostgresQueue(postgres_url)
+    for n in range(4):
+        assert await queue.enqueue(_delivery(n, "a/b"))  # 44 bytes each
+    try:
+        assert [await queue.forward() for _ in range(3)] == [2, 2, 0]
+        with psycopg.connect(postgres_url) as db:
+            assert [row[0] for row in db.execute(_JOBS).fetchall()] == [f"d{n}" for n in range(4)]
+    finally:
+        await queue.close()
