@@ -46,6 +46,8 @@ class BotMetrics:
             buckets=_SECONDS,
             registry=self.registry,
         )
+        self._delivery_counters: dict[tuple[str, str], Counter] = {}
+        """`deliveries` by its labels, looked up once (each webhook counts one)."""
         self.rate_limit = Gauge(
             "flujo_bot_github_rate_limit_remaining",
             "Requests left in GitHub's rate-limit window, from the last X-RateLimit-Remaining "
@@ -56,7 +58,12 @@ class BotMetrics:
         )
 
     def delivery(self, event: str, outcome: str) -> None:
-        self.deliveries.labels(event, outcome).inc()
+        counter = self._delivery_counters.get((event, outcome))
+        if counter is None:  # the labels are bounded (see above): so is this dict
+            counter = self._delivery_counters[event, outcome] = self.deliveries.labels(
+                event, outcome
+            )
+        counter.inc()
 
     def job(self, outcome: Outcome) -> None:
         self.job_seconds.labels(outcome.work.event, outcome.outcome).observe(outcome.seconds)

@@ -2,14 +2,17 @@
 database.
 
 A delivery is one row of `flujo_deliveries` (unique by `X-GitHub-Delivery`, so a
-redelivery is recognised whichever process receives it) and one procrastinate job,
-inserted in one transaction before the 202; deliveries that arrive together share that
-transaction (group commit). The job's lock is the ordering key
-(`worker.ordering_key`: the repository), so procrastinate runs a repository's jobs one at
-a time, oldest first, while other repositories' run in parallel in any process. A worker
-that dies mid-job stops sending heartbeats; after `lease_s` any other worker puts its job
-back. Failures retry by the rule of the embedded queue (`worker.retry_at`); a job out of
-tries, or started `max_attempts` times (poison), is dead-lettered.
+redelivery is recognised whichever process receives it), committed before the 202;
+deliveries that arrive together share that transaction (group commit). That row is all the
+acknowledgement stores: its ordering key is NULL (the inbox). The workers' forwarder
+(`forward`, one process at a time) reads the inbox in the order the deliveries were
+committed, computes each one's ordering key (`worker.ordering_key`: the repository) and
+defers its procrastinate job, in one transaction. The job's lock is the ordering key, so
+procrastinate runs a repository's jobs one at a time, oldest first, while other
+repositories' run in parallel in any process. A worker that dies mid-job stops sending
+heartbeats; after `lease_s` any other worker puts its job back. Failures retry by the rule
+of the embedded queue (`worker.retry_at`); a job out of tries, or started `max_attempts`
+times (poison), is dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
 import secrets
 import threading
@@ -48,6 +52,12 @@ log = logging.getLogger("flujo.bot.queue")
 TASK = "flujo.handle_delivery"
 QUEUE = "flujo_deliveries"
 _MIGRATION_LOCK = 0x666C756A6F71  # "flujoq": one process creates the tables
+_FORWARD_LOCK = 0x666C756A6F66  # "flujof": one forwarder at a time
+_FORWARD_BYTES = 16 * 1024 * 1024
+"""Bodies read by the forwarder at once, at most (and at least one delivery): a webhook
+may carry 25 MB."""
+INBOX_CHANNEL = "flujo_inbox"
+"""Notified by each acknowledgement's transaction as it commits: the forwarder wakes."""
 _INTERRUPTED = "interrupted: the worker stopped"
 _AGAIN_S = 1
 """Seconds before a job whose attempt ended outside its handler runs again."""
@@ -70,52 +80,95 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     finished_at DOUBLE PRECISION,
     done_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS flujo_deliveries_state ON flujo_deliveries (state, id);
 DO $$ BEGIN
-    IF (SELECT attstorage FROM pg_attribute WHERE attname = 'body'
-        AND attrelid = 'flujo_deliveries'::regclass) <> 'e' THEN
-        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+    IF to_regclass('flujo_deliveries_state') IS NULL THEN
+        CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+    END IF;
+    IF to_regclass('flujo_deliveries_inbox') IS NULL THEN
+        CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL;
+        ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE MAIN;
+        BEGIN
+            EXECUTE 'ALTER TABLE flujo_deliveries ALTER COLUMN body SET COMPRESSION lz4';
+        EXCEPTION WHEN feature_not_supported OR syntax_error OR invalid_parameter_value THEN
+            ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+        END;
     END IF;
 END $$;
 """
-"""A body is kept until its delivery is handled, uncompressed (`STORAGE EXTERNAL`):
-compressing it would cost the acknowledgement more time than the space saved is worth."""
-_ENQUEUE = """
-WITH input AS (
-    SELECT * FROM unnest(
-        %(ids)s::text[], %(events)s::text[], %(bodies)b::bytea[], %(received)s::float8[],
-        %(run_after)s::float8[], %(keys)s::text[], %(at)s::timestamptz[]
-    ) WITH ORDINALITY AS t(delivery_id, event, body, received_at, run_after, key, at, n)
-),
-stored AS (
-    INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after, key)
-    SELECT delivery_id, event, body, received_at, run_after, key FROM input ORDER BY n
+"""A body is kept until its delivery is handled, in its row (`STORAGE MAIN`), compressed
+with lz4: a typical webhook (8 KB of JSON) then fits the row, one heap write instead of
+four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A server without
+lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
+(`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
+The inbox index holds the deliveries not yet forwarded (`key IS NULL`); rows stored
+before the inbox have their key, and their job, already. The table is changed once
+(`ALTER TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each
+start)."""
+_ENQUEUE = f"""
+WITH stored AS (
+    INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
+    SELECT delivery_id, event, substring(%(bodies)b FROM start FOR length), received_at,
+        run_after
+    FROM ROWS FROM (json_to_recordset(%(deliveries)s::json) AS (
+        delivery_id text, event text, start int, length int, received_at float8,
+        run_after float8
+    )) WITH ORDINALITY AS t(delivery_id, event, start, length, received_at, run_after, n)
+    ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
-),
-deferred AS (
-    SELECT procrastinate_defer_jobs_v1(ARRAY(
-        SELECT ROW(
-            %(queue)s, %(task)s, 0, i.key, NULL,
-            jsonb_build_object('delivery_id', i.delivery_id), i.at
-        )::procrastinate_job_to_defer_v1
-        FROM input i JOIN stored s ON s.delivery_id = i.delivery_id
-        WHERE i.n = (SELECT min(n) FROM input o WHERE o.delivery_id = i.delivery_id)
-        ORDER BY i.n
-    ))
 )
-SELECT (SELECT count(*) FROM deferred), array(SELECT delivery_id FROM stored),
-    pg_advisory_xact_lock(%(lock)s, %(group)s)
+SELECT array(SELECT delivery_id FROM stored), pg_advisory_xact_lock(%(lock)s, %(group)s),
+    pg_notify('{INBOX_CHANNEL}', '')
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
-group was being committed (group commit): each is stored and its job deferred, in the
-order received, or (a redelivery) neither. `procrastinate_defer_jobs_v1` is procrastinate's
-versioned SQL API. The bodies go in binary (`%b`): as text, each would be hex-encoded by
-the bot and decoded again by the server. The group's advisory lock is for the next group
-(`_AFTER`), when groups are stored on several connections at once."""
+group was being committed (group commit): each is stored in the inbox, in the order
+received, or (a redelivery) not at all. The bodies go as one binary value (`%b`), cut
+apart by the server; the rest of each delivery as one JSON array: arrays of each column
+would cost the bot more to encode (psycopg dumps their items one by one, in Python). The
+group's advisory lock is for the next group (`_AFTER`), when groups are stored on several
+connections at once."""
 _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 """Wait for the previous group to be committed (and visible): its transaction holds this
 lock until then."""
+
+_INBOX = """
+WITH forwarder AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(%(lock)s) AS alone),
+inbox AS (
+    SELECT id, sum(octet_length(body)) OVER (ORDER BY id) - octet_length(body) AS before
+    FROM forwarder, flujo_deliveries
+    WHERE forwarder.alone AND key IS NULL ORDER BY id LIMIT %(rows)s
+)
+SELECT d.id, d.delivery_id, d.event, d.body, d.run_after
+FROM inbox JOIN flujo_deliveries d USING (id)
+WHERE inbox.before < %(bytes)s ORDER BY d.id
+"""
+"""The deliveries to forward (at most `rows`, and no more after `bytes` of bodies: a
+backlog of large deliveries is read a few at a time), in the order they were stored
+(within a process, a group commits only after the one before it: `_AFTER`), when no
+other process is forwarding.
+One whose transaction is still committing is not seen yet and is forwarded by a later
+batch, after those committed before it: deliveries are forwarded in the order they were
+committed, and none is skipped (the inbox is every row without a key, not what follows
+the last one forwarded)."""
+_FORWARD = """
+WITH keyed AS (
+    UPDATE flujo_deliveries d SET key = f.key
+    FROM unnest(%(ids)s::bigint[], %(keys)s::text[], %(at)s::timestamptz[])
+        WITH ORDINALITY AS f(id, key, at, n)
+    WHERE d.id = f.id AND d.key IS NULL
+    RETURNING d.delivery_id, f.key, f.at, f.n
+)
+SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
+    SELECT ROW(
+        %(queue)s, %(task)s, 0, key, NULL, jsonb_build_object('delivery_id', delivery_id), at
+    )::procrastinate_job_to_defer_v1
+    FROM keyed ORDER BY n
+)))
+"""
+"""The inbox deliveries read by `_INBOX`, given their keys and their jobs, in that order
+(job ids follow it, and procrastinate runs a lock's jobs by id); only those still without
+a key as this statement runs: the lock is taken after `_INBOX`'s snapshot, which may
+predate the end of the previous forwarder's transaction."""
 
 _ORPHANS = """
 SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
@@ -125,6 +178,7 @@ SELECT cardinality(procrastinate_defer_jobs_v1(ARRAY(
     )::procrastinate_job_to_defer_v1
     FROM flujo_deliveries d
     WHERE (d.state = 'running' OR d.state = 'queued' AND d.run_after < %(cutoff)s)
+    AND d.key IS NOT NULL
     AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
         WHERE j.args->>'delivery_id' = d.delivery_id AND j.status IN ('todo', 'doing')
@@ -137,7 +191,7 @@ attempt ended a lease ago) when procrastinate lost the retry (the database went 
 was recorded), or running when their job ended without them (a worker stopped, or the
 database went away, between the job's start and its end: procrastinate recorded the job
 as aborted or failed). A running delivery always has its job `doing` while it is worked
-on."""
+on. Deliveries still in the inbox (no key) are the forwarder's."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -195,9 +249,12 @@ class PostgresQueue:
         max_retry_s: float = 3600.0,
         lease_s: float = 30.0,
         ack_connections: int = 1,
+        forward_batch: int = 500,
+        forward_gather_s: float = 0.05,
     ) -> None:
         """`ack_connections`: groups of acknowledged deliveries in flight at once, one
-        connection each (see `_commit_group`)."""
+        connection each (see `_commit_group`); `forward_batch`: deliveries forwarded from
+        the inbox per transaction at most; `forward_gather_s`: see `_forward_continually`."""
         self.url = url
         self.max_attempts = max_attempts
         self.lease_s = lease_s
@@ -226,6 +283,12 @@ class PostgresQueue:
         self._lock_space = secrets.randbits(31)
         """This queue's advisory locks: (lock space, group number) is held by a group's
         transaction; the next group waits for it before committing."""
+        self.forward_batch = forward_batch
+        self.forward_gather_s = forward_gather_s
+        self._more = False
+        """Whether the last batch forwarded was cut short by a limit (more may wait)."""
+        self.forwarded = 0
+        """Deliveries this process has forwarded from the inbox to procrastinate."""
         self.commits = 0
         """Groups committed by `enqueue` so far (for benchmarks: deliveries per commit)."""
         self.handled = 0
@@ -255,20 +318,12 @@ class PostgresQueue:
 
     async def enqueue(self, delivery: Delivery) -> bool:
         await self.open()
-        key = ordering_key_of(delivery.body, delivery.event, delivery.delivery_id)
-        at = (
-            datetime.datetime.fromtimestamp(delivery.not_before, datetime.UTC)
-            if delivery.not_before > time.time()
-            else None
-        )
         row = (
             delivery.delivery_id,
             delivery.event,
             delivery.body,
             delivery.received_at,
             delivery.not_before,
-            key,
-            at,
         )
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((row, future))
@@ -336,20 +391,7 @@ class PostgresQueue:
         previous: asyncio.Future[None] | None,
         stored: asyncio.Future[None],
     ) -> set[str]:
-        columns = list(zip(*rows, strict=True))
-        params = {
-            "ids": list(columns[0]),
-            "events": list(columns[1]),
-            "bodies": list(columns[2]),
-            "received": list(columns[3]),
-            "run_after": list(columns[4]),
-            "keys": list(columns[5]),
-            "at": list(columns[6]),
-            "queue": QUEUE,
-            "task": TASK,
-            "lock": self._lock_space,
-            "group": number % 2**31,
-        }
+        params = group_parameters(rows, self._lock_space, number % 2**31)
         db = await self._acknowledging()
         try:
             if not self._pipelined:  # one group at a time: its statement is its transaction
@@ -369,7 +411,7 @@ class PostgresQueue:
             raise
         self._ackers.append(db)
         self.commits += 1
-        return set(found[1]) if found else set()
+        return set(found[0]) if found else set()
 
     async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
         """A connection of the acknowledgements (one per group in flight): in autocommit,
@@ -384,6 +426,74 @@ class PostgresQueue:
             self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
         )
 
+    # -- the forwarder: from the inbox to procrastinate ------------------------------------
+
+    async def forward(self, db: psycopg.AsyncConnection[Any] | None = None) -> int:
+        """Forward one batch of the inbox (at most `forward_batch` deliveries, and
+        `_FORWARD_BYTES` of bodies): their ordering keys and their jobs, in one
+        transaction; how many. 0 when another process is forwarding, or the inbox is
+        empty. A forwarder that stops midway forwards nothing (its transaction is rolled
+        back), so nothing is lost or doubled."""
+        await self.open()
+        if db is None:
+            async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as own:
+                return await self.forward(own)
+        params = {"lock": _FORWARD_LOCK, "rows": self.forward_batch, "bytes": _FORWARD_BYTES}
+        async with db.transaction():
+            cursor = await db.execute(_INBOX, params, binary=True)
+            rows = await cursor.fetchall()
+            self._more = len(rows) == self.forward_batch or (
+                sum(len(row[3]) for row in rows) >= _FORWARD_BYTES
+            )
+            if not rows:
+                return 0
+            now = time.time()
+            cursor = await db.execute(
+                _FORWARD,
+                {
+                    "ids": [row[0] for row in rows],
+                    "keys": [ordering_key_of(row[3], row[2], row[1]) for row in rows],
+                    "at": [
+                        datetime.datetime.fromtimestamp(row[4], datetime.UTC)
+                        if row[4] > now
+                        else None
+                        for row in rows
+                    ],
+                    "queue": QUEUE,
+                    "task": TASK,
+                },
+            )
+            deferred = await cursor.fetchone()
+        forwarded = int(deferred[0]) if deferred else 0
+        self.forwarded += forwarded
+        return forwarded
+
+    async def _forward_continually(self, poll_s: float) -> None:
+        """Forward as deliveries are acknowledged (woken by `INBOX_CHANNEL`), and every
+        `poll_s` all the same (a notification missed as the connection was made); a
+        database that goes away is waited for. Batches follow each other while there is
+        more (a backlog). Once
+        woken, it waits `forward_gather_s` for the acknowledgements of the next moments:
+        a batch costs the database and the worker much the same for 10 deliveries as for
+        100 (docs/github-app.md has the figures)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=10
+                ) as db:
+                    await db.execute(f"LISTEN {INBOX_CHANNEL}")
+                    while True:
+                        while await self.forward(db) and self._more:
+                            pass
+                        async for _ in db.notifies(timeout=poll_s, stop_after=1):
+                            pass
+                        await asyncio.sleep(self.forward_gather_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: again shortly
+                log.debug("cannot forward deliveries: %s", exc)
+                await asyncio.sleep(1.0)
+
     # -- the workers -----------------------------------------------------------------------
 
     async def work(self, handler: Handler, concurrency: int, *, poll_s: float = 0.1) -> None:
@@ -394,6 +504,9 @@ class PostgresQueue:
         self._handler = handler
         await self.open()
         reaper = asyncio.create_task(self._put_back_stalled(), name="flujo-stalled-jobs")
+        forwarder = asyncio.create_task(
+            self._forward_continually(max(poll_s, 0.5)), name="flujo-forwarder"
+        )
         try:
             while True:
                 try:
@@ -418,7 +531,8 @@ class PostgresQueue:
                     await asyncio.sleep(1.0)
         finally:
             reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            forwarder.cancel()
+            await asyncio.gather(reaper, forwarder, return_exceptions=True)
 
     async def _put_back_stalled(self) -> None:
         """Jobs of workers silent for `lease_s` go back to the queue (by any process), and so
@@ -673,6 +787,31 @@ class PostgresQueue:
         if self._opened:
             await self.app.close_async()
             self._opened = False
+
+
+def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> dict[str, Any]:
+    """`_ENQUEUE`'s parameters for a group of (delivery id, event, body, received at, run
+    after): the bodies as one value, each delivery's other columns and its body's place in
+    it as one JSON array."""
+    deliveries, start = [], 1
+    for delivery_id, event, body, received_at, run_after in rows:
+        deliveries.append(
+            {
+                "delivery_id": delivery_id,
+                "event": event,
+                "start": start,
+                "length": len(body),
+                "received_at": received_at,
+                "run_after": run_after,
+            }
+        )
+        start += len(body)
+    return {
+        "deliveries": json.dumps(deliveries),
+        "bodies": b"".join(row[2] for row in rows),
+        "lock": lock,
+        "group": group,
+    }
 
 
 def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:

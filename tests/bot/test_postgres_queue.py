@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from flujo.bot.postgres_queue import PostgresQueue
+from flujo.bot.postgres_queue import _FORWARD, QUEUE, TASK, PostgresQueue
 from flujo.bot.queue import Delivery, Job, JobState
 from flujo.bot.worker import Work
 
@@ -131,7 +131,7 @@ async def _after_a_lost_write(
 
     for n in range(1, deliveries + 1):
         assert await queue.enqueue(_delivery(n, "a/b"))
-    await queue.open()
+    assert await queue.forward() == deliveries  # their jobs, as a worker's forwarder makes them
     pool = queue.app.connector.pool  # type: ignore[attr-defined]
     async with pool.connection() as db:
         cursor = await db.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
@@ -196,7 +196,7 @@ async def test_a_job_whose_worker_stopped_between_its_start_and_its_end_is_run_a
     # The delivery was marked running, then its job ended without it (procrastinate
     # recorded it aborted: the worker stopped at a point where nothing put it back).
     running = "UPDATE flujo_deliveries SET state = 'running', attempts = 1 WHERE delivery_id = %s"
-    seen = await _after_a_lost_write(postgres_url, 2, running, ("d1",), "aborted", 1.5)
+    seen = await _after_a_lost_write(postgres_url, 2, running, ("d1",), "aborted", 2.5)
     assert sorted(seen) == [1, 2]  # each once (d2 may go first: d1's lock went with its job)
 
 
@@ -274,11 +274,13 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
 ) -> None:
     # The first delivery's transaction is slow (a test trigger sleeps as it is stored, or
     # as it commits); the next deliveries of the same repository arrive meanwhile, and go
-    # on the second connection. They must neither become visible before it (a worker would
-    # run them first) nor get job ids before it (procrastinate runs a lock's jobs by id).
+    # on the second connection. A forwarder running all along must neither forward them
+    # before it (a worker would run them first) nor give them job ids before it
+    # (procrastinate runs a lock's jobs by id).
     import psycopg
 
     queue = PostgresQueue(postgres_url, ack_connections=2)
+    forwarder = PostgresQueue(postgres_url)
     await queue.open()
     trigger = (
         "CONSTRAINT TRIGGER slow AFTER INSERT ON flujo_deliveries DEFERRABLE INITIALLY DEFERRED"
@@ -297,6 +299,7 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
     async def watch() -> None:  # what a worker could see, as it changes
         async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
             while True:
+                await forwarder.forward(db)
                 cursor = await db.execute(
                     "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
                 )
@@ -311,11 +314,242 @@ async def test_a_group_stored_beside_a_slow_one_keeps_the_repository_in_order(
         await asyncio.sleep(0.3)  # its group is being stored, or committed, slowly
         later = [asyncio.create_task(queue.enqueue(_delivery(n, "a/b"))) for n in range(1, 6)]
         assert await asyncio.gather(first, *later) == [True] * 6
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await queue.close()
+        await forwarder.close()
     assert queue.commits == 2, "the later deliveries were not stored beside the slow one"
     assert seen[-1] == [f"d{n}" for n in range(6)]
     assert all(not found or found[0] == "d0" for found in seen), seen
+
+
+_STORE = (
+    "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at)"
+    " VALUES (%s, 'push', %s, 0)"
+)
+_JOBS = "SELECT args->>'delivery_id' FROM procrastinate_jobs ORDER BY id"
+
+
+async def test_interleaved_acknowledgements_are_forwarded_in_commit_order_and_none_is_skipped(
+    postgres_url: str,
+) -> None:
+    # Two processes acknowledge deliveries of one repository: the first one's transaction
+    # stores d1 and is still committing when the second stores d2 (a later id) and
+    # commits. A forwarder running meanwhile forwards d2; d1, committed after it, must be
+    # forwarded too (not skipped as older than what was forwarded), after d2.
+    queue = PostgresQueue(postgres_url)
+    await queue.open()
+    first = psycopg.connect(postgres_url)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as second:
+            first.execute(_STORE, ("d1", json.dumps({"repository": {"full_name": "a/b"}})))
+            second.execute(_STORE, ("d2", json.dumps({"repository": {"full_name": "a/b"}})))
+            assert await queue.forward() == 1
+            first.commit()
+            assert await queue.forward() == 1
+            assert await queue.forward() == 0
+            assert [row[0] for row in second.execute(_JOBS).fetchall()] == ["d2", "d1"]
+            keys = second.execute("SELECT key FROM flujo_deliveries ORDER BY id").fetchall()
+            assert keys == [("a/b",), ("a/b",)]
+    finally:
+        first.close()
+        await queue.close()
+
+
+async def test_a_forwarder_that_read_the_inbox_before_the_last_one_committed_doubles_nothing(
+    postgres_url: str,
+) -> None:
+    # A forwarder's read began before the previous forwarder's transaction ended (it took
+    # the lock as that one released it): the deliveries it still sees without a key are
+    # not given a second job.
+    queue = PostgresQueue(postgres_url)
+    for n in range(3):
+        assert await queue.enqueue(_delivery(n, "a/b"))
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        stale = db.execute("SELECT id, delivery_id FROM flujo_deliveries ORDER BY id").fetchall()
+        assert await queue.forward() == 3
+        db.execute(
+            _FORWARD,
+            {
+                "ids": [row[0] for row in stale],
+                "keys": ["a/b"] * 3,
+                "at": [None] * 3,
+                "queue": QUEUE,
+                "task": TASK,
+            },
+        )
+        assert len(db.execute(_JOBS).fetchall()) == 3
+    await queue.close()
+
+
+async def test_a_forwarder_stopped_midway_loses_and_doubles_nothing(postgres_url: str) -> None:
+    # The worker process forwarding the inbox is killed as it defers the jobs (its
+    # connection is cut): another process forwards every delivery, once, in order.
+    killed, other = PostgresQueue(postgres_url), PostgresQueue(postgres_url)
+    for n in range(5):
+        assert await killed.enqueue(_delivery(n, "a/b"))
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;"
+            " CREATE TRIGGER slow AFTER INSERT ON procrastinate_jobs FOR EACH STATEMENT"
+            " EXECUTE FUNCTION slow()"
+        )
+        forwarding = asyncio.create_task(killed.forward())
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            found = db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%procrastinate_defer_jobs%'"
+                " AND state = 'active' AND pid <> pg_backend_pid()"
+            ).fetchall()
+            if found:
+                break
+        assert found, "the forwarder never got as far as deferring the jobs"
+        assert await other.forward() == 0  # one forwarder at a time
+        db.execute("SELECT pg_terminate_backend(%s)", (found[0][0],))
+        with pytest.raises(psycopg.OperationalError):
+            await forwarding
+        db.execute("DROP TRIGGER slow ON procrastinate_jobs")
+        assert db.execute(_JOBS).fetchall() == []
+        assert await other.forward() == 5
+        assert await other.forward() == 0
+        assert [row[0] for row in db.execute(_JOBS).fetchall()] == [f"d{n}" for n in range(5)]
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    worker = asyncio.create_task(other.work(handler, 2, poll_s=0.05))
+    try:
+        for _ in range(200):
+            if len(seen) == 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await killed.close()
+        await other.close()
+    assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_a_delivery_acknowledged_while_the_workers_run_is_forwarded_at_once(
+    postgres_url: str,
+) -> None:
+    # The acknowledgement stores the delivery alone; the workers' forwarder, woken by it,
+    # gives it its job well before its next poll.
+    queue = PostgresQueue(postgres_url)
+    handled = asyncio.Event()
+
+    async def handler(work: Work) -> None:
+        handled.set()
+
+    worker = asyncio.create_task(queue.work(handler, 1, poll_s=5))
+    try:
+        await asyncio.sleep(0.5)  # the workers and their forwarder are waiting
+        started = time.monotonic()
+        assert await queue.enqueue(_delivery(1, "a/b"))
+        await asyncio.wait_for(handled.wait(), 10)
+        assert time.monotonic() - started < 2.5, "the forwarder waited for its poll"
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+
+
+async def test_deliveries_acknowledged_together_keep_their_own_bodies(postgres_url: str) -> None:
+    queue = PostgresQueue(postgres_url)
+    deliveries = [
+        Delivery(f"d{n}", "push", json.dumps({"n": n, "x": "é" * n * 300}).encode(), 1.5, 0.0)
+        for n in range(6)
+    ]
+    try:
+        assert await asyncio.gather(*(queue.enqueue(d) for d in deliveries)) == [True] * 6
+        assert queue.commits < 6  # stored together
+        with psycopg.connect(postgres_url) as db:
+            rows = db.execute(
+                "SELECT delivery_id, body, received_at FROM flujo_deliveries ORDER BY id"
+            ).fetchall()
+        assert rows == [(d.delivery_id, d.body, 1.5) for d in deliveries]
+    finally:
+        await queue.close()
+
+
+_BEFORE_THE_INBOX = """
+CREATE TABLE flujo_deliveries (
+    id BIGSERIAL PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE, event TEXT NOT NULL,
+    body BYTEA, received_at DOUBLE PRECISION NOT NULL,
+    run_after DOUBLE PRECISION NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0, key TEXT, last_error TEXT,
+    finished_at DOUBLE PRECISION, done_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
+"""
+
+
+async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_nothing(
+    postgres_url: str,
+) -> None:
+    # A delivery queued by the previous version (its row and its job, no inbox), then the
+    # new version starts: that delivery runs once, and so does one acknowledged now.
+    from procrastinate.schema import SchemaManager
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(SchemaManager.get_schema())
+        db.execute(_BEFORE_THE_INBOX)
+        db.execute(
+            "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, key)"
+            " VALUES ('d0', 'push', %s, 0, 'a/b')",
+            (_delivery(0, "a/b").body,),
+        )
+        db.execute(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW('flujo_deliveries',"
+            " 'flujo.handle_delivery', 0, 'a/b', NULL, jsonb_build_object('delivery_id', 'd0'),"
+            " NULL)::procrastinate_job_to_defer_v1])"
+        )
+    queue = PostgresQueue(postgres_url)
+    seen: list[int] = []
+
+    async def handler(work: Work) -> None:
+        seen.append(work.data["n"])
+
+    assert await queue.enqueue(_delivery(1, "a/b"))
+    worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
+    try:
+        for _ in range(200):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+    assert seen == [0, 1]
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute(_JOBS).fetchall() == []  # both done (and deleted by procrastinate)
+        assert db.execute("SELECT count(*) FROM flujo_deliveries WHERE key IS NULL").fetchone() == (
+            0,
+        )
+
+
+async def test_a_backlog_of_large_deliveries_is_forwarded_a_few_at_a_time_in_order(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bodies of up to 25 MB: the forwarder must not read a whole batch of them at once.
+    from flujo.bot import postgres_queue
+
+    monkeypatch.setattr(postgres_queue, "_FORWARD_BYTES", 80)
+    queue = PostgresQueue(postgres_url)
+    for n in range(4):
+        assert await queue.enqueue(_delivery(n, "a/b"))  # 44 bytes each
+    try:
+        assert [await queue.forward() for _ in range(3)] == [2, 2, 0]
+        with psycopg.connect(postgres_url) as db:
+            assert [row[0] for row in db.execute(_JOBS).fetchall()] == [f"d{n}" for n in range(4)]
+    finally:
+        await queue.close()
