@@ -12,7 +12,7 @@ import copy
 import inspect
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +147,25 @@ class Completion:
     """Of `input_tokens`, those served from the provider's prompt cache."""
 
 
+@dataclass(frozen=True, slots=True)
+class _AgentPlan:
+    """What running an agent step reads of its definition, read once per step: an
+    attribute of the spec's pydantic models costs several times one of a plain object,
+    and a step reads a dozen on every run."""
+
+    name: str
+    input: Any
+    uses: str | None
+    agent_uses: str | None
+    """`uses` when it names one of the spec's agents (a model call), else None."""
+    max_retries: int
+    timeout_s: float | None
+    writes_context: bool
+    """`updates_context` or `sink_to`."""
+    attributes: dict[str, Any]
+    """Its spans' attributes (`Runner._attrs`)."""
+
+
 class Runner:
     """Runs one spec; reusable for many runs (concurrently too)."""
 
@@ -197,6 +216,7 @@ class Runner:
         self._packed: dict[int, tuple[Agent, list[tuple[str, dict[str, Any]]]] | None] = {}
         self._checks: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         self._agents: dict[int, Agent] = {}
+        self._agent_plans: dict[int, _AgentPlan] = {}
         self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
@@ -315,6 +335,24 @@ class Runner:
         if found is None:
             found = self._owner[id(step)].agents[uses[len(AGENT_PREFIX) :]]
             self._agents[id(step)] = found
+        return found
+
+    def agent_plan(self, step: AgentStep) -> _AgentPlan:
+        """What running `step` reads of its definition (worked out once per step)."""
+        found = self._agent_plans.get(id(step))
+        if found is None:
+            uses, config = step.uses, step.config
+            found = _AgentPlan(
+                name=step.name,
+                input=step.input,
+                uses=uses,
+                agent_uses=uses if uses is not None and uses.startswith(AGENT_PREFIX) else None,
+                max_retries=config.max_retries,
+                timeout_s=config.timeout_s,
+                writes_context=bool(step.updates_context or step.sink_to is not None),
+                attributes=self._attrs[id(step)],
+            )
+            self._agent_plans[id(step)] = found
         return found
 
     def checkpoints(self) -> CheckpointWriter:
@@ -699,13 +737,23 @@ class _Run:
                 await self._flush(store)
         return previous
 
-    async def step(
+    def step(
+        self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord
+    ) -> Coroutine[Any, Any, Any]:
+        """The coroutine that runs one step (of any kind): a plain call handing back the
+        kind's own coroutine, so a step costs one coroutine fewer."""
+        if step.name in self.mocks:
+            return self._mocked_step(step, parent)
+        if isinstance(step, AgentStep):
+            return self.agent_step(step, scope_input, previous, parent)
+        return self._composite_step(step, scope_input, previous, parent)
+
+    async def _mocked_step(self, step: StepBase, parent: SpanRecord) -> Any:
+        return self._mocked(step, parent)
+
+    async def _composite_step(
         self, step: StepBase, scope_input: Any, previous: Any, parent: SpanRecord
     ) -> Any:
-        if step.name in self.mocks:
-            return self._mocked(step, parent)
-        if isinstance(step, AgentStep):
-            return await self.agent_step(step, scope_input, previous, parent)
         record = self._record(step)
         span = self._span(step, parent, record)
         started = time.perf_counter()
@@ -970,11 +1018,14 @@ class _Run:
     async def agent_step(
         self, step: AgentStep, scope_input: Any, previous: Any, parent: SpanRecord
     ) -> Any:
-        record = self._record(step)
+        plan = self.runner._agent_plans.get(id(step)) or self.runner.agent_plan(step)
+        name = plan.name
+        self.touched.add(name)  # `_record`, with the name read once
+        record = self.result.steps.get(name) or self._record(step)
         value = previous
-        if step.input is not None:
+        if plan.input is not None:
             try:
-                value = render(step.input, self._context(scope_input, previous))
+                value = render(plan.input, self._context(scope_input, previous))
             except MemoryError:
                 raise  # a limit of the process, never a step's failure
             except Exception as exc:  # the same input fails every attempt: never retried
@@ -984,26 +1035,32 @@ class _Run:
                 span.end(False, record.error)
                 raise StepFailed(step, record.error, "input") from None
         if self.captured:
-            self.step_inputs.setdefault(step.name, value)
-        uses = step.uses
+            self.step_inputs.setdefault(name, value)
+        uses, agent_uses, timeout_s = plan.uses, plan.agent_uses, plan.timeout_s
         bindings = (  # what a template_render skill sees (agents and imports see no templates)
             self._context(scope_input, previous)
             if uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX))
             else None
         )
-        config = step.config
         feedback: str | None = None
         error = "no attempt was made"
         cause = "model"
-        for attempt in range(1, config.max_retries + 2):
-            span = self._span(step, parent, record, attempt)
+        start = self.telemetry.start
+        for attempt in range(1, plan.max_retries + 2):
+            record.attempts += 1  # `_span`, with what it reads read once
+            span = start(name, parent, plan.attributes, attempt)
             started = time.perf_counter()
             try:
-                if config.timeout_s is not None:
-                    async with asyncio.timeout(config.timeout_s):
-                        output = await self.call(step, value, feedback, span, record, bindings)
+                if agent_uses is not None:  # `call`'s first case, without its coroutine
+                    agent = self.runner.agent(step, agent_uses)
+                    called = self._model_call(step, agent, value, feedback, span, record)
                 else:
-                    output = await self.call(step, value, feedback, span, record, bindings)
+                    called = self.call(step, value, feedback, span, record, bindings)
+                if timeout_s is not None:
+                    async with asyncio.timeout(timeout_s):
+                        output = await called
+                else:
+                    output = await called
                 checks = self.runner.checks(step)
                 if checks:
                     problem = self._validate(checks, output)
@@ -1033,14 +1090,14 @@ class _Run:
                 if cause not in RETRYABLE:
                     record.success, record.error = False, error
                     raise StepFailed(step, error, cause) from None
-                if attempt <= config.max_retries:
-                    delay = _backoff(config.backoff, attempt)
+                if attempt <= plan.max_retries:
+                    delay = _backoff(step.config.backoff, attempt)
                     span.event("flujo.retry", attempt=attempt + 1, delay_s=delay)
                     await asyncio.sleep(delay)
                 continue
             except Exception as exc:
                 record.latency_s += time.perf_counter() - started
-                error = _reason(exc, config.timeout_s)
+                error = _reason(exc, timeout_s)
                 cause = cause_of(exc)
                 span.attributes[tm.CAUSE] = cause
                 status = _status_code(exc)
@@ -1056,14 +1113,14 @@ class _Run:
                         **{"exception.type": type(exc).__name__, "exception.message": error},
                     )
                 span.end(False, error)
-                if attempt <= config.max_retries:
-                    delay = _backoff(config.backoff, attempt)
+                if attempt <= plan.max_retries:
+                    delay = _backoff(step.config.backoff, attempt)
                     span.event("flujo.retry", attempt=attempt + 1, delay_s=delay)
                     await asyncio.sleep(delay)
                 continue
             record.latency_s += time.perf_counter() - started
             record.success, record.error, record.output = True, None, output
-            if step.updates_context or step.sink_to is not None:
+            if plan.writes_context:
                 self._write_context(step, output, span)
             span.end(True)
             return output

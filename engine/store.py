@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -635,13 +636,24 @@ _NONE_5 = (None,) * 5
 
 
 class _Extras:
-    """How the attributes without a column of one set of attribute names are written: their
-    names in order, and the JSON of the values spans share (text only: `1 == True`)."""
+    """How the attributes of one set of attribute names (in order) are written: those with
+    a column picked out of the span's values by position (None where absent), the names
+    of the others in order, and the JSON of the values spans share (text only: `1 ==
+    True`)."""
 
-    __slots__ = ("encoded", "keys", "texts")
+    __slots__ = ("encoded", "extra_of", "keys", "texts", "typed_of")
 
     def __init__(self, names: tuple[str, ...]) -> None:
+        where = {name: i for i, name in enumerate(names)}
+        absent = len(names)  # the None after a span's values
+        self.typed_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] = operator.itemgetter(
+            *(where.get(key, absent) for key in _COLUMN_KEYS)
+        )
         self.keys = tuple(name for name in names if name not in _TYPED)
+        at = [where[key] for key in self.keys]
+        self.extra_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] = (
+            operator.itemgetter(*at) if len(at) > 1 else lambda values: (values[at[0]],)
+        )
         self.texts = (str,) * len(self.keys)
         self.encoded: dict[tuple[Any, ...], str] = {}
 
@@ -654,25 +666,26 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
     rows are one flat list of values, one row after the other."""
     groups: dict[_Shape, list[Any]] = {}
     plans: dict[tuple[str, ...], _Extras] = {}
-    columns, cause_key, encode = _COLUMN_KEYS, tm.CAUSE, _encode
+    cause_key, encode = tm.CAUSE, _encode
     for span in spans:
         a = span.attributes
         names = tuple(a)
         plan = plans.get(names)
         if plan is None:
             plan = plans[names] = _Extras(names)
+        found = (*a.values(), None)  # by position in `names`; None for an absent one
         keys = plan.keys
         if not keys:
             extra = "{}"
         else:
-            values = tuple(map(a.__getitem__, keys))
+            values = plan.extra_of(found)
             if tuple(map(type, values)) == plan.texts:
                 extra = plan.encoded.get(values) or plan.encoded.setdefault(
                     values, encode(dict(zip(keys, values, strict=True)))
                 )
             else:
                 extra = encode(dict(zip(keys, values, strict=True)))
-        typed = tuple(map(a.get, columns))
+        typed = plan.typed_of(found)
         model = typed[5:] != _NONE_5
         row = (
             run_id,
