@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import random
 import time
@@ -216,8 +217,11 @@ class AppAuth:
         return GitHubForge(self, installation_id)
 
 
+@functools.lru_cache(maxsize=4)
 def load_private_key(pem: str) -> Any:
-    """Parse the App's PEM key once (PyJWT would parse it, slowly, for every JWT).
+    """Parse the App's PEM key once per process (PyJWT would parse it, slowly, for every
+    JWT; checking an RSA key takes ~60-100 ms, and settings checks and every `Bot` ask for
+    it). The parsed key is immutable, so it is shared.
 
     Raises SettingsError when it is not a PEM private key; the message never shows it.
     """
