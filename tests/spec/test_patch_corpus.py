@@ -419,6 +419,9 @@ def random_operations(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_operations())
+# the last item and the blank line after it removed, told by difflib as the item's lines
+# and that blank line (the container's end), not the blank line before it and the item:
+@example(("examples/rag_answer.yaml", {"op": "remove", "path": "/steps/1"}))
 # found by this property (each failed before spec/edit.py was fixed):
 @example(
     ("11_anchors_merge.yaml", {"op": "replace", "path": "/x-defaults/max_retries", "value": None})
@@ -466,7 +469,10 @@ def test_random_patches_load_to_exactly_the_rfc6902_result(
             allowed = own
     if allowed is None:
         return
-    changes = diff(TEXTS[name], result.text.replace("\r\n", "\n"))
+    patched = result.text.replace("\r\n", "\n")
+    changes = diff(TEXTS[name], patched)
+    if not changes.changed <= allowed:  # the same text, told as deleted a line earlier
+        changes = diff(TEXTS[name], patched, earliest=True)
     assert changes.changed <= allowed, sorted(changes.changed - allowed)
     first, last = min(allowed), max(allowed)
     lines = lines_of(TEXTS[name])

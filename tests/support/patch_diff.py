@@ -25,11 +25,18 @@ class Diff:
         return self.changed | self.inserted_at
 
 
-def diff(original: str, patched: str) -> Diff:
-    matcher = difflib.SequenceMatcher(a=lines_of(original), b=lines_of(patched), autojunk=False)
+def diff(original: str, patched: str, *, earliest: bool = False) -> Diff:
+    """The lines difflib finds changed. A deleted block whose last line is also the line
+    before it (a blank line between two items) can be told as deleted there or one line
+    earlier, with the same result: `earliest` tells each such block as early as it goes."""
+    old = lines_of(original)
+    matcher = difflib.SequenceMatcher(a=old, b=lines_of(patched), autojunk=False)
     changed: set[int] = set()
     inserted: set[int] = set()
     for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag == "delete" and earliest:
+            while i1 > 0 and old[i1 - 1] == old[i2 - 1]:
+                i1, i2 = i1 - 1, i2 - 1
         if tag in ("replace", "delete"):
             changed.update(range(i1 + 1, i2 + 1))
         elif tag == "insert":

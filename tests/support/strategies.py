@@ -235,6 +235,21 @@ _literals = awkward_text.filter(lambda s: len(s) < 1000)
 _brace_free_text = awkward_text.filter(lambda s: "{" not in s and "}" not in s)
 # Text a template check will not read as a reference to a step.
 _free_text = awkward_text.filter(lambda s: not template_step_references(s))
+
+
+def _brace_free(value: Any) -> bool:
+    """No `{` or `}` in any text of `value`: an `input:` is a template, and a stray brace
+    may not parse as one (`{{`), which a checked pipeline must not hold."""
+    if isinstance(value, str):
+        return "{" not in value and "}" not in value
+    if isinstance(value, dict):
+        return all(_brace_free(k) and _brace_free(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(map(_brace_free, value))
+    return True
+
+
+_plain_json_data = json_data.filter(_brace_free)
 _params = st.dictionaries(awkward_text, json_data, max_size=3)
 _unchecked_validators = st.one_of(
     nonempty_text,
@@ -375,9 +390,9 @@ def _agent_step(draw: st.DrawFn, draft: _Draft, *, fallback_depth: int = 0) -> d
     _uses_and_with(draw, draft, step)
     input_kind = draw(st.integers(0, 3))
     if input_kind == 1:
-        step["input"] = draw(_free_text)
+        step["input"] = draw(_brace_free_text if draft.checked else _free_text)
     elif input_kind == 2:
-        step["input"] = draw(json_data)
+        step["input"] = draw(_plain_json_data if draft.checked else json_data)
     elif input_kind == 3:  # a template, which may name any step
         draft.pending.append((step, "input", "template"))
     if draw(st.booleans()):
