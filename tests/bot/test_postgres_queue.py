@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -15,6 +16,23 @@ import pytest
 from flujo.bot.postgres_queue import _FORWARD, QUEUE, TASK, PostgresQueue
 from flujo.bot.queue import Delivery, Job, JobState
 from flujo.bot.worker import Work
+
+
+async def _work_until(
+    workers: list[asyncio.Task[Any]], done: Callable[[], bool], settle_s: float = 0.0
+) -> None:
+    """Let `workers` run until `done()` (30 s at most, however loaded the machine), then
+    `settle_s` more (for a round that must not repeat anything), then stop them."""
+    try:
+        for _ in range(600):
+            if done():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(settle_s)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 def _delivery(n: int, repo: str, not_before: float = 0.0, event: str = "push") -> Delivery:
@@ -52,15 +70,7 @@ async def test_two_workers_keep_each_repository_in_order(postgres_url: str) -> N
     for n in range(30):
         assert await queues[n % 2].enqueue(_delivery(n, f"acme/r{n % 3}"))
     workers = [asyncio.create_task(q.work(handler, 4, poll_s=0.05)) for q in queues]
-    try:
-        for _ in range(600):
-            if queues[0].count(("queued", "running")) == 0:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    await _work_until(workers, lambda: queues[0].count(("queued", "running")) == 0)
     assert sorted(n for _, n in seen) == list(range(30))  # each once
     for r in range(3):
         mine = [n for repo, n in seen if repo == f"acme/r{r}"]
@@ -161,15 +171,8 @@ async def _after_a_lost_write(
 
     tasks = [asyncio.create_task(heartbeat()), asyncio.create_task(queue.work(handler, 2))]
     try:
-        for _ in range(600):
-            if len(seen) >= handled:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(settle_s)
+        await _work_until(tasks, lambda: len(seen) >= handled, settle_s)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await queue.close()
     return seen
 
@@ -264,13 +267,8 @@ async def test_an_attempt_whose_end_could_not_be_recorded_keeps_its_place(
         assert await queue.enqueue(_delivery(n, "a/b"))
     worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
     try:
-        for _ in range(200):
-            if len(done) == 2:
-                break
-            await asyncio.sleep(0.05)
+        await _work_until([worker], lambda: len(done) == 2)
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
         await queue.close()
     assert done == [1, 2]
 
@@ -430,14 +428,8 @@ async def test_a_forwarder_stopped_midway_loses_and_doubles_nothing(postgres_url
 
     worker = asyncio.create_task(other.work(handler, 2, poll_s=0.05))
     try:
-        for _ in range(200):
-            if len(seen) == 5:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
+        await _work_until([worker], lambda: len(seen) == 5, 0.2)
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
         await killed.close()
         await other.close()
     assert seen == [0, 1, 2, 3, 4]
@@ -527,14 +519,8 @@ async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_not
     assert await queue.enqueue(_delivery(1, "a/b"))
     worker = asyncio.create_task(queue.work(handler, 2, poll_s=0.05))
     try:
-        for _ in range(200):
-            if len(seen) == 2:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        await _work_until([worker], lambda: len(seen) == 2, 0.3)
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
         await queue.close()
     assert seen == [0, 1]
     with psycopg.connect(postgres_url) as db:
