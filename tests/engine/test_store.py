@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flujo.engine import telemetry as tm
 from flujo.engine.results import PipelineResult
 from flujo.engine.store import RunStore
-from flujo.engine.telemetry import RunTelemetry
+from flujo.engine.telemetry import RunTelemetry, SpanRecord
 
 
 @pytest.fixture
@@ -33,6 +34,15 @@ def begin(store: RunStore, run_id: str, telemetry: RunTelemetry) -> None:
         mode="fake",
         origin="test",
     )
+
+
+def _stored_attributes(span: SpanRecord) -> dict[str, Any]:
+    """What the store gives back of a span's attributes: all but the spec's hash (the run's
+    row has it), and the failure cause only on a failed span."""
+    expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
+    if span.status != "ERROR":
+        expected.pop(tm.CAUSE, None)
+    return expected
 
 
 def test_every_kind_of_span_reads_back_as_it_was_recorded(store_location: Path | str) -> None:
@@ -70,10 +80,7 @@ def _every_kind_of_span_reads_back(store: RunStore) -> None:
     assert len(rows) == 6
     for span in telemetry.spans:
         row = rows[span.span_id]
-        expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
-        if span.status != "ERROR":
-            expected.pop(tm.CAUSE, None)
-        assert row["attributes"] == expected
+        assert row["attributes"] == _stored_attributes(span)
         assert type(row["attributes"].get("flujo.step.mocked")) is type(
             span.attributes.get("flujo.step.mocked")
         )
@@ -118,10 +125,7 @@ def test_many_spans_of_mixed_shapes_read_back_as_recorded(store_location: Path |
         assert len(rows) == len(telemetry.spans) == 121
         for span in telemetry.spans:
             row = rows[span.span_id]
-            expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
-            if span.status != "ERROR":
-                expected.pop(tm.CAUSE, None)
-            assert row["attributes"] == expected
+            assert row["attributes"] == _stored_attributes(span)
             assert (row["name"], row["status"], row["error"]) == (
                 span.name,
                 span.status,
