@@ -60,6 +60,10 @@ INBOX_CHANNEL = "flujo_inbox"
 """Notified by each acknowledgement's transaction as it commits: the forwarder wakes."""
 _INTERRUPTED = "interrupted: the worker stopped"
 _AGAIN_S = 1
+NEXT_JOB_POLL_S = 0.1
+"""How often idle workers look for a job that no notification announces: a repository's
+next job, freed when the lock of the one before it is released (procrastinate's
+`fetch_job_polling_interval`). New jobs wake the workers at once (LISTEN/NOTIFY)."""
 """Seconds before a job whose attempt ended outside its handler runs again."""
 POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
 _COLUMNS = (
@@ -512,7 +516,9 @@ class PostgresQueue:
 
     # -- the workers -----------------------------------------------------------------------
 
-    async def work(self, handler: Handler, concurrency: int, *, poll_s: float = 0.1) -> None:
+    async def work(
+        self, handler: Handler, concurrency: int, *, poll_s: float = NEXT_JOB_POLL_S
+    ) -> None:
         """Run `concurrency` jobs at a time until cancelled; a database that goes away is
         waited for (the worker starts again), and jobs of dead workers are put back.
         New jobs wake the workers at once (LISTEN/NOTIFY); a repository's next job, freed
