@@ -85,8 +85,10 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     done_count INTEGER NOT NULL DEFAULT 0
 );
 DO $$ BEGIN
-    IF to_regclass('flujo_deliveries_state') IS NULL THEN
-        CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+    IF to_regclass('flujo_deliveries_forwarded') IS NULL THEN
+        CREATE INDEX flujo_deliveries_forwarded ON flujo_deliveries (state, id)
+            WHERE key IS NOT NULL;
+        DROP INDEX IF EXISTS flujo_deliveries_state;
     END IF;
     IF to_regclass('flujo_deliveries_inbox') IS NULL THEN
         CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL;
@@ -105,7 +107,11 @@ four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A serve
 lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
 (`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
 The inbox index holds the deliveries not yet forwarded (`key IS NULL`); rows stored
-before the inbox have their key, and their job, already. The table is changed once
+before the inbox have their key, and their job, already. The state index holds only the
+forwarded ones (`key IS NOT NULL`): the acknowledgement then writes one index entry fewer
+per delivery (its row enters the state index when the forwarder gives it its key), and a
+query by state reads both (`_IN_STATES`). It replaces the state index of every row that
+queues made before it had. The table is changed once
 (`ALTER TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each
 start)."""
 _ENQUEUE = f"""
@@ -196,6 +202,10 @@ was recorded), or running when their job ended without them (a worker stopped, o
 database went away, between the job's start and its end: procrastinate recorded the job
 as aborted or failed). A running delivery always has its job `doing` while it is worked
 on. Deliveries still in the inbox (no key) are the forwarder's."""
+
+_IN_STATES = "(key IS NOT NULL AND state = ANY(%s) OR key IS NULL AND state = ANY(%s))"
+"""Rows in some states (the parameter twice): the forwarded ones found by the state index,
+the inbox's by the inbox index (see `SCHEMA`)."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -761,8 +771,8 @@ class PostgresQueue:
             raise AssertionError("unreachable")
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        where = "WHERE state = ANY(%s)" if states else ""
-        params: list[Any] = [list(states)] if states else []
+        where = f"WHERE {_IN_STATES}" if states else ""
+        params: list[Any] = [list(states)] * 2 if states else []
         rows = self._read(
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
             [*params, limit],
@@ -771,16 +781,16 @@ class PostgresQueue:
 
     def count(self, states: Sequence[JobState]) -> int:
         rows = self._read(
-            "SELECT count(*) FROM flujo_deliveries WHERE state = ANY(%s)", [list(states)]
+            f"SELECT count(*) FROM flujo_deliveries WHERE {_IN_STATES}", [list(states)] * 2
         )
         return int(rows[0][0])
 
     def unfinished(self, before: float) -> int:
         """Deliveries running, or queued to run before `before`."""
         rows = self._read(
-            "SELECT count(*) FROM flujo_deliveries WHERE state = 'running'"
-            " OR (state = 'queued' AND run_after <= %s)",
-            [before],
+            f"SELECT count(*) FROM flujo_deliveries WHERE {_IN_STATES}"
+            " AND (state = 'running' OR run_after <= %s)",
+            [["running", "queued"]] * 2 + [before],
         )
         return int(rows[0][0])
 
@@ -848,8 +858,8 @@ def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
 def read_jobs(url: str, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
     """Jobs (without bodies), newest first, on their own short connection (for
     `flujo bot jobs`)."""
-    where = "WHERE state = ANY(%s)" if states else ""
-    params: list[Any] = [list(states)] if states else []
+    where = f"WHERE {_IN_STATES}" if states else ""
+    params: list[Any] = [list(states)] * 2 if states else []
     with _reaching(), psycopg.connect(url, connect_timeout=5) as db:
         rows = db.execute(
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",

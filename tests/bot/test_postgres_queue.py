@@ -589,3 +589,41 @@ async def test_a_redelivery_in_the_same_group_is_stored_once(postgres_url: str) 
         assert [j.delivery_id for j in queue.list_jobs()] == ["d2", "d1"]
     finally:
         await queue.close()
+
+
+async def test_a_queue_with_a_state_index_of_every_row_gets_one_of_forwarded_rows_alone(
+    postgres_url: str,
+) -> None:
+    # A queue made by the version before (the inbox, and a state index of every row): at
+    # the next start the state index holds the forwarded rows alone (the acknowledgement
+    # writes one index entry fewer), and counts by state still see the inbox.
+    from procrastinate.schema import SchemaManager
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(SchemaManager.get_schema())
+        db.execute(_BEFORE_THE_INBOX)
+        db.execute("CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL")
+        db.execute(
+            "INSERT INTO flujo_deliveries (delivery_id, event, received_at, key, state) VALUES"
+            " ('d1', 'push', 0, 'a/b', 'running'), ('d2', 'push', 0, 'a/b', 'dead'),"
+            " ('d3', 'push', 0, NULL, 'queued')"
+        )
+    queue = PostgresQueue(postgres_url)
+    try:
+        await queue.open()
+        with psycopg.connect(postgres_url) as db:
+            indexes = dict(
+                db.execute(
+                    "SELECT indexname, indexdef FROM pg_indexes"
+                    " WHERE tablename = 'flujo_deliveries' AND indexdef LIKE '%(state, id)%'"
+                ).fetchall()
+            )
+        assert list(indexes) == ["flujo_deliveries_forwarded"]
+        assert indexes["flujo_deliveries_forwarded"].endswith("WHERE (key IS NOT NULL)")
+        assert await queue.enqueue(_delivery(4, "a/b"))
+        assert queue.count(("queued",)) == 2  # the inbox's
+        assert queue.count(("running", "dead")) == 2
+        assert queue.unfinished(time.time() + 1) == 3
+        assert [j.delivery_id for j in queue.list_jobs(("queued", "dead"))] == ["d4", "d3", "d2"]
+    finally:
+        await queue.close()
