@@ -117,15 +117,15 @@ start)."""
 _ENQUEUE = f"""
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
-    SELECT d->>0, d->>1, substring(%(bodies)b FROM (d->>2)::int FOR (d->>3)::int),
+    SELECT d->>0, d->>1, substring(%b FROM (d->>2)::int FOR (d->>3)::int),
         (d->>4)::float8 / 1e6, (d->>5)::float8 / 1e6
-    FROM jsonb_array_elements(%(deliveries)s::jsonb) WITH ORDINALITY AS t(d, n)
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(d, n)
     ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
 ), counted AS MATERIALIZED (SELECT count(*) AS stored FROM stored)
-SELECT CASE WHEN counted.stored < %(rows)s THEN array(SELECT delivery_id FROM stored) END,
-    pg_advisory_xact_lock(%(lock)s, %(group)s), pg_notify('{INBOX_CHANNEL}', '')
+SELECT CASE WHEN counted.stored < %s THEN array(SELECT delivery_id FROM stored) END,
+    pg_advisory_xact_lock(%s, %s), pg_notify('{INBOX_CHANNEL}', '')
 FROM counted
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
@@ -136,7 +136,9 @@ server; the rest of each delivery as one JSON array of arrays, its times in whol
 microseconds: arrays of each column would cost the bot more to encode (psycopg dumps
 their items one by one, in Python), and so would objects and floats (`json` writes a
 float five times slower than an integer). The group's advisory lock is for the next group
-(`_AFTER`), when groups are stored on several connections at once."""
+(`_AFTER`), when groups are stored on several connections at once. Its parameters
+(`group_parameters`) are positional, and its cursor is kept with its connection: psycopg
+then spends less on each group (≈30 µs of 260)."""
 _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 """Wait for the previous group to be committed (and visible): its transaction holds this
 lock until then."""
@@ -288,7 +290,7 @@ class PostgresQueue:
         self._opening = asyncio.Lock()
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._ackers: list[psycopg.AsyncConnection[Any]] = []
+        self._ackers: list[psycopg.AsyncCursor[Any]] = []
         self._lanes = asyncio.Semaphore(ack_connections)
         self._pipelined = ack_connections > 1
         self._groups: set[asyncio.Task[None]] = set()
@@ -424,15 +426,16 @@ class PostgresQueue:
     ) -> set[str] | None:
         """Store a group; the ids of those stored, or None when all were."""
         params = group_parameters(rows, self._lock_space, number % 2**31)
-        db = await self._acknowledging()
+        cursor = await self._acknowledging()
+        db = cursor.connection
         try:
             if not self._pipelined:  # one group at a time: its statement is its transaction
-                cursor = await db.execute(_ENQUEUE, params)
+                await cursor.execute(_ENQUEUE, params)
                 found = await cursor.fetchone()
             else:  # one round trip to store, one to commit
                 async with db.pipeline():
                     await db.execute("BEGIN")
-                    cursor = await db.execute(_ENQUEUE, params)
+                    await cursor.execute(_ENQUEUE, params)
                     found = await cursor.fetchone()  # stored, not committed: the next may start
                     assert stored is not None
                     stored.set_result(None)
@@ -442,23 +445,24 @@ class PostgresQueue:
         except BaseException:  # the transaction is rolled back with the connection
             await db.close()
             raise
-        self._ackers.append(db)
+        self._ackers.append(cursor)
         self.commits += 1
         assert found is not None  # one row, always
         return None if found[0] is None else set(found[0])
 
-    async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
-        """A connection of the acknowledgements (one per group in flight): in autocommit,
-        so that with one connection a group is one round trip (its one statement is its
-        transaction), with the statement prepared once; not from the pool, whose check on
-        every checkout would cost a second."""
+    async def _acknowledging(self) -> psycopg.AsyncCursor[Any]:
+        """A cursor on a connection of the acknowledgements (one per group in flight): in
+        autocommit, so that with one connection a group is one round trip (its one
+        statement is its transaction), with the statement prepared once; not from the
+        pool, whose check on every checkout would cost a second."""
         while self._ackers:
-            db = self._ackers.pop()
-            if not (db.closed or db.broken):
-                return db
-        return await psycopg.AsyncConnection.connect(
+            cursor = self._ackers.pop()
+            if not (cursor.connection.closed or cursor.connection.broken):
+                return cursor
+        db = await psycopg.AsyncConnection.connect(
             self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
         )
+        return db.cursor()
 
     # -- the forwarder: from the inbox to procrastinate ------------------------------------
 
@@ -814,8 +818,8 @@ class PostgresQueue:
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
         await asyncio.gather(*self._groups, return_exceptions=True)
-        for db in self._ackers:
-            await db.close()
+        for cursor in self._ackers:
+            await cursor.connection.close()
         self._ackers.clear()
         with self._read_lock:
             if self._reader is not None:
@@ -825,10 +829,11 @@ class PostgresQueue:
             self._opened = False
 
 
-def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> dict[str, Any]:
+def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> tuple[Any, ...]:
     """`_ENQUEUE`'s parameters for a group of (delivery id, event, body, received at, run
-    after): the bodies as one value, each delivery's other columns and its body's place in
-    it as one JSON array (times in microseconds)."""
+    after), in its order: the bodies as one value; each delivery's other columns and its
+    body's place in that value, as one JSON array (times in microseconds); how many; the
+    group's advisory lock (lock space, group number)."""
     deliveries, start = [], 1
     for delivery_id, event, body, received_at, run_after in rows:
         length = len(body)
@@ -836,13 +841,7 @@ def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> 
             [delivery_id, event, start, length, round(received_at * 1e6), round(run_after * 1e6)]
         )
         start += length
-    return {
-        "deliveries": _encode(deliveries),
-        "bodies": b"".join([row[2] for row in rows]),
-        "rows": len(rows),
-        "lock": lock,
-        "group": group,
-    }
+    return b"".join([row[2] for row in rows]), _encode(deliveries), len(rows), lock, group
 
 
 _encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
