@@ -8,6 +8,8 @@ variants alternating round by round. Printed: this process's CPU (the bot's shar
 encoding and sending) and the database server's, per delivery.
 
     .venv/bin/python benchmarks/postgres_ack_layout.py [--rounds 6] [--groups 150]
+    .venv/bin/python benchmarks/postgres_ack_layout.py --rounds 30 \
+        --variant 'lz4 in the row' --variant 'state index of every row'
 
 Variants: `lz4 in the row` (as shipped), `out of the row` (`STORAGE EXTERNAL`: what a
 server without lz4 keeps), `pglz in the row`, `five arrays` (the columns sent as one
@@ -125,12 +127,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--groups", type=int, default=150)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=list(VARIANTS),
+        help="measure only this variant (repeat for several; default: all)",
+    )
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for name in args.variant or VARIANTS}
     bodies = payloads()
     server = PostgresServer.start(fsync=True)
     try:
         urls = {}
-        for name, change in VARIANTS.items():
+        for name, change in variants.items():
             urls[name] = server.create_database()
             queue = PostgresQueue(urls[name])
             await queue.open()
@@ -138,7 +147,7 @@ async def main() -> None:
             if change:
                 with psycopg.connect(urls[name], autocommit=True) as db:
                     db.execute(change)
-        spent = {name: [0.0, 0.0, 0] for name in VARIANTS}
+        spent = {name: [0.0, 0.0, 0] for name in variants}
         for _ in range(args.rounds):
             for name, url in urls.items():
                 groups = [
