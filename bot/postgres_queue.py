@@ -60,11 +60,11 @@ INBOX_CHANNEL = "flujo_inbox"
 """Notified by each acknowledgement's transaction as it commits: the forwarder wakes."""
 _INTERRUPTED = "interrupted: the worker stopped"
 _AGAIN_S = 1
+"""Seconds before a job whose attempt ended outside its handler runs again."""
 NEXT_JOB_POLL_S = 0.1
 """How often idle workers look for a job that no notification announces: a repository's
 next job, freed when the lock of the one before it is released (procrastinate's
 `fetch_job_polling_interval`). New jobs wake the workers at once (LISTEN/NOTIFY)."""
-"""Seconds before a job whose attempt ended outside its handler runs again."""
 POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
 _COLUMNS = (
     "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
@@ -829,6 +829,10 @@ class PostgresQueue:
             self._opened = False
 
 
+_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+"""`json.dumps` without its per-call setup and the check for cycles (none in a group)."""
+
+
 def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> tuple[Any, ...]:
     """`_ENQUEUE`'s parameters for a group of (delivery id, event, body, received at, run
     after), in its order: the bodies as one value; each delivery's other columns and its
@@ -842,9 +846,6 @@ def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> 
         )
         start += length
     return b"".join([row[2] for row in rows]), _encode(deliveries), len(rows), lock, group
-
-
-_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
 def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
