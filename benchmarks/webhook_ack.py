@@ -361,6 +361,15 @@ async def main() -> None:
         "load generator CPU per request (this process, same machine): "
         + ", ".join(f"{row['client_cpu_ms_per_request']:.3f} ms" for _, row in rows)
     )
+    busy = [
+        (row["cpu_ms_per_request"] + row["database_cpu_ms_per_request"]) * row["rps"] / 1000
+        + row["client_cpu_ms_per_request"] * row["rps"] / 1000
+        for _, row in rows
+    ]
+    print(
+        "cores busy in its rounds (server + database + load generator CPU per request x "
+        "req/s; this machine has 2): " + ", ".join(f"{cores:.2f}" for cores in busy)
+    )
     print(f"deliveries stored durably by flujo: {stored}")
     if postgres is not None:  # each transaction has its own xmin
         print(

@@ -61,6 +61,10 @@ INBOX_CHANNEL = "flujo_inbox"
 _INTERRUPTED = "interrupted: the worker stopped"
 _AGAIN_S = 1
 """Seconds before a job whose attempt ended outside its handler runs again."""
+NEXT_JOB_POLL_S = 0.1
+"""How often idle workers look for a job that no notification announces: a repository's
+next job, freed when the lock of the one before it is released (procrastinate's
+`fetch_job_polling_interval`). New jobs wake the workers at once (LISTEN/NOTIFY)."""
 POISON = "the worker handling this job stopped, {attempts} times (a crash or a kill)"
 _COLUMNS = (
     "id, delivery_id, event, state, attempts, received_at, run_after, key, last_error, finished_at"
@@ -81,8 +85,10 @@ CREATE TABLE IF NOT EXISTS flujo_deliveries (
     done_count INTEGER NOT NULL DEFAULT 0
 );
 DO $$ BEGIN
-    IF to_regclass('flujo_deliveries_state') IS NULL THEN
-        CREATE INDEX flujo_deliveries_state ON flujo_deliveries (state, id);
+    IF to_regclass('flujo_deliveries_forwarded') IS NULL THEN
+        CREATE INDEX flujo_deliveries_forwarded ON flujo_deliveries (state, id)
+            WHERE key IS NOT NULL;
+        DROP INDEX IF EXISTS flujo_deliveries_state;
     END IF;
     IF to_regclass('flujo_deliveries_inbox') IS NULL THEN
         CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL;
@@ -101,32 +107,38 @@ four TOAST chunks and their index (`benchmarks/postgres_ack_layout.py`). A serve
 lz4 (built without it, or before PostgreSQL 14) keeps bodies uncompressed out of the row
 (`STORAGE EXTERNAL`): pglz would cost the acknowledgement more than the space is worth.
 The inbox index holds the deliveries not yet forwarded (`key IS NULL`); rows stored
-before the inbox have their key, and their job, already. The table is changed once
+before the inbox have their key, and their job, already. The state index holds only the
+forwarded ones (`key IS NOT NULL`): the acknowledgement then writes one index entry fewer
+per delivery (its row enters the state index when the forwarder gives it its key), and a
+query by state reads both (`_IN_STATES`). It replaces the state index of every row that
+queues made before it had. The table is changed once
 (`ALTER TABLE` and `CREATE INDEX` wait for every transaction writing it: not at each
 start)."""
 _ENQUEUE = f"""
 WITH stored AS (
     INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, run_after)
-    SELECT delivery_id, event, substring(%(bodies)b FROM start FOR length), received_at,
-        run_after
-    FROM ROWS FROM (json_to_recordset(%(deliveries)s::json) AS (
-        delivery_id text, event text, start int, length int, received_at float8,
-        run_after float8
-    )) WITH ORDINALITY AS t(delivery_id, event, start, length, received_at, run_after, n)
+    SELECT d->>0, d->>1, substring(%b FROM (d->>2)::int FOR (d->>3)::int),
+        (d->>4)::float8 / 1e6, (d->>5)::float8 / 1e6
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(d, n)
     ORDER BY n
     ON CONFLICT (delivery_id) DO NOTHING
     RETURNING delivery_id
-)
-SELECT array(SELECT delivery_id FROM stored), pg_advisory_xact_lock(%(lock)s, %(group)s),
-    pg_notify('{INBOX_CHANNEL}', '')
+), counted AS MATERIALIZED (SELECT count(*) AS stored FROM stored)
+SELECT CASE WHEN counted.stored < %s THEN array(SELECT delivery_id FROM stored) END,
+    pg_advisory_xact_lock(%s, %s), pg_notify('{INBOX_CHANNEL}', '')
+FROM counted
 """
 """One statement, one transaction, for every delivery acknowledged while the previous
 group was being committed (group commit): each is stored in the inbox, in the order
-received, or (a redelivery) not at all. The bodies go as one binary value (`%b`), cut
-apart by the server; the rest of each delivery as one JSON array: arrays of each column
-would cost the bot more to encode (psycopg dumps their items one by one, in Python). The
-group's advisory lock is for the next group (`_AFTER`), when groups are stored on several
-connections at once."""
+received, or (a redelivery) not at all; the ids of those stored come back only when one
+was not (NULL: all were). The bodies go as one binary value (`%b`), cut apart by the
+server; the rest of each delivery as one JSON array of arrays, its times in whole
+microseconds: arrays of each column would cost the bot more to encode (psycopg dumps
+their items one by one, in Python), and so would objects and floats (`json` writes a
+float five times slower than an integer). The group's advisory lock is for the next group
+(`_AFTER`), when groups are stored on several connections at once. Its parameters
+(`group_parameters`) are positional, and its cursor is kept with its connection: psycopg
+then spends less on each group (≈30 µs of 260)."""
 _AFTER = "SELECT pg_advisory_xact_lock_shared(%s, %s)"
 """Wait for the previous group to be committed (and visible): its transaction holds this
 lock until then."""
@@ -192,6 +204,10 @@ was recorded), or running when their job ended without them (a worker stopped, o
 database went away, between the job's start and its end: procrastinate recorded the job
 as aborted or failed). A running delivery always has its job `doing` while it is worked
 on. Deliveries still in the inbox (no key) are the forwarder's."""
+
+_IN_STATES = "(key IS NOT NULL AND state = ANY(%s) OR key IS NULL AND state = ANY(%s))"
+"""Rows in some states (the parameter twice): the forwarded ones found by the state index,
+the inbox's by the inbox index (see `SCHEMA`)."""
 
 Handler = Callable[[Work], Awaitable[None]]
 
@@ -274,7 +290,7 @@ class PostgresQueue:
         self._opening = asyncio.Lock()
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._ackers: list[psycopg.AsyncConnection[Any]] = []
+        self._ackers: list[psycopg.AsyncCursor[Any]] = []
         self._lanes = asyncio.Semaphore(ack_connections)
         self._pipelined = ack_connections > 1
         self._groups: set[asyncio.Task[None]] = set()
@@ -317,7 +333,8 @@ class PostgresQueue:
     # -- the acknowledgement path ----------------------------------------------------------
 
     async def enqueue(self, delivery: Delivery) -> bool:
-        await self.open()
+        if not self._opened:
+            await self.open()
         row = (
             delivery.delivery_id,
             delivery.event,
@@ -334,9 +351,20 @@ class PostgresQueue:
     async def _commit_groups(self) -> None:
         """Commit the waiting deliveries in groups, until none waits. A group starts once
         the previous one has stored its rows (so job ids follow the order received) and a
-        connection is free: with one connection, once the previous group is committed."""
+        connection is free: with one connection, once the previous group is committed (in
+        this task: no task of its own to start and wait for)."""
         loop = asyncio.get_running_loop()
         while self._pending:
+            if not self._pipelined:
+                # One turn of the event loop first: the answers of the group just committed
+                # go out, and deliveries read meanwhile join this group (12.7-13.3 per
+                # commit in benchmarks/webhook_ack.py against 10.5 without it).
+                await asyncio.sleep(0)
+                group, self._pending = self._pending, []
+                await self._lanes.acquire()
+                await self._commit_group(group, self._numbers, None, None, None)
+                self._numbers += 1
+                continue
             await self._lanes.acquire()
             if not self._pending:
                 self._lanes.release()
@@ -357,8 +385,8 @@ class PostgresQueue:
         group: list[tuple[tuple[Any, ...], asyncio.Future[bool]]],
         number: int,
         previous: asyncio.Future[None] | None,
-        stored: asyncio.Future[None],
-        done: asyncio.Future[None],
+        stored: asyncio.Future[None] | None,
+        done: asyncio.Future[None] | None,
     ) -> None:
         """Store one group in one transaction and answer its deliveries once it is committed.
 
@@ -377,9 +405,14 @@ class PostgresQueue:
             return
         finally:
             for signal in (stored, done):
-                if not signal.done():
+                if signal is not None and not signal.done():
                     signal.set_result(None)
             self._lanes.release()
+        if found is None:  # all stored
+            for _, future in group:
+                if not future.done():
+                    future.set_result(True)
+            return
         for (row, future), first in zip(group, _firsts(group), strict=True):
             if not future.done():
                 future.set_result(first and row[0] in found)
@@ -389,19 +422,22 @@ class PostgresQueue:
         rows: list[tuple[Any, ...]],
         number: int,
         previous: asyncio.Future[None] | None,
-        stored: asyncio.Future[None],
-    ) -> set[str]:
+        stored: asyncio.Future[None] | None,
+    ) -> set[str] | None:
+        """Store a group; the ids of those stored, or None when all were."""
         params = group_parameters(rows, self._lock_space, number % 2**31)
-        db = await self._acknowledging()
+        cursor = await self._acknowledging()
+        db = cursor.connection
         try:
             if not self._pipelined:  # one group at a time: its statement is its transaction
-                cursor = await db.execute(_ENQUEUE, params)
+                await cursor.execute(_ENQUEUE, params)
                 found = await cursor.fetchone()
             else:  # one round trip to store, one to commit
                 async with db.pipeline():
                     await db.execute("BEGIN")
-                    cursor = await db.execute(_ENQUEUE, params)
+                    await cursor.execute(_ENQUEUE, params)
                     found = await cursor.fetchone()  # stored, not committed: the next may start
+                    assert stored is not None
                     stored.set_result(None)
                     if previous is not None and not previous.done():
                         await db.execute(_AFTER, (self._lock_space, (number - 1) % 2**31))
@@ -409,22 +445,24 @@ class PostgresQueue:
         except BaseException:  # the transaction is rolled back with the connection
             await db.close()
             raise
-        self._ackers.append(db)
+        self._ackers.append(cursor)
         self.commits += 1
-        return set(found[0]) if found else set()
+        assert found is not None  # one row, always
+        return None if found[0] is None else set(found[0])
 
-    async def _acknowledging(self) -> psycopg.AsyncConnection[Any]:
-        """A connection of the acknowledgements (one per group in flight): in autocommit,
-        so that with one connection a group is one round trip (its one statement is its
-        transaction), with the statement prepared once; not from the pool, whose check on
-        every checkout would cost a second."""
+    async def _acknowledging(self) -> psycopg.AsyncCursor[Any]:
+        """A cursor on a connection of the acknowledgements (one per group in flight): in
+        autocommit, so that with one connection a group is one round trip (its one
+        statement is its transaction), with the statement prepared once; not from the
+        pool, whose check on every checkout would cost a second."""
         while self._ackers:
-            db = self._ackers.pop()
-            if not (db.closed or db.broken):
-                return db
-        return await psycopg.AsyncConnection.connect(
+            cursor = self._ackers.pop()
+            if not (cursor.connection.closed or cursor.connection.broken):
+                return cursor
+        db = await psycopg.AsyncConnection.connect(
             self.url, autocommit=True, prepare_threshold=0, connect_timeout=10
         )
+        return db.cursor()
 
     # -- the forwarder: from the inbox to procrastinate ------------------------------------
 
@@ -496,7 +534,9 @@ class PostgresQueue:
 
     # -- the workers -----------------------------------------------------------------------
 
-    async def work(self, handler: Handler, concurrency: int, *, poll_s: float = 0.1) -> None:
+    async def work(
+        self, handler: Handler, concurrency: int, *, poll_s: float = NEXT_JOB_POLL_S
+    ) -> None:
         """Run `concurrency` jobs at a time until cancelled; a database that goes away is
         waited for (the worker starts again), and jobs of dead workers are put back.
         New jobs wake the workers at once (LISTEN/NOTIFY); a repository's next job, freed
@@ -739,8 +779,8 @@ class PostgresQueue:
             raise AssertionError("unreachable")
 
     def list_jobs(self, states: Sequence[JobState] = (), limit: int = 100) -> list[Job]:
-        where = "WHERE state = ANY(%s)" if states else ""
-        params: list[Any] = [list(states)] if states else []
+        where = f"WHERE {_IN_STATES}" if states else ""
+        params: list[Any] = [list(states)] * 2 if states else []
         rows = self._read(
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
             [*params, limit],
@@ -749,16 +789,16 @@ class PostgresQueue:
 
     def count(self, states: Sequence[JobState]) -> int:
         rows = self._read(
-            "SELECT count(*) FROM flujo_deliveries WHERE state = ANY(%s)", [list(states)]
+            f"SELECT count(*) FROM flujo_deliveries WHERE {_IN_STATES}", [list(states)] * 2
         )
         return int(rows[0][0])
 
     def unfinished(self, before: float) -> int:
         """Deliveries running, or queued to run before `before`."""
         rows = self._read(
-            "SELECT count(*) FROM flujo_deliveries WHERE state = 'running'"
-            " OR (state = 'queued' AND run_after <= %s)",
-            [before],
+            f"SELECT count(*) FROM flujo_deliveries WHERE {_IN_STATES}"
+            " AND (state = 'running' OR run_after <= %s)",
+            [["running", "queued"]] * 2 + [before],
         )
         return int(rows[0][0])
 
@@ -778,8 +818,8 @@ class PostgresQueue:
         if self._committer is not None:
             await asyncio.gather(self._committer, return_exceptions=True)
         await asyncio.gather(*self._groups, return_exceptions=True)
-        for db in self._ackers:
-            await db.close()
+        for cursor in self._ackers:
+            await cursor.connection.close()
         self._ackers.clear()
         with self._read_lock:
             if self._reader is not None:
@@ -789,29 +829,23 @@ class PostgresQueue:
             self._opened = False
 
 
-def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> dict[str, Any]:
+_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+"""`json.dumps` without its per-call setup and the check for cycles (none in a group)."""
+
+
+def group_parameters(rows: Sequence[tuple[Any, ...]], lock: int, group: int) -> tuple[Any, ...]:
     """`_ENQUEUE`'s parameters for a group of (delivery id, event, body, received at, run
-    after): the bodies as one value, each delivery's other columns and its body's place in
-    it as one JSON array."""
+    after), in its order: the bodies as one value; each delivery's other columns and its
+    body's place in that value, as one JSON array (times in microseconds); how many; the
+    group's advisory lock (lock space, group number)."""
     deliveries, start = [], 1
     for delivery_id, event, body, received_at, run_after in rows:
+        length = len(body)
         deliveries.append(
-            {
-                "delivery_id": delivery_id,
-                "event": event,
-                "start": start,
-                "length": len(body),
-                "received_at": received_at,
-                "run_after": run_after,
-            }
+            [delivery_id, event, start, length, round(received_at * 1e6), round(run_after * 1e6)]
         )
-        start += len(body)
-    return {
-        "deliveries": json.dumps(deliveries),
-        "bodies": b"".join(row[2] for row in rows),
-        "lock": lock,
-        "group": group,
-    }
+        start += length
+    return b"".join([row[2] for row in rows]), _encode(deliveries), len(rows), lock, group
 
 
 def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
@@ -828,8 +862,8 @@ def _firsts(group: Sequence[tuple[tuple[Any, ...], Any]]) -> list[bool]:
 def read_jobs(url: str, states: Sequence[str] = (), limit: int = 100) -> list[Job]:
     """Jobs (without bodies), newest first, on their own short connection (for
     `flujo bot jobs`)."""
-    where = "WHERE state = ANY(%s)" if states else ""
-    params: list[Any] = [list(states)] if states else []
+    where = f"WHERE {_IN_STATES}" if states else ""
+    params: list[Any] = [list(states)] * 2 if states else []
     with _reaching(), psycopg.connect(url, connect_timeout=5) as db:
         rows = db.execute(
             f"SELECT {_COLUMNS} FROM flujo_deliveries {where} ORDER BY id DESC LIMIT %s",
