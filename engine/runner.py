@@ -24,7 +24,7 @@ from flujo.engine.jit import Ask, JitPlan, PlanBook
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id
-from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
+from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord, StepAttributes
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.legacy.lenient import MISSING_IS_NONE
@@ -220,7 +220,7 @@ class Runner:
         self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
-        self._attrs: dict[int, dict[str, Any]] = {}
+        self._attrs: dict[int, StepAttributes] = {}
         self._owner: dict[int, Pipeline] = {}  # id(step) -> the pipeline it is written in
         pending = [pipeline]
         while pending:
@@ -228,14 +228,15 @@ class Runner:
             pending.extend(p for p in spec.imported.values() if p is not pipeline)
             for _, step in spec.walk():
                 self._owner[id(step)] = spec
-                self._attrs[id(step)] = {
+                attributes = {
                     tm.YAML_PATH: step.yaml_path,
                     tm.YAML_LINE: step.line,
                     tm.STEP_NAME: step.name,
                     tm.STEP_KIND: step.kind,
                 }
                 if spec is not pipeline:  # an imported step: its path is in its own file
-                    self._attrs[id(step)][tm.YAML_FILE] = spec.file
+                    attributes[tm.YAML_FILE] = spec.file
+                self._attrs[id(step)] = StepAttributes(attributes)
 
     async def run(
         self,
@@ -305,12 +306,14 @@ class Runner:
         for path, inner in plan.fragment.walk():
             if id(inner) not in self._attrs:
                 self._owner[id(inner)] = plan.fragment
-                self._attrs[id(inner)] = {
-                    tm.YAML_PATH: f"{root}.{path}",
-                    tm.YAML_LINE: step.line,
-                    tm.STEP_NAME: inner.name,
-                    tm.STEP_KIND: inner.kind,
-                }
+                self._attrs[id(inner)] = StepAttributes(
+                    {
+                        tm.YAML_PATH: f"{root}.{path}",
+                        tm.YAML_LINE: step.line,
+                        tm.STEP_NAME: inner.name,
+                        tm.STEP_KIND: inner.kind,
+                    }
+                )
         return plan, made
 
     def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
@@ -539,9 +542,7 @@ class _Run:
                 self._judge_policies(span)
         except (StepFailed, UsageLimitExceeded) as exc:
             result.status, result.error = "failed", str(exc)
-            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
-                tm.YAML_PATH, exc.step.yaml_path
-            )  # a jit plan's step: under the jit step
+            result.error_path = self._path(exc.step)
             result.cause = exc.cause if isinstance(exc, StepFailed) else "limit"
         except InputRejected as exc:
             result.status, result.error = "failed", str(exc)
@@ -551,9 +552,7 @@ class _Run:
             result.error = (
                 f"{exc}; answer it with `flujo runs resume {result.run_id} --answer VALUE`"
             )
-            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
-                tm.YAML_PATH, exc.step.yaml_path
-            )
+            result.error_path = self._path(exc.step)
         except asyncio.CancelledError:
             result.status, result.error = "cancelled", "the run was cancelled"
             result.cause = "cancelled"
@@ -569,6 +568,11 @@ class _Run:
             MISSING_IS_NONE.reset(lenient)
         await self._finish(span, started)
         return result
+
+    def _path(self, step: StepBase) -> str:
+        """A step's yaml_path as its spans give it (a jit plan's step: under the jit step)."""
+        found = self.runner._attrs.get(id(step))
+        return str(found[tm.YAML_PATH]) if found is not None else step.yaml_path
 
     def _check_input(self) -> None:
         schema = self.pipeline.input_schema
