@@ -134,9 +134,10 @@ class ValidationFailed(FlujoError):
     exit_code = EXIT_INVALID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """What a model call returned."""
+    """What a model call returned (not frozen: a frozen dataclass sets each field through
+    object.__setattr__, a sixth of what a step costs the engine)."""
 
     output: Any
     model: str
@@ -147,23 +148,32 @@ class Completion:
     """Of `input_tokens`, those served from the provider's prompt cache."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _AgentPlan:
     """What running an agent step reads of its definition, read once per step: an
     attribute of the spec's pydantic models costs several times one of a plain object,
     and a step reads a dozen on every run."""
 
     name: str
+    kind: str
+    yaml_path: str
+    """Its spans' (`Runner._attrs`): under the jit step for a jit plan's step."""
     input: Any
     uses: str | None
     agent_uses: str | None
     """`uses` when it names one of the spec's agents (a model call), else None."""
+    templated: bool
+    """Whether its `uses:` sees templates (a skill's: not an agent's, nor an import's)."""
     max_retries: int
     timeout_s: float | None
     writes_context: bool
     """`updates_context` or `sink_to`."""
-    attributes: dict[str, Any]
+    attributes: StepAttributes
     """Its spans' attributes (`Runner._attrs`)."""
+    agent: Agent | None = None
+    """The agent of `agent_uses`, once an attempt looked it up (`Runner.agent`)."""
+    checks: list[tuple[str, dict[str, Any]]] | None = None
+    """`Runner.checks`, once an attempt's output was judged."""
 
 
 class Runner:
@@ -344,16 +354,19 @@ class Runner:
         """What running `step` reads of its definition (worked out once per step)."""
         found = self._agent_plans.get(id(step))
         if found is None:
-            uses, config = step.uses, step.config
+            uses, config, attributes = step.uses, step.config, self._attrs[id(step)]
             found = _AgentPlan(
                 name=step.name,
+                kind=step.kind,
+                yaml_path=attributes[tm.YAML_PATH],
                 input=step.input,
                 uses=uses,
                 agent_uses=uses if uses is not None and uses.startswith(AGENT_PREFIX) else None,
+                templated=uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX)),
                 max_retries=config.max_retries,
                 timeout_s=config.timeout_s,
                 writes_context=bool(step.updates_context or step.sink_to is not None),
-                attributes=self._attrs[id(step)],
+                attributes=attributes,
             )
             self._agent_plans[id(step)] = found
         return found
@@ -1024,8 +1037,11 @@ class _Run:
     ) -> Any:
         plan = self.runner._agent_plans.get(id(step)) or self.runner.agent_plan(step)
         name = plan.name
-        self.touched.add(name)  # `_record`, with the name read once
-        record = self.result.steps.get(name) or self._record(step)
+        self.touched.add(name)  # `_record`, with what it reads read once
+        steps = self.result.steps
+        record = steps.get(name)
+        if record is None:
+            record = steps[name] = StepResult(name, plan.kind, plan.yaml_path)
         value = previous
         if plan.input is not None:
             try:
@@ -1040,12 +1056,9 @@ class _Run:
                 raise StepFailed(step, record.error, "input") from None
         if self.captured:
             self.step_inputs.setdefault(name, value)
-        uses, agent_uses, timeout_s = plan.uses, plan.agent_uses, plan.timeout_s
-        bindings = (  # what a template_render skill sees (agents and imports see no templates)
-            self._context(scope_input, previous)
-            if uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX))
-            else None
-        )
+        agent_uses, timeout_s = plan.agent_uses, plan.timeout_s
+        # what a template_render skill sees (agents and imports see no templates)
+        bindings = self._context(scope_input, previous) if plan.templated else None
         feedback: str | None = None
         error = "no attempt was made"
         cause = "model"
@@ -1056,7 +1069,9 @@ class _Run:
             started = time.perf_counter()
             try:
                 if agent_uses is not None:  # `call`'s first case, without its coroutine
-                    agent = self.runner.agent(step, agent_uses)
+                    agent = plan.agent
+                    if agent is None:
+                        agent = plan.agent = self.runner.agent(step, agent_uses)
                     called = self._model_call(step, agent, value, feedback, span, record)
                 else:
                     called = self.call(step, value, feedback, span, record, bindings)
@@ -1065,7 +1080,9 @@ class _Run:
                         output = await called
                 else:
                     output = await called
-                checks = self.runner.checks(step)
+                checks = plan.checks
+                if checks is None:
+                    checks = plan.checks = self.runner.checks(step)
                 if checks:
                     problem = self._validate(checks, output)
                     if problem is not None:
