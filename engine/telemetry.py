@@ -131,13 +131,17 @@ class RunTelemetry:
         merged = self.base | attributes
         if attempt is not None:
             merged[ATTEMPT] = attempt
-        span = SpanRecord(
+        span = SpanRecord(  # every field by position: a keyword costs a Python call more
             self._next_id(),
             parent.span_id if parent is not None else None,
             name,
             time.time_ns(),
             merged,
-            step=attributes if type(attributes) is StepAttributes else None,
+            0,
+            "UNSET",
+            None,
+            (),
+            attributes if type(attributes) is StepAttributes else None,
         )
         self.spans.append(span)
         return span
