@@ -172,6 +172,8 @@ class _AgentPlan:
     """Its spans' attributes (`Runner._attrs`)."""
     agent: Agent | None = None
     """The agent of `agent_uses`, once an attempt looked it up (`Runner.agent`)."""
+    provider: str | None = None
+    """Its model's provider (`gen_ai.system`), with `agent`."""
     checks: list[tuple[str, dict[str, Any]]] | None = None
     """`Runner.checks`, once an attempt's output was judged."""
 
@@ -759,7 +761,7 @@ class _Run:
     ) -> Coroutine[Any, Any, Any]:
         """The coroutine that runs one step (of any kind): a plain call handing back the
         kind's own coroutine, so a step costs one coroutine fewer."""
-        if step.name in self.mocks:
+        if self.mocks and step.name in self.mocks:
             return self._mocked_step(step, parent)
         if isinstance(step, AgentStep):
             return self.agent_step(step, scope_input, previous, parent)
@@ -1072,7 +1074,10 @@ class _Run:
                     agent = plan.agent
                     if agent is None:
                         agent = plan.agent = self.runner.agent(step, agent_uses)
-                    called = self._model_call(step, agent, value, feedback, span, record)
+                        plan.provider = agent.model.split(":", 1)[0]
+                    called = self._model_call(
+                        step, agent, value, feedback, span, record, plan.provider
+                    )
                 else:
                     called = self.call(step, value, feedback, span, record, bindings)
                 if timeout_s is not None:
@@ -1209,7 +1214,10 @@ class _Run:
         feedback: str | None,
         span: SpanRecord,
         record: StepResult,
+        provider: str | None = None,
     ) -> Any:
+        """One model call of `agent`; `provider` is its model's (read from it when not
+        given)."""
         models = self.runner.models
         if models is None:
             raise NoModel(
@@ -1221,7 +1229,7 @@ class _Run:
         record.input_tokens += completion.input_tokens
         record.output_tokens += completion.output_tokens
         attributes = span.attributes
-        attributes[tm.GEN_AI_SYSTEM] = agent.model.split(":", 1)[0]
+        attributes[tm.GEN_AI_SYSTEM] = provider or agent.model.split(":", 1)[0]
         attributes[tm.GEN_AI_MODEL] = completion.model
         attributes[tm.GEN_AI_INPUT_TOKENS] = completion.input_tokens
         attributes[tm.GEN_AI_OUTPUT_TOKENS] = completion.output_tokens
