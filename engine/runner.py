@@ -24,7 +24,7 @@ from flujo.engine.jit import Ask, JitPlan, PlanBook
 from flujo.engine.render import render
 from flujo.engine.results import PipelineResult, StepResult
 from flujo.engine.store import new_run_id
-from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord
+from flujo.engine.telemetry import NullTelemetry, RunTelemetry, SpanRecord, StepAttributes
 from flujo.spec import paths
 from flujo.spec.errors import EXIT_INVALID, FlujoError
 from flujo.spec.legacy.lenient import MISSING_IS_NONE
@@ -134,9 +134,10 @@ class ValidationFailed(FlujoError):
     exit_code = EXIT_INVALID
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """What a model call returned."""
+    """What a model call returned (not frozen: a frozen dataclass sets each field through
+    object.__setattr__, a sixth of what a step costs the engine)."""
 
     output: Any
     model: str
@@ -147,23 +148,34 @@ class Completion:
     """Of `input_tokens`, those served from the provider's prompt cache."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _AgentPlan:
     """What running an agent step reads of its definition, read once per step: an
     attribute of the spec's pydantic models costs several times one of a plain object,
     and a step reads a dozen on every run."""
 
     name: str
+    kind: str
+    yaml_path: str
+    """Its spans' (`Runner._attrs`): under the jit step for a jit plan's step."""
     input: Any
     uses: str | None
     agent_uses: str | None
     """`uses` when it names one of the spec's agents (a model call), else None."""
+    templated: bool
+    """Whether its `uses:` sees templates (a skill's: not an agent's, nor an import's)."""
     max_retries: int
     timeout_s: float | None
     writes_context: bool
     """`updates_context` or `sink_to`."""
-    attributes: dict[str, Any]
+    attributes: StepAttributes
     """Its spans' attributes (`Runner._attrs`)."""
+    agent: Agent | None = None
+    """The agent of `agent_uses`, once an attempt looked it up (`Runner.agent`)."""
+    provider: str | None = None
+    """Its model's provider (`gen_ai.system`), with `agent`."""
+    checks: list[tuple[str, dict[str, Any]]] | None = None
+    """`Runner.checks`, once an attempt's output was judged."""
 
 
 class Runner:
@@ -220,7 +232,7 @@ class Runner:
         self._checkpoints: CheckpointWriter | None = None
         self.cache_memory: dict[tuple[str, str], tuple[float, str]] = {}
         """Outputs of `kind: cache` steps when there is no store (see engine/cached.py)."""
-        self._attrs: dict[int, dict[str, Any]] = {}
+        self._attrs: dict[int, StepAttributes] = {}
         self._owner: dict[int, Pipeline] = {}  # id(step) -> the pipeline it is written in
         pending = [pipeline]
         while pending:
@@ -228,14 +240,15 @@ class Runner:
             pending.extend(p for p in spec.imported.values() if p is not pipeline)
             for _, step in spec.walk():
                 self._owner[id(step)] = spec
-                self._attrs[id(step)] = {
+                attributes = {
                     tm.YAML_PATH: step.yaml_path,
                     tm.YAML_LINE: step.line,
                     tm.STEP_NAME: step.name,
                     tm.STEP_KIND: step.kind,
                 }
                 if spec is not pipeline:  # an imported step: its path is in its own file
-                    self._attrs[id(step)][tm.YAML_FILE] = spec.file
+                    attributes[tm.YAML_FILE] = spec.file
+                self._attrs[id(step)] = StepAttributes(attributes)
 
     async def run(
         self,
@@ -305,12 +318,14 @@ class Runner:
         for path, inner in plan.fragment.walk():
             if id(inner) not in self._attrs:
                 self._owner[id(inner)] = plan.fragment
-                self._attrs[id(inner)] = {
-                    tm.YAML_PATH: f"{root}.{path}",
-                    tm.YAML_LINE: step.line,
-                    tm.STEP_NAME: inner.name,
-                    tm.STEP_KIND: inner.kind,
-                }
+                self._attrs[id(inner)] = StepAttributes(
+                    {
+                        tm.YAML_PATH: f"{root}.{path}",
+                        tm.YAML_LINE: step.line,
+                        tm.STEP_NAME: inner.name,
+                        tm.STEP_KIND: inner.kind,
+                    }
+                )
         return plan, made
 
     def packed(self, step: AgentStep) -> tuple[Agent, list[tuple[str, dict[str, Any]]]] | None:
@@ -341,16 +356,19 @@ class Runner:
         """What running `step` reads of its definition (worked out once per step)."""
         found = self._agent_plans.get(id(step))
         if found is None:
-            uses, config = step.uses, step.config
+            uses, config, attributes = step.uses, step.config, self._attrs[id(step)]
             found = _AgentPlan(
                 name=step.name,
+                kind=step.kind,
+                yaml_path=attributes[tm.YAML_PATH],
                 input=step.input,
                 uses=uses,
                 agent_uses=uses if uses is not None and uses.startswith(AGENT_PREFIX) else None,
+                templated=uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX)),
                 max_retries=config.max_retries,
                 timeout_s=config.timeout_s,
                 writes_context=bool(step.updates_context or step.sink_to is not None),
-                attributes=self._attrs[id(step)],
+                attributes=attributes,
             )
             self._agent_plans[id(step)] = found
         return found
@@ -539,9 +557,7 @@ class _Run:
                 self._judge_policies(span)
         except (StepFailed, UsageLimitExceeded) as exc:
             result.status, result.error = "failed", str(exc)
-            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
-                tm.YAML_PATH, exc.step.yaml_path
-            )  # a jit plan's step: under the jit step
+            result.error_path = self._path(exc.step)
             result.cause = exc.cause if isinstance(exc, StepFailed) else "limit"
         except InputRejected as exc:
             result.status, result.error = "failed", str(exc)
@@ -551,9 +567,7 @@ class _Run:
             result.error = (
                 f"{exc}; answer it with `flujo runs resume {result.run_id} --answer VALUE`"
             )
-            result.error_path = self.runner._attrs.get(id(exc.step), {}).get(
-                tm.YAML_PATH, exc.step.yaml_path
-            )
+            result.error_path = self._path(exc.step)
         except asyncio.CancelledError:
             result.status, result.error = "cancelled", "the run was cancelled"
             result.cause = "cancelled"
@@ -569,6 +583,11 @@ class _Run:
             MISSING_IS_NONE.reset(lenient)
         await self._finish(span, started)
         return result
+
+    def _path(self, step: StepBase) -> str:
+        """A step's yaml_path as its spans give it (a jit plan's step: under the jit step)."""
+        found = self.runner._attrs.get(id(step))
+        return str(found[tm.YAML_PATH]) if found is not None else step.yaml_path
 
     def _check_input(self) -> None:
         schema = self.pipeline.input_schema
@@ -742,7 +761,7 @@ class _Run:
     ) -> Coroutine[Any, Any, Any]:
         """The coroutine that runs one step (of any kind): a plain call handing back the
         kind's own coroutine, so a step costs one coroutine fewer."""
-        if step.name in self.mocks:
+        if self.mocks and step.name in self.mocks:
             return self._mocked_step(step, parent)
         if isinstance(step, AgentStep):
             return self.agent_step(step, scope_input, previous, parent)
@@ -1020,8 +1039,11 @@ class _Run:
     ) -> Any:
         plan = self.runner._agent_plans.get(id(step)) or self.runner.agent_plan(step)
         name = plan.name
-        self.touched.add(name)  # `_record`, with the name read once
-        record = self.result.steps.get(name) or self._record(step)
+        self.touched.add(name)  # `_record`, with what it reads read once
+        steps = self.result.steps
+        record = steps.get(name)
+        if record is None:
+            record = steps[name] = StepResult(name, plan.kind, plan.yaml_path)
         value = previous
         if plan.input is not None:
             try:
@@ -1036,12 +1058,9 @@ class _Run:
                 raise StepFailed(step, record.error, "input") from None
         if self.captured:
             self.step_inputs.setdefault(name, value)
-        uses, agent_uses, timeout_s = plan.uses, plan.agent_uses, plan.timeout_s
-        bindings = (  # what a template_render skill sees (agents and imports see no templates)
-            self._context(scope_input, previous)
-            if uses is not None and not uses.startswith((AGENT_PREFIX, IMPORT_PREFIX))
-            else None
-        )
+        agent_uses, timeout_s = plan.agent_uses, plan.timeout_s
+        # what a template_render skill sees (agents and imports see no templates)
+        bindings = self._context(scope_input, previous) if plan.templated else None
         feedback: str | None = None
         error = "no attempt was made"
         cause = "model"
@@ -1052,8 +1071,13 @@ class _Run:
             started = time.perf_counter()
             try:
                 if agent_uses is not None:  # `call`'s first case, without its coroutine
-                    agent = self.runner.agent(step, agent_uses)
-                    called = self._model_call(step, agent, value, feedback, span, record)
+                    agent = plan.agent
+                    if agent is None:
+                        agent = plan.agent = self.runner.agent(step, agent_uses)
+                        plan.provider = agent.model.split(":", 1)[0]
+                    called = self._model_call(
+                        step, agent, value, feedback, span, record, plan.provider
+                    )
                 else:
                     called = self.call(step, value, feedback, span, record, bindings)
                 if timeout_s is not None:
@@ -1061,7 +1085,9 @@ class _Run:
                         output = await called
                 else:
                     output = await called
-                checks = self.runner.checks(step)
+                checks = plan.checks
+                if checks is None:
+                    checks = plan.checks = self.runner.checks(step)
                 if checks:
                     problem = self._validate(checks, output)
                     if problem is not None:
@@ -1188,7 +1214,10 @@ class _Run:
         feedback: str | None,
         span: SpanRecord,
         record: StepResult,
+        provider: str | None = None,
     ) -> Any:
+        """One model call of `agent`; `provider` is its model's (read from it when not
+        given)."""
         models = self.runner.models
         if models is None:
             raise NoModel(
@@ -1200,7 +1229,7 @@ class _Run:
         record.input_tokens += completion.input_tokens
         record.output_tokens += completion.output_tokens
         attributes = span.attributes
-        attributes[tm.GEN_AI_SYSTEM] = agent.model.split(":", 1)[0]
+        attributes[tm.GEN_AI_SYSTEM] = provider or agent.model.split(":", 1)[0]
         attributes[tm.GEN_AI_MODEL] = completion.model
         attributes[tm.GEN_AI_INPUT_TOKENS] = completion.input_tokens
         attributes[tm.GEN_AI_OUTPUT_TOKENS] = completion.output_tokens

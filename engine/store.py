@@ -194,24 +194,14 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 """Statements that bring a store of version N to N + 1, run in one transaction."""
-_HEAD_FIELDS = (
-    "run_id",
-    "span_id",
-    "parent_id",
-    "name",
-    "start_ns",
-    "end_ns",
-    "attributes",
-    "step_name",
-    "kind",
-    "yaml_path",
-    "line",
-    "attempt",
-)
-"""The columns every span row binds, in the order `_span_rows` builds them."""
+_HEAD_FIELDS = ("run_id", "span_id", "parent_id", "name", "start_ns", "end_ns", "attempt")
+"""The columns every span row binds first, in the order `_span_rows` builds them."""
 _MODEL_FIELDS = ("cost_usd", "input_tokens", "output_tokens", "model", "provider")
+_STEP_FIELDS = ("step_name", "kind", "yaml_path", "line", "attributes")
+"""The columns every span row binds last: the same for every span of a step (see
+`_step_part`)."""
 _ERROR_FIELDS = ("error", "cause")
-_SPAN_FIELDS = (*_HEAD_FIELDS, *_MODEL_FIELDS, "status", *_ERROR_FIELDS, "events")
+_SPAN_FIELDS = (*_HEAD_FIELDS, *_MODEL_FIELDS, *_STEP_FIELDS, "status", *_ERROR_FIELDS, "events")
 _Shape = tuple[bool, bool, bool, bool]
 """(a model call, a status other than OK, an error or a cause, events): which columns a
 row binds (see `_insert_spans_statement`)."""
@@ -232,6 +222,7 @@ def _insert_spans_statement(shape: _Shape, rows: int = 1) -> str:
     model, status, error, events = shape
     values = ["?"] * len(_HEAD_FIELDS)
     values += ["?" if model else "NULL"] * len(_MODEL_FIELDS)
+    values += ["?"] * len(_STEP_FIELDS)
     values.append("?" if status else "'OK'")
     values += ["?" if error else "NULL"] * len(_ERROR_FIELDS)
     values.append("?" if events else "'[]'")
@@ -246,7 +237,8 @@ def _insert_spans_statement(shape: _Shape, rows: int = 1) -> str:
 def _width(shape: _Shape) -> int:
     """How many values a row of this shape binds."""
     model, status, error, events = shape
-    return len(_HEAD_FIELDS) + len(_MODEL_FIELDS) * model + status + 2 * error + events
+    fixed = len(_HEAD_FIELDS) + len(_STEP_FIELDS)
+    return fixed + len(_MODEL_FIELDS) * model + status + 2 * error + events
 
 
 class StoreError(FlujoError):
@@ -611,21 +603,23 @@ def _shown(location: Path | str) -> str:
 
 
 _COLUMN_KEYS = (
-    tm.STEP_NAME,
-    tm.STEP_KIND,
-    tm.YAML_PATH,
-    tm.YAML_LINE,
     tm.ATTEMPT,
     tm.COST,
     tm.GEN_AI_INPUT_TOKENS,
     tm.GEN_AI_OUTPUT_TOKENS,
     tm.GEN_AI_MODEL,
     tm.GEN_AI_SYSTEM,
+    tm.STEP_NAME,
+    tm.STEP_KIND,
+    tm.YAML_PATH,
+    tm.YAML_LINE,
 )
-"""The attributes with a column of their own, in row order (step_name … provider)."""
+"""The attributes with a column of their own, in row order (attempt … line)."""
 _TYPED = frozenset((*_COLUMN_KEYS, tm.RUN_ID, tm.SPEC_SHA, tm.CAUSE))
 """The attributes not written among a span's other attributes: those with a column, and
 the run's own (its id, spec_sha256 and cause are the run's row)."""
+_ADDED = frozenset((*_COLUMN_KEYS[:6], tm.CAUSE))
+"""The attributes with a column that a step's span gets after it starts."""
 
 
 _encode = json.JSONEncoder(default=str, separators=(",", ":")).encode
@@ -658,17 +652,65 @@ class _Extras:
         self.encoded: dict[tuple[Any, ...], str] = {}
 
 
+_StepPart = tuple[int, tuple[Any, ...]] | None
+"""What `_step_part` works out once per step and the run's mode and origin."""
+
+
+def _step_part(step: tm.StepAttributes, a: dict[str, Any]) -> _StepPart:
+    """For the spans of one step in runs of one mode and origin: how many attributes such
+    a span starts with, and the last columns of its rows (`_STEP_FIELDS`), which depend
+    on those alone. None when the step's attributes hold one a span gets later."""
+    if not step.keys().isdisjoint(_ADDED):
+        return None
+    start = {key: a[key] for key in tm.RUN_KEYS} | step | {tm.ATTEMPT: 0}
+    extra = {key: value for key, value in start.items() if key not in _TYPED}
+    columns = tuple(start.get(key) for key in _COLUMN_KEYS[6:])
+    return len(start), (*columns, _encode(extra) if extra else "{}")
+
+
+_CALL_OF = operator.itemgetter(tm.RUN_MODE, tm.RUN_ORIGIN, *_COLUMN_KEYS[:6])
+"""A step span's mode, origin, attempt and model call columns, in row order."""
+_ATTEMPT_OF = operator.itemgetter(tm.RUN_MODE, tm.RUN_ORIGIN, tm.ATTEMPT)
+_HEAD_OF = operator.attrgetter("span_id", "parent_id", "name", "start_ns", "end_ns")
+"""A span's columns after the run's id (an ended span's `end_ns` is never 0)."""
+_PLAIN: _Shape = (False, False, False, False)
+_CALLED: _Shape = (True, False, False, False)
+
+
 def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
     """Rows of the spans table, grouped by shape (see `_insert_spans_statement`): columns
     that are NULL or a common value in a whole shape are left out of its rows. Attributes
-    with a column of their own are not repeated in JSON; the extra attributes spans share
-    are encoded once per batch (the run's mode and origin, on every span). Each shape's
-    rows are one flat list of values, one row after the other."""
-    groups: dict[_Shape, list[Any]] = {}
+    with a column of their own are not repeated in JSON. A step's span that succeeded,
+    without events, whose attributes are those it started with and a model call's gets
+    its last columns from `_step_part`, worked out once per step; any other is read
+    attribute by attribute, with the extra attributes spans share encoded once per batch
+    (the run's mode and origin, on every span). Each shape's rows are one flat list of
+    values, one row after the other."""
+    plain: list[Any] = []
+    called: list[Any] = []
+    groups: dict[_Shape, list[Any]] = {_PLAIN: plain, _CALLED: called}
     plans: dict[tuple[str, ...], _Extras] = {}
-    cause_key, encode = tm.CAUSE, _encode
+    cause_key, provider_key, encode = tm.CAUSE, tm.GEN_AI_SYSTEM, _encode
+    call_of, attempt_of, head_of = _CALL_OF, _ATTEMPT_OF, _HEAD_OF
     for span in spans:
         a = span.attributes
+        step = span.step
+        if step is not None and span.status == "OK" and not span.events:
+            call = provider_key in a
+            try:
+                found = call_of(a) if call else attempt_of(a)
+                key = found[:2]
+                part = step.derived.get(key, False)
+                if part is False:
+                    part = step.derived[key] = _step_part(step, a)
+            except KeyError:  # another attribute instead of one of those
+                part = None
+            if part is not None and len(a) == part[0] + 5 * call and span.status_message is None:
+                if call:
+                    called += (run_id, *head_of(span), *found[2:], *part[1])
+                else:
+                    plain += (run_id, *head_of(span), found[2], *part[1])
+                continue
         names = tuple(a)
         plan = plans.get(names)
         if plan is None:
@@ -686,17 +728,9 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
             else:
                 extra = encode(dict(zip(keys, values, strict=True)))
         typed = plan.typed_of(found)
-        model = typed[5:] != _NONE_5
-        row = (
-            run_id,
-            span.span_id,
-            span.parent_id,
-            span.name,
-            span.start_ns,
-            span.end_ns or None,
-            extra,
-            *(typed if model else typed[:5]),
-        )
+        model = typed[1:6] != _NONE_5
+        head = (run_id, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns or None)
+        row = (*head, *typed, extra) if model else (*head, typed[0], *typed[6:], extra)
         status = span.status
         if status != "OK":
             row += (status,)
@@ -713,7 +747,7 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
             groups[shape] += row
         else:
             groups[shape] = [*row]
-    return groups
+    return {shape: rows for shape, rows in groups.items() if rows}
 
 
 def _insert_spans(db: Cursor, groups: dict[_Shape, list[Any]], multirow: bool) -> None:

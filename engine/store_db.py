@@ -21,6 +21,16 @@ from typing import Any, Protocol
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+def _null(value: None) -> None:
+    """None's adapter: it binds as NULL either way, but without an adapter of its own the
+    sqlite3 module looks for one, fails and formats an error message it then drops (2.4k
+    instructions per None bound; a run's rows bind about 15)."""
+    return None
+
+
+sqlite3.register_adapter(type(None), _null)
+
+
 def is_postgres(location: str | Path) -> bool:
     """Whether a store location is a PostgreSQL URL (else it is a SQLite file)."""
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)

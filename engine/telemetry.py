@@ -56,7 +56,23 @@ RESUMED_AFTER = "flujo.run.resumed_after"
 """On a resumed run's span: the yaml_path of the last top-level step the earlier run
 completed (`""`: it resumed from the start, with the earlier run's input)."""
 
+RUN_KEYS = (RUN_ID, SPEC_SHA, RUN_MODE, RUN_ORIGIN)
+"""The run's attributes, first on every span of a run."""
+
 _ids = random.Random()  # span ids need uniqueness, not secrecy (as in the OTel SDK)
+
+
+class StepAttributes(dict[str, Any]):
+    """The attributes every span of one step starts with (path, line, name, kind), made
+    once per runner, never changed, shared by the spans of all the step's attempts and
+    runs. `derived` keeps what a reader of spans works out of them once (the run store:
+    the columns of the step's span rows that do not change from span to span)."""
+
+    __slots__ = ("derived",)
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.derived: dict[Any, Any] = {}
 
 
 @dataclass(slots=True)
@@ -75,6 +91,10 @@ class SpanRecord:
     events: Sequence[tuple[str, int, dict[str, Any]]] = ()
     """(name, time_ns, attributes); a span without events holds no list of its own (one
     object fewer per span for the garbage collector to walk in a long run)."""
+    step: StepAttributes | None = None
+    """The step attributes it started with (`RunTelemetry.start`): its attributes are the
+    run's (`RUN_KEYS`), then these, then the attempt, then those added since; those it
+    started with are never replaced."""
 
     def event(self, name: str, **attributes: Any) -> None:
         self.events = [*self.events, (name, time.time_ns(), attributes)]
@@ -94,7 +114,7 @@ class RunTelemetry:
         self, run_id: str, spec_sha256: str, mode: str = "live", origin: str = "sdk"
     ) -> None:
         self.trace_id = _ids.getrandbits(128) or 1
-        self.base = {RUN_ID: run_id, SPEC_SHA: spec_sha256, RUN_MODE: mode, RUN_ORIGIN: origin}
+        self.base = dict(zip(RUN_KEYS, (run_id, spec_sha256, mode, origin), strict=True))
         self.spans: list[SpanRecord] = []
         # span ids: a random start, then consecutive (unique in the trace, never 0, and
         # below 2**63 so they fit SQLite's signed INTEGER); the store appends them in order
@@ -111,12 +131,18 @@ class RunTelemetry:
         merged = self.base | attributes
         if attempt is not None:
             merged[ATTEMPT] = attempt
+        # every field by position: a keyword argument costs 1k instructions more
         span = SpanRecord(
             self._next_id(),
             parent.span_id if parent is not None else None,
             name,
             time.time_ns(),
             merged,
+            0,
+            "UNSET",
+            None,
+            (),
+            attributes if type(attributes) is StepAttributes else None,
         )
         self.spans.append(span)
         return span

@@ -13,7 +13,7 @@ import pytest
 from flujo.engine import telemetry as tm
 from flujo.engine.results import PipelineResult
 from flujo.engine.store import RunStore
-from flujo.engine.telemetry import RunTelemetry, SpanRecord
+from flujo.engine.telemetry import RunTelemetry, SpanRecord, StepAttributes
 
 
 @pytest.fixture
@@ -36,10 +36,20 @@ def begin(store: RunStore, run_id: str, telemetry: RunTelemetry) -> None:
     )
 
 
+_COLUMNS = {tm.ATTEMPT, tm.COST, tm.GEN_AI_MODEL, tm.GEN_AI_SYSTEM, tm.CAUSE}
+_COLUMNS |= {tm.GEN_AI_INPUT_TOKENS, tm.GEN_AI_OUTPUT_TOKENS}
+_COLUMNS |= {tm.STEP_NAME, tm.STEP_KIND, tm.YAML_PATH, tm.YAML_LINE}
+
+
 def _stored_attributes(span: SpanRecord) -> dict[str, Any]:
     """What the store gives back of a span's attributes: all but the spec's hash (the run's
-    row has it), and the failure cause only on a failed span."""
-    expected = {k: v for k, v in span.attributes.items() if k != tm.SPEC_SHA}
+    row has it) and those with a column of their own whose value is None (NULL), and the
+    failure cause only on a failed span."""
+    expected = {
+        k: v
+        for k, v in span.attributes.items()
+        if k != tm.SPEC_SHA and not (v is None and k in _COLUMNS)
+    }
     if span.status != "ERROR":
         expected.pop(tm.CAUSE, None)
     return expected
@@ -134,6 +144,72 @@ def test_many_spans_of_mixed_shapes_read_back_as_recorded(store_location: Path |
             assert (row["start_ns"], row["end_ns"]) == (span.start_ns, span.end_ns)
             assert row["cost_usd"] == span.attributes.get(tm.COST)
             assert row["events"] == [[n, t, a] for n, t, a in span.events]
+    finally:
+        store.close()
+
+
+def test_spans_of_steps_read_back_as_recorded_in_runs_of_any_mode_and_origin(
+    store_location: Path | str,
+) -> None:
+    """A step's columns that do not change from span to span are worked out once per step
+    (and run mode and origin): runs of other modes and origins, spans with attributes
+    besides a model call's, failed, open and imported steps' spans read back as
+    recorded all the same."""
+    store = RunStore(store_location)
+    try:
+        steps = [
+            StepAttributes({tm.YAML_PATH: "steps[0]", tm.YAML_LINE: 3, tm.STEP_NAME: "a"}),
+            StepAttributes({tm.YAML_PATH: "steps[0]", tm.STEP_NAME: "b", tm.YAML_FILE: "lib.yaml"}),
+        ]
+        call = {tm.GEN_AI_SYSTEM: "openai", tm.GEN_AI_MODEL: "m", tm.COST: 0.5}
+        call |= {tm.GEN_AI_INPUT_TOKENS: 3, tm.GEN_AI_OUTPUT_TOKENS: 4}
+        runs = (("r1", "fake", "test"), ("r2", "live", "cli"), ("r3", "fake", "test"))
+        for run_id, mode, origin in runs:
+            telemetry = RunTelemetry(run_id, "sha", mode, origin)
+            root = telemetry.start("flujo.run p", None, {tm.YAML_LINE: 1})
+            for step in steps:
+                name = step[tm.STEP_NAME]
+                telemetry.start(name, root, step, 1).end(True)
+                called = telemetry.start(name, root, step, 2)
+                called.attributes |= call
+                called.end(True)
+                unpriced = telemetry.start(name, root, step, 3)
+                unpriced.attributes |= call | {tm.COST: None}
+                unpriced.end(True)
+                cached = telemetry.start(name, root, step, 4)
+                cached.attributes |= call | {tm.GEN_AI_CACHED_INPUT_TOKENS: 2}
+                cached.end(True)
+                failed = telemetry.start(name, root, step, 5)
+                failed.attributes |= call | {tm.CAUSE: "model"}
+                failed.end(False, "validator failed")
+                cancelled = telemetry.start(name, root, step, 6)
+                cancelled.attributes[tm.CAUSE] = "cancelled"
+                cancelled.end(False, "cancelled")
+                mocked = telemetry.start(name, root, step)  # no attempt
+                mocked.attributes["flujo.step.mocked"] = True
+                mocked.end(True)
+                retried = telemetry.start(name, root, step, 7)
+                retried.event("flujo.retry", attempt=8, delay_s=0.5)
+                retried.end(True)
+                telemetry.start(name, root, step, 8)  # still open
+            root.end(True)
+            begin(store, run_id, telemetry)
+            store.finish_run(PipelineResult(run_id, "sha"), telemetry.spans)
+
+            rows = {int(row["span_id"], 16): row for row in store.spans(run_id)}
+            assert len(rows) == len(telemetry.spans) == 19
+            for span in telemetry.spans:
+                row = rows[span.span_id]
+                assert row["attributes"] == _stored_attributes(span)
+                assert row["attributes"][tm.RUN_MODE] == mode
+                assert (row["name"], row["status"], row["error"]) == (
+                    span.name,
+                    span.status,
+                    span.status_message,
+                )
+                assert (row["start_ns"], row["end_ns"]) == (span.start_ns, span.end_ns or None)
+                assert row["events"] == [[n, t, a] for n, t, a in span.events]
+        assert set(steps[0].derived) == {("fake", "test"), ("live", "cli")}
     finally:
         store.close()
 
