@@ -5,9 +5,9 @@ Run: .venv/bin/python benchmarks/engine_overhead.py [--rounds N]   (LangGraph co
 the `bench` dependency group: .tools/bin/uv sync --group bench). Each contender runs in a
 process of its own (one contender's garbage, caches and writer thread would slow the
 next), N times interleaved, with plain asyncio measured beside it in that same process.
-Prints wall and CPU µs per step (CPU of all threads: the store writes on a worker thread)
-and the overhead over plain asyncio, then the overhead with spans and the store at 50,
-1,000 and 10,000 steps, with and without the cost every run has apart from its steps
+Prints wall and CPU µs per step (CPU of all threads: a long run's spans are written on a
+worker thread) and the overhead over plain asyncio, then the overhead with spans and the
+store at 50, 1,000 and 10,000 steps, with and without the cost every run has apart from its steps
 (measured on a 1-step run), and the load average."""
 
 from __future__ import annotations
