@@ -3,8 +3,8 @@
 Kept in the run store's file, in a table of its own, keyed like the feedback (spec path
 and patch hash), so the realised-ROI page shows a merged suggestion's realised savings
 beside its promise. A promise is the suggestion's estimate at the time: saving per run
-and per month at the prices of the named price table, from the live runs its basis
-counts. Later cycles that update the pull request update the promise.
+and per month at the prices of the named price table, from the runs its basis counts
+(live unless `--include` added others, which the basis names). Later cycles that update the pull request update the promise.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Promise:
     confidence: str
     """`low`, `medium` or `high` (`flujo.learn.roi.confidence`)."""
     runs: int
-    """Live runs the estimate was made from."""
+    """Runs the estimate was made from (its basis says how they reached their models)."""
     basis: str
     """How it was measured: runs counted and the observed rate."""
     prices: str

@@ -78,7 +78,7 @@ class SuggestionFigures:
             parts.append(f"{abs(p.latency_s_per_run):.2f} s per run {faster}")
         return (
             ", ".join(parts)
-            + f"; estimated from {p.runs} live runs ({p.basis}), {p.confidence} confidence, "
+            + f"; estimated from {p.runs} runs ({p.basis}), {p.confidence} confidence, "
             f"prices {p.prices}"
         )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from flujo.engine.results import MODE_WORDS
 from flujo.learn.feedback import feedback
 from flujo.learn.guard import GuardStats, PromptGuard
 from flujo.learn.meta_agents import MetaAgent, OfflineAgent
@@ -23,7 +24,7 @@ from flujo.learn.opportunities import Opportunity, find_opportunities
 from flujo.learn.roi import RISK_OF, Estimate, estimate
 from flujo.learn.step_role import StepRole, risk_for, roles, watch_for
 from flujo.learn.suggestion_log import suggestion_id
-from flujo.learn.telemetry_view import load_view
+from flujo.learn.telemetry_view import SpecTelemetry, load_view
 from flujo.spec.figures import money
 
 if TYPE_CHECKING:
@@ -363,8 +364,9 @@ async def suggest(
         )
         risk, roi = _honest_risk(roi, quality)
         basis = (
-            f"{view.runs} run{'s' * (view.runs != 1)} counted; ~{view.runs_per_month:.0f} "
-            f"runs/month is their observed rate ({view.runs_per_day:.1f}/day) × 30"
+            f"{_counted(view)}; "
+            f"~{view.runs_per_month:.0f} runs/month is their observed rate "
+            f"({view.runs_per_day:.1f}/day) × 30"
         )
         report.suggestions.append(
             Suggestion(
@@ -505,6 +507,19 @@ def quality_evidence(
 
 MEASURED_LOW_RISK = 0.9
 """A measured change stays low risk only if its agreement's 95% interval starts above this."""
+
+
+def _counted(view: SpecTelemetry) -> str:
+    """The runs counted and how they reached their models, e.g. "40 live runs counted" or
+    "25 runs counted (5 live; 20 on the fake model server, not production evidence)"."""
+    runs = f"run{'s' * (view.runs != 1)}"
+    if set(view.counted_by_mode) <= {"live"}:
+        return f"{view.runs} live {runs} counted"
+    how = [
+        f"{n} {MODE_WORDS.get(mode, f'of mode {mode}')}"
+        for mode, n in sorted(view.counted_by_mode.items())
+    ]
+    return f"{view.runs} {runs} counted ({'; '.join(how)})"
 
 
 def _honest_risk(roi: Estimate, quality: dict[str, Any]) -> tuple[str, Estimate]:

@@ -233,6 +233,8 @@ class SpecTelemetry:
     excluded_origins: tuple[str, ...] = NOT_PRODUCTION_ORIGINS
     excluded: Counter[str] = field(default_factory=Counter)
     """Runs of the spec not counted, by why (`mode fake`, `origin test`)."""
+    counted_by_mode: Counter[str] = field(default_factory=Counter)
+    """Runs counted, by mode (`live`, and what `include` added: `fake`, `replay`, …)."""
     not_evidence_runs: int = 0
     """Counted runs that failed because of the harness or their input (no step statistics)."""
     by_version: dict[str, dict[str, StepStats]] = field(default_factory=dict)
@@ -359,6 +361,8 @@ def load_view(
             view.excluded[f"mode {row['mode']}"] += row["n"]
         elif row["origin"] in excluded_origins:
             view.excluded[f"origin {row['origin']}"] += row["n"]
+        else:
+            view.counted_by_mode[row["mode"]] += row["n"]
     marks = ", ".join("?" * len(modes))
     where += f" AND r.mode IN ({marks})"
     args = (*args, *modes)

@@ -64,7 +64,7 @@ async def test_a_merged_suggestion_shows_its_realised_savings_against_its_promis
     assert figures.state == "open" and figures.pull == pull.number
     promise = figures.promise
     assert promise is not None and promise.kind == "cheaper_model" and promise.runs == 40
-    assert promise.usd_per_run > 0 and "40 runs counted" in promise.basis
+    assert promise.usd_per_run > 0 and "40 live runs counted" in promise.basis
     link = PUBLIC + roi_path(bot.context.page_key, REPO)
     main = fake.branch_sha(REPO, "main") or ""
     assert f"[the ROI page]({link})" in (
@@ -105,7 +105,7 @@ async def test_a_merged_suggestion_shows_its_realised_savings_against_its_promis
     assert f"Realised savings of suggestions: {REPO}" in page
     promised = page.split('<td class="promised">')[1].split("</td>")[0]
     assert promised.startswith(f"{money(promise.usd_per_run)} per run")
-    assert "estimated from 40 live runs" in promised
+    assert "estimated from 40 runs (40 live runs counted;" in promised
     realised_text = page.split('<td class="realised">')[1].split("</td>")[0]
     # label cost $0.0003 → $0.00002 per run: $0.00028 saved per run, measured on live runs
     assert realised_text.startswith("$0.00028 per run")

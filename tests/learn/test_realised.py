@@ -88,7 +88,7 @@ PROMISE = Promise(
     failures_avoided_per_month=0.0,
     confidence="high",
     runs=40,
-    basis="40 runs counted; ~700 runs/month is their observed rate (23.3/day) × 30",
+    basis="40 live runs counted; ~700 runs/month is their observed rate (23.3/day) × 30",
     prices="2026-11-01",
 )
 PATCH = [{"op": "replace", "path": "/agents/classifier/model", "value": "openai:gpt-4o-mini"}]
@@ -116,7 +116,7 @@ def test_flujo_roi_draws_the_realised_saving_against_the_promise_in_chromium(
     text = page.read_text()
     promised = text.split('<td class="promised">')[1].split("</td>")[0]
     assert promised.startswith("$0.008 per run (~$5.60/month), 1.20 s per run faster")
-    assert "estimated from 40 live runs (40 runs counted;" in promised
+    assert "estimated from 40 runs (40 live runs counted;" in promised
     assert "high confidence, prices 2026-11-01" in promised
     realised_text = text.split('<td class="realised">')[1].split("</td>")[0]
     assert realised_text.startswith("$0.0088 per run (~$")

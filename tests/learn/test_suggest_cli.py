@@ -129,7 +129,13 @@ def test_telemetry_import_merges_a_store_once(tmp_path: Path, store: str) -> Non
     assert code == 2 and "not a Flujo run store (SQLite) nor an OTLP/JSON trace export" in err
 
 
-def test_the_demo_ends_with_the_planted_suggestion(tmp_path: Path) -> None:
+def test_the_demo_ends_with_the_planted_suggestion_as_a_local_pull_request(
+    tmp_path: Path,
+) -> None:
+    """`./dev demo`: `flujo demo`, then its top suggestion proposed in a repository of the
+    examples (examples/demo_repo.sh, examples/demo_pr.sh), saying its runs were fake."""
+    import sys
+
     store = tmp_path / "demo.db"
     code, out, err = invoke(
         "demo", "--examples", str(ROOT / "examples"), "--repeat", "1", "--store", str(store)
@@ -139,6 +145,25 @@ def test_the_demo_ends_with_the_planted_suggestion(tmp_path: Path) -> None:
     triage = out[out.index("examples/support_triage.yaml: 20 runs") :]
     assert "1. Saves ~$" in triage and "cheaper_model at agents.classifier.model" in triage
     assert "+    model: openai:gpt-4o-mini" in triage
+
+    repo = tmp_path / "demo-repo"
+    examples = ROOT / "examples"
+    subprocess.run(["sh", str(examples / "demo_repo.sh"), str(repo)], check=True)
+    flujo = str(Path(sys.executable).parent / "flujo")
+    done = subprocess.run(
+        ["sh", str(examples / "demo_pr.sh"), str(repo), str(store), flujo],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "opened: branch flujo/suggest/" in done.stderr
+    [(branch, (_, body, _))] = proposals_in(repo).items()
+    changed = git(repo, "diff", "--unified=0", "main", branch)
+    assert [line for line in changed.splitlines() if line.startswith(("+ ", "- "))] == [
+        "-    model: openai:gpt-4o",
+        "+    model: openai:gpt-4o-mini",
+    ]
+    assert "20 runs counted (20 on the fake model server, not production evidence)" in body
 
 
 def test_an_unreachable_model_server_is_a_clear_usage_error(store: str) -> None:
