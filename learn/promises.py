@@ -4,7 +4,8 @@ Kept in the run store's file, in a table of its own, keyed like the feedback (sp
 and patch hash), so the realised-ROI page shows a merged suggestion's realised savings
 beside its promise. A promise is the suggestion's estimate at the time: saving per run
 and per month at the prices of the named price table, from the runs its basis counts
-(live unless `--include` added others, which the basis names). Later cycles that update the pull request update the promise.
+(live unless `--include` added others, which the basis names). Later cycles that update
+the pull request update the promise.
 """
 
 from __future__ import annotations
