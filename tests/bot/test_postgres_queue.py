@@ -5,9 +5,10 @@ workers while repositories run in parallel, and a scheduled job waits for its ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -490,16 +491,24 @@ ALTER TABLE flujo_deliveries ALTER COLUMN body SET STORAGE EXTERNAL;
 """
 
 
-async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_nothing(
-    postgres_url: str,
-) -> None:
-    # A delivery queued by the previous version (its row and its job, no inbox), then the
-    # new version starts: that delivery runs once, and so does one acknowledged now.
+@contextlib.contextmanager
+def _queue_before_the_inbox(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to a database holding procrastinate's schema and the queue's tables as
+    the version before the inbox made them (autocommit)."""
     from procrastinate.schema import SchemaManager
 
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute(SchemaManager.get_schema())
         db.execute(_BEFORE_THE_INBOX)
+        yield db
+
+
+async def test_a_queue_made_before_the_inbox_is_brought_up_to_date_and_loses_nothing(
+    postgres_url: str,
+) -> None:
+    # A delivery queued by the previous version (its row and its job, no inbox), then the
+    # new version starts: that delivery runs once, and so does one acknowledged now.
+    with _queue_before_the_inbox(postgres_url) as db:
         db.execute(
             "INSERT INTO flujo_deliveries (delivery_id, event, body, received_at, key)"
             " VALUES ('d0', 'push', %s, 0, 'a/b')",
@@ -597,11 +606,7 @@ async def test_a_queue_with_a_state_index_of_every_row_gets_one_of_forwarded_row
     # A queue made by the version before (the inbox, and a state index of every row): at
     # the next start the state index holds the forwarded rows alone (the acknowledgement
     # writes one index entry fewer), and counts by state still see the inbox.
-    from procrastinate.schema import SchemaManager
-
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        db.execute(SchemaManager.get_schema())
-        db.execute(_BEFORE_THE_INBOX)
+    with _queue_before_the_inbox(postgres_url) as db:
         db.execute("CREATE INDEX flujo_deliveries_inbox ON flujo_deliveries (id) WHERE key IS NULL")
         db.execute(
             "INSERT INTO flujo_deliveries (delivery_id, event, received_at, key, state) VALUES"
