@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import operator
 import os
@@ -214,11 +215,12 @@ _REST_SIZES = (16, 8, 4, 2, 1)
 
 
 @functools.cache
-def _insert_spans_statement(shape: _Shape, rows: int = 1) -> str:
-    """The spans upsert of `rows` rows of one shape: the columns a shape leaves out are
-    literals (NULL for no model call and no error, 'OK', '[]' for no events). Each bound
-    value costs the sqlite3 module a call into SQLite (and a copy of a text), None an
-    adapter lookup besides: most rows bind 12 or 17 values of the 21 columns."""
+def _insert_spans_statement(shape: _Shape, rows: int = 0) -> str:
+    """The spans upsert of one shape: the columns a shape leaves out are literals (NULL
+    for no model call and no error, 'OK', '[]' for no events). Each bound value costs
+    the sqlite3 module a call into SQLite (and a copy of a text), None an adapter lookup
+    besides: most rows bind 12 or 17 values of the 21 columns. With `rows` (SQLite), that
+    many rows with numbered markers that share the run's id (`?1`), bound once."""
     model, status, error, events = shape
     values = ["?"] * len(_HEAD_FIELDS)
     values += ["?" if model else "NULL"] * len(_MODEL_FIELDS)
@@ -226,18 +228,25 @@ def _insert_spans_statement(shape: _Shape, rows: int = 1) -> str:
     values.append("?" if status else "'OK'")
     values += ["?" if error else "NULL"] * len(_ERROR_FIELDS)
     values.append("?" if events else "'[]'")
-    row = f"({', '.join(values)})"
+    if rows:
+        numbers = itertools.count(2)
+        values[0] = "?1"
+        tuples = [
+            ", ".join(v if v != "?" else f"?{next(numbers)}" for v in values) for _ in range(rows)
+        ]
+    else:
+        tuples = [", ".join(values)]
     return (
-        f"INSERT INTO spans ({', '.join(_SPAN_FIELDS)}) VALUES {', '.join([row] * rows)}"
+        f"INSERT INTO spans ({', '.join(_SPAN_FIELDS)}) VALUES ({'), ('.join(tuples)})"
         " ON CONFLICT (run_id, span_id) DO UPDATE SET "
         + ", ".join(f"{f} = excluded.{f}" for f in _SPAN_FIELDS[2:])
     )
 
 
 def _width(shape: _Shape) -> int:
-    """How many values a row of this shape binds."""
+    """How many values a row of this shape binds, besides the run's id."""
     model, status, error, events = shape
-    fixed = len(_HEAD_FIELDS) + len(_STEP_FIELDS)
+    fixed = len(_HEAD_FIELDS) - 1 + len(_STEP_FIELDS)
     return fixed + len(_MODEL_FIELDS) * model + status + 2 * error + events
 
 
@@ -472,15 +481,15 @@ class RunStore:
         """Insert or update spans (a span may be written open, then again when it ends)."""
         if not spans:
             return
-        groups = _span_rows(run_id, spans)
+        groups = _span_rows(spans)
         with self._transaction() as db:
-            _insert_spans(db, groups, self._db.dialect == "sqlite")
+            _insert_spans(db, run_id, groups, self._db.dialect == "sqlite")
 
     def finish_run(self, result: PipelineResult, spans: list[SpanRecord]) -> None:
         """Record the outcome and every span of a run in one transaction."""
-        groups = _span_rows(result.run_id, spans)
+        groups = _span_rows(spans)
         with self._transaction() as db:
-            _insert_spans(db, groups, self._db.dialect == "sqlite")
+            _insert_spans(db, result.run_id, groups, self._db.dialect == "sqlite")
             db.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, latency_s = ?, total_cost_usd = ?,"
                 " total_tokens = ?, error = ?, error_path = ?, policies = ?, cause = ?"
@@ -677,7 +686,7 @@ _PLAIN: _Shape = (False, False, False, False)
 _CALLED: _Shape = (True, False, False, False)
 
 
-def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
+def _span_rows(spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
     """Rows of the spans table, grouped by shape (see `_insert_spans_statement`): columns
     that are NULL or a common value in a whole shape are left out of its rows. Attributes
     with a column of their own are not repeated in JSON. A step's span that succeeded,
@@ -707,9 +716,9 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
                 part = None
             if part is not None and len(a) == part[0] + 5 * call and span.status_message is None:
                 if call:
-                    called += (run_id, *head_of(span), *found[2:], *part[1])
+                    called += (*head_of(span), *found[2:], *part[1])
                 else:
-                    plain += (run_id, *head_of(span), found[2], *part[1])
+                    plain += (*head_of(span), found[2], *part[1])
                 continue
         names = tuple(a)
         plan = plans.get(names)
@@ -729,7 +738,7 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
                 extra = encode(dict(zip(keys, values, strict=True)))
         typed = plan.typed_of(found)
         model = typed[1:6] != _NONE_5
-        head = (run_id, span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns or None)
+        head = (span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns or None)
         row = (*head, *typed, extra) if model else (*head, typed[0], *typed[6:], extra)
         status = span.status
         if status != "OK":
@@ -750,24 +759,25 @@ def _span_rows(run_id: str, spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
     return {shape: rows for shape, rows in groups.items() if rows}
 
 
-def _insert_spans(db: Cursor, groups: dict[_Shape, list[Any]], multirow: bool) -> None:
-    """Write the rows of `_span_rows`; `multirow` (SQLite): several rows per statement
-    (PostgreSQL refuses a statement that upserts one row twice)."""
+def _insert_spans(db: Cursor, run_id: str, groups: dict[_Shape, list[Any]], multirow: bool) -> None:
+    """Write the rows of `_span_rows`; `multirow` (SQLite): several rows per statement,
+    the run's id bound once for them all (PostgreSQL refuses a statement that upserts one
+    row twice)."""
     for shape, values in groups.items():
         width = _width(shape)
         if not multirow:
-            rows = [tuple(values[i : i + width]) for i in range(0, len(values), width)]
+            rows = [(run_id, *values[i : i + width]) for i in range(0, len(values), width)]
             db.executemany(_insert_spans_statement(shape), rows)
             continue
         step = _ROWS_PER_STATEMENT * width
         at = len(values) // step * step
         if at:
-            chunks = [tuple(values[i : i + step]) for i in range(0, at, step)]
+            chunks = [(run_id, *values[i : i + step]) for i in range(0, at, step)]
             db.executemany(_insert_spans_statement(shape, _ROWS_PER_STATEMENT), chunks)
         for size in _REST_SIZES:
             step = size * width
             if at + step <= len(values):
-                db.execute(_insert_spans_statement(shape, size), tuple(values[at : at + step]))
+                db.execute(_insert_spans_statement(shape, size), (run_id, *values[at : at + step]))
                 at += step
 
 
