@@ -17,9 +17,11 @@ import json
 import operator
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,12 +217,14 @@ _REST_SIZES = (16, 8, 4, 2, 1)
 
 
 @functools.cache
-def _insert_spans_statement(shape: _Shape, rows: int = 0) -> str:
+def _insert_spans_statement(shape: _Shape, rows: int = 0, shared: tuple[int, ...] = ()) -> str:
     """The spans upsert of one shape: the columns a shape leaves out are literals (NULL
     for no model call and no error, 'OK', '[]' for no events). Each bound value costs
-    the sqlite3 module a call into SQLite (and a copy of a text), None an adapter lookup
-    besides: most rows bind 12 or 17 values of the 21 columns. With `rows` (SQLite), that
-    many rows with numbered markers that share the run's id (`?1`), bound once."""
+    the sqlite3 module a call into SQLite (and a text a copy, an allocation and a free),
+    None an adapter lookup besides: most rows bind 12 or 17 values of the 21 columns.
+    With `rows` (SQLite), that many rows with numbered markers: the run's id (`?1`) and
+    the values at the positions `shared` of a row (the run's id apart) are bound once,
+    with the first row."""
     model, status, error, events = shape
     values = ["?"] * len(_HEAD_FIELDS)
     values += ["?" if model else "NULL"] * len(_MODEL_FIELDS)
@@ -229,11 +233,16 @@ def _insert_spans_statement(shape: _Shape, rows: int = 0) -> str:
     values += ["?" if error else "NULL"] * len(_ERROR_FIELDS)
     values.append("?" if events else "'[]'")
     if rows:
-        numbers = itertools.count(2)
-        values[0] = "?1"
-        tuples = [
-            ", ".join(v if v != "?" else f"?{next(numbers)}" for v in values) for _ in range(rows)
-        ]
+        numbers, tail = itertools.count(2), values[1:]
+        first = [f"?{next(numbers)}" if v == "?" else v for v in tail]
+        bound = [i for i, v in enumerate(tail) if v == "?"]  # by position in a row's values
+        again = {bound[i]: first[bound[i]] for i in shared}
+        tuples = [", ".join(["?1", *first])]
+        for _ in range(rows - 1):
+            row = [
+                again.get(i) or (f"?{next(numbers)}" if v == "?" else v) for i, v in enumerate(tail)
+            ]
+            tuples.append(", ".join(["?1", *row]))
     else:
         tuples = [", ".join(values)]
     return (
@@ -241,6 +250,26 @@ def _insert_spans_statement(shape: _Shape, rows: int = 0) -> str:
         " ON CONFLICT (run_id, span_id) DO UPDATE SET "
         + ", ".join(f"{f} = excluded.{f}" for f in _SPAN_FIELDS[2:])
     )
+
+
+_SHAREABLE = ("model", "provider", "kind", "attributes")
+"""The columns the rows of one statement most often have in common (a pipeline's steps
+call one model; most have one kind and the same extra attributes)."""
+
+
+@functools.cache
+def _shareable(shape: _Shape) -> tuple[int, ...]:
+    """Where a row of this shape (the run's id apart) has the `_SHAREABLE` columns."""
+    bound = [*_HEAD_FIELDS[1:], *_MODEL_FIELDS * shape[0], *_STEP_FIELDS]
+    return tuple(i for i, name in enumerate(bound) if name in _SHAREABLE)
+
+
+@functools.cache
+def _kept(width: int, rows: int, shared: tuple[int, ...]) -> tuple[bool, ...]:
+    """Which of `rows` rows of `width` values `_insert_spans_statement(shape, rows,
+    shared)` binds, for `itertools.compress`: all of the first row's, and the others'
+    except at the positions `shared`."""
+    return tuple(not (row and i in shared) for row in range(rows) for i in range(width))
 
 
 def _width(shape: _Shape) -> int:
@@ -673,8 +702,10 @@ def _step_part(step: tm.StepAttributes, a: dict[str, Any]) -> _StepPart:
         return None
     start = {key: a[key] for key in tm.RUN_KEYS} | step | {tm.ATTEMPT: 0}
     extra = {key: value for key, value in start.items() if key not in _TYPED}
-    columns = tuple(start.get(key) for key in _COLUMN_KEYS[6:])
-    return len(start), (*columns, _encode(extra) if extra else "{}")
+    columns = [start.get(key) for key in _COLUMN_KEYS[6:]]
+    columns.append(_encode(extra) if extra else "{}")
+    # one object for equal texts: the store compares them across rows (`_insert_spans`)
+    return len(start), tuple(sys.intern(v) if type(v) is str else v for v in columns)
 
 
 _CALL_OF = operator.itemgetter(*_COLUMN_KEYS[:6])
@@ -716,13 +747,13 @@ def _span_rows(spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
                 # each field by name (a slot's read is quicker than an attrgetter's; an
                 # ended span's end_ns is never 0), each part extended apart (no tuple
                 # of the whole row): 9,000 -> 6,000 instructions per span
-                head = (span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns)
+                first = (span.span_id, span.parent_id, span.name, span.start_ns, span.end_ns)
                 if call:
-                    add_called(head)
+                    add_called(first)
                     add_called(found)
                     add_called(part[1])
                 else:
-                    add_plain(head)
+                    add_plain(first)
                     plain.append(found)
                     add_plain(part[1])
                 continue
@@ -767,24 +798,27 @@ def _span_rows(spans: list[SpanRecord]) -> dict[_Shape, list[Any]]:
 
 def _insert_spans(db: Cursor, run_id: str, groups: dict[_Shape, list[Any]], multirow: bool) -> None:
     """Write the rows of `_span_rows`; `multirow` (SQLite): several rows per statement,
-    the run's id bound once for them all (PostgreSQL refuses a statement that upserts one
-    row twice)."""
+    the run's id, and the texts of `_SHAREABLE` columns all its rows have in common,
+    bound once (PostgreSQL refuses a statement that upserts one row twice)."""
     for shape, values in groups.items():
         width = _width(shape)
         if not multirow:
             rows = [(run_id, *values[i : i + width]) for i in range(0, len(values), width)]
             db.executemany(_insert_spans_statement(shape), rows)
             continue
-        step = _ROWS_PER_STATEMENT * width
-        at = len(values) // step * step
-        if at:
-            chunks = [(run_id, *values[i : i + step]) for i in range(0, at, step)]
-            db.executemany(_insert_spans_statement(shape, _ROWS_PER_STATEMENT), chunks)
-        for size in _REST_SIZES:
-            step = size * width
-            if at + step <= len(values):
-                db.execute(_insert_spans_statement(shape, size), (run_id, *values[at : at + step]))
-                at += step
+        shareable, at, left = _shareable(shape), 0, len(values) // width
+        for size in (_ROWS_PER_STATEMENT, *_REST_SIZES):
+            while left >= size:
+                chunk = values[at : at + size * width]
+                shared = tuple(
+                    i
+                    for i in shareable
+                    if type(chunk[i]) is str and chunk[i::width] == [chunk[i]] * size
+                )
+                bound = compress(chunk, _kept(width, size, shared)) if shared else chunk
+                db.execute(_insert_spans_statement(shape, size, shared), (run_id, *bound))
+                at += size * width
+                left -= size
 
 
 def attributes_of(row: dict[str, Any]) -> dict[str, Any]:
