@@ -259,6 +259,19 @@ def test_span_ids_are_unique_nonzero_and_fit_sqlite_integers() -> None:
     assert RunTelemetry("r2", "sha").start("root", None, {}).span_id != root.span_id
 
 
+def test_a_started_span_has_every_field_of_a_new_span() -> None:
+    """`RunTelemetry.start` sets a new span's fields one by one (calling the class costs
+    more): none is left unset, each is what the class would have made."""
+    telemetry = RunTelemetry("r", "sha", "fake", "test")
+    root = telemetry.start("root", None, {tm.YAML_LINE: 1})
+    step = StepAttributes({tm.STEP_NAME: "a"})
+    span = telemetry.start("a", root, step, 2)
+    merged = {**telemetry.base, tm.STEP_NAME: "a", tm.ATTEMPT: 2}
+    assert span == SpanRecord(span.span_id, root.span_id, "a", span.start_ns, merged, step=step)
+    assert root == SpanRecord(root.span_id, None, "root", root.start_ns, root.attributes)
+    assert root.attributes == {**telemetry.base, tm.YAML_LINE: 1}
+
+
 def test_spans_of_a_run_never_begun_are_refused_and_foreign_keys_stay_on(
     store: RunStore,
 ) -> None:
