@@ -105,6 +105,9 @@ class SpanRecord:
         self.status_message = message
 
 
+_new = object.__new__
+
+
 class RunTelemetry:
     """Collects the spans of one run."""
 
@@ -131,19 +134,19 @@ class RunTelemetry:
         merged = self.base | attributes
         if attempt is not None:
             merged[ATTEMPT] = attempt
-        # every field by position: a keyword argument costs 1k instructions more
-        span = SpanRecord(
-            self._next_id(),
-            parent.span_id if parent is not None else None,
-            name,
-            time.time_ns(),
-            merged,
-            0,
-            "UNSET",
-            None,
-            (),
-            attributes if type(attributes) is StepAttributes else None,
-        )
+        # each field set on a new object: calling the class (its generated __init__ through
+        # type.__call__) costs twice as much (400 against 200 ns)
+        span = _new(SpanRecord)
+        span.span_id = self._next_id()
+        span.parent_id = parent.span_id if parent is not None else None
+        span.name = name
+        span.start_ns = time.time_ns()
+        span.attributes = merged
+        span.end_ns = 0
+        span.status = "UNSET"
+        span.status_message = None
+        span.events = ()
+        span.step = attributes if type(attributes) is StepAttributes else None
         self.spans.append(span)
         return span
 

@@ -148,6 +148,41 @@ def test_many_spans_of_mixed_shapes_read_back_as_recorded(store_location: Path |
         store.close()
 
 
+def test_rows_of_one_statement_read_back_their_own_model_kind_and_attributes(
+    store_location: Path | str,
+) -> None:
+    """SQLite binds a text all rows of a statement have in common (model, provider, kind,
+    extra attributes) once: a row whose text differs from the others' in its statement
+    (of 32 rows, then 16, 8, …) reads back its own."""
+    store = RunStore(store_location)
+    try:
+        telemetry = RunTelemetry("r1", "sha", "fake", "test")
+        root = telemetry.start("flujo.run p", None, {tm.YAML_LINE: 1})
+        for i in range(100):
+            step = StepAttributes(
+                {tm.STEP_NAME: f"s{i}", tm.STEP_KIND: "loop" if i == 40 else "step"}
+                | {tm.YAML_PATH: f"steps[{i}]", tm.YAML_LINE: i + 2}
+                | ({"flujo.step.extra": "x"} if i in (77, 98) else {})
+            )
+            span = telemetry.start(f"s{i}", root, step, 1)
+            span.attributes |= {tm.GEN_AI_SYSTEM: "q" if i == 31 else "p", tm.COST: 0.25}
+            span.attributes |= {tm.GEN_AI_MODEL: "m2" if i in (5, 40, 99) else "m"}
+            span.attributes |= {tm.GEN_AI_INPUT_TOKENS: 1, tm.GEN_AI_OUTPUT_TOKENS: 2}
+            span.end(True)
+        root.end(True)
+        begin(store, "r1", telemetry)
+        store.finish_run(PipelineResult("r1", "sha"), telemetry.spans)
+
+        rows = {int(row["span_id"], 16): row for row in store.spans("r1")}
+        assert len(rows) == len(telemetry.spans) == 101
+        for span in telemetry.spans:
+            assert rows[span.span_id]["attributes"] == _stored_attributes(span)
+        models = [rows[span.span_id]["attributes"][tm.GEN_AI_MODEL] for span in telemetry.spans[1:]]
+        assert [i for i, model in enumerate(models) if model == "m2"] == [5, 40, 99]
+    finally:
+        store.close()
+
+
 def test_spans_of_steps_read_back_as_recorded_in_runs_of_any_mode_and_origin(
     store_location: Path | str,
 ) -> None:
@@ -222,6 +257,19 @@ def test_span_ids_are_unique_nonzero_and_fit_sqlite_integers() -> None:
     assert len(set(ids)) == len(ids)
     assert all(0 < i < 2**63 for i in ids)
     assert RunTelemetry("r2", "sha").start("root", None, {}).span_id != root.span_id
+
+
+def test_a_started_span_has_every_field_of_a_new_span() -> None:
+    """`RunTelemetry.start` sets a new span's fields one by one (calling the class costs
+    more): none is left unset, each is what the class would have made."""
+    telemetry = RunTelemetry("r", "sha", "fake", "test")
+    root = telemetry.start("root", None, {tm.YAML_LINE: 1})
+    step = StepAttributes({tm.STEP_NAME: "a"})
+    span = telemetry.start("a", root, step, 2)
+    merged = {**telemetry.base, tm.STEP_NAME: "a", tm.ATTEMPT: 2}
+    assert span == SpanRecord(span.span_id, root.span_id, "a", span.start_ns, merged, step=step)
+    assert root == SpanRecord(root.span_id, None, "root", root.start_ns, root.attributes)
+    assert root.attributes == {**telemetry.base, tm.YAML_LINE: 1}
 
 
 def test_spans_of_a_run_never_begun_are_refused_and_foreign_keys_stay_on(
