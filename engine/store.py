@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -815,7 +814,7 @@ def _insert_spans(db: Cursor, run_id: str, groups: dict[_Shape, list[Any]], mult
                     for i in shareable
                     if type(chunk[i]) is str and chunk[i::width] == [chunk[i]] * size
                 )
-                bound = compress(chunk, _kept(width, size, shared)) if shared else chunk
+                bound = itertools.compress(chunk, _kept(width, size, shared)) if shared else chunk
                 db.execute(_insert_spans_statement(shape, size, shared), (run_id, *bound))
                 at += size * width
                 left -= size
